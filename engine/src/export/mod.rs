@@ -1,0 +1,3 @@
+//! Exports: safetensors with Hugging Face–style sidecars, and (in its own issue) Core ML.
+
+pub mod st;

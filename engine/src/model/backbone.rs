@@ -1,0 +1,118 @@
+//! Backbones by id: which network, which weights, which preprocessing. The image tasks only see
+//! this type, so adding a backbone means adding a variant here.
+
+use crate::data::image_decode::Preprocessing;
+use crate::error::{Error, Result};
+use crate::model::mobilenet_v2::{self, MobileNetV2};
+use crate::model::weights::{self, WeightsSpec};
+use candle_core::{Device, Tensor, Var};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Backbone ids this build knows.
+pub const BACKBONES: &[&str] = &["mobilenet_v2"];
+
+#[cfg(feature = "embedded-backbone")]
+const MOBILENET_V2_EMBEDDED: Option<&[u8]> = Some(include_bytes!("../../../assets/backbones/mobilenet_v2.safetensors"));
+#[cfg(not(feature = "embedded-backbone"))]
+const MOBILENET_V2_EMBEDDED: Option<&[u8]> = None;
+
+/// Where each backbone's weights come from.
+pub fn weights_spec(id: &str) -> Result<WeightsSpec> {
+    match id {
+        "mobilenet_v2" => Ok(WeightsSpec { id: "mobilenet_v2", embedded: MOBILENET_V2_EMBEDDED, hub: None }),
+        other => Err(Error::project(
+            format!("unknown backbone \"{other}\"; choose one of: {}", BACKBONES.join(", ")),
+            None,
+        )),
+    }
+}
+
+enum Net {
+    MobileNetV2(MobileNetV2),
+}
+
+/// A pretrained feature extractor.
+pub struct Backbone {
+    pub id: String,
+    net: Net,
+    pub feature_dim: usize,
+    pub preprocessing: Preprocessing,
+    /// BLAKE3 of the weights file (the "revision" in the manifest).
+    pub weights_hash: String,
+    pub weights_source: String,
+    /// The raw pretrained tensors (including any ImageNet classifier), for golden checks.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl Backbone {
+    /// Loads backbone `id` with pretrained weights (see [`weights::load`]); the last
+    /// `trainable_blocks` blocks get trainable parameters for fine-tuning.
+    pub fn load(id: &str, image_size: u32, weights_path: Option<&Path>, trainable_blocks: usize, device: &Device) -> Result<Self> {
+        let spec = weights_spec(id)?;
+        let loaded = weights::load(&spec, weights_path, device)?;
+        let mut b = Self::from_tensors(id, loaded.tensors, image_size, trainable_blocks)?;
+        b.weights_hash = loaded.hash;
+        b.weights_source = loaded.source;
+        Ok(b)
+    }
+
+    /// Builds backbone `id` from named tensors (pretrained or from an exported model).
+    pub fn from_tensors(id: &str, tensors: HashMap<String, Tensor>, image_size: u32, trainable_blocks: usize) -> Result<Self> {
+        let (net, feature_dim, preprocessing) = match id {
+            "mobilenet_v2" => {
+                let from = mobilenet_v2::NUM_BLOCKS.saturating_sub(trainable_blocks);
+                let net = MobileNetV2::load(&tensors, from)
+                    .map_err(|e| Error::Weights(format!("weights do not fit MobileNetV2 ({e})")))?;
+                (Net::MobileNetV2(net), mobilenet_v2::FEATURE_DIM, Preprocessing::imagenet(image_size))
+            }
+            other => {
+                return Err(Error::project(
+                    format!("unknown backbone \"{other}\"; choose one of: {}", BACKBONES.join(", ")),
+                    None,
+                ));
+            }
+        };
+        Ok(Self {
+            id: id.into(),
+            net,
+            feature_dim,
+            preprocessing,
+            weights_hash: String::new(),
+            weights_source: String::new(),
+            tensors,
+        })
+    }
+
+    /// Pooled features `[N, feature_dim]` of a normalized batch `[N, 3, H, W]`.
+    pub fn features(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        match &self.net {
+            Net::MobileNetV2(n) => n.forward(x, train),
+        }
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        match &self.net {
+            Net::MobileNetV2(n) => n.vars(),
+        }
+    }
+
+    /// Parameters with PyTorch names, as they are now (fine-tuned or pretrained).
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        match &self.net {
+            Net::MobileNetV2(n) => n.state_dict(),
+        }
+    }
+
+    /// Refreshes inference weights after fine-tuning.
+    pub fn refold(&mut self) -> candle_core::Result<()> {
+        match &mut self.net {
+            Net::MobileNetV2(n) => n.refold(),
+        }
+    }
+
+    /// Names everything that decides the features: the cache key prefix.
+    pub fn signature(&self) -> String {
+        format!("{}-{}-{}", self.id, &self.weights_hash[..16.min(self.weights_hash.len())], self.preprocessing.signature())
+    }
+}

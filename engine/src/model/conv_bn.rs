@@ -1,0 +1,224 @@
+//! `ConvBn`: a convolution followed by batch norm (and optionally ReLU6), the building block of
+//! MobileNet-style backbones. Frozen layers run with batch norm folded into the convolution
+//! (exact in eval mode, and faster); trainable layers keep `Var`s and batch norm in train mode.
+
+use crate::model::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
+use candle_core::{D, DType, Module, ModuleT, Result, Tensor, Var};
+use std::collections::HashMap;
+
+/// Which convolution a layer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKind {
+    /// Dense k×k convolution (the stem).
+    Dense,
+    /// One filter per channel.
+    Depthwise,
+    /// 1×1 convolution.
+    Pointwise,
+}
+
+struct TrainableParts {
+    weight: Var,
+    gamma: Var,
+    beta: Var,
+    bn: candle_nn::BatchNorm,
+}
+
+/// A convolution + batch norm (+ ReLU6) layer with PyTorch-style parameter names.
+pub struct ConvBn {
+    /// Name prefix of the convolution weight (`features.0.0` → `features.0.0.weight`).
+    pub conv_name: String,
+    /// Name prefix of the batch norm (`features.0.1`).
+    pub bn_name: String,
+    pub kind: ConvKind,
+    pub stride: usize,
+    pub padding: usize,
+    pub relu6: bool,
+    eps: f64,
+    /// Folded weights for inference.
+    folded_weight: Tensor,
+    folded_bias: Tensor,
+    /// Unfolded pretrained tensors (for export of frozen layers).
+    original: Vec<(String, Tensor)>,
+    trainable: Option<TrainableParts>,
+}
+
+fn get(tensors: &HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
+    tensors
+        .get(name)
+        .cloned()
+        .ok_or_else(|| candle_core::Error::Msg(format!("weights have no tensor `{name}`")))
+}
+
+impl ConvBn {
+    /// Loads a layer from pretrained `tensors`; `trainable` makes its parameters `Var`s.
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(
+        tensors: &HashMap<String, Tensor>,
+        conv_name: &str,
+        bn_name: &str,
+        kind: ConvKind,
+        stride: usize,
+        relu6: bool,
+        eps: f64,
+        trainable: bool,
+    ) -> Result<Self> {
+        let weight = get(tensors, &format!("{conv_name}.weight"))?.to_dtype(DType::F32)?;
+        let gamma = get(tensors, &format!("{bn_name}.weight"))?.to_dtype(DType::F32)?;
+        let beta = get(tensors, &format!("{bn_name}.bias"))?.to_dtype(DType::F32)?;
+        let mean = get(tensors, &format!("{bn_name}.running_mean"))?.to_dtype(DType::F32)?;
+        let var = get(tensors, &format!("{bn_name}.running_var"))?.to_dtype(DType::F32)?;
+        let (_, _, kh, _) = weight.dims4()?;
+        let padding = (kh - 1) / 2;
+        let (folded_weight, folded_bias) = fold(&weight, &gamma, &beta, &mean, &var, eps)?;
+        let original = vec![
+            (format!("{conv_name}.weight"), weight.clone()),
+            (format!("{bn_name}.weight"), gamma.clone()),
+            (format!("{bn_name}.bias"), beta.clone()),
+            (format!("{bn_name}.running_mean"), mean.clone()),
+            (format!("{bn_name}.running_var"), var.clone()),
+        ];
+        let trainable = if trainable {
+            let weight = Var::from_tensor(&weight)?;
+            let gamma = Var::from_tensor(&gamma)?;
+            let beta = Var::from_tensor(&beta)?;
+            let channels = gamma.dim(0)?;
+            let bn = candle_nn::BatchNorm::new(
+                channels,
+                mean.copy()?,
+                var.copy()?,
+                gamma.as_tensor().clone(),
+                beta.as_tensor().clone(),
+                eps,
+            )?;
+            Some(TrainableParts { weight, gamma, beta, bn })
+        } else {
+            None
+        };
+        Ok(Self {
+            conv_name: conv_name.into(),
+            bn_name: bn_name.into(),
+            kind,
+            stride,
+            padding,
+            relu6,
+            eps,
+            folded_weight,
+            folded_bias,
+            original,
+            trainable,
+        })
+    }
+
+    /// Runs the layer. `train` only matters for trainable layers (batch statistics).
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match &self.trainable {
+            Some(t) => {
+                let y = self.conv(x, t.weight.as_tensor())?;
+                let y = t.bn.forward_t(&y, train)?;
+                if self.relu6 { y.clamp(0f32, 6f32) } else { Ok(y) }
+            }
+            None => self.forward_folded(x),
+        }
+    }
+
+    fn conv(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        match self.kind {
+            ConvKind::Depthwise => depthwise_conv2d(x, w, self.stride, self.padding),
+            ConvKind::Dense | ConvKind::Pointwise => x.conv2d(w, self.padding, self.stride, 1, 1),
+        }
+    }
+
+    fn forward_folded(&self, x: &Tensor) -> Result<Tensor> {
+        let (w, b) = (&self.folded_weight, &self.folded_bias);
+        let x = if x.dtype() != w.dtype() { x.to_dtype(w.dtype())? } else { x.clone() };
+        if self.kind == ConvKind::Depthwise {
+            return depthwise_conv2d_bias(&x, w, b, self.stride, self.padding, self.relu6);
+        }
+        let y = x.conv2d(w, self.padding, self.stride, 1, 1)?;
+        let c = b.dim(0)?;
+        let y = y.broadcast_add(&b.reshape((1, c, 1, 1))?)?;
+        if self.relu6 { y.clamp(0f32, 6f32) } else { Ok(y) }
+    }
+
+    /// Trainable variables (empty for frozen layers).
+    pub fn vars(&self) -> Vec<Var> {
+        match &self.trainable {
+            Some(t) => vec![t.weight.clone(), t.gamma.clone(), t.beta.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    pub fn is_trainable(&self) -> bool {
+        self.trainable.is_some()
+    }
+
+    /// Parameters with PyTorch names and layouts (unfolded), as they are now.
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        match &self.trainable {
+            None => self.original.clone(),
+            Some(t) => vec![
+                (format!("{}.weight", self.conv_name), t.weight.as_tensor().clone()),
+                (format!("{}.weight", self.bn_name), t.gamma.as_tensor().clone()),
+                (format!("{}.bias", self.bn_name), t.beta.as_tensor().clone()),
+                (format!("{}.running_mean", self.bn_name), t.bn.running_mean().clone()),
+                (format!("{}.running_var", self.bn_name), t.bn.running_var().clone()),
+            ],
+        }
+    }
+
+    /// Recomputes folded weights from the current trainable parameters (after fine-tuning).
+    pub fn refold(&mut self) -> Result<()> {
+        if let Some(t) = &self.trainable {
+            let (w, b) = fold(
+                t.weight.as_tensor(),
+                t.gamma.as_tensor(),
+                t.beta.as_tensor(),
+                t.bn.running_mean(),
+                t.bn.running_var(),
+                self.eps,
+            )?;
+            self.folded_weight = w;
+            self.folded_bias = b;
+        }
+        Ok(())
+    }
+
+    /// Casts the folded inference weights (e.g. to bf16 on a GPU).
+    pub fn cast_folded(&mut self, dtype: DType) -> Result<()> {
+        self.folded_weight = self.folded_weight.to_dtype(dtype)?;
+        self.folded_bias = self.folded_bias.to_dtype(dtype)?;
+        Ok(())
+    }
+}
+
+/// Folds eval-mode batch norm into the preceding convolution: exact up to rounding.
+pub fn fold(weight: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    let scale = (gamma / (var + eps)?.sqrt()?)?;
+    let c = scale.dim(0)?;
+    let w = weight.broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
+    let b = (beta - (mean * &scale)?)?;
+    Ok((w.contiguous()?, b.contiguous()?))
+}
+
+/// Global average pooling `[N,C,H,W]` → `[N,C]`.
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.flatten_from(2)?.mean(D::Minus1)
+}
+
+/// A plain linear layer over loaded tensors (`{name}.weight [out,in]`, `{name}.bias`).
+pub struct Linear {
+    inner: candle_nn::Linear,
+}
+
+impl Linear {
+    pub fn load(tensors: &HashMap<String, Tensor>, name: &str) -> Result<Self> {
+        let w = get(tensors, &format!("{name}.weight"))?.to_dtype(DType::F32)?;
+        let b = get(tensors, &format!("{name}.bias"))?.to_dtype(DType::F32)?;
+        Ok(Self { inner: candle_nn::Linear::new(w, Some(b)) })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.inner.forward(x)
+    }
+}

@@ -1,0 +1,121 @@
+//! MobileNetV2 (torchvision layout and parameter names: `features.N…`), the default backbone.
+//! Frozen blocks run with batch norm folded and the fused depthwise op; the last blocks can be
+//! made trainable for fine-tuning.
+
+use crate::model::conv_bn::{ConvBn, ConvKind, global_avg_pool};
+use candle_core::{Result, Tensor, Var};
+use std::collections::HashMap;
+
+/// (expansion t, output channels c, repeats n, first stride s), from the paper / torchvision.
+const SETTINGS: [(usize, usize, usize, usize); 7] =
+    [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+
+/// Batch-norm epsilon of torchvision's MobileNetV2.
+const BN_EPS: f64 = 1e-5;
+
+/// Number of `features.N` blocks (stem, 17 inverted residuals, last 1×1 conv).
+pub const NUM_BLOCKS: usize = 19;
+
+/// Width of the pooled feature vector.
+pub const FEATURE_DIM: usize = 1280;
+
+struct Block {
+    layers: Vec<ConvBn>,
+    residual: bool,
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut y = x.clone();
+        for layer in &self.layers {
+            y = layer.forward(&y, train)?;
+        }
+        if self.residual { y + x } else { Ok(y) }
+    }
+
+    fn trainable(&self) -> bool {
+        self.layers.iter().any(ConvBn::is_trainable)
+    }
+}
+
+/// The MobileNetV2 feature extractor (everything before the classifier).
+pub struct MobileNetV2 {
+    blocks: Vec<Block>,
+}
+
+impl MobileNetV2 {
+    /// Builds the network from torchvision-named tensors. Blocks with index ≥ `trainable_from`
+    /// get trainable parameters (pass [`NUM_BLOCKS`] to freeze everything).
+    pub fn load(tensors: &HashMap<String, Tensor>, trainable_from: usize) -> Result<Self> {
+        let mut blocks = Vec::with_capacity(NUM_BLOCKS);
+        let stem = ConvBn::load(tensors, "features.0.0", "features.0.1", ConvKind::Dense, 2, true, BN_EPS, trainable_from == 0)?;
+        blocks.push(Block { layers: vec![stem], residual: false });
+        let mut input = 32;
+        for (t, c, n, s) in SETTINGS {
+            for i in 0..n {
+                let index = blocks.len();
+                let train = index >= trainable_from;
+                let stride = if i == 0 { s } else { 1 };
+                let p = format!("features.{index}.conv");
+                let mut layers = Vec::new();
+                let mut j = 0;
+                if t != 1 {
+                    layers.push(ConvBn::load(tensors, &format!("{p}.0.0"), &format!("{p}.0.1"), ConvKind::Pointwise, 1, true, BN_EPS, train)?);
+                    j = 1;
+                }
+                layers.push(ConvBn::load(tensors, &format!("{p}.{j}.0"), &format!("{p}.{j}.1"), ConvKind::Depthwise, stride, true, BN_EPS, train)?);
+                layers.push(ConvBn::load(tensors, &format!("{p}.{}", j + 1), &format!("{p}.{}", j + 2), ConvKind::Pointwise, 1, false, BN_EPS, train)?);
+                blocks.push(Block { layers, residual: stride == 1 && input == c });
+                input = c;
+            }
+        }
+        let last = ConvBn::load(tensors, "features.18.0", "features.18.1", ConvKind::Pointwise, 1, true, BN_EPS, trainable_from <= 18)?;
+        blocks.push(Block { layers: vec![last], residual: false });
+        Ok(Self { blocks })
+    }
+
+    /// Pooled features `[N, 1280]` of a normalized image batch `[N, 3, H, W]`.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut y = x.clone();
+        let mut frozen = true;
+        for block in &self.blocks {
+            if frozen && block.trainable() {
+                // No gradient flows into frozen blocks: cut the graph here.
+                y = y.detach();
+                frozen = false;
+            }
+            y = block.forward(&y, train)?;
+        }
+        global_avg_pool(&y)
+    }
+
+    /// Trainable variables of the unfrozen blocks.
+    pub fn vars(&self) -> Vec<Var> {
+        self.blocks.iter().flat_map(|b| b.layers.iter().flat_map(ConvBn::vars)).collect()
+    }
+
+    /// All parameters with torchvision names (as fine-tuned, unfolded).
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        self.blocks.iter().flat_map(|b| b.layers.iter().flat_map(ConvBn::state_dict)).collect()
+    }
+
+    /// Refreshes the folded inference weights after fine-tuning.
+    pub fn refold(&mut self) -> Result<()> {
+        for b in &mut self.blocks {
+            for l in &mut b.layers {
+                l.refold()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs frozen inference in `dtype` (bf16/f16 on GPUs).
+    pub fn cast_folded(&mut self, dtype: candle_core::DType) -> Result<()> {
+        for b in &mut self.blocks {
+            for l in &mut b.layers {
+                l.cast_folded(dtype)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+//! Models: backbones (MobileNetV2), the depthwise-convolution op, classifier heads, and where
+//! pretrained weights come from.
+
+pub mod backbone;
+pub mod conv_bn;
+pub mod depthwise;
+pub mod head;
+pub mod mobilenet_v2;
+pub mod weights;

@@ -1,0 +1,152 @@
+//! Tasks: one per kind of model (image classification, …) behind the [`Task`] trait, and the
+//! [`Model`] trait for exported models that predict and evaluate.
+
+pub mod image;
+pub mod image_model;
+
+use crate::data::DatasetSummary;
+use crate::error::{Error, Result};
+use crate::eval::ClassificationReport;
+use crate::params::{ParamSpec, ResolvedParams};
+use crate::train::{Control, RunContext};
+use candle_core::Device;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Data locations of a project, resolved to absolute paths.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResolvedData {
+    pub train: PathBuf,
+    pub validation: Option<PathBuf>,
+    pub test: Option<PathBuf>,
+    /// The project seed (decides the automatic validation split).
+    pub seed: u64,
+}
+
+impl ResolvedData {
+    /// The data of `project`, with paths resolved against the project file.
+    pub fn of(project: &crate::project::Project) -> Self {
+        Self {
+            train: project.resolve(&project.data.train),
+            validation: project.data.validation.as_ref().map(|v| project.resolve(v)),
+            test: project.data.test.as_ref().map(|v| project.resolve(v)),
+            seed: project.seed,
+        }
+    }
+}
+
+/// Progress callback of a scan: `(done, total)`.
+pub type ScanProgress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// A kind of model Lathe can train.
+pub trait Task: Send + Sync {
+    /// Task id used by templates (`image-classification`).
+    fn id(&self) -> &'static str;
+
+    /// Every tunable parameter, with defaults and help (drives the app's settings form).
+    fn param_specs(&self) -> Vec<ParamSpec>;
+
+    /// Scans and health-checks the data without training (`lathe check`, the app's data screen).
+    fn scan(&self, data: &ResolvedData, params: &ResolvedParams, progress: ScanProgress<'_>, control: &Control) -> Result<DatasetSummary>;
+
+    /// Runs a whole training in `ctx`, returning the exported model folder.
+    fn train(&self, ctx: &RunContext) -> Result<PathBuf>;
+
+    /// Loads an exported model folder.
+    fn load(&self, model_dir: &Path, device: &Device) -> Result<Box<dyn Model>>;
+}
+
+/// One prediction, as `lathe predict --json` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    pub input: String,
+    pub label: String,
+    /// Probability per label (the top K when `--top K` is given).
+    pub probabilities: BTreeMap<String, f32>,
+    /// Labels from most to least probable (not in the JSON: the map carries the numbers).
+    #[serde(skip)]
+    pub ranked: Vec<(String, f32)>,
+}
+
+impl Prediction {
+    /// Builds a prediction from per-label probabilities.
+    pub fn from_probabilities(input: String, labels: &[String], p: &[f32]) -> Self {
+        let mut ranked: Vec<(String, f32)> = labels.iter().cloned().zip(p.iter().copied()).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let label = ranked.first().map(|r| r.0.clone()).unwrap_or_default();
+        Self { input, label, probabilities: ranked.iter().cloned().collect(), ranked }
+    }
+
+    /// Keeps only the `k` most probable labels.
+    pub fn top(mut self, k: usize) -> Self {
+        self.ranked.truncate(k.max(1));
+        self.probabilities = self.ranked.iter().cloned().collect();
+        self
+    }
+}
+
+/// An evaluation report of any task (serialized without a tag: the fields are the report's).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Evaluation {
+    Classification(ClassificationReport),
+}
+
+/// An exported model.
+pub trait Model: Send {
+    fn labels(&self) -> &[String];
+
+    /// Predicts each input (a file path, or text for text models); each may fail on its own.
+    fn predict(&self, inputs: &[String], progress: ScanProgress<'_>) -> Vec<Result<Prediction>>;
+
+    /// Evaluates on labelled data laid out as for training.
+    fn evaluate(&self, data: &Path, progress: ScanProgress<'_>, warn: &mut dyn FnMut(String)) -> Result<Evaluation>;
+}
+
+/// All tasks of this build.
+pub fn all() -> Vec<Box<dyn Task>> {
+    vec![Box::new(image::ImageClassification)]
+}
+
+/// The task with id `id`.
+pub fn by_id(id: &str) -> Result<Box<dyn Task>> {
+    all()
+        .into_iter()
+        .find(|t| t.id() == id)
+        .ok_or_else(|| Error::project(format!("no task \"{id}\" in this build of Lathe"), None))
+}
+
+/// The task that trains template `template_id`.
+pub fn for_template(template_id: &str) -> Result<Box<dyn Task>> {
+    let template = crate::template::Template::get(template_id)?;
+    by_id(&template.task)
+}
+
+/// Resolves `RUN_OR_MODEL_DIR` to the model folder (a run's `model/` or the folder itself).
+pub fn model_dir(path: &Path) -> Result<PathBuf> {
+    if path.join("config.json").is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let inner = path.join("model");
+    if inner.join("config.json").is_file() {
+        return Ok(inner);
+    }
+    if !path.exists() {
+        return Err(Error::model("no such folder; give a run folder or an exported model folder", path));
+    }
+    Err(Error::model(
+        "not a Lathe model: no config.json here or in model/; give a finished run folder or an exported model folder",
+        path,
+    ))
+}
+
+/// Loads the model in a run or model folder, dispatching on the task recorded in `config.json`.
+pub fn load_model(path: &Path, device: &Device) -> Result<Box<dyn Model>> {
+    let dir = model_dir(path)?;
+    let config: serde_json::Value = crate::fsutil::read_json(&dir.join("config.json"))?;
+    let Some(task_id) = config.pointer("/lathe/task").and_then(|v| v.as_str()) else {
+        return Err(Error::model("config.json names no Lathe task (lathe.task); was it written by Lathe?", dir.join("config.json")));
+    };
+    by_id(task_id)?.load(&dir, device)
+}

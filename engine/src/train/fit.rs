@@ -1,0 +1,233 @@
+//! Training a classifier head on precomputed features: standardization, shuffled mini-batches,
+//! AdamW with warm-up + cosine schedule, early stopping on validation loss (best weights kept),
+//! a checkpoint every epoch, and a clear stop when the loss diverges.
+
+use crate::error::{Error, Result};
+use crate::export::st;
+use crate::model::head::{Head, HeadKind};
+use crate::train::context::RunContext;
+use crate::train::event::{EpochMetrics, Event, Phase};
+use crate::train::optim::{AdamW, cosine_lr};
+use candle_core::{D, DType, Device, Tensor};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+/// Features and labels held in host memory.
+#[derive(Clone, Debug, Default)]
+pub struct Features {
+    /// Row-major `[len, dim]`.
+    pub x: Vec<f32>,
+    pub dim: usize,
+    pub labels: Vec<u32>,
+}
+
+impl Features {
+    pub fn new(dim: usize) -> Self {
+        Self { x: Vec::new(), dim, labels: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn push(&mut self, row: &[f32], label: u32) {
+        self.x.extend_from_slice(row);
+        self.labels.push(label);
+    }
+
+    fn tensor(&self, device: &Device) -> Result<Tensor> {
+        Ok(Tensor::from_slice(&self.x, (self.len(), self.dim), device)?)
+    }
+}
+
+/// Checked head-training settings.
+#[derive(Clone, Debug)]
+pub struct FitConfig {
+    pub head: HeadKind,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Epochs without validation improvement before stopping (0 = never stop early).
+    pub patience: usize,
+    pub seed: u64,
+}
+
+/// A trained head and how training went.
+pub struct FitOutcome {
+    pub head: Head,
+    /// Standardization of the input features (folded into the head on export).
+    pub mean: Tensor,
+    pub std: Tensor,
+    pub history: Vec<EpochMetrics>,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+}
+
+impl FitOutcome {
+    /// Class probabilities `[N, classes]` for raw features.
+    pub fn probabilities(&self, features: &Features, device: &Device) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(features.len());
+        for start in (0..features.len()).step_by(4096) {
+            let end = (start + 4096).min(features.len());
+            let x = Tensor::from_slice(&features.x[start * features.dim..end * features.dim], (end - start, features.dim), device)?;
+            let z = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
+            let p = candle_nn::ops::softmax(&self.head.forward(&z, false, None)?, D::Minus1)?;
+            out.extend(p.to_dtype(DType::F32)?.to_vec2::<f32>()?);
+        }
+        Ok(out)
+    }
+}
+
+/// Trains a head on `train`, early-stopping on `validation` when given.
+pub fn fit(ctx: &RunContext, train: &Features, validation: Option<&Features>, num_classes: usize, cfg: &FitConfig) -> Result<FitOutcome> {
+    let device = &ctx.device;
+    if train.is_empty() {
+        return Err(Error::Data { message: "no training examples are left after skipping unreadable files".into(), path: ctx.project.resolve(&ctx.project.data.train) });
+    }
+    let x = train.tensor(device)?;
+    let mean = x.mean(0)?;
+    let std = x.broadcast_sub(&mean)?.sqr()?.mean(0)?.sqrt()?.maximum(1e-3)?;
+    let xs = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
+    let ys = Tensor::from_slice(&train.labels, train.len(), device)?;
+    let val = match validation.filter(|v| !v.is_empty()) {
+        Some(v) => Some((v.tensor(device)?.broadcast_sub(&mean)?.broadcast_div(&std)?, Tensor::from_slice(&v.labels, v.len(), device)?)),
+        None => None,
+    };
+
+    let head = Head::new(cfg.head.clone(), train.dim, num_classes, cfg.seed, device)?;
+    let vars: Vec<_> = head.layers.iter().flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)]).collect();
+    let mut opt = AdamW::new(vars, cfg.learning_rate, cfg.weight_decay)?;
+    let n = train.len();
+    let batch = cfg.batch_size.clamp(1, n);
+    let steps_per_epoch = n.div_ceil(batch);
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let warmup = (total_steps / 20).min(steps_per_epoch * 2).max(1);
+    let step_every = (steps_per_epoch / 10).max(1);
+
+    let mut history = Vec::new();
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let mut since_best = 0;
+    let mut stopped_early = false;
+    let mut phase = ctx.phase(Phase::Training, cfg.epochs as u64);
+    let started = std::time::Instant::now();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    for epoch in 1..=cfg.epochs {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        for (step, chunk) in order.chunks(batch).enumerate() {
+            ctx.check()?;
+            opt.learning_rate = cosine_lr(cfg.learning_rate, (epoch - 1) * steps_per_epoch + step, total_steps, warmup);
+            let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
+            let xb = xs.index_select(&idx, 0)?;
+            let yb = ys.index_select(&idx, 0)?;
+            let dropout_seed = cfg.seed ^ ((epoch * 100_003 + step) as u64);
+            let logits = head.forward(&xb, true, Some(dropout_seed))?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &yb)?;
+            let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !loss_value.is_finite() {
+                return Err(Error::Diverged(format!(
+                    "training loss became {loss_value} at epoch {epoch}; lower the learning rate (now {})",
+                    cfg.learning_rate
+                )));
+            }
+            opt.apply(&loss.backward()?)?;
+            loss_sum += loss_value * chunk.len() as f64;
+            correct += count_correct(&logits, &yb)?;
+            if step % step_every == 0 {
+                ctx.emit(Event::Step { epoch, step, steps: steps_per_epoch, loss: loss_value });
+            }
+        }
+        let (validation_loss, validation_accuracy) = match &val {
+            Some((vx, vy)) => {
+                let (l, a) = evaluate(&head, vx, vy)?;
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
+        let metrics = EpochMetrics {
+            epoch,
+            epochs: cfg.epochs,
+            train_loss: loss_sum / n as f64,
+            train_accuracy: Some(correct as f64 / n as f64),
+            validation_loss,
+            validation_accuracy,
+            learning_rate: opt.learning_rate,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+        };
+        ctx.emit(Event::EpochEnd(metrics.clone()));
+        history.push(metrics);
+        phase.set(epoch as u64);
+
+        let watched = validation_loss.unwrap_or(loss_sum / n as f64);
+        let improved = best.as_ref().is_none_or(|(b, _, _)| watched < b - 1e-4);
+        if improved {
+            let snapshot = head.vars().iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>()?;
+            best = Some((watched, epoch, snapshot));
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        save_checkpoint(ctx, &head, &opt, &mean, &std, epoch, improved)?;
+        if cfg.patience > 0 && since_best >= cfg.patience && val.is_some() {
+            stopped_early = true;
+            break;
+        }
+    }
+    let best_epoch = match best {
+        Some((_, epoch, snapshot)) => {
+            for (v, t) in head.vars().iter().zip(snapshot) {
+                v.set(&t)?;
+            }
+            epoch
+        }
+        None => history.len(),
+    };
+    phase.set(cfg.epochs as u64);
+    Ok(FitOutcome { head, mean, std, history, best_epoch, stopped_early })
+}
+
+fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
+    let pred = logits.argmax(D::Minus1)?;
+    Ok(pred.eq(labels)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)
+}
+
+/// Mean loss and accuracy over a (standardized) set, in batches.
+fn evaluate(head: &Head, x: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
+    let n = x.dim(0)?;
+    let (mut loss, mut correct) = (0f64, 0usize);
+    for start in (0..n).step_by(4096) {
+        let len = 4096.min(n - start);
+        let xb = x.narrow(0, start, len)?;
+        let yb = y.narrow(0, start, len)?;
+        let logits = head.forward(&xb, false, None)?;
+        loss += candle_nn::loss::cross_entropy(&logits, &yb)?.to_dtype(DType::F64)?.to_scalar::<f64>()? * len as f64;
+        correct += count_correct(&logits, &yb)?;
+    }
+    Ok((loss / n as f64, correct as f64 / n as f64))
+}
+
+/// `checkpoints/last.safetensors` every epoch (and `best.safetensors` when it improved):
+/// head, standardization, optimizer moments and the epoch, for `--resume`.
+fn save_checkpoint(ctx: &RunContext, head: &Head, opt: &AdamW, mean: &Tensor, std: &Tensor, epoch: usize, best: bool) -> Result<()> {
+    let mut tensors = head.export_tensors(&mean.zeros_like()?, &std.ones_like()?)?;
+    tensors.push(("features.mean".into(), mean.clone()));
+    tensors.push(("features.std".into(), std.clone()));
+    tensors.extend(opt.state());
+    let meta = [("epoch", epoch.to_string()), ("optimizer_step", opt.step.to_string())];
+    let dir = ctx.run_dir.checkpoints();
+    let last = dir.join("last.safetensors");
+    st::save(&last, &tensors, &meta)?;
+    ctx.emit(Event::Checkpoint { epoch, path: last.clone(), best: false });
+    if best {
+        let path = dir.join("best.safetensors");
+        st::save(&path, &tensors, &meta)?;
+        ctx.emit(Event::Checkpoint { epoch, path, best: true });
+    }
+    Ok(())
+}

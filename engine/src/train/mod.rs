@@ -1,0 +1,19 @@
+//! Training sessions: events, the run-state fold, pause/cancel control, the run folder, the
+//! feature cache, the optimizer and the head-fitting loop.
+
+pub mod context;
+pub mod control;
+pub mod event;
+pub mod feature_cache;
+pub mod fit;
+pub mod optim;
+pub mod run_dir;
+pub mod session;
+pub mod state;
+
+pub use context::{RunContext, RunOptions, Waker};
+pub use control::Control;
+pub use event::{EpochMetrics, Event, Outcome, Phase};
+pub use run_dir::RunDir;
+pub use session::{Session, SessionOptions};
+pub use state::{History, RunState, Status};

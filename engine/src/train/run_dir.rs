@@ -1,0 +1,106 @@
+//! The run folder: one per training, holding `events.jsonl`, `project.lock.toml`,
+//! `checkpoints/`, `model/`, `report.json` and `report/*.png`.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Paths inside a run folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// Creates a new run folder. An existing folder is only reused if it is empty: a finished
+    /// run is never overwritten.
+    pub fn create(root: &Path) -> Result<Self> {
+        if root.exists() {
+            let non_empty = std::fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(true);
+            if non_empty {
+                return Err(Error::project(
+                    "run folder already exists and is not empty; choose another --out (runs are never overwritten)",
+                    Some(root),
+                ));
+            }
+        }
+        let dir = Self { root: root.to_path_buf() };
+        for sub in [dir.checkpoints(), dir.report_dir()] {
+            std::fs::create_dir_all(&sub).map_err(|e| Error::io("creating run folder", &sub, e))?;
+        }
+        Ok(dir)
+    }
+
+    /// A fresh folder name under `base/runs/`: `<template>-<UTC timestamp>`.
+    pub fn default_root(base: &Path, template: &str) -> PathBuf {
+        let stamp = utc_stamp(std::time::SystemTime::now());
+        let mut candidate = base.join("runs").join(format!("{template}-{stamp}"));
+        let mut n = 2;
+        while candidate.exists() {
+            candidate = base.join("runs").join(format!("{template}-{stamp}-{n}"));
+            n += 1;
+        }
+        candidate
+    }
+
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("project.lock.toml")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    pub fn model(&self) -> PathBuf {
+        self.root.join("model")
+    }
+    pub fn report_json(&self) -> PathBuf {
+        self.root.join("report.json")
+    }
+    pub fn report_dir(&self) -> PathBuf {
+        self.root.join("report")
+    }
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, without a date crate.
+pub fn utc_stamp(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// ISO-8601 UTC time, for manifests.
+pub fn utc_iso(t: std::time::SystemTime) -> String {
+    let s = utc_stamp(t);
+    format!("{}-{}-{}T{}:{}:{}Z", &s[0..4], &s[4..6], &s[6..8], &s[9..11], &s[11..13], &s[13..15])
+}
+
+/// Howard Hinnant's days-from-epoch to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_known_dates_and_refuses_to_overwrite() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+        assert_eq!(utc_stamp(t), "20261118-110640");
+        assert_eq!(utc_iso(t), "2026-11-18T11:06:40Z");
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(&dir.path().join("r")).unwrap();
+        std::fs::write(run.events(), "x").unwrap();
+        assert!(RunDir::create(&run.root).is_err());
+    }
+}
