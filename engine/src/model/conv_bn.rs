@@ -125,7 +125,8 @@ impl ConvBn {
     fn conv(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         match self.kind {
             ConvKind::Depthwise => depthwise_conv2d(x, w, self.stride, self.padding),
-            ConvKind::Dense | ConvKind::Pointwise => x.conv2d(w, self.padding, self.stride, 1, 1),
+            ConvKind::Pointwise => pointwise(x, w),
+            ConvKind::Dense => x.conv2d(w, self.padding, self.stride, 1, 1),
         }
     }
 
@@ -135,8 +136,8 @@ impl ConvBn {
         if self.kind == ConvKind::Depthwise {
             return depthwise_conv2d_bias(&x, w, b, self.stride, self.padding, self.relu6);
         }
-        let y = x.conv2d(w, self.padding, self.stride, 1, 1)?;
         let c = b.dim(0)?;
+        let y = if self.kind == ConvKind::Pointwise { pointwise(&x, w)? } else { x.conv2d(w, self.padding, self.stride, 1, 1)? };
         let y = y.broadcast_add(&b.reshape((1, c, 1, 1))?)?;
         if self.relu6 { y.clamp(0f32, 6f32) } else { Ok(y) }
     }
@@ -190,6 +191,15 @@ impl ConvBn {
         self.folded_bias = self.folded_bias.to_dtype(dtype)?;
         Ok(())
     }
+}
+
+/// A 1×1 convolution as one batched matrix product: `W [Cout,Cin] · X[n] [Cin,H·W]` (no im2col copy).
+pub fn pointwise(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    let (cout, cin, _, _) = w.dims4()?;
+    let x = x.reshape((n, c, h * wd))?;
+    let w = w.reshape((cout, cin))?;
+    w.broadcast_matmul(&x)?.reshape((n, cout, h, wd))
 }
 
 /// Folds eval-mode batch norm into the preceding convolution: exact up to rounding.

@@ -1,0 +1,70 @@
+//! Helpers shared by the engine's end-to-end tests: the built `lathe` binary with a private
+//! feature cache, and tiny generated image datasets.
+#![allow(dead_code)]
+
+use image::{Rgb, RgbImage};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `lathe` with its feature cache in `cache`.
+pub fn lathe(cache: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lathe"));
+    c.env("LATHE_CACHE_DIR", cache).env("HF_HUB_OFFLINE", "1");
+    c
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("lathe runs");
+    if std::env::var_os("LATHE_TEST_VERBOSE").is_some() {
+        eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The bundled Fashion-MNIST sample.
+pub fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/fashion-mnist")
+}
+
+/// One generated image of class `class` (distinct colour and pattern per class), varied by `i`.
+pub fn class_image(class: usize, i: usize, size: u32) -> RgbImage {
+    RgbImage::from_fn(size, size, |x, y| {
+        let n = ((x * 31 + y * 17 + i as u32 * 101) % 23) as u8;
+        match class % 3 {
+            0 => {
+                let d = (x as i32 - size as i32 / 2).pow(2) + (y as i32 - size as i32 / 2).pow(2);
+                if d < (size as i32 / 3).pow(2) { Rgb([220, 40 + n, 40]) } else { Rgb([20 + n, 20, 20]) }
+            }
+            1 => {
+                if (x / 4) % 2 == 0 { Rgb([30, 200 - n, 30]) } else { Rgb([240, 240, 240 - n]) }
+            }
+            _ => {
+                if (y / 6) % 2 == 0 { Rgb([30 + n, 30, 210]) } else { Rgb([10, 10 + n, 60]) }
+            }
+        }
+    })
+}
+
+/// Writes `root/<class>/<i>.png` for `classes` classes × `per_class` images.
+pub fn make_dataset(root: &Path, classes: &[&str], per_class: usize, offset: usize) {
+    for (c, name) in classes.iter().enumerate() {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            class_image(c, i + offset, 40).save(dir.join(format!("{:03}.png", i + offset))).unwrap();
+        }
+    }
+}
+
+/// Parses JSON lines.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+}
