@@ -15,7 +15,9 @@ pub fn open(name: &str) -> Result<Device> {
             if let Some(rest) = name.strip_prefix("cuda") {
                 let ordinal = match rest.strip_prefix(':') {
                     Some(n) => n.parse::<usize>().map_err(|_| {
-                        Error::Device(format!("bad device \"{name}\": write cuda or cuda:N with N a GPU number"))
+                        Error::Device(format!(
+                            "bad device \"{name}\": write cuda or cuda:N with N a GPU number"
+                        ))
                     })?,
                     None if rest.is_empty() => 0,
                     None => return Err(unknown(name)),
@@ -38,19 +40,21 @@ pub fn label(device: &Device) -> String {
 }
 
 fn unknown(name: &str) -> Error {
-    Error::Device(format!("unknown device \"{name}\"; use auto, cpu, cuda, cuda:N or metal"))
+    Error::Device(format!(
+        "unknown device \"{name}\"; use auto, cpu, cuda, cuda:N or metal"
+    ))
 }
 
 fn auto() -> Device {
-    if cfg!(feature = "cuda") {
-        if let Ok(d) = Device::new_cuda(0) {
-            return d;
-        }
+    if cfg!(feature = "cuda")
+        && let Ok(d) = Device::new_cuda(0)
+    {
+        return d;
     }
-    if cfg!(feature = "metal") {
-        if let Ok(d) = Device::new_metal(0) {
-            return d;
-        }
+    if cfg!(feature = "metal")
+        && let Ok(d) = Device::new_metal(0)
+    {
+        return d;
     }
     Device::Cpu
 }
@@ -61,8 +65,11 @@ fn open_cuda(ordinal: usize) -> Result<Device> {
             "this build of Lathe has no CUDA support; rebuild with `--features cuda` or use --device cpu".into(),
         ));
     }
-    Device::new_cuda(ordinal)
-        .map_err(|e| Error::Device(format!("could not open CUDA GPU {ordinal} ({e}); check the driver or use --device cpu")))
+    Device::new_cuda(ordinal).map_err(|e| {
+        Error::Device(format!(
+            "could not open CUDA GPU {ordinal} ({e}); check the driver or use --device cpu"
+        ))
+    })
 }
 
 fn open_metal() -> Result<Device> {
@@ -71,10 +78,15 @@ fn open_metal() -> Result<Device> {
             "this build of Lathe has no Metal support; rebuild on macOS with `--features metal` or use --device cpu".into(),
         ));
     }
-    Device::new_metal(0).map_err(|e| Error::Device(format!("could not open the Metal GPU ({e}); use --device cpu")))
+    Device::new_metal(0).map_err(|e| {
+        Error::Device(format!(
+            "could not open the Metal GPU ({e}); use --device cpu"
+        ))
+    })
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -82,12 +94,27 @@ mod tests {
     fn names_parse_and_missing_backends_say_how_to_fix() {
         assert!(open("cpu").unwrap().is_cpu());
         assert!(open("auto").is_ok());
-        assert!(open("gpu").unwrap_err().to_string().contains("use auto, cpu"));
+        assert!(
+            open("gpu")
+                .unwrap_err()
+                .to_string()
+                .contains("use auto, cpu")
+        );
         if !cfg!(feature = "cuda") {
-            assert!(open("cuda:0").unwrap_err().to_string().contains("--features cuda"));
+            assert!(
+                open("cuda:0")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--features cuda")
+            );
         }
         if !cfg!(feature = "metal") {
-            assert!(open("metal").unwrap_err().to_string().contains("--features metal"));
+            assert!(
+                open("metal")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--features metal")
+            );
         }
     }
 }

@@ -116,6 +116,7 @@ pub fn copy_dir(src: &Path, dst: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

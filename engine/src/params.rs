@@ -85,7 +85,14 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    pub fn new(key: &str, label: &str, group: &str, help: &str, kind: ParamKind, default: ParamValue) -> Self {
+    pub fn new(
+        key: &str,
+        label: &str,
+        group: &str,
+        help: &str,
+        kind: ParamKind,
+        default: ParamValue,
+    ) -> Self {
         Self {
             key: key.into(),
             label: label.into(),
@@ -97,22 +104,65 @@ impl ParamSpec {
     }
 
     pub fn bool(key: &str, label: &str, group: &str, help: &str, default: bool) -> Self {
-        Self::new(key, label, group, help, ParamKind::Bool, ParamValue::Bool(default))
+        Self::new(
+            key,
+            label,
+            group,
+            help,
+            ParamKind::Bool,
+            ParamValue::Bool(default),
+        )
     }
 
-    pub fn int(key: &str, label: &str, group: &str, help: &str, range: (i64, i64), default: i64) -> Self {
-        let kind = ParamKind::Int { min: range.0, max: range.1 };
+    pub fn int(
+        key: &str,
+        label: &str,
+        group: &str,
+        help: &str,
+        range: (i64, i64),
+        default: i64,
+    ) -> Self {
+        let kind = ParamKind::Int {
+            min: range.0,
+            max: range.1,
+        };
         Self::new(key, label, group, help, kind, ParamValue::Int(default))
     }
 
-    pub fn float(key: &str, label: &str, group: &str, help: &str, range: (f64, f64), default: f64) -> Self {
-        let kind = ParamKind::Float { min: range.0, max: range.1 };
+    pub fn float(
+        key: &str,
+        label: &str,
+        group: &str,
+        help: &str,
+        range: (f64, f64),
+        default: f64,
+    ) -> Self {
+        let kind = ParamKind::Float {
+            min: range.0,
+            max: range.1,
+        };
         Self::new(key, label, group, help, kind, ParamValue::Float(default))
     }
 
-    pub fn choice(key: &str, label: &str, group: &str, help: &str, options: &[&str], default: &str) -> Self {
-        let kind = ParamKind::Choice { options: options.iter().map(|s| s.to_string()).collect() };
-        Self::new(key, label, group, help, kind, ParamValue::Text(default.into()))
+    pub fn choice(
+        key: &str,
+        label: &str,
+        group: &str,
+        help: &str,
+        options: &[&str],
+        default: &str,
+    ) -> Self {
+        let kind = ParamKind::Choice {
+            options: options.iter().map(|s| s.to_string()).collect(),
+        };
+        Self::new(
+            key,
+            label,
+            group,
+            help,
+            kind,
+            ParamValue::Text(default.into()),
+        )
     }
 
     /// Checks `value` against this spec; ints are accepted where floats are expected.
@@ -130,11 +180,16 @@ impl ParamSpec {
             )
         };
         match (&self.kind, value) {
-            (ParamKind::Bool, ParamValue::Bool(_)) | (ParamKind::Text, ParamValue::Text(_)) => Ok(value.clone()),
+            (ParamKind::Bool, ParamValue::Bool(_)) | (ParamKind::Text, ParamValue::Text(_)) => {
+                Ok(value.clone())
+            }
             (ParamKind::Int { min, max }, ParamValue::Int(i)) => {
                 if i < min || i > max {
                     return Err(Error::project(
-                        format!("parameter `{}` = {i} is out of range, allowed {min}..={max}", self.key),
+                        format!(
+                            "parameter `{}` = {i} is out of range, allowed {min}..={max}",
+                            self.key
+                        ),
                         None,
                     ));
                 }
@@ -148,7 +203,10 @@ impl ParamSpec {
                 };
                 if !f.is_finite() || f < *min || f > *max {
                     return Err(Error::project(
-                        format!("parameter `{}` = {f} is out of range, allowed {min} to {max}", self.key),
+                        format!(
+                            "parameter `{}` = {f} is out of range, allowed {min} to {max}",
+                            self.key
+                        ),
                         None,
                     ));
                 }
@@ -159,7 +217,11 @@ impl ParamSpec {
                     Ok(value.clone())
                 } else {
                     Err(Error::project(
-                        format!("parameter `{}` = \"{s}\" is not one of: {}", self.key, options.join(", ")),
+                        format!(
+                            "parameter `{}` = \"{s}\" is not one of: {}",
+                            self.key,
+                            options.join(", ")
+                        ),
                         None,
                     ))
                 }
@@ -176,8 +238,14 @@ impl ParamSpec {
                 "false" | "no" | "off" | "0" => ParamValue::Bool(false),
                 _ => ParamValue::Text(text.into()),
             },
-            ParamKind::Int { .. } => text.parse().map(ParamValue::Int).unwrap_or(ParamValue::Text(text.into())),
-            ParamKind::Float { .. } => text.parse().map(ParamValue::Float).unwrap_or(ParamValue::Text(text.into())),
+            ParamKind::Int { .. } => text
+                .parse()
+                .map(ParamValue::Int)
+                .unwrap_or(ParamValue::Text(text.into())),
+            ParamKind::Float { .. } => text
+                .parse()
+                .map(ParamValue::Float)
+                .unwrap_or(ParamValue::Text(text.into())),
             ParamKind::Choice { .. } | ParamKind::Text => ParamValue::Text(text.into()),
         };
         self.check(&value)
@@ -201,7 +269,10 @@ impl ResolvedParams {
                 let Some(spec) = specs.iter().find(|s| &s.key == key) else {
                     let known: Vec<&str> = specs.iter().map(|s| s.key.as_str()).collect();
                     return Err(Error::project(
-                        format!("unknown parameter `{key}`; this template takes: {}", known.join(", ")),
+                        format!(
+                            "unknown parameter `{key}`; this template takes: {}",
+                            known.join(", ")
+                        ),
                         None,
                     ));
                 };
@@ -254,7 +325,10 @@ pub fn layer_from_toml(table: &toml::Table) -> Result<BTreeMap<String, ParamValu
     for (key, value) in table {
         let Some(v) = ParamValue::from_toml(value) else {
             return Err(Error::project(
-                format!("parameter `{key}` must be a number, true/false or text, not {}", value.type_str()),
+                format!(
+                    "parameter `{key}` must be a number, true/false or text, not {}",
+                    value.type_str()
+                ),
                 None,
             ));
         };
@@ -264,6 +338,7 @@ pub fn layer_from_toml(table: &toml::Table) -> Result<BTreeMap<String, ParamValu
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -271,7 +346,14 @@ mod tests {
         vec![
             ParamSpec::int("epochs", "Epochs", "Training", "", (1, 1000), 10),
             ParamSpec::float("learning_rate", "LR", "Training", "", (1e-6, 1.0), 0.01),
-            ParamSpec::choice("head", "Head", "Model", "", &["logistic", "mlp"], "logistic"),
+            ParamSpec::choice(
+                "head",
+                "Head",
+                "Model",
+                "",
+                &["logistic", "mlp"],
+                "logistic",
+            ),
         ]
     }
 
@@ -288,16 +370,27 @@ mod tests {
     #[test]
     fn errors_name_the_key_and_the_allowed_values() {
         let unknown = BTreeMap::from([("epoch".to_string(), ParamValue::Int(5))]);
-        let e = ResolvedParams::resolve(&specs(), &[&unknown]).unwrap_err().to_string();
-        assert!(e.contains("unknown parameter `epoch`") && e.contains("epochs"), "{e}");
+        let e = ResolvedParams::resolve(&specs(), &[&unknown])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown parameter `epoch`") && e.contains("epochs"),
+            "{e}"
+        );
         let range = BTreeMap::from([("epochs".to_string(), ParamValue::Int(0))]);
-        let e = ResolvedParams::resolve(&specs(), &[&range]).unwrap_err().to_string();
+        let e = ResolvedParams::resolve(&specs(), &[&range])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("1..=1000"), "{e}");
         let choice = BTreeMap::from([("head".to_string(), ParamValue::Text("svm".into()))]);
-        let e = ResolvedParams::resolve(&specs(), &[&choice]).unwrap_err().to_string();
+        let e = ResolvedParams::resolve(&specs(), &[&choice])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("logistic, mlp"), "{e}");
         let ty = BTreeMap::from([("epochs".to_string(), ParamValue::Text("ten".into()))]);
-        let e = ResolvedParams::resolve(&specs(), &[&ty]).unwrap_err().to_string();
+        let e = ResolvedParams::resolve(&specs(), &[&ty])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must be a whole number"), "{e}");
     }
 

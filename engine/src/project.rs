@@ -62,7 +62,9 @@ pub struct ExportSettings {
 
 impl Default for ExportSettings {
     fn default() -> Self {
-        Self { formats: default_formats() }
+        Self {
+            formats: default_formats(),
+        }
     }
 }
 
@@ -87,7 +89,11 @@ impl Project {
             template: template.into(),
             seed: default_seed(),
             device: default_device(),
-            data: DataPaths { train, validation: None, test: None },
+            data: DataPaths {
+                train,
+                validation: None,
+                test: None,
+            },
             params: toml::Table::new(),
             export: ExportSettings::default(),
             file: None,
@@ -96,7 +102,8 @@ impl Project {
 
     /// Reads and checks a project file. Errors name the file and the offending key.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading project", path, e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io("reading project", path, e))?;
         Self::parse(&text, Some(path))
     }
 
@@ -104,29 +111,54 @@ impl Project {
     pub fn parse(text: &str, file: Option<&Path>) -> Result<Self> {
         // Look at the version first, so a file from a newer Lathe gets a useful message rather
         // than a complaint about keys this build does not know.
-        let raw: toml::Table = toml::from_str(text)
-            .map_err(|e| Error::project(format!("not valid TOML ({})", one_line(&e.to_string())), file))?;
+        let raw: toml::Table = toml::from_str(text).map_err(|e| {
+            Error::project(
+                format!("not valid TOML ({})", one_line(&e.to_string())),
+                file,
+            )
+        })?;
         match raw.get("format_version") {
             Some(toml::Value::Integer(v)) if *v > FORMAT_VERSION as i64 => {
                 return Err(Error::project(
-                    format!("project format_version {v} is newer than this Lathe understands ({FORMAT_VERSION}); update Lathe"),
+                    format!(
+                        "project format_version {v} is newer than this Lathe understands ({FORMAT_VERSION}); update Lathe"
+                    ),
                     file,
                 ));
             }
             Some(toml::Value::Integer(v)) if *v < 1 => {
-                return Err(Error::project(format!("project format_version {v} is not valid; use {FORMAT_VERSION}"), file));
+                return Err(Error::project(
+                    format!("project format_version {v} is not valid; use {FORMAT_VERSION}"),
+                    file,
+                ));
             }
             Some(toml::Value::Integer(_)) => {}
-            Some(_) => return Err(Error::project("format_version must be a whole number", file)),
-            None => return Err(Error::project(format!("missing `format_version = {FORMAT_VERSION}`"), file)),
+            Some(_) => {
+                return Err(Error::project(
+                    "format_version must be a whole number",
+                    file,
+                ));
+            }
+            None => {
+                return Err(Error::project(
+                    format!("missing `format_version = {FORMAT_VERSION}`"),
+                    file,
+                ));
+            }
         }
-        let mut project: Project = toml::from_str(text)
-            .map_err(|e| Error::project(format!("invalid project ({})", one_line(&e.to_string())), file))?;
+        let mut project: Project = toml::from_str(text).map_err(|e| {
+            Error::project(
+                format!("invalid project ({})", one_line(&e.to_string())),
+                file,
+            )
+        })?;
         project.file = file.map(Path::to_path_buf);
         for format in &project.export.formats {
             if !["safetensors", "coreml"].contains(&format.as_str()) {
                 return Err(Error::project(
-                    format!("unknown export format \"{format}\" in [export] formats; use safetensors or coreml"),
+                    format!(
+                        "unknown export format \"{format}\" in [export] formats; use safetensors or coreml"
+                    ),
                     file,
                 ));
             }
@@ -139,10 +171,17 @@ impl Project {
         let mut copy = self.clone();
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let abs_base = std::path::absolute(&base).unwrap_or(base);
-        let rel = |p: &PathBuf| relative_to(&self.resolve(p), &abs_base);
-        copy.data.train = rel(&self.data.train);
-        copy.data.validation = self.data.validation.as_ref().map(rel);
-        copy.data.test = self.data.test.as_ref().map(rel);
+        copy.data.train = relative_to(&self.resolve(&self.data.train), &abs_base);
+        copy.data.validation = self
+            .data
+            .validation
+            .as_ref()
+            .map(|p| relative_to(&self.resolve(p), &abs_base));
+        copy.data.test = self
+            .data
+            .test
+            .as_ref()
+            .map(|p| relative_to(&self.resolve(p), &abs_base));
         let text = toml::to_string_pretty(&copy)
             .map_err(|e| Error::project(format!("cannot serialize project ({e})"), Some(path)))?;
         atomic_write(path, text.as_bytes())
@@ -158,13 +197,19 @@ impl Project {
 
     /// Resolves a data path from this project to an absolute one.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        let joined = if path.is_absolute() { path.to_path_buf() } else { self.base_dir().join(path) };
+        let joined = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir().join(path)
+        };
         std::path::absolute(&joined).unwrap_or(joined)
     }
 }
 
 fn relative_to(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+    path.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn one_line(s: &str) -> String {
@@ -172,6 +217,7 @@ fn one_line(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -186,7 +232,10 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("train = \"data/train\""), "{text}");
         let back = Project::load(&file).unwrap();
-        assert_eq!(back.resolve(&back.data.train), std::path::absolute(dir.path().join("data/train")).unwrap());
+        assert_eq!(
+            back.resolve(&back.data.train),
+            std::path::absolute(dir.path().join("data/train")).unwrap()
+        );
         assert_eq!(back.params["epochs"], toml::Value::Integer(3));
     }
 
@@ -194,15 +243,30 @@ mod tests {
     fn bad_files_get_messages_that_say_what_to_do() {
         let f = Some(Path::new("p.toml"));
         let newer = "format_version = 99\ntemplate = \"x\"\n[data]\ntrain = \"t\"\n";
-        assert!(Project::parse(newer, f).unwrap_err().to_string().contains("update Lathe"));
+        assert!(
+            Project::parse(newer, f)
+                .unwrap_err()
+                .to_string()
+                .contains("update Lathe")
+        );
         let unknown = "format_version = 1\ntemplate = \"x\"\ncolour = 1\n[data]\ntrain = \"t\"\n";
         let e = Project::parse(unknown, f).unwrap_err().to_string();
         assert!(e.contains("colour") && e.ends_with("p.toml"), "{e}");
         let wrong_type = "format_version = 1\ntemplate = 3\n[data]\ntrain = \"t\"\n";
         assert!(Project::parse(wrong_type, f).is_err());
         let missing = "template = \"x\"\n[data]\ntrain = \"t\"\n";
-        assert!(Project::parse(missing, f).unwrap_err().to_string().contains("format_version"));
+        assert!(
+            Project::parse(missing, f)
+                .unwrap_err()
+                .to_string()
+                .contains("format_version")
+        );
         let format = "format_version = 1\ntemplate = \"x\"\n[data]\ntrain = \"t\"\n[export]\nformats = [\"onnx\"]\n";
-        assert!(Project::parse(format, f).unwrap_err().to_string().contains("onnx"));
+        assert!(
+            Project::parse(format, f)
+                .unwrap_err()
+                .to_string()
+                .contains("onnx")
+        );
     }
 }

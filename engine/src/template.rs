@@ -2,7 +2,7 @@
 //! CLI and the app list the same templates wherever they run.
 
 use crate::error::{Error, Result};
-use crate::params::{layer_from_toml, ParamValue};
+use crate::params::{ParamValue, layer_from_toml};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -56,7 +56,10 @@ impl Template {
         all.iter().find(|t| t.id == id).cloned().ok_or_else(|| {
             let ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
             Error::project(
-                format!("unknown template \"{id}\"; choose one of: {} (see `lathe templates`)", ids.join(", ")),
+                format!(
+                    "unknown template \"{id}\"; choose one of: {} (see `lathe templates`)",
+                    ids.join(", ")
+                ),
                 None,
             )
         })
@@ -69,6 +72,7 @@ impl Template {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::params::ResolvedParams;

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `lathe` CLI contract: train → evaluate → predict → export on the
 //! bundled sample, exit codes, JSON forms, project files, Ctrl-C.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
@@ -13,37 +15,95 @@ fn train_evaluate_predict_export_on_the_bundled_sample() {
     let run_dir = tmp.path().join("run");
     let sample = sample();
     // 112 px instead of 224 keeps the test fast on CI's two cores; the pipeline is the same.
-    let out = run(lathe(&cache).args(["train", "--template", "image-classifier", "--json", "--epochs", "40", "--param", "image_size=112"])
-        .arg("--data").arg(sample.join("train"))
-        .arg("--test").arg(sample.join("test"))
-        .arg("--out").arg(&run_dir));
+    let out = run(lathe(&cache)
+        .args([
+            "train",
+            "--template",
+            "image-classifier",
+            "--json",
+            "--epochs",
+            "40",
+            "--param",
+            "image_size=112",
+        ])
+        .arg("--data")
+        .arg(sample.join("train"))
+        .arg("--test")
+        .arg(sample.join("test"))
+        .arg("--out")
+        .arg(&run_dir));
     assert!(out.status.success(), "train failed: {}", stderr(&out));
     let events = json_lines(&stdout(&out));
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"started"));
     assert_eq!(kinds.last(), Some(&"finished"));
-    let order = |k: &str| kinds.iter().position(|x| *x == k).unwrap_or_else(|| panic!("no {k} event in {kinds:?}"));
-    assert!(order("data") < order("epoch_end") && order("epoch_end") < order("evaluated") && order("evaluated") < order("exported"));
+    let order = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("no {k} event in {kinds:?}"))
+    };
+    assert!(
+        order("data") < order("epoch_end")
+            && order("epoch_end") < order("evaluated")
+            && order("evaluated") < order("exported")
+    );
     assert_eq!(events.last().unwrap()["outcome"]["status"], "completed");
 
-    for f in ["events.jsonl", "project.lock.toml", "report.json", "checkpoints/last.safetensors", "checkpoints/best.safetensors", "report/loss.png", "report/accuracy.png", "report/confusion_matrix_test.png", "model/model.safetensors", "model/config.json", "model/preprocessor_config.json", "model/manifest.json"] {
+    for f in [
+        "events.jsonl",
+        "project.lock.toml",
+        "report.json",
+        "checkpoints/last.safetensors",
+        "checkpoints/best.safetensors",
+        "report/loss.png",
+        "report/accuracy.png",
+        "report/confusion_matrix_test.png",
+        "model/model.safetensors",
+        "model/config.json",
+        "model/preprocessor_config.json",
+        "model/manifest.json",
+    ] {
         assert!(run_dir.join(f).is_file(), "missing {f}");
     }
     let logged = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
-    assert_eq!(json_lines(&logged).len(), events.len(), "events.jsonl differs from the stream");
+    assert_eq!(
+        json_lines(&logged).len(),
+        events.len(),
+        "events.jsonl differs from the stream"
+    );
     let lock = std::fs::read_to_string(run_dir.join("project.lock.toml")).unwrap();
-    assert!(lock.contains("image_size = 112") && lock.contains("learning_rate"), "{lock}");
+    assert!(
+        lock.contains("image_size = 112") && lock.contains("learning_rate"),
+        "{lock}"
+    );
 
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
     let trained_accuracy = report["evaluation"]["test"]["accuracy"].as_f64().unwrap();
 
     // evaluate: ONE JSON object; the exported model must reproduce the training-time score.
-    let out = run(lathe(&cache).args(["evaluate", "--json"]).arg(&run_dir).arg("--data").arg(sample.join("test")));
+    let out = run(lathe(&cache)
+        .args(["evaluate", "--json"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(sample.join("test")));
     assert!(out.status.success(), "{}", stderr(&out));
-    let eval: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
+    let eval: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
     let accuracy = eval["accuracy"].as_f64().unwrap();
-    assert!(accuracy > 0.5, "accuracy {accuracy} on 10 classes (chance is 0.1)");
-    assert!((accuracy - trained_accuracy).abs() <= 0.01, "exported model {accuracy} vs training-time {trained_accuracy}");
+    assert!(
+        accuracy > 0.5,
+        "accuracy {accuracy} on 10 classes (chance is 0.1)"
+    );
+    assert!(
+        (accuracy - trained_accuracy).abs() <= 0.01,
+        "exported model {accuracy} vs training-time {trained_accuracy}"
+    );
     assert!(eval["macro_f1"].as_f64().unwrap() > 0.4);
     assert_eq!(eval["labels"].as_array().unwrap().len(), 10);
     assert_eq!(eval["per_class"].as_array().unwrap().len(), 10);
@@ -51,47 +111,100 @@ fn train_evaluate_predict_export_on_the_bundled_sample() {
     assert_eq!(cm.iter().flatten().sum::<u64>(), 200);
 
     // predict: one JSON object per input.
-    let bag = sample.join("test/Bag").read_dir().unwrap().next().unwrap().unwrap().path();
-    let boot = sample.join("test/Ankle_boot").read_dir().unwrap().next().unwrap().unwrap().path();
-    let out = run(lathe(&cache).args(["predict", "--json"]).arg(run_dir.join("model")).arg(&bag).arg(&boot));
+    let bag = sample
+        .join("test/Bag")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let boot = sample
+        .join("test/Ankle_boot")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = run(lathe(&cache)
+        .args(["predict", "--json"])
+        .arg(run_dir.join("model"))
+        .arg(&bag)
+        .arg(&boot));
     assert!(out.status.success(), "{}", stderr(&out));
     let preds = json_lines(&stdout(&out));
     assert_eq!(preds.len(), 2);
     for (p, path) in preds.iter().zip([&bag, &boot]) {
         assert_eq!(p["input"].as_str().unwrap(), path.to_str().unwrap());
         let probs = p["probabilities"].as_object().unwrap();
-        let top = probs.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap();
+        let top = probs
+            .iter()
+            .max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap())
+            .unwrap();
         assert_eq!(p["label"].as_str().unwrap(), top.0);
     }
-    let out = run(lathe(&cache).args(["predict", "--json", "--top", "10"]).arg(&run_dir).arg(&bag));
+    let out = run(lathe(&cache)
+        .args(["predict", "--json", "--top", "10"])
+        .arg(&run_dir)
+        .arg(&bag));
     let p = &json_lines(&stdout(&out))[0];
-    let total: f64 = p["probabilities"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+    let total: f64 = p["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
     assert!((total - 1.0).abs() < 1e-4, "probabilities sum to {total}");
 
     // export: a self-contained folder that predicts the same.
     let exported = tmp.path().join("exported");
-    let out = run(lathe(&cache).args(["export", "--format", "safetensors"]).arg(&run_dir).arg("--out").arg(&exported));
+    let out = run(lathe(&cache)
+        .args(["export", "--format", "safetensors"])
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(&exported));
     assert!(out.status.success(), "{}", stderr(&out));
     let bytes = std::fs::read(exported.join("model.safetensors")).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     assert_eq!(meta.metadata().as_ref().unwrap()["format"], "pt");
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(st.tensor("classifier.1.weight").unwrap().shape(), &[10, 1280]);
-    assert!(st.tensor("features.0.0.weight").is_ok() && st.tensor("features.18.1.running_var").is_ok());
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        st.tensor("classifier.1.weight").unwrap().shape(),
+        &[10, 1280]
+    );
+    assert!(
+        st.tensor("features.0.0.weight").is_ok() && st.tensor("features.18.1.running_var").is_ok()
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(config["id2label"]["0"], "Ankle_boot");
     assert_eq!(config["label2id"]["Trouser"], 9);
-    let pre: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(exported.join("preprocessor_config.json")).unwrap()).unwrap();
+    let pre: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(exported.join("preprocessor_config.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(pre["size"]["height"], 112);
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(exported.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["seed"], 42);
     assert_eq!(manifest["backbone"]["id"], "mobilenet_v2");
-    assert_eq!(manifest["data"]["train"]["blake3"].as_str().unwrap().len(), 64);
-    let out = run(lathe(&cache).args(["predict", "--json"]).arg(&exported).arg(&bag));
+    assert_eq!(
+        manifest["data"]["train"]["blake3"].as_str().unwrap().len(),
+        64
+    );
+    let out = run(lathe(&cache)
+        .args(["predict", "--json"])
+        .arg(&exported)
+        .arg(&bag));
     assert_eq!(json_lines(&stdout(&out))[0]["label"], preds[0]["label"]);
 
     // Core ML is not in this build yet: a clear error, exit 1.
-    let out = run(lathe(&cache).args(["export", "--format", "coreml"]).arg(&run_dir));
+    let out = run(lathe(&cache)
+        .args(["export", "--format", "coreml"])
+        .arg(&run_dir));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("Core ML"), "{}", stderr(&out));
 }
@@ -103,14 +216,34 @@ fn second_run_reuses_cached_features() {
     make_dataset(&data, &["circles", "stripes", "bands"], 6, 0);
     let cache = tmp.path().join("cache");
     let train = |out: &str| {
-        let o = run(lathe(&cache).args(["train", "--template", "image-classifier", "--json", "--epochs", "3", "--param", "image_size=64"]).arg("--data").arg(&data).arg("--out").arg(tmp.path().join(out)));
+        let o = run(lathe(&cache)
+            .args([
+                "train",
+                "--template",
+                "image-classifier",
+                "--json",
+                "--epochs",
+                "3",
+                "--param",
+                "image_size=64",
+            ])
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(tmp.path().join(out)));
         assert!(o.status.success(), "{}", stderr(&o));
         json_lines(&stdout(&o))
     };
     let first = train("a");
-    assert!(!first.iter().any(|e| e["event"] == "cache"), "fresh cache reported hits");
+    assert!(
+        !first.iter().any(|e| e["event"] == "cache"),
+        "fresh cache reported hits"
+    );
     let second = train("b");
-    let hit = second.iter().find(|e| e["event"] == "cache").expect("second run reports cache use");
+    let hit = second
+        .iter()
+        .find(|e| e["event"] == "cache")
+        .expect("second run reports cache use");
     assert_eq!(hit["reused"], 18);
     assert_eq!(hit["total"], 18);
 }
@@ -122,17 +255,41 @@ fn usage_errors_exit_2_and_data_errors_exit_1_with_the_path() {
     let out = run(lathe(&cache).args(["train", "--no-such-flag"]));
     assert_eq!(out.status.code(), Some(2));
     let missing = tmp.path().join("nowhere");
-    let out = run(lathe(&cache).args(["train", "--template", "image-classifier", "--data"]).arg(&missing).arg("--out").arg(tmp.path().join("r")));
+    let out = run(lathe(&cache)
+        .args(["train", "--template", "image-classifier", "--data"])
+        .arg(&missing)
+        .arg("--out")
+        .arg(tmp.path().join("r")));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("does not exist") && err.contains("nowhere"), "{err}");
-    assert_eq!(err.trim().lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
-    let out = run(lathe(&cache).args(["train", "--template", "sound-painter", "--data"]).arg(tmp.path()));
+    assert!(
+        err.contains("does not exist") && err.contains("nowhere"),
+        "{err}"
+    );
+    assert_eq!(
+        err.trim()
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .count(),
+        1,
+        "{err}"
+    );
+    let out = run(lathe(&cache)
+        .args(["train", "--template", "sound-painter", "--data"])
+        .arg(tmp.path()));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("image-classifier"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("image-classifier"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(lathe(&cache).args(["predict"]).arg(tmp.path()).arg("x.png"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("not a Lathe model"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a Lathe model"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -142,22 +299,44 @@ fn new_project_then_check_then_train_from_the_project_file() {
     let data = tmp.path().join("photos");
     make_dataset(&data, &["circles", "stripes"], 5, 0);
     let dir = tmp.path().join("proj");
-    let out = run(lathe(&cache).args(["new", "--template", "image-classifier"]).arg(&dir).arg("--data").arg(&data));
+    let out = run(lathe(&cache)
+        .args(["new", "--template", "image-classifier"])
+        .arg(&dir)
+        .arg("--data")
+        .arg(&data));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(dir.join("project.toml")).unwrap();
     assert!(text.contains("template = \"image-classifier\""), "{text}");
-    let out = run(lathe(&cache).args(["new", "--template", "image-classifier"]).arg(&dir));
+    let out = run(lathe(&cache)
+        .args(["new", "--template", "image-classifier"])
+        .arg(&dir));
     assert_eq!(out.status.code(), Some(1), "overwrote a project");
     let out = run(lathe(&cache).arg("check").arg(dir.join("project.toml")));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("circles") && stdout(&out).contains("healthy"), "{}", stdout(&out));
-    let out = run(lathe(&cache).arg("train").arg(dir.join("project.toml")).args(["--epochs", "2", "--param", "image_size=48", "--out"]).arg(dir.join("run")));
+    assert!(
+        stdout(&out).contains("circles") && stdout(&out).contains("healthy"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(lathe(&cache)
+        .arg("train")
+        .arg(dir.join("project.toml"))
+        .args(["--epochs", "2", "--param", "image_size=48", "--out"])
+        .arg(dir.join("run")));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.join("run/model/model.safetensors").is_file());
     // A finished run is never overwritten.
-    let out = run(lathe(&cache).arg("train").arg(dir.join("project.toml")).arg("--out").arg(dir.join("run")));
+    let out = run(lathe(&cache)
+        .arg("train")
+        .arg(dir.join("project.toml"))
+        .arg("--out")
+        .arg(dir.join("run")));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("never overwritten"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("never overwritten"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -167,7 +346,12 @@ fn templates_lists_and_explains_parameters() {
     assert!(out.status.success() && stdout(&out).contains("image-classifier"));
     let out = run(lathe(tmp.path()).args(["templates", "--params", "image-classifier", "--json"]));
     let specs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let epochs = specs.as_array().unwrap().iter().find(|s| s["key"] == "epochs").unwrap();
+    let epochs = specs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "epochs")
+        .unwrap();
     assert_eq!(epochs["default"], 100);
 }
 
@@ -179,8 +363,24 @@ fn ctrl_c_cancels_cleanly_with_exit_130_and_keeps_the_checkpoint() {
     make_dataset(&data, &["circles", "stripes"], 6, 0);
     let run_dir = tmp.path().join("run");
     let child = lathe(&tmp.path().join("cache"))
-        .args(["train", "--template", "image-classifier", "--json", "--epochs", "100000", "--param", "image_size=48", "--param", "early_stopping_patience=0", "--param", "batch_size=1"])
-        .arg("--data").arg(&data).arg("--out").arg(&run_dir)
+        .args([
+            "train",
+            "--template",
+            "image-classifier",
+            "--json",
+            "--epochs",
+            "100000",
+            "--param",
+            "image_size=48",
+            "--param",
+            "early_stopping_patience=0",
+            "--param",
+            "batch_size=1",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run_dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -188,10 +388,16 @@ fn ctrl_c_cancels_cleanly_with_exit_130_and_keeps_the_checkpoint() {
     // Wait for the first checkpoint, then press Ctrl-C.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while !run_dir.join("checkpoints/last.safetensors").exists() {
-        assert!(std::time::Instant::now() < deadline, "no checkpoint within 120 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 120 s"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));

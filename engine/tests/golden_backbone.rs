@@ -2,6 +2,8 @@
 //! torchvision does (chelsea.png → 285 "Egyptian cat", coffee.png → 967 "espresso"), which checks
 //! the weights, the network, the fused depthwise op, batch-norm folding and the preprocessing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use lathe_engine::model::backbone::Backbone;
 use lathe_engine::task::image_model::imagenet_probabilities;
 
@@ -16,13 +18,31 @@ fn top(p: &[f32], k: usize) -> Vec<usize> {
 fn embedded_mobilenet_v2_recognizes_the_cat_and_the_coffee() {
     let backbone = Backbone::load("mobilenet_v2", 224, None, 0, &candle_core::Device::Cpu).unwrap();
     let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/photos");
-    let cat = imagenet_probabilities(&backbone, &std::fs::read(assets.join("chelsea.png")).unwrap()).unwrap();
-    let coffee = imagenet_probabilities(&backbone, &std::fs::read(assets.join("coffee.png")).unwrap()).unwrap();
-    println!("cat top-3 {:?} p={:.3}; coffee top-3 {:?} p={:.3}", top(&cat, 3), cat[285], top(&coffee, 3), coffee[967]);
+    let cat = imagenet_probabilities(
+        &backbone,
+        &std::fs::read(assets.join("chelsea.png")).unwrap(),
+    )
+    .unwrap();
+    let coffee = imagenet_probabilities(
+        &backbone,
+        &std::fs::read(assets.join("coffee.png")).unwrap(),
+    )
+    .unwrap();
+    println!(
+        "cat top-3 {:?} p={:.3}; coffee top-3 {:?} p={:.3}",
+        top(&cat, 3),
+        cat[285],
+        top(&coffee, 3),
+        coffee[967]
+    );
     // torchvision reference (data.md): chelsea → 285 with p ≈ 0.71, top-3 within {281, 282, 285};
     // coffee → 967 with p ≈ 0.99.
     assert_eq!(top(&cat, 1), vec![285]);
-    assert!(top(&cat, 3).iter().all(|c| [281, 282, 285].contains(c)), "{:?}", top(&cat, 3));
+    assert!(
+        top(&cat, 3).iter().all(|c| [281, 282, 285].contains(c)),
+        "{:?}",
+        top(&cat, 3)
+    );
     assert!((cat[285] - 0.71).abs() < 0.08, "p(285) = {}", cat[285]);
     assert_eq!(top(&coffee, 1), vec![967]);
     assert!(coffee[967] > 0.95, "p(967) = {}", coffee[967]);

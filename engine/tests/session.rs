@@ -1,12 +1,14 @@
 //! The training `Session` through the library API: event order, pause / resume / cancel, and
 //! the `RunState` fold replaying a recorded `events.jsonl`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::make_dataset;
+use lathe_engine::Project;
 use lathe_engine::params::ParamValue;
 use lathe_engine::train::{Event, Outcome, RunOptions, RunState, Session, SessionOptions, Status};
-use lathe_engine::Project;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,7 +21,10 @@ fn options(tmp: &std::path::Path, epochs: i64) -> SessionOptions {
             ("batch_size".to_string(), ParamValue::Int(1)),
             ("early_stopping_patience".to_string(), ParamValue::Int(0)),
         ]),
-        run: RunOptions { cache_dir: Some(tmp.join("cache")), weights: None },
+        run: RunOptions {
+            cache_dir: Some(tmp.join("cache")),
+            weights: None,
+        },
         ..Default::default()
     }
 }
@@ -32,7 +37,10 @@ fn pause_holds_training_and_cancel_ends_it_with_a_checkpoint() {
     let session = Session::start(project, options(tmp.path(), 100_000)).unwrap();
     let mut state = RunState::default();
     let recv = |state: &mut RunState| {
-        let e = session.events().recv_timeout(Duration::from_secs(120)).expect("an event within 120 s");
+        let e = session
+            .events()
+            .recv_timeout(Duration::from_secs(120))
+            .expect("an event within 120 s");
         state.apply(&e);
         e
     };
@@ -44,7 +52,10 @@ fn pause_holds_training_and_cancel_ends_it_with_a_checkpoint() {
     // Nothing trains while paused.
     std::thread::sleep(Duration::from_millis(400));
     while let Ok(e) = session.events().try_recv() {
-        assert!(!matches!(e, Event::EpochEnd(_) | Event::Step { .. }), "trained while paused: {e:?}");
+        assert!(
+            !matches!(e, Event::EpochEnd(_) | Event::Step { .. }),
+            "trained while paused: {e:?}"
+        );
         state.apply(&e);
     }
     assert_eq!(state.epoch, epoch);
@@ -55,11 +66,17 @@ fn pause_holds_training_and_cancel_ends_it_with_a_checkpoint() {
     session.control().cancel();
     let run_dir = session.run_dir().to_path_buf();
     let outcome = session.run_to_end(|e| state.apply(e));
-    let Outcome::Cancelled { checkpoint: Some(ckpt) } = outcome else { panic!("expected a cancelled run with a checkpoint, got {outcome:?}") };
+    let Outcome::Cancelled {
+        checkpoint: Some(ckpt),
+    } = outcome
+    else {
+        panic!("expected a cancelled run with a checkpoint, got {outcome:?}")
+    };
     assert!(ckpt.is_file());
     assert_eq!(state.status, Status::Cancelled);
     // The recorded log replays into the same state.
-    let replayed = RunState::replay(&std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap());
+    let replayed =
+        RunState::replay(&std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap());
     assert_eq!(replayed, state);
 }
 
@@ -75,7 +92,12 @@ fn events_arrive_in_order_and_fold_to_a_completed_run() {
     let mut kinds = Vec::new();
     let outcome = session.run_to_end(|e| {
         state.apply(e);
-        kinds.push(serde_json::to_value(e).unwrap()["event"].as_str().unwrap().to_string());
+        kinds.push(
+            serde_json::to_value(e).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     });
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
     let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap();
@@ -86,5 +108,12 @@ fn events_arrive_in_order_and_fold_to_a_completed_run() {
     assert_eq!(state.status, Status::Completed);
     assert_eq!(state.train_loss.points().len(), 4);
     assert!(state.evaluation("test").is_some() && state.evaluation("validation").is_some());
-    assert!(state.model_dir.as_ref().unwrap().join("model.safetensors").is_file());
+    assert!(
+        state
+            .model_dir
+            .as_ref()
+            .unwrap()
+            .join("model.safetensors")
+            .is_file()
+    );
 }

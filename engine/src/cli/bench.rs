@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Results go to stdout; record them with the machine and command in docs/benchmarks.md.")]
+#[command(
+    after_help = "Results go to stdout; record them with the machine and command in docs/benchmarks.md."
+)]
 pub struct BenchArgs {
     /// Folder of images to decode (searched recursively); default: synthetic 640×480 JPEGs.
     #[arg(long)]
@@ -39,14 +41,18 @@ pub struct BenchArgs {
 }
 
 fn collect_images(dir: &Path, limit: usize, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = crate::fsutil::sorted_entries(dir) else { return };
+    let Ok(entries) = crate::fsutil::sorted_entries(dir) else {
+        return;
+    };
     for e in entries {
         if out.len() >= limit {
             return;
         }
         if e.is_dir() {
             collect_images(&e, limit, out);
-        } else if e.extension().is_some_and(|x| IMAGE_EXTENSIONS.contains(&x.to_string_lossy().to_lowercase().as_str())) {
+        } else if e.extension().is_some_and(|x| {
+            IMAGE_EXTENSIONS.contains(&x.to_string_lossy().to_lowercase().as_str())
+        }) {
             out.push(e);
         }
     }
@@ -61,7 +67,10 @@ fn synthetic_jpegs(n: usize) -> Result<Vec<Vec<u8>>> {
                 image::Rgb([v as u8, (v >> 3) as u8, (x + y) as u8])
             });
             let mut buf = Vec::new();
-            img.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Jpeg)?;
+            img.write_to(
+                &mut std::io::Cursor::new(&mut buf),
+                image::ImageFormat::Jpeg,
+            )?;
             Ok(buf)
         })
         .collect()
@@ -75,10 +84,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             if paths.is_empty() {
                 bail!("no images found under {}", dir.display());
             }
-            let bytes = paths.iter().map(std::fs::read).collect::<std::io::Result<Vec<_>>>()?;
+            let bytes = paths
+                .iter()
+                .map(std::fs::read)
+                .collect::<std::io::Result<Vec<_>>>()?;
             (dir.display().to_string(), bytes)
         }
-        None => ("synthetic 640x480 JPEG".to_string(), synthetic_jpegs(args.count)?),
+        None => (
+            "synthetic 640x480 JPEG".to_string(),
+            synthetic_jpegs(args.count)?,
+        ),
     };
     let pre = Preprocessing::imagenet(args.image_size);
     let decode = |b: &Vec<u8>| pre.load(b).map(|v| v.len()).unwrap_or(0);
@@ -109,10 +124,20 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if args.json {
         println!("{result}");
     } else {
-        println!("decode + resize to {0}×{0} ({source}, {1} images):", args.image_size, encoded.len());
+        println!(
+            "decode + resize to {0}×{0} ({source}, {1} images):",
+            args.image_size,
+            encoded.len()
+        );
         println!("  1 thread:   {one_thread:8.1} images/s");
         println!("  {threads} threads: {all_threads:8.1} images/s");
-        println!("MobileNetV2 feature extraction (batch {}, {}×{}, f32, {}):", args.batch, s, s, crate::device::label(&device));
+        println!(
+            "MobileNetV2 feature extraction (batch {}, {}×{}, f32, {}):",
+            args.batch,
+            s,
+            s,
+            crate::device::label(&device)
+        );
         println!("  {extract:8.1} images/s");
     }
     Ok(ExitCode::SUCCESS)

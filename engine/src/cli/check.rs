@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Exit code 1 when the data has errors that would stop training (e.g. a class with one example).")]
+#[command(
+    after_help = "Exit code 1 when the data has errors that would stop training (e.g. a class with one example)."
+)]
 pub struct CheckArgs {
     /// A project.toml, or a data folder.
     pub path: PathBuf,
@@ -30,7 +32,10 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let mut project = if is_project {
         Project::load(&args.path)?
     } else {
-        let template = args.template.clone().unwrap_or_else(|| "image-classifier".into());
+        let template = args
+            .template
+            .clone()
+            .unwrap_or_else(|| "image-classifier".into());
         Project::new(&template, std::path::absolute(&args.path)?)
     };
     if let Some(t) = &args.test {
@@ -39,25 +44,50 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let prepared = crate::train::session::prepare(&project, &Default::default())?;
     let data = ResolvedData::of(&project);
     let mut reporter = super::output::Reporter::new(super::output::Mode::detect(false));
-    let summary = prepared
-        .task
-        .scan(&data, &prepared.params, &mut |d, t| reporter.progress(Phase::Scanning, d, t), &Control::new())?;
+    let summary = prepared.task.scan(
+        &data,
+        &prepared.params,
+        &mut |d, t| reporter.progress(Phase::Scanning, d, t),
+        &Control::new(),
+    )?;
     reporter.finish_bar();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", describe(&summary));
     }
-    Ok(if summary.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if summary.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The human summary: splits with class counts as bars, then warnings and errors.
 pub fn describe(s: &DatasetSummary) -> String {
     let mut out = String::new();
     for split in &s.splits {
-        out += &format!("{} — {} examples in {} classes ({})\n", split.name, split.num_examples, split.classes.len(), split.root.display());
-        let max = split.classes.iter().map(|c| c.count).max().unwrap_or(1).max(1);
-        let width = split.classes.iter().map(|c| c.label.chars().count()).max().unwrap_or(5).min(28);
+        out += &format!(
+            "{} — {} examples in {} classes ({})\n",
+            split.name,
+            split.num_examples,
+            split.classes.len(),
+            split.root.display()
+        );
+        let max = split
+            .classes
+            .iter()
+            .map(|c| c.count)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let width = split
+            .classes
+            .iter()
+            .map(|c| c.label.chars().count())
+            .max()
+            .unwrap_or(5)
+            .min(28);
         for c in &split.classes {
             let bar = "█".repeat((c.count * 30).div_ceil(max));
             let name: String = c.label.chars().take(width).collect();
@@ -68,10 +98,18 @@ pub fn describe(s: &DatasetSummary) -> String {
         }
         out += "\n";
     }
-    let errors = s.issues.iter().filter(|i| i.severity == Severity::Error).count();
+    let errors = s
+        .issues
+        .iter()
+        .filter(|i| i.severity == Severity::Error)
+        .count();
     let warnings = s.issues.len() - errors;
     for i in &s.issues {
-        let tag = if i.severity == Severity::Error { "error" } else { "warning" };
+        let tag = if i.severity == Severity::Error {
+            "error"
+        } else {
+            "warning"
+        };
         out += &format!("{tag}: {}\n", i.line());
     }
     out += &match (errors, warnings) {

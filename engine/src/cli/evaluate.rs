@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
-#[command(after_help = "With --json, prints ONE JSON object: accuracy, macro_f1, per_class, confusion_matrix, labels, samples, …")]
+#[command(
+    after_help = "With --json, prints ONE JSON object: accuracy, macro_f1, per_class, confusion_matrix, labels, samples, …"
+)]
 pub struct EvaluateArgs {
     /// A run folder or an exported model folder.
     pub model: PathBuf,
@@ -29,9 +31,17 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let device = crate::device::open(&args.device)?;
     let model = task::load_model(&args.model, &device)?;
     let mode = Mode::detect(args.json);
-    let mut reporter = Reporter::new(if mode == Mode::Json { Mode::Plain } else { mode });
+    let mut reporter = Reporter::new(if mode == Mode::Json {
+        Mode::Plain
+    } else {
+        mode
+    });
     let mut warnings = Vec::new();
-    let evaluation = model.evaluate(&args.data, &mut |d, t| reporter.progress(Phase::Evaluating, d, t), &mut |w| warnings.push(w))?;
+    let evaluation = model.evaluate(
+        &args.data,
+        &mut |d, t| reporter.progress(Phase::Evaluating, d, t),
+        &mut |w| warnings.push(w),
+    )?;
     reporter.finish_bar();
     for w in &warnings {
         eprintln!("warning: {w}");
@@ -48,7 +58,13 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
 
 /// A human summary: headline numbers and a per-class table.
 pub fn table(r: &ClassificationReport, split: &str) -> String {
-    let width = r.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).clamp(5, 28);
+    let width = r
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 28);
     let mut s = format!(
         "\n{split}: accuracy {:.2}%  top-5 {:.2}%  macro F1 {:.3}  ({} examples)\n\n",
         r.accuracy * 100.0,
@@ -59,7 +75,10 @@ pub fn table(r: &ClassificationReport, split: &str) -> String {
     s += &format!("  {:<width$}  precision  recall     f1  support\n", "class");
     for c in &r.per_class {
         let name: String = c.label.chars().take(width).collect();
-        s += &format!("  {name:<width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}\n", c.precision, c.recall, c.f1, c.support);
+        s += &format!(
+            "  {name:<width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}\n",
+            c.precision, c.recall, c.f1, c.support
+        );
     }
     s
 }

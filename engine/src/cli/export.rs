@@ -30,9 +30,14 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let model_dir = task::model_dir(&args.model)?;
     match args.format {
         Format::Safetensors => {
-            let out = args.out.unwrap_or_else(|| default_out(&model_dir, "safetensors"));
+            let out = args
+                .out
+                .unwrap_or_else(|| default_out(&model_dir, "safetensors"));
             if std::path::absolute(&out)?.starts_with(std::path::absolute(&model_dir)?) {
-                bail!("--out must not be inside the model folder: {}", out.display());
+                bail!(
+                    "--out must not be inside the model folder: {}",
+                    out.display()
+                );
             }
             let staging = fsutil::temp_sibling(&out).with_extension("staging");
             if staging.exists() {
@@ -47,7 +52,9 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Format::Coreml => {
-            bail!("Core ML export is not implemented in this build yet; export --format safetensors for now")
+            bail!(
+                "Core ML export is not implemented in this build yet; export --format safetensors for now"
+            )
         }
     }
 }
@@ -55,9 +62,14 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
 /// `<run>/exports/<format>` for a run's model, else a sibling `<folder>-<format>`.
 fn default_out(model_dir: &std::path::Path, format: &str) -> PathBuf {
     match model_dir.parent() {
-        Some(run) if model_dir.ends_with("model") && run.join("events.jsonl").exists() => run.join("exports").join(format),
+        Some(run) if model_dir.ends_with("model") && run.join("events.jsonl").exists() => {
+            run.join("exports").join(format)
+        }
         _ => {
-            let name = model_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+            let name = model_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into());
             model_dir.with_file_name(format!("{name}-{format}"))
         }
     }

@@ -47,7 +47,12 @@ pub fn templates(args: TemplatesArgs) -> Result<ExitCode> {
                 ParamKind::Bool => "true | false".into(),
                 ParamKind::Text => "text".into(),
             };
-            println!("  {:<26} = {:<14} {}  [{range}]", s.key, s.default.display(), s.help);
+            println!(
+                "  {:<26} = {:<14} {}  [{range}]",
+                s.key,
+                s.default.display(),
+                s.help
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -56,7 +61,10 @@ pub fn templates(args: TemplatesArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         for t in all {
-            println!("{:<20} {} — {}\n{:<20} data: {}", t.id, t.title, t.blurb, "", t.data_layout);
+            println!(
+                "{:<20} {} — {}\n{:<20} data: {}",
+                t.id, t.title, t.blurb, "", t.data_layout
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -81,7 +89,10 @@ pub fn new(args: NewArgs) -> Result<ExitCode> {
     let template = Template::get(&args.template)?;
     let file = args.dir.join("project.toml");
     if file.exists() {
-        bail!("{} already exists; Lathe never overwrites a project (pick another folder)", file.display());
+        bail!(
+            "{} already exists; Lathe never overwrites a project (pick another folder)",
+            file.display()
+        );
     }
     std::fs::create_dir_all(&args.dir)?;
     let abs_dir = std::path::absolute(&args.dir)?;
@@ -90,7 +101,10 @@ pub fn new(args: NewArgs) -> Result<ExitCode> {
         None => abs_dir.join("data/train"),
     };
     let mut project = Project::new(&template.id, data);
-    project.name = abs_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    project.name = abs_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if let Some(t) = &args.test {
         project.data.test = Some(std::path::absolute(t)?);
     }
@@ -98,6 +112,9 @@ pub fn new(args: NewArgs) -> Result<ExitCode> {
     project.save(&file)?;
     eprintln!("Created {} ({})", file.display(), template.title);
     eprintln!("Data: {}", template.data_layout);
-    eprintln!("Next: put your data in place, then run `lathe check {0}` and `lathe train {0}`", file.display());
+    eprintln!(
+        "Next: put your data in place, then run `lathe check {0}` and `lathe train {0}`",
+        file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

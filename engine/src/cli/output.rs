@@ -44,7 +44,12 @@ const MAX_WARNINGS_SHOWN: usize = 20;
 
 impl Reporter {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, bar: None, warnings: 0, last_plain_phase: None }
+        Self {
+            mode,
+            bar: None,
+            warnings: 0,
+            last_plain_phase: None,
+        }
     }
 
     fn println(&self, line: String) {
@@ -56,7 +61,12 @@ impl Reporter {
 
     /// A progress bar (terminal) or nothing, for one-off tasks like `evaluate`.
     pub fn progress(&mut self, phase: Phase, done: u64, total: u64) {
-        self.handle(&Event::Phase { phase, done, total, elapsed_secs: 0.0 });
+        self.handle(&Event::Phase {
+            phase,
+            done,
+            total,
+            elapsed_secs: 0.0,
+        });
     }
 
     pub fn finish_bar(&mut self) {
@@ -71,20 +81,32 @@ impl Reporter {
             return;
         }
         match event {
-            Event::Started { run_dir, device, .. } => {
+            Event::Started {
+                run_dir, device, ..
+            } => {
                 eprintln!("Training in {} on {device}", run_dir.display());
             }
-            Event::Data { num_train, num_validation, num_test, labels } => {
+            Event::Data {
+                num_train,
+                num_validation,
+                num_test,
+                labels,
+            } => {
                 eprintln!(
                     "Data: {num_train} training, {num_validation} validation, {num_test} test examples; {} classes: {}",
                     labels.len(),
                     preview(labels)
                 );
             }
-            Event::Phase { phase, done, total, .. } => self.phase(*phase, *done, *total),
+            Event::Phase {
+                phase, done, total, ..
+            } => self.phase(*phase, *done, *total),
             Event::Step { .. } => {}
             Event::EpochEnd(m) => {
-                let mut line = format!("epoch {:>3}/{}  loss {:.4}", m.epoch, m.epochs, m.train_loss);
+                let mut line = format!(
+                    "epoch {:>3}/{}  loss {:.4}",
+                    m.epoch, m.epochs, m.train_loss
+                );
                 if let Some(a) = m.train_accuracy {
                     line += &format!("  acc {:.1}%", a * 100.0);
                 }
@@ -105,33 +127,60 @@ impl Reporter {
             Event::Warning { message, path } => {
                 self.warnings += 1;
                 if self.warnings <= MAX_WARNINGS_SHOWN {
-                    let at = path.as_ref().map(|p| format!(": {}", p.display())).unwrap_or_default();
+                    let at = path
+                        .as_ref()
+                        .map(|p| format!(": {}", p.display()))
+                        .unwrap_or_default();
                     self.println(format!("warning: {message}{at}"));
                 }
             }
             Event::Cache { reused, total, .. } => {
-                self.println(format!("Reusing cached features for {reused} of {total} images"));
+                self.println(format!(
+                    "Reusing cached features for {reused} of {total} images"
+                ));
             }
             Event::Checkpoint { .. } => {}
             Event::Paused => self.println("Paused".into()),
             Event::Resumed => self.println("Resumed".into()),
-            Event::Evaluated { split, num_examples, metric, value } => {
+            Event::Evaluated {
+                split,
+                num_examples,
+                metric,
+                value,
+            } => {
                 self.finish_bar();
-                eprintln!("{split}: {metric} {:.2}% on {num_examples} examples", value * 100.0);
+                eprintln!(
+                    "{split}: {metric} {:.2}% on {num_examples} examples",
+                    value * 100.0
+                );
             }
             Event::Exported { format, path } => {
                 self.finish_bar();
                 eprintln!("Exported {format}: {}", path.display());
             }
-            Event::Finished { outcome, elapsed_secs } => {
+            Event::Finished {
+                outcome,
+                elapsed_secs,
+            } => {
                 self.finish_bar();
                 if self.warnings > MAX_WARNINGS_SHOWN {
-                    eprintln!("… and {} more warnings (all are in events.jsonl)", self.warnings - MAX_WARNINGS_SHOWN);
+                    eprintln!(
+                        "… and {} more warnings (all are in events.jsonl)",
+                        self.warnings - MAX_WARNINGS_SHOWN
+                    );
                 }
                 match outcome {
-                    Outcome::Completed { model_dir } => eprintln!("Finished in {}: model in {}", duration(*elapsed_secs), model_dir.display()),
+                    Outcome::Completed { model_dir } => eprintln!(
+                        "Finished in {}: model in {}",
+                        duration(*elapsed_secs),
+                        model_dir.display()
+                    ),
                     Outcome::Cancelled { checkpoint } => match checkpoint {
-                        Some(c) => eprintln!("Cancelled after {}; last checkpoint kept: {}", duration(*elapsed_secs), c.display()),
+                        Some(c) => eprintln!(
+                            "Cancelled after {}; last checkpoint kept: {}",
+                            duration(*elapsed_secs),
+                            c.display()
+                        ),
                         None => eprintln!("Cancelled after {}", duration(*elapsed_secs)),
                     },
                     Outcome::Failed { message } => eprintln!("error: {message}"),
@@ -147,13 +196,17 @@ impl Reporter {
                 let same = matches!(&self.bar, Some((p, _)) if *p == phase);
                 if !same {
                     self.finish_bar();
-                    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+                    let bar =
+                        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                     let style = ProgressStyle::with_template("{prefix:>20.cyan.bold} [{bar:30}] {human_pos}/{human_len} {unit} ({eta} left) {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> ");
-                    bar.set_style(style.clone().with_key("unit", move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{}", phase.unit());
-                    }));
+                    bar.set_style(style.clone().with_key(
+                        "unit",
+                        move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{}", phase.unit());
+                        },
+                    ));
                     bar.set_prefix(phase.title());
                     bar.enable_steady_tick(Duration::from_millis(200));
                     self.bar = Some((phase, bar));
@@ -166,9 +219,13 @@ impl Reporter {
             Mode::Plain => {
                 // One line at the start of a phase and at its end; no bar to redraw when piped.
                 let key = (phase, done);
-                if done == 0 && self.last_plain_phase.map(|p| p.0) != Some(phase) {
+                if done == 0 && total > 0 && self.last_plain_phase != Some(key) {
                     eprintln!("{} ({total} {})…", phase.title(), phase.unit());
-                } else if done == total && total > 0 && self.last_plain_phase != Some(key) && phase != Phase::Training {
+                } else if done == total
+                    && total > 0
+                    && self.last_plain_phase != Some(key)
+                    && phase != Phase::Training
+                {
                     eprintln!("{}: done ({total} {})", phase.title(), phase.unit());
                 }
                 self.last_plain_phase = Some(key);
@@ -179,7 +236,11 @@ impl Reporter {
 
 fn preview(labels: &[String]) -> String {
     let shown: Vec<&str> = labels.iter().take(8).map(String::as_str).collect();
-    let more = if labels.len() > 8 { format!(", … ({} more)", labels.len() - 8) } else { String::new() };
+    let more = if labels.len() > 8 {
+        format!(", … ({} more)", labels.len() - 8)
+    } else {
+        String::new()
+    };
     format!("{}{more}", shown.join(", "))
 }
 
@@ -190,6 +251,10 @@ pub fn duration(secs: f64) -> String {
     } else if secs < 3600.0 {
         format!("{}m {:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
     } else {
-        format!("{}h {:02}m", (secs / 3600.0) as u64, (secs % 3600.0 / 60.0) as u64)
+        format!(
+            "{}h {:02}m",
+            (secs / 3600.0) as u64,
+            (secs % 3600.0 / 60.0) as u64
+        )
     }
 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
-#[command(after_help = "With --json, prints one JSON object per input: {\"input\": …, \"label\": …, \"probabilities\": {label: p, …}}")]
+#[command(
+    after_help = "With --json, prints one JSON object per input: {\"input\": …, \"label\": …, \"probabilities\": {label: p, …}}"
+)]
 pub struct PredictArgs {
     /// A run folder or an exported model folder.
     pub model: PathBuf,
@@ -37,7 +39,11 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                 if args.json {
                     println!("{}", serde_json::to_string(&p)?);
                 } else {
-                    let rest: Vec<String> = p.ranked.iter().map(|(l, q)| format!("{l} {:.1}%", q * 100.0)).collect();
+                    let rest: Vec<String> = p
+                        .ranked
+                        .iter()
+                        .map(|(l, q)| format!("{l} {:.1}%", q * 100.0))
+                        .collect();
                     println!("{}: {}  ({})", p.input, p.label, rest.join(", "));
                 }
             }
@@ -47,5 +53,9 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

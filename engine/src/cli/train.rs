@@ -1,7 +1,7 @@
 //! `lathe train`: from a project.toml, or straight from a data folder with `--template`.
 
-use super::output::{Mode, Reporter};
 use super::EXIT_CANCELLED;
+use super::output::{Mode, Reporter};
 use crate::eval::ClassificationReport;
 use crate::params::ParamValue;
 use crate::project::Project;
@@ -77,7 +77,9 @@ fn project_of(args: &TrainArgs) -> Result<Project> {
         }
         (None, Some(t), Some(d)) => Project::new(t, std::path::absolute(d)?),
         (None, Some(_), None) => bail!("--template needs --data DIR (the training data)"),
-        (None, None, _) => bail!("give a project.toml, or --template T --data DIR (see `lathe train --help`)"),
+        (None, None, _) => {
+            bail!("give a project.toml, or --template T --data DIR (see `lathe train --help`)")
+        }
     };
     if let Some(v) = &args.validation {
         project.data.validation = Some(std::path::absolute(v)?);
@@ -102,7 +104,10 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
         };
         let Some(spec) = specs.iter().find(|s| s.key == k.trim()) else {
             let keys: Vec<&str> = specs.iter().map(|s| s.key.as_str()).collect();
-            bail!("unknown parameter `{k}`; this template takes: {}", keys.join(", "));
+            bail!(
+                "unknown parameter `{k}`; this template takes: {}",
+                keys.join(", ")
+            );
         };
         out.insert(spec.key.clone(), spec.parse_cli(v.trim())?);
     }
@@ -119,7 +124,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         overrides: overrides(&args, &project)?,
         device: args.device.clone(),
         waker: None,
-        run: crate::train::RunOptions { cache_dir: args.cache_dir.clone(), weights: args.weights.clone() },
+        run: crate::train::RunOptions {
+            cache_dir: args.cache_dir.clone(),
+            weights: args.weights.clone(),
+        },
     };
     let session = Session::start(project, options)?;
     let run_dir = session.run_dir().to_path_buf();
@@ -152,11 +160,14 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 
 /// Prints the per-class table of the test (or validation) evaluation from `report.json`.
 fn print_summary(report: &std::path::Path) {
-    let Ok(value) = crate::fsutil::read_json::<serde_json::Value>(report) else { return };
+    let Ok(value) = crate::fsutil::read_json::<serde_json::Value>(report) else {
+        return;
+    };
     let (split, r) = ["test", "validation"]
         .iter()
         .find_map(|s| {
-            let r: ClassificationReport = serde_json::from_value(value["evaluation"][s].clone()).ok()?;
+            let r: ClassificationReport =
+                serde_json::from_value(value["evaluation"][s].clone()).ok()?;
             Some((*s, r))
         })
         .unzip();
@@ -166,6 +177,7 @@ fn print_summary(report: &std::path::Path) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use clap::Parser;
@@ -181,11 +193,39 @@ mod tests {
         let w = Wrap::parse_from(["x", "--template", "image-classifier"]);
         assert!(project_of(&w.a).unwrap_err().to_string().contains("--data"));
         let w = Wrap::parse_from(["x"]);
-        assert!(project_of(&w.a).unwrap_err().to_string().contains("project.toml"));
-        let w = Wrap::parse_from(["x", "--template", "image-classifier", "--data", "d", "--param", "nope=1"]);
+        assert!(
+            project_of(&w.a)
+                .unwrap_err()
+                .to_string()
+                .contains("project.toml")
+        );
+        let w = Wrap::parse_from([
+            "x",
+            "--template",
+            "image-classifier",
+            "--data",
+            "d",
+            "--param",
+            "nope=1",
+        ]);
         let p = project_of(&w.a).unwrap();
-        assert!(overrides(&w.a, &p).unwrap_err().to_string().contains("unknown parameter `nope`"));
-        let w = Wrap::parse_from(["x", "--template", "image-classifier", "--data", "d", "--param", "head=mlp", "--epochs", "3"]);
+        assert!(
+            overrides(&w.a, &p)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown parameter `nope`")
+        );
+        let w = Wrap::parse_from([
+            "x",
+            "--template",
+            "image-classifier",
+            "--data",
+            "d",
+            "--param",
+            "head=mlp",
+            "--epochs",
+            "3",
+        ]);
         let o = overrides(&w.a, &project_of(&w.a).unwrap()).unwrap();
         assert_eq!(o["head"], ParamValue::Text("mlp".into()));
         assert_eq!(o["epochs"], ParamValue::Int(3));

@@ -26,7 +26,14 @@ pub enum Augmentation {
 }
 
 impl Augmentation {
-    pub const ALL: [Augmentation; 6] = [Self::Flip, Self::Rotate, Self::Crop, Self::Exposure, Self::Blur, Self::Noise];
+    pub const ALL: [Augmentation; 6] = [
+        Self::Flip,
+        Self::Rotate,
+        Self::Crop,
+        Self::Exposure,
+        Self::Blur,
+        Self::Noise,
+    ];
 
     /// The parameter key that turns this augmentation on (`augment_flip`, …).
     pub fn param_key(self) -> &'static str {
@@ -48,7 +55,9 @@ impl Augmentation {
     pub fn apply(self, img: &RgbImage, seed: u64, content_hash: &[u8; 32]) -> RgbImage {
         let mut key = [0u8; 8];
         key.copy_from_slice(&content_hash[..8]);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ u64::from_le_bytes(key) ^ (self as u64 + 1) * 0x9E37_79B9);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(
+            seed ^ u64::from_le_bytes(key) ^ ((self as u64 + 1) * 0x9E37_79B9),
+        );
         match self {
             Self::Flip => image::imageops::flip_horizontal(img),
             Self::Rotate => rotate(img, rng.random_range(-20.0f32..20.0).to_radians()),
@@ -123,12 +132,15 @@ fn rotate(img: &RgbImage, angle: f32) -> RgbImage {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_op_keeps_size_is_deterministic_and_changes_the_image() {
-        let img = RgbImage::from_fn(24, 16, |x, y| Rgb([(x * 10) as u8, (y * 15) as u8, ((x + y) * 5) as u8]));
+        let img = RgbImage::from_fn(24, 16, |x, y| {
+            Rgb([(x * 10) as u8, (y * 15) as u8, ((x + y) * 5) as u8])
+        });
         for op in Augmentation::ALL {
             let a = op.apply(&img, 1, &[7; 32]);
             let b = op.apply(&img, 1, &[7; 32]);

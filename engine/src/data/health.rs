@@ -36,19 +36,25 @@ pub fn check(train: &ScannedSplit, others: &[&ScannedSplit], noun: &str) -> Vec<
             ));
         }
     }
-    if let (Some(max), Some(min)) = (counts.iter().max(), counts.iter().filter(|c| **c > 0).min()) {
-        if *max as f64 > MAX_IMBALANCE * *min as f64 {
-            let big = counts.iter().position(|c| c == max).and_then(|i| train.labels.get(i));
-            let small = counts.iter().position(|c| c == min).and_then(|i| train.labels.get(i));
-            if let (Some(big), Some(small)) = (big, small) {
-                issues.push(HealthIssue::warning(
+    if let (Some(max), Some(min)) = (counts.iter().max(), counts.iter().filter(|c| **c > 0).min())
+        && *max as f64 > MAX_IMBALANCE * *min as f64
+    {
+        let big = counts
+            .iter()
+            .position(|c| c == max)
+            .and_then(|i| train.labels.get(i));
+        let small = counts
+            .iter()
+            .position(|c| c == min)
+            .and_then(|i| train.labels.get(i));
+        if let (Some(big), Some(small)) = (big, small) {
+            issues.push(HealthIssue::warning(
                     "class_imbalance",
                     format!(
                         "classes are imbalanced: \"{big}\" has {max} {noun}s but \"{small}\" only {min} (more than {MAX_IMBALANCE}:1); the model may ignore \"{small}\", add examples to it"
                     ),
                     vec![train.root.join(small)],
                 ));
-            }
         }
     }
     let mut all: Vec<(&str, &LabeledFile)> = train.files.iter().map(|f| ("train", f)).collect();
@@ -59,7 +65,8 @@ pub fn check(train: &ScannedSplit, others: &[&ScannedSplit], noun: &str) -> Vec<
     for (split, f) in all {
         by_hash.entry(f.hash).or_default().push((split, f));
     }
-    let mut groups: Vec<&Vec<(&str, &LabeledFile)>> = by_hash.values().filter(|g| g.len() > 1).collect();
+    let mut groups: Vec<&Vec<(&str, &LabeledFile)>> =
+        by_hash.values().filter(|g| g.len() > 1).collect();
     groups.sort_by(|a, b| a[0].1.path.cmp(&b[0].1.path));
     let mut duplicates: Vec<PathBuf> = Vec::new();
     let mut leaked: Vec<PathBuf> = Vec::new();
@@ -72,7 +79,10 @@ pub fn check(train: &ScannedSplit, others: &[&ScannedSplit], noun: &str) -> Vec<
         } else {
             duplicates.extend(group.iter().map(|(_, f)| f.path.clone()));
         }
-        if group.iter().any(|(s, f)| *s == group[0].0 && f.label != group[0].1.label) {
+        if group
+            .iter()
+            .any(|(s, f)| *s == group[0].0 && f.label != group[0].1.label)
+        {
             conflicting.extend(group.iter().map(|(_, f)| f.path.clone()));
         }
     }
@@ -86,7 +96,10 @@ pub fn check(train: &ScannedSplit, others: &[&ScannedSplit], noun: &str) -> Vec<
     if !conflicting.is_empty() {
         issues.push(HealthIssue::warning(
             "conflicting_labels",
-            format!("{} identical files carry different labels; check which class they belong to", conflicting.len()),
+            format!(
+                "{} identical files carry different labels; check which class they belong to",
+                conflicting.len()
+            ),
             conflicting,
         ));
     }
@@ -104,12 +117,17 @@ pub fn check(train: &ScannedSplit, others: &[&ScannedSplit], noun: &str) -> Vec<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::data::summary::Severity;
 
     fn file(name: &str, label: usize, content: u8) -> LabeledFile {
-        LabeledFile { path: PathBuf::from(name), label, hash: [content; 32] }
+        LabeledFile {
+            path: PathBuf::from(name),
+            label,
+            hash: [content; 32],
+        }
     }
 
     fn split(name: &str, labels: &[&str], files: Vec<LabeledFile>) -> ScannedSplit {
@@ -124,7 +142,9 @@ mod tests {
 
     #[test]
     fn finds_too_few_imbalance_duplicates_and_leakage() {
-        let mut files: Vec<LabeledFile> = (0..22).map(|i| file(&format!("a{i}"), 0, i as u8)).collect();
+        let mut files: Vec<LabeledFile> = (0..22)
+            .map(|i| file(&format!("a{i}"), 0, i as u8))
+            .collect();
         files.push(file("b0", 1, 100));
         files.push(file("b1", 1, 100)); // duplicate of b0
         let train = split("train", &["a", "b"], files);
@@ -136,10 +156,22 @@ mod tests {
         assert!(codes.contains(&"train_test_leakage"), "{codes:?}");
         assert!(issues.iter().all(|i| i.severity == Severity::Warning));
 
-        let one = split("train", &["a", "b"], vec![file("a0", 0, 1), file("a1", 0, 2), file("b0", 1, 3)]);
+        let one = split(
+            "train",
+            &["a", "b"],
+            vec![file("a0", 0, 1), file("a1", 0, 2), file("b0", 1, 3)],
+        );
         let issues = check(&one, &[], "image");
-        let e = issues.iter().find(|i| i.code == "too_few_examples").unwrap();
+        let e = issues
+            .iter()
+            .find(|i| i.code == "too_few_examples")
+            .unwrap();
         assert_eq!(e.severity, Severity::Error);
-        assert!(e.line().contains("class \"b\" has 1 image, need at least 2"), "{}", e.line());
+        assert!(
+            e.line()
+                .contains("class \"b\" has 1 image, need at least 2"),
+            "{}",
+            e.line()
+        );
     }
 }

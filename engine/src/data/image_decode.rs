@@ -32,7 +32,12 @@ pub struct Preprocessing {
 impl Preprocessing {
     /// ImageNet normalization at `size`×`size`.
     pub fn imagenet(size: u32) -> Self {
-        Self { width: size, height: size, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }
+        Self {
+            width: size,
+            height: size,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
     }
 
     /// A stable string that changes whenever the preprocessing does (part of the cache key).
@@ -71,7 +76,9 @@ pub fn probe(bytes: &[u8]) -> Result<(u32, u32), String> {
     if reader.format().is_none() {
         return Err("not an image Lathe can read (jpg, png, bmp, gif, webp, tiff)".into());
     }
-    let (w, h) = reader.into_dimensions().map_err(|e| format!("cannot read image header ({e})"))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| format!("cannot read image header ({e})"))?;
     check_size(w, h)?;
     Ok((w, h))
 }
@@ -101,7 +108,9 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC_BYTES);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| format!("cannot decode image ({e})"))?;
+    let img = reader
+        .decode()
+        .map_err(|e| format!("cannot decode image ({e})"))?;
     Ok(img.to_rgb8())
 }
 
@@ -111,23 +120,27 @@ pub fn resize(rgb: &RgbImage, width: u32, height: u32) -> Result<RgbImage, Strin
         return Ok(rgb.clone());
     }
     let (w, h) = rgb.dimensions();
-    let src = Image::from_vec_u8(w, h, rgb.as_raw().clone(), PixelType::U8x3).map_err(|e| format!("cannot resize ({e})"))?;
+    let src = Image::from_vec_u8(w, h, rgb.as_raw().clone(), PixelType::U8x3)
+        .map_err(|e| format!("cannot resize ({e})"))?;
     let mut dst = Image::new(width, height, PixelType::U8x3);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| format!("cannot resize ({e})"))?;
-    RgbImage::from_raw(width, height, dst.into_vec()).ok_or_else(|| "cannot resize (buffer size)".to_string())
+    RgbImage::from_raw(width, height, dst.into_vec())
+        .ok_or_else(|| "cannot resize (buffer size)".to_string())
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, 128]));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
         out
     }
 

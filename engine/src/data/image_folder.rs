@@ -63,7 +63,11 @@ impl ScannedSplit {
     /// Re-labels files to the index space of `labels` (e.g. the training classes); files whose
     /// class is not in `labels` are dropped and reported once per class.
     pub fn relabel(&mut self, labels: &[String]) {
-        let map: Vec<Option<usize>> = self.labels.iter().map(|l| labels.iter().position(|t| t == l)).collect();
+        let map: Vec<Option<usize>> = self
+            .labels
+            .iter()
+            .map(|l| labels.iter().position(|t| t == l))
+            .collect();
         for (i, target) in map.iter().enumerate() {
             if target.is_none() {
                 let dropped = self.files.iter().filter(|f| f.label == i).count();
@@ -81,16 +85,20 @@ impl ScannedSplit {
                 }
             }
         }
-        self.files.retain_mut(|f| match map.get(f.label).copied().flatten() {
-            Some(t) => {
-                f.label = t;
-                true
-            }
-            None => false,
-        });
+        self.files
+            .retain_mut(|f| match map.get(f.label).copied().flatten() {
+                Some(t) => {
+                    f.label = t;
+                    true
+                }
+                None => false,
+            });
         self.labels = labels.to_vec();
     }
 }
+
+/// Checks one file's bytes; `Err(reason)` skips the file with a warning.
+pub type Probe = dyn Fn(&Path, &[u8]) -> std::result::Result<(), String> + Sync;
 
 /// What a folder-per-class scan accepts.
 pub struct FolderScan<'a> {
@@ -101,7 +109,7 @@ pub struct FolderScan<'a> {
     /// What the data is called in messages ("image", "sound file", "text file").
     pub noun: &'a str,
     /// Checks one file's bytes; `Err(reason)` skips it with a warning.
-    pub probe: &'a (dyn Fn(&Path, &[u8]) -> std::result::Result<(), String> + Sync),
+    pub probe: &'a Probe,
 }
 
 /// Scans `root` (one subfolder per class). `progress(done, total)` is called between chunks and
@@ -120,11 +128,18 @@ pub fn scan(
     }
     if !root.is_dir() {
         return Err(Error::data(
-            format!("{} data must be a folder with one subfolder per class", spec.split),
+            format!(
+                "{} data must be a folder with one subfolder per class",
+                spec.split
+            ),
             root,
         ));
     }
-    let mut out = ScannedSplit { name: spec.split.into(), root: root.to_path_buf(), ..Default::default() };
+    let mut out = ScannedSplit {
+        name: spec.split.into(),
+        root: root.to_path_buf(),
+        ..Default::default()
+    };
     let mut loose = Vec::new();
     let mut candidates: Vec<(PathBuf, usize)> = Vec::new();
     for entry in sorted_entries(root)? {
@@ -161,7 +176,10 @@ pub fn scan(
     candidates.retain(|(p, _)| {
         let ok = p
             .extension()
-            .map(|e| spec.extensions.contains(&e.to_string_lossy().to_lowercase().as_str()))
+            .map(|e| {
+                spec.extensions
+                    .contains(&e.to_string_lossy().to_lowercase().as_str())
+            })
             .unwrap_or(false);
         if !ok {
             wrong_ext.push(p.clone());
@@ -211,7 +229,10 @@ pub fn scan(
         if !out.files.iter().any(|f| f.label == i) {
             out.issues.push(HealthIssue::warning(
                 "empty_class",
-                format!("class folder \"{label}\" has no usable {}s and is ignored", spec.noun),
+                format!(
+                    "class folder \"{label}\" has no usable {}s and is ignored",
+                    spec.noun
+                ),
                 vec![root.join(label)],
             ));
         }
@@ -232,7 +253,11 @@ pub fn scan(
     Ok(out)
 }
 
-fn probe_file(path: &Path, label: usize, spec: &FolderScan<'_>) -> std::result::Result<LabeledFile, (PathBuf, String)> {
+fn probe_file(
+    path: &Path,
+    label: usize,
+    spec: &FolderScan<'_>,
+) -> std::result::Result<LabeledFile, (PathBuf, String)> {
     let fail = |reason: String| (path.to_path_buf(), reason);
     let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read file ({e})")))?;
     if meta.len() == 0 {
@@ -247,12 +272,22 @@ fn probe_file(path: &Path, label: usize, spec: &FolderScan<'_>) -> std::result::
     }
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read file ({e})")))?;
     (spec.probe)(path, &bytes).map_err(fail)?;
-    Ok(LabeledFile { path: path.to_path_buf(), label, hash: *blake3::hash(&bytes).as_bytes() })
+    Ok(LabeledFile {
+        path: path.to_path_buf(),
+        label,
+        hash: *blake3::hash(&bytes).as_bytes(),
+    })
 }
 
 /// Recursively lists files under `dir` (sorted, hidden entries skipped), guarding against
 /// symlink loops by remembering canonical folders and capping depth.
-fn walk(dir: &Path, depth: usize, seen: &mut HashSet<PathBuf>, files: &mut Vec<PathBuf>, issues: &mut Vec<HealthIssue>) {
+fn walk(
+    dir: &Path,
+    depth: usize,
+    seen: &mut HashSet<PathBuf>,
+    files: &mut Vec<PathBuf>,
+    issues: &mut Vec<HealthIssue>,
+) {
     const MAX_DEPTH: usize = 16;
     let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     if !seen.insert(canonical) {
@@ -274,7 +309,11 @@ fn walk(dir: &Path, depth: usize, seen: &mut HashSet<PathBuf>, files: &mut Vec<P
     let entries = match sorted_entries(dir) {
         Ok(e) => e,
         Err(e) => {
-            issues.push(HealthIssue::warning("unreadable_folder", format!("cannot list folder ({e})"), vec![dir.to_path_buf()]));
+            issues.push(HealthIssue::warning(
+                "unreadable_folder",
+                format!("cannot list folder ({e})"),
+                vec![dir.to_path_buf()],
+            ));
             return;
         }
     };

@@ -10,7 +10,12 @@ const SPLIT_STREAM: u64 = 0x5ee0_5b11_7000_0001;
 
 /// Splits `files` into (train, validation) with `fraction` of each class in validation.
 /// Classes with fewer than 2 examples stay entirely in training.
-pub fn stratified(files: &[LabeledFile], num_labels: usize, fraction: f64, seed: u64) -> (Vec<LabeledFile>, Vec<LabeledFile>) {
+pub fn stratified(
+    files: &[LabeledFile],
+    num_labels: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<LabeledFile>, Vec<LabeledFile>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ SPLIT_STREAM);
     let mut train = Vec::new();
     let mut validation = Vec::new();
@@ -37,8 +42,8 @@ pub fn stratified(files: &[LabeledFile], num_labels: usize, fraction: f64, seed:
     (train, validation)
 }
 
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
@@ -46,7 +51,11 @@ mod tests {
     #[test]
     fn stratified_and_deterministic() {
         let files: Vec<LabeledFile> = (0..100)
-            .map(|i| LabeledFile { path: PathBuf::from(format!("{i:03}")), label: usize::from(i >= 80), hash: [0; 32] })
+            .map(|i| LabeledFile {
+                path: PathBuf::from(format!("{i:03}")),
+                label: usize::from(i >= 80),
+                hash: [0; 32],
+            })
             .collect();
         let (train, val) = stratified(&files, 2, 0.25, 7);
         assert_eq!(val.iter().filter(|f| f.label == 0).count(), 20);

@@ -28,18 +28,33 @@ pub struct HealthIssue {
 
 impl HealthIssue {
     pub fn warning(code: &str, message: impl Into<String>, paths: Vec<PathBuf>) -> Self {
-        Self { severity: Severity::Warning, code: code.into(), message: message.into(), paths }
+        Self {
+            severity: Severity::Warning,
+            code: code.into(),
+            message: message.into(),
+            paths,
+        }
     }
 
     pub fn error(code: &str, message: impl Into<String>, paths: Vec<PathBuf>) -> Self {
-        Self { severity: Severity::Error, code: code.into(), message: message.into(), paths }
+        Self {
+            severity: Severity::Error,
+            code: code.into(),
+            message: message.into(),
+            paths,
+        }
     }
 
     /// The message with the first path appended, as printed by the CLI.
     pub fn line(&self) -> String {
         match self.paths.first() {
             Some(p) if self.paths.len() > 1 => {
-                format!("{}: {} (and {} more)", self.message, p.display(), self.paths.len() - 1)
+                format!(
+                    "{}: {} (and {} more)",
+                    self.message,
+                    p.display(),
+                    self.paths.len() - 1
+                )
             }
             Some(p) => format!("{}: {}", self.message, p.display()),
             None => self.message.clone(),
@@ -103,7 +118,9 @@ impl DatasetSummary {
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &HealthIssue> {
-        self.issues.iter().filter(|i| i.severity == Severity::Warning)
+        self.issues
+            .iter()
+            .filter(|i| i.severity == Severity::Warning)
     }
 
     pub fn split(&self, name: &str) -> Option<&SplitSummary> {

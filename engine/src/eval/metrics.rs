@@ -44,7 +44,12 @@ pub struct ClassificationReport {
 
 impl ClassificationReport {
     /// Computes the report from true labels and per-class probabilities.
-    pub fn compute(labels: &[String], truth: &[usize], probabilities: &[Vec<f32>], inputs: &[PathBuf]) -> Self {
+    pub fn compute(
+        labels: &[String],
+        truth: &[usize],
+        probabilities: &[Vec<f32>],
+        inputs: &[PathBuf],
+    ) -> Self {
         let k = labels.len();
         let n = truth.len().min(probabilities.len());
         let mut cm = vec![vec![0usize; k]; k];
@@ -76,12 +81,20 @@ impl ClassificationReport {
                 let precision = ratio(tp, predicted as f64);
                 let recall = ratio(tp, support as f64);
                 let f1 = ratio(2.0 * precision * recall, precision + recall);
-                ClassMetrics { label: labels[c].clone(), precision, recall, f1, support }
+                ClassMetrics {
+                    label: labels[c].clone(),
+                    precision,
+                    recall,
+                    f1,
+                    support,
+                }
             })
             .collect();
         // Macro averages over classes present in the data (as scikit-learn does with labels=present).
         let present: Vec<&ClassMetrics> = per_class.iter().filter(|c| c.support > 0).collect();
-        let macro_of = |f: fn(&ClassMetrics) -> f64| ratio(present.iter().map(|c| f(c)).sum(), present.len() as f64);
+        let macro_of = |f: fn(&ClassMetrics) -> f64| {
+            ratio(present.iter().map(|c| f(c)).sum(), present.len() as f64)
+        };
         Self {
             num_examples: n,
             accuracy: ratio(correct as f64, n as f64),
@@ -113,6 +126,7 @@ pub fn argmax(p: &[f32]) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -129,7 +143,10 @@ mod tests {
         let probs: Vec<Vec<f32>> = [0, 0, 1, 1, 2, 2].iter().map(|&i| onehot(i)).collect();
         let r = ClassificationReport::compute(&labels, &truth, &probs, &[]);
         assert!((r.accuracy - 4.0 / 6.0).abs() < 1e-12);
-        assert_eq!(r.confusion_matrix, vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]);
+        assert_eq!(
+            r.confusion_matrix,
+            vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]
+        );
         // a: P=1, R=2/3 ; b: P=1/2, R=1/2 ; c: P=1/2, R=1
         let f1 = |p: f64, r: f64| 2.0 * p * r / (p + r);
         let expect = (f1(1.0, 2.0 / 3.0) + f1(0.5, 0.5) + f1(0.5, 1.0)) / 3.0;

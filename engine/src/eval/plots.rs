@@ -12,7 +12,11 @@ static FONT: Once = Once::new();
 fn ensure_font() {
     FONT.call_once(|| {
         // Registration only fails on a malformed font, and this one is compiled in.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT);
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
     });
 }
 
@@ -24,12 +28,30 @@ const TRAIN: RGBColor = RGBColor(31, 119, 180);
 const VALIDATION: RGBColor = RGBColor(255, 127, 14);
 
 /// Draws train (and validation) curves of one metric per epoch.
-pub fn curves(path: &Path, title: &str, y_label: &str, history: &[EpochMetrics], pick: fn(&EpochMetrics) -> (Option<f64>, Option<f64>)) -> Result<()> {
+pub fn curves(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    history: &[EpochMetrics],
+    pick: fn(&EpochMetrics) -> (Option<f64>, Option<f64>),
+) -> Result<()> {
     ensure_font();
-    let train: Vec<(f64, f64)> = history.iter().filter_map(|m| pick(m).0.map(|v| (m.epoch as f64, v))).collect();
-    let val: Vec<(f64, f64)> = history.iter().filter_map(|m| pick(m).1.map(|v| (m.epoch as f64, v))).collect();
-    let all = train.iter().chain(&val).map(|p| p.1).filter(|v| v.is_finite());
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let train: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|m| pick(m).0.map(|v| (m.epoch as f64, v)))
+        .collect();
+    let val: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|m| pick(m).1.map(|v| (m.epoch as f64, v)))
+        .collect();
+    let all = train
+        .iter()
+        .chain(&val)
+        .map(|p| p.1)
+        .filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.08).max(1e-3);
     let x_max = history.len().max(2) as f64;
@@ -62,7 +84,9 @@ pub fn curves(path: &Path, title: &str, y_label: &str, history: &[EpochMetrics],
                 .draw_series(LineSeries::new(val, VALIDATION.stroke_width(2)))
                 .map_err(|e| plot_err(path, e))?
                 .label("validation")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], VALIDATION.stroke_width(2)));
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], VALIDATION.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -78,19 +102,33 @@ pub fn curves(path: &Path, title: &str, y_label: &str, history: &[EpochMetrics],
 
 /// Draws the confusion matrix (rows: true class, columns: predicted), each cell shaded by its
 /// share of the row and labelled with its count.
-pub fn confusion_matrix(path: &Path, title: &str, labels: &[String], matrix: &[Vec<usize>]) -> Result<()> {
+pub fn confusion_matrix(
+    path: &Path,
+    title: &str,
+    labels: &[String],
+    matrix: &[Vec<usize>],
+) -> Result<()> {
     ensure_font();
     let k = labels.len().max(1);
     let cell = (560 / k).clamp(18, 80) as i32;
     let label_w = 150;
-    let size = (label_w + cell * k as i32 + 40, 90 + cell * k as i32 + label_w);
+    let size = (
+        label_w + cell * k as i32 + 40,
+        90 + cell * k as i32 + label_w,
+    );
     let tmp = crate::fsutil::temp_sibling(path).with_extension("png");
     {
         let root = BitMapBackend::new(&tmp, (size.0 as u32, size.1 as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
         let font = |px: i32| ("sans-serif", px).into_font();
-        root.draw(&Text::new(title.to_string(), (label_w, 14), font(24))).map_err(|e| plot_err(path, e))?;
-        root.draw(&Text::new("predicted →".to_string(), (label_w, 50), font(15))).map_err(|e| plot_err(path, e))?;
+        root.draw(&Text::new(title.to_string(), (label_w, 14), font(24)))
+            .map_err(|e| plot_err(path, e))?;
+        root.draw(&Text::new(
+            "predicted →".to_string(),
+            (label_w, 50),
+            font(15),
+        ))
+        .map_err(|e| plot_err(path, e))?;
         let top = 80;
         let text_px = (cell / 3).clamp(9, 16);
         for (r, row) in matrix.iter().enumerate().take(k) {
@@ -100,24 +138,54 @@ pub fn confusion_matrix(path: &Path, title: &str, labels: &[String], matrix: &[V
                 let x0 = label_w + c as i32 * cell;
                 let y0 = top + r as i32 * cell;
                 let shade = (255.0 * (1.0 - share * 0.85)) as u8;
-                let color = if r == c { RGBColor(shade, 255 - (255 - shade) / 3, shade) } else { RGBColor(255, shade, shade) };
-                root.draw(&Rectangle::new([(x0, y0), (x0 + cell, y0 + cell)], color.filled())).map_err(|e| plot_err(path, e))?;
-                root.draw(&Rectangle::new([(x0, y0), (x0 + cell, y0 + cell)], RGBColor(220, 220, 220))).map_err(|e| plot_err(path, e))?;
+                let color = if r == c {
+                    RGBColor(shade, 255 - (255 - shade) / 3, shade)
+                } else {
+                    RGBColor(255, shade, shade)
+                };
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell, y0 + cell)],
+                    color.filled(),
+                ))
+                .map_err(|e| plot_err(path, e))?;
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell, y0 + cell)],
+                    RGBColor(220, 220, 220),
+                ))
+                .map_err(|e| plot_err(path, e))?;
                 if count > 0 {
-                    let style = font(text_px).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Center,
-                        plotters::style::text_anchor::VPos::Center,
-                    ));
-                    root.draw(&Text::new(count.to_string(), (x0 + cell / 2, y0 + cell / 2), style)).map_err(|e| plot_err(path, e))?;
+                    let style =
+                        font(text_px)
+                            .color(&BLACK)
+                            .pos(plotters::style::text_anchor::Pos::new(
+                                plotters::style::text_anchor::HPos::Center,
+                                plotters::style::text_anchor::VPos::Center,
+                            ));
+                    root.draw(&Text::new(
+                        count.to_string(),
+                        (x0 + cell / 2, y0 + cell / 2),
+                        style,
+                    ))
+                    .map_err(|e| plot_err(path, e))?;
                 }
             }
             let name = short(&labels[r]);
-            root.draw(&Text::new(name, (6, top + r as i32 * cell + cell / 2 - text_px / 2), font(text_px))).map_err(|e| plot_err(path, e))?;
+            root.draw(&Text::new(
+                name,
+                (6, top + r as i32 * cell + cell / 2 - text_px / 2),
+                font(text_px),
+            ))
+            .map_err(|e| plot_err(path, e))?;
         }
         for (c, label) in labels.iter().enumerate() {
             let style = font(text_px).transform(FontTransform::Rotate90);
             let x = label_w + c as i32 * cell + cell / 2 + text_px / 2;
-            root.draw(&Text::new(short(label), (x, top + k as i32 * cell + 6), style)).map_err(|e| plot_err(path, e))?;
+            root.draw(&Text::new(
+                short(label),
+                (x, top + k as i32 * cell + 6),
+                style,
+            ))
+            .map_err(|e| plot_err(path, e))?;
         }
         root.present().map_err(|e| plot_err(path, e))?;
     }
@@ -125,5 +193,9 @@ pub fn confusion_matrix(path: &Path, title: &str, labels: &[String], matrix: &[V
 }
 
 fn short(label: &str) -> String {
-    if label.chars().count() > 18 { label.chars().take(17).collect::<String>() + "…" } else { label.to_string() }
+    if label.chars().count() > 18 {
+        label.chars().take(17).collect::<String>() + "…"
+    } else {
+        label.to_string()
+    }
 }

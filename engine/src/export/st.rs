@@ -9,7 +9,10 @@ use std::path::Path;
 
 /// Writes `tensors` with `metadata` (plus `format: pt`) atomically.
 pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: &[(&str, String)]) -> Result<()> {
-    let mut info: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let mut info: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     info.entry("format".into()).or_insert_with(|| "pt".into());
     let mut cpu = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
@@ -21,7 +24,10 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: &[(&str, String
 }
 
 /// Reads all tensors and the metadata of a safetensors file.
-pub fn load(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+pub fn load(
+    path: &Path,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| Error::model(format!("not a readable safetensors file ({e})"), path))?;

@@ -13,16 +13,25 @@ use std::path::Path;
 pub const BACKBONES: &[&str] = &["mobilenet_v2"];
 
 #[cfg(feature = "embedded-backbone")]
-const MOBILENET_V2_EMBEDDED: Option<&[u8]> = Some(include_bytes!("../../../assets/backbones/mobilenet_v2.safetensors"));
+const MOBILENET_V2_EMBEDDED: Option<&[u8]> = Some(include_bytes!(
+    "../../../assets/backbones/mobilenet_v2.safetensors"
+));
 #[cfg(not(feature = "embedded-backbone"))]
 const MOBILENET_V2_EMBEDDED: Option<&[u8]> = None;
 
 /// Where each backbone's weights come from.
 pub fn weights_spec(id: &str) -> Result<WeightsSpec> {
     match id {
-        "mobilenet_v2" => Ok(WeightsSpec { id: "mobilenet_v2", embedded: MOBILENET_V2_EMBEDDED, hub: None }),
+        "mobilenet_v2" => Ok(WeightsSpec {
+            id: "mobilenet_v2",
+            embedded: MOBILENET_V2_EMBEDDED,
+            hub: None,
+        }),
         other => Err(Error::project(
-            format!("unknown backbone \"{other}\"; choose one of: {}", BACKBONES.join(", ")),
+            format!(
+                "unknown backbone \"{other}\"; choose one of: {}",
+                BACKBONES.join(", ")
+            ),
             None,
         )),
     }
@@ -48,7 +57,13 @@ pub struct Backbone {
 impl Backbone {
     /// Loads backbone `id` with pretrained weights (see [`weights::load`]); the last
     /// `trainable_blocks` blocks get trainable parameters for fine-tuning.
-    pub fn load(id: &str, image_size: u32, weights_path: Option<&Path>, trainable_blocks: usize, device: &Device) -> Result<Self> {
+    pub fn load(
+        id: &str,
+        image_size: u32,
+        weights_path: Option<&Path>,
+        trainable_blocks: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let spec = weights_spec(id)?;
         let loaded = weights::load(&spec, weights_path, device)?;
         let mut b = Self::from_tensors(id, loaded.tensors, image_size, trainable_blocks)?;
@@ -58,17 +73,29 @@ impl Backbone {
     }
 
     /// Builds backbone `id` from named tensors (pretrained or from an exported model).
-    pub fn from_tensors(id: &str, tensors: HashMap<String, Tensor>, image_size: u32, trainable_blocks: usize) -> Result<Self> {
+    pub fn from_tensors(
+        id: &str,
+        tensors: HashMap<String, Tensor>,
+        image_size: u32,
+        trainable_blocks: usize,
+    ) -> Result<Self> {
         let (net, feature_dim, preprocessing) = match id {
             "mobilenet_v2" => {
                 let from = mobilenet_v2::NUM_BLOCKS.saturating_sub(trainable_blocks);
                 let net = MobileNetV2::load(&tensors, from)
                     .map_err(|e| Error::Weights(format!("weights do not fit MobileNetV2 ({e})")))?;
-                (Net::MobileNetV2(net), mobilenet_v2::FEATURE_DIM, Preprocessing::imagenet(image_size))
+                (
+                    Net::MobileNetV2(net),
+                    mobilenet_v2::FEATURE_DIM,
+                    Preprocessing::imagenet(image_size),
+                )
             }
             other => {
                 return Err(Error::project(
-                    format!("unknown backbone \"{other}\"; choose one of: {}", BACKBONES.join(", ")),
+                    format!(
+                        "unknown backbone \"{other}\"; choose one of: {}",
+                        BACKBONES.join(", ")
+                    ),
                     None,
                 ));
             }
@@ -113,6 +140,11 @@ impl Backbone {
 
     /// Names everything that decides the features: the cache key prefix.
     pub fn signature(&self) -> String {
-        format!("{}-{}-{}", self.id, &self.weights_hash[..16.min(self.weights_hash.len())], self.preprocessing.signature())
+        format!(
+            "{}-{}-{}",
+            self.id,
+            &self.weights_hash[..16.min(self.weights_hash.len())],
+            self.preprocessing.signature()
+        )
     }
 }

@@ -91,7 +91,12 @@ impl ConvBn {
                 beta.as_tensor().clone(),
                 eps,
             )?;
-            Some(TrainableParts { weight, gamma, beta, bn })
+            Some(TrainableParts {
+                weight,
+                gamma,
+                beta,
+                bn,
+            })
         } else {
             None
         };
@@ -116,7 +121,11 @@ impl ConvBn {
             Some(t) => {
                 let y = self.conv(x, t.weight.as_tensor())?;
                 let y = t.bn.forward_t(&y, train)?;
-                if self.relu6 { y.clamp(0f32, 6f32) } else { Ok(y) }
+                if self.relu6 {
+                    y.clamp(0f32, 6f32)
+                } else {
+                    Ok(y)
+                }
             }
             None => self.forward_folded(x),
         }
@@ -132,14 +141,26 @@ impl ConvBn {
 
     fn forward_folded(&self, x: &Tensor) -> Result<Tensor> {
         let (w, b) = (&self.folded_weight, &self.folded_bias);
-        let x = if x.dtype() != w.dtype() { x.to_dtype(w.dtype())? } else { x.clone() };
+        let x = if x.dtype() != w.dtype() {
+            x.to_dtype(w.dtype())?
+        } else {
+            x.clone()
+        };
         if self.kind == ConvKind::Depthwise {
             return depthwise_conv2d_bias(&x, w, b, self.stride, self.padding, self.relu6);
         }
         let c = b.dim(0)?;
-        let y = if self.kind == ConvKind::Pointwise { pointwise(&x, w)? } else { x.conv2d(w, self.padding, self.stride, 1, 1)? };
+        let y = if self.kind == ConvKind::Pointwise {
+            pointwise(&x, w)?
+        } else {
+            x.conv2d(w, self.padding, self.stride, 1, 1)?
+        };
         let y = y.broadcast_add(&b.reshape((1, c, 1, 1))?)?;
-        if self.relu6 { y.clamp(0f32, 6f32) } else { Ok(y) }
+        if self.relu6 {
+            y.clamp(0f32, 6f32)
+        } else {
+            Ok(y)
+        }
     }
 
     /// Trainable variables (empty for frozen layers).
@@ -159,11 +180,23 @@ impl ConvBn {
         match &self.trainable {
             None => self.original.clone(),
             Some(t) => vec![
-                (format!("{}.weight", self.conv_name), t.weight.as_tensor().clone()),
-                (format!("{}.weight", self.bn_name), t.gamma.as_tensor().clone()),
+                (
+                    format!("{}.weight", self.conv_name),
+                    t.weight.as_tensor().clone(),
+                ),
+                (
+                    format!("{}.weight", self.bn_name),
+                    t.gamma.as_tensor().clone(),
+                ),
                 (format!("{}.bias", self.bn_name), t.beta.as_tensor().clone()),
-                (format!("{}.running_mean", self.bn_name), t.bn.running_mean().clone()),
-                (format!("{}.running_var", self.bn_name), t.bn.running_var().clone()),
+                (
+                    format!("{}.running_mean", self.bn_name),
+                    t.bn.running_mean().clone(),
+                ),
+                (
+                    format!("{}.running_var", self.bn_name),
+                    t.bn.running_var().clone(),
+                ),
             ],
         }
     }
@@ -203,7 +236,14 @@ pub fn pointwise(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 /// Folds eval-mode batch norm into the preceding convolution: exact up to rounding.
-pub fn fold(weight: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+pub fn fold(
+    weight: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor)> {
     let scale = (gamma / (var + eps)?.sqrt()?)?;
     let c = scale.dim(0)?;
     let w = weight.broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
@@ -225,7 +265,9 @@ impl Linear {
     pub fn load(tensors: &HashMap<String, Tensor>, name: &str) -> Result<Self> {
         let w = get(tensors, &format!("{name}.weight"))?.to_dtype(DType::F32)?;
         let b = get(tensors, &format!("{name}.bias"))?.to_dtype(DType::F32)?;
-        Ok(Self { inner: candle_nn::Linear::new(w, Some(b)) })
+        Ok(Self {
+            inner: candle_nn::Linear::new(w, Some(b)),
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

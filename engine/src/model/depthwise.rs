@@ -17,7 +17,10 @@ impl DwGeometry {
     fn out_size(&self, input: usize, kernel: usize) -> Result<usize> {
         let padded = input + 2 * self.padding;
         if padded < kernel {
-            bail!("depthwise conv: input {input} (+2×{}) is smaller than kernel {kernel}", self.padding)
+            bail!(
+                "depthwise conv: input {input} (+2×{}) is smaller than kernel {kernel}",
+                self.padding
+            )
         }
         Ok((padded - kernel) / self.stride + 1)
     }
@@ -26,7 +29,11 @@ impl DwGeometry {
     fn valid_range(&self, kx: usize, w: usize, wo: usize) -> (usize, usize) {
         let (s, p) = (self.stride, self.padding);
         let lo = if p > kx { (p - kx).div_ceil(s) } else { 0 };
-        let hi = if w + p > kx { ((w - 1 + p - kx) / s + 1).min(wo) } else { 0 };
+        let hi = if w + p > kx {
+            ((w - 1 + p - kx) / s + 1).min(wo)
+        } else {
+            0
+        };
         (lo, hi.max(lo))
     }
 }
@@ -43,7 +50,20 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
 
 /// One output plane: `out = bias + Σ k * x` (optionally clamped to 0..6).
 #[allow(clippy::too_many_arguments)]
-fn forward_plane(g: DwGeometry, x: &[f32], h: usize, w: usize, k: &[f32], kh: usize, kw: usize, out: &mut [f32], ho: usize, wo: usize, bias: f32, relu6: bool) {
+fn forward_plane(
+    g: DwGeometry,
+    x: &[f32],
+    h: usize,
+    w: usize,
+    k: &[f32],
+    kh: usize,
+    kw: usize,
+    out: &mut [f32],
+    ho: usize,
+    wo: usize,
+    bias: f32,
+    relu6: bool,
+) {
     let (s, p) = (g.stride, g.padding);
     out.fill(bias);
     for oy in 0..ho {
@@ -92,20 +112,42 @@ fn dims(g: DwGeometry, l1: &Layout, l2: &Layout) -> Result<Dims> {
     let (n, c, h, w) = l1.shape().dims4()?;
     let (kc, one, kh, kw) = l2.shape().dims4()?;
     if kc != c || one != 1 {
-        bail!("depthwise conv: kernel {:?} does not fit input {:?}", l2.shape(), l1.shape())
+        bail!(
+            "depthwise conv: kernel {:?} does not fit input {:?}",
+            l2.shape(),
+            l1.shape()
+        )
     }
-    Ok(Dims { n, c, h, w, kh, kw, ho: g.out_size(h, kh)?, wo: g.out_size(w, kw)? })
+    Ok(Dims {
+        n,
+        c,
+        h,
+        w,
+        kh,
+        kw,
+        ho: g.out_size(h, kh)?,
+        wo: g.out_size(w, kw)?,
+    })
 }
 
-fn forward(g: DwGeometry, x: &[f32], k: &[f32], bias: Option<&[f32]>, relu6: bool, d: &Dims) -> Vec<f32> {
+fn forward(
+    g: DwGeometry,
+    x: &[f32],
+    k: &[f32],
+    bias: Option<&[f32]>,
+    relu6: bool,
+    d: &Dims,
+) -> Vec<f32> {
     let mut out = vec![0f32; d.n * d.c * d.ho * d.wo];
-    out.par_chunks_mut(d.ho * d.wo).enumerate().for_each(|(plane, o)| {
-        let ch = plane % d.c;
-        let xp = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
-        let kp = &k[ch * d.kh * d.kw..(ch + 1) * d.kh * d.kw];
-        let b = bias.map(|b| b[ch]).unwrap_or(0.0);
-        forward_plane(g, xp, d.h, d.w, kp, d.kh, d.kw, o, d.ho, d.wo, b, relu6);
-    });
+    out.par_chunks_mut(d.ho * d.wo)
+        .enumerate()
+        .for_each(|(plane, o)| {
+            let ch = plane % d.c;
+            let xp = &x[plane * d.h * d.w..(plane + 1) * d.h * d.w];
+            let kp = &k[ch * d.kh * d.kw..(ch + 1) * d.kh * d.kw];
+            let b = bias.map(|b| b[ch]).unwrap_or(0.0);
+            forward_plane(g, xp, d.h, d.w, kp, d.kh, d.kw, o, d.ho, d.wo, b, relu6);
+        });
     out
 }
 
@@ -118,13 +160,32 @@ impl CustomOp2 for DepthwiseConv {
         "depthwise-conv2d"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let d = dims(self.0, l1, l2)?;
-        let out = forward(self.0, f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "kernel")?, None, false, &d);
+        let out = forward(
+            self.0,
+            f32_slice(s1, l1, "input")?,
+            f32_slice(s2, l2, "kernel")?,
+            None,
+            false,
+            &d,
+        );
         Ok((CpuStorage::F32(out), Shape::from((d.n, d.c, d.ho, d.wo))))
     }
 
-    fn bwd(&self, x: &Tensor, k: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (_, _, h, w) = x.dims4()?;
         let gx = grad.apply_op2_no_bwd(k, &DepthwiseGradInput { g: self.0, h, w })?;
@@ -146,13 +207,32 @@ impl CustomOp3 for DepthwiseConvBias {
         "depthwise-conv2d-bias"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let d = dims(self.geometry, l1, l2)?;
         let bias = f32_slice(s3, l3, "bias")?;
         if bias.len() != d.c {
-            bail!("depthwise conv: bias has {} values for {} channels", bias.len(), d.c)
+            bail!(
+                "depthwise conv: bias has {} values for {} channels",
+                bias.len(),
+                d.c
+            )
         }
-        let out = forward(self.geometry, f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "kernel")?, Some(bias), self.relu6, &d);
+        let out = forward(
+            self.geometry,
+            f32_slice(s1, l1, "input")?,
+            f32_slice(s2, l2, "kernel")?,
+            Some(bias),
+            self.relu6,
+            &d,
+        );
         Ok((CpuStorage::F32(out), Shape::from((d.n, d.c, d.ho, d.wo))))
     }
 }
@@ -169,7 +249,13 @@ impl CustomOp2 for DepthwiseGradInput {
         "depthwise-conv2d-grad-input"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, c, ho, wo) = l1.shape().dims4()?;
         let (_, _, kh, kw) = l2.shape().dims4()?;
         let go = f32_slice(s1, l1, "gradient")?;
@@ -177,28 +263,30 @@ impl CustomOp2 for DepthwiseGradInput {
         let (h, w, g) = (self.h, self.w, self.g);
         let (s, p) = (g.stride, g.padding);
         let mut gx = vec![0f32; n * c * h * w];
-        gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, gxp)| {
-            let ch = plane % c;
-            let gp = &go[plane * ho * wo..(plane + 1) * ho * wo];
-            let kp = &k[ch * kh * kw..(ch + 1) * kh * kw];
-            for oy in 0..ho {
-                let grow = &gp[oy * wo..(oy + 1) * wo];
-                for ky in 0..kh {
-                    let iy = (oy * s + ky) as isize - p as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let xrow = &mut gxp[iy as usize * w..(iy as usize + 1) * w];
-                    for kx in 0..kw {
-                        let wv = kp[ky * kw + kx];
-                        let (lo, hi) = g.valid_range(kx, w, wo);
-                        for ox in lo..hi {
-                            xrow[ox * s + kx - p] += wv * grow[ox];
+        gx.par_chunks_mut(h * w)
+            .enumerate()
+            .for_each(|(plane, gxp)| {
+                let ch = plane % c;
+                let gp = &go[plane * ho * wo..(plane + 1) * ho * wo];
+                let kp = &k[ch * kh * kw..(ch + 1) * kh * kw];
+                for oy in 0..ho {
+                    let grow = &gp[oy * wo..(oy + 1) * wo];
+                    for ky in 0..kh {
+                        let iy = (oy * s + ky) as isize - p as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        let xrow = &mut gxp[iy as usize * w..(iy as usize + 1) * w];
+                        for kx in 0..kw {
+                            let wv = kp[ky * kw + kx];
+                            let (lo, hi) = g.valid_range(kx, w, wo);
+                            for ox in lo..hi {
+                                xrow[ox * s + kx - p] += wv * grow[ox];
+                            }
                         }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(gx), Shape::from((n, c, h, w))))
     }
 }
@@ -215,7 +303,13 @@ impl CustomOp2 for DepthwiseGradKernel {
         "depthwise-conv2d-grad-kernel"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l1.shape().dims4()?;
         let (_, _, ho, wo) = l2.shape().dims4()?;
         let x = f32_slice(s1, l1, "input")?;
@@ -223,31 +317,33 @@ impl CustomOp2 for DepthwiseGradKernel {
         let (kh, kw, g) = (self.kh, self.kw, self.g);
         let (s, p) = (g.stride, g.padding);
         let mut gk = vec![0f32; c * kh * kw];
-        gk.par_chunks_mut(kh * kw).enumerate().for_each(|(ch, gkp)| {
-            for b in 0..n {
-                let plane = b * c + ch;
-                let xp = &x[plane * h * w..(plane + 1) * h * w];
-                let gp = &go[plane * ho * wo..(plane + 1) * ho * wo];
-                for oy in 0..ho {
-                    let grow = &gp[oy * wo..(oy + 1) * wo];
-                    for ky in 0..kh {
-                        let iy = (oy * s + ky) as isize - p as isize;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        let xrow = &xp[iy as usize * w..(iy as usize + 1) * w];
-                        for kx in 0..kw {
-                            let (lo, hi) = g.valid_range(kx, w, wo);
-                            let mut acc = 0f32;
-                            for ox in lo..hi {
-                                acc += xrow[ox * s + kx - p] * grow[ox];
+        gk.par_chunks_mut(kh * kw)
+            .enumerate()
+            .for_each(|(ch, gkp)| {
+                for b in 0..n {
+                    let plane = b * c + ch;
+                    let xp = &x[plane * h * w..(plane + 1) * h * w];
+                    let gp = &go[plane * ho * wo..(plane + 1) * ho * wo];
+                    for oy in 0..ho {
+                        let grow = &gp[oy * wo..(oy + 1) * wo];
+                        for ky in 0..kh {
+                            let iy = (oy * s + ky) as isize - p as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
                             }
-                            gkp[ky * kw + kx] += acc;
+                            let xrow = &xp[iy as usize * w..(iy as usize + 1) * w];
+                            for kx in 0..kw {
+                                let (lo, hi) = g.valid_range(kx, w, wo);
+                                let mut acc = 0f32;
+                                for ox in lo..hi {
+                                    acc += xrow[ox * s + kx - p] * grow[ox];
+                                }
+                                gkp[ky * kw + kx] += acc;
+                            }
                         }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(gk), Shape::from((c, 1, kh, kw))))
     }
 }
@@ -256,7 +352,8 @@ impl CustomOp2 for DepthwiseGradKernel {
 pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     let g = DwGeometry { stride, padding };
     if x.device().is_cpu() {
-        x.contiguous()?.apply_op2(&k.contiguous()?, DepthwiseConv(g))
+        x.contiguous()?
+            .apply_op2(&k.contiguous()?, DepthwiseConv(g))
     } else {
         // Other devices fall back to candle's grouped convolution until their kernels land.
         let c = x.dim(1)?;
@@ -265,18 +362,32 @@ pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: usize, padding: usize) -
 }
 
 /// Inference: depthwise convolution + bias (+ ReLU6) in one pass.
-pub fn depthwise_conv2d_bias(x: &Tensor, k: &Tensor, bias: &Tensor, stride: usize, padding: usize, relu6: bool) -> Result<Tensor> {
+pub fn depthwise_conv2d_bias(
+    x: &Tensor,
+    k: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    relu6: bool,
+) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
-        let op = DepthwiseConvBias { geometry: DwGeometry { stride, padding }, relu6 };
-        x.contiguous()?.apply_op3(&k.contiguous()?, &bias.contiguous()?, op)
+        let op = DepthwiseConvBias {
+            geometry: DwGeometry { stride, padding },
+            relu6,
+        };
+        x.contiguous()?
+            .apply_op3(&k.contiguous()?, &bias.contiguous()?, op)
     } else {
         let c = x.dim(1)?;
-        let y = x.conv2d(k, padding, stride, 1, c)?.broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
+        let y = x
+            .conv2d(k, padding, stride, 1, c)?
+            .broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
         if relu6 { y.clamp(0f32, 6f32) } else { Ok(y) }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
@@ -286,20 +397,42 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     #[test]
     fn forward_matches_grouped_conv() {
         let dev = Device::Cpu;
-        for (h, w, k, s, p) in [(7, 9, 3, 1, 1), (8, 8, 3, 2, 1), (5, 6, 5, 2, 2), (4, 4, 1, 1, 0), (9, 7, 3, 2, 0)] {
+        for (h, w, k, s, p) in [
+            (7, 9, 3, 1, 1),
+            (8, 8, 3, 2, 1),
+            (5, 6, 5, 2, 2),
+            (4, 4, 1, 1, 0),
+            (9, 7, 3, 2, 0),
+        ] {
             let x = Tensor::randn(0f32, 1., (2, 3, h, w), &dev).unwrap();
             let kk = Tensor::randn(0f32, 1., (3, 1, k, k), &dev).unwrap();
             let ours = depthwise_conv2d(&x, &kk, s, p).unwrap();
-            assert!(max_diff(&ours, &reference(&x, &kk, s, p)) < 1e-5, "{h}x{w} k{k} s{s} p{p}");
+            assert!(
+                max_diff(&ours, &reference(&x, &kk, s, p)) < 1e-5,
+                "{h}x{w} k{k} s{s} p{p}"
+            );
             let b = Tensor::randn(0f32, 1., 3, &dev).unwrap();
             let fused = depthwise_conv2d_bias(&x, &kk, &b, s, p, true).unwrap();
-            let expect = reference(&x, &kk, s, p).broadcast_add(&b.reshape((1, 3, 1, 1)).unwrap()).unwrap().clamp(0f32, 6f32).unwrap();
+            let expect = reference(&x, &kk, s, p)
+                .broadcast_add(&b.reshape((1, 3, 1, 1)).unwrap())
+                .unwrap()
+                .clamp(0f32, 6f32)
+                .unwrap();
             assert!(max_diff(&fused, &expect) < 1e-5);
         }
     }
@@ -311,9 +444,21 @@ mod tests {
             // Odd sizes: candle's own conv2d backward (the reference) mis-sizes even inputs at stride 2.
             let x = Var::randn(0f32, 1., (2, 4, 9, 7), &dev).unwrap();
             let k = Var::randn(0f32, 1., (4, 1, 3, 3), &dev).unwrap();
-            let target = Tensor::randn(0f32, 1., reference(x.as_tensor(), k.as_tensor(), s, p).shape(), &dev).unwrap();
-            let ours = (depthwise_conv2d(x.as_tensor(), k.as_tensor(), s, p).unwrap() * &target).unwrap().sum_all().unwrap();
-            let theirs = (reference(x.as_tensor(), k.as_tensor(), s, p) * &target).unwrap().sum_all().unwrap();
+            let target = Tensor::randn(
+                0f32,
+                1.,
+                reference(x.as_tensor(), k.as_tensor(), s, p).shape(),
+                &dev,
+            )
+            .unwrap();
+            let ours = (depthwise_conv2d(x.as_tensor(), k.as_tensor(), s, p).unwrap() * &target)
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let theirs = (reference(x.as_tensor(), k.as_tensor(), s, p) * &target)
+                .unwrap()
+                .sum_all()
+                .unwrap();
             let g1 = ours.backward().unwrap();
             let g2 = theirs.backward().unwrap();
             for v in [&x, &k] {
@@ -328,10 +473,29 @@ mod tests {
         let dev = Device::Cpu;
         let x = Var::randn(0f32, 1., (1, 2, 8, 8), &dev).unwrap();
         let k = Var::randn(0f32, 1., (2, 1, 3, 3), &dev).unwrap();
-        let loss = |x: &Tensor, k: &Tensor| depthwise_conv2d(x, k, 2, 1).unwrap().sqr().unwrap().sum_all().unwrap();
+        let loss = |x: &Tensor, k: &Tensor| {
+            depthwise_conv2d(x, k, 2, 1)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
         let grads = loss(x.as_tensor(), k.as_tensor()).backward().unwrap();
-        let gx: Vec<f32> = grads.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let gk: Vec<f32> = grads.get(&k).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let gx: Vec<f32> = grads
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let gk: Vec<f32> = grads
+            .get(&k)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let eps = 1e-2f32;
         let numeric = |t: &Var, i: usize| {
             let base: Vec<f32> = t.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
@@ -339,18 +503,30 @@ mod tests {
                 let mut v = base.clone();
                 v[i] += d;
                 let moved = Tensor::from_vec(v, t.shape(), &dev).unwrap();
-                let (xx, kk) = if t.shape() == x.shape() { (moved, k.as_tensor().clone()) } else { (x.as_tensor().clone(), moved) };
+                let (xx, kk) = if t.shape() == x.shape() {
+                    (moved, k.as_tensor().clone())
+                } else {
+                    (x.as_tensor().clone(), moved)
+                };
                 loss(&xx, &kk).to_scalar::<f32>().unwrap()
             };
             (at(eps) - at(-eps)) / (2.0 * eps)
         };
         for i in [0, 9, 63, 64 + 27, 127] {
             let n = numeric(&x, i);
-            assert!((n - gx[i]).abs() < 2e-2 * (1.0 + n.abs()), "input {i}: {n} vs {}", gx[i]);
+            assert!(
+                (n - gx[i]).abs() < 2e-2 * (1.0 + n.abs()),
+                "input {i}: {n} vs {}",
+                gx[i]
+            );
         }
         for i in [0, 4, 8, 13] {
             let n = numeric(&k, i);
-            assert!((n - gk[i]).abs() < 2e-2 * (1.0 + n.abs()), "kernel {i}: {n} vs {}", gk[i]);
+            assert!(
+                (n - gk[i]).abs() < 2e-2 * (1.0 + n.abs()),
+                "kernel {i}: {n} vs {}",
+                gk[i]
+            );
         }
     }
 }

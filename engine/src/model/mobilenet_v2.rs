@@ -7,8 +7,15 @@ use candle_core::{Result, Tensor, Var};
 use std::collections::HashMap;
 
 /// (expansion t, output channels c, repeats n, first stride s), from the paper / torchvision.
-const SETTINGS: [(usize, usize, usize, usize); 7] =
-    [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+const SETTINGS: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
 
 /// Batch-norm epsilon of torchvision's MobileNetV2.
 const BN_EPS: f64 = 1e-5;
@@ -48,8 +55,20 @@ impl MobileNetV2 {
     /// get trainable parameters (pass [`NUM_BLOCKS`] to freeze everything).
     pub fn load(tensors: &HashMap<String, Tensor>, trainable_from: usize) -> Result<Self> {
         let mut blocks = Vec::with_capacity(NUM_BLOCKS);
-        let stem = ConvBn::load(tensors, "features.0.0", "features.0.1", ConvKind::Dense, 2, true, BN_EPS, trainable_from == 0)?;
-        blocks.push(Block { layers: vec![stem], residual: false });
+        let stem = ConvBn::load(
+            tensors,
+            "features.0.0",
+            "features.0.1",
+            ConvKind::Dense,
+            2,
+            true,
+            BN_EPS,
+            trainable_from == 0,
+        )?;
+        blocks.push(Block {
+            layers: vec![stem],
+            residual: false,
+        });
         let mut input = 32;
         for (t, c, n, s) in SETTINGS {
             for i in 0..n {
@@ -60,17 +79,59 @@ impl MobileNetV2 {
                 let mut layers = Vec::new();
                 let mut j = 0;
                 if t != 1 {
-                    layers.push(ConvBn::load(tensors, &format!("{p}.0.0"), &format!("{p}.0.1"), ConvKind::Pointwise, 1, true, BN_EPS, train)?);
+                    layers.push(ConvBn::load(
+                        tensors,
+                        &format!("{p}.0.0"),
+                        &format!("{p}.0.1"),
+                        ConvKind::Pointwise,
+                        1,
+                        true,
+                        BN_EPS,
+                        train,
+                    )?);
                     j = 1;
                 }
-                layers.push(ConvBn::load(tensors, &format!("{p}.{j}.0"), &format!("{p}.{j}.1"), ConvKind::Depthwise, stride, true, BN_EPS, train)?);
-                layers.push(ConvBn::load(tensors, &format!("{p}.{}", j + 1), &format!("{p}.{}", j + 2), ConvKind::Pointwise, 1, false, BN_EPS, train)?);
-                blocks.push(Block { layers, residual: stride == 1 && input == c });
+                layers.push(ConvBn::load(
+                    tensors,
+                    &format!("{p}.{j}.0"),
+                    &format!("{p}.{j}.1"),
+                    ConvKind::Depthwise,
+                    stride,
+                    true,
+                    BN_EPS,
+                    train,
+                )?);
+                layers.push(ConvBn::load(
+                    tensors,
+                    &format!("{p}.{}", j + 1),
+                    &format!("{p}.{}", j + 2),
+                    ConvKind::Pointwise,
+                    1,
+                    false,
+                    BN_EPS,
+                    train,
+                )?);
+                blocks.push(Block {
+                    layers,
+                    residual: stride == 1 && input == c,
+                });
                 input = c;
             }
         }
-        let last = ConvBn::load(tensors, "features.18.0", "features.18.1", ConvKind::Pointwise, 1, true, BN_EPS, trainable_from <= 18)?;
-        blocks.push(Block { layers: vec![last], residual: false });
+        let last = ConvBn::load(
+            tensors,
+            "features.18.0",
+            "features.18.1",
+            ConvKind::Pointwise,
+            1,
+            true,
+            BN_EPS,
+            trainable_from <= 18,
+        )?;
+        blocks.push(Block {
+            layers: vec![last],
+            residual: false,
+        });
         Ok(Self { blocks })
     }
 
@@ -91,12 +152,18 @@ impl MobileNetV2 {
 
     /// Trainable variables of the unfrozen blocks.
     pub fn vars(&self) -> Vec<Var> {
-        self.blocks.iter().flat_map(|b| b.layers.iter().flat_map(ConvBn::vars)).collect()
+        self.blocks
+            .iter()
+            .flat_map(|b| b.layers.iter().flat_map(ConvBn::vars))
+            .collect()
     }
 
     /// All parameters with torchvision names (as fine-tuned, unfolded).
     pub fn state_dict(&self) -> Vec<(String, Tensor)> {
-        self.blocks.iter().flat_map(|b| b.layers.iter().flat_map(ConvBn::state_dict)).collect()
+        self.blocks
+            .iter()
+            .flat_map(|b| b.layers.iter().flat_map(ConvBn::state_dict))
+            .collect()
     }
 
     /// Refreshes the folded inference weights after fine-tuning.

@@ -37,11 +37,15 @@ pub fn load(spec: &WeightsSpec, explicit: Option<&Path>, device: &Device) -> Res
     if let Some(bytes) = spec.embedded {
         return from_bytes(bytes, "embedded".into(), device);
     }
-    let mut tried = vec!["no --weights given".to_string(), "not embedded in this build".to_string()];
+    let mut tried = vec![
+        "no --weights given".to_string(),
+        "not embedded in this build".to_string(),
+    ];
     if let Some((repo, file)) = spec.hub {
         match hub_file(repo, file) {
             Ok(path) => {
-                let bytes = std::fs::read(&path).map_err(|e| Error::io("reading weights", &path, e))?;
+                let bytes =
+                    std::fs::read(&path).map_err(|e| Error::io("reading weights", &path, e))?;
                 return from_bytes(&bytes, format!("hf://{repo}/{file}"), device);
             }
             Err(why) => tried.push(why),
@@ -57,7 +61,11 @@ pub fn load(spec: &WeightsSpec, explicit: Option<&Path>, device: &Device) -> Res
 fn from_bytes(bytes: &[u8], source: String, device: &Device) -> Result<LoadedWeights> {
     let tensors = candle_core::safetensors::load_buffer(bytes, device)
         .map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
-    Ok(LoadedWeights { tensors, hash: crate::fsutil::hash_hex(bytes), source })
+    Ok(LoadedWeights {
+        tensors,
+        hash: crate::fsutil::hash_hex(bytes),
+        source,
+    })
 }
 
 /// Finds `file` of `repo` in the Hugging Face cache, downloading it unless offline.
@@ -67,9 +75,13 @@ fn hub_file(repo: &str, file: &str) -> std::result::Result<PathBuf, String> {
     if let Some(path) = cache.model(repo.to_string()).get(file) {
         return Ok(path);
     }
-    let offline = std::env::var("HF_HUB_OFFLINE").map(|v| v == "1" || v == "true").unwrap_or(false);
+    let offline = std::env::var("HF_HUB_OFFLINE")
+        .map(|v| v == "1" || v == "true")
+        .unwrap_or(false);
     if offline {
-        return Err(format!("hf://{repo}/{file} is not in the Hugging Face cache and HF_HUB_OFFLINE is set"));
+        return Err(format!(
+            "hf://{repo}/{file} is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+        ));
     }
     let api = hf_hub::api::sync::ApiBuilder::from_cache(cache)
         .with_progress(false)
@@ -82,5 +94,7 @@ fn hub_file(repo: &str, file: &str) -> std::result::Result<PathBuf, String> {
 
 #[cfg(not(feature = "hub"))]
 fn hub_file(repo: &str, file: &str) -> std::result::Result<PathBuf, String> {
-    Err(format!("this build has no Hugging Face hub support, so hf://{repo}/{file} cannot be fetched"))
+    Err(format!(
+        "this build has no Hugging Face hub support, so hf://{repo}/{file} cannot be fetched"
+    ))
 }

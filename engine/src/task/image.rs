@@ -14,7 +14,7 @@ use crate::params::{ParamSpec, ResolvedParams};
 use crate::task::image_model::{self, ExportedImageModel, ImageModel};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::train::feature_cache::FeatureCache;
-use crate::train::fit::{self, FitConfig, Features};
+use crate::train::fit::{self, Features, FitConfig};
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -44,10 +44,15 @@ pub struct ImageParams {
 impl ImageParams {
     pub fn from_resolved(p: &ResolvedParams) -> Self {
         let head = match p.text("head") {
-            "mlp" => HeadKind::Mlp { hidden: p.usize("mlp_hidden"), dropout: p.float("dropout") as f32 },
+            "mlp" => HeadKind::Mlp {
+                hidden: p.usize("mlp_hidden"),
+                dropout: p.float("dropout") as f32,
+            },
             _ => HeadKind::Logistic,
         };
-        let weights = Some(p.text("weights")).filter(|w| !w.is_empty()).map(PathBuf::from);
+        let weights = Some(p.text("weights"))
+            .filter(|w| !w.is_empty())
+            .map(PathBuf::from);
         Self {
             backbone: p.text("backbone").to_string(),
             weights,
@@ -59,7 +64,10 @@ impl ImageParams {
             weight_decay: p.float("weight_decay"),
             patience: p.usize("early_stopping_patience"),
             validation_split: p.float("validation_split"),
-            augmentations: Augmentation::ALL.into_iter().filter(|a| p.bool(a.param_key())).collect(),
+            augmentations: Augmentation::ALL
+                .into_iter()
+                .filter(|a| p.bool(a.param_key()))
+                .collect(),
             extraction_batch_size: p.usize("extraction_batch_size"),
         }
     }
@@ -80,14 +88,36 @@ fn image_probe(_: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
 
 /// The folder-per-class scan settings for images.
 pub fn image_scan(split: &str) -> FolderScan<'_> {
-    FolderScan { split, extensions: IMAGE_EXTENSIONS, noun: "image", probe: &image_probe }
+    FolderScan {
+        split,
+        extensions: IMAGE_EXTENSIONS,
+        noun: "image",
+        probe: &image_probe,
+    }
 }
 
 /// Scans every split, runs the health checks and splits validation off training if needed.
-pub fn scan_splits(data: &ResolvedData, validation_split: f64, seed: u64, progress: ScanProgress<'_>, control: &Control) -> Result<ImageSplits> {
-    let check = || if control.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) };
+pub fn scan_splits(
+    data: &ResolvedData,
+    validation_split: f64,
+    seed: u64,
+    progress: ScanProgress<'_>,
+    control: &Control,
+) -> Result<ImageSplits> {
+    let check = || {
+        if control.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     let scan_one = |root: &Path, name: &str, progress: &mut dyn FnMut(u64, u64)| {
-        image_folder::scan(root, &image_scan(name), &mut |d, t| progress(d as u64, t as u64), &check)
+        image_folder::scan(
+            root,
+            &image_scan(name),
+            &mut |d, t| progress(d as u64, t as u64),
+            &check,
+        )
     };
     let train = scan_one(&data.train, "train", progress)?;
     let mut validation = match &data.validation {
@@ -117,7 +147,13 @@ pub fn scan_splits(data: &ResolvedData, validation_split: f64, seed: u64, progre
     match &validation {
         Some(v) => splits.push(v.summary()),
         None if !validation_files.is_empty() => {
-            let auto = ScannedSplit { name: "validation".into(), root: train.root.clone(), labels: labels.clone(), files: validation_files.clone(), ..Default::default() };
+            let auto = ScannedSplit {
+                name: "validation".into(),
+                root: train.root.clone(),
+                labels: labels.clone(),
+                files: validation_files.clone(),
+                ..Default::default()
+            };
             let mut s = auto.summary();
             s.name = "validation (automatic split)".into();
             splits.push(s);
@@ -127,7 +163,13 @@ pub fn scan_splits(data: &ResolvedData, validation_split: f64, seed: u64, progre
     if let Some(t) = &test {
         splits.push(t.summary());
     }
-    let summary = DatasetSummary { kind: DataKind::Images, labels: labels.clone(), splits, issues, facts: Default::default() };
+    let summary = DatasetSummary {
+        kind: DataKind::Images,
+        labels: labels.clone(),
+        splits,
+        issues,
+        facts: Default::default(),
+    };
     Ok(ImageSplits {
         labels,
         train: train_files,
@@ -144,7 +186,14 @@ impl Task for ImageClassification {
 
     fn param_specs(&self) -> Vec<ParamSpec> {
         let mut specs = vec![
-            ParamSpec::choice("backbone", "Backbone", "Model", "Pretrained network that turns each image into features.", BACKBONES, "mobilenet_v2"),
+            ParamSpec::choice(
+                "backbone",
+                "Backbone",
+                "Model",
+                "Pretrained network that turns each image into features.",
+                BACKBONES,
+                "mobilenet_v2",
+            ),
             ParamSpec::new(
                 "weights",
                 "Backbone weights file",
@@ -153,17 +202,94 @@ impl Task for ImageClassification {
                 crate::params::ParamKind::Text,
                 crate::params::ParamValue::Text(String::new()),
             ),
-            ParamSpec::int("image_size", "Image size", "Model", "Images are resized to this many pixels square before the backbone.", (32, 1024), 224),
-            ParamSpec::choice("head", "Classifier", "Model", "logistic: fast and robust; mlp: one hidden layer, can fit more complex boundaries.", &["logistic", "mlp"], "logistic"),
-            ParamSpec::int("mlp_hidden", "MLP hidden units", "Model", "Width of the MLP's hidden layer.", (8, 8192), 512),
-            ParamSpec::float("dropout", "MLP dropout", "Model", "Share of hidden units dropped while training the MLP.", (0.0, 0.9), 0.2),
-            ParamSpec::int("epochs", "Maximum epochs", "Training", "Passes over the training features; early stopping may end sooner.", (1, 100_000), 100),
-            ParamSpec::int("batch_size", "Batch size", "Training", "Examples per optimizer step when training the classifier.", (1, 65_536), 256),
-            ParamSpec::float("learning_rate", "Learning rate", "Training", "Peak AdamW step size (warm-up, then cosine decay).", (1e-7, 1.0), 1e-3),
-            ParamSpec::float("weight_decay", "Weight decay", "Training", "L2-style regularization of the classifier weights.", (0.0, 1.0), 1e-4),
-            ParamSpec::int("early_stopping_patience", "Early stopping patience", "Training", "Stop after this many epochs without validation improvement (0 = never).", (0, 10_000), 10),
-            ParamSpec::float("validation_split", "Validation split", "Data", "Share of training images held out for validation when no validation folder is given.", (0.0, 0.5), 0.1),
-            ParamSpec::int("extraction_batch_size", "Feature batch size", "Performance", "Images per backbone batch during feature extraction.", (1, 4096), 32),
+            ParamSpec::int(
+                "image_size",
+                "Image size",
+                "Model",
+                "Images are resized to this many pixels square before the backbone.",
+                (32, 1024),
+                224,
+            ),
+            ParamSpec::choice(
+                "head",
+                "Classifier",
+                "Model",
+                "logistic: fast and robust; mlp: one hidden layer, can fit more complex boundaries.",
+                &["logistic", "mlp"],
+                "logistic",
+            ),
+            ParamSpec::int(
+                "mlp_hidden",
+                "MLP hidden units",
+                "Model",
+                "Width of the MLP's hidden layer.",
+                (8, 8192),
+                512,
+            ),
+            ParamSpec::float(
+                "dropout",
+                "MLP dropout",
+                "Model",
+                "Share of hidden units dropped while training the MLP.",
+                (0.0, 0.9),
+                0.2,
+            ),
+            ParamSpec::int(
+                "epochs",
+                "Maximum epochs",
+                "Training",
+                "Passes over the training features; early stopping may end sooner.",
+                (1, 100_000),
+                100,
+            ),
+            ParamSpec::int(
+                "batch_size",
+                "Batch size",
+                "Training",
+                "Examples per optimizer step when training the classifier.",
+                (1, 65_536),
+                256,
+            ),
+            ParamSpec::float(
+                "learning_rate",
+                "Learning rate",
+                "Training",
+                "Peak AdamW step size (warm-up, then cosine decay).",
+                (1e-7, 1.0),
+                1e-3,
+            ),
+            ParamSpec::float(
+                "weight_decay",
+                "Weight decay",
+                "Training",
+                "L2-style regularization of the classifier weights.",
+                (0.0, 1.0),
+                1e-4,
+            ),
+            ParamSpec::int(
+                "early_stopping_patience",
+                "Early stopping patience",
+                "Training",
+                "Stop after this many epochs without validation improvement (0 = never).",
+                (0, 10_000),
+                10,
+            ),
+            ParamSpec::float(
+                "validation_split",
+                "Validation split",
+                "Data",
+                "Share of training images held out for validation when no validation folder is given.",
+                (0.0, 0.5),
+                0.1,
+            ),
+            ParamSpec::int(
+                "extraction_batch_size",
+                "Feature batch size",
+                "Performance",
+                "Images per backbone batch during feature extraction.",
+                (1, 4096),
+                32,
+            ),
         ];
         for a in Augmentation::ALL {
             let help = match a {
@@ -175,13 +301,32 @@ impl Task for ImageClassification {
                 Augmentation::Noise => "Adds a copy with pixel noise.",
             };
             let label = format!("Augment: {}", a.name());
-            specs.push(ParamSpec::bool(a.param_key(), &label, "Augmentation", help, false));
+            specs.push(ParamSpec::bool(
+                a.param_key(),
+                &label,
+                "Augmentation",
+                help,
+                false,
+            ));
         }
         specs
     }
 
-    fn scan(&self, data: &ResolvedData, params: &ResolvedParams, progress: ScanProgress<'_>, control: &Control) -> Result<DatasetSummary> {
-        Ok(scan_splits(data, params.float("validation_split"), data.seed, progress, control)?.summary)
+    fn scan(
+        &self,
+        data: &ResolvedData,
+        params: &ResolvedParams,
+        progress: ScanProgress<'_>,
+        control: &Control,
+    ) -> Result<DatasetSummary> {
+        Ok(scan_splits(
+            data,
+            params.float("validation_split"),
+            data.seed,
+            progress,
+            control,
+        )?
+        .summary)
     }
 
     fn train(&self, ctx: &RunContext) -> Result<PathBuf> {
@@ -224,11 +369,21 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     )?;
     for issue in &splits.summary.issues {
         if issue.severity == Severity::Warning {
-            ctx.warn(issue.message.clone(), issue.paths.first().map(PathBuf::as_path));
+            ctx.warn(
+                issue.message.clone(),
+                issue.paths.first().map(PathBuf::as_path),
+            );
         }
     }
     if let Some(e) = splits.summary.errors().next() {
-        return Err(Error::Data { message: e.message.clone(), path: e.paths.first().cloned().unwrap_or_else(|| data.train.clone()) });
+        return Err(Error::Data {
+            message: e.message.clone(),
+            path: e
+                .paths
+                .first()
+                .cloned()
+                .unwrap_or_else(|| data.train.clone()),
+        });
     }
     ctx.emit(Event::Data {
         num_train: splits.train.len(),
@@ -237,21 +392,51 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         labels: splits.labels.clone(),
     });
 
-    let weights = p.weights.as_ref().map(|w| ctx.project.resolve(w)).or(ctx.options.weights.clone());
-    let backbone = Backbone::load(&p.backbone, p.image_size, weights.as_deref(), 0, &ctx.device)?;
+    let weights = p
+        .weights
+        .as_ref()
+        .map(|w| ctx.project.resolve(w))
+        .or(ctx.options.weights.clone());
+    let backbone = Backbone::load(
+        &p.backbone,
+        p.image_size,
+        weights.as_deref(),
+        0,
+        &ctx.device,
+    )?;
 
     let mut items: Vec<Item> = Vec::new();
     for f in &splits.train {
-        items.push(Item { file: f, part: Part::Train, augmentation: None });
+        items.push(Item {
+            file: f,
+            part: Part::Train,
+            augmentation: None,
+        });
         for a in &p.augmentations {
-            items.push(Item { file: f, part: Part::Train, augmentation: Some(*a) });
+            items.push(Item {
+                file: f,
+                part: Part::Train,
+                augmentation: Some(*a),
+            });
         }
     }
-    items.extend(splits.validation.iter().map(|f| Item { file: f, part: Part::Validation, augmentation: None }));
-    items.extend(splits.test.iter().map(|f| Item { file: f, part: Part::Test, augmentation: None }));
+    items.extend(splits.validation.iter().map(|f| Item {
+        file: f,
+        part: Part::Validation,
+        augmentation: None,
+    }));
+    items.extend(splits.test.iter().map(|f| Item {
+        file: f,
+        part: Part::Test,
+        augmentation: None,
+    }));
 
     let features = extract_features(ctx, &backbone, &items, p.extraction_batch_size)?;
-    let mut sets = [Features::new(backbone.feature_dim), Features::new(backbone.feature_dim), Features::new(backbone.feature_dim)];
+    let mut sets = [
+        Features::new(backbone.feature_dim),
+        Features::new(backbone.feature_dim),
+        Features::new(backbone.feature_dim),
+    ];
     let mut inputs: [Vec<PathBuf>; 3] = Default::default();
     for (item, feature) in items.iter().zip(&features) {
         let Some(row) = feature else { continue };
@@ -276,7 +461,10 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     let outcome = fit::fit(ctx, &train_set, validation, splits.labels.len(), &cfg)?;
 
     let mut reports = Vec::new();
-    for (name, set, paths) in [("validation", &validation_set, &inputs[1]), ("test", &test_set, &inputs[2])] {
+    for (name, set, paths) in [
+        ("validation", &validation_set, &inputs[1]),
+        ("test", &test_set, &inputs[2]),
+    ] {
         if set.is_empty() {
             continue;
         }
@@ -285,7 +473,12 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         let truth: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
         let report = ClassificationReport::compute(&splits.labels, &truth, &probs, paths);
         phase.set(set.len() as u64);
-        ctx.emit(Event::Evaluated { split: name.into(), num_examples: report.num_examples, metric: "accuracy".into(), value: report.accuracy });
+        ctx.emit(Event::Evaluated {
+            split: name.into(),
+            num_examples: report.num_examples,
+            metric: "accuracy".into(),
+            value: report.accuracy,
+        });
         reports.push((name.to_string(), report));
     }
 
@@ -302,12 +495,20 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
 
 /// Extracts (or fetches from the cache) the features of every item; `None` for files that
 /// could not be decoded (each reported once as a warning).
-fn extract_features(ctx: &RunContext, backbone: &Backbone, items: &[Item], batch_size: usize) -> Result<Vec<Option<Vec<f32>>>> {
+fn extract_features(
+    ctx: &RunContext,
+    backbone: &Backbone,
+    items: &[Item],
+    batch_size: usize,
+) -> Result<Vec<Option<Vec<f32>>>> {
     let signature = backbone.signature();
     let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, backbone.feature_dim) {
         Ok(c) => Some(c),
         Err(e) => {
-            ctx.warn(format!("feature cache unavailable, features will not be reused ({e})"), None);
+            ctx.warn(
+                format!("feature cache unavailable, features will not be reused ({e})"),
+                None,
+            );
             None
         }
     };
@@ -315,7 +516,10 @@ fn extract_features(ctx: &RunContext, backbone: &Backbone, items: &[Item], batch
     let keys: Vec<[u8; 32]> = items
         .iter()
         .map(|it| {
-            let variant = it.augmentation.map(|a| format!("{}-seed{seed}", a.name())).unwrap_or_default();
+            let variant = it
+                .augmentation
+                .map(|a| format!("{}-seed{seed}", a.name()))
+                .unwrap_or_default();
             FeatureCache::key(&signature, &it.file.hash, &variant)
         })
         .collect();
@@ -329,7 +533,11 @@ fn extract_features(ctx: &RunContext, backbone: &Backbone, items: &[Item], batch
     }
     let cached = items.len() - todo.len();
     if let (true, Some(c)) = (cached > 0, cache.as_ref()) {
-        ctx.emit(Event::Cache { reused: cached, total: items.len(), path: c.path().to_path_buf() });
+        ctx.emit(Event::Cache {
+            reused: cached,
+            total: items.len(),
+            path: c.path().to_path_buf(),
+        });
     }
     let mut phase = ctx.phase(Phase::ExtractingFeatures, items.len() as u64);
     let mut done = cached as u64;
@@ -338,8 +546,10 @@ fn extract_features(ctx: &RunContext, backbone: &Backbone, items: &[Item], batch
     let pre = &backbone.preprocessing;
     for chunk in todo.chunks(batch_size.max(1)) {
         ctx.check()?;
-        let decoded: Vec<std::result::Result<Vec<f32>, String>> =
-            chunk.par_iter().map(|&i| load_item(pre, &items[i], seed)).collect();
+        let decoded: Vec<std::result::Result<Vec<f32>, String>> = chunk
+            .par_iter()
+            .map(|&i| load_item(pre, &items[i], seed))
+            .collect();
         let mut rows = Vec::new();
         let mut ok = Vec::new();
         for (&i, r) in chunk.iter().zip(decoded) {
@@ -350,24 +560,37 @@ fn extract_features(ctx: &RunContext, backbone: &Backbone, items: &[Item], batch
                 }
                 Err(reason) => {
                     if failed.insert(items[i].file.path.clone()) {
-                        ctx.warn(format!("{reason}; the image was skipped"), Some(&items[i].file.path));
+                        ctx.warn(
+                            format!("{reason}; the image was skipped"),
+                            Some(&items[i].file.path),
+                        );
                     }
                 }
             }
         }
         if !ok.is_empty() {
-            let x = Tensor::from_vec(rows, (ok.len(), 3, pre.height as usize, pre.width as usize), &ctx.device)?;
-            let f = backbone.features(&x, false)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            let x = Tensor::from_vec(
+                rows,
+                (ok.len(), 3, pre.height as usize, pre.width as usize),
+                &ctx.device,
+            )?;
+            let f = backbone
+                .features(&x, false)?
+                .to_dtype(DType::F32)?
+                .to_vec2::<f32>()?;
             let mut fresh = Vec::with_capacity(ok.len());
             for (&i, row) in ok.iter().zip(f) {
                 fresh.push((keys[i], row.clone()));
                 out[i] = Some(row);
             }
-            if let Some(c) = cache.as_mut() {
-                if let Err(e) = c.insert_many(&fresh) {
-                    ctx.warn(format!("could not write the feature cache, continuing without it ({e})"), None);
-                    cache = None;
-                }
+            if let Some(c) = cache.as_mut()
+                && let Err(e) = c.insert_many(&fresh)
+            {
+                ctx.warn(
+                    format!("could not write the feature cache, continuing without it ({e})"),
+                    None,
+                );
+                cache = None;
             }
         }
         done += chunk.len() as u64;

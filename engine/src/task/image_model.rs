@@ -65,13 +65,34 @@ pub fn write_run_outputs(
     write_json(&dir.report_json(), &report)?;
     written += 1;
     phase.set(written);
-    plots::curves(&dir.report_dir().join("loss.png"), "Loss", "cross-entropy", &outcome.history, |m| (Some(m.train_loss), m.validation_loss))?;
-    plots::curves(&dir.report_dir().join("accuracy.png"), "Accuracy", "accuracy", &outcome.history, |m| (m.train_accuracy, m.validation_accuracy))?;
+    plots::curves(
+        &dir.report_dir().join("loss.png"),
+        "Loss",
+        "cross-entropy",
+        &outcome.history,
+        |m| (Some(m.train_loss), m.validation_loss),
+    )?;
+    plots::curves(
+        &dir.report_dir().join("accuracy.png"),
+        "Accuracy",
+        "accuracy",
+        &outcome.history,
+        |m| (m.train_accuracy, m.validation_accuracy),
+    )?;
     written += 2;
     phase.set(written);
     for (name, r) in reports {
-        let title = format!("Confusion matrix ({name}, accuracy {:.1}%)", r.accuracy * 100.0);
-        plots::confusion_matrix(&dir.report_dir().join(format!("confusion_matrix_{name}.png")), &title, &r.labels, &r.confusion_matrix)?;
+        let title = format!(
+            "Confusion matrix ({name}, accuracy {:.1}%)",
+            r.accuracy * 100.0
+        );
+        plots::confusion_matrix(
+            &dir.report_dir()
+                .join(format!("confusion_matrix_{name}.png")),
+            &title,
+            &r.labels,
+            &r.confusion_matrix,
+        )?;
         written += 1;
         phase.set(written);
     }
@@ -79,22 +100,39 @@ pub fn write_run_outputs(
     let target = dir.model();
     write_model_dir(&target, model, &ctx.project.template, &manifest)?;
     phase.set(total_files as u64);
-    ctx.emit(Event::Exported { format: "safetensors".into(), path: target.join("model.safetensors") });
+    ctx.emit(Event::Exported {
+        format: "safetensors".into(),
+        path: target.join("model.safetensors"),
+    });
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        ctx.warn("Core ML export is not available in this build yet; wrote safetensors only", None);
+        ctx.warn(
+            "Core ML export is not available in this build yet; wrote safetensors only",
+            None,
+        );
     }
     Ok(target)
 }
 
 /// The reproducibility manifest: what data, seed, parameters, backbone and Lathe made the model.
-fn manifest(ctx: &RunContext, model: &ExportedImageModel, splits: &ImageSplits, outcome: &FitOutcome) -> serde_json::Value {
+fn manifest(
+    ctx: &RunContext,
+    model: &ExportedImageModel,
+    splits: &ImageSplits,
+    outcome: &FitOutcome,
+) -> serde_json::Value {
     let data_hash = |files: &[LabeledFile]| {
         let mut h = blake3::Hasher::new();
         let mut sorted: Vec<&LabeledFile> = files.iter().collect();
         sorted.sort_by_key(|f| f.hash);
         for f in sorted {
             h.update(&f.hash);
-            h.update(model.labels.get(f.label).map(String::as_bytes).unwrap_or_default());
+            h.update(
+                model
+                    .labels
+                    .get(f.label)
+                    .map(String::as_bytes)
+                    .unwrap_or_default(),
+            );
         }
         h.finalize().to_hex().to_string()
     };
@@ -121,7 +159,12 @@ fn manifest(ctx: &RunContext, model: &ExportedImageModel, splits: &ImageSplits, 
 }
 
 /// Writes a complete model folder at `target` (staged, then swapped in atomically).
-pub fn write_model_dir(target: &Path, model: &ExportedImageModel, template: &str, manifest: &serde_json::Value) -> Result<()> {
+pub fn write_model_dir(
+    target: &Path,
+    model: &ExportedImageModel,
+    template: &str,
+    manifest: &serde_json::Value,
+) -> Result<()> {
     let staging = crate::fsutil::temp_sibling(target).with_extension("staging");
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| Error::io("clearing", &staging, e))?;
@@ -130,12 +173,32 @@ pub fn write_model_dir(target: &Path, model: &ExportedImageModel, template: &str
     let mut tensors = model.backbone.state_dict();
     tensors.extend(model.head.export_tensors(model.mean, model.std)?);
     let labels_json = serde_json::to_string(model.labels).unwrap_or_default();
-    st::save(&staging.join("model.safetensors"), &tensors, &[("lathe_task", "image-classification".into()), ("labels", labels_json)])?;
-    let id2label: BTreeMap<String, &String> = model.labels.iter().enumerate().map(|(i, l)| (i.to_string(), l)).collect();
-    let label2id: BTreeMap<&String, usize> = model.labels.iter().enumerate().map(|(i, l)| (l, i)).collect();
+    st::save(
+        &staging.join("model.safetensors"),
+        &tensors,
+        &[
+            ("lathe_task", "image-classification".into()),
+            ("labels", labels_json),
+        ],
+    )?;
+    let id2label: BTreeMap<String, &String> = model
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), l))
+        .collect();
+    let label2id: BTreeMap<&String, usize> = model
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l, i))
+        .collect();
     let pre = &model.backbone.preprocessing;
     let torchvision = match (&model.head.kind, model.backbone.id.as_str()) {
-        (HeadKind::Logistic, "mobilenet_v2") => Some(format!("torchvision.models.mobilenet_v2(num_classes={})", model.labels.len())),
+        (HeadKind::Logistic, "mobilenet_v2") => Some(format!(
+            "torchvision.models.mobilenet_v2(num_classes={})",
+            model.labels.len()
+        )),
         _ => None,
     };
     let config = json!({
@@ -183,29 +246,59 @@ impl ImageModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config_path = dir.join("config.json");
         let config: serde_json::Value = read_json(&config_path)?;
-        let bad = |what: &str| Error::model(format!("config.json has no valid `{what}`; re-export the model"), &config_path);
+        let bad = |what: &str| {
+            Error::model(
+                format!("config.json has no valid `{what}`; re-export the model"),
+                &config_path,
+            )
+        };
         let backbone_id = config["backbone"].as_str().ok_or_else(|| bad("backbone"))?;
-        let size = config["image_size"].as_u64().ok_or_else(|| bad("image_size"))? as u32;
-        let head_kind: HeadKind = serde_json::from_value(config["head"].clone()).map_err(|_| bad("head"))?;
-        let id2label = config["id2label"].as_object().ok_or_else(|| bad("id2label"))?;
+        let size = config["image_size"]
+            .as_u64()
+            .ok_or_else(|| bad("image_size"))? as u32;
+        let head_kind: HeadKind =
+            serde_json::from_value(config["head"].clone()).map_err(|_| bad("head"))?;
+        let id2label = config["id2label"]
+            .as_object()
+            .ok_or_else(|| bad("id2label"))?;
         let mut labels = vec![String::new(); id2label.len()];
         for (k, v) in id2label {
-            let (Ok(i), Some(name)) = (k.parse::<usize>(), v.as_str()) else { return Err(bad("id2label")) };
-            let Some(slot) = labels.get_mut(i) else { return Err(bad("id2label")) };
+            let (Ok(i), Some(name)) = (k.parse::<usize>(), v.as_str()) else {
+                return Err(bad("id2label"));
+            };
+            let Some(slot) = labels.get_mut(i) else {
+                return Err(bad("id2label"));
+            };
             *slot = name.to_string();
         }
         let pre_path = dir.join("preprocessor_config.json");
         let pre_json: serde_json::Value = read_json(&pre_path)?;
         let triple = |key: &str| -> Result<[f32; 3]> {
-            let v: Vec<f32> = serde_json::from_value(pre_json[key].clone())
-                .map_err(|_| Error::model(format!("preprocessor_config.json has no valid `{key}`"), &pre_path))?;
-            v.try_into().map_err(|_| Error::model(format!("`{key}` must have 3 values"), &pre_path))
+            let v: Vec<f32> = serde_json::from_value(pre_json[key].clone()).map_err(|_| {
+                Error::model(
+                    format!("preprocessor_config.json has no valid `{key}`"),
+                    &pre_path,
+                )
+            })?;
+            v.try_into()
+                .map_err(|_| Error::model(format!("`{key}` must have 3 values"), &pre_path))
         };
         let (tensors, _) = st::load(&dir.join("model.safetensors"), device)?;
-        let head = Head::from_tensors(head_kind, &tensors).map_err(|e| Error::model(format!("{e}"), dir.join("model.safetensors")))?;
+        let head = Head::from_tensors(head_kind, &tensors)
+            .map_err(|e| Error::model(format!("{e}"), dir.join("model.safetensors")))?;
         let mut backbone = Backbone::from_tensors(backbone_id, tensors, size, 0)?;
-        backbone.preprocessing = Preprocessing { width: size, height: size, mean: triple("image_mean")?, std: triple("image_std")? };
-        Ok(Self { backbone, head, labels, device: device.clone() })
+        backbone.preprocessing = Preprocessing {
+            width: size,
+            height: size,
+            mean: triple("image_mean")?,
+            std: triple("image_std")?,
+        };
+        Ok(Self {
+            backbone,
+            head,
+            labels,
+            device: device.clone(),
+        })
     }
 
     /// Class probabilities of normalized CHW images.
@@ -213,24 +306,43 @@ impl ImageModel {
         let pre = &self.backbone.preprocessing;
         let n = images.len();
         let flat: Vec<f32> = images.into_iter().flatten().collect();
-        let x = Tensor::from_vec(flat, (n, 3, pre.height as usize, pre.width as usize), &self.device)?;
+        let x = Tensor::from_vec(
+            flat,
+            (n, 3, pre.height as usize, pre.width as usize),
+            &self.device,
+        )?;
         let f = self.backbone.features(&x, false)?.to_dtype(DType::F32)?;
         let p = candle_nn::ops::softmax(&self.head.forward(&f, false, None)?, D::Minus1)?;
         Ok(p.to_vec2::<f32>()?)
     }
 
     /// Probabilities for files, in batches; each file may fail on its own.
-    fn predict_paths(&self, paths: &[PathBuf], progress: ScanProgress<'_>) -> Vec<Result<Vec<f32>>> {
+    fn predict_paths(
+        &self,
+        paths: &[PathBuf],
+        progress: ScanProgress<'_>,
+    ) -> Vec<Result<Vec<f32>>> {
         let mut out = Vec::with_capacity(paths.len());
         let pre = &self.backbone.preprocessing;
         progress(0, paths.len() as u64);
         for chunk in paths.chunks(32) {
             let decoded: Vec<std::result::Result<Vec<f32>, String>> = chunk
                 .par_iter()
-                .map(|p| std::fs::read(p).map_err(|e| format!("cannot read image ({e})")).and_then(|b| pre.load(&b)))
+                .map(|p| {
+                    std::fs::read(p)
+                        .map_err(|e| format!("cannot read image ({e})"))
+                        .and_then(|b| pre.load(&b))
+                })
                 .collect();
-            let ok: Vec<Vec<f32>> = decoded.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-            let probs = if ok.is_empty() { Ok(Vec::new()) } else { self.probabilities(ok) };
+            let ok: Vec<Vec<f32>> = decoded
+                .iter()
+                .filter_map(|r| r.as_ref().ok().cloned())
+                .collect();
+            let probs = if ok.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.probabilities(ok)
+            };
             let mut probs_iter = match probs {
                 Ok(p) => p.into_iter(),
                 Err(e) => {
@@ -241,7 +353,9 @@ impl ImageModel {
             };
             for (path, r) in chunk.iter().zip(decoded) {
                 out.push(match r {
-                    Ok(_) => probs_iter.next().ok_or_else(|| Error::Unsupported("missing prediction".into())),
+                    Ok(_) => probs_iter
+                        .next()
+                        .ok_or_else(|| Error::Unsupported("missing prediction".into())),
                     Err(reason) => Err(Error::data(reason, path)),
                 });
             }
@@ -261,19 +375,30 @@ impl Model for ImageModel {
         self.predict_paths(&paths, progress)
             .into_iter()
             .zip(inputs)
-            .map(|(r, input)| r.map(|p| Prediction::from_probabilities(input.clone(), &self.labels, &p)))
+            .map(|(r, input)| {
+                r.map(|p| Prediction::from_probabilities(input.clone(), &self.labels, &p))
+            })
             .collect()
     }
 
-    fn evaluate(&self, data: &Path, progress: ScanProgress<'_>, warn: &mut dyn FnMut(String)) -> Result<Evaluation> {
+    fn evaluate(
+        &self,
+        data: &Path,
+        progress: ScanProgress<'_>,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Evaluation> {
         let never = || Ok(());
-        let mut split = image_folder::scan(data, &image_scan("evaluation"), &mut |_, _| {}, &never)?;
+        let mut split =
+            image_folder::scan(data, &image_scan("evaluation"), &mut |_, _| {}, &never)?;
         split.relabel(&self.labels);
         for issue in &split.issues {
             warn(issue.line());
         }
         if split.files.is_empty() {
-            return Err(Error::data("no images of the model's classes found; the folder needs one subfolder per class", data));
+            return Err(Error::data(
+                "no images of the model's classes found; the folder needs one subfolder per class",
+                data,
+            ));
         }
         let paths: Vec<PathBuf> = split.files.iter().map(|f| f.path.clone()).collect();
         let results = self.predict_paths(&paths, progress);
@@ -288,7 +413,12 @@ impl Model for ImageModel {
                 Err(e) => warn(format!("{e}; skipped")),
             }
         }
-        Ok(Evaluation::Classification(ClassificationReport::compute(&self.labels, &truth, &probs, &inputs)))
+        Ok(Evaluation::Classification(ClassificationReport::compute(
+            &self.labels,
+            &truth,
+            &probs,
+            &inputs,
+        )))
     }
 }
 
@@ -296,7 +426,11 @@ impl Model for ImageModel {
 pub fn imagenet_probabilities(backbone: &Backbone, image: &[u8]) -> Result<Vec<f32>> {
     let pre = &backbone.preprocessing;
     let x = pre.load(image).map_err(Error::Unsupported)?;
-    let x = Tensor::from_vec(x, (1, 3, pre.height as usize, pre.width as usize), &Device::Cpu)?;
+    let x = Tensor::from_vec(
+        x,
+        (1, 3, pre.height as usize, pre.width as usize),
+        &Device::Cpu,
+    )?;
     let f = backbone.features(&x, false)?;
     let fc = crate::model::conv_bn::Linear::load(&backbone.tensors, "classifier.1")?;
     let p = candle_nn::ops::softmax(&fc.forward(&f)?, D::Minus1)?;

@@ -48,7 +48,13 @@ pub trait Task: Send + Sync {
     fn param_specs(&self) -> Vec<ParamSpec>;
 
     /// Scans and health-checks the data without training (`lathe check`, the app's data screen).
-    fn scan(&self, data: &ResolvedData, params: &ResolvedParams, progress: ScanProgress<'_>, control: &Control) -> Result<DatasetSummary>;
+    fn scan(
+        &self,
+        data: &ResolvedData,
+        params: &ResolvedParams,
+        progress: ScanProgress<'_>,
+        control: &Control,
+    ) -> Result<DatasetSummary>;
 
     /// Runs a whole training in `ctx`, returning the exported model folder.
     fn train(&self, ctx: &RunContext) -> Result<PathBuf>;
@@ -72,10 +78,16 @@ pub struct Prediction {
 impl Prediction {
     /// Builds a prediction from per-label probabilities.
     pub fn from_probabilities(input: String, labels: &[String], p: &[f32]) -> Self {
-        let mut ranked: Vec<(String, f32)> = labels.iter().cloned().zip(p.iter().copied()).collect();
+        let mut ranked: Vec<(String, f32)> =
+            labels.iter().cloned().zip(p.iter().copied()).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let label = ranked.first().map(|r| r.0.clone()).unwrap_or_default();
-        Self { input, label, probabilities: ranked.iter().cloned().collect(), ranked }
+        Self {
+            input,
+            label,
+            probabilities: ranked.iter().cloned().collect(),
+            ranked,
+        }
     }
 
     /// Keeps only the `k` most probable labels.
@@ -101,7 +113,12 @@ pub trait Model: Send {
     fn predict(&self, inputs: &[String], progress: ScanProgress<'_>) -> Vec<Result<Prediction>>;
 
     /// Evaluates on labelled data laid out as for training.
-    fn evaluate(&self, data: &Path, progress: ScanProgress<'_>, warn: &mut dyn FnMut(String)) -> Result<Evaluation>;
+    fn evaluate(
+        &self,
+        data: &Path,
+        progress: ScanProgress<'_>,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Evaluation>;
 }
 
 /// All tasks of this build.
@@ -133,7 +150,10 @@ pub fn model_dir(path: &Path) -> Result<PathBuf> {
         return Ok(inner);
     }
     if !path.exists() {
-        return Err(Error::model("no such folder; give a run folder or an exported model folder", path));
+        return Err(Error::model(
+            "no such folder; give a run folder or an exported model folder",
+            path,
+        ));
     }
     Err(Error::model(
         "not a Lathe model: no config.json here or in model/; give a finished run folder or an exported model folder",
@@ -146,7 +166,10 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Box<dyn Model>> {
     let dir = model_dir(path)?;
     let config: serde_json::Value = crate::fsutil::read_json(&dir.join("config.json"))?;
     let Some(task_id) = config.pointer("/lathe/task").and_then(|v| v.as_str()) else {
-        return Err(Error::model("config.json names no Lathe task (lathe.task); was it written by Lathe?", dir.join("config.json")));
+        return Err(Error::model(
+            "config.json names no Lathe task (lathe.task); was it written by Lathe?",
+            dir.join("config.json"),
+        ));
     };
     by_id(task_id)?.load(&dir, device)
 }

@@ -32,7 +32,13 @@ pub struct Emitter {
 
 impl Emitter {
     pub fn new(log: Option<File>, tx: Option<SyncSender<Event>>, waker: Option<Waker>) -> Self {
-        Self { inner: Arc::new(Mutex::new(EmitterInner { log: log.map(BufWriter::new), tx })), waker }
+        Self {
+            inner: Arc::new(Mutex::new(EmitterInner {
+                log: log.map(BufWriter::new),
+                tx,
+            })),
+            waker,
+        }
     }
 
     /// An emitter that goes nowhere (for tools and tests that need none).
@@ -89,24 +95,37 @@ impl RunContext {
 
     /// Reports a partial failure; training goes on.
     pub fn warn(&self, message: impl Into<String>, path: Option<&Path>) {
-        self.emit(Event::Warning { message: message.into(), path: path.map(Path::to_path_buf) });
+        self.emit(Event::Warning {
+            message: message.into(),
+            path: path.map(Path::to_path_buf),
+        });
     }
 
     /// Cancellation / pause point: call between batches and between items.
     pub fn check(&self) -> Result<()> {
-        self.control.checkpoint_with(&|| self.emit(Event::Paused), &|| self.emit(Event::Resumed))
+        self.control
+            .checkpoint_with(&|| self.emit(Event::Paused), &|| self.emit(Event::Resumed))
     }
 
     /// Starts a phase with `total` units of work; report progress through the tracker.
     pub fn phase(&self, phase: Phase, total: u64) -> PhaseTracker<'_> {
-        let t = PhaseTracker { ctx: self, phase, total, started: Instant::now(), last: None };
+        let t = PhaseTracker {
+            ctx: self,
+            phase,
+            total,
+            started: Instant::now(),
+            last: None,
+        };
         t.emit(0);
         t
     }
 
     /// The feature cache folder for this run.
     pub fn cache_dir(&self) -> PathBuf {
-        self.options.cache_dir.clone().unwrap_or_else(default_cache_dir)
+        self.options
+            .cache_dir
+            .clone()
+            .unwrap_or_else(default_cache_dir)
     }
 }
 
@@ -122,7 +141,9 @@ pub struct PhaseTracker<'a> {
 impl PhaseTracker<'_> {
     pub fn set(&mut self, done: u64) {
         let now = Instant::now();
-        let due = self.last.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100));
+        let due = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100));
         if due || done >= self.total {
             self.last = Some(now);
             self.emit(done);

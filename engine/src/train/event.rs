@@ -90,12 +90,28 @@ pub enum Event {
         elapsed_secs: f64,
     },
     /// A training step (sampled, not every batch).
-    Step { epoch: usize, step: usize, steps: usize, loss: f64 },
+    Step {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+    },
     EpochEnd(EpochMetrics),
-    Warning { message: String, path: Option<PathBuf> },
+    Warning {
+        message: String,
+        path: Option<PathBuf>,
+    },
     /// Features found in the cache (a second run on the same data skips their extraction).
-    Cache { reused: usize, total: usize, path: PathBuf },
-    Checkpoint { epoch: usize, path: PathBuf, best: bool },
+    Cache {
+        reused: usize,
+        total: usize,
+        path: PathBuf,
+    },
+    Checkpoint {
+        epoch: usize,
+        path: PathBuf,
+        best: bool,
+    },
     Paused,
     Resumed,
     /// Evaluation of the finished model on one split.
@@ -106,13 +122,20 @@ pub enum Event {
         metric: String,
         value: f64,
     },
-    Exported { format: String, path: PathBuf },
-    Finished { outcome: Outcome, elapsed_secs: f64 },
+    Exported {
+        format: String,
+        path: PathBuf,
+    },
+    Finished {
+        outcome: Outcome,
+        elapsed_secs: f64,
+    },
 }
 
 impl Event {
     /// One JSON line.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"event\":\"error\",\"message\":\"{e}\"}}"))
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"event\":\"error\",\"message\":\"{e}\"}}"))
     }
 }

@@ -26,7 +26,12 @@ impl FeatureCache {
     pub fn open(dir: &Path, signature: &str, dim: usize) -> Result<Self> {
         let name = format!("{}.bin", &blake3::hash(signature.as_bytes()).to_hex()[..24]);
         let path = dir.join("features").join(name);
-        let mut cache = Self { path, dim, index: HashMap::new(), data: Vec::new() };
+        let mut cache = Self {
+            path,
+            dim,
+            index: HashMap::new(),
+            data: Vec::new(),
+        };
         cache.load()?;
         Ok(cache)
     }
@@ -68,8 +73,12 @@ impl FeatureCache {
             Err(e) => return Err(Error::io("opening feature cache", &self.path, e)),
         };
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| Error::io("reading feature cache", &self.path, e))?;
-        if bytes.len() < HEADER as usize || &bytes[..8] != MAGIC || read_u32(&bytes[8..12]) as usize != self.dim {
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io("reading feature cache", &self.path, e))?;
+        if bytes.len() < HEADER as usize
+            || &bytes[..8] != MAGIC
+            || read_u32(&bytes[8..12]) as usize != self.dim
+        {
             // Unknown or damaged file: start over rather than trust it.
             return Ok(());
         }
@@ -79,7 +88,11 @@ impl FeatureCache {
             key.copy_from_slice(&chunk[..32]);
             let slot = self.data.len() / self.dim;
             self.index.insert(key, slot);
-            self.data.extend(chunk[32..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            self.data.extend(
+                chunk[32..]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
         }
         Ok(())
     }
@@ -100,7 +113,8 @@ impl FeatureCache {
             }
         }
         if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("creating cache folder", parent, e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("creating cache folder", parent, e))?;
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -109,7 +123,8 @@ impl FeatureCache {
             .truncate(false)
             .open(&self.path)
             .map_err(|e| Error::io("opening feature cache", &self.path, e))?;
-        file.lock().map_err(|e| Error::io("locking feature cache", &self.path, e))?;
+        file.lock()
+            .map_err(|e| Error::io("locking feature cache", &self.path, e))?;
         let result = self.append_locked(&mut file, &buf);
         let _ = file.unlock();
         result?;
@@ -157,6 +172,7 @@ fn read_u32(b: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -178,6 +194,10 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!(c.get(&k2), Some(&[4.0, 5.0, 6.0][..]));
         // Another signature is another file.
-        assert!(FeatureCache::open(dir.path(), "other", 3).unwrap().is_empty());
+        assert!(
+            FeatureCache::open(dir.path(), "other", 3)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -23,7 +23,11 @@ pub struct Features {
 
 impl Features {
     pub fn new(dim: usize) -> Self {
-        Self { x: Vec::new(), dim, labels: Vec::new() }
+        Self {
+            x: Vec::new(),
+            dim,
+            labels: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -74,7 +78,11 @@ impl FitOutcome {
         let mut out = Vec::with_capacity(features.len());
         for start in (0..features.len()).step_by(4096) {
             let end = (start + 4096).min(features.len());
-            let x = Tensor::from_slice(&features.x[start * features.dim..end * features.dim], (end - start, features.dim), device)?;
+            let x = Tensor::from_slice(
+                &features.x[start * features.dim..end * features.dim],
+                (end - start, features.dim),
+                device,
+            )?;
             let z = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
             let p = candle_nn::ops::softmax(&self.head.forward(&z, false, None)?, D::Minus1)?;
             out.extend(p.to_dtype(DType::F32)?.to_vec2::<f32>()?);
@@ -84,23 +92,46 @@ impl FitOutcome {
 }
 
 /// Trains a head on `train`, early-stopping on `validation` when given.
-pub fn fit(ctx: &RunContext, train: &Features, validation: Option<&Features>, num_classes: usize, cfg: &FitConfig) -> Result<FitOutcome> {
+pub fn fit(
+    ctx: &RunContext,
+    train: &Features,
+    validation: Option<&Features>,
+    num_classes: usize,
+    cfg: &FitConfig,
+) -> Result<FitOutcome> {
     let device = &ctx.device;
     if train.is_empty() {
-        return Err(Error::Data { message: "no training examples are left after skipping unreadable files".into(), path: ctx.project.resolve(&ctx.project.data.train) });
+        return Err(Error::Data {
+            message: "no training examples are left after skipping unreadable files".into(),
+            path: ctx.project.resolve(&ctx.project.data.train),
+        });
     }
     let x = train.tensor(device)?;
     let mean = x.mean(0)?;
-    let std = x.broadcast_sub(&mean)?.sqr()?.mean(0)?.sqrt()?.maximum(1e-3)?;
+    let std = x
+        .broadcast_sub(&mean)?
+        .sqr()?
+        .mean(0)?
+        .sqrt()?
+        .maximum(1e-3)?;
     let xs = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
     let ys = Tensor::from_slice(&train.labels, train.len(), device)?;
     let val = match validation.filter(|v| !v.is_empty()) {
-        Some(v) => Some((v.tensor(device)?.broadcast_sub(&mean)?.broadcast_div(&std)?, Tensor::from_slice(&v.labels, v.len(), device)?)),
+        Some(v) => Some((
+            v.tensor(device)?
+                .broadcast_sub(&mean)?
+                .broadcast_div(&std)?,
+            Tensor::from_slice(&v.labels, v.len(), device)?,
+        )),
         None => None,
     };
 
     let head = Head::new(cfg.head.clone(), train.dim, num_classes, cfg.seed, device)?;
-    let vars: Vec<_> = head.layers.iter().flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)]).collect();
+    let vars: Vec<_> = head
+        .layers
+        .iter()
+        .flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)])
+        .collect();
     let mut opt = AdamW::new(vars, cfg.learning_rate, cfg.weight_decay)?;
     let n = train.len();
     let batch = cfg.batch_size.clamp(1, n);
@@ -117,12 +148,19 @@ pub fn fit(ctx: &RunContext, train: &Features, validation: Option<&Features>, nu
     let started = std::time::Instant::now();
     let mut order: Vec<u32> = (0..n as u32).collect();
     for epoch in 1..=cfg.epochs {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(
+            cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct) = (0f64, 0usize);
         for (step, chunk) in order.chunks(batch).enumerate() {
             ctx.check()?;
-            opt.learning_rate = cosine_lr(cfg.learning_rate, (epoch - 1) * steps_per_epoch + step, total_steps, warmup);
+            opt.learning_rate = cosine_lr(
+                cfg.learning_rate,
+                (epoch - 1) * steps_per_epoch + step,
+                total_steps,
+                warmup,
+            );
             let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
             let xb = xs.index_select(&idx, 0)?;
             let yb = ys.index_select(&idx, 0)?;
@@ -140,7 +178,12 @@ pub fn fit(ctx: &RunContext, train: &Features, validation: Option<&Features>, nu
             loss_sum += loss_value * chunk.len() as f64;
             correct += count_correct(&logits, &yb)?;
             if step % step_every == 0 {
-                ctx.emit(Event::Step { epoch, step, steps: steps_per_epoch, loss: loss_value });
+                ctx.emit(Event::Step {
+                    epoch,
+                    step,
+                    steps: steps_per_epoch,
+                    loss: loss_value,
+                });
             }
         }
         let (validation_loss, validation_accuracy) = match &val {
@@ -167,7 +210,11 @@ pub fn fit(ctx: &RunContext, train: &Features, validation: Option<&Features>, nu
         let watched = validation_loss.unwrap_or(loss_sum / n as f64);
         let improved = best.as_ref().is_none_or(|(b, _, _)| watched < b - 1e-4);
         if improved {
-            let snapshot = head.vars().iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>()?;
+            let snapshot = head
+                .vars()
+                .iter()
+                .map(|v| v.as_tensor().copy())
+                .collect::<candle_core::Result<Vec<_>>>()?;
             best = Some((watched, epoch, snapshot));
             since_best = 0;
         } else {
@@ -189,12 +236,23 @@ pub fn fit(ctx: &RunContext, train: &Features, validation: Option<&Features>, nu
         None => history.len(),
     };
     phase.set(cfg.epochs as u64);
-    Ok(FitOutcome { head, mean, std, history, best_epoch, stopped_early })
+    Ok(FitOutcome {
+        head,
+        mean,
+        std,
+        history,
+        best_epoch,
+        stopped_early,
+    })
 }
 
 fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
     let pred = logits.argmax(D::Minus1)?;
-    Ok(pred.eq(labels)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)
+    Ok(pred
+        .eq(labels)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()? as usize)
 }
 
 /// Mean loss and accuracy over a (standardized) set, in batches.
@@ -206,7 +264,10 @@ fn evaluate(head: &Head, x: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
         let xb = x.narrow(0, start, len)?;
         let yb = y.narrow(0, start, len)?;
         let logits = head.forward(&xb, false, None)?;
-        loss += candle_nn::loss::cross_entropy(&logits, &yb)?.to_dtype(DType::F64)?.to_scalar::<f64>()? * len as f64;
+        loss += candle_nn::loss::cross_entropy(&logits, &yb)?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?
+            * len as f64;
         correct += count_correct(&logits, &yb)?;
     }
     Ok((loss / n as f64, correct as f64 / n as f64))
@@ -214,20 +275,39 @@ fn evaluate(head: &Head, x: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
 
 /// `checkpoints/last.safetensors` every epoch (and `best.safetensors` when it improved):
 /// head, standardization, optimizer moments and the epoch, for `--resume`.
-fn save_checkpoint(ctx: &RunContext, head: &Head, opt: &AdamW, mean: &Tensor, std: &Tensor, epoch: usize, best: bool) -> Result<()> {
+fn save_checkpoint(
+    ctx: &RunContext,
+    head: &Head,
+    opt: &AdamW,
+    mean: &Tensor,
+    std: &Tensor,
+    epoch: usize,
+    best: bool,
+) -> Result<()> {
     let mut tensors = head.export_tensors(&mean.zeros_like()?, &std.ones_like()?)?;
     tensors.push(("features.mean".into(), mean.clone()));
     tensors.push(("features.std".into(), std.clone()));
     tensors.extend(opt.state());
-    let meta = [("epoch", epoch.to_string()), ("optimizer_step", opt.step.to_string())];
+    let meta = [
+        ("epoch", epoch.to_string()),
+        ("optimizer_step", opt.step.to_string()),
+    ];
     let dir = ctx.run_dir.checkpoints();
     let last = dir.join("last.safetensors");
     st::save(&last, &tensors, &meta)?;
-    ctx.emit(Event::Checkpoint { epoch, path: last.clone(), best: false });
+    ctx.emit(Event::Checkpoint {
+        epoch,
+        path: last.clone(),
+        best: false,
+    });
     if best {
         let path = dir.join("best.safetensors");
         st::save(&path, &tensors, &meta)?;
-        ctx.emit(Event::Checkpoint { epoch, path, best: true });
+        ctx.emit(Event::Checkpoint {
+            epoch,
+            path,
+            best: true,
+        });
     }
     Ok(())
 }

@@ -22,10 +22,27 @@ pub struct AdamW {
 impl AdamW {
     /// `vars` with a decay flag each.
     pub fn new(vars: Vec<(Var, bool)>, learning_rate: f64, weight_decay: f64) -> Result<Self> {
-        let m = vars.iter().map(|(v, _)| v.zeros_like()).collect::<Result<Vec<_>>>()?;
-        let v = vars.iter().map(|(v, _)| v.zeros_like()).collect::<Result<Vec<_>>>()?;
+        let m = vars
+            .iter()
+            .map(|(v, _)| v.zeros_like())
+            .collect::<Result<Vec<_>>>()?;
+        let v = vars
+            .iter()
+            .map(|(v, _)| v.zeros_like())
+            .collect::<Result<Vec<_>>>()?;
         let (vars, decay) = vars.into_iter().unzip();
-        Ok(Self { vars, decay, m, v, step: 0, learning_rate, weight_decay, beta1: 0.9, beta2: 0.999, eps: 1e-8 })
+        Ok(Self {
+            vars,
+            decay,
+            m,
+            v,
+            step: 0,
+            learning_rate,
+            weight_decay,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        })
     }
 
     pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
@@ -63,9 +80,16 @@ impl AdamW {
     }
 
     /// Restores moments saved by [`AdamW::state`].
-    pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>, step: usize) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        step: usize,
+    ) -> Result<()> {
         for i in 0..self.vars.len() {
-            if let (Some(m), Some(v)) = (tensors.get(&format!("optimizer.m.{i}")), tensors.get(&format!("optimizer.v.{i}"))) {
+            if let (Some(m), Some(v)) = (
+                tensors.get(&format!("optimizer.m.{i}")),
+                tensors.get(&format!("optimizer.v.{i}")),
+            ) {
                 self.m[i] = m.clone();
                 self.v[i] = v.clone();
             }
@@ -87,6 +111,7 @@ pub fn cosine_lr(base: f64, step: usize, total: usize, warmup: usize) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use candle_core::Device;

@@ -15,7 +15,9 @@ impl RunDir {
     /// run is never overwritten.
     pub fn create(root: &Path) -> Result<Self> {
         if root.exists() {
-            let non_empty = std::fs::read_dir(root).map(|mut d| d.next().is_some()).unwrap_or(true);
+            let non_empty = std::fs::read_dir(root)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true);
             if non_empty {
                 return Err(Error::project(
                     "run folder already exists and is not empty; choose another --out (runs are never overwritten)",
@@ -23,7 +25,9 @@ impl RunDir {
                 ));
             }
         }
-        let dir = Self { root: root.to_path_buf() };
+        let dir = Self {
+            root: root.to_path_buf(),
+        };
         for sub in [dir.checkpoints(), dir.report_dir()] {
             std::fs::create_dir_all(&sub).map_err(|e| Error::io("creating run folder", &sub, e))?;
         }
@@ -64,16 +68,32 @@ impl RunDir {
 
 /// `YYYYMMDD-HHMMSS` in UTC, without a date crate.
 pub fn utc_stamp(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// ISO-8601 UTC time, for manifests.
 pub fn utc_iso(t: std::time::SystemTime) -> String {
     let s = utc_stamp(t);
-    format!("{}-{}-{}T{}:{}:{}Z", &s[0..4], &s[4..6], &s[6..8], &s[9..11], &s[11..13], &s[13..15])
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13],
+        &s[13..15]
+    )
 }
 
 /// Howard Hinnant's days-from-epoch to (year, month, day).
@@ -90,6 +110,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -54,15 +54,29 @@ pub fn prepare(project: &Project, overrides: &BTreeMap<String, ParamValue>) -> R
     let template = Template::get(&project.template)?;
     let task = task::by_id(&template.task)?;
     let template_layer = template.param_layer()?;
-    let project_layer = crate::params::layer_from_toml(&project.params).map_err(|e| with_file(e, project.file.as_deref()))?;
-    let params = ResolvedParams::resolve(&task.param_specs(), &[&template_layer, &project_layer, overrides])
+    let project_layer = crate::params::layer_from_toml(&project.params)
         .map_err(|e| with_file(e, project.file.as_deref()))?;
-    Ok(Prepared { template, task, params })
+    let params = ResolvedParams::resolve(
+        &task.param_specs(),
+        &[&template_layer, &project_layer, overrides],
+    )
+    .map_err(|e| with_file(e, project.file.as_deref()))?;
+    Ok(Prepared {
+        template,
+        task,
+        params,
+    })
 }
 
 fn with_file(e: Error, file: Option<&Path>) -> Error {
     match e {
-        Error::Project { message, path: None } => Error::Project { message, path: file.map(Path::to_path_buf) },
+        Error::Project {
+            message,
+            path: None,
+        } => Error::Project {
+            message,
+            path: file.map(Path::to_path_buf),
+        },
         other => other,
     }
 }
@@ -71,14 +85,26 @@ impl Session {
     /// Checks everything that can be checked quickly, creates the run folder and starts training
     /// on a thread named `lathe-train`.
     pub fn start(project: Project, options: SessionOptions) -> Result<Session> {
-        let Prepared { template, task, params } = prepare(&project, &options.overrides)?;
-        let device_name = options.device.clone().unwrap_or_else(|| project.device.clone());
+        let Prepared {
+            template,
+            task,
+            params,
+        } = prepare(&project, &options.overrides)?;
+        let device_name = options
+            .device
+            .clone()
+            .unwrap_or_else(|| project.device.clone());
         let device = crate::device::open(&device_name)?;
         let base = match project.file.as_ref().and_then(|f| f.parent()) {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::env::current_dir().map_err(|e| Error::io("finding current folder", ".", e))?,
+            _ => {
+                std::env::current_dir().map_err(|e| Error::io("finding current folder", ".", e))?
+            }
         };
-        let root = options.run_dir.clone().unwrap_or_else(|| RunDir::default_root(&base, &template.id));
+        let root = options
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| RunDir::default_root(&base, &template.id));
         let run_dir = RunDir::create(&root)?;
         write_lock_file(&run_dir, &project, &params, &device_name)?;
         let log = std::fs::OpenOptions::new()
@@ -103,7 +129,12 @@ impl Session {
             .name("lathe-train".into())
             .spawn(move || run(task, ctx))
             .map_err(|e| Error::io("starting training thread", &run_dir.root, e))?;
-        Ok(Session { events: rx, control, run_dir: run_dir.root, handle: Some(handle) })
+        Ok(Session {
+            events: rx,
+            control,
+            run_dir: run_dir.root,
+            handle: Some(handle),
+        })
     }
 
     /// The event stream; it ends (disconnects) when the run has finished.
@@ -128,7 +159,9 @@ impl Session {
 
     /// Runs to the end, handing every event to `on_event`, and returns the outcome.
     pub fn run_to_end(self, mut on_event: impl FnMut(&Event)) -> Outcome {
-        let mut outcome = Outcome::Failed { message: "training ended without reporting an outcome".into() };
+        let mut outcome = Outcome::Failed {
+            message: "training ended without reporting an outcome".into(),
+        };
         for event in self.events.iter() {
             if let Event::Finished { outcome: o, .. } = &event {
                 outcome = o.clone();
@@ -153,30 +186,52 @@ fn run(task: Box<dyn Task>, ctx: RunContext) {
         Ok(Ok(model_dir)) => Outcome::Completed { model_dir },
         Ok(Err(Error::Cancelled)) => {
             let last = ctx.run_dir.checkpoints().join("last.safetensors");
-            Outcome::Cancelled { checkpoint: last.exists().then_some(last) }
+            Outcome::Cancelled {
+                checkpoint: last.exists().then_some(last),
+            }
         }
-        Ok(Err(e)) => Outcome::Failed { message: e.to_string() },
+        Ok(Err(e)) => Outcome::Failed {
+            message: e.to_string(),
+        },
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            Outcome::Failed { message: format!("internal error (a bug in Lathe, please report it): {what}") }
+            Outcome::Failed {
+                message: format!("internal error (a bug in Lathe, please report it): {what}"),
+            }
         }
     };
-    ctx.emit(Event::Finished { outcome, elapsed_secs: ctx.started.elapsed().as_secs_f64() });
+    ctx.emit(Event::Finished {
+        outcome,
+        elapsed_secs: ctx.started.elapsed().as_secs_f64(),
+    });
 }
 
 /// `project.lock.toml`: the project with every parameter resolved and absolute data paths.
-fn write_lock_file(run_dir: &RunDir, project: &Project, params: &ResolvedParams, device: &str) -> Result<()> {
+fn write_lock_file(
+    run_dir: &RunDir,
+    project: &Project,
+    params: &ResolvedParams,
+    device: &str,
+) -> Result<()> {
     let mut lock = project.clone();
     lock.data.train = project.resolve(&project.data.train);
     lock.data.validation = project.data.validation.as_ref().map(|p| project.resolve(p));
     lock.data.test = project.data.test.as_ref().map(|p| project.resolve(p));
     lock.device = device.to_string();
-    lock.params = params.0.iter().map(|(k, v)| (k.clone(), v.to_toml())).collect();
-    let body = toml::to_string_pretty(&lock).map_err(|e| Error::project(format!("cannot write lock file ({e})"), None))?;
-    let text = format!("# Resolved by Lathe {} — every parameter as this run used it.\n{body}", env!("CARGO_PKG_VERSION"));
+    lock.params = params
+        .0
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_toml()))
+        .collect();
+    let body = toml::to_string_pretty(&lock)
+        .map_err(|e| Error::project(format!("cannot write lock file ({e})"), None))?;
+    let text = format!(
+        "# Resolved by Lathe {} — every parameter as this run used it.\n{body}",
+        env!("CARGO_PKG_VERSION")
+    );
     crate::fsutil::atomic_write(&run_dir.lock_file(), text.as_bytes())
 }

@@ -37,7 +37,12 @@ pub struct History {
 
 impl History {
     pub fn new(capacity: usize) -> Self {
-        Self { points: Vec::new(), capacity: capacity.max(4), stride: 1, seen: 0 }
+        Self {
+            points: Vec::new(),
+            capacity: capacity.max(4),
+            stride: 1,
+            seen: 0,
+        }
     }
 
     pub fn push(&mut self, x: f64, y: f64) {
@@ -45,7 +50,7 @@ impl History {
             return;
         }
         self.seen += 1;
-        if (self.seen - 1) % self.stride != 0 {
+        if !(self.seen - 1).is_multiple_of(self.stride) {
             return;
         }
         self.points.push([x, y]);
@@ -87,7 +92,11 @@ pub struct PhaseProgress {
 impl PhaseProgress {
     /// 0–1.
     pub fn fraction(&self) -> f64 {
-        if self.total == 0 { 0.0 } else { (self.done as f64 / self.total as f64).clamp(0.0, 1.0) }
+        if self.total == 0 {
+            0.0
+        } else {
+            (self.done as f64 / self.total as f64).clamp(0.0, 1.0)
+        }
     }
 
     /// Seconds left at the rate so far.
@@ -151,22 +160,47 @@ impl RunState {
     pub fn apply(&mut self, event: &Event) {
         self.events_seen += 1;
         match event {
-            Event::Started { run_dir, template, device, .. } => {
+            Event::Started {
+                run_dir,
+                template,
+                device,
+                ..
+            } => {
                 self.status = Status::Running;
                 self.run_dir = Some(run_dir.clone());
                 self.template = template.clone();
                 self.device = device.clone();
             }
-            Event::Data { num_train, num_validation, num_test, labels } => {
+            Event::Data {
+                num_train,
+                num_validation,
+                num_test,
+                labels,
+            } => {
                 self.num_train = *num_train;
                 self.num_validation = *num_validation;
                 self.num_test = *num_test;
                 self.labels = labels.clone();
             }
-            Event::Phase { phase, done, total, elapsed_secs } => {
-                self.phase = Some(PhaseProgress { phase: *phase, done: *done, total: *total, elapsed_secs: *elapsed_secs });
+            Event::Phase {
+                phase,
+                done,
+                total,
+                elapsed_secs,
+            } => {
+                self.phase = Some(PhaseProgress {
+                    phase: *phase,
+                    done: *done,
+                    total: *total,
+                    elapsed_secs: *elapsed_secs,
+                });
             }
-            Event::Step { epoch, step, steps, loss } => {
+            Event::Step {
+                epoch,
+                step,
+                steps,
+                loss,
+            } => {
                 let x = epoch.saturating_sub(1) as f64 + *step as f64 / (*steps).max(1) as f64;
                 self.step_loss.push(x, *loss);
             }
@@ -197,14 +231,22 @@ impl RunState {
             Event::Checkpoint { path, .. } => self.last_checkpoint = Some(path.clone()),
             Event::Paused => self.status = Status::Paused,
             Event::Resumed => self.status = Status::Running,
-            Event::Evaluated { split, num_examples, metric, value } => self.evaluations.push(EvaluationResult {
+            Event::Evaluated {
+                split,
+                num_examples,
+                metric,
+                value,
+            } => self.evaluations.push(EvaluationResult {
                 split: split.clone(),
                 num_examples: *num_examples,
                 metric: metric.clone(),
                 value: *value,
             }),
             Event::Exported { format, path } => self.exports.push((format.clone(), path.clone())),
-            Event::Finished { outcome, elapsed_secs } => {
+            Event::Finished {
+                outcome,
+                elapsed_secs,
+            } => {
                 self.elapsed_secs = *elapsed_secs;
                 self.phase = None;
                 match outcome {
@@ -240,6 +282,7 @@ impl RunState {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -258,9 +301,20 @@ mod tests {
 
     #[test]
     fn folds_a_run() {
-        let events = vec![
-            Event::Started { run_dir: "r".into(), template: "image-classifier".into(), device: "cpu".into(), seed: 1, lathe_version: "0".into() },
-            Event::Phase { phase: Phase::ExtractingFeatures, done: 5, total: 10, elapsed_secs: 2.0 },
+        let events = [
+            Event::Started {
+                run_dir: "r".into(),
+                template: "image-classifier".into(),
+                device: "cpu".into(),
+                seed: 1,
+                lathe_version: "0".into(),
+            },
+            Event::Phase {
+                phase: Phase::ExtractingFeatures,
+                done: 5,
+                total: 10,
+                elapsed_secs: 2.0,
+            },
             Event::Paused,
             Event::Resumed,
             Event::EpochEnd(EpochMetrics {
@@ -273,7 +327,12 @@ mod tests {
                 learning_rate: 0.01,
                 elapsed_secs: 1.0,
             }),
-            Event::Finished { outcome: Outcome::Completed { model_dir: "r/model".into() }, elapsed_secs: 3.0 },
+            Event::Finished {
+                outcome: Outcome::Completed {
+                    model_dir: "r/model".into(),
+                },
+                elapsed_secs: 3.0,
+            },
         ];
         let mut s = RunState::default();
         for (i, e) in events.iter().enumerate() {
@@ -287,7 +346,11 @@ mod tests {
         }
         assert_eq!(s.status, Status::Completed);
         assert_eq!(s.validation_accuracy.points(), &[[1.0, 0.4]]);
-        let text: String = events.iter().map(|e| e.to_json() + "\n").collect::<String>() + "{\"event\":\"torn";
+        let text: String = events
+            .iter()
+            .map(|e| e.to_json() + "\n")
+            .collect::<String>()
+            + "{\"event\":\"torn";
         assert_eq!(RunState::replay(&text), s);
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the engine's end-to-end tests: the built `lathe` binary with a private
 //! feature cache, and tiny generated image datasets.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,11 @@ pub fn lathe(cache: &Path) -> Command {
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("lathe runs");
     if std::env::var_os("LATHE_TEST_VERBOSE").is_some() {
-        eprintln!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     out
 }
@@ -41,13 +46,25 @@ pub fn class_image(class: usize, i: usize, size: u32) -> RgbImage {
         match class % 3 {
             0 => {
                 let d = (x as i32 - size as i32 / 2).pow(2) + (y as i32 - size as i32 / 2).pow(2);
-                if d < (size as i32 / 3).pow(2) { Rgb([220, 40 + n, 40]) } else { Rgb([20 + n, 20, 20]) }
+                if d < (size as i32 / 3).pow(2) {
+                    Rgb([220, 40 + n, 40])
+                } else {
+                    Rgb([20 + n, 20, 20])
+                }
             }
             1 => {
-                if (x / 4) % 2 == 0 { Rgb([30, 200 - n, 30]) } else { Rgb([240, 240, 240 - n]) }
+                if (x / 4) % 2 == 0 {
+                    Rgb([30, 200 - n, 30])
+                } else {
+                    Rgb([240, 240, 240 - n])
+                }
             }
             _ => {
-                if (y / 6) % 2 == 0 { Rgb([30 + n, 30, 210]) } else { Rgb([10, 10 + n, 60]) }
+                if (y / 6) % 2 == 0 {
+                    Rgb([30 + n, 30, 210])
+                } else {
+                    Rgb([10, 10 + n, 60])
+                }
             }
         }
     })
@@ -59,12 +76,17 @@ pub fn make_dataset(root: &Path, classes: &[&str], per_class: usize, offset: usi
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..per_class {
-            class_image(c, i + offset, 40).save(dir.join(format!("{:03}.png", i + offset))).unwrap();
+            class_image(c, i + offset, 40)
+                .save(dir.join(format!("{:03}.png", i + offset)))
+                .unwrap();
         }
     }
 }
 
 /// Parses JSON lines.
 pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
