@@ -63,13 +63,19 @@ pub trait Task: Send + Sync {
     fn load(&self, model_dir: &Path, device: &Device) -> Result<Box<dyn Model>>;
 }
 
-/// One prediction, as `lathe predict --json` prints it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One prediction, as `lathe predict --json` prints it. Classifiers fill `label` and
+/// `probabilities`; regressors fill `value` (and put its text in `label`); other tasks may add
+/// fields of their own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Prediction {
     pub input: String,
     pub label: String,
     /// Probability per label (the top K when `--top K` is given).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub probabilities: BTreeMap<String, f32>,
+    /// A regressor's predicted number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
     /// Labels from most to least probable (not in the JSON: the map carries the numbers).
     #[serde(skip)]
     pub ranked: Vec<(String, f32)>,
@@ -87,6 +93,7 @@ impl Prediction {
             label,
             probabilities: ranked.iter().cloned().collect(),
             ranked,
+            ..Default::default()
         }
     }
 
@@ -110,9 +117,11 @@ pub trait Model: Send {
     fn labels(&self) -> &[String];
 
     /// Predicts each input (a file path, or text for text models); each may fail on its own.
+    /// An input that holds many examples (a CSV of rows) yields one result per example, with
+    /// `input` naming the file and the row (`rows.csv:12`).
     fn predict(&self, inputs: &[String], progress: ScanProgress<'_>) -> Vec<Result<Prediction>>;
 
-    /// Evaluates on labelled data laid out as for training.
+    /// Evaluates on labelled data laid out as for training. `warn` receives partial failures.
     fn evaluate(
         &self,
         data: &Path,
