@@ -3,6 +3,7 @@
 //! (exact in eval mode, and faster); trainable layers keep `Var`s and batch norm in train mode.
 
 use crate::model::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
+use crate::model::pointwise::pointwise_bias;
 use candle_core::{D, DType, Module, ModuleT, Result, Tensor, Var};
 use std::collections::HashMap;
 
@@ -149,12 +150,11 @@ impl ConvBn {
         if self.kind == ConvKind::Depthwise {
             return depthwise_conv2d_bias(&x, w, b, self.stride, self.padding, self.relu6);
         }
+        if self.kind == ConvKind::Pointwise {
+            return pointwise_bias(&x, w, b, self.relu6);
+        }
         let c = b.dim(0)?;
-        let y = if self.kind == ConvKind::Pointwise {
-            pointwise(&x, w)?
-        } else {
-            x.conv2d(w, self.padding, self.stride, 1, 1)?
-        };
+        let y = x.conv2d(w, self.padding, self.stride, 1, 1)?;
         let y = y.broadcast_add(&b.reshape((1, c, 1, 1))?)?;
         if self.relu6 {
             y.clamp(0f32, 6f32)

@@ -66,6 +66,11 @@ fn forward_plane(
 ) {
     let (s, p) = (g.stride, g.padding);
     out.fill(bias);
+    // Valid output columns per kernel column, computed once per plane (kernels are ≤ 7 wide).
+    let mut ranges = [(0usize, 0usize); 16];
+    for (kx, r) in ranges.iter_mut().enumerate().take(kw.min(16)) {
+        *r = g.valid_range(kx, w, wo);
+    }
     for oy in 0..ho {
         let orow = &mut out[oy * wo..(oy + 1) * wo];
         for ky in 0..kh {
@@ -76,7 +81,7 @@ fn forward_plane(
             let xrow = &x[iy as usize * w..(iy as usize + 1) * w];
             for kx in 0..kw {
                 let wv = k[ky * kw + kx];
-                let (lo, hi) = g.valid_range(kx, w, wo);
+                let (lo, hi) = if kx < 16 { ranges[kx] } else { g.valid_range(kx, w, wo) };
                 if s == 1 {
                     let off = lo + kx - p;
                     for (o, xv) in orow[lo..hi].iter_mut().zip(&xrow[off..off + (hi - lo)]) {

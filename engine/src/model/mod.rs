@@ -6,4 +6,5 @@ pub mod conv_bn;
 pub mod depthwise;
 pub mod head;
 pub mod mobilenet_v2;
+pub mod pointwise;
 pub mod weights;
