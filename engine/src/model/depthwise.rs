@@ -81,7 +81,11 @@ fn forward_plane(
             let xrow = &x[iy as usize * w..(iy as usize + 1) * w];
             for kx in 0..kw {
                 let wv = k[ky * kw + kx];
-                let (lo, hi) = if kx < 16 { ranges[kx] } else { g.valid_range(kx, w, wo) };
+                let (lo, hi) = if kx < 16 {
+                    ranges[kx]
+                } else {
+                    g.valid_range(kx, w, wo)
+                };
                 if s == 1 {
                     let off = lo + kx - p;
                     for (o, xv) in orow[lo..hi].iter_mut().zip(&xrow[off..off + (hi - lo)]) {

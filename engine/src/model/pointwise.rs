@@ -25,7 +25,15 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
 
 /// `dst [m,n] = lhs [m,k] · rhs [k,n]`, all row-major.
 #[allow(unsafe_code)]
-fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize, parallelism: Parallelism) {
+fn matmul(
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    parallelism: Parallelism,
+) {
     assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
     // SAFETY: the three slices are valid for the extents asserted above; the strides describe
     // dense row-major matrices inside them; `dst` does not alias the inputs (it is `&mut`).
@@ -73,27 +81,44 @@ impl CustomOp3 for PointwiseBias {
         "pointwise-conv2d-bias"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, cin, h, w) = l1.shape().dims4()?;
         let (cout, cin_w) = l2.shape().dims2()?;
         if cin != cin_w {
-            bail!("pointwise conv: weight {:?} does not fit input {:?}", l2.shape(), l1.shape())
+            bail!(
+                "pointwise conv: weight {:?} does not fit input {:?}",
+                l2.shape(),
+                l1.shape()
+            )
         }
         let x = f32_slice(s1, l1, "input")?;
         let wt = f32_slice(s2, l2, "weight")?;
         let b = f32_slice(s3, l3, "bias")?;
         if b.len() != cout {
-            bail!("pointwise conv: bias has {} values for {cout} channels", b.len())
+            bail!(
+                "pointwise conv: bias has {} values for {cout} channels",
+                b.len()
+            )
         }
         let plane = h * w;
         let mut out = vec![0f32; n * cout * plane];
         let threads = rayon::current_num_threads();
         if n >= threads {
             // One image per task: each product stays in one core's cache.
-            out.par_chunks_mut(cout * plane).zip(x.par_chunks(cin * plane)).for_each(|(o, xi)| {
-                matmul(o, wt, xi, cout, cin, plane, Parallelism::None);
-                bias_act(o, b, plane, self.relu6);
-            });
+            out.par_chunks_mut(cout * plane)
+                .zip(x.par_chunks(cin * plane))
+                .for_each(|(o, xi)| {
+                    matmul(o, wt, xi, cout, cin, plane, Parallelism::None);
+                    bias_act(o, b, plane, self.relu6);
+                });
         } else {
             for (o, xi) in out.chunks_mut(cout * plane).zip(x.chunks(cin * plane)) {
                 matmul(o, wt, xi, cout, cin, plane, Parallelism::Rayon(threads));
@@ -109,10 +134,15 @@ pub fn pointwise_bias(x: &Tensor, w: &Tensor, b: &Tensor, relu6: bool) -> Result
     let (cout, cin, _, _) = w.dims4()?;
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         let w2 = w.reshape((cout, cin))?.contiguous()?;
-        return x.contiguous()?.apply_op3(&w2, &b.contiguous()?, PointwiseBias { relu6 });
+        return x
+            .contiguous()?
+            .apply_op3(&w2, &b.contiguous()?, PointwiseBias { relu6 });
     }
     let (n, c, h, wd) = x.dims4()?;
-    let y = w.reshape((cout, cin))?.broadcast_matmul(&x.reshape((n, c, h * wd))?)?.reshape((n, cout, h, wd))?;
+    let y = w
+        .reshape((cout, cin))?
+        .broadcast_matmul(&x.reshape((n, c, h * wd))?)?
+        .reshape((n, cout, h, wd))?;
     let y = y.broadcast_add(&b.reshape((1, cout, 1, 1))?)?;
     if relu6 { y.clamp(0f32, 6f32) } else { Ok(y) }
 }
@@ -132,11 +162,22 @@ mod tests {
             let b = Tensor::randn(0f32, 1., 9, &dev).unwrap();
             for relu6 in [false, true] {
                 let ours = pointwise_bias(&x, &w, &b, relu6).unwrap();
-                let mut reference = x.conv2d(&w, 0, 1, 1, 1).unwrap().broadcast_add(&b.reshape((1, 9, 1, 1)).unwrap()).unwrap();
+                let mut reference = x
+                    .conv2d(&w, 0, 1, 1, 1)
+                    .unwrap()
+                    .broadcast_add(&b.reshape((1, 9, 1, 1)).unwrap())
+                    .unwrap();
                 if relu6 {
                     reference = reference.clamp(0f32, 6f32).unwrap();
                 }
-                let d = (ours - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let d = (ours - reference)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 assert!(d < 1e-4, "n={n} relu6={relu6}: {d}");
             }
         }

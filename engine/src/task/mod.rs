@@ -3,6 +3,8 @@
 
 pub mod image;
 pub mod image_model;
+pub mod image_params;
+pub mod image_scan;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
