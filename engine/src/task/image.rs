@@ -9,8 +9,10 @@ use crate::data::{DatasetSummary, Severity};
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::model::backbone::Backbone;
+use crate::model::head::Head;
 use crate::params::{ParamSpec, ResolvedParams};
-use crate::task::image_model::{self, ExportedImageModel, ImageModel};
+use crate::task::image_finetune::{FineTuneConfig, TrainImage, fine_tune};
+use crate::task::image_model::{self, ExportedImageModel, ImageModel, TrainingSummary};
 pub use crate::task::image_params::{ImageParams, param_specs};
 pub use crate::task::image_scan::{ImageSplits, image_scan, scan_splits};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
@@ -19,7 +21,7 @@ use crate::train::fit::{self, Features, FitConfig};
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Image classification with transfer learning.
@@ -181,38 +183,136 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     };
     let validation = (!validation_set.is_empty()).then_some(&validation_set);
     let outcome = fit::fit(ctx, &train_set, validation, splits.labels.len(), &cfg)?;
+    let mut summary = TrainingSummary {
+        history: outcome.history.clone(),
+        best_epoch: outcome.best_epoch,
+        stopped_early: outcome.stopped_early,
+    };
 
+    if p.fine_tune_blocks == 0 {
+        let mut reports = Vec::new();
+        for (name, set, paths) in [
+            ("validation", &validation_set, &inputs[1]),
+            ("test", &test_set, &inputs[2]),
+        ] {
+            if set.is_empty() {
+                continue;
+            }
+            let mut phase = ctx.phase(Phase::Evaluating, set.len() as u64);
+            let probs = outcome.probabilities(set, &ctx.device)?;
+            let truth: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
+            reports.push(report(ctx, name, &splits.labels, &truth, &probs, paths));
+            phase.set(set.len() as u64);
+        }
+        let exported = ExportedImageModel {
+            backbone: &backbone,
+            head: &outcome.head,
+            mean: &outcome.mean,
+            std: &outcome.std,
+            labels: &splits.labels,
+        };
+        return image_model::write_run_outputs(ctx, &exported, &splits, &summary, &reports);
+    }
+
+    // Fine-tuning: the head, moved to raw-feature space, trains on together with the last blocks.
+    let mut tuned = Backbone::load(
+        &p.backbone,
+        p.image_size,
+        weights.as_deref(),
+        p.fine_tune_blocks,
+        &ctx.device,
+    )?;
+    let raw: HashMap<String, Tensor> = outcome
+        .head
+        .export_tensors(&outcome.mean, &outcome.std)?
+        .into_iter()
+        .collect();
+    let head = Head::from_tensors(p.head.clone(), &raw)?;
+    let images = |part: Part| -> Vec<TrainImage> {
+        items
+            .iter()
+            .zip(&features)
+            .filter(|(it, f)| it.part == part && f.is_some())
+            .map(|(it, _)| TrainImage {
+                path: it.file.path.clone(),
+                hash: it.file.hash,
+                label: it.file.label as u32,
+                augmentation: it.augmentation,
+            })
+            .collect()
+    };
+    let ft = FineTuneConfig {
+        epochs: p.fine_tune_epochs,
+        batch_size: p.fine_tune_batch_size,
+        learning_rate: p.fine_tune_learning_rate,
+        weight_decay: p.weight_decay,
+        seed: ctx.project.seed,
+        epoch_offset: outcome.history.len(),
+    };
+    let ft_history = fine_tune(
+        ctx,
+        &mut tuned,
+        &head,
+        &images(Part::Train),
+        &images(Part::Validation),
+        &ft,
+    )?;
+    summary.best_epoch = outcome.history.len() + ft_history.len();
+    summary.history.extend(ft_history);
     let mut reports = Vec::new();
-    for (name, set, paths) in [
-        ("validation", &validation_set, &inputs[1]),
-        ("test", &test_set, &inputs[2]),
-    ] {
+    for (name, part) in [("validation", Part::Validation), ("test", Part::Test)] {
+        let set = images(part);
         if set.is_empty() {
             continue;
         }
-        let mut phase = ctx.phase(Phase::Evaluating, set.len() as u64);
-        let probs = outcome.probabilities(set, &ctx.device)?;
-        let truth: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
-        let report = ClassificationReport::compute(&splits.labels, &truth, &probs, paths);
-        phase.set(set.len() as u64);
-        ctx.emit(Event::Evaluated {
-            split: name.into(),
-            num_examples: report.num_examples,
-            metric: "accuracy".into(),
-            value: report.accuracy,
-        });
-        reports.push((name.to_string(), report));
+        let paths: Vec<PathBuf> = set.iter().map(|i| i.path.clone()).collect();
+        let mut phase = ctx.phase(Phase::Evaluating, paths.len() as u64);
+        let results =
+            image_model::predict_files(&tuned, &head, &ctx.device, &paths, &mut |d, _| {
+                phase.set(d)
+            });
+        let (mut truth, mut probs, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
+        for (img, r) in set.iter().zip(results) {
+            match r {
+                Ok(p) => {
+                    truth.push(img.label as usize);
+                    probs.push(p);
+                    inputs.push(img.path.clone());
+                }
+                Err(e) => ctx.warn(format!("{e}; skipped in evaluation"), Some(&img.path)),
+            }
+        }
+        reports.push(report(ctx, name, &splits.labels, &truth, &probs, &inputs));
     }
-
+    let zeros = Tensor::zeros(tuned.feature_dim, DType::F32, &ctx.device)?;
+    let ones = Tensor::ones(tuned.feature_dim, DType::F32, &ctx.device)?;
     let exported = ExportedImageModel {
-        backbone: &backbone,
-        head: &outcome.head,
-        mean: &outcome.mean,
-        std: &outcome.std,
+        backbone: &tuned,
+        head: &head,
+        mean: &zeros,
+        std: &ones,
         labels: &splits.labels,
     };
-    let model_dir = image_model::write_run_outputs(ctx, &exported, &splits, &outcome, &reports)?;
-    Ok(model_dir)
+    image_model::write_run_outputs(ctx, &exported, &splits, &summary, &reports)
+}
+
+/// Computes one split's report and announces it.
+fn report(
+    ctx: &RunContext,
+    split: &str,
+    labels: &[String],
+    truth: &[usize],
+    probs: &[Vec<f32>],
+    inputs: &[PathBuf],
+) -> (String, ClassificationReport) {
+    let r = ClassificationReport::compute(labels, truth, probs, inputs);
+    ctx.emit(Event::Evaluated {
+        split: split.into(),
+        num_examples: r.num_examples,
+        metric: "accuracy".into(),
+        value: r.accuracy,
+    });
+    (split.to_string(), r)
 }
 
 /// Extracts (or fetches from the cache) the features of every item; `None` for files that

@@ -12,7 +12,7 @@ use crate::model::backbone::Backbone;
 use crate::model::head::{Head, HeadKind};
 use crate::task::image::{ImageSplits, image_scan};
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
-use crate::train::fit::FitOutcome;
+use crate::train::EpochMetrics;
 use crate::train::{Event, Phase, RunContext};
 use candle_core::{D, DType, Device, Tensor};
 use rayon::prelude::*;
@@ -32,12 +32,19 @@ pub struct ExportedImageModel<'a> {
     pub labels: &'a [String],
 }
 
+/// How training went, for the report and the manifest.
+pub struct TrainingSummary {
+    pub history: Vec<EpochMetrics>,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+}
+
 /// Writes `report.json`, the plots and the `model/` folder of a finished run.
 pub fn write_run_outputs(
     ctx: &RunContext,
     model: &ExportedImageModel,
     splits: &ImageSplits,
-    outcome: &FitOutcome,
+    outcome: &TrainingSummary,
     reports: &[(String, ClassificationReport)],
 ) -> Result<PathBuf> {
     let dir = &ctx.run_dir;
@@ -118,7 +125,7 @@ fn manifest(
     ctx: &RunContext,
     model: &ExportedImageModel,
     splits: &ImageSplits,
-    outcome: &FitOutcome,
+    outcome: &TrainingSummary,
 ) -> serde_json::Value {
     let data_hash = |files: &[LabeledFile]| {
         let mut h = blake3::Hasher::new();
@@ -300,69 +307,76 @@ impl ImageModel {
             device: device.clone(),
         })
     }
+}
 
-    /// Class probabilities of normalized CHW images.
-    fn probabilities(&self, images: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
-        let pre = &self.backbone.preprocessing;
-        let n = images.len();
-        let flat: Vec<f32> = images.into_iter().flatten().collect();
-        let x = Tensor::from_vec(
-            flat,
-            (n, 3, pre.height as usize, pre.width as usize),
-            &self.device,
-        )?;
-        let f = self.backbone.features(&x, false)?.to_dtype(DType::F32)?;
-        let p = candle_nn::ops::softmax(&self.head.forward(&f, false, None)?, D::Minus1)?;
-        Ok(p.to_vec2::<f32>()?)
-    }
+/// Class probabilities of normalized CHW images through `backbone` and a raw-feature `head`.
+fn probabilities(
+    backbone: &Backbone,
+    head: &Head,
+    images: Vec<Vec<f32>>,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let pre = &backbone.preprocessing;
+    let n = images.len();
+    let flat: Vec<f32> = images.into_iter().flatten().collect();
+    let x = Tensor::from_vec(
+        flat,
+        (n, 3, pre.height as usize, pre.width as usize),
+        device,
+    )?;
+    let f = backbone.features(&x, false)?.to_dtype(DType::F32)?;
+    let p = candle_nn::ops::softmax(&head.forward(&f, false, None)?, D::Minus1)?;
+    Ok(p.to_vec2::<f32>()?)
+}
 
-    /// Probabilities for files, in batches; each file may fail on its own.
-    fn predict_paths(
-        &self,
-        paths: &[PathBuf],
-        progress: ScanProgress<'_>,
-    ) -> Vec<Result<Vec<f32>>> {
-        let mut out = Vec::with_capacity(paths.len());
-        let pre = &self.backbone.preprocessing;
-        progress(0, paths.len() as u64);
-        for chunk in paths.chunks(32) {
-            let decoded: Vec<std::result::Result<Vec<f32>, String>> = chunk
-                .par_iter()
-                .map(|p| {
-                    std::fs::read(p)
-                        .map_err(|e| format!("cannot read image ({e})"))
-                        .and_then(|b| pre.load(&b))
-                })
-                .collect();
-            let ok: Vec<Vec<f32>> = decoded
-                .iter()
-                .filter_map(|r| r.as_ref().ok().cloned())
-                .collect();
-            let probs = if ok.is_empty() {
-                Ok(Vec::new())
-            } else {
-                self.probabilities(ok)
-            };
-            let mut probs_iter = match probs {
-                Ok(p) => p.into_iter(),
-                Err(e) => {
-                    let msg = e.to_string();
-                    out.extend(chunk.iter().map(|_| Err(Error::Unsupported(msg.clone()))));
-                    continue;
-                }
-            };
-            for (path, r) in chunk.iter().zip(decoded) {
-                out.push(match r {
-                    Ok(_) => probs_iter
-                        .next()
-                        .ok_or_else(|| Error::Unsupported("missing prediction".into())),
-                    Err(reason) => Err(Error::data(reason, path)),
-                });
+/// Probabilities for image files, in batches of 32; each file may fail on its own.
+pub fn predict_files(
+    backbone: &Backbone,
+    head: &Head,
+    device: &Device,
+    paths: &[PathBuf],
+    progress: ScanProgress<'_>,
+) -> Vec<Result<Vec<f32>>> {
+    let mut out = Vec::with_capacity(paths.len());
+    let pre = &backbone.preprocessing;
+    progress(0, paths.len() as u64);
+    for chunk in paths.chunks(32) {
+        let decoded: Vec<std::result::Result<Vec<f32>, String>> = chunk
+            .par_iter()
+            .map(|p| {
+                std::fs::read(p)
+                    .map_err(|e| format!("cannot read image ({e})"))
+                    .and_then(|b| pre.load(&b))
+            })
+            .collect();
+        let ok: Vec<Vec<f32>> = decoded
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let probs = if ok.is_empty() {
+            Ok(Vec::new())
+        } else {
+            probabilities(backbone, head, ok, device)
+        };
+        let mut probs_iter = match probs {
+            Ok(p) => p.into_iter(),
+            Err(e) => {
+                let msg = e.to_string();
+                out.extend(chunk.iter().map(|_| Err(Error::Unsupported(msg.clone()))));
+                continue;
             }
-            progress(out.len() as u64, paths.len() as u64);
+        };
+        for (path, r) in chunk.iter().zip(decoded) {
+            out.push(match r {
+                Ok(_) => probs_iter
+                    .next()
+                    .ok_or_else(|| Error::Unsupported("missing prediction".into())),
+                Err(reason) => Err(Error::data(reason, path)),
+            });
         }
-        out
+        progress(out.len() as u64, paths.len() as u64);
     }
+    out
 }
 
 impl Model for ImageModel {
@@ -372,7 +386,7 @@ impl Model for ImageModel {
 
     fn predict(&self, inputs: &[String], progress: ScanProgress<'_>) -> Vec<Result<Prediction>> {
         let paths: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
-        self.predict_paths(&paths, progress)
+        predict_files(&self.backbone, &self.head, &self.device, &paths, progress)
             .into_iter()
             .zip(inputs)
             .map(|(r, input)| {
@@ -401,7 +415,7 @@ impl Model for ImageModel {
             ));
         }
         let paths: Vec<PathBuf> = split.files.iter().map(|f| f.path.clone()).collect();
-        let results = self.predict_paths(&paths, progress);
+        let results = predict_files(&self.backbone, &self.head, &self.device, &paths, progress);
         let (mut truth, mut probs, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
         for (f, r) in split.files.iter().zip(results) {
             match r {

@@ -22,6 +22,11 @@ pub struct ImageParams {
     pub validation_split: f64,
     pub augmentations: Vec<Augmentation>,
     pub extraction_batch_size: usize,
+    /// Trailing backbone blocks trained together with the head (0 = frozen backbone).
+    pub fine_tune_blocks: usize,
+    pub fine_tune_epochs: usize,
+    pub fine_tune_learning_rate: f64,
+    pub fine_tune_batch_size: usize,
 }
 
 impl ImageParams {
@@ -52,6 +57,10 @@ impl ImageParams {
                 .filter(|a| p.bool(a.param_key()))
                 .collect(),
             extraction_batch_size: p.usize("extraction_batch_size"),
+            fine_tune_blocks: p.usize("fine_tune_blocks"),
+            fine_tune_epochs: p.usize("fine_tune_epochs"),
+            fine_tune_learning_rate: p.float("fine_tune_learning_rate"),
+            fine_tune_batch_size: p.usize("fine_tune_batch_size"),
         }
     }
 }
@@ -164,6 +173,26 @@ pub fn param_specs() -> Vec<ParamSpec> {
             32,
         ),
     ];
+    specs.extend([
+        ParamSpec::int(
+            "fine_tune_blocks",
+            "Fine-tune last blocks",
+            "Fine-tuning",
+            "After the classifier, also train the last N backbone blocks on the images (18 at most; slow without a GPU; 0 keeps the backbone frozen).",
+            (0, 18),
+            0,
+        ),
+        ParamSpec::int("fine_tune_epochs", "Fine-tuning epochs", "Fine-tuning", "Passes over the images while fine-tuning.", (1, 10_000), 5),
+        ParamSpec::float(
+            "fine_tune_learning_rate",
+            "Fine-tuning learning rate",
+            "Fine-tuning",
+            "Peak AdamW step size while fine-tuning (keep it small).",
+            (1e-7, 1.0),
+            1e-4,
+        ),
+        ParamSpec::int("fine_tune_batch_size", "Fine-tuning batch size", "Fine-tuning", "Images per fine-tuning step.", (1, 4096), 32),
+    ]);
     for a in Augmentation::ALL {
         let help = match a {
             Augmentation::Flip => "Adds a mirrored copy of every training image.",

@@ -2,6 +2,7 @@
 //! [`Model`] trait for exported models that predict and evaluate.
 
 pub mod image;
+pub mod image_finetune;
 pub mod image_model;
 pub mod image_params;
 pub mod image_scan;
