@@ -140,6 +140,10 @@ impl Reporter {
                 ));
             }
             Event::Checkpoint { .. } => {}
+            Event::Restored { epoch, checkpoint } => self.println(format!(
+                "Resuming after epoch {epoch} from {}",
+                checkpoint.display()
+            )),
             Event::Paused => self.println("Paused".into()),
             Event::Resumed => self.println("Resumed".into()),
             Event::Evaluated {

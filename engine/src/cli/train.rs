@@ -18,12 +18,17 @@ Examples:
   lathe train project.toml
   lathe train --template image-classifier --data photos/train --test photos/test --epochs 50
   lathe train project.toml --param head=mlp --param augment_flip=true --json > events.jsonl
+  lathe train --resume runs/image-classifier-20261122-101500
 
 Parameters of a template: `lathe templates --params image-classifier`.
 Ctrl-C cancels cleanly and keeps the last checkpoint (exit code 130).")]
 pub struct TrainArgs {
     /// A project.toml (made by `lathe new` or Lathe Studio). Omit it to train from --data.
     pub project: Option<PathBuf>,
+    /// Continue an interrupted run (after Ctrl-C, a crash or a power cut) in its own folder,
+    /// from its last checkpoint, with the parameters it started with.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["project", "template", "data", "validation", "test", "out", "epochs", "seed", "params"])]
+    pub resume: Option<PathBuf>,
     /// Template to use without a project file.
     #[arg(long)]
     pub template: Option<String>,
@@ -118,10 +123,22 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let project = project_of(&args)?;
+    let (project, overrides, run_dir) = match &args.resume {
+        Some(dir) => (
+            Project::load(&dir.join("project.lock.toml"))?,
+            BTreeMap::new(),
+            Some(dir.clone()),
+        ),
+        None => {
+            let project = project_of(&args)?;
+            let overrides = overrides(&args, &project)?;
+            (project, overrides, args.out.clone())
+        }
+    };
     let options = SessionOptions {
-        run_dir: args.out.clone(),
-        overrides: overrides(&args, &project)?,
+        run_dir,
+        overrides,
+        resume: args.resume.is_some(),
         device: args.device.clone(),
         waker: None,
         run: crate::train::RunOptions {

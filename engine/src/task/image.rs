@@ -8,6 +8,7 @@ use crate::data::image_folder::LabeledFile;
 use crate::data::{DatasetSummary, Severity};
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
+use crate::export::st;
 use crate::model::backbone::Backbone;
 use crate::model::head::Head;
 use crate::params::{ParamSpec, ResolvedParams};
@@ -222,12 +223,36 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         p.fine_tune_blocks,
         &ctx.device,
     )?;
-    let raw: HashMap<String, Tensor> = outcome
-        .head
-        .export_tensors(&outcome.mean, &outcome.std)?
-        .into_iter()
-        .collect();
-    let head = Head::from_tensors(p.head.clone(), &raw)?;
+    let checkpoint = ctx.run_dir.checkpoints().join("fine_tune_last.safetensors");
+    let resumed = if ctx.resume && checkpoint.exists() {
+        Some(st::load(&checkpoint, &ctx.device)?)
+    } else {
+        None
+    };
+    let head = match &resumed {
+        Some((tensors, _)) => {
+            // Rebuild the tuned blocks (weights and batch-norm statistics) from the checkpoint.
+            let mut merged = tuned.tensors.clone();
+            merged.extend(
+                tensors
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("optimizer."))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            let (hash, source) = (tuned.weights_hash.clone(), tuned.weights_source.clone());
+            tuned = Backbone::from_tensors(&p.backbone, merged, p.image_size, p.fine_tune_blocks)?;
+            (tuned.weights_hash, tuned.weights_source) = (hash, source);
+            Head::from_tensors(p.head.clone(), tensors)?
+        }
+        None => {
+            let raw: HashMap<String, Tensor> = outcome
+                .head
+                .export_tensors(&outcome.mean, &outcome.std)?
+                .into_iter()
+                .collect();
+            Head::from_tensors(p.head.clone(), &raw)?
+        }
+    };
     let images = |part: Part| -> Vec<TrainImage> {
         items
             .iter()
@@ -256,6 +281,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         &images(Part::Train),
         &images(Part::Validation),
         &ft,
+        resumed.as_ref(),
     )?;
     summary.best_epoch = outcome.history.len() + ft_history.len();
     summary.history.extend(ft_history);

@@ -15,7 +15,7 @@ use candle_core::{D, DType, Tensor};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -101,6 +101,8 @@ fn load_batch(
 
 /// Trains the backbone's trainable blocks and `head` (which works on raw features) together.
 /// Returns the per-epoch metrics; the backbone is refolded for inference at the end.
+/// `resume` holds a `fine_tune_last` checkpoint (tensors, metadata) whose model state the caller
+/// already loaded into `backbone` and `head`; the optimizer and the epoch count continue from it.
 pub fn fine_tune(
     ctx: &RunContext,
     backbone: &mut Backbone,
@@ -108,6 +110,7 @@ pub fn fine_tune(
     train: &[TrainImage],
     validation: &[TrainImage],
     cfg: &FineTuneConfig,
+    resume: Option<&(HashMap<String, Tensor>, HashMap<String, String>)>,
 ) -> Result<Vec<EpochMetrics>> {
     if backbone.vars().is_empty() {
         return Err(Error::project(
@@ -137,15 +140,32 @@ pub fn fine_tune(
     let step_every = (steps_per_epoch / 10).max(1);
     let total_epochs = cfg.epoch_offset + cfg.epochs;
     let warned = Mutex::new(HashSet::new());
-    let mut history = Vec::new();
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    if let Some((tensors, meta)) = resume {
+        let step = meta
+            .get("optimizer_step")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        opt.load_state(tensors, step)?;
+        history = meta
+            .get("history")
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or_default();
+        let checkpoint = ctx.run_dir.checkpoints().join("fine_tune_last.safetensors");
+        ctx.emit(Event::Restored {
+            epoch: cfg.epoch_offset + history.len(),
+            checkpoint,
+        });
+    }
     let mut phase = ctx.phase(Phase::FineTuning, cfg.epochs as u64);
+    phase.set(history.len() as u64);
     let started = std::time::Instant::now();
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    for e in 1..=cfg.epochs {
+    for e in history.len() + 1..=cfg.epochs {
         let epoch = cfg.epoch_offset + e;
         let mut rng = rand::rngs::StdRng::seed_from_u64(
             cfg.seed ^ 0xF1E7 ^ (e as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
+        let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         for (step, chunk) in order.chunks(batch).enumerate() {
@@ -208,7 +228,7 @@ pub fn fine_tune(
         ctx.emit(Event::EpochEnd(metrics.clone()));
         history.push(metrics);
         phase.set(e as u64);
-        save_checkpoint(ctx, backbone, head, &opt, epoch)?;
+        save_checkpoint(ctx, backbone, head, &opt, epoch, &history)?;
     }
     backbone.refold()?;
     Ok(history)
@@ -260,6 +280,7 @@ fn save_checkpoint(
     head: &Head,
     opt: &AdamW,
     epoch: usize,
+    history: &[EpochMetrics],
 ) -> Result<()> {
     let dim = head
         .layers
@@ -279,6 +300,10 @@ fn save_checkpoint(
         &[
             ("epoch", epoch.to_string()),
             ("optimizer_step", opt.step.to_string()),
+            (
+                "history",
+                serde_json::to_string(history).unwrap_or_default(),
+            ),
         ],
     )?;
     ctx.emit(Event::Checkpoint {

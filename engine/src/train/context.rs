@@ -86,6 +86,8 @@ pub struct RunContext {
     pub emitter: Emitter,
     pub options: RunOptions,
     pub started: Instant,
+    /// Continue from the run folder's checkpoints (`lathe train --resume`).
+    pub resume: bool,
 }
 
 impl RunContext {

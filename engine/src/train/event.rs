@@ -74,6 +74,9 @@ pub enum Event {
         device: String,
         seed: u64,
         lathe_version: String,
+        /// True when this continues an interrupted run in the same folder.
+        #[serde(default)]
+        resumed: bool,
     },
     /// Data is scanned and split; counts per split and the class labels.
     Data {
@@ -114,6 +117,12 @@ pub enum Event {
     },
     Paused,
     Resumed,
+    /// A resumed run (`lathe train --resume`) continues after `epoch` from `checkpoint`; epochs
+    /// after it are trained again.
+    Restored {
+        epoch: usize,
+        checkpoint: PathBuf,
+    },
     /// Evaluation of the finished model on one split.
     Evaluated {
         split: String,

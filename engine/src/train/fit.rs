@@ -91,7 +91,20 @@ impl FitOutcome {
     }
 }
 
-/// Trains a head on `train`, early-stopping on `validation` when given.
+/// Early-stopping bookkeeping, saved in every checkpoint so a resumed run decides the same.
+struct Progress {
+    history: Vec<EpochMetrics>,
+    best_loss: f64,
+    best_epoch: usize,
+    best: Option<Vec<Tensor>>,
+    since_best: usize,
+    finished: bool,
+}
+
+/// Trains a head on `train`, early-stopping on `validation` when given. When the run is being
+/// resumed (`ctx.resume`), training continues from `checkpoints/last.safetensors` and reaches the
+/// same result as an uninterrupted run: every epoch's shuffle and dropout derive from the seed
+/// and the epoch number alone.
 pub fn fit(
     ctx: &RunContext,
     train: &Features,
@@ -107,13 +120,33 @@ pub fn fit(
         });
     }
     let x = train.tensor(device)?;
-    let mean = x.mean(0)?;
-    let std = x
+    let mut mean = x.mean(0)?;
+    let mut std = x
         .broadcast_sub(&mean)?
         .sqr()?
         .mean(0)?
         .sqrt()?
         .maximum(1e-3)?;
+    let head = Head::new(cfg.head.clone(), train.dim, num_classes, cfg.seed, device)?;
+    let vars: Vec<_> = head
+        .layers
+        .iter()
+        .flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)])
+        .collect();
+    let mut opt = AdamW::new(vars, cfg.learning_rate, cfg.weight_decay)?;
+    let mut progress = Progress {
+        history: Vec::new(),
+        best_loss: f64::INFINITY,
+        best_epoch: 0,
+        best: None,
+        since_best: 0,
+        finished: false,
+    };
+    if ctx.resume {
+        if let Some(restored) = restore(ctx, &head, &mut opt)? {
+            (mean, std, progress) = restored;
+        }
+    }
     let xs = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
     let ys = Tensor::from_slice(&train.labels, train.len(), device)?;
     let val = match validation.filter(|v| !v.is_empty()) {
@@ -125,14 +158,6 @@ pub fn fit(
         )),
         None => None,
     };
-
-    let head = Head::new(cfg.head.clone(), train.dim, num_classes, cfg.seed, device)?;
-    let vars: Vec<_> = head
-        .layers
-        .iter()
-        .flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)])
-        .collect();
-    let mut opt = AdamW::new(vars, cfg.learning_rate, cfg.weight_decay)?;
     let n = train.len();
     let batch = cfg.batch_size.clamp(1, n);
     let steps_per_epoch = n.div_ceil(batch);
@@ -140,17 +165,16 @@ pub fn fit(
     let warmup = (total_steps / 20).min(steps_per_epoch * 2).max(1);
     let step_every = (steps_per_epoch / 10).max(1);
 
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
-    let mut since_best = 0;
-    let mut stopped_early = false;
     let mut phase = ctx.phase(Phase::Training, cfg.epochs as u64);
     let started = std::time::Instant::now();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    for epoch in 1..=cfg.epochs {
+    let first = progress.history.len() + 1;
+    phase.set(progress.history.len() as u64);
+    let mut epoch = first;
+    while epoch <= cfg.epochs && !progress.finished {
         let mut rng = rand::rngs::StdRng::seed_from_u64(
             cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
+        let mut order: Vec<u32> = (0..n as u32).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct) = (0f64, 0usize);
         for (step, chunk) in order.chunks(batch).enumerate() {
@@ -170,8 +194,9 @@ pub fn fit(
             let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !loss_value.is_finite() {
                 return Err(Error::Diverged(format!(
-                    "training loss became {loss_value} at epoch {epoch}; lower the learning rate (now {})",
-                    cfg.learning_rate
+                    "training loss became {loss_value} at epoch {epoch}; lower the learning rate (now {}); the best checkpoint so far is kept in {}",
+                    cfg.learning_rate,
+                    ctx.run_dir.checkpoints().display()
                 )));
             }
             opt.apply(&loss.backward()?)?;
@@ -204,43 +229,45 @@ pub fn fit(
             elapsed_secs: started.elapsed().as_secs_f64(),
         };
         ctx.emit(Event::EpochEnd(metrics.clone()));
-        history.push(metrics);
+        progress.history.push(metrics);
         phase.set(epoch as u64);
 
         let watched = validation_loss.unwrap_or(loss_sum / n as f64);
-        let improved = best.as_ref().is_none_or(|(b, _, _)| watched < b - 1e-4);
+        let improved = watched < progress.best_loss - 1e-4;
         if improved {
-            let snapshot = head
-                .vars()
-                .iter()
-                .map(|v| v.as_tensor().copy())
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            best = Some((watched, epoch, snapshot));
-            since_best = 0;
+            progress.best = Some(
+                head.vars()
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<candle_core::Result<Vec<_>>>()?,
+            );
+            progress.best_loss = watched;
+            progress.best_epoch = epoch;
+            progress.since_best = 0;
         } else {
-            since_best += 1;
+            progress.since_best += 1;
         }
-        save_checkpoint(ctx, &head, &opt, &mean, &std, epoch, improved)?;
-        if cfg.patience > 0 && since_best >= cfg.patience && val.is_some() {
-            stopped_early = true;
-            break;
-        }
+        let stop_early = cfg.patience > 0 && progress.since_best >= cfg.patience && val.is_some();
+        progress.finished = stop_early || epoch == cfg.epochs;
+        save_checkpoint(ctx, &head, &opt, &mean, &std, &progress, improved)?;
+        epoch += 1;
     }
-    let best_epoch = match best {
-        Some((_, epoch, snapshot)) => {
+    let stopped_early = progress.history.len() < cfg.epochs;
+    let best_epoch = match progress.best.take() {
+        Some(snapshot) => {
             for (v, t) in head.vars().iter().zip(snapshot) {
                 v.set(&t)?;
             }
-            epoch
+            progress.best_epoch
         }
-        None => history.len(),
+        None => progress.history.len(),
     };
     phase.set(cfg.epochs as u64);
     Ok(FitOutcome {
         head,
         mean,
         std,
-        history,
+        history: progress.history,
         best_epoch,
         stopped_early,
     })
@@ -273,36 +300,52 @@ fn evaluate(head: &Head, x: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
     Ok((loss / n as f64, correct as f64 / n as f64))
 }
 
-/// `checkpoints/last.safetensors` every epoch (and `best.safetensors` when it improved):
-/// head, standardization, optimizer moments and the epoch, for `--resume`.
+/// `checkpoints/last.safetensors` every epoch: head, standardization, optimizer moments, the best
+/// weights so far and the early-stopping state — everything `--resume` needs.
+/// `best.safetensors` holds the best head alone (for people who want it).
 fn save_checkpoint(
     ctx: &RunContext,
     head: &Head,
     opt: &AdamW,
     mean: &Tensor,
     std: &Tensor,
-    epoch: usize,
-    best: bool,
+    p: &Progress,
+    improved: bool,
 ) -> Result<()> {
-    let mut tensors = head.export_tensors(&mean.zeros_like()?, &std.ones_like()?)?;
+    let epoch = p.history.len();
+    let unfolded = head.export_tensors(&mean.zeros_like()?, &std.ones_like()?)?;
+    let mut tensors = unfolded.clone();
     tensors.push(("features.mean".into(), mean.clone()));
     tensors.push(("features.std".into(), std.clone()));
     tensors.extend(opt.state());
+    if let Some(best) = &p.best {
+        for (i, t) in best.iter().enumerate() {
+            tensors.push((format!("best.{i}"), t.clone()));
+        }
+    }
     let meta = [
         ("epoch", epoch.to_string()),
         ("optimizer_step", opt.step.to_string()),
+        ("best_loss", p.best_loss.to_string()),
+        ("best_epoch", p.best_epoch.to_string()),
+        ("since_best", p.since_best.to_string()),
+        ("finished", p.finished.to_string()),
+        (
+            "history",
+            serde_json::to_string(&p.history).unwrap_or_default(),
+        ),
     ];
     let dir = ctx.run_dir.checkpoints();
     let last = dir.join("last.safetensors");
     st::save(&last, &tensors, &meta)?;
     ctx.emit(Event::Checkpoint {
         epoch,
-        path: last.clone(),
+        path: last,
         best: false,
     });
-    if best {
+    if improved {
         let path = dir.join("best.safetensors");
-        st::save(&path, &tensors, &meta)?;
+        st::save(&path, &unfolded, &[("epoch", epoch.to_string())])?;
         ctx.emit(Event::Checkpoint {
             epoch,
             path,
@@ -310,4 +353,68 @@ fn save_checkpoint(
         });
     }
     Ok(())
+}
+
+/// Loads `checkpoints/last.safetensors` into `head` and `opt`; `None` when there is none yet.
+fn restore(
+    ctx: &RunContext,
+    head: &Head,
+    opt: &mut AdamW,
+) -> Result<Option<(Tensor, Tensor, Progress)>> {
+    let path = ctx.run_dir.checkpoints().join("last.safetensors");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let (tensors, meta) = st::load(&path, &ctx.device)?;
+    let bad = |what: &str| {
+        Error::model(
+            format!("checkpoint has no valid `{what}`; it cannot be resumed"),
+            &path,
+        )
+    };
+    let names = Head::layer_names(&head.kind);
+    for ((w, b), name) in head.layers.iter().zip(&names) {
+        let tw = tensors
+            .get(&format!("{name}.weight"))
+            .ok_or_else(|| bad(name))?;
+        let tb = tensors
+            .get(&format!("{name}.bias"))
+            .ok_or_else(|| bad(name))?;
+        w.set(tw)?;
+        b.set(tb)?;
+    }
+    let num = |key: &str| {
+        meta.get(key)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| bad(key))
+    };
+    opt.load_state(&tensors, num("optimizer_step")? as usize)?;
+    let best = (0..head.vars().len())
+        .map(|i| tensors.get(&format!("best.{i}")).cloned())
+        .collect::<Option<Vec<_>>>();
+    let history: Vec<EpochMetrics> = meta
+        .get("history")
+        .and_then(|h| serde_json::from_str(h).ok())
+        .ok_or_else(|| bad("history"))?;
+    let progress = Progress {
+        history,
+        best_loss: num("best_loss")?,
+        best_epoch: num("best_epoch")? as usize,
+        best,
+        since_best: num("since_best")? as usize,
+        finished: meta.get("finished").is_some_and(|v| v == "true"),
+    };
+    let mean = tensors
+        .get("features.mean")
+        .cloned()
+        .ok_or_else(|| bad("features.mean"))?;
+    let std = tensors
+        .get("features.std")
+        .cloned()
+        .ok_or_else(|| bad("features.std"))?;
+    ctx.emit(Event::Restored {
+        epoch: progress.history.len(),
+        checkpoint: path.clone(),
+    });
+    Ok(Some((mean, std, progress)))
 }

@@ -34,6 +34,29 @@ impl RunDir {
         Ok(dir)
     }
 
+    /// Opens an interrupted run for `--resume`: it must hold a lock file and no finished model.
+    pub fn open_for_resume(root: &Path) -> Result<Self> {
+        let dir = Self {
+            root: root.to_path_buf(),
+        };
+        if !dir.lock_file().is_file() {
+            return Err(Error::project(
+                "not a Lathe run folder (no project.lock.toml); give the folder of the run to resume",
+                Some(root),
+            ));
+        }
+        if dir.model().join("config.json").is_file() {
+            return Err(Error::project(
+                "this run already finished; start a new run (or continue training from it)",
+                Some(root),
+            ));
+        }
+        for sub in [dir.checkpoints(), dir.report_dir()] {
+            std::fs::create_dir_all(&sub).map_err(|e| Error::io("creating run folder", &sub, e))?;
+        }
+        Ok(dir)
+    }
+
     /// A fresh folder name under `base/runs/`: `<template>-<UTC timestamp>`.
     pub fn default_root(base: &Path, template: &str) -> PathBuf {
         let stamp = utc_stamp(std::time::SystemTime::now());

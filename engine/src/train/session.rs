@@ -32,6 +32,8 @@ pub struct SessionOptions {
     /// Called after every event (the app's repaint).
     pub waker: Option<Waker>,
     pub run: RunOptions,
+    /// Continue an interrupted run in `run_dir` from its checkpoints.
+    pub resume: bool,
 }
 
 /// A running (or finished) training.
@@ -105,8 +107,13 @@ impl Session {
             .run_dir
             .clone()
             .unwrap_or_else(|| RunDir::default_root(&base, &template.id));
-        let run_dir = RunDir::create(&root)?;
-        write_lock_file(&run_dir, &project, &params, &device_name)?;
+        let run_dir = if options.resume {
+            RunDir::open_for_resume(&root)?
+        } else {
+            let dir = RunDir::create(&root)?;
+            write_lock_file(&dir, &project, &params, &device_name)?;
+            dir
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -124,6 +131,7 @@ impl Session {
             emitter,
             options: options.run.clone(),
             started: Instant::now(),
+            resume: options.resume,
         };
         let handle = std::thread::Builder::new()
             .name("lathe-train".into())
@@ -180,6 +188,7 @@ fn run(task: Box<dyn Task>, ctx: RunContext) {
         device: crate::device::label(&ctx.device),
         seed: ctx.project.seed,
         lathe_version: env!("CARGO_PKG_VERSION").into(),
+        resumed: ctx.resume,
     });
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.train(&ctx)));
     let outcome = match result {

@@ -61,6 +61,11 @@ impl History {
         }
     }
 
+    /// Drops points with x > `x` (a resumed run trains those again).
+    pub fn truncate_after(&mut self, x: f64) {
+        self.points.retain(|p| p[0] <= x);
+    }
+
     pub fn points(&self) -> &[[f64; 2]] {
         &self.points
     }
@@ -229,6 +234,19 @@ impl RunState {
             }
             Event::Cache { reused, .. } => self.cached_features = *reused,
             Event::Checkpoint { path, .. } => self.last_checkpoint = Some(path.clone()),
+            Event::Restored { epoch, .. } => {
+                let cut = *epoch as f64;
+                for h in [
+                    &mut self.train_loss,
+                    &mut self.validation_loss,
+                    &mut self.train_accuracy,
+                    &mut self.validation_accuracy,
+                ] {
+                    h.truncate_after(cut);
+                }
+                self.step_loss.truncate_after(cut);
+                self.epoch = *epoch;
+            }
             Event::Paused => self.status = Status::Paused,
             Event::Resumed => self.status = Status::Running,
             Event::Evaluated {

@@ -1,0 +1,171 @@
+//! Crash safety: a run killed with SIGKILL mid-training resumes with `lathe train --resume` and
+//! reaches exactly the model an uninterrupted run with the same seed reaches.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(unix)]
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, v.data().to_vec()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn epochs_logged(run: &Path) -> u64 {
+    let text = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "checkpoint")
+        .filter_map(|e| e["epoch"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, &["circles", "stripes", "bands"], 6, 0);
+    let cache = tmp.path().join("cache");
+    let args = |out: &Path| {
+        let mut c = lathe(&cache);
+        c.args([
+            "train",
+            "--template",
+            "image-classifier",
+            "--json",
+            "--epochs",
+            "30",
+        ])
+        .args([
+            "--param",
+            "image_size=48",
+            "--param",
+            "batch_size=4",
+            "--param",
+            "early_stopping_patience=0",
+            "--param",
+            "head=mlp",
+        ])
+        .args(extra)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(out);
+        c
+    };
+    let whole = tmp.path().join("whole");
+    let out = run(&mut args(&whole));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let killed = tmp.path().join("killed");
+    let mut child = args(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while epochs_logged(&killed) < kill_after_epoch {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint for epoch {kill_after_epoch} within 180 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert!(!killed.join("model/model.safetensors").exists());
+
+    let out = run(lathe(&cache)
+        .args(["train", "--json", "--resume"])
+        .arg(&killed));
+    assert!(out.status.success(), "resume failed: {}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    assert_eq!(events[0]["resumed"], true);
+    let restored = events
+        .iter()
+        .filter(|e| e["event"] == "restored")
+        .filter_map(|e| e["epoch"].as_u64())
+        .max()
+        .expect("a restored event");
+    assert!(
+        restored >= kill_after_epoch,
+        "restored after epoch {restored}"
+    );
+    assert_eq!(events.last().unwrap()["outcome"]["status"], "completed");
+
+    let a = tensors(&whole.join("model/model.safetensors"));
+    let b = tensors(&killed.join("model/model.safetensors"));
+    assert_eq!(a.len(), b.len());
+    for ((ka, va), (kb, vb)) in a.iter().zip(&b) {
+        assert_eq!(ka, kb);
+        assert!(
+            va == vb,
+            "tensor {ka} differs between the uninterrupted and the resumed run"
+        );
+    }
+    let report = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap()
+    };
+    // Elapsed times differ between the runs; every loss must be the same.
+    let strip = |v: serde_json::Value| -> Vec<(u64, f64, f64)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["epoch"].as_u64().unwrap(),
+                    m["train_loss"].as_f64().unwrap(),
+                    m["validation_loss"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip(report(&whole)["training"]["history"].clone()),
+        strip(report(&killed)["training"]["history"].clone())
+    );
+
+    // A finished run cannot be resumed.
+    let out = run(lathe(&cache).args(["train", "--resume"]).arg(&killed));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already finished"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn kill_9_during_head_training_then_resume_gives_the_same_model() {
+    resumes_to_the_same_model(&[], 8);
+}
+
+#[test]
+fn kill_9_during_fine_tuning_then_resume_gives_the_same_model() {
+    resumes_to_the_same_model(
+        &[
+            "--param",
+            "fine_tune_blocks=1",
+            "--param",
+            "fine_tune_epochs=6",
+            "--param",
+            "fine_tune_batch_size=6",
+        ],
+        32,
+    );
+}
