@@ -45,7 +45,7 @@ enum Command {
     /// Scan data (or a project's data), print a summary and health warnings; exit 1 on errors.
     Check(check::CheckArgs),
     /// Train a model from a project.toml or straight from a data folder.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Evaluate a trained model on labelled data.
     Evaluate(evaluate::EvaluateArgs),
     /// Predict with a trained model.
@@ -69,7 +69,7 @@ pub fn main() -> ExitCode {
         Command::Templates(a) => new::templates(a),
         Command::New(a) => new::new(a),
         Command::Check(a) => check::run(a),
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Export(a) => export::run(a),

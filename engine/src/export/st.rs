@@ -7,6 +7,9 @@ use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Tensors and metadata of a safetensors file.
+pub type Loaded = (HashMap<String, Tensor>, HashMap<String, String>);
+
 /// Writes `tensors` with `metadata` (plus `format: pt`) atomically.
 pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: &[(&str, String)]) -> Result<()> {
     let mut info: HashMap<String, String> = metadata

@@ -15,7 +15,7 @@ use candle_core::{D, DType, Tensor};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -110,7 +110,7 @@ pub fn fine_tune(
     train: &[TrainImage],
     validation: &[TrainImage],
     cfg: &FineTuneConfig,
-    resume: Option<&(HashMap<String, Tensor>, HashMap<String, String>)>,
+    resume: Option<&st::Loaded>,
 ) -> Result<Vec<EpochMetrics>> {
     if backbone.vars().is_empty() {
         return Err(Error::project(

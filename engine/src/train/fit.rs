@@ -142,10 +142,10 @@ pub fn fit(
         since_best: 0,
         finished: false,
     };
-    if ctx.resume {
-        if let Some(restored) = restore(ctx, &head, &mut opt)? {
-            (mean, std, progress) = restored;
-        }
+    if ctx.resume
+        && let Some(restored) = restore(ctx, &head, &mut opt)?
+    {
+        (mean, std, progress) = restored;
     }
     let xs = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
     let ys = Tensor::from_slice(&train.labels, train.len(), device)?;

@@ -326,6 +326,7 @@ mod tests {
                 device: "cpu".into(),
                 seed: 1,
                 lathe_version: "0".into(),
+                resumed: false,
             },
             Event::Phase {
                 phase: Phase::ExtractingFeatures,
