@@ -27,10 +27,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], metadata: &[(&str, String
 }
 
 /// Reads all tensors and the metadata of a safetensors file.
-pub fn load(
-    path: &Path,
-    device: &Device,
-) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| Error::model(format!("not a readable safetensors file ({e})"), path))?;
