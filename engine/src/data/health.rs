@@ -57,6 +57,14 @@ pub fn check(train: &ScannedSplit, others: &[&ScannedSplit], noun: &str) -> Vec<
                 ));
         }
     }
+    issues.extend(file_checks(train, others));
+    issues
+}
+
+/// Duplicate files, identical files with different labels, and files shared between training and
+/// validation/test. Labels only matter for the conflict check.
+pub fn file_checks(train: &ScannedSplit, others: &[&ScannedSplit]) -> Vec<HealthIssue> {
+    let mut issues = Vec::new();
     let mut all: Vec<(&str, &LabeledFile)> = train.files.iter().map(|f| ("train", f)).collect();
     for s in others {
         all.extend(s.files.iter().map(|f| (s.name.as_str(), f)));

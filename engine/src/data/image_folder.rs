@@ -200,30 +200,10 @@ pub fn scan(
         ));
     }
 
-    let total = candidates.len();
-    progress(0, total);
-    const CHUNK: usize = 256;
-    for (chunk_index, chunk) in candidates.chunks(CHUNK).enumerate() {
-        check()?;
-        let results: Vec<std::result::Result<LabeledFile, (PathBuf, String)>> = chunk
-            .par_iter()
-            .map(|(path, label)| probe_file(path, *label, spec))
-            .collect();
-        for r in results {
-            match r {
-                Ok(f) => out.files.push(f),
-                Err((path, reason)) => {
-                    out.num_skipped += 1;
-                    out.issues.push(HealthIssue::warning(
-                        "unreadable_file",
-                        format!("{reason}; the file was skipped"),
-                        vec![path],
-                    ));
-                }
-            }
-        }
-        progress(((chunk_index + 1) * CHUNK).min(total), total);
-    }
+    let probed = probe_files(&candidates, spec, progress, check)?;
+    out.files = probed.files;
+    out.num_skipped += probed.num_skipped;
+    out.issues.extend(probed.issues);
 
     for (i, label) in out.labels.iter().enumerate() {
         if !out.files.iter().any(|f| f.label == i) {
@@ -251,6 +231,50 @@ pub fn scan(
         out.issues.truncate(issues_before);
     }
     Ok(out)
+}
+
+/// Files that passed the probe, and warnings for those that did not.
+pub struct Probed {
+    pub files: Vec<LabeledFile>,
+    pub issues: Vec<HealthIssue>,
+    pub num_skipped: usize,
+}
+
+/// Reads, hashes and probes `(path, label)` candidates in parallel chunks; `progress(done,
+/// total)` between chunks and `check` (cancellation) before each.
+pub fn probe_files(
+    candidates: &[(PathBuf, usize)],
+    spec: &FolderScan<'_>,
+    progress: &mut dyn FnMut(usize, usize),
+    check: &dyn Fn() -> Result<()>,
+) -> Result<Probed> {
+    let mut out = Probed { files: Vec::new(), issues: Vec::new(), num_skipped: 0 };
+    let total = candidates.len();
+    progress(0, total);
+    const CHUNK: usize = 256;
+    for (chunk_index, chunk) in candidates.chunks(CHUNK).enumerate() {
+        check()?;
+        let results: Vec<std::result::Result<LabeledFile, (PathBuf, String)>> =
+            chunk.par_iter().map(|(path, label)| probe_file(path, *label, spec)).collect();
+        for r in results {
+            match r {
+                Ok(f) => out.files.push(f),
+                Err((path, reason)) => {
+                    out.num_skipped += 1;
+                    out.issues.push(HealthIssue::warning("unreadable_file", format!("{reason}; the file was skipped"), vec![path]));
+                }
+            }
+        }
+        progress(((chunk_index + 1) * CHUNK).min(total), total);
+    }
+    Ok(out)
+}
+
+/// Every file under `dir` (recursively, sorted, hidden entries and symlink loops skipped).
+pub fn list_files(dir: &Path, issues: &mut Vec<HealthIssue>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    walk(dir, 0, &mut HashSet::new(), &mut files, issues);
+    files
 }
 
 fn probe_file(

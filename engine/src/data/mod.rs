@@ -5,6 +5,7 @@ pub mod augment;
 pub mod health;
 pub mod image_decode;
 pub mod image_folder;
+pub mod labels_file;
 pub mod split;
 pub mod summary;
 
