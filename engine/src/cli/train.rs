@@ -180,16 +180,16 @@ fn print_summary(report: &std::path::Path) {
     let Ok(value) = crate::fsutil::read_json::<serde_json::Value>(report) else {
         return;
     };
-    let (split, r) = ["test", "validation"]
-        .iter()
-        .find_map(|s| {
-            let r: ClassificationReport =
-                serde_json::from_value(value["evaluation"][s].clone()).ok()?;
-            Some((*s, r))
-        })
-        .unzip();
-    if let (Some(split), Some(r)) = (split, r) {
-        println!("{}", super::evaluate::table(&r, split));
+    for split in ["test", "validation"] {
+        let v = &value["evaluation"][split];
+        if let Ok(r) = serde_json::from_value::<crate::eval::MultiLabelReport>(v.clone()) {
+            println!("{}", super::evaluate::multi_label_table(&r, split));
+            return;
+        }
+        if let Ok(r) = serde_json::from_value::<ClassificationReport>(v.clone()) {
+            println!("{}", super::evaluate::table(&r, split));
+            return;
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Evaluation: metrics and report plots.
 
 pub mod metrics;
+pub mod multilabel;
 pub mod plots;
 
 pub use metrics::{ClassMetrics, ClassificationReport, SampleResult};
+pub use multilabel::MultiLabelReport;

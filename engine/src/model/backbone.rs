@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::efficientnet_lite::{self, EfficientNetLite0};
 use crate::model::mobilenet_v2::{self, MobileNetV2};
 use crate::model::weights::{self, WeightsSpec};
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -60,6 +60,8 @@ pub struct Backbone {
     pub weights_source: String,
     /// The raw pretrained tensors (including any ImageNet classifier), for golden checks.
     pub tensors: HashMap<String, Tensor>,
+    /// The dtype frozen layers run in (see [`Backbone::set_precision`]).
+    pub dtype: DType,
 }
 
 impl Backbone {
@@ -133,7 +135,22 @@ impl Backbone {
             weights_hash: String::new(),
             weights_source: String::new(),
             tensors,
+            dtype: DType::F32,
         })
+    }
+
+    /// Runs the frozen layers in `dtype` (bf16 or f16 on GPUs; weights are folded in f32 first,
+    /// then cast). Trainable layers stay f32. Features change slightly, so the cache key does too.
+    pub fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        if dtype == self.dtype {
+            return Ok(());
+        }
+        match &mut self.net {
+            Net::MobileNetV2(n) => n.cast_folded(dtype)?,
+            Net::EfficientNetLite0(n) => n.cast_folded(dtype)?,
+        }
+        self.dtype = dtype;
+        Ok(())
     }
 
     /// Pooled features `[N, feature_dim]` of a normalized batch `[N, 3, H, W]`.
@@ -177,8 +194,12 @@ impl Backbone {
 
     /// Names everything that decides the features: the cache key prefix.
     pub fn signature(&self) -> String {
+        let dtype = match self.dtype {
+            DType::F32 => String::new(),
+            other => format!("-{}", other.as_str()),
+        };
         format!(
-            "{}-{}-{}",
+            "{}-{}-{}{dtype}",
             self.id,
             &self.weights_hash[..16.min(self.weights_hash.len())],
             self.preprocessing.signature()

@@ -141,8 +141,9 @@ impl MobileNetV2 {
         let mut frozen = true;
         for block in &self.blocks {
             if frozen && block.trainable() {
-                // No gradient flows into frozen blocks: cut the graph here.
-                y = y.detach();
+                // No gradient flows into frozen blocks: cut the graph here. Trainable blocks
+                // run in f32 whatever the frozen part's dtype.
+                y = y.detach().to_dtype(candle_core::DType::F32)?;
                 frozen = false;
             }
             y = block.forward(&y, train)?;

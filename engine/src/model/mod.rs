@@ -4,6 +4,8 @@
 pub mod backbone;
 pub mod conv_bn;
 pub mod depthwise;
+#[cfg(feature = "cuda")]
+pub mod depthwise_cuda;
 pub mod efficientnet_lite;
 pub mod head;
 pub mod mobilenet_v2;

@@ -4,6 +4,8 @@
 pub mod image;
 pub mod image_finetune;
 pub mod image_model;
+pub mod image_multilabel;
+pub mod image_multilabel_scan;
 pub mod image_params;
 pub mod image_scan;
 
@@ -79,6 +81,10 @@ pub struct Prediction {
     /// A regressor's predicted number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Multi-label models: every label whose probability reaches the model's threshold, most
+    /// probable first (possibly none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     /// Labels from most to least probable (not in the JSON: the map carries the numbers).
     #[serde(skip)]
     pub ranked: Vec<(String, f32)>,
@@ -100,6 +106,18 @@ impl Prediction {
         }
     }
 
+    /// Sets `labels` to the labels at or above `threshold` (multi-label models).
+    pub fn with_labels_at(mut self, threshold: f32) -> Self {
+        self.labels = Some(
+            self.ranked
+                .iter()
+                .filter(|(_, p)| *p >= threshold)
+                .map(|(l, _)| l.clone())
+                .collect(),
+        );
+        self
+    }
+
     /// Keeps only the `k` most probable labels.
     pub fn top(mut self, k: usize) -> Self {
         self.ranked.truncate(k.max(1));
@@ -113,6 +131,7 @@ impl Prediction {
 #[serde(untagged)]
 pub enum Evaluation {
     Classification(ClassificationReport),
+    MultiLabel(crate::eval::MultiLabelReport),
 }
 
 /// An exported model.
@@ -135,7 +154,10 @@ pub trait Model: Send {
 
 /// All tasks of this build.
 pub fn all() -> Vec<Box<dyn Task>> {
-    vec![Box::new(image::ImageClassification)]
+    vec![
+        Box::new(image::ImageClassification),
+        Box::new(image_multilabel::MultiLabelImageClassification),
+    ]
 }
 
 /// The task with id `id`.
