@@ -112,10 +112,7 @@ pub fn write_run_outputs(
         path: target.join("model.safetensors"),
     });
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        ctx.warn(
-            "Core ML export is not available in this build yet; wrote safetensors only",
-            None,
-        );
+        crate::export::coreml::export_run(ctx, &target);
     }
     Ok(target)
 }
@@ -311,6 +308,18 @@ impl ImageModel {
             labels,
             device: device.clone(),
         })
+    }
+}
+
+impl ImageModel {
+    /// The backbone (with the model's preprocessing).
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    /// The classifier head (over raw backbone features).
+    pub fn head(&self) -> &Head {
+        &self.head
     }
 }
 
