@@ -460,7 +460,6 @@ fn the_numpy_evaluator_matches_references_on_coremltools_built_specs() {
         return;
     };
     let out = Command::new(python)
-        .args(["-m", "unittest"])
         .arg(repo().join("tests/coreml/test_eval_spec.py"))
         .output()
         .expect("python runs");
