@@ -3,6 +3,7 @@
 
 use crate::data::image_decode::Preprocessing;
 use crate::error::{Error, Result};
+use crate::model::conv_bn::ConvBn;
 use crate::model::efficientnet_lite::{self, EfficientNetLite0};
 use crate::model::mobilenet_v2::{self, MobileNetV2};
 use crate::model::weights::{self, WeightsSpec};
@@ -181,6 +182,15 @@ impl Backbone {
         match &mut self.net {
             Net::MobileNetV2(n) => n.refold(),
             Net::EfficientNetLite0(n) => n.refold(),
+        }
+    }
+
+    /// The network as inference runs it (layers with batch norm folded, residual flags), block
+    /// by block; global average pooling follows the last block. Exporters walk this.
+    pub fn blocks(&self) -> Vec<(&[ConvBn], bool)> {
+        match &self.net {
+            Net::MobileNetV2(n) => n.blocks(),
+            Net::EfficientNetLite0(n) => n.blocks(),
         }
     }
 

@@ -137,6 +137,14 @@ impl EfficientNetLite0 {
         global_avg_pool(&y)
     }
 
+    /// The blocks in order: each block's layers and whether its input is added to its output.
+    pub fn blocks(&self) -> Vec<(&[ConvBn], bool)> {
+        self.blocks
+            .iter()
+            .map(|b| (b.layers.as_slice(), b.residual))
+            .collect()
+    }
+
     pub fn vars(&self) -> Vec<Var> {
         self.blocks
             .iter()

@@ -114,10 +114,7 @@ pub fn write_run_outputs(
         path: target.join("model.safetensors"),
     });
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        ctx.warn(
-            "Core ML export is not available in this build yet; wrote safetensors only",
-            None,
-        );
+        crate::export::coreml::export_run(ctx, &target);
     }
     Ok(target)
 }
@@ -333,6 +330,18 @@ impl ImageModel {
             device: device.clone(),
             multi_label,
         })
+    }
+}
+
+impl ImageModel {
+    /// The backbone (with the model's preprocessing).
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    /// The classifier head (over raw backbone features).
+    pub fn head(&self) -> &Head {
+        &self.head
     }
 }
 
