@@ -6,6 +6,7 @@ pub mod image_finetune;
 pub mod image_model;
 pub mod image_params;
 pub mod image_scan;
+pub mod load_on;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
