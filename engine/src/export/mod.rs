@@ -2,3 +2,4 @@
 
 pub mod coreml;
 pub mod st;
+pub mod folder;

@@ -8,6 +8,7 @@ pub mod image_multilabel;
 pub mod image_multilabel_scan;
 pub mod image_params;
 pub mod image_scan;
+pub mod load_on;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
