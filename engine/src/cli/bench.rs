@@ -38,6 +38,14 @@ pub struct BenchArgs {
     /// Print results as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Measure the text classifier's sentence encoder instead: a folder with all-MiniLM-L6-v2
+    /// (scripts/fetch-minilm.sh). Uses --count texts, --batch and --device.
+    #[arg(long, value_name = "DIR")]
+    pub text_encoder: Option<PathBuf>,
+    /// Texts for --text-encoder: a CSV / JSON table with a `text` column or a .txt file (one per
+    /// line); default: generated sentences.
+    #[arg(long, value_name = "FILE")]
+    pub texts: Option<PathBuf>,
 }
 
 fn collect_images(dir: &Path, limit: usize, out: &mut Vec<PathBuf>) {
@@ -77,6 +85,10 @@ fn synthetic_jpegs(n: usize) -> Result<Vec<Vec<u8>>> {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.text_encoder {
+        let texts = args.texts.as_deref();
+        return super::bench_text::run(dir, texts, args.count, args.batch, &args.device, args.json);
+    }
     let (source, encoded) = match &args.images {
         Some(dir) => {
             let mut paths = Vec::new();

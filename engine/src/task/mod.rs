@@ -6,6 +6,11 @@ pub mod image_finetune;
 pub mod image_model;
 pub mod image_params;
 pub mod image_scan;
+pub mod text;
+pub mod text_features;
+pub mod text_maxent;
+pub mod text_model;
+pub mod text_params;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
@@ -135,7 +140,10 @@ pub trait Model: Send {
 
 /// All tasks of this build.
 pub fn all() -> Vec<Box<dyn Task>> {
-    vec![Box::new(image::ImageClassification)]
+    vec![
+        Box::new(image::ImageClassification),
+        Box::new(text::TextClassification),
+    ]
 }
 
 /// The task with id `id`.
