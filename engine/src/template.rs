@@ -16,6 +16,10 @@ const SOURCES: &[(&str, &str)] = &[
         "multi-label-image-classifier.toml",
         include_str!("../../templates/multi-label-image-classifier.toml"),
     ),
+    (
+        "text-classifier.toml",
+        include_str!("../../templates/text-classifier.toml"),
+    ),
 ];
 
 /// A template: what the picker card shows and the defaults a new project starts from.

@@ -56,6 +56,14 @@ pub struct BenchArgs {
     /// Print results as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Measure the text classifier's sentence encoder instead: a folder with all-MiniLM-L6-v2
+    /// (scripts/fetch-minilm.sh). Uses --count texts, --batch and --device.
+    #[arg(long, value_name = "DIR")]
+    pub text_encoder: Option<PathBuf>,
+    /// Texts for --text-encoder: a CSV / JSON table with a `text` column or a .txt file (one per
+    /// line); default: generated sentences.
+    #[arg(long, value_name = "FILE")]
+    pub texts: Option<PathBuf>,
 }
 
 fn collect_images(dir: &Path, limit: usize, out: &mut Vec<PathBuf>) {
@@ -170,6 +178,11 @@ fn fine_tune_bench(args: &BenchArgs, device: &Device) -> Result<f64> {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.text_encoder {
+        let texts = args.texts.as_deref();
+        let batch = if args.batch == 0 { 32 } else { args.batch };
+        return super::bench_text::run(dir, texts, args.count, batch, &args.device, args.json);
+    }
     let decode = if args.no_decode { None } else { Some(decode_bench(&args)?) };
     let device = crate::device::open(&args.device)?;
     let batch = match args.batch {

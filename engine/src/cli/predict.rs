@@ -13,7 +13,7 @@ use std::process::ExitCode;
 pub struct PredictArgs {
     /// A run folder or an exported model folder.
     pub model: PathBuf,
-    /// Files to classify.
+    /// Files to classify; for a text model also .txt / .csv / .json / .jsonl files or the text itself.
     #[arg(required = true)]
     pub inputs: Vec<String>,
     /// Show only the K most probable labels.

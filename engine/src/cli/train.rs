@@ -56,6 +56,12 @@ pub struct TrainArgs {
     /// Set a template parameter, KEY=VALUE (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Label column of a CSV / JSON dataset (same as --param target=COL).
+    #[arg(long, value_name = "COL")]
+    pub target: Option<String>,
+    /// Text column of a CSV / JSON text dataset (same as --param text_column=COL).
+    #[arg(long, value_name = "COL")]
+    pub text_column: Option<String>,
     /// Backbone weights file (safetensors) instead of the built-in or Hugging Face copy.
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -118,6 +124,14 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
     }
     if let Some(e) = args.epochs {
         out.insert("epochs".into(), ParamValue::Int(e));
+    }
+    for (key, value) in [("target", &args.target), ("text_column", &args.text_column)] {
+        if let Some(v) = value {
+            if !specs.iter().any(|s| s.key == key) {
+                bail!("--{} does not apply to this template", key.replace('_', "-"));
+            }
+            out.insert(key.into(), ParamValue::Text(v.clone()));
+        }
     }
     Ok(out)
 }

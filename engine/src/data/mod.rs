@@ -8,5 +8,6 @@ pub mod image_folder;
 pub mod labels_file;
 pub mod split;
 pub mod summary;
+pub mod text_data;
 
 pub use summary::{ClassCount, DataKind, DatasetSummary, HealthIssue, Severity, SplitSummary};

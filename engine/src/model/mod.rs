@@ -10,4 +10,5 @@ pub mod efficientnet_lite;
 pub mod head;
 pub mod mobilenet_v2;
 pub mod pointwise;
+pub mod text_encoder;
 pub mod weights;

@@ -9,6 +9,11 @@ pub mod image_multilabel_scan;
 pub mod image_params;
 pub mod image_scan;
 pub mod load_on;
+pub mod text;
+pub mod text_features;
+pub mod text_maxent;
+pub mod text_model;
+pub mod text_params;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
@@ -158,6 +163,7 @@ pub fn all() -> Vec<Box<dyn Task>> {
     vec![
         Box::new(image::ImageClassification),
         Box::new(image_multilabel::MultiLabelImageClassification),
+        Box::new(text::TextClassification),
     ]
 }
 
