@@ -3,7 +3,10 @@
 # with sudo. The engine needs none beyond a Rust toolchain; packages are added here as templates
 # that need them land.
 set -euo pipefail
-packages=()
+packages=(
+  # Sound classifier: clip generators for tests and benchmarks (scripts/gen-*.sh).
+  espeak-ng flite fluidsynth fluid-soundfont-gm sox
+)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

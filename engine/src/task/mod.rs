@@ -6,6 +6,10 @@ pub mod image_finetune;
 pub mod image_model;
 pub mod image_params;
 pub mod image_scan;
+pub mod sound;
+pub mod sound_model;
+pub mod sound_params;
+pub mod sound_transfer;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
@@ -135,7 +139,10 @@ pub trait Model: Send {
 
 /// All tasks of this build.
 pub fn all() -> Vec<Box<dyn Task>> {
-    vec![Box::new(image::ImageClassification)]
+    vec![
+        Box::new(image::ImageClassification),
+        Box::new(sound::SoundClassification),
+    ]
 }
 
 /// The task with id `id`.
