@@ -20,6 +20,10 @@ const SOURCES: &[(&str, &str)] = &[
         "text-classifier.toml",
         include_str!("../../templates/text-classifier.toml"),
     ),
+    (
+        "sound-classifier.toml",
+        include_str!("../../templates/sound-classifier.toml"),
+    ),
 ];
 
 /// A template: what the picker card shows and the defaults a new project starts from.

@@ -1,6 +1,9 @@
 //! Datasets: scanning user folders into labelled items, health checks, splits, image decoding
 //! and augmentation.
 
+pub mod audio_augment;
+pub mod audio_decode;
+pub mod audio_frontend;
 pub mod augment;
 pub mod health;
 pub mod image_decode;

@@ -1,8 +1,10 @@
 //! Models: backbones (MobileNetV2), the depthwise-convolution op, classifier heads, and where
 //! pretrained weights come from.
 
+pub mod audio_cnn;
 pub mod backbone;
 pub mod conv_bn;
+pub mod crepe;
 pub mod depthwise;
 #[cfg(feature = "cuda")]
 pub mod depthwise_cuda;

@@ -14,6 +14,10 @@ pub mod text_features;
 pub mod text_maxent;
 pub mod text_model;
 pub mod text_params;
+pub mod sound;
+pub mod sound_model;
+pub mod sound_params;
+pub mod sound_transfer;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
@@ -164,6 +168,7 @@ pub fn all() -> Vec<Box<dyn Task>> {
         Box::new(image::ImageClassification),
         Box::new(image_multilabel::MultiLabelImageClassification),
         Box::new(text::TextClassification),
+        Box::new(sound::SoundClassification),
     ]
 }
 
