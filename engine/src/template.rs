@@ -7,10 +7,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The TOML source of every template whose task works, in the order the picker shows them.
-const SOURCES: &[(&str, &str)] = &[(
-    "image-classifier.toml",
-    include_str!("../../templates/image-classifier.toml"),
-)];
+const SOURCES: &[(&str, &str)] = &[
+    (
+        "image-classifier.toml",
+        include_str!("../../templates/image-classifier.toml"),
+    ),
+    (
+        "object-detector.toml",
+        include_str!("../../templates/object-detector.toml"),
+    ),
+];
 
 /// A template: what the picker card shows and the defaults a new project starts from.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -190,6 +190,15 @@ fn print_summary(report: &std::path::Path) {
         .unzip();
     if let (Some(split), Some(r)) = (split, r) {
         println!("{}", super::evaluate::table(&r, split));
+        return;
+    }
+    let detection = ["test", "validation"].iter().find_map(|s| {
+        let r: crate::eval::map::DetectionReport =
+            serde_json::from_value(value["evaluation"][s].clone()).ok()?;
+        Some((*s, r))
+    });
+    if let Some((split, r)) = detection {
+        println!("{}", super::evaluate::detection_table(&r, split));
     }
 }
 

@@ -1,7 +1,10 @@
 //! Datasets: scanning user folders into labelled items, health checks, splits, image decoding
 //! and augmentation.
 
+pub mod annotations;
 pub mod augment;
+pub mod box_augment;
+pub mod detect_synth;
 pub mod health;
 pub mod image_decode;
 pub mod image_folder;

@@ -4,6 +4,7 @@
 pub mod backbone;
 pub mod conv_bn;
 pub mod depthwise;
+pub mod detect_head;
 pub mod efficientnet_lite;
 pub mod head;
 pub mod mobilenet_v2;
