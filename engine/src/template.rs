@@ -24,6 +24,10 @@ const SOURCES: &[(&str, &str)] = &[
         "sound-classifier.toml",
         include_str!("../../templates/sound-classifier.toml"),
     ),
+    (
+        "object-detector.toml",
+        include_str!("../../templates/object-detector.toml"),
+    ),
 ];
 
 /// A template: what the picker card shows and the defaults a new project starts from.

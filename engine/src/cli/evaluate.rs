@@ -52,6 +52,7 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
         match &evaluation {
             Evaluation::Classification(r) => println!("{}", table(r, "evaluation")),
             Evaluation::MultiLabel(r) => println!("{}", multi_label_table(r, "evaluation")),
+            Evaluation::Detection(r) => println!("{}", detection_table(r, "evaluation")),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -77,6 +78,21 @@ pub fn multi_label_table(r: &crate::eval::MultiLabelReport, split: &str) -> Stri
             "  {name:<width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>5.3}  {:>7}\n",
             c.precision, c.recall, c.f1, c.average_precision, c.support
         );
+    }
+    s
+}
+
+/// A detector's summary: mAP@0.5, mAP@[.5:.95] and AP per class.
+pub fn detection_table(r: &crate::eval::map::DetectionReport, split: &str) -> String {
+    let width = r.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).clamp(5, 28);
+    let mut s = format!(
+        "\n{split}: mAP@0.5 {:.3}  mAP@[.5:.95] {:.3}  ({} images, {} objects)\n\n",
+        r.map50, r.map, r.num_images, r.num_objects
+    );
+    s += &format!("  {:<width$}   AP@0.5  AP@[.5:.95]  objects\n", "class");
+    for c in &r.per_class {
+        let name: String = c.label.chars().take(width).collect();
+        s += &format!("  {name:<width$}  {:>7.3}  {:>11.3}  {:>7}\n", c.ap50, c.ap, c.num_objects);
     }
     s
 }

@@ -204,6 +204,10 @@ fn print_summary(report: &std::path::Path) {
             println!("{}", super::evaluate::table(&r, split));
             return;
         }
+        if let Ok(r) = serde_json::from_value::<crate::eval::map::DetectionReport>(v.clone()) {
+            println!("{}", super::evaluate::detection_table(&r, split));
+            return;
+        }
     }
 }
 

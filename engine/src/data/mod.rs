@@ -4,7 +4,10 @@
 pub mod audio_augment;
 pub mod audio_decode;
 pub mod audio_frontend;
+pub mod annotations;
 pub mod augment;
+pub mod box_augment;
+pub mod detect_synth;
 pub mod health;
 pub mod image_decode;
 pub mod image_folder;

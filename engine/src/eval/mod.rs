@@ -1,5 +1,6 @@
 //! Evaluation: metrics and report plots.
 
+pub mod map;
 pub mod metrics;
 pub mod multilabel;
 pub mod plots;

@@ -162,6 +162,17 @@ impl Backbone {
         }
     }
 
+    /// Outputs of blocks `taps` of a normalized batch (MobileNetV2 only: the detector's input).
+    pub fn feature_maps(&self, x: &Tensor, train: bool, taps: &[usize]) -> candle_core::Result<Vec<Tensor>> {
+        match &self.net {
+            Net::MobileNetV2(n) => n.forward_taps(x, train, taps),
+            Net::EfficientNetLite0(_) => candle_core::bail!(
+                "backbone {} has no feature maps for detection; use mobilenet_v2",
+                self.id
+            ),
+        }
+    }
+
     pub fn vars(&self) -> Vec<Var> {
         match &self.net {
             Net::MobileNetV2(n) => n.vars(),

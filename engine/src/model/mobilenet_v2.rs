@@ -159,6 +159,26 @@ impl MobileNetV2 {
             .collect()
     }
 
+    /// The outputs of blocks `taps` (indices into `features.N`, ascending), for dense heads
+    /// such as the detector's; blocks after the last tap are not run.
+    pub fn forward_taps(&self, x: &Tensor, train: bool, taps: &[usize]) -> Result<Vec<Tensor>> {
+        let last = taps.iter().copied().max().unwrap_or(0);
+        let mut y = x.clone();
+        let mut frozen = true;
+        let mut out = Vec::with_capacity(taps.len());
+        for (i, block) in self.blocks.iter().enumerate().take(last + 1) {
+            if frozen && block.trainable() {
+                y = y.detach().to_dtype(candle_core::DType::F32)?;
+                frozen = false;
+            }
+            y = block.forward(&y, train)?;
+            if taps.contains(&i) {
+                out.push(y.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// Trainable variables of the unfrozen blocks.
     pub fn vars(&self) -> Vec<Var> {
         self.blocks

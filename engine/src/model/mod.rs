@@ -8,6 +8,7 @@ pub mod crepe;
 pub mod depthwise;
 #[cfg(feature = "cuda")]
 pub mod depthwise_cuda;
+pub mod detect_head;
 pub mod efficientnet_lite;
 pub mod head;
 pub mod mobilenet_v2;

@@ -1,6 +1,10 @@
 //! Tasks: one per kind of model (image classification, …) behind the [`Task`] trait, and the
 //! [`Model`] trait for exported models that predict and evaluate.
 
+pub mod detect;
+pub mod detect_draw;
+pub mod detect_model;
+pub mod detect_params;
 pub mod image;
 pub mod image_finetune;
 pub mod image_model;
@@ -98,6 +102,21 @@ pub struct Prediction {
     /// Labels from most to least probable (not in the JSON: the map carries the numbers).
     #[serde(skip)]
     pub ranked: Vec<(String, f32)>,
+    /// An object detector's boxes, most confident first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<PredictedBox>,
+}
+
+/// One detected object: centre `x`, `y` and size in the input image's pixels (Create ML's
+/// convention, as in `annotations.json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PredictedBox {
+    pub label: String,
+    pub confidence: f32,
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
 }
 
 impl Prediction {
@@ -142,6 +161,8 @@ impl Prediction {
 pub enum Evaluation {
     Classification(ClassificationReport),
     MultiLabel(crate::eval::MultiLabelReport),
+    /// An object detector's report: `map50` and `map` at top level, AP per class.
+    Detection(crate::eval::map::DetectionReport),
 }
 
 /// An exported model.
@@ -169,6 +190,7 @@ pub fn all() -> Vec<Box<dyn Task>> {
         Box::new(image_multilabel::MultiLabelImageClassification),
         Box::new(text::TextClassification),
         Box::new(sound::SoundClassification),
+        Box::new(detect::ObjectDetection),
     ]
 }
 
