@@ -33,12 +33,7 @@ fn labels_of(m: &Model) -> Vec<String> {
 
 fn train(cache: &Path, data: &Path, run_dir: &Path, extra: &[&str]) {
     let out = run(lathe(cache)
-        .args([
-            "train",
-            "--template",
-            "image-classifier",
-            "--json",
-        ])
+        .args(["train", "--template", "image-classifier", "--json"])
         .args(extra)
         .arg("--data")
         .arg(data)
@@ -49,7 +44,14 @@ fn train(cache: &Path, data: &Path, run_dir: &Path, extra: &[&str]) {
 
 fn export(cache: &Path, run_dir: &Path, out_path: &Path, precision: &str) -> serde_json::Value {
     let out = run(lathe(cache)
-        .args(["export", "--format", "coreml", "--json", "--precision", precision])
+        .args([
+            "export",
+            "--format",
+            "coreml",
+            "--json",
+            "--precision",
+            precision,
+        ])
         .arg(run_dir)
         .arg("--out")
         .arg(out_path));
@@ -132,7 +134,10 @@ fn training_and_export_write_a_classifier_with_labels_preprocessing_and_metadata
     let params: serde_json::Value = serde_json::from_str(&user["training_params"]).unwrap();
     assert_eq!(params["epochs"], 3);
     assert_eq!(user["data_blake3_train"].len(), 64);
-    assert_eq!(user["com.apple.coreml.model.preview.type"], "imageClassifier");
+    assert_eq!(
+        user["com.apple.coreml.model.preview.type"],
+        "imageClassifier"
+    );
 
     // fp16: specification 2, about half the size, every layer weight in half precision.
     let fp16 = tmp.path().join("out/fp16.mlmodel");
@@ -157,7 +162,15 @@ fn training_and_export_write_a_classifier_with_labels_preprocessing_and_metadata
     let dir = tmp.path().join("folder");
     std::fs::create_dir_all(&dir).unwrap();
     let out = run(lathe(&cache)
-        .args(["export", "--format", "coreml", "--author", "Ada", "--license", "MIT"])
+        .args([
+            "export",
+            "--format",
+            "coreml",
+            "--author",
+            "Ada",
+            "--license",
+            "MIT",
+        ])
         .args(["--model-version", "2.1"])
         .arg(&run_dir)
         .arg("--out")
@@ -170,7 +183,11 @@ fn training_and_export_write_a_classifier_with_labels_preprocessing_and_metadata
         .metadata
         .unwrap();
     assert_eq!(
-        (meta.author.as_str(), meta.license.as_str(), meta.version_string.as_str()),
+        (
+            meta.author.as_str(),
+            meta.license.as_str(),
+            meta.version_string.as_str()
+        ),
         ("Ada", "MIT", "2.1")
     );
 
@@ -229,7 +246,12 @@ fn checker_inputs(root: &Path, classes: &[&str], per_class: usize, size: u32) ->
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
-        sources.extend(files.into_iter().take(per_class).map(|f| (c.to_string(), f)));
+        sources.extend(
+            files
+                .into_iter()
+                .take(per_class)
+                .map(|f| (c.to_string(), f)),
+        );
     }
     for photo in ["chelsea.png", "coffee.png"] {
         sources.push(("photos".into(), repo().join("assets/photos").join(photo)));
@@ -317,15 +339,29 @@ fn mobilenet_v2_exports_agree_with_the_engine_and_broken_exports_are_caught() {
         (
             "mlp",
             vec![
-                "--epochs", "5", "--param", &size, "--param", "head=mlp", "--param",
+                "--epochs",
+                "5",
+                "--param",
+                &size,
+                "--param",
+                "head=mlp",
+                "--param",
                 "mlp_hidden=32",
             ],
         ),
         (
             "fine-tuned",
             vec![
-                "--epochs", "3", "--param", &size, "--param", "fine_tune_blocks=2", "--param",
-                "fine_tune_epochs=1", "--param", "fine_tune_batch_size=8",
+                "--epochs",
+                "3",
+                "--param",
+                &size,
+                "--param",
+                "fine_tune_blocks=2",
+                "--param",
+                "fine_tune_epochs=1",
+                "--param",
+                "fine_tune_batch_size=8",
             ],
         ),
     ];
@@ -352,7 +388,8 @@ fn mobilenet_v2_exports_agree_with_the_engine_and_broken_exports_are_caught() {
     // Deliberately wrong exports must fail the check.
     let (model, preds) = logistic.unwrap();
     let broken = tmp.path().join("broken.mlmodel");
-    let cases: [(&str, Box<dyn Fn(&mut Model)>); 4] = [
+    type Breakage = Box<dyn Fn(&mut Model)>;
+    let cases: [(&str, Breakage); 4] = [
         (
             "scaler dropped",
             Box::new(|m| nn_mut(m).preprocessing.clear()),
@@ -399,7 +436,10 @@ fn mobilenet_v2_exports_agree_with_the_engine_and_broken_exports_are_caught() {
         mutate(&model, &broken, f);
         let (code, report) = check(&python, &broken, &preds, &[]);
         eprintln!("broken ({what}): {report}");
-        assert_eq!(code, 1, "checker accepted a broken export ({what}): {report}");
+        assert_eq!(
+            code, 1,
+            "checker accepted a broken export ({what}): {report}"
+        );
     }
 }
 
@@ -425,8 +465,14 @@ fn efficientnet_lite0_export_agrees_with_the_engine_when_its_weights_are_present
         &tmp.path().join("train"),
         &run_dir,
         &[
-            "--epochs", "5", "--param", &size, "--param", "backbone=efficientnet_lite0",
-            "--weights", &weights,
+            "--epochs",
+            "5",
+            "--param",
+            &size,
+            "--param",
+            "backbone=efficientnet_lite0",
+            "--weights",
+            &weights,
         ],
     );
     let preds = tmp.path().join("preds.jsonl");
@@ -441,13 +487,14 @@ fn efficientnet_lite0_export_agrees_with_the_engine_when_its_weights_are_present
         .count();
     // Stem and the four stride-2 depthwise layers pad one more row/column at the bottom/right.
     assert_eq!(pads, 5);
-    assert!(m
-        .description
-        .unwrap()
-        .metadata
-        .unwrap()
-        .license
-        .contains("Apache-2.0"));
+    assert!(
+        m.description
+            .unwrap()
+            .metadata
+            .unwrap()
+            .license
+            .contains("Apache-2.0")
+    );
     let d = assert_agrees(&python, &model, &preds, "EfficientNet-Lite0 logistic fp32");
     assert!(d <= 1e-4);
 }

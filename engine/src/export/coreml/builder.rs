@@ -38,7 +38,10 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     /// `alpha * x + beta`.
-    Linear { alpha: f32, beta: f32 },
+    Linear {
+        alpha: f32,
+        beta: f32,
+    },
 }
 
 /// Global pooling kinds.
@@ -137,7 +140,13 @@ impl NetworkBuilder {
     }
 
     /// Zero padding `((top, bottom), (left, right))`.
-    pub fn zero_pad(&mut self, name: &str, input: &str, output: &str, padding: Padding2d) -> String {
+    pub fn zero_pad(
+        &mut self,
+        name: &str,
+        input: &str,
+        output: &str,
+        padding: Padding2d,
+    ) -> String {
         let params = PaddingLayerParams {
             padding_amounts: Some(border(padding)),
             padding_type: Some(padding_layer_params::PaddingType::Constant(
@@ -188,7 +197,13 @@ impl NetworkBuilder {
     }
 
     /// Global pooling over height and width: `[C, H, W]` → `[C, 1, 1]`.
-    pub fn global_pool(&mut self, name: &str, input: &str, output: &str, kind: GlobalPool) -> String {
+    pub fn global_pool(
+        &mut self,
+        name: &str,
+        input: &str,
+        output: &str,
+        kind: GlobalPool,
+    ) -> String {
         let kind = match kind {
             GlobalPool::Average => pooling_layer_params::PoolingType::Average,
             GlobalPool::Max => pooling_layer_params::PoolingType::Max,
@@ -239,7 +254,12 @@ impl NetworkBuilder {
 
     /// Softmax over the channel axis.
     pub fn softmax(&mut self, name: &str, input: &str, output: &str) -> String {
-        self.push(name, &[input], output, Layer::Softmax(SoftmaxLayerParams {}))
+        self.push(
+            name,
+            &[input],
+            output,
+            Layer::Softmax(SoftmaxLayerParams {}),
+        )
     }
 
     /// Per-channel `scale[c] * x + bias[c]`. Always fp32: these are preprocessing constants,
@@ -269,7 +289,12 @@ impl NetworkBuilder {
 
     /// Elementwise sum of `inputs` (same shapes).
     pub fn add(&mut self, name: &str, inputs: &[&str], output: &str) -> String {
-        self.push(name, inputs, output, Layer::Add(AddLayerParams { alpha: 0.0 }))
+        self.push(
+            name,
+            inputs,
+            output,
+            Layer::Add(AddLayerParams { alpha: 0.0 }),
+        )
     }
 }
 

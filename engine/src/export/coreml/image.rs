@@ -57,7 +57,14 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         } else {
             name.to_string()
         };
-        blob = b.inner_product(name, &blob, &output, &weight, Some(&bias), (out_dim, in_dim))?;
+        blob = b.inner_product(
+            name,
+            &blob,
+            &output,
+            &weight,
+            Some(&bias),
+            (out_dim, in_dim),
+        )?;
         if i < last {
             let act = format!("{name}.relu");
             blob = b.activation(&act, &blob, &act, Activation::Relu);
@@ -104,7 +111,9 @@ fn backbone_title(id: &str) -> &str {
 fn backbone_license(id: &str) -> &'static str {
     match id {
         "mobilenet_v2" => "torchvision MobileNetV2 ImageNet weights, BSD-3-Clause",
-        "efficientnet_lite0" => "EfficientNet-Lite0 ImageNet weights (TensorFlow TPU models), Apache-2.0",
+        "efficientnet_lite0" => {
+            "EfficientNet-Lite0 ImageNet weights (TensorFlow TPU models), Apache-2.0"
+        }
         _ => "see the backbone's weights",
     }
 }
@@ -127,7 +136,11 @@ fn metadata(model_dir: &Path, model: &ImageModel, options: &Options) -> Result<M
         HeadKind::Mlp { hidden, .. } => format!("MLP with {hidden} hidden units"),
     };
     let shown: Vec<&str> = labels.iter().take(6).map(String::as_str).collect();
-    let more = if labels.len() > shown.len() { ", …" } else { "" };
+    let more = if labels.len() > shown.len() {
+        ", …"
+    } else {
+        ""
+    };
     let short_description = format!(
         "Image classifier ({} features + {head_title}) for {} labels ({}{more}), trained with Lathe.",
         backbone_title(&backbone.id),
@@ -167,7 +180,9 @@ fn metadata(model_dir: &Path, model: &ImageModel, options: &Options) -> Result<M
     }
     if let Some(data) = manifest.get("data") {
         for split in ["train", "validation", "test"] {
-            if let Some(hash) = data.pointer(&format!("/{split}/blake3")).and_then(|v| v.as_str())
+            if let Some(hash) = data
+                .pointer(&format!("/{split}/blake3"))
+                .and_then(|v| v.as_str())
             {
                 put(&format!("data_blake3_{split}"), hash.into());
             }

@@ -33,7 +33,11 @@ pub fn image_input(name: &str, width: u32, height: u32, description: &str) -> Fe
 }
 
 /// `y[c] = channel_scale * x[c] + bias[c]` on an RGB image input (pixels 0–255).
-pub fn image_scaler(input: &str, channel_scale: f32, rgb_bias: [f32; 3]) -> NeuralNetworkPreprocessing {
+pub fn image_scaler(
+    input: &str,
+    channel_scale: f32,
+    rgb_bias: [f32; 3],
+) -> NeuralNetworkPreprocessing {
     NeuralNetworkPreprocessing {
         feature_name: input.into(),
         preprocessor: Some(neural_network_preprocessing::Preprocessor::Scaler(
