@@ -2,8 +2,8 @@
 //! from `assets/sample/fashion-mnist/train` (5 classes) pasted in random colours and sizes on
 //! crops of the CC0 photos in `assets/photos` and on procedural textures.
 //!
-//! `cargo run --example detection_data -- OUT_DIR [NUM_TRAIN] [NUM_TEST] [SIZE] [SEED]`
-//! writes `OUT_DIR/train` and `OUT_DIR/test` (defaults: 1000, 200, 256, 7).
+//! `cargo run --example detection_data -- OUT_DIR [NUM_TRAIN] [NUM_TEST] [SIZE] [SEED] [png|jpg]`
+//! writes `OUT_DIR/train` and `OUT_DIR/test` (defaults: 1000, 200, 256, 7, png).
 
 use lathe_engine::data::detect_synth::{self, SynthConfig};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ fn main() -> anyhow::Result<()> {
             min_size: 0.12,
             max_size: 0.45,
             seed: split_seed,
+            extension: args.get(5).cloned().unwrap_or_else(|| "png".into()),
         };
         detect_synth::generate(&out.join(split), sprites, &photos, &cfg)?;
         eprintln!("wrote {n} images to {}", out.join(split).display());

@@ -29,6 +29,7 @@ fn generate(dir: &Path, n: usize, seed: u64) {
         min_size: 0.3,
         max_size: 0.5,
         seed,
+        extension: "png".into(),
     };
     detect_synth::generate(dir, &sprites, &photos(), &cfg).unwrap();
 }
@@ -163,6 +164,7 @@ fn check_names_bad_annotation_entries() {
     let typed = write(&tmp.path().join("typed"), r#"[{"image": "a.png", "annotations": [{"label": ["cat"], "coordinates": {"x": 20, "y": 20, "width": 10, "height": 10}}]}]"#);
     let out = train(&cache, &typed, &tmp.path().join("run"), &["--param", "epochs=1"]);
     assert_eq!(out.status.code(), Some(1));
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(text.contains("entry 0 (\"a.png\"), box 0: \"label\" must be a non-empty string"), "{text}");
+    let finished = json_lines(&stdout(&out)).into_iter().find(|e| e["event"] == "finished").unwrap();
+    let message = finished["outcome"]["message"].as_str().unwrap();
+    assert!(message.contains("entry 0 (\"a.png\"), box 0: \"label\" must be a non-empty string"), "{message}");
 }

@@ -29,6 +29,8 @@ pub struct SynthConfig {
     pub min_size: f32,
     pub max_size: f32,
     pub seed: u64,
+    /// Image file extension: `png`, or `jpg` for small files (quality 90).
+    pub extension: String,
 }
 
 /// Loads up to `per_class` sprites of each of `labels` from a folder-per-class tree of grey images.
@@ -161,10 +163,20 @@ pub fn generate(dir: &Path, classes: &[SpriteClass], photos: &[RgbImage], cfg: &
                 ));
             }
         }
-        let name = format!("img_{n:05}.png");
+        let name = format!("img_{n:05}.{}", cfg.extension);
         let path = dir.join(&name);
-        img.save(&path)
-            .map_err(|e| Error::data(format!("cannot write image ({e})"), &path))?;
+        let saved = if cfg.extension == "jpg" {
+            std::fs::File::create(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(f), 90)
+                        .encode_image(&img)
+                        .map_err(|e| e.to_string())
+                })
+        } else {
+            img.save(&path).map_err(|e| e.to_string())
+        };
+        saved.map_err(|e| Error::data(format!("cannot write image ({e})"), &path))?;
         entries.push((name, boxes));
     }
     crate::fsutil::write_json(&dir.join("annotations.json"), &create_ml_json(&entries))
