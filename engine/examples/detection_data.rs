@@ -14,18 +14,27 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: detection_data OUT_DIR [NUM_TRAIN] [NUM_TEST] [SIZE] [SEED]");
     };
     let num = |i: usize, default: u64| -> anyhow::Result<u64> {
-        Ok(args.get(i).map(|s| s.parse()).transpose()?.unwrap_or(default))
+        Ok(args
+            .get(i)
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(default))
     };
     let (train, test, size, seed) = (num(1, 1000)?, num(2, 200)?, num(3, 256)?, num(4, 7)?);
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
     let labels = ["Ankle_boot", "Bag", "Dress", "Sneaker", "Trouser"];
-    let train_sprites = detect_synth::load_sprites(&assets.join("sample/fashion-mnist/train"), &labels, 50)?;
-    let test_sprites = detect_synth::load_sprites(&assets.join("sample/fashion-mnist/test"), &labels, 50)?;
+    let train_sprites =
+        detect_synth::load_sprites(&assets.join("sample/fashion-mnist/train"), &labels, 50)?;
+    let test_sprites =
+        detect_synth::load_sprites(&assets.join("sample/fashion-mnist/test"), &labels, 50)?;
     let photos = ["chelsea.png", "coffee.png"]
         .iter()
         .map(|n| image::open(assets.join("photos").join(n)).map(|i| i.to_rgb8()))
         .collect::<Result<Vec<_>, _>>()?;
-    for (split, n, sprites, split_seed) in [("train", train, &train_sprites, seed), ("test", test, &test_sprites, seed + 1)] {
+    for (split, n, sprites, split_seed) in [
+        ("train", train, &train_sprites, seed),
+        ("test", test, &test_sprites, seed + 1),
+    ] {
         let cfg = SynthConfig {
             num_images: n as usize,
             width: size as u32,

@@ -156,7 +156,10 @@ pub trait Model: Send {
 
 /// All tasks of this build.
 pub fn all() -> Vec<Box<dyn Task>> {
-    vec![Box::new(image::ImageClassification), Box::new(detect::ObjectDetection)]
+    vec![
+        Box::new(image::ImageClassification),
+        Box::new(detect::ObjectDetection),
+    ]
 }
 
 /// The task with id `id`.
