@@ -84,7 +84,13 @@ pub fn multi_label_table(r: &crate::eval::MultiLabelReport, split: &str) -> Stri
 
 /// A detector's summary: mAP@0.5, mAP@[.5:.95] and AP per class.
 pub fn detection_table(r: &crate::eval::map::DetectionReport, split: &str) -> String {
-    let width = r.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).clamp(5, 28);
+    let width = r
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 28);
     let mut s = format!(
         "\n{split}: mAP@0.5 {:.3}  mAP@[.5:.95] {:.3}  ({} images, {} objects)\n\n",
         r.map50, r.map, r.num_images, r.num_objects
@@ -92,7 +98,10 @@ pub fn detection_table(r: &crate::eval::map::DetectionReport, split: &str) -> St
     s += &format!("  {:<width$}   AP@0.5  AP@[.5:.95]  objects\n", "class");
     for c in &r.per_class {
         let name: String = c.label.chars().take(width).collect();
-        s += &format!("  {name:<width$}  {:>7.3}  {:>11.3}  {:>7}\n", c.ap50, c.ap, c.num_objects);
+        s += &format!(
+            "  {name:<width$}  {:>7.3}  {:>11.3}  {:>7}\n",
+            c.ap50, c.ap, c.num_objects
+        );
     }
     s
 }

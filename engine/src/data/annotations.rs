@@ -154,7 +154,11 @@ pub fn find_file(data: &Path) -> Result<PathBuf> {
     }
     let jsons: Vec<PathBuf> = crate::fsutil::sorted_entries(data)?
         .into_iter()
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        })
         .collect();
     match jsons.as_slice() {
         [one] => Ok(one.clone()),
@@ -418,7 +422,10 @@ pub fn safe_join(root: &Path, name: &str) -> Option<PathBuf> {
 fn number(v: &Value, key: &str, what: &str, file: &Path) -> Result<f32> {
     match v.get(key) {
         Some(Value::Number(n)) => n.as_f64().map(|x| x as f32).ok_or_else(|| {
-            Error::data(format!("{what}: \"{key}\" is not a number; fix the entry"), file)
+            Error::data(
+                format!("{what}: \"{key}\" is not a number; fix the entry"),
+                file,
+            )
         }),
         Some(other) => Err(Error::data(
             format!("{what}: \"{key}\" must be a number, found {other}; fix the entry"),
@@ -436,7 +443,9 @@ fn parse_create_ml(entries: &[Value], file: &Path) -> Result<Vec<RawImage>> {
     for (i, e) in entries.iter().enumerate() {
         let Some(image) = e.get("image").and_then(Value::as_str) else {
             return Err(Error::data(
-                format!("entry {i}: \"image\" must be the image's file name (a string); fix the entry"),
+                format!(
+                    "entry {i}: \"image\" must be the image's file name (a string); fix the entry"
+                ),
                 file,
             ));
         };
@@ -497,12 +506,18 @@ fn parse_create_ml(entries: &[Value], file: &Path) -> Result<Vec<RawImage>> {
 fn parse_coco(json: &Value, file: &Path) -> Result<Vec<RawImage>> {
     let list = |key: &str| -> Result<&Vec<Value>> {
         json.get(key).and_then(Value::as_array).ok_or_else(|| {
-            Error::data(format!("COCO file: \"{key}\" must be a list; fix the file"), file)
+            Error::data(
+                format!("COCO file: \"{key}\" must be a list; fix the file"),
+                file,
+            )
         })
     };
     let id_of = |v: &Value, what: &str| -> Result<i64> {
         v.get("id").and_then(Value::as_i64).ok_or_else(|| {
-            Error::data(format!("COCO file: {what} has no integer \"id\"; fix the file"), file)
+            Error::data(
+                format!("COCO file: {what} has no integer \"id\"; fix the file"),
+                file,
+            )
         })
     };
     let mut categories = HashMap::new();
@@ -515,7 +530,9 @@ fn parse_coco(json: &Value, file: &Path) -> Result<Vec<RawImage>> {
                 return Err(Error::data(
                     format!(
                         "COCO file: {what}: \"name\" must be a non-empty string, found {}; quote the label",
-                        other.map(Value::to_string).unwrap_or_else(|| "nothing".into())
+                        other
+                            .map(Value::to_string)
+                            .unwrap_or_else(|| "nothing".into())
                     ),
                     file,
                 ));
@@ -571,7 +588,9 @@ fn parse_coco(json: &Value, file: &Path) -> Result<Vec<RawImage>> {
                 return Err(Error::data(
                     format!(
                         "{what}: \"category_id\" must be an integer, found {}; fix the entry",
-                        other.map(Value::to_string).unwrap_or_else(|| "nothing".into())
+                        other
+                            .map(Value::to_string)
+                            .unwrap_or_else(|| "nothing".into())
                     ),
                     file,
                 ));
@@ -584,7 +603,9 @@ fn parse_coco(json: &Value, file: &Path) -> Result<Vec<RawImage>> {
                 .collect(),
             _ => {
                 return Err(Error::data(
-                    format!("{what}: \"bbox\" must be [x, y, width, height] numbers; fix the entry"),
+                    format!(
+                        "{what}: \"bbox\" must be [x, y, width, height] numbers; fix the entry"
+                    ),
                     file,
                 ));
             }
@@ -638,7 +659,9 @@ mod tests {
     fn dataset(json: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for name in ["a.png", "b.png"] {
-            image::RgbImage::new(40, 30).save(dir.path().join(name)).unwrap();
+            image::RgbImage::new(40, 30)
+                .save(dir.path().join(name))
+                .unwrap();
         }
         std::fs::write(dir.path().join(ANNOTATIONS_FILE), json).unwrap();
         dir
@@ -662,8 +685,27 @@ mod tests {
         assert!(a.issues.is_empty(), "{:?}", a.issues);
         assert_eq!(a.images.len(), 2);
         assert_eq!((a.images[0].width, a.images[0].height), (40, 30));
-        assert_eq!(a.images[0].objects[0], ObjectBox { label: 1, rect: Rect { x: 15.0, y: 12.0, width: 10.0, height: 6.0 } });
-        assert_eq!(a.images[0].objects[1].rect, Rect { x: 4.0, y: 3.0, width: 3.0, height: 2.0 });
+        assert_eq!(
+            a.images[0].objects[0],
+            ObjectBox {
+                label: 1,
+                rect: Rect {
+                    x: 15.0,
+                    y: 12.0,
+                    width: 10.0,
+                    height: 6.0
+                }
+            }
+        );
+        assert_eq!(
+            a.images[0].objects[1].rect,
+            Rect {
+                x: 4.0,
+                y: 3.0,
+                width: 3.0,
+                height: 2.0
+            }
+        );
         assert!(a.images[1].objects.is_empty());
         assert_eq!(a.counts(), vec![1, 1]);
     }
@@ -671,7 +713,9 @@ mod tests {
     #[test]
     fn coco_bbox_is_top_left_and_categories_name_labels() {
         let dir = tempfile::tempdir().unwrap();
-        image::RgbImage::new(40, 30).save(dir.path().join("a.png")).unwrap();
+        image::RgbImage::new(40, 30)
+            .save(dir.path().join("a.png"))
+            .unwrap();
         std::fs::write(
             dir.path().join("instances.json"),
             r#"{"images": [{"id": 7, "file_name": "a.png", "width": 40, "height": 30}],
@@ -683,7 +727,18 @@ mod tests {
         let a = load(dir.path(), None).unwrap();
         assert_eq!(a.format, Format::Coco);
         assert_eq!(a.labels, vec!["dog"]);
-        assert_eq!(a.images[0].objects, vec![ObjectBox { label: 0, rect: Rect { x: 1.0, y: 2.0, width: 10.0, height: 5.0 } }]);
+        assert_eq!(
+            a.images[0].objects,
+            vec![ObjectBox {
+                label: 0,
+                rect: Rect {
+                    x: 1.0,
+                    y: 2.0,
+                    width: 10.0,
+                    height: 5.0
+                }
+            }]
+        );
     }
 
     #[test]
@@ -697,18 +752,48 @@ mod tests {
                 {"label": "cat", "coordinates": {"x": 100, "y": 100, "width": 4, "height": 5}}]}]"#,
         );
         let a = load(d.path(), None).unwrap();
-        assert_eq!(codes(&a), vec!["unknown_image", "box_clipped", "empty_box", "empty_box", "box_outside_image"]);
+        assert_eq!(
+            codes(&a),
+            vec![
+                "unknown_image",
+                "box_clipped",
+                "empty_box",
+                "empty_box",
+                "box_outside_image"
+            ]
+        );
         assert!(a.issues.iter().all(|i| i.severity == Severity::Warning));
-        assert!(a.issues[0].message.contains("entry 0 (\"missing.png\")"), "{}", a.issues[0].message);
-        assert!(a.issues[1].message.contains("entry 1 (\"a.png\"), box 0"), "{}", a.issues[1].message);
+        assert!(
+            a.issues[0].message.contains("entry 0 (\"missing.png\")"),
+            "{}",
+            a.issues[0].message
+        );
+        assert!(
+            a.issues[1].message.contains("entry 1 (\"a.png\"), box 0"),
+            "{}",
+            a.issues[1].message
+        );
         // Clipped to the image: x from 33 to 40.
-        assert_eq!(a.images[0].objects, vec![ObjectBox { label: 0, rect: Rect { x: 33.0, y: 10.0, width: 7.0, height: 10.0 } }]);
+        assert_eq!(
+            a.images[0].objects,
+            vec![ObjectBox {
+                label: 0,
+                rect: Rect {
+                    x: 33.0,
+                    y: 10.0,
+                    width: 7.0,
+                    height: 10.0
+                }
+            }]
+        );
     }
 
     #[test]
     fn paths_leaving_the_folder_are_refused() {
         for name in ["../a.png", "/etc/passwd", "sub/../../a.png"] {
-            let d = dataset(&format!(r#"[{{"image": "{name}", "annotations": []}}, {{"image": "a.png", "annotations": [{{"label": "x", "coordinates": {{"x": 5, "y": 5, "width": 4, "height": 4}}}}]}}]"#));
+            let d = dataset(&format!(
+                r#"[{{"image": "{name}", "annotations": []}}, {{"image": "a.png", "annotations": [{{"label": "x", "coordinates": {{"x": 5, "y": 5, "width": 4, "height": 4}}}}]}}]"#
+            ));
             let a = load(d.path(), None).unwrap();
             assert!(a.has_errors(), "{name}");
             let e = &a.issues[0];
@@ -720,21 +805,40 @@ mod tests {
 
     #[test]
     fn wrong_types_are_errors_naming_the_entry() {
-        let d = dataset(r#"[{"image": "a.png", "annotations": [{"label": 3, "coordinates": {"x": 1, "y": 1, "width": 1, "height": 1}}]}]"#);
+        let d = dataset(
+            r#"[{"image": "a.png", "annotations": [{"label": 3, "coordinates": {"x": 1, "y": 1, "width": 1, "height": 1}}]}]"#,
+        );
         let e = load(d.path(), None).unwrap_err().to_string();
-        assert!(e.contains("entry 0 (\"a.png\"), box 0: \"label\" must be a non-empty string, found 3"), "{e}");
-        let d = dataset(r#"[{"image": "a.png", "annotations": [{"label": "cat", "coordinates": {"x": "1", "y": 1, "width": 1, "height": 1}}]}]"#);
+        assert!(
+            e.contains("entry 0 (\"a.png\"), box 0: \"label\" must be a non-empty string, found 3"),
+            "{e}"
+        );
+        let d = dataset(
+            r#"[{"image": "a.png", "annotations": [{"label": "cat", "coordinates": {"x": "1", "y": 1, "width": 1, "height": 1}}]}]"#,
+        );
         let e = load(d.path(), None).unwrap_err().to_string();
         assert!(e.contains("\"x\" must be a number"), "{e}");
         let d = dataset(r#"{"not": "either format"}"#);
-        assert!(load(d.path(), None).unwrap_err().to_string().contains("neither Create ML JSON"));
+        assert!(
+            load(d.path(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("neither Create ML JSON")
+        );
         let d = dataset("[{");
-        assert!(load(d.path(), None).unwrap_err().to_string().contains("not valid JSON"));
+        assert!(
+            load(d.path(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("not valid JSON")
+        );
     }
 
     #[test]
     fn fixed_labels_skip_unknown_ones() {
-        let d = dataset(r#"[{"image": "a.png", "annotations": [{"label": "cat", "coordinates": {"x": 5, "y": 5, "width": 4, "height": 4}}, {"label": "emu", "coordinates": {"x": 15, "y": 5, "width": 4, "height": 4}}]}]"#);
+        let d = dataset(
+            r#"[{"image": "a.png", "annotations": [{"label": "cat", "coordinates": {"x": 5, "y": 5, "width": 4, "height": 4}}, {"label": "emu", "coordinates": {"x": 15, "y": 5, "width": 4, "height": 4}}]}]"#,
+        );
         let labels = vec!["cat".to_string(), "dog".to_string()];
         let a = load(d.path(), Some(&labels)).unwrap();
         assert_eq!(codes(&a), vec!["unknown_label"]);

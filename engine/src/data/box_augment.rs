@@ -27,7 +27,12 @@ impl BoxAugment {
     }
 
     /// Augments `img` and its `objects` (in `img` pixels).
-    pub fn apply(&self, img: &RgbImage, objects: &[ObjectBox], rng: &mut impl Rng) -> (RgbImage, Vec<ObjectBox>) {
+    pub fn apply(
+        &self,
+        img: &RgbImage,
+        objects: &[ObjectBox],
+        rng: &mut impl Rng,
+    ) -> (RgbImage, Vec<ObjectBox>) {
         let (mut img, mut objects) = if self.crop {
             let zoom: f32 = rng.random_range(0.6..1.4);
             let aspect: f32 = rng.random_range(0.9..1.1);
@@ -114,7 +119,10 @@ pub fn crop_resample(
             height: o.rect.height / sy,
         };
         let clipped = moved.clip(w as f32, h as f32);
-        if clipped.width >= 2.0 && clipped.height >= 2.0 && clipped.area() >= MIN_VISIBLE * moved.area() {
+        if clipped.width >= 2.0
+            && clipped.height >= 2.0
+            && clipped.area() >= MIN_VISIBLE * moved.area()
+        {
             kept.push(ObjectBox {
                 label: o.label,
                 rect: clipped,
@@ -145,9 +153,21 @@ mod tests {
     /// A black image with one white square: where the square goes, the box must go.
     fn square_image() -> (RgbImage, Vec<ObjectBox>) {
         let img = RgbImage::from_fn(64, 64, |x, y| {
-            if (16..32).contains(&x) && (24..40).contains(&y) { Rgb([255, 255, 255]) } else { Rgb([0, 0, 0]) }
+            if (16..32).contains(&x) && (24..40).contains(&y) {
+                Rgb([255, 255, 255])
+            } else {
+                Rgb([0, 0, 0])
+            }
         });
-        let o = ObjectBox { label: 0, rect: Rect { x: 16.0, y: 24.0, width: 16.0, height: 16.0 } };
+        let o = ObjectBox {
+            label: 0,
+            rect: Rect {
+                x: 16.0,
+                y: 24.0,
+                width: 16.0,
+                height: 16.0,
+            },
+        };
         (img, vec![o])
     }
 
@@ -162,20 +182,32 @@ mod tests {
                 y1 = y1.max(y + 1);
             }
         }
-        Rect { x: x0 as f32, y: y0 as f32, width: (x1 - x0) as f32, height: (y1 - y0) as f32 }
+        Rect {
+            x: x0 as f32,
+            y: y0 as f32,
+            width: (x1 - x0) as f32,
+            height: (y1 - y0) as f32,
+        }
     }
 
     #[test]
     fn boxes_follow_the_pixels() {
         let (img, objects) = square_image();
-        let aug = BoxAugment { crop: true, flip: true, color: true };
+        let aug = BoxAugment {
+            crop: true,
+            flip: true,
+            color: true,
+        };
         for seed in 0..20 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let (out, boxes) = aug.apply(&img, &objects, &mut rng);
             assert_eq!(out.dimensions(), (64, 64));
             if let Some(b) = boxes.first() {
                 let seen = bright_box(&out);
-                assert!(crate::eval::map::iou(&b.rect, &seen) > 0.7, "seed {seed}: {b:?} vs {seen:?}");
+                assert!(
+                    crate::eval::map::iou(&b.rect, &seen) > 0.7,
+                    "seed {seed}: {b:?} vs {seen:?}"
+                );
             }
         }
     }
@@ -183,17 +215,41 @@ mod tests {
     #[test]
     fn flip_mirrors_the_box_and_crop_drops_cut_objects() {
         let (img, objects) = square_image();
-        let aug = BoxAugment { crop: false, flip: true, color: false };
+        let aug = BoxAugment {
+            crop: false,
+            flip: true,
+            color: false,
+        };
         let flipped = (0..10)
-            .map(|s| aug.apply(&img, &objects, &mut rand::rngs::StdRng::seed_from_u64(s)).1[0].rect)
+            .map(|s| {
+                aug.apply(&img, &objects, &mut rand::rngs::StdRng::seed_from_u64(s))
+                    .1[0]
+                    .rect
+            })
             .find(|r| r.x != 16.0)
             .unwrap();
-        assert_eq!(flipped, Rect { x: 32.0, y: 24.0, width: 16.0, height: 16.0 });
+        assert_eq!(
+            flipped,
+            Rect {
+                x: 32.0,
+                y: 24.0,
+                width: 16.0,
+                height: 16.0
+            }
+        );
         // A window that keeps only a 2-pixel sliver of the square drops its box.
         let (_, kept) = crop_resample(&img, &objects, 30.0, 0.0, 34.0, 64.0);
         assert!(kept.is_empty());
         // Padding (window twice the image) halves the box.
         let (_, kept) = crop_resample(&img, &objects, -32.0, -32.0, 128.0, 128.0);
-        assert_eq!(kept[0].rect, Rect { x: 24.0, y: 28.0, width: 8.0, height: 8.0 });
+        assert_eq!(
+            kept[0].rect,
+            Rect {
+                x: 24.0,
+                y: 28.0,
+                width: 8.0,
+                height: 8.0
+            }
+        );
     }
 }

@@ -29,6 +29,8 @@ pub struct SynthConfig {
     pub min_size: f32,
     pub max_size: f32,
     pub seed: u64,
+    /// Image file extension: `png`, or `jpg` for small files (quality 90).
+    pub extension: String,
 }
 
 /// Loads up to `per_class` sprites of each of `labels` from a folder-per-class tree of grey images.
@@ -37,7 +39,10 @@ pub fn load_sprites(root: &Path, labels: &[&str], per_class: usize) -> Result<Ve
     for label in labels {
         let dir = root.join(label);
         let mut sprites = Vec::new();
-        for path in crate::fsutil::sorted_entries(&dir)?.into_iter().take(per_class) {
+        for path in crate::fsutil::sorted_entries(&dir)?
+            .into_iter()
+            .take(per_class)
+        {
             let img = image::open(&path)
                 .map_err(|e| Error::data(format!("cannot read sprite ({e})"), &path))?;
             sprites.push(img.to_luma8());
@@ -55,8 +60,16 @@ pub fn load_sprites(root: &Path, labels: &[&str], per_class: usize) -> Result<Ve
 
 /// A procedural background: smooth colour gradients with stripes or blotches and noise.
 pub fn texture(width: u32, height: u32, rng: &mut StdRng) -> RgbImage {
-    let a: [f32; 3] = [rng.random_range(0.0..255.0), rng.random_range(0.0..255.0), rng.random_range(0.0..255.0)];
-    let b: [f32; 3] = [rng.random_range(0.0..255.0), rng.random_range(0.0..255.0), rng.random_range(0.0..255.0)];
+    let a: [f32; 3] = [
+        rng.random_range(0.0..255.0),
+        rng.random_range(0.0..255.0),
+        rng.random_range(0.0..255.0),
+    ];
+    let b: [f32; 3] = [
+        rng.random_range(0.0..255.0),
+        rng.random_range(0.0..255.0),
+        rng.random_range(0.0..255.0),
+    ];
     let kind = rng.random_range(0..3);
     let freq: f32 = rng.random_range(0.02..0.2);
     let angle: f32 = rng.random_range(0.0..std::f32::consts::PI);
@@ -97,7 +110,12 @@ fn background(cfg: &SynthConfig, photos: &[RgbImage], rng: &mut StdRng) -> RgbIm
 }
 
 /// Generates `cfg.num_images` images into `dir` (`img_00000.png`, …) and `dir/annotations.json`.
-pub fn generate(dir: &Path, classes: &[SpriteClass], photos: &[RgbImage], cfg: &SynthConfig) -> Result<()> {
+pub fn generate(
+    dir: &Path,
+    classes: &[SpriteClass],
+    photos: &[RgbImage],
+    cfg: &SynthConfig,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let short = cfg.width.min(cfg.height) as f32;
@@ -122,15 +140,27 @@ pub fn generate(dir: &Path, classes: &[SpriteClass], photos: &[RgbImage], cfg: &
             for _ in 0..30 {
                 let x = rng.random_range(0..=cfg.width - sw);
                 let y = rng.random_range(0..=cfg.height - sh);
-                let r = Rect { x: x as f32, y: y as f32, width: sw as f32, height: sh as f32 };
-                if boxes.iter().all(|(_, b)| crate::eval::map::iou(b, &r) == 0.0) {
+                let r = Rect {
+                    x: x as f32,
+                    y: y as f32,
+                    width: sw as f32,
+                    height: sh as f32,
+                };
+                if boxes
+                    .iter()
+                    .all(|(_, b)| crate::eval::map::iou(b, &r) == 0.0)
+                {
                     placed = Some((x, y));
                     break;
                 }
             }
             let Some((x, y)) = placed else { continue };
             let scaled = image::imageops::resize(sprite, sw, sh, FilterType::Triangle);
-            let colour: [f32; 3] = [rng.random_range(0.0..255.0), rng.random_range(0.0..255.0), rng.random_range(0.0..255.0)];
+            let colour: [f32; 3] = [
+                rng.random_range(0.0..255.0),
+                rng.random_range(0.0..255.0),
+                rng.random_range(0.0..255.0),
+            ];
             let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
             for (sx, sy, p) in scaled.enumerate_pixels() {
                 let alpha = (f32::from(p.0[0]) / 255.0 * 1.6).min(1.0);
@@ -161,10 +191,23 @@ pub fn generate(dir: &Path, classes: &[SpriteClass], photos: &[RgbImage], cfg: &
                 ));
             }
         }
-        let name = format!("img_{n:05}.png");
+        let name = format!("img_{n:05}.{}", cfg.extension);
         let path = dir.join(&name);
-        img.save(&path)
-            .map_err(|e| Error::data(format!("cannot write image ({e})"), &path))?;
+        let saved = if cfg.extension == "jpg" {
+            std::fs::File::create(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    image::codecs::jpeg::JpegEncoder::new_with_quality(
+                        std::io::BufWriter::new(f),
+                        90,
+                    )
+                    .encode_image(&img)
+                    .map_err(|e| e.to_string())
+                })
+        } else {
+            img.save(&path).map_err(|e| e.to_string())
+        };
+        saved.map_err(|e| Error::data(format!("cannot write image ({e})"), &path))?;
         entries.push((name, boxes));
     }
     crate::fsutil::write_json(&dir.join("annotations.json"), &create_ml_json(&entries))

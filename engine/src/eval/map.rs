@@ -14,6 +14,9 @@ pub struct Detection {
     pub rect: Rect,
 }
 
+/// One image's detections `(score, box)` and ground-truth boxes, of one class.
+pub type ClassImage = (Vec<(f32, Rect)>, Vec<Rect>);
+
 /// Intersection over union of two boxes (0 when either is empty).
 pub fn iou(a: &Rect, b: &Rect) -> f32 {
     let w = (a.right().min(b.right()) - a.x.max(b.x)).max(0.0);
@@ -41,7 +44,7 @@ pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32) -> Vec<Detection>
 
 /// Average precision of one class at one IoU threshold. `images` pairs each image's detections
 /// of the class with its ground-truth boxes of the class. `None` when there is no ground truth.
-pub fn average_precision(images: &[(Vec<(f32, Rect)>, Vec<Rect>)], iou_threshold: f32) -> Option<f64> {
+pub fn average_precision(images: &[ClassImage], iou_threshold: f32) -> Option<f64> {
     let num_truth: usize = images.iter().map(|(_, t)| t.len()).sum();
     if num_truth == 0 {
         return None;
@@ -144,16 +147,23 @@ pub struct DetectionReport {
 
 impl DetectionReport {
     /// Scores `detections[i]` against `truth[i]` for every image `i`.
-    pub fn compute(labels: &[String], detections: &[Vec<Detection>], truth: &[Vec<ObjectBox>]) -> Self {
+    pub fn compute(
+        labels: &[String],
+        detections: &[Vec<Detection>],
+        truth: &[Vec<ObjectBox>],
+    ) -> Self {
         let thresholds: Vec<f32> = (0..10).map(|k| 0.5 + 0.05 * k as f32).collect();
         let mut per_class = Vec::new();
         for (c, label) in labels.iter().enumerate() {
-            let images: Vec<(Vec<(f32, Rect)>, Vec<Rect>)> = detections
+            let images: Vec<ClassImage> = detections
                 .iter()
                 .zip(truth)
                 .map(|(d, t)| {
                     (
-                        d.iter().filter(|x| x.label == c).map(|x| (x.score, x.rect)).collect(),
+                        d.iter()
+                            .filter(|x| x.label == c)
+                            .map(|x| (x.score, x.rect))
+                            .collect(),
                         t.iter().filter(|x| x.label == c).map(|x| x.rect).collect(),
                     )
                 })
@@ -192,7 +202,12 @@ mod tests {
     use super::*;
 
     fn r(x: f32, y: f32, w: f32, h: f32) -> Rect {
-        Rect { x, y, width: w, height: h }
+        Rect {
+            x,
+            y,
+            width: w,
+            height: h,
+        }
     }
 
     #[test]
@@ -208,8 +223,15 @@ mod tests {
 
     #[test]
     fn nms_is_per_class_and_keeps_best() {
-        let d = |label, score, x| Detection { label, score, rect: r(x, 0., 10., 10.) };
-        let kept = nms(vec![d(0, 0.6, 1.), d(0, 0.9, 0.), d(1, 0.8, 0.), d(0, 0.5, 30.)], 0.5);
+        let d = |label, score, x| Detection {
+            label,
+            score,
+            rect: r(x, 0., 10., 10.),
+        };
+        let kept = nms(
+            vec![d(0, 0.6, 1.), d(0, 0.9, 0.), d(1, 0.8, 0.), d(0, 0.5, 30.)],
+            0.5,
+        );
         // 0.6 overlaps 0.9 (IoU 9/11) and goes; class 1 is not suppressed by class 0.
         let scores: Vec<f32> = kept.iter().map(|k| k.score).collect();
         assert_eq!(scores, vec![0.9, 0.8, 0.5]);
@@ -235,27 +257,50 @@ mod tests {
     fn average_precision_matches_each_truth_once() {
         let truth = vec![r(0., 0., 10., 10.)];
         // Two detections of the same object: the second is a false positive.
-        let images = vec![(vec![(0.9, r(0., 0., 10., 10.)), (0.8, r(1., 0., 10., 10.))], truth)];
+        let images = vec![(
+            vec![(0.9, r(0., 0., 10., 10.)), (0.8, r(1., 0., 10., 10.))],
+            truth,
+        )];
         assert!((average_precision(&images, 0.5).unwrap() - 1.0).abs() < 1e-12);
         // Score order decides: the duplicate ranked first makes the real one a FP at IoU 0.95.
-        let images = vec![(vec![(0.7, r(0., 0., 10., 10.)), (0.8, r(1., 0., 10., 10.))], vec![r(0., 0., 10., 10.)])];
+        let images = vec![(
+            vec![(0.7, r(0., 0., 10., 10.)), (0.8, r(1., 0., 10., 10.))],
+            vec![r(0., 0., 10., 10.)],
+        )];
         // At 0.5 the 0.8 box (IoU 9/11) matches: AP 1; at 0.95 only the 0.7 one does, at rank 2.
         assert!((average_precision(&images, 0.5).unwrap() - 1.0).abs() < 1e-12);
         assert!((average_precision(&images, 0.95).unwrap() - 0.5).abs() < 1e-12);
-        assert_eq!(average_precision(&[(vec![(0.5, r(0., 0., 1., 1.))], vec![])], 0.5), None);
+        assert_eq!(
+            average_precision(&[(vec![(0.5, r(0., 0., 1., 1.))], vec![])], 0.5),
+            None
+        );
     }
 
     #[test]
     fn report_averages_over_classes_with_truth() {
         let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
         let truth = vec![vec![
-            ObjectBox { label: 0, rect: r(0., 0., 10., 10.) },
-            ObjectBox { label: 1, rect: r(50., 50., 10., 10.) },
+            ObjectBox {
+                label: 0,
+                rect: r(0., 0., 10., 10.),
+            },
+            ObjectBox {
+                label: 1,
+                rect: r(50., 50., 10., 10.),
+            },
         ]];
         // Class a exact; class b missed; class c has no truth (left out).
         let dets = vec![vec![
-            Detection { label: 0, score: 0.9, rect: r(0., 0., 10., 10.) },
-            Detection { label: 2, score: 0.9, rect: r(80., 80., 5., 5.) },
+            Detection {
+                label: 0,
+                score: 0.9,
+                rect: r(0., 0., 10., 10.),
+            },
+            Detection {
+                label: 2,
+                score: 0.9,
+                rect: r(80., 80., 5., 5.),
+            },
         ]];
         let rep = DetectionReport::compute(&labels, &dets, &truth);
         assert_eq!(rep.per_class.len(), 2);

@@ -163,7 +163,12 @@ impl Backbone {
     }
 
     /// Outputs of blocks `taps` of a normalized batch (MobileNetV2 only: the detector's input).
-    pub fn feature_maps(&self, x: &Tensor, train: bool, taps: &[usize]) -> candle_core::Result<Vec<Tensor>> {
+    pub fn feature_maps(
+        &self,
+        x: &Tensor,
+        train: bool,
+        taps: &[usize],
+    ) -> candle_core::Result<Vec<Tensor>> {
         match &self.net {
             Net::MobileNetV2(n) => n.forward_taps(x, train, taps),
             Net::EfficientNetLite0(_) => candle_core::bail!(

@@ -70,7 +70,7 @@ fn layout(num_classes: usize, channels: usize) -> [(&'static str, usize, usize, 
 impl DetectHead {
     /// A freshly initialized head (uniform Kaiming weights from `seed`).
     pub fn new(num_classes: usize, channels: usize, seed: u64, device: &Device) -> Result<Self> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xDE7E_C7);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x00DE_7EC7);
         let mut layers = Vec::new();
         for (name, k, out, inp) in layout(num_classes, channels) {
             let fan_in = (inp * k * k) as f32;
@@ -116,7 +116,11 @@ impl DetectHead {
             };
             let w = get("weight")?.to_dtype(DType::F32)?;
             if w.dims() != [out, inp, k, k] {
-                candle_core::bail!("`{name}.weight` has shape {:?}, expected {:?}", w.dims(), [out, inp, k, k]);
+                candle_core::bail!(
+                    "`{name}.weight` has shape {:?}, expected {:?}",
+                    w.dims(),
+                    [out, inp, k, k]
+                );
             }
             layers.push(Conv {
                 name,
@@ -231,7 +235,9 @@ pub fn build_targets(
             if j >= grid_w || i >= grid_h {
                 continue;
             }
-            let radius = gaussian_radius(o.rect.height / s, o.rect.width / s).floor().max(0.0) as i64;
+            let radius = gaussian_radius(o.rect.height / s, o.rect.width / s)
+                .floor()
+                .max(0.0) as i64;
             let sigma = (2 * radius + 1) as f32 / 6.0;
             let base = (b * num_classes + o.label) * plane;
             for di in -radius..=radius {
@@ -301,7 +307,10 @@ pub fn loss(heat_logits: &Tensor, box_pred: &Tensor, t: &Targets) -> Result<Loss
     let heat = ((pos_loss + neg_loss)?.neg()? / norm)?;
     let mask = Tensor::from_vec(t.mask.clone(), (t.batch, 1, t.grid_h, t.grid_w), device)?;
     let target = Tensor::from_vec(t.boxes.clone(), (t.batch, 4, t.grid_h, t.grid_w), device)?;
-    let l1 = (box_pred - target)?.abs()?.broadcast_mul(&mask)?.sum_all()?;
+    let l1 = (box_pred - target)?
+        .abs()?
+        .broadcast_mul(&mask)?
+        .sum_all()?;
     let boxes = (l1 / norm)?;
     let heatmap = heat.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     let box_value = boxes.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -337,7 +346,8 @@ pub fn decode(
 ) -> Vec<Detection> {
     let plane = grid_h * grid_w;
     let s = stride as f32;
-    let at = |c: usize, y: usize, x: usize| heat.get(c * plane + y * grid_w + x).copied().unwrap_or(0.0);
+    let at =
+        |c: usize, y: usize, x: usize| heat.get(c * plane + y * grid_w + x).copied().unwrap_or(0.0);
     let mut out = Vec::new();
     for c in 0..num_classes {
         for y in 0..grid_h {
@@ -358,7 +368,12 @@ pub fn decode(
                 if !peak {
                     continue;
                 }
-                let b = |k: usize| boxes.get(k * plane + y * grid_w + x).copied().unwrap_or(0.0);
+                let b = |k: usize| {
+                    boxes
+                        .get(k * plane + y * grid_w + x)
+                        .copied()
+                        .unwrap_or(0.0)
+                };
                 let cx = (x as f32 + b(0)) * s;
                 let cy = (y as f32 + b(1)) * s;
                 let w = b(2).clamp(-6.0, 6.0).exp() * s;
@@ -383,7 +398,10 @@ mod tests {
     use super::*;
 
     fn obj(label: usize, cx: f32, cy: f32, w: f32, h: f32) -> ObjectBox {
-        ObjectBox { label, rect: Rect::from_center(cx, cy, w, h) }
+        ObjectBox {
+            label,
+            rect: Rect::from_center(cx, cy, w, h),
+        }
     }
 
     #[test]
@@ -412,7 +430,16 @@ mod tests {
         // An 8×8-cell object: radius > 1, so the next cell gets a value in (0, 1).
         let r = gaussian_radius(8.0, 8.0);
         assert!(r > 1.0, "radius {r}");
-        let t = build_targets(&[vec![obj(0, 72.0, 72.0, 128.0, 128.0), obj(0, 500.0, 8.0, 10.0, 10.0)]], 1, 10, 10, 16);
+        let t = build_targets(
+            &[vec![
+                obj(0, 72.0, 72.0, 128.0, 128.0),
+                obj(0, 500.0, 8.0, 10.0, 10.0),
+            ]],
+            1,
+            10,
+            10,
+            16,
+        );
         assert_eq!(t.num_objects, 1);
         let v = t.heatmap[4 * 10 + 5];
         assert!(v > 0.0 && v < 1.0, "neighbour {v}");
@@ -421,14 +448,24 @@ mod tests {
 
     #[test]
     fn decode_inverts_targets() {
-        let objects = vec![obj(0, 40.0, 24.0, 32.0, 16.0), obj(1, 100.0, 100.0, 50.0, 70.0)];
+        let objects = vec![
+            obj(0, 40.0, 24.0, 32.0, 16.0),
+            obj(1, 100.0, 100.0, 50.0, 70.0),
+        ];
         let t = build_targets(std::slice::from_ref(&objects), 2, 8, 8, 16);
-        let cfg = DecodeConfig { confidence_threshold: 0.5, iou_threshold: 0.5, max_detections: 10 };
+        let cfg = DecodeConfig {
+            confidence_threshold: 0.5,
+            iou_threshold: 0.5,
+            max_detections: 10,
+        };
         let dets = decode(&t.heatmap, &t.boxes, 2, 8, 8, 16, &cfg);
         assert_eq!(dets.len(), 2);
         for o in &objects {
             let d = dets.iter().find(|d| d.label == o.label).unwrap();
-            assert!(crate::eval::map::iou(&d.rect, &o.rect) > 0.999, "{d:?} vs {o:?}");
+            assert!(
+                crate::eval::map::iou(&d.rect, &o.rect) > 0.999,
+                "{d:?} vs {o:?}"
+            );
             assert_eq!(d.score, 1.0);
         }
     }
@@ -441,13 +478,20 @@ mod tests {
         heat[5] = 0.8;
         heat[0] = 0.4;
         let boxes = vec![0.0; 36];
-        let cfg = DecodeConfig { confidence_threshold: 0.3, iou_threshold: 0.5, max_detections: 10 };
+        let cfg = DecodeConfig {
+            confidence_threshold: 0.3,
+            iou_threshold: 0.5,
+            max_detections: 10,
+        };
         let dets = decode(&heat, &boxes, 1, 3, 3, 16, &cfg);
         assert_eq!(dets.len(), 1);
         assert_eq!(dets[0].score, 0.9);
         // Centre of cell (1,1) with zero offset is its top-left corner: (16, 16); size 16×16.
         assert_eq!(dets[0].rect, Rect::from_center(16.0, 16.0, 16.0, 16.0));
-        let cfg = DecodeConfig { confidence_threshold: 0.95, ..cfg };
+        let cfg = DecodeConfig {
+            confidence_threshold: 0.95,
+            ..cfg
+        };
         assert!(decode(&heat, &boxes, 1, 3, 3, 16, &cfg).is_empty());
     }
 
@@ -456,14 +500,23 @@ mod tests {
         let dev = Device::Cpu;
         let t = build_targets(&[vec![obj(0, 24.0, 24.0, 16.0, 16.0)]], 2, 4, 4, 16);
         let shape = (1, 2, 4, 4);
-        let good_logits: Vec<f32> = t.heatmap.iter().map(|&v| if v >= 1.0 { 6.0 } else { -6.0 }).collect();
+        let good_logits: Vec<f32> = t
+            .heatmap
+            .iter()
+            .map(|&v| if v >= 1.0 { 6.0 } else { -6.0 })
+            .collect();
         let good = Tensor::from_vec(good_logits, shape, &dev).unwrap();
         let bad = Tensor::zeros(shape, DType::F32, &dev).unwrap();
         let box_good = Tensor::from_vec(t.boxes.clone(), (1, 4, 4, 4), &dev).unwrap();
         let box_bad = Tensor::ones((1, 4, 4, 4), DType::F32, &dev).unwrap();
         let lg = loss(&good, &box_good, &t).unwrap();
         let lb = loss(&bad, &box_bad, &t).unwrap();
-        assert!(lg.heatmap < 0.01 && lg.boxes.abs() < 1e-6, "{} {}", lg.heatmap, lg.boxes);
+        assert!(
+            lg.heatmap < 0.01 && lg.boxes.abs() < 1e-6,
+            "{} {}",
+            lg.heatmap,
+            lg.boxes
+        );
         assert!(lb.heatmap > 1.0 && lb.boxes > 0.5);
         let head = DetectHead::new(2, 8, 1, &dev).unwrap();
         let s16 = Tensor::zeros((1, 96, 4, 4), DType::F32, &dev).unwrap();

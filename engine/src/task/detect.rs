@@ -76,7 +76,13 @@ pub struct DetectSplits {
     pub summary: DatasetSummary,
 }
 
-fn split_summary(name: &str, root: &Path, labels: &[String], images: &[AnnotatedImage], skipped: usize) -> SplitSummary {
+fn split_summary(
+    name: &str,
+    root: &Path,
+    labels: &[String],
+    images: &[AnnotatedImage],
+    skipped: usize,
+) -> SplitSummary {
     let mut classes: Vec<ClassCount> = labels
         .iter()
         .map(|l| ClassCount {
@@ -118,7 +124,11 @@ pub fn load_splits(data: &ResolvedData, validation_split: f64) -> Result<DetectS
         }
         None => {
             let n = ((train.len() as f64) * validation_split).round() as usize;
-            let n = if validation_split > 0.0 && train.len() >= 4 { n.max(1) } else { 0 };
+            let n = if validation_split > 0.0 && train.len() >= 4 {
+                n.max(1)
+            } else {
+                0
+            };
             let mut order: Vec<usize> = (0..train.len()).collect();
             order.shuffle(&mut StdRng::seed_from_u64(data.seed ^ 0x5EED_DE7E));
             let held: HashSet<usize> = order.into_iter().take(n).collect();
@@ -138,7 +148,9 @@ pub fn load_splits(data: &ResolvedData, validation_split: f64) -> Result<DetectS
         }
         None => Vec::new(),
     };
-    if !train.iter().any(|i| !i.objects.is_empty()) && !issues.iter().any(|i| i.severity == Severity::Error) {
+    if !train.iter().any(|i| !i.objects.is_empty())
+        && !issues.iter().any(|i| i.severity == Severity::Error)
+    {
         issues.push(HealthIssue::error(
             "no_boxes",
             "no training image with a box is left after the validation split; add annotated images",
@@ -158,7 +170,13 @@ pub fn load_splits(data: &ResolvedData, validation_split: f64) -> Result<DetectS
     let root = |p: &Option<PathBuf>| p.clone().unwrap_or_else(|| data.train.clone());
     let mut splits = vec![split_summary("train", &data.train, &labels, &train, 0)];
     if !validation.is_empty() {
-        splits.push(split_summary("validation", &root(&data.validation), &labels, &validation, 0));
+        splits.push(split_summary(
+            "validation",
+            &root(&data.validation),
+            &labels,
+            &validation,
+            0,
+        ));
     }
     if let Some(t) = &data.test {
         splits.push(split_summary("test", t, &labels, &test, 0));
@@ -171,7 +189,10 @@ pub fn load_splits(data: &ResolvedData, validation_split: f64) -> Result<DetectS
             annotations::Format::Coco => "COCO JSON".to_string(),
         },
     );
-    facts.insert("annotation_file".into(), train_set.file.display().to_string());
+    facts.insert(
+        "annotation_file".into(),
+        train_set.file.display().to_string(),
+    );
     facts.insert("boxes".into(), counts.iter().sum::<usize>().to_string());
     let summary = DatasetSummary {
         kind: DataKind::Detection,
@@ -234,11 +255,21 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    fn batch(&self, items: &[&AnnotatedImage], augment: Option<(&BoxAugment, u64)>) -> Result<Option<(Tensor, Vec<Vec<ObjectBox>>)>> {
+    fn batch(
+        &self,
+        items: &[&AnnotatedImage],
+        augment: Option<(&BoxAugment, u64)>,
+    ) -> Result<Option<(Tensor, Vec<Vec<ObjectBox>>)>> {
         let decoded: Vec<_> = items
             .par_iter()
             .enumerate()
-            .map(|(k, it)| load_sample(&self.pre, it, augment.map(|(a, s)| (a, s.wrapping_add(k as u64 * 0x9E37_79B9)))))
+            .map(|(k, it)| {
+                load_sample(
+                    &self.pre,
+                    it,
+                    augment.map(|(a, s)| (a, s.wrapping_add(k as u64 * 0x9E37_79B9))),
+                )
+            })
             .collect();
         let (mut rows, mut objects) = (Vec::new(), Vec::new());
         for (it, r) in items.iter().zip(decoded) {
@@ -248,8 +279,14 @@ impl Loader<'_> {
                     objects.push(o);
                 }
                 Err(reason) => {
-                    if self.warned.lock().map(|mut w| w.insert(it.path.clone())).unwrap_or(false) {
-                        self.ctx.warn(format!("{reason}; the image was skipped"), Some(&it.path));
+                    if self
+                        .warned
+                        .lock()
+                        .map(|mut w| w.insert(it.path.clone()))
+                        .unwrap_or(false)
+                    {
+                        self.ctx
+                            .warn(format!("{reason}; the image was skipped"), Some(&it.path));
                     }
                 }
             }
@@ -258,7 +295,10 @@ impl Loader<'_> {
             return Ok(None);
         }
         let (n, s) = (objects.len(), self.pre.width as usize);
-        Ok(Some((Tensor::from_vec(rows, (n, 3, s, s), &self.ctx.device)?, objects)))
+        Ok(Some((
+            Tensor::from_vec(rows, (n, 3, s, s), &self.ctx.device)?,
+            objects,
+        )))
     }
 }
 
@@ -267,7 +307,12 @@ fn scalar(t: &Tensor) -> Result<f64> {
 }
 
 /// Loss of a batch (training or validation).
-fn batch_loss(det: &Detector, x: &Tensor, objects: &[Vec<ObjectBox>], train: bool) -> Result<detect_head::Loss> {
+fn batch_loss(
+    det: &Detector,
+    x: &Tensor,
+    objects: &[Vec<ObjectBox>],
+    train: bool,
+) -> Result<detect_head::Loss> {
     let (heat, boxes) = det.forward(x, train)?;
     let (_, c, gh, gw) = heat.dims4()?;
     let targets = detect_head::build_targets(objects, c, gh, gw, STRIDE);
@@ -285,10 +330,15 @@ fn run_phase(
     validation: &[AnnotatedImage],
     history: &mut Vec<EpochMetrics>,
 ) -> Result<()> {
-    let mut vars: Vec<(candle_core::Var, bool)> = det.head.vars().into_iter().map(|v| {
-        let decay = v.rank() > 1;
-        (v, decay)
-    }).collect();
+    let mut vars: Vec<(candle_core::Var, bool)> = det
+        .head
+        .vars()
+        .into_iter()
+        .map(|v| {
+            let decay = v.rank() > 1;
+            (v, decay)
+        })
+        .collect();
     if plan.train_backbone {
         vars.extend(det.backbone.vars().into_iter().map(|v| {
             let decay = v.rank() > 1;
@@ -306,7 +356,9 @@ fn run_phase(
     let seed = ctx.project.seed;
     for e in 1..=plan.epochs {
         let epoch = plan.epoch_offset + e;
-        let mut rng = StdRng::seed_from_u64(seed ^ 0xDE7E ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = StdRng::seed_from_u64(
+            seed ^ 0xDE7E ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut seen) = (0f64, 0usize);
@@ -317,7 +369,12 @@ fn run_phase(
             let Some((x, objects)) = loader.batch(&items, Some((&p.augment, aug_seed)))? else {
                 continue;
             };
-            opt.learning_rate = cosine_lr(plan.learning_rate, (e - 1) * steps_per_epoch + step, total_steps, warmup);
+            opt.learning_rate = cosine_lr(
+                plan.learning_rate,
+                (e - 1) * steps_per_epoch + step,
+                total_steps,
+                warmup,
+            );
             let loss = batch_loss(det, &x, &objects, plan.train_backbone)?;
             let value = scalar(&loss.total)?;
             if !value.is_finite() {
@@ -345,7 +402,8 @@ fn run_phase(
             for chunk in refs.chunks(batch.max(8)) {
                 ctx.check()?;
                 if let Some((x, objects)) = loader.batch(chunk, None)? {
-                    sum += scalar(&batch_loss(det, &x, &objects, false)?.total)? * objects.len() as f64;
+                    sum += scalar(&batch_loss(det, &x, &objects, false)?.total)?
+                        * objects.len() as f64;
                     n += objects.len();
                 }
             }
@@ -370,7 +428,11 @@ fn run_phase(
         }
         let path = ctx.run_dir.checkpoints().join("detector_last.safetensors");
         st::save(&path, &tensors, &[("epoch", epoch.to_string())])?;
-        ctx.emit(Event::Checkpoint { epoch, path, best: false });
+        ctx.emit(Event::Checkpoint {
+            epoch,
+            path,
+            best: false,
+        });
     }
     Ok(())
 }
@@ -379,20 +441,30 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     let p = DetectParams::from_resolved(&ctx.params)?;
     let data = ResolvedData::of(&ctx.project);
     if ctx.resume {
-        ctx.warn("the object detector cannot resume yet; training starts over in this folder", None);
+        ctx.warn(
+            "the object detector cannot resume yet; training starts over in this folder",
+            None,
+        );
     }
     let mut scanning = ctx.phase(Phase::Scanning, 1);
     let splits = load_splits(&data, p.validation_split)?;
     scanning.set(1);
     for issue in &splits.summary.issues {
         if issue.severity == Severity::Warning {
-            ctx.warn(issue.message.clone(), issue.paths.first().map(PathBuf::as_path));
+            ctx.warn(
+                issue.message.clone(),
+                issue.paths.first().map(PathBuf::as_path),
+            );
         }
     }
     if let Some(e) = splits.summary.errors().next() {
         return Err(Error::Data {
             message: e.message.clone(),
-            path: e.paths.first().cloned().unwrap_or_else(|| data.train.clone()),
+            path: e
+                .paths
+                .first()
+                .cloned()
+                .unwrap_or_else(|| data.train.clone()),
         });
     }
     ctx.emit(Event::Data {
@@ -401,9 +473,24 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         num_test: splits.test.len(),
         labels: splits.labels.clone(),
     });
-    let weights = p.weights.as_ref().map(|w| ctx.project.resolve(w)).or(ctx.options.weights.clone());
-    let backbone = Backbone::load("mobilenet_v2", p.image_size, weights.as_deref(), 0, &ctx.device)?;
-    let head = DetectHead::new(splits.labels.len(), p.head_channels, ctx.project.seed, &ctx.device)?;
+    let weights = p
+        .weights
+        .as_ref()
+        .map(|w| ctx.project.resolve(w))
+        .or(ctx.options.weights.clone());
+    let backbone = Backbone::load(
+        "mobilenet_v2",
+        p.image_size,
+        weights.as_deref(),
+        0,
+        &ctx.device,
+    )?;
+    let head = DetectHead::new(
+        splits.labels.len(),
+        p.head_channels,
+        ctx.project.seed,
+        &ctx.device,
+    )?;
     let mut det = Detector {
         backbone,
         head,
@@ -416,30 +503,62 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         pre: det.backbone.preprocessing.clone(),
         warned: Mutex::new(HashSet::new()),
     };
-    let total_epochs = p.epochs + if p.fine_tune_blocks > 0 { p.fine_tune_epochs } else { 0 };
+    let total_epochs = p.epochs
+        + if p.fine_tune_blocks > 0 {
+            p.fine_tune_epochs
+        } else {
+            0
+        };
     let mut history = Vec::new();
-    run_phase(ctx, &loader, &det, &p, &PhasePlan {
-        phase: Phase::Training,
-        epochs: p.epochs,
-        learning_rate: p.learning_rate,
-        train_backbone: false,
-        epoch_offset: 0,
-        total_epochs,
-    }, &splits.train, &splits.validation, &mut history)?;
+    run_phase(
+        ctx,
+        &loader,
+        &det,
+        &p,
+        &PhasePlan {
+            phase: Phase::Training,
+            epochs: p.epochs,
+            learning_rate: p.learning_rate,
+            train_backbone: false,
+            epoch_offset: 0,
+            total_epochs,
+        },
+        &splits.train,
+        &splits.validation,
+        &mut history,
+    )?;
     if p.fine_tune_blocks > 0 {
         // The head reads blocks up to features.17; features.18 is never run, so count from 17.
-        let (hash, source) = (det.backbone.weights_hash.clone(), det.backbone.weights_source.clone());
-        let mut tuned = Backbone::load("mobilenet_v2", p.image_size, weights.as_deref(), p.fine_tune_blocks + 1, &ctx.device)?;
+        let (hash, source) = (
+            det.backbone.weights_hash.clone(),
+            det.backbone.weights_source.clone(),
+        );
+        let mut tuned = Backbone::load(
+            "mobilenet_v2",
+            p.image_size,
+            weights.as_deref(),
+            p.fine_tune_blocks + 1,
+            &ctx.device,
+        )?;
         (tuned.weights_hash, tuned.weights_source) = (hash, source);
         det.backbone = tuned;
-        run_phase(ctx, &loader, &det, &p, &PhasePlan {
-            phase: Phase::FineTuning,
-            epochs: p.fine_tune_epochs,
-            learning_rate: p.fine_tune_learning_rate,
-            train_backbone: true,
-            epoch_offset: p.epochs,
-            total_epochs,
-        }, &splits.train, &splits.validation, &mut history)?;
+        run_phase(
+            ctx,
+            &loader,
+            &det,
+            &p,
+            &PhasePlan {
+                phase: Phase::FineTuning,
+                epochs: p.fine_tune_epochs,
+                learning_rate: p.fine_tune_learning_rate,
+                train_backbone: true,
+                epoch_offset: p.epochs,
+                total_epochs,
+            },
+            &splits.train,
+            &splits.validation,
+            &mut history,
+        )?;
         det.backbone.refold()?;
     }
     let mut reports: Vec<(String, DetectionReport)> = Vec::new();
@@ -452,7 +571,12 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             ..splits.train_set.clone()
         };
         let mut phase = ctx.phase(Phase::Evaluating, images.len() as u64);
-        let r = det.evaluate_set(&set, &ctx.device, &mut |d, _| phase.set(d), &mut |m, path| ctx.warn(m, Some(path)));
+        let r = det.evaluate_set(
+            &set,
+            &ctx.device,
+            &mut |d, _| phase.set(d),
+            &mut |m, path| ctx.warn(m, Some(path)),
+        );
         ctx.emit(Event::Evaluated {
             split: name.into(),
             num_examples: r.num_images,
@@ -488,9 +612,13 @@ fn write_outputs(
     });
     write_json(&dir.report_json(), &report)?;
     phase.set(1);
-    plots::curves(&dir.report_dir().join("loss.png"), "Loss", "focal + L1", history, |m| {
-        (Some(m.train_loss), m.validation_loss)
-    })?;
+    plots::curves(
+        &dir.report_dir().join("loss.png"),
+        "Loss",
+        "focal + L1",
+        history,
+        |m| (Some(m.train_loss), m.validation_loss),
+    )?;
     phase.set(2);
     let resolved: BTreeMap<&String, &crate::params::ParamValue> = ctx.params.0.iter().collect();
     let manifest = json!({
@@ -520,7 +648,10 @@ fn write_outputs(
         path: target.join("model.safetensors"),
     });
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        ctx.warn("Core ML export is not available in this build yet; wrote safetensors only", None);
+        ctx.warn(
+            "Core ML export is not available in this build yet; wrote safetensors only",
+            None,
+        );
     }
     Ok(target)
 }

@@ -22,7 +22,9 @@ const PALETTE: [RGBColor; 8] = [
 ];
 
 fn colour(label: &str) -> RGBColor {
-    let h = label.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+    let h = label
+        .bytes()
+        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
     PALETTE[h % PALETTE.len()]
 }
 
@@ -34,7 +36,11 @@ fn draw_err(path: &Path, e: impl std::fmt::Display) -> Error {
 pub fn draw(input: &Path, boxes: &[PredictedBox], out: &Path) -> Result<()> {
     FONT.call_once(|| {
         // Registration only fails on a malformed font, and this one is compiled in.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT);
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
     });
     let bytes = std::fs::read(input).map_err(|e| Error::io("reading", input, e))?;
     let mut img = image_decode::decode_rgb(&bytes).map_err(|e| Error::data(e, input))?;
@@ -51,16 +57,32 @@ pub fn draw(input: &Path, boxes: &[PredictedBox], out: &Path) -> Result<()> {
             let x1 = (b.x + b.width / 2.0).round() as i32;
             let y1 = (b.y + b.height / 2.0).round() as i32;
             for t in 0..thickness {
-                root.draw(&Rectangle::new([(x0 - t, y0 - t), (x1 + t, y1 + t)], c.stroke_width(1)))
-                    .map_err(|e| draw_err(out, e))?;
+                root.draw(&Rectangle::new(
+                    [(x0 - t, y0 - t), (x1 + t, y1 + t)],
+                    c.stroke_width(1),
+                ))
+                .map_err(|e| draw_err(out, e))?;
             }
             let text = format!("{} {:.0}%", b.label, b.confidence * 100.0);
             let style = ("sans-serif", font_px).into_font().color(&WHITE);
-            let (tw, th) = root.estimate_text_size(&text, &style).map_err(|e| draw_err(out, e))?;
-            let ty = if y0 - th as i32 - 4 >= 0 { y0 - th as i32 - 4 } else { y0 };
-            root.draw(&Rectangle::new([(x0 - thickness, ty), (x0 + tw as i32 + 6, ty + th as i32 + 4)], c.filled()))
+            let (tw, th) = root
+                .estimate_text_size(&text, &style)
                 .map_err(|e| draw_err(out, e))?;
-            root.draw(&Text::new(text, (x0 + 3, ty + 2), style)).map_err(|e| draw_err(out, e))?;
+            let ty = if y0 - th as i32 - 4 >= 0 {
+                y0 - th as i32 - 4
+            } else {
+                y0
+            };
+            root.draw(&Rectangle::new(
+                [
+                    (x0 - thickness, ty),
+                    (x0 + tw as i32 + 6, ty + th as i32 + 4),
+                ],
+                c.filled(),
+            ))
+            .map_err(|e| draw_err(out, e))?;
+            root.draw(&Text::new(text, (x0 + 3, ty + 2), style))
+                .map_err(|e| draw_err(out, e))?;
         }
         root.present().map_err(|e| draw_err(out, e))?;
     }

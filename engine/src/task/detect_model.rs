@@ -25,6 +25,9 @@ pub const MODEL_FORMAT_VERSION: u32 = 1;
 /// Decoding used for evaluation: a low threshold so the precision/recall curve is complete.
 pub const EVAL_CONFIDENCE: f32 = 0.01;
 
+/// A decoded, normalized image and its original size, or why it could not be read.
+type Decoded = std::result::Result<(Vec<f32>, (u32, u32)), String>;
+
 /// Backbone + head + what decoding needs.
 pub struct Detector {
     pub backbone: Backbone,
@@ -39,23 +42,40 @@ impl Detector {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let maps = self.backbone.feature_maps(x, train, &TAPS)?;
         let (Some(s16), Some(s32)) = (maps.first(), maps.get(1)) else {
-            return Err(Error::Unsupported("backbone returned no feature maps".into()));
+            return Err(Error::Unsupported(
+                "backbone returned no feature maps".into(),
+            ));
         };
         Ok(self.head.forward(s16, s32)?)
     }
 
     /// Boxes (in model-input pixels) of a batch of normalized images.
-    pub fn detect(&self, images: Vec<Vec<f32>>, cfg: &DecodeConfig, device: &Device) -> Result<Vec<Vec<Detection>>> {
+    pub fn detect(
+        &self,
+        images: Vec<Vec<f32>>,
+        cfg: &DecodeConfig,
+        device: &Device,
+    ) -> Result<Vec<Vec<Detection>>> {
         let n = images.len();
         if n == 0 {
             return Ok(Vec::new());
         }
         let s = self.image_size as usize;
-        let x = Tensor::from_vec(images.into_iter().flatten().collect::<Vec<f32>>(), (n, 3, s, s), device)?;
+        let x = Tensor::from_vec(
+            images.into_iter().flatten().collect::<Vec<f32>>(),
+            (n, 3, s, s),
+            device,
+        )?;
         let (heat, boxes) = self.forward(&x, false)?;
         let (_, c, gh, gw) = heat.dims4()?;
-        let heat = candle_nn::ops::sigmoid(&heat)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let boxes = boxes.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let heat = candle_nn::ops::sigmoid(&heat)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let boxes = boxes
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let (hp, bp) = (c * gh * gw, 4 * gh * gw);
         Ok((0..n)
             .map(|i| {
@@ -84,7 +104,7 @@ impl Detector {
         let mut out = Vec::with_capacity(paths.len());
         progress(0, paths.len() as u64);
         for chunk in paths.chunks(16) {
-            let decoded: Vec<std::result::Result<(Vec<f32>, (u32, u32)), String>> = chunk
+            let decoded: Vec<Decoded> = chunk
                 .par_iter()
                 .map(|p| {
                     let bytes = std::fs::read(p).map_err(|e| format!("cannot read image ({e})"))?;
@@ -94,7 +114,10 @@ impl Detector {
                     Ok((pre.normalize(&resized), size))
                 })
                 .collect();
-            let ok: Vec<Vec<f32>> = decoded.iter().filter_map(|r| r.as_ref().ok().map(|x| x.0.clone())).collect();
+            let ok: Vec<Vec<f32>> = decoded
+                .iter()
+                .filter_map(|r| r.as_ref().ok().map(|x| x.0.clone()))
+                .collect();
             let mut found = match self.detect(ok, cfg, device) {
                 Ok(d) => d.into_iter(),
                 Err(e) => {
@@ -155,7 +178,12 @@ impl Detector {
 }
 
 /// Writes a complete detector folder at `target` (staged, then swapped in atomically).
-pub fn write_model_dir(target: &Path, det: &Detector, template: &str, manifest: &serde_json::Value) -> Result<()> {
+pub fn write_model_dir(
+    target: &Path,
+    det: &Detector,
+    template: &str,
+    manifest: &serde_json::Value,
+) -> Result<()> {
     let staging = crate::fsutil::temp_sibling(target).with_extension("staging");
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| Error::io("clearing", &staging, e))?;
@@ -168,11 +196,20 @@ pub fn write_model_dir(target: &Path, det: &Detector, template: &str, manifest: 
         &tensors,
         &[
             ("lathe_task", TASK_ID.into()),
-            ("labels", serde_json::to_string(&det.labels).unwrap_or_default()),
+            (
+                "labels",
+                serde_json::to_string(&det.labels).unwrap_or_default(),
+            ),
         ],
     )?;
-    let id2label: BTreeMap<String, &String> = det.labels.iter().enumerate().map(|(i, l)| (i.to_string(), l)).collect();
-    let label2id: BTreeMap<&String, usize> = det.labels.iter().enumerate().map(|(i, l)| (l, i)).collect();
+    let id2label: BTreeMap<String, &String> = det
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), l))
+        .collect();
+    let label2id: BTreeMap<&String, usize> =
+        det.labels.iter().enumerate().map(|(i, l)| (l, i)).collect();
     let pre = &det.backbone.preprocessing;
     let config = json!({
         "model_type": "lathe_object_detector",
@@ -221,10 +258,21 @@ impl DetectorModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config_path = dir.join("config.json");
         let config: serde_json::Value = read_json(&config_path)?;
-        let bad = |what: &str| Error::model(format!("config.json has no valid `{what}`; re-export the model"), &config_path);
-        let size = config["image_size"].as_u64().ok_or_else(|| bad("image_size"))? as u32;
-        let channels = config["head_channels"].as_u64().ok_or_else(|| bad("head_channels"))? as usize;
-        let id2label = config["id2label"].as_object().ok_or_else(|| bad("id2label"))?;
+        let bad = |what: &str| {
+            Error::model(
+                format!("config.json has no valid `{what}`; re-export the model"),
+                &config_path,
+            )
+        };
+        let size = config["image_size"]
+            .as_u64()
+            .ok_or_else(|| bad("image_size"))? as u32;
+        let channels = config["head_channels"]
+            .as_u64()
+            .ok_or_else(|| bad("head_channels"))? as usize;
+        let id2label = config["id2label"]
+            .as_object()
+            .ok_or_else(|| bad("id2label"))?;
         let mut labels = vec![String::new(); id2label.len()];
         for (k, v) in id2label {
             let (Ok(i), Some(name)) = (k.parse::<usize>(), v.as_str()) else {
@@ -236,15 +284,26 @@ impl DetectorModel {
             *slot = name.to_string();
         }
         let decode = DecodeConfig {
-            confidence_threshold: config["confidence_threshold"].as_f64().ok_or_else(|| bad("confidence_threshold"))? as f32,
-            iou_threshold: config["iou_threshold"].as_f64().ok_or_else(|| bad("iou_threshold"))? as f32,
-            max_detections: config["max_detections"].as_u64().ok_or_else(|| bad("max_detections"))? as usize,
+            confidence_threshold: config["confidence_threshold"]
+                .as_f64()
+                .ok_or_else(|| bad("confidence_threshold"))?
+                as f32,
+            iou_threshold: config["iou_threshold"]
+                .as_f64()
+                .ok_or_else(|| bad("iou_threshold"))? as f32,
+            max_detections: config["max_detections"]
+                .as_u64()
+                .ok_or_else(|| bad("max_detections"))? as usize,
         };
         let pre_path = dir.join("preprocessor_config.json");
         let pre_json: serde_json::Value = read_json(&pre_path)?;
         let triple = |key: &str| -> Result<[f32; 3]> {
-            serde_json::from_value(pre_json[key].clone())
-                .map_err(|_| Error::model(format!("preprocessor_config.json has no valid `{key}`"), &pre_path))
+            serde_json::from_value(pre_json[key].clone()).map_err(|_| {
+                Error::model(
+                    format!("preprocessor_config.json has no valid `{key}`"),
+                    &pre_path,
+                )
+            })
         };
         let weights = dir.join("model.safetensors");
         let (tensors, _) = st::load(&weights, device)?;
@@ -310,17 +369,31 @@ impl Model for DetectorModel {
             .collect()
     }
 
-    fn evaluate(&self, data: &Path, progress: ScanProgress<'_>, warn: &mut dyn FnMut(String)) -> Result<Evaluation> {
+    fn evaluate(
+        &self,
+        data: &Path,
+        progress: ScanProgress<'_>,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Evaluation> {
         let set = annotations::load(data, Some(&self.detector.labels))?;
         for issue in &set.issues {
             warn(issue.line());
         }
-        if let Some(e) = set.issues.iter().find(|i| i.severity == crate::data::Severity::Error) {
-            return Err(Error::data(e.message.clone(), e.paths.first().cloned().unwrap_or(set.file.clone())));
+        if let Some(e) = set
+            .issues
+            .iter()
+            .find(|i| i.severity == crate::data::Severity::Error)
+        {
+            return Err(Error::data(
+                e.message.clone(),
+                e.paths.first().cloned().unwrap_or(set.file.clone()),
+            ));
         }
-        let report = self.detector.evaluate_set(&set, &self.device, progress, &mut |m, p| {
-            warn(format!("{m}: {}", p.display()))
-        });
+        let report = self
+            .detector
+            .evaluate_set(&set, &self.device, progress, &mut |m, p| {
+                warn(format!("{m}: {}", p.display()))
+            });
         Ok(Evaluation::Detection(report))
     }
 }

@@ -29,7 +29,7 @@ pub struct DetectParams {
 impl DetectParams {
     pub fn from_resolved(p: &ResolvedParams) -> Result<Self> {
         let image_size = p.usize("image_size") as u32;
-        if image_size % SIZE_MULTIPLE != 0 {
+        if !image_size.is_multiple_of(SIZE_MULTIPLE) {
             return Err(Error::project(
                 format!(
                     "image_size must be a multiple of {SIZE_MULTIPLE} (got {image_size}); try {}",
