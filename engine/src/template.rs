@@ -7,10 +7,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The TOML source of every template whose task works, in the order the picker shows them.
-const SOURCES: &[(&str, &str)] = &[(
-    "image-classifier.toml",
-    include_str!("../../templates/image-classifier.toml"),
-)];
+const SOURCES: &[(&str, &str)] = &[
+    (
+        "image-classifier.toml",
+        include_str!("../../templates/image-classifier.toml"),
+    ),
+    (
+        "tabular-classifier.toml",
+        include_str!("../../templates/tabular-classifier.toml"),
+    ),
+    (
+        "tabular-regressor.toml",
+        include_str!("../../templates/tabular-regressor.toml"),
+    ),
+];
 
 /// A template: what the picker card shows and the defaults a new project starts from.
 #[derive(Clone, Debug, Serialize, Deserialize)]

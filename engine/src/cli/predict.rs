@@ -8,12 +8,12 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "With --json, prints one JSON object per input: {\"input\": …, \"label\": …, \"probabilities\": {label: p, …}}"
+    after_help = "With --json, prints one JSON object per input: {\"input\": …, \"label\": …, \"probabilities\": {label: p, …}}; a table gives one per row (\"input\": \"rows.csv:LINE\"), and regressors add \"value\""
 )]
 pub struct PredictArgs {
     /// A run folder or an exported model folder.
     pub model: PathBuf,
-    /// Files to classify.
+    /// Files to classify (images), or CSV / JSON-lines tables (one prediction per row).
     #[arg(required = true)]
     pub inputs: Vec<String>,
     /// Show only the K most probable labels.
@@ -38,6 +38,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                 let p = p.top(args.top);
                 if args.json {
                     println!("{}", serde_json::to_string(&p)?);
+                } else if let Some(v) = p.value {
+                    println!("{}: {v}", p.input);
                 } else {
                     let rest: Vec<String> = p
                         .ranked

@@ -27,7 +27,7 @@ pub struct TrainArgs {
     pub project: Option<PathBuf>,
     /// Continue an interrupted run (after Ctrl-C, a crash or a power cut) in its own folder,
     /// from its last checkpoint, with the parameters it started with.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["project", "template", "data", "validation", "test", "out", "epochs", "seed", "params"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["project", "template", "data", "validation", "test", "out", "epochs", "seed", "params", "target"])]
     pub resume: Option<PathBuf>,
     /// Template to use without a project file.
     #[arg(long)]
@@ -56,6 +56,9 @@ pub struct TrainArgs {
     /// Set a template parameter, KEY=VALUE (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// The column to predict, for table and text templates (same as --param target=COL).
+    #[arg(long, value_name = "COL")]
+    pub target: Option<String>,
     /// Backbone weights file (safetensors) instead of the built-in or Hugging Face copy.
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -118,6 +121,9 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
     }
     if let Some(e) = args.epochs {
         out.insert("epochs".into(), ParamValue::Int(e));
+    }
+    if let Some(t) = &args.target {
+        out.insert("target".into(), ParamValue::Text(t.clone()));
     }
     Ok(out)
 }
@@ -190,6 +196,15 @@ fn print_summary(report: &std::path::Path) {
         .unzip();
     if let (Some(split), Some(r)) = (split, r) {
         println!("{}", super::evaluate::table(&r, split));
+        return;
+    }
+    for split in ["test", "validation"] {
+        if let Ok(r) = serde_json::from_value::<crate::eval::regression::RegressionReport>(
+            value["evaluation"][split].clone(),
+        ) {
+            println!("{}", super::evaluate::regression_table(&r, split));
+            return;
+        }
     }
 }
 

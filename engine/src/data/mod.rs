@@ -8,5 +8,7 @@ pub mod image_folder;
 pub mod labels_file;
 pub mod split;
 pub mod summary;
+pub mod table;
+pub mod table_schema;
 
 pub use summary::{ClassCount, DataKind, DatasetSummary, HealthIssue, Severity, SplitSummary};

@@ -6,6 +6,9 @@ pub mod image_finetune;
 pub mod image_model;
 pub mod image_params;
 pub mod image_scan;
+pub mod tabular;
+pub mod tabular_data;
+pub mod tabular_model;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
@@ -113,6 +116,7 @@ impl Prediction {
 #[serde(untagged)]
 pub enum Evaluation {
     Classification(ClassificationReport),
+    Regression(crate::eval::regression::RegressionReport),
 }
 
 /// An exported model.
@@ -135,7 +139,11 @@ pub trait Model: Send {
 
 /// All tasks of this build.
 pub fn all() -> Vec<Box<dyn Task>> {
-    vec![Box::new(image::ImageClassification)]
+    vec![
+        Box::new(image::ImageClassification),
+        Box::new(tabular::TabularTask::classifier()),
+        Box::new(tabular::TabularTask::regressor()),
+    ]
 }
 
 /// The task with id `id`.
