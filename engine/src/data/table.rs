@@ -159,11 +159,15 @@ fn read_csv(text: &str, path: &Path) -> Result<RawTable> {
         ..Default::default()
     };
     let mut record = csv::StringRecord::new();
+    let mut lines = LineCounter::default();
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                let line = record
+                    .position()
+                    .map(|p| lines.line_at(text, p.byte() as usize))
+                    .unwrap_or(0);
                 if record.len() == 1 && record.get(0).is_some_and(|c| c.trim().is_empty()) {
                     continue; // a blank line
                 }
@@ -192,6 +196,32 @@ fn read_csv(text: &str, path: &Path) -> Result<RawTable> {
         }
     }
     Ok(table)
+}
+
+/// 1-based line numbers of byte offsets met in increasing order (the csv crate's own line count
+/// drifts after blank lines). A record's offset may point at blank lines before it; they are skipped.
+#[derive(Default)]
+struct LineCounter {
+    byte: usize,
+    line: u64,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, text: &str, byte: usize) -> u64 {
+        let bytes = text.as_bytes();
+        let mut b = byte.min(bytes.len());
+        while bytes.get(b).is_some_and(|c| *c == b'\n' || *c == b'\r') {
+            b += 1;
+        }
+        if b >= self.byte {
+            let newlines = bytes
+                .get(self.byte..b)
+                .map_or(0, |s| s.iter().filter(|c| **c == b'\n').count());
+            self.line += newlines as u64;
+            self.byte = b;
+        }
+        self.line + 1
+    }
 }
 
 /// Makes header names unique and non-empty (`""` → `column_1`, a repeated `x` → `x_2`).

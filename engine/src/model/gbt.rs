@@ -331,7 +331,7 @@ pub fn fit(
         })?;
         match validation_loss {
             Some(l) if params.patience > 0 => {
-                if l < best_loss - 1e-7 * best_loss.abs().max(1e-12) {
+                if !best_loss.is_finite() || l < best_loss - 1e-7 * best_loss.abs().max(1e-12) {
                     best_loss = l;
                     model.best_iteration = iteration;
                     since_best = 0;
