@@ -80,7 +80,7 @@ fn classifier_train_evaluate_predict_export() {
     let run_dir = tmp.path().join("run");
     let out = train(
         &cache,
-        &["--template", "tabular-classifier", "--target", "kind"],
+        &["--template", "tabular-classifier", "--target", "kind", "--param", "ignore_columns=score"],
         &data,
         Some(&test),
         &run_dir,
