@@ -4,6 +4,13 @@
 # that need them land.
 set -euo pipefail
 packages=()
+# Lathe Studio (app/): building needs no -dev package (eframe dlopens X11/EGL/GL). Its kittest
+# tests run headless with nothing more; these are the libraries the window uses at run time and
+# tools to run it under a virtual display (screenshots, the frame-time measurement).
+packages+=(libx11-6 libxcursor1 libxi6 libxkbcommon-x11-0 libegl1 libgl1 libgl1-mesa-dri)
+packages+=(xvfb imagemagick xdotool)
+# Sound classifier: clip generators for tests and benchmarks (scripts/gen-*.sh).
+packages+=(espeak-ng flite fluidsynth fluid-soundfont-gm sox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -39,6 +39,35 @@ pub fn label(device: &Device) -> String {
     }
 }
 
+/// The dtype frozen backbones run in on `device` when the project says `precision = "auto"`:
+/// bf16 on GPUs (half the memory traffic, tensor cores), f32 on the CPU (no fast bf16 there).
+pub fn auto_precision(device: &Device) -> candle_core::DType {
+    match device {
+        Device::Cpu => candle_core::DType::F32,
+        Device::Cuda(_) | Device::Metal(_) => candle_core::DType::BF16,
+    }
+}
+
+/// Parses a `precision` parameter (`auto`, `f32`, `bf16`, `f16`) for `device`.
+pub fn precision(name: &str, device: &Device) -> Result<candle_core::DType> {
+    use candle_core::DType;
+    match name {
+        "auto" | "" => Ok(auto_precision(device)),
+        "f32" => Ok(DType::F32),
+        "bf16" if device.is_cpu() => Err(Error::Device(
+            "bf16 runs only on a GPU in this build; use precision = \"f32\" or \"auto\" on the CPU".into(),
+        )),
+        "bf16" => Ok(DType::BF16),
+        "f16" if device.is_cpu() => Err(Error::Device(
+            "f16 runs only on a GPU in this build; use precision = \"f32\" or \"auto\" on the CPU".into(),
+        )),
+        "f16" => Ok(DType::F16),
+        other => Err(Error::Device(format!(
+            "unknown precision \"{other}\"; use auto, f32, bf16 or f16"
+        ))),
+    }
+}
+
 fn unknown(name: &str) -> Error {
     Error::Device(format!(
         "unknown device \"{name}\"; use auto, cpu, cuda, cuda:N or metal"

@@ -13,6 +13,22 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../templates/image-classifier.toml"),
     ),
     (
+        "multi-label-image-classifier.toml",
+        include_str!("../../templates/multi-label-image-classifier.toml"),
+    ),
+    (
+        "text-classifier.toml",
+        include_str!("../../templates/text-classifier.toml"),
+    ),
+    (
+        "sound-classifier.toml",
+        include_str!("../../templates/sound-classifier.toml"),
+    ),
+    (
+        "object-detector.toml",
+        include_str!("../../templates/object-detector.toml"),
+    ),
+    (
         "tabular-classifier.toml",
         include_str!("../../templates/tabular-classifier.toml"),
     ),

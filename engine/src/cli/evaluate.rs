@@ -51,10 +51,51 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     } else {
         match &evaluation {
             Evaluation::Classification(r) => println!("{}", table(r, "evaluation")),
+            Evaluation::MultiLabel(r) => println!("{}", multi_label_table(r, "evaluation")),
+            Evaluation::Detection(r) => println!("{}", detection_table(r, "evaluation")),
             Evaluation::Regression(r) => println!("{}", regression_table(r, "evaluation")),
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A human summary of a multi-label report: headline numbers and a per-label table.
+pub fn multi_label_table(r: &crate::eval::MultiLabelReport, split: &str) -> String {
+    let width = r.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).clamp(5, 28);
+    let mut s = format!(
+        "\n{split}: exact match {:.2}%  label accuracy {:.2}%  micro F1 {:.3}  macro F1 {:.3}  mAP {:.3}  ({} examples, threshold {})\n\n",
+        r.accuracy * 100.0,
+        r.hamming_accuracy * 100.0,
+        r.micro_f1,
+        r.macro_f1,
+        r.mean_average_precision,
+        r.num_examples,
+        r.threshold
+    );
+    s += &format!("  {:<width$}  precision  recall     f1     AP  support\n", "label");
+    for c in &r.per_class {
+        let name: String = c.label.chars().take(width).collect();
+        s += &format!(
+            "  {name:<width$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>5.3}  {:>7}\n",
+            c.precision, c.recall, c.f1, c.average_precision, c.support
+        );
+    }
+    s
+}
+
+/// A detector's summary: mAP@0.5, mAP@[.5:.95] and AP per class.
+pub fn detection_table(r: &crate::eval::map::DetectionReport, split: &str) -> String {
+    let width = r.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).clamp(5, 28);
+    let mut s = format!(
+        "\n{split}: mAP@0.5 {:.3}  mAP@[.5:.95] {:.3}  ({} images, {} objects)\n\n",
+        r.map50, r.map, r.num_images, r.num_objects
+    );
+    s += &format!("  {:<width$}   AP@0.5  AP@[.5:.95]  objects\n", "class");
+    for c in &r.per_class {
+        let name: String = c.label.chars().take(width).collect();
+        s += &format!("  {name:<width$}  {:>7.3}  {:>11.3}  {:>7}\n", c.ap50, c.ap, c.num_objects);
+    }
+    s
 }
 
 /// A human summary: headline numbers and a per-class table.

@@ -1,5 +1,7 @@
-//! `lathe export`: copy a trained model out as a safetensors folder (Core ML in its own issue).
+//! `lathe export`: copy a trained model out as a safetensors folder, or write it as a Core ML
+//! `.mlmodel` (fp32 or fp16 weights).
 
+use crate::export::coreml;
 use crate::fsutil;
 use crate::task;
 use anyhow::{Result, bail};
@@ -15,15 +17,43 @@ pub enum Format {
     Coreml,
 }
 
+/// Weight precision of a Core ML export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    /// 32-bit weights: computes what `lathe predict` computes.
+    Fp32,
+    /// 16-bit weights: half the size.
+    Fp16,
+}
+
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// A run folder or an exported model folder.
     pub model: PathBuf,
     #[arg(long, value_enum)]
     pub format: Format,
-    /// Where to write (default: <run>/exports/<format>, or <model folder>-<format>).
+    /// Where to write (default: <run>/exports/<format> — model.mlmodel for Core ML — or next to
+    /// the model folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Core ML weight precision.
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: PrecisionArg,
+    /// Core ML metadata: author.
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Core ML metadata: license.
+    #[arg(long)]
+    pub license: Option<String>,
+    /// Core ML metadata: model version.
+    #[arg(long = "model-version")]
+    pub model_version: Option<String>,
+    /// Core ML metadata: short description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Print one JSON object describing the written file.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
@@ -52,9 +82,59 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Format::Coreml => {
-            bail!(
-                "Core ML export is not implemented in this build yet; export --format safetensors for now"
-            )
+            let out = match args.out {
+                Some(p) if p.is_dir() => p.join(coreml::DEFAULT_FILE_NAME),
+                Some(p) => p,
+                None => default_coreml_out(&model_dir),
+            };
+            let options = coreml::Options {
+                precision: match args.precision {
+                    PrecisionArg::Fp32 => coreml::Precision::Fp32,
+                    PrecisionArg::Fp16 => coreml::Precision::Fp16,
+                },
+                description: args.description,
+                author: args.author,
+                license: args.license,
+                version: args.model_version,
+            };
+            let exported = coreml::export(&model_dir, &out, &options)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "format": "coreml",
+                        "path": exported.path,
+                        "bytes": exported.bytes,
+                        "precision": options.precision.as_str(),
+                        "specification_version": exported.specification_version,
+                        "layers": exported.num_layers,
+                    })
+                );
+            }
+            eprintln!(
+                "Exported Core ML model ({}, {:.1} MB, specification version {}) to {}",
+                options.precision.as_str(),
+                exported.bytes as f64 / 1e6,
+                exported.specification_version,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `<run>/exports/model.mlmodel` for a run's model, else `<model folder>.mlmodel` beside it.
+fn default_coreml_out(model_dir: &std::path::Path) -> PathBuf {
+    match model_dir.parent() {
+        Some(run) if model_dir.ends_with("model") && run.join("events.jsonl").exists() => {
+            run.join("exports").join(coreml::DEFAULT_FILE_NAME)
+        }
+        _ => {
+            let name = model_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into());
+            model_dir.with_file_name(format!("{name}.mlmodel"))
         }
     }
 }

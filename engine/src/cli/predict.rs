@@ -13,7 +13,8 @@ use std::process::ExitCode;
 pub struct PredictArgs {
     /// A run folder or an exported model folder.
     pub model: PathBuf,
-    /// Files to classify (images), or CSV / JSON-lines tables (one prediction per row).
+    /// Files to classify; for a text model also .txt / .csv / .json / .jsonl files or the text
+    /// itself; for a table model CSV / JSON-lines tables (one prediction per row).
     #[arg(required = true)]
     pub inputs: Vec<String>,
     /// Show only the K most probable labels.
@@ -25,6 +26,10 @@ pub struct PredictArgs {
     /// One JSON object per input on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Object detectors: write the image with its boxes drawn to this PNG (with several
+    /// inputs, a folder that gets one `<name>.png` per input).
+    #[arg(long, value_name = "OUT.png")]
+    pub draw: Option<PathBuf>,
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
@@ -36,10 +41,33 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         match r {
             Ok(p) => {
                 let p = p.top(args.top);
+                if let Some(out) = &args.draw
+                    && let Err(e) = draw(out, &p, args.inputs.len() > 1)
+                {
+                    failed += 1;
+                    eprintln!("error: {e}");
+                }
                 if args.json {
                     println!("{}", serde_json::to_string(&p)?);
                 } else if let Some(v) = p.value {
                     println!("{}: {v}", p.input);
+                } else if !p.boxes.is_empty() {
+                    let found: Vec<String> = p
+                        .boxes
+                        .iter()
+                        .map(|b| {
+                            format!(
+                                "{} {:.1}% at ({:.0}, {:.0}) {:.0}×{:.0}",
+                                b.label,
+                                b.confidence * 100.0,
+                                b.x,
+                                b.y,
+                                b.width,
+                                b.height
+                            )
+                        })
+                        .collect();
+                    println!("{}: {}", p.input, found.join("; "));
                 } else {
                     let rest: Vec<String> = p
                         .ranked
@@ -60,4 +88,21 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Draws a detector's boxes for `--draw` (into a folder when there are several inputs).
+fn draw(out: &std::path::Path, p: &task::Prediction, many: bool) -> Result<()> {
+    let input = std::path::Path::new(&p.input);
+    let target = if many {
+        std::fs::create_dir_all(out)?;
+        let stem = input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        out.join(format!("{stem}.png"))
+    } else {
+        out.to_path_buf()
+    };
+    task::detect_draw::draw(input, &p.boxes, &target)?;
+    Ok(())
 }

@@ -56,9 +56,12 @@ pub struct TrainArgs {
     /// Set a template parameter, KEY=VALUE (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// The column to predict, for table and text templates (same as --param target=COL).
+    /// Label column of a CSV / JSON dataset (same as --param target=COL).
     #[arg(long, value_name = "COL")]
     pub target: Option<String>,
+    /// Text column of a CSV / JSON text dataset (same as --param text_column=COL).
+    #[arg(long, value_name = "COL")]
+    pub text_column: Option<String>,
     /// Backbone weights file (safetensors) instead of the built-in or Hugging Face copy.
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -122,8 +125,13 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
     if let Some(e) = args.epochs {
         out.insert("epochs".into(), ParamValue::Int(e));
     }
-    if let Some(t) = &args.target {
-        out.insert("target".into(), ParamValue::Text(t.clone()));
+    for (key, value) in [("target", &args.target), ("text_column", &args.text_column)] {
+        if let Some(v) = value {
+            if !specs.iter().any(|s| s.key == key) {
+                bail!("--{} does not apply to this template", key.replace('_', "-"));
+            }
+            out.insert(key.into(), ParamValue::Text(v.clone()));
+        }
     }
     Ok(out)
 }
@@ -186,22 +194,21 @@ fn print_summary(report: &std::path::Path) {
     let Ok(value) = crate::fsutil::read_json::<serde_json::Value>(report) else {
         return;
     };
-    let (split, r) = ["test", "validation"]
-        .iter()
-        .find_map(|s| {
-            let r: ClassificationReport =
-                serde_json::from_value(value["evaluation"][s].clone()).ok()?;
-            Some((*s, r))
-        })
-        .unzip();
-    if let (Some(split), Some(r)) = (split, r) {
-        println!("{}", super::evaluate::table(&r, split));
-        return;
-    }
     for split in ["test", "validation"] {
-        if let Ok(r) = serde_json::from_value::<crate::eval::regression::RegressionReport>(
-            value["evaluation"][split].clone(),
-        ) {
+        let v = &value["evaluation"][split];
+        if let Ok(r) = serde_json::from_value::<crate::eval::MultiLabelReport>(v.clone()) {
+            println!("{}", super::evaluate::multi_label_table(&r, split));
+            return;
+        }
+        if let Ok(r) = serde_json::from_value::<ClassificationReport>(v.clone()) {
+            println!("{}", super::evaluate::table(&r, split));
+            return;
+        }
+        if let Ok(r) = serde_json::from_value::<crate::eval::map::DetectionReport>(v.clone()) {
+            println!("{}", super::evaluate::detection_table(&r, split));
+            return;
+        }
+        if let Ok(r) = serde_json::from_value::<crate::eval::regression::RegressionReport>(v.clone()) {
             println!("{}", super::evaluate::regression_table(&r, split));
             return;
         }

@@ -1,13 +1,20 @@
 //! Datasets: scanning user folders into labelled items, health checks, splits, image decoding
 //! and augmentation.
 
+pub mod audio_augment;
+pub mod audio_decode;
+pub mod audio_frontend;
+pub mod annotations;
 pub mod augment;
+pub mod box_augment;
+pub mod detect_synth;
 pub mod health;
 pub mod image_decode;
 pub mod image_folder;
 pub mod labels_file;
 pub mod split;
 pub mod summary;
+pub mod text_data;
 pub mod table;
 pub mod table_schema;
 

@@ -1,3 +1,5 @@
-//! Exports: safetensors with Hugging Face–style sidecars, and (in its own issue) Core ML.
+//! Exports: safetensors with Hugging Face–style sidecars, and Core ML (`.mlmodel`).
 
+pub mod coreml;
 pub mod st;
+pub mod folder;

@@ -3,10 +3,11 @@
 
 use crate::data::image_decode::Preprocessing;
 use crate::error::{Error, Result};
+use crate::model::conv_bn::ConvBn;
 use crate::model::efficientnet_lite::{self, EfficientNetLite0};
 use crate::model::mobilenet_v2::{self, MobileNetV2};
 use crate::model::weights::{self, WeightsSpec};
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -60,6 +61,8 @@ pub struct Backbone {
     pub weights_source: String,
     /// The raw pretrained tensors (including any ImageNet classifier), for golden checks.
     pub tensors: HashMap<String, Tensor>,
+    /// The dtype frozen layers run in (see [`Backbone::set_precision`]).
+    pub dtype: DType,
 }
 
 impl Backbone {
@@ -133,7 +136,22 @@ impl Backbone {
             weights_hash: String::new(),
             weights_source: String::new(),
             tensors,
+            dtype: DType::F32,
         })
+    }
+
+    /// Runs the frozen layers in `dtype` (bf16 or f16 on GPUs; weights are folded in f32 first,
+    /// then cast). Trainable layers stay f32. Features change slightly, so the cache key does too.
+    pub fn set_precision(&mut self, dtype: DType) -> Result<()> {
+        if dtype == self.dtype {
+            return Ok(());
+        }
+        match &mut self.net {
+            Net::MobileNetV2(n) => n.cast_folded(dtype)?,
+            Net::EfficientNetLite0(n) => n.cast_folded(dtype)?,
+        }
+        self.dtype = dtype;
+        Ok(())
     }
 
     /// Pooled features `[N, feature_dim]` of a normalized batch `[N, 3, H, W]`.
@@ -141,6 +159,17 @@ impl Backbone {
         match &self.net {
             Net::MobileNetV2(n) => n.forward(x, train),
             Net::EfficientNetLite0(n) => n.forward(x, train),
+        }
+    }
+
+    /// Outputs of blocks `taps` of a normalized batch (MobileNetV2 only: the detector's input).
+    pub fn feature_maps(&self, x: &Tensor, train: bool, taps: &[usize]) -> candle_core::Result<Vec<Tensor>> {
+        match &self.net {
+            Net::MobileNetV2(n) => n.forward_taps(x, train, taps),
+            Net::EfficientNetLite0(_) => candle_core::bail!(
+                "backbone {} has no feature maps for detection; use mobilenet_v2",
+                self.id
+            ),
         }
     }
 
@@ -167,6 +196,15 @@ impl Backbone {
         }
     }
 
+    /// The network as inference runs it (layers with batch norm folded, residual flags), block
+    /// by block; global average pooling follows the last block. Exporters walk this.
+    pub fn blocks(&self) -> Vec<(&[ConvBn], bool)> {
+        match &self.net {
+            Net::MobileNetV2(n) => n.blocks(),
+            Net::EfficientNetLite0(n) => n.blocks(),
+        }
+    }
+
     /// Name of the pretrained ImageNet classifier layer in the weights (for golden checks).
     pub fn imagenet_classifier(&self) -> &'static str {
         match &self.net {
@@ -177,8 +215,12 @@ impl Backbone {
 
     /// Names everything that decides the features: the cache key prefix.
     pub fn signature(&self) -> String {
+        let dtype = match self.dtype {
+            DType::F32 => String::new(),
+            other => format!("-{}", other.as_str()),
+        };
         format!(
-            "{}-{}-{}",
+            "{}-{}-{}{dtype}",
             self.id,
             &self.weights_hash[..16.min(self.weights_hash.len())],
             self.preprocessing.signature()

@@ -126,21 +126,36 @@ impl ConvBn {
         self
     }
 
+    /// Zero padding `((top, bottom), (left, right))` this layer applies to an `h`×`w` input:
+    /// symmetric `(k-1)/2`, or TF "same" (asymmetric at stride > 1 on some sizes).
+    pub fn padding_amounts(&self, h: usize, w: usize) -> ((usize, usize), (usize, usize)) {
+        if !self.tf_same || self.stride == 1 {
+            let p = self.padding;
+            return ((p, p), (p, p));
+        }
+        let k = self.padding * 2 + 1;
+        let pads = |n: usize| {
+            let out = n.div_ceil(self.stride);
+            let total = ((out.max(1) - 1) * self.stride + k).saturating_sub(n);
+            (total / 2, total - total / 2)
+        };
+        (pads(h), pads(w))
+    }
+
+    /// The inference weights with batch norm folded in: `[Cout, Cin/groups, k, k]` and `[Cout]`
+    /// (refreshed by [`ConvBn::refold`] after fine-tuning).
+    pub fn folded(&self) -> (&Tensor, &Tensor) {
+        (&self.folded_weight, &self.folded_bias)
+    }
+
     /// Pads `x` explicitly for TF "same" padding at stride > 1 (where it is asymmetric) and
     /// returns the padding the convolution itself should then use.
     fn prepare(&self, x: &Tensor) -> Result<(Tensor, usize)> {
         if !self.tf_same || self.stride == 1 {
             return Ok((x.clone(), self.padding));
         }
-        let k = self.padding * 2 + 1;
         let (_, _, h, w) = x.dims4()?;
-        let pads = |n: usize| {
-            let out = n.div_ceil(self.stride);
-            let total = ((out - 1) * self.stride + k).saturating_sub(n);
-            (total / 2, total - total / 2)
-        };
-        let (top, bottom) = pads(h);
-        let (left, right) = pads(w);
+        let ((top, bottom), (left, right)) = self.padding_amounts(h, w);
         Ok((
             x.pad_with_zeros(2, top, bottom)?
                 .pad_with_zeros(3, left, right)?,

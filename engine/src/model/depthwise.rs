@@ -188,6 +188,17 @@ impl CustomOp2 for DepthwiseConv {
         Ok((CpuStorage::F32(out), Shape::from((d.n, d.c, d.ho, d.wo))))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::depthwise_cuda::forward(self.0, (s1, l1), (s2, l2), None, false)
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -244,6 +255,19 @@ impl CustomOp3 for DepthwiseConvBias {
         );
         Ok((CpuStorage::F32(out), Shape::from((d.n, d.c, d.ho, d.wo))))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::depthwise_cuda::forward(self.geometry, (s1, l1), (s2, l2), Some((s3, l3)), self.relu6)
+    }
 }
 
 /// Gradient w.r.t. the input: arguments (grad_out, kernel).
@@ -297,6 +321,17 @@ impl CustomOp2 for DepthwiseGradInput {
                 }
             });
         Ok((CpuStorage::F32(gx), Shape::from((n, c, h, w))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::depthwise_cuda::grad_input(self.g, (self.h, self.w), (s1, l1), (s2, l2))
     }
 }
 
@@ -355,16 +390,37 @@ impl CustomOp2 for DepthwiseGradKernel {
             });
         Ok((CpuStorage::F32(gk), Shape::from((c, 1, kh, kw))))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::depthwise_cuda::grad_kernel(self.g, (self.kh, self.kw), (s1, l1), (s2, l2))
+    }
+}
+
+/// True when one of our kernels runs `x`: f32 on the CPU; f32, bf16 or f16 on CUDA.
+fn has_kernel(x: &Tensor) -> bool {
+    use candle_core::DType::{BF16, F16, F32};
+    match x.device() {
+        candle_core::Device::Cpu => x.dtype() == F32,
+        candle_core::Device::Cuda(_) => matches!(x.dtype(), F32 | BF16 | F16),
+        _ => false,
+    }
 }
 
 /// Depthwise convolution of `x [N,C,H,W]` with `k [C,1,kh,kw]` (differentiable).
 pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     let g = DwGeometry { stride, padding };
-    if x.device().is_cpu() {
+    if has_kernel(x) {
         x.contiguous()?
             .apply_op2(&k.contiguous()?, DepthwiseConv(g))
     } else {
-        // Other devices fall back to candle's grouped convolution until their kernels land.
+        // Metal (and other dtypes) use candle's grouped convolution.
         let c = x.dim(1)?;
         x.conv2d(k, padding, stride, 1, c)
     }
@@ -379,7 +435,7 @@ pub fn depthwise_conv2d_bias(
     padding: usize,
     relu6: bool,
 ) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+    if has_kernel(x) {
         let op = DepthwiseConvBias {
             geometry: DwGeometry { stride, padding },
             relu6,

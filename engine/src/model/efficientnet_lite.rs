@@ -124,7 +124,8 @@ impl EfficientNetLite0 {
         let mut frozen = true;
         for block in &self.blocks {
             if frozen && block.layers.iter().any(ConvBn::is_trainable) {
-                y = y.detach();
+                // Trainable blocks run in f32 whatever the frozen part's dtype.
+                y = y.detach().to_dtype(candle_core::DType::F32)?;
                 frozen = false;
             }
             let mut z = y.clone();
@@ -134,6 +135,14 @@ impl EfficientNetLite0 {
             y = if block.residual { (z + y)? } else { z };
         }
         global_avg_pool(&y)
+    }
+
+    /// The blocks in order: each block's layers and whether its input is added to its output.
+    pub fn blocks(&self) -> Vec<(&[ConvBn], bool)> {
+        self.blocks
+            .iter()
+            .map(|b| (b.layers.as_slice(), b.residual))
+            .collect()
     }
 
     pub fn vars(&self) -> Vec<Var> {
@@ -148,6 +157,16 @@ impl EfficientNetLite0 {
             .iter()
             .flat_map(|b| b.layers.iter().flat_map(ConvBn::state_dict))
             .collect()
+    }
+
+    /// Runs frozen inference in `dtype` (bf16/f16 on GPUs).
+    pub fn cast_folded(&mut self, dtype: candle_core::DType) -> Result<()> {
+        for b in &mut self.blocks {
+            for l in &mut b.layers {
+                l.cast_folded(dtype)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn refold(&mut self) -> Result<()> {

@@ -141,13 +141,42 @@ impl MobileNetV2 {
         let mut frozen = true;
         for block in &self.blocks {
             if frozen && block.trainable() {
-                // No gradient flows into frozen blocks: cut the graph here.
-                y = y.detach();
+                // No gradient flows into frozen blocks: cut the graph here. Trainable blocks
+                // run in f32 whatever the frozen part's dtype.
+                y = y.detach().to_dtype(candle_core::DType::F32)?;
                 frozen = false;
             }
             y = block.forward(&y, train)?;
         }
         global_avg_pool(&y)
+    }
+
+    /// The blocks in order: each block's layers and whether its input is added to its output.
+    pub fn blocks(&self) -> Vec<(&[ConvBn], bool)> {
+        self.blocks
+            .iter()
+            .map(|b| (b.layers.as_slice(), b.residual))
+            .collect()
+    }
+
+    /// The outputs of blocks `taps` (indices into `features.N`, ascending), for dense heads
+    /// such as the detector's; blocks after the last tap are not run.
+    pub fn forward_taps(&self, x: &Tensor, train: bool, taps: &[usize]) -> Result<Vec<Tensor>> {
+        let last = taps.iter().copied().max().unwrap_or(0);
+        let mut y = x.clone();
+        let mut frozen = true;
+        let mut out = Vec::with_capacity(taps.len());
+        for (i, block) in self.blocks.iter().enumerate().take(last + 1) {
+            if frozen && block.trainable() {
+                y = y.detach().to_dtype(candle_core::DType::F32)?;
+                frozen = false;
+            }
+            y = block.forward(&y, train)?;
+            if taps.contains(&i) {
+                out.push(y.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// Trainable variables of the unfrozen blocks.

@@ -1,9 +1,14 @@
 //! Models: backbones (MobileNetV2), the depthwise-convolution op, classifier heads, and where
 //! pretrained weights come from.
 
+pub mod audio_cnn;
 pub mod backbone;
 pub mod conv_bn;
+pub mod crepe;
 pub mod depthwise;
+#[cfg(feature = "cuda")]
+pub mod depthwise_cuda;
+pub mod detect_head;
 pub mod efficientnet_lite;
 pub mod gbt;
 pub mod gbt_tree;
@@ -11,4 +16,5 @@ pub mod glm;
 pub mod head;
 pub mod mobilenet_v2;
 pub mod pointwise;
+pub mod text_encoder;
 pub mod weights;

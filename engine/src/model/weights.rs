@@ -143,7 +143,7 @@ fn hf_cache(dir: &Path) -> PlainCache {
 }
 
 /// Finds `file` of `repo` in the Hugging Face cache, downloading it unless offline.
-fn hub_file(repo: &str, file: &str) -> std::result::Result<(PathBuf, String), String> {
+pub fn hub_file(repo: &str, file: &str) -> std::result::Result<(PathBuf, String), String> {
     let Some(dir) = hub_cache_dir() else {
         return Err("no home folder for the Hugging Face cache (set HF_HOME)".into());
     };

@@ -65,16 +65,16 @@ impl Task for ImageClassification {
 
 /// Which split an extraction item feeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
+pub(crate) enum Part {
     Train,
     Validation,
     Test,
 }
 
-struct Item<'a> {
-    file: &'a LabeledFile,
-    part: Part,
-    augmentation: Option<Augmentation>,
+pub(crate) struct Item<'a> {
+    pub file: &'a LabeledFile,
+    pub part: Part,
+    pub augmentation: Option<Augmentation>,
 }
 
 fn train(ctx: &RunContext) -> Result<PathBuf> {
@@ -122,13 +122,15 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         .as_ref()
         .map(|w| ctx.project.resolve(w))
         .or(ctx.options.weights.clone());
-    let backbone = Backbone::load(
+    let precision = crate::device::precision(&p.precision, &ctx.device)?;
+    let mut backbone = Backbone::load(
         &p.backbone,
         p.image_size,
         weights.as_deref(),
         0,
         &ctx.device,
     )?;
+    backbone.set_precision(precision)?;
 
     let mut items: Vec<Item> = Vec::new();
     for f in &splits.train {
@@ -156,7 +158,12 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         augmentation: None,
     }));
 
-    let features = extract_features(ctx, &backbone, &items, p.extraction_batch_size)?;
+    let batch = match p.extraction_batch_size {
+        0 if ctx.device.is_cpu() => 32,
+        0 => 256,
+        n => n,
+    };
+    let features = extract_features(ctx, &backbone, &items, batch)?;
     let mut sets = [
         Features::new(backbone.feature_dim),
         Features::new(backbone.feature_dim),
@@ -211,6 +218,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             mean: &outcome.mean,
             std: &outcome.std,
             labels: &splits.labels,
+            multi_label: None,
         };
         return image_model::write_run_outputs(ctx, &exported, &splits, &summary, &reports);
     }
@@ -223,6 +231,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         p.fine_tune_blocks,
         &ctx.device,
     )?;
+    tuned.set_precision(precision)?;
     let checkpoint = ctx.run_dir.checkpoints().join("fine_tune_last.safetensors");
     let resumed = if ctx.resume && checkpoint.exists() {
         Some(st::load(&checkpoint, &ctx.device)?)
@@ -241,6 +250,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             );
             let (hash, source) = (tuned.weights_hash.clone(), tuned.weights_source.clone());
             tuned = Backbone::from_tensors(&p.backbone, merged, p.image_size, p.fine_tune_blocks)?;
+            tuned.set_precision(precision)?;
             (tuned.weights_hash, tuned.weights_source) = (hash, source);
             Head::from_tensors(p.head.clone(), tensors)?
         }
@@ -318,6 +328,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         mean: &zeros,
         std: &ones,
         labels: &splits.labels,
+        multi_label: None,
     };
     image_model::write_run_outputs(ctx, &exported, &splits, &summary, &reports)
 }
@@ -343,7 +354,7 @@ fn report(
 
 /// Extracts (or fetches from the cache) the features of every item; `None` for files that
 /// could not be decoded (each reported once as a warning).
-fn extract_features(
+pub(crate) fn extract_features(
     ctx: &RunContext,
     backbone: &Backbone,
     items: &[Item],
@@ -392,60 +403,80 @@ fn extract_features(
     phase.set(done);
     let mut failed: HashSet<PathBuf> = HashSet::new();
     let pre = &backbone.preprocessing;
-    for chunk in todo.chunks(batch_size.max(1)) {
-        ctx.check()?;
-        let decoded: Vec<std::result::Result<Vec<f32>, String>> = chunk
-            .par_iter()
-            .map(|&i| load_item(pre, &items[i], seed))
-            .collect();
-        let mut rows = Vec::new();
-        let mut ok = Vec::new();
-        for (&i, r) in chunk.iter().zip(decoded) {
-            match r {
-                Ok(x) => {
-                    rows.extend(x);
-                    ok.push(i);
+    let chunks: Vec<&[usize]> = todo.chunks(batch_size.max(1)).collect();
+    // Decoding runs one batch ahead on its own thread (bounded queue) while the backbone works.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(2);
+    std::thread::scope(|scope| -> Result<()> {
+        let producer_chunks = &chunks;
+        std::thread::Builder::new()
+            .name("lathe-decode".into())
+            .spawn_scoped(scope, move || {
+                for chunk in producer_chunks {
+                    let decoded: Decoded = chunk
+                        .par_iter()
+                        .map(|&i| load_item(pre, &items[i], seed))
+                        .collect();
+                    if tx.send(decoded).is_err() {
+                        return; // the consumer stopped (cancel or error)
+                    }
                 }
-                Err(reason) => {
-                    if failed.insert(items[i].file.path.clone()) {
-                        ctx.warn(
-                            format!("{reason}; the image was skipped"),
-                            Some(&items[i].file.path),
-                        );
+            })
+            .map_err(|e| Error::io("starting the image decoding thread", ctx.run_dir.checkpoints(), e))?;
+        for (chunk, decoded) in chunks.iter().zip(rx.iter()) {
+            ctx.check()?;
+            let mut rows = Vec::new();
+            let mut ok = Vec::new();
+            for (&i, r) in chunk.iter().zip(decoded) {
+                match r {
+                    Ok(x) => {
+                        rows.extend(x);
+                        ok.push(i);
+                    }
+                    Err(reason) => {
+                        if failed.insert(items[i].file.path.clone()) {
+                            ctx.warn(
+                                format!("{reason}; the image was skipped"),
+                                Some(&items[i].file.path),
+                            );
+                        }
                     }
                 }
             }
-        }
-        if !ok.is_empty() {
-            let x = Tensor::from_vec(
-                rows,
-                (ok.len(), 3, pre.height as usize, pre.width as usize),
-                &ctx.device,
-            )?;
-            let f = backbone
-                .features(&x, false)?
-                .to_dtype(DType::F32)?
-                .to_vec2::<f32>()?;
-            let mut fresh = Vec::with_capacity(ok.len());
-            for (&i, row) in ok.iter().zip(f) {
-                fresh.push((keys[i], row.clone()));
-                out[i] = Some(row);
+            if !ok.is_empty() {
+                let x = Tensor::from_vec(
+                    rows,
+                    (ok.len(), 3, pre.height as usize, pre.width as usize),
+                    &ctx.device,
+                )?;
+                let f = backbone
+                    .features(&x, false)?
+                    .to_dtype(DType::F32)?
+                    .to_vec2::<f32>()?;
+                let mut fresh = Vec::with_capacity(ok.len());
+                for (&i, row) in ok.iter().zip(f) {
+                    fresh.push((keys[i], row.clone()));
+                    out[i] = Some(row);
+                }
+                if let Some(c) = cache.as_mut()
+                    && let Err(e) = c.insert_many(&fresh)
+                {
+                    ctx.warn(
+                        format!("could not write the feature cache, continuing without it ({e})"),
+                        None,
+                    );
+                    cache = None;
+                }
             }
-            if let Some(c) = cache.as_mut()
-                && let Err(e) = c.insert_many(&fresh)
-            {
-                ctx.warn(
-                    format!("could not write the feature cache, continuing without it ({e})"),
-                    None,
-                );
-                cache = None;
-            }
+            done += chunk.len() as u64;
+            phase.set(done);
         }
-        done += chunk.len() as u64;
-        phase.set(done);
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
+
+/// One batch of decoded items (normalized pixels, or why the item failed).
+type Decoded = Vec<std::result::Result<Vec<f32>, String>>;
 
 /// Reads, decodes, resizes, optionally augments and normalizes one item.
 fn load_item(pre: &Preprocessing, item: &Item, seed: u64) -> std::result::Result<Vec<f32>, String> {

@@ -30,6 +30,8 @@ pub struct ExportedImageModel<'a> {
     pub mean: &'a Tensor,
     pub std: &'a Tensor,
     pub labels: &'a [String],
+    /// Multi-label models: the probability at which a label is predicted (sigmoid outputs).
+    pub multi_label: Option<f32>,
 }
 
 /// How training went, for the report and the manifest.
@@ -112,10 +114,7 @@ pub fn write_run_outputs(
         path: target.join("model.safetensors"),
     });
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        ctx.warn(
-            "Core ML export is not available in this build yet; wrote safetensors only",
-            None,
-        );
+        crate::export::coreml::export_run(ctx, &target);
     }
     Ok(target)
 }
@@ -184,7 +183,7 @@ pub fn write_model_dir(
         &staging.join("model.safetensors"),
         &tensors,
         &[
-            ("lathe_task", "image-classification".into()),
+            ("lathe_task", task_id(model).into()),
             ("labels", labels_json),
         ],
     )?;
@@ -218,7 +217,9 @@ pub fn write_model_dir(
         "id2label": id2label,
         "label2id": label2id,
         "torchvision_equivalent": torchvision,
-        "lathe": { "task": "image-classification", "template": template, "version": env!("CARGO_PKG_VERSION"), "format_version": MODEL_FORMAT_VERSION },
+        "problem_type": if model.multi_label.is_some() { "multi_label_classification" } else { "single_label_classification" },
+        "threshold": model.multi_label,
+        "lathe": { "task": task_id(model), "template": template, "version": env!("CARGO_PKG_VERSION"), "format_version": MODEL_FORMAT_VERSION },
     });
     write_json(&staging.join("config.json"), &config)?;
     let preprocessor = json!({
@@ -240,6 +241,15 @@ pub fn write_model_dir(
     replace_dir(&staging, target)
 }
 
+/// The task that trained (and loads) `model`.
+fn task_id(model: &ExportedImageModel) -> &'static str {
+    if model.multi_label.is_some() {
+        crate::task::image_multilabel::TASK_ID
+    } else {
+        "image-classification"
+    }
+}
+
 /// An f32 as the f64 with the same shortest decimal form (0.498f32 → 0.498, not 0.49799999…).
 fn short_f64(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(x as f64)
@@ -251,6 +261,8 @@ pub struct ImageModel {
     head: Head,
     labels: Vec<String>,
     device: Device,
+    /// Multi-label models: the prediction threshold of every label.
+    multi_label: Option<f32>,
 }
 
 impl ImageModel {
@@ -305,12 +317,31 @@ impl ImageModel {
             mean: triple("image_mean")?,
             std: triple("image_std")?,
         };
+        let multi_label = match config["problem_type"].as_str() {
+            Some("multi_label_classification") => {
+                Some(config["threshold"].as_f64().ok_or_else(|| bad("threshold"))? as f32)
+            }
+            _ => None,
+        };
         Ok(Self {
             backbone,
             head,
             labels,
             device: device.clone(),
+            multi_label,
         })
+    }
+}
+
+impl ImageModel {
+    /// The backbone (with the model's preprocessing).
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    /// The classifier head (over raw backbone features).
+    pub fn head(&self) -> &Head {
+        &self.head
     }
 }
 
@@ -320,6 +351,7 @@ fn probabilities(
     head: &Head,
     images: Vec<Vec<f32>>,
     device: &Device,
+    multi_label: bool,
 ) -> Result<Vec<Vec<f32>>> {
     let pre = &backbone.preprocessing;
     let n = images.len();
@@ -330,16 +362,34 @@ fn probabilities(
         device,
     )?;
     let f = backbone.features(&x, false)?.to_dtype(DType::F32)?;
-    let p = candle_nn::ops::softmax(&head.forward(&f, false, None)?, D::Minus1)?;
+    let logits = head.forward(&f, false, None)?;
+    let p = if multi_label {
+        candle_nn::ops::sigmoid(&logits)?
+    } else {
+        candle_nn::ops::softmax(&logits, D::Minus1)?
+    };
     Ok(p.to_vec2::<f32>()?)
 }
 
-/// Probabilities for image files, in batches of 32; each file may fail on its own.
+/// Class probabilities (softmax) for image files, in batches of 32; each file may fail on its own.
 pub fn predict_files(
     backbone: &Backbone,
     head: &Head,
     device: &Device,
     paths: &[PathBuf],
+    progress: ScanProgress<'_>,
+) -> Vec<Result<Vec<f32>>> {
+    predict_files_as(backbone, head, device, paths, false, progress)
+}
+
+/// Probabilities for image files: softmax over classes, or one sigmoid per label when
+/// `multi_label`; in batches of 32, each file may fail on its own.
+pub fn predict_files_as(
+    backbone: &Backbone,
+    head: &Head,
+    device: &Device,
+    paths: &[PathBuf],
+    multi_label: bool,
     progress: ScanProgress<'_>,
 ) -> Vec<Result<Vec<f32>>> {
     let mut out = Vec::with_capacity(paths.len());
@@ -361,7 +411,7 @@ pub fn predict_files(
         let probs = if ok.is_empty() {
             Ok(Vec::new())
         } else {
-            probabilities(backbone, head, ok, device)
+            probabilities(backbone, head, ok, device, multi_label)
         };
         let mut probs_iter = match probs {
             Ok(p) => p.into_iter(),
@@ -391,11 +441,18 @@ impl Model for ImageModel {
 
     fn predict(&self, inputs: &[String], progress: ScanProgress<'_>) -> Vec<Result<Prediction>> {
         let paths: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
-        predict_files(&self.backbone, &self.head, &self.device, &paths, progress)
+        let multi = self.multi_label;
+        predict_files_as(&self.backbone, &self.head, &self.device, &paths, multi.is_some(), progress)
             .into_iter()
             .zip(inputs)
             .map(|(r, input)| {
-                r.map(|p| Prediction::from_probabilities(input.clone(), &self.labels, &p))
+                r.map(|p| {
+                    let pred = Prediction::from_probabilities(input.clone(), &self.labels, &p);
+                    match multi {
+                        Some(t) => pred.with_labels_at(t),
+                        None => pred,
+                    }
+                })
             })
             .collect()
     }
@@ -406,6 +463,18 @@ impl Model for ImageModel {
         progress: ScanProgress<'_>,
         warn: &mut dyn FnMut(String),
     ) -> Result<Evaluation> {
+        if let Some(threshold) = self.multi_label {
+            return crate::task::image_multilabel::evaluate_folder(
+                &self.backbone,
+                &self.head,
+                &self.device,
+                &self.labels,
+                threshold,
+                data,
+                progress,
+                warn,
+            );
+        }
         let never = || Ok(());
         let mut split =
             image_folder::scan(data, &image_scan("evaluation"), &mut |_, _| {}, &never)?;
@@ -445,14 +514,15 @@ impl Model for ImageModel {
 pub fn imagenet_probabilities(backbone: &Backbone, image: &[u8]) -> Result<Vec<f32>> {
     let pre = &backbone.preprocessing;
     let x = pre.load(image).map_err(Error::Unsupported)?;
-    let x = Tensor::from_vec(
-        x,
-        (1, 3, pre.height as usize, pre.width as usize),
-        &Device::Cpu,
-    )?;
-    let f = backbone.features(&x, false)?;
     let fc =
         crate::model::conv_bn::Linear::load(&backbone.tensors, backbone.imagenet_classifier())?;
+    let device = backbone
+        .tensors
+        .get(&format!("{}.weight", backbone.imagenet_classifier()))
+        .map(|t| t.device().clone())
+        .unwrap_or(Device::Cpu);
+    let x = Tensor::from_vec(x, (1, 3, pre.height as usize, pre.width as usize), &device)?;
+    let f = backbone.features(&x, false)?.to_dtype(candle_core::DType::F32)?;
     let p = candle_nn::ops::softmax(&fc.forward(&f)?, D::Minus1)?;
     Ok(p.squeeze(0)?.to_vec1::<f32>()?)
 }

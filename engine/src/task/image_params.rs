@@ -21,7 +21,10 @@ pub struct ImageParams {
     pub patience: usize,
     pub validation_split: f64,
     pub augmentations: Vec<Augmentation>,
+    /// Images per backbone batch; 0 picks one for the device.
     pub extraction_batch_size: usize,
+    /// `auto`, `f32`, `bf16` or `f16`: the dtype of the frozen backbone.
+    pub precision: String,
     /// Trailing backbone blocks trained together with the head (0 = frozen backbone).
     pub fine_tune_blocks: usize,
     pub fine_tune_epochs: usize,
@@ -57,6 +60,7 @@ impl ImageParams {
                 .filter(|a| p.bool(a.param_key()))
                 .collect(),
             extraction_batch_size: p.usize("extraction_batch_size"),
+            precision: p.text("precision").to_string(),
             fine_tune_blocks: p.usize("fine_tune_blocks"),
             fine_tune_epochs: p.usize("fine_tune_epochs"),
             fine_tune_learning_rate: p.float("fine_tune_learning_rate"),
@@ -168,9 +172,17 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "extraction_batch_size",
             "Feature batch size",
             "Performance",
-            "Images per backbone batch during feature extraction.",
-            (1, 4096),
-            32,
+            "Images per backbone batch during feature extraction; 0 picks one for the device (32 on the CPU, 256 on a GPU).",
+            (0, 4096),
+            0,
+        ),
+        ParamSpec::choice(
+            "precision",
+            "Precision",
+            "Performance",
+            "Number format of the frozen backbone: auto = bf16 on a GPU, f32 on the CPU. f32 is exact everywhere.",
+            &["auto", "f32", "bf16", "f16"],
+            "auto",
         ),
     ];
     specs.extend([

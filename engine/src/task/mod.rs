@@ -1,11 +1,27 @@
 //! Tasks: one per kind of model (image classification, …) behind the [`Task`] trait, and the
 //! [`Model`] trait for exported models that predict and evaluate.
 
+pub mod detect;
+pub mod detect_draw;
+pub mod detect_model;
+pub mod detect_params;
 pub mod image;
 pub mod image_finetune;
 pub mod image_model;
+pub mod image_multilabel;
+pub mod image_multilabel_scan;
 pub mod image_params;
 pub mod image_scan;
+pub mod load_on;
+pub mod text;
+pub mod text_features;
+pub mod text_maxent;
+pub mod text_model;
+pub mod text_params;
+pub mod sound;
+pub mod sound_model;
+pub mod sound_params;
+pub mod sound_transfer;
 pub mod tabular;
 pub mod tabular_data;
 pub mod tabular_model;
@@ -82,9 +98,28 @@ pub struct Prediction {
     /// A regressor's predicted number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Multi-label models: every label whose probability reaches the model's threshold, most
+    /// probable first (possibly none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     /// Labels from most to least probable (not in the JSON: the map carries the numbers).
     #[serde(skip)]
     pub ranked: Vec<(String, f32)>,
+    /// An object detector's boxes, most confident first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<PredictedBox>,
+}
+
+/// One detected object: centre `x`, `y` and size in the input image's pixels (Create ML's
+/// convention, as in `annotations.json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PredictedBox {
+    pub label: String,
+    pub confidence: f32,
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
 }
 
 impl Prediction {
@@ -103,6 +138,18 @@ impl Prediction {
         }
     }
 
+    /// Sets `labels` to the labels at or above `threshold` (multi-label models).
+    pub fn with_labels_at(mut self, threshold: f32) -> Self {
+        self.labels = Some(
+            self.ranked
+                .iter()
+                .filter(|(_, p)| *p >= threshold)
+                .map(|(l, _)| l.clone())
+                .collect(),
+        );
+        self
+    }
+
     /// Keeps only the `k` most probable labels.
     pub fn top(mut self, k: usize) -> Self {
         self.ranked.truncate(k.max(1));
@@ -116,6 +163,9 @@ impl Prediction {
 #[serde(untagged)]
 pub enum Evaluation {
     Classification(ClassificationReport),
+    MultiLabel(crate::eval::MultiLabelReport),
+    /// An object detector's report: `map50` and `map` at top level, AP per class.
+    Detection(crate::eval::map::DetectionReport),
     Regression(crate::eval::regression::RegressionReport),
 }
 
@@ -141,6 +191,10 @@ pub trait Model: Send {
 pub fn all() -> Vec<Box<dyn Task>> {
     vec![
         Box::new(image::ImageClassification),
+        Box::new(image_multilabel::MultiLabelImageClassification),
+        Box::new(text::TextClassification),
+        Box::new(sound::SoundClassification),
+        Box::new(detect::ObjectDetection),
         Box::new(tabular::TabularTask::classifier()),
         Box::new(tabular::TabularTask::regressor()),
     ]

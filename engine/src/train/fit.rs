@@ -19,6 +19,9 @@ pub struct Features {
     pub x: Vec<f32>,
     pub dim: usize,
     pub labels: Vec<u32>,
+    /// Multi-label data: row-major `[len, classes]` 0/1 targets (empty for single-label data,
+    /// where `labels` holds one class per row).
+    pub targets: Vec<f32>,
 }
 
 impl Features {
@@ -27,7 +30,35 @@ impl Features {
             x: Vec::new(),
             dim,
             labels: Vec::new(),
+            targets: Vec::new(),
         }
+    }
+
+    /// True when rows carry multi-label targets.
+    pub fn is_multi_label(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
+    /// Adds a multi-label row: `classes` are the indices of its labels among `num_classes`.
+    pub fn push_multi(&mut self, row: &[f32], classes: &[u32], num_classes: usize) {
+        self.x.extend_from_slice(row);
+        self.labels.push(classes.first().copied().unwrap_or(0));
+        let start = self.targets.len();
+        self.targets.resize(start + num_classes, 0.0);
+        for &c in classes {
+            if let Some(t) = self.targets.get_mut(start + c as usize) {
+                *t = 1.0;
+            }
+        }
+    }
+
+    /// The training targets as a tensor: class ids `[len]` (u32) or 0/1 `[len, classes]`.
+    fn target_tensor(&self, num_classes: usize, device: &Device) -> Result<Tensor> {
+        Ok(if self.is_multi_label() {
+            Tensor::from_slice(&self.targets, (self.len(), num_classes), device)?
+        } else {
+            Tensor::from_slice(&self.labels, self.len(), device)?
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -70,10 +101,12 @@ pub struct FitOutcome {
     pub history: Vec<EpochMetrics>,
     pub best_epoch: usize,
     pub stopped_early: bool,
+    /// Trained with independent sigmoids (multi-label) rather than one softmax.
+    pub multi_label: bool,
 }
 
 impl FitOutcome {
-    /// Class probabilities `[N, classes]` for raw features.
+    /// Class probabilities `[N, classes]` for raw features (sigmoids for multi-label heads).
     pub fn probabilities(&self, features: &Features, device: &Device) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(features.len());
         for start in (0..features.len()).step_by(4096) {
@@ -84,7 +117,12 @@ impl FitOutcome {
                 device,
             )?;
             let z = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
-            let p = candle_nn::ops::softmax(&self.head.forward(&z, false, None)?, D::Minus1)?;
+            let logits = self.head.forward(&z, false, None)?;
+            let p = if self.multi_label {
+                candle_nn::ops::sigmoid(&logits)?
+            } else {
+                candle_nn::ops::softmax(&logits, D::Minus1)?
+            };
             out.extend(p.to_dtype(DType::F32)?.to_vec2::<f32>()?);
         }
         Ok(out)
@@ -148,13 +186,14 @@ pub fn fit(
         (mean, std, progress) = restored;
     }
     let xs = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
-    let ys = Tensor::from_slice(&train.labels, train.len(), device)?;
+    let multi = train.is_multi_label();
+    let ys = train.target_tensor(num_classes, device)?;
     let val = match validation.filter(|v| !v.is_empty()) {
         Some(v) => Some((
             v.tensor(device)?
                 .broadcast_sub(&mean)?
                 .broadcast_div(&std)?,
-            Tensor::from_slice(&v.labels, v.len(), device)?,
+            v.target_tensor(num_classes, device)?,
         )),
         None => None,
     };
@@ -190,7 +229,7 @@ pub fn fit(
             let yb = ys.index_select(&idx, 0)?;
             let dropout_seed = cfg.seed ^ ((epoch * 100_003 + step) as u64);
             let logits = head.forward(&xb, true, Some(dropout_seed))?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &yb)?;
+            let loss = loss_of(&logits, &yb, multi)?;
             let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !loss_value.is_finite() {
                 return Err(Error::Diverged(format!(
@@ -201,7 +240,7 @@ pub fn fit(
             }
             opt.apply(&loss.backward()?)?;
             loss_sum += loss_value * chunk.len() as f64;
-            correct += count_correct(&logits, &yb)?;
+            correct += count_correct(&logits, &yb, multi)?;
             if step % step_every == 0 {
                 ctx.emit(Event::Step {
                     epoch,
@@ -213,7 +252,7 @@ pub fn fit(
         }
         let (validation_loss, validation_accuracy) = match &val {
             Some((vx, vy)) => {
-                let (l, a) = evaluate(&head, vx, vy)?;
+                let (l, a) = evaluate(&head, vx, vy, multi)?;
                 (Some(l), Some(a))
             }
             None => (None, None),
@@ -270,10 +309,29 @@ pub fn fit(
         history: progress.history,
         best_epoch,
         stopped_early,
+        multi_label: multi,
     })
 }
 
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
+/// Cross-entropy for single-label targets; for multi-label 0/1 targets, binary cross-entropy
+/// with logits averaged over labels, in the stable form max(z,0) − z·t + log(1 + e^−|z|).
+pub fn loss_of(logits: &Tensor, targets: &Tensor, multi_label: bool) -> Result<Tensor> {
+    if !multi_label {
+        return Ok(candle_nn::loss::cross_entropy(logits, targets)?);
+    }
+    let relu = logits.relu()?;
+    let soft = logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
+    Ok((relu - (logits * targets)?)?.add(&soft)?.mean_all()?)
+}
+
+/// Examples predicted right: the top class for single-label data; for multi-label data, every
+/// label on the right side of 0.5 (exact match, the `accuracy` of the report).
+fn count_correct(logits: &Tensor, labels: &Tensor, multi_label: bool) -> Result<usize> {
+    if multi_label {
+        let predicted = logits.ge(0f32)?.to_dtype(DType::F32)?;
+        let wrong = predicted.ne(labels)?.to_dtype(DType::F32)?.sum(D::Minus1)?;
+        return Ok(wrong.eq(0f32)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize);
+    }
     let pred = logits.argmax(D::Minus1)?;
     Ok(pred
         .eq(labels)?
@@ -283,7 +341,7 @@ fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
 }
 
 /// Mean loss and accuracy over a (standardized) set, in batches.
-fn evaluate(head: &Head, x: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
+fn evaluate(head: &Head, x: &Tensor, y: &Tensor, multi: bool) -> Result<(f64, f64)> {
     let n = x.dim(0)?;
     let (mut loss, mut correct) = (0f64, 0usize);
     for start in (0..n).step_by(4096) {
@@ -291,11 +349,11 @@ fn evaluate(head: &Head, x: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
         let xb = x.narrow(0, start, len)?;
         let yb = y.narrow(0, start, len)?;
         let logits = head.forward(&xb, false, None)?;
-        loss += candle_nn::loss::cross_entropy(&logits, &yb)?
+        loss += loss_of(&logits, &yb, multi)?
             .to_dtype(DType::F64)?
             .to_scalar::<f64>()?
             * len as f64;
-        correct += count_correct(&logits, &yb)?;
+        correct += count_correct(&logits, &yb, multi)?;
     }
     Ok((loss / n as f64, correct as f64 / n as f64))
 }

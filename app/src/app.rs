@@ -1,0 +1,1011 @@
+//! `Studio`: the app. `logic()` drains engine events and job results and runs the queued
+//! [`Command`]s; `draw()` only draws the [`State`] and queues commands. Everything slow runs on
+//! background threads ([`crate::jobs`]), and the engine wakes the UI through a repaint waker.
+
+use crate::command::{Command, DataSlot, Screen};
+use crate::frame_stats::FrameStats;
+use crate::jobs::{JobResult, JobSender, Jobs, Repaint};
+use crate::report::{EvalView, ReportView};
+use crate::state::{ModelState, PreviewItem, ScanState, State};
+use crate::thumbnails::Thumbnails;
+use lathe_engine::params::{ParamValue, ResolvedParams};
+use lathe_engine::task::{self, Model, ResolvedData};
+use lathe_engine::train::{Control, Event, Outcome, RunDir, RunOptions, RunState, Status};
+use lathe_engine::{Project, Session, SessionOptions, Template};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// eframe storage key of the recent-projects list.
+const RECENT_KEY: &str = "lathe-studio.recent";
+/// Recent projects remembered.
+const MAX_RECENT: usize = 8;
+/// Longest time a frame spends draining engine events.
+const DRAIN_BUDGET: Duration = Duration::from_millis(8);
+
+/// Settings that do not belong in the project (from the command line or tests).
+#[derive(Clone, Default)]
+pub struct StudioOptions {
+    /// Where runs of unsaved projects go (default `~/Lathe`); saved projects keep their runs
+    /// next to `project.toml`.
+    pub runs_home: Option<PathBuf>,
+    /// Feature cache folder (default: the engine's).
+    pub cache_dir: Option<PathBuf>,
+    /// Parameter overrides applied to every run, on top of the project.
+    pub overrides: BTreeMap<String, ParamValue>,
+    /// Write frame-time percentiles here when the app closes.
+    pub frame_stats_out: Option<PathBuf>,
+    /// Close the window once a run has finished and its model is loaded (for measurements).
+    pub exit_when_done: bool,
+}
+
+/// UI-only state of the screens: text being typed, thumbnails.
+pub struct View {
+    pub thumbnails: Thumbnails,
+    /// Path typed into a data slot's text field.
+    pub typed_paths: BTreeMap<&'static str, String>,
+    /// Path typed on the preview screen.
+    pub typed_preview: String,
+}
+
+/// The whole app.
+pub struct Studio {
+    pub state: State,
+    pub view: View,
+    pub options: StudioOptions,
+    pub frame_stats: FrameStats,
+    commands: Vec<Command>,
+    jobs: Jobs,
+    repaint: Repaint,
+    session: Option<Session>,
+    scan_control: Option<Control>,
+    scan_generation: u64,
+    model: Arc<Mutex<Option<Box<dyn Model>>>>,
+    /// Time the last `logic` took (eframe calls it apart from `ui`).
+    logic_time: Duration,
+    /// Things asked for on the command line, done once the app is ready for them.
+    pending: Vec<Pending>,
+    /// A project or run is being opened.
+    opening: bool,
+}
+
+/// Something to do once its precondition holds (from the command line).
+#[derive(Clone, Debug, PartialEq)]
+enum Pending {
+    /// Start training once the data is scanned.
+    Train,
+    /// Predict these files once the model is loaded.
+    Predict(Vec<PathBuf>),
+    /// Show a screen once the project is open.
+    Show(Screen),
+}
+
+impl Studio {
+    pub fn new(options: StudioOptions) -> Self {
+        let repaint = Repaint::default();
+        Self {
+            state: State {
+                templates: Template::all(),
+                ..State::default()
+            },
+            view: View {
+                thumbnails: Thumbnails::new(repaint.clone()),
+                typed_paths: BTreeMap::new(),
+                typed_preview: String::new(),
+            },
+            options,
+            frame_stats: FrameStats::default(),
+            commands: Vec::new(),
+            jobs: Jobs::new(repaint.clone()),
+            repaint,
+            session: None,
+            scan_control: None,
+            scan_generation: 0,
+            model: Arc::new(Mutex::new(None)),
+            logic_time: Duration::ZERO,
+            pending: Vec::new(),
+            opening: false,
+        }
+    }
+
+    /// Starts training as soon as the project's data is scanned without errors.
+    pub fn start_when_ready(&mut self) {
+        self.pending.push(Pending::Train);
+    }
+
+    /// Predicts `files` as soon as a model is loaded.
+    pub fn predict_when_ready(&mut self, files: Vec<PathBuf>) {
+        self.pending.push(Pending::Predict(files));
+    }
+
+    /// Shows `screen` once the project is open (and training started, if asked for).
+    pub fn show_when_ready(&mut self, screen: Screen) {
+        self.pending.push(Pending::Show(screen));
+    }
+
+    fn run_pending(&mut self) {
+        if self.pending.is_empty() || self.opening || self.state.project.is_none() {
+            return;
+        }
+        let mut keep = Vec::new();
+        let training_pending = self.pending.contains(&Pending::Train);
+        for p in std::mem::take(&mut self.pending) {
+            match p {
+                Pending::Train if self.state.ready_to_train() => self.run(Command::StartTraining),
+                Pending::Predict(files) if self.state.model.loaded => {
+                    self.run(Command::Predict(files))
+                }
+                Pending::Show(screen) if !training_pending => self.run(Command::Show(screen)),
+                other => keep.push(other),
+            }
+        }
+        self.pending.extend(keep);
+    }
+
+    /// Restores the recent-projects list from eframe storage.
+    pub fn load_storage(&mut self, storage: &dyn eframe::Storage) {
+        if let Some(recent) = eframe::get_value::<Vec<PathBuf>>(storage, RECENT_KEY) {
+            self.state.recent = recent;
+        }
+    }
+
+    /// Queues a command (the screens' only way to change anything).
+    pub fn send(&mut self, command: Command) {
+        self.commands.push(command);
+    }
+
+    /// One whole frame: logic, then drawing (what eframe calls, split in two, and what kittest
+    /// tests call).
+    pub fn frame(&mut self, ui: &mut egui::Ui) {
+        let started = Instant::now();
+        self.logic(ui.ctx());
+        self.draw(ui);
+        self.frame_stats
+            .record(started.elapsed(), self.state.run_active);
+    }
+
+    /// Drains events and results, runs queued commands. No blocking, no file IO.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        self.repaint.set(ctx);
+        self.view.thumbnails.receive(ctx);
+        while let Some(result) = self.jobs.try_next() {
+            self.on_job(result);
+        }
+        self.drain_session();
+        let commands = std::mem::take(&mut self.commands);
+        for c in commands {
+            self.run(c);
+        }
+        self.run_pending();
+        if !self.commands.is_empty() {
+            ctx.request_repaint();
+        }
+    }
+
+    /// Draws the current screen; clicks become commands run at the next `logic`.
+    pub fn draw(&mut self, ui: &mut egui::Ui) {
+        let mut commands = Vec::new();
+        crate::ui::studio_ui(ui, &self.state, &mut self.view, &mut commands);
+        if !commands.is_empty() {
+            ui.ctx().request_repaint();
+        }
+        self.commands.extend(commands);
+    }
+
+    /// Whether a training session is running (or starting).
+    pub fn is_training(&self) -> bool {
+        self.state.run_active
+    }
+
+    fn drain_session(&mut self) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let started = Instant::now();
+        let mut finished = None;
+        let mut disconnected = false;
+        loop {
+            match session.events().try_recv() {
+                Ok(event) => {
+                    self.state.run.apply(&event);
+                    match &event {
+                        Event::Paused | Event::Resumed => self.state.pause_requested = false,
+                        Event::Finished { outcome, .. } => finished = Some(outcome.clone()),
+                        _ => {}
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
+            }
+            if started.elapsed() > DRAIN_BUDGET {
+                // More next frame.
+                self.repaint.wake();
+                break;
+            }
+        }
+        if let Some(outcome) = finished {
+            self.on_finished(&outcome);
+        }
+        if disconnected {
+            // The training thread has ended; its handle is dropped (detached), never joined here.
+            self.session = None;
+            if self.state.run_active {
+                self.state.run_active = false;
+                if !self.state.run.status.is_finished() {
+                    self.state.error("training stopped without reporting an outcome");
+                }
+            }
+        }
+    }
+
+    fn on_finished(&mut self, outcome: &Outcome) {
+        self.state.run_active = false;
+        self.state.pause_requested = false;
+        match outcome {
+            Outcome::Completed { .. } => {
+                if let Some(run_dir) = self.state.run.run_dir.clone() {
+                    self.load_run_outputs(&run_dir);
+                }
+                self.state.info("Training finished: see Evaluate, Preview and Export");
+            }
+            Outcome::Cancelled { .. } => {
+                self.state.info("Training cancelled; the last checkpoint is kept, so it can be resumed");
+                self.find_resumable();
+            }
+            Outcome::Failed { message } => {
+                self.state.error(format!("Training failed: {message}"));
+                self.find_resumable();
+            }
+        }
+    }
+
+    fn on_job(&mut self, result: JobResult) {
+        match result {
+            JobResult::Command(c) => self.run(c),
+            JobResult::ScanProgress {
+                generation,
+                done,
+                total,
+            } => {
+                if generation == self.scan_generation {
+                    self.state.scan = ScanState::Running { done, total };
+                }
+            }
+            JobResult::Scanned { generation, result } => {
+                if generation == self.scan_generation {
+                    self.scan_control = None;
+                    self.state.scan = match result {
+                        Ok(s) => ScanState::Done(Box::new(s)),
+                        Err(e) => ScanState::Failed(e),
+                    };
+                }
+            }
+            JobResult::ProjectLoaded(Ok(project)) => {
+                self.opening = false;
+                if let Some(file) = project.file.clone() {
+                    self.remember(file);
+                }
+                self.set_project(project);
+                self.state.dirty = false;
+            }
+            JobResult::ProjectLoaded(Err(e)) | JobResult::Failed(e) => {
+                self.opening = false;
+                self.state.error(e);
+            }
+            JobResult::ProjectSaved(Ok(path)) => {
+                if let Some(p) = self.state.project.as_mut() {
+                    p.file = Some(path.clone());
+                }
+                self.state.dirty = false;
+                self.state.info(format!("Saved {}", path.display()));
+                self.remember(path);
+            }
+            JobResult::ProjectSaved(Err(e)) => self.state.error(e),
+            JobResult::SessionStarted { result, replayed } => match result {
+                Ok(session) => {
+                    if let Some(state) = replayed {
+                        self.state.run = state;
+                    }
+                    self.session = Some(session);
+                }
+                Err(e) => {
+                    self.state.run_active = false;
+                    self.state.error(e);
+                }
+            },
+            JobResult::RunOpened {
+                run_dir,
+                project,
+                state,
+            } => {
+                self.opening = false;
+                if let Some(p) = project {
+                    self.set_project(p);
+                }
+                self.state.run = state;
+                if self.state.run.status == Status::Completed {
+                    self.load_run_outputs(&run_dir);
+                    self.state.screen = Screen::Evaluate;
+                } else {
+                    self.state.screen = Screen::Train;
+                }
+            }
+            JobResult::Report { run_dir, result } => {
+                if self.state.run.run_dir.as_deref() == Some(run_dir.as_path()) {
+                    match result {
+                        Ok(r) => self.state.report = Some(r),
+                        Err(e) => self.state.error(e),
+                    }
+                }
+            }
+            JobResult::ModelLoaded { source, result } => {
+                if self.state.model.source.as_deref() == Some(source.as_path()) {
+                    self.state.model.loading = false;
+                    match result {
+                        Ok(labels) => {
+                            self.state.model.loaded = true;
+                            self.state.model.labels = labels;
+                        }
+                        Err(e) => self.state.model.error = Some(e),
+                    }
+                }
+            }
+            JobResult::Evaluated { data, result } => {
+                self.state.evaluating = false;
+                match result {
+                    Ok(view) => self.state.extra_evaluation = Some((data, view)),
+                    Err(e) => self.state.error(e),
+                }
+            }
+            JobResult::Predicted(items) => {
+                self.state.predicting = false;
+                self.state.previews = items
+                    .into_iter()
+                    .map(|(input, result)| PreviewItem { input, result })
+                    .collect();
+            }
+            JobResult::Exported { format, result } => {
+                self.state.exporting = false;
+                match result {
+                    Ok(path) => {
+                        self.state.info(format!("Exported {format} to {}", path.display()));
+                        self.state.exports.retain(|(f, _)| f != &format);
+                        self.state.exports.push((format, path));
+                    }
+                    Err(e) => self.state.error(e),
+                }
+            }
+            JobResult::Resumable(runs) => self.state.resumable = runs,
+        }
+    }
+
+    /// Runs one command.
+    pub fn run(&mut self, command: Command) {
+        match command {
+            Command::NewProject { template } => match Template::get(&template) {
+                Ok(t) => {
+                    let mut project = Project::new(&t.id, PathBuf::new());
+                    project.name = t.title.clone();
+                    self.set_project(project);
+                    self.state.dirty = true;
+                }
+                Err(e) => self.state.error(e.to_string()),
+            },
+            Command::OpenProject(path) => {
+                self.opening = true;
+                self.jobs.spawn("open-project", move |tx| {
+                let loaded = std::path::absolute(&path)
+                    .map_err(|e| format!("{e}: {}", path.display()))
+                    .and_then(|p| Project::load(&p).map_err(|e| e.to_string()));
+                    tx.send(JobResult::ProjectLoaded(loaded));
+                });
+            }
+            Command::OpenProjectDialog => self.dialog(|| {
+                let file = rfd::AsyncFileDialog::new()
+                    .set_title("Open a Lathe project")
+                    .add_filter("Lathe project", &["toml"])
+                    .pick_file();
+                pollster::block_on(file).map(|f| Command::OpenProject(f.path().to_path_buf()))
+            }),
+            Command::SaveProject => {
+                let file = self.state.project.as_ref().and_then(|p| p.file.clone());
+                self.run(match file {
+                    Some(f) => Command::SaveProjectTo(f),
+                    None => Command::SaveProjectAs,
+                });
+            }
+            Command::SaveProjectAs => self.dialog(|| {
+                let file = rfd::AsyncFileDialog::new()
+                    .set_title("Save the Lathe project")
+                    .set_file_name("project.toml")
+                    .add_filter("Lathe project", &["toml"])
+                    .save_file();
+                pollster::block_on(file).map(|f| Command::SaveProjectTo(f.path().to_path_buf()))
+            }),
+            Command::SaveProjectTo(path) => {
+                let Some(project) = self.state.project.clone() else {
+                    return;
+                };
+                self.jobs.spawn("save-project", move |tx| {
+                    let path = std::path::absolute(&path).unwrap_or(path);
+                    let saved = project
+                        .save(&path)
+                        .map(|_| path.clone())
+                        .map_err(|e| e.to_string());
+                    tx.send(JobResult::ProjectSaved(saved));
+                });
+            }
+            Command::CloseProject => {
+                if self.state.run_active {
+                    self.state
+                        .error("A training is running: cancel it before closing the project");
+                    return;
+                }
+                self.cancel_scan();
+                let templates = std::mem::take(&mut self.state.templates);
+                let recent = std::mem::take(&mut self.state.recent);
+                self.state = State {
+                    templates,
+                    recent,
+                    ..State::default()
+                };
+                self.clear_model();
+            }
+            Command::Show(screen) => self.state.screen = screen,
+            Command::SetData(slot, path) => {
+                let Some(project) = self.state.project.as_mut() else {
+                    return;
+                };
+                let path = path.map(|p| std::path::absolute(&p).unwrap_or(p));
+                match slot {
+                    DataSlot::Train => project.data.train = path.unwrap_or_default(),
+                    DataSlot::Validation => project.data.validation = path,
+                    DataSlot::Test => project.data.test = path,
+                }
+                self.state.dirty = true;
+                self.rescan();
+            }
+            Command::DropData(slot, paths) => match data_root_from_drop(&paths) {
+                Some(root) => self.run(Command::SetData(slot, Some(root))),
+                None => self.state.error("Drop a folder (one subfolder per class), not single files from different places"),
+            },
+            Command::ChooseData(slot) => self.dialog(move || {
+                let folder = rfd::AsyncFileDialog::new()
+                    .set_title(slot.title())
+                    .pick_folder();
+                pollster::block_on(folder).map(|f| Command::SetData(slot, Some(f.path().into())))
+            }),
+            Command::SetParam { key, value } => self.set_param(&key, value),
+            Command::ResetParam(key) => {
+                if let Some(p) = self.state.project.as_mut() {
+                    p.params.remove(&key);
+                    self.state.dirty = true;
+                }
+            }
+            Command::SetSeed(seed) => {
+                if let Some(p) = self.state.project.as_mut() {
+                    p.seed = seed;
+                    self.state.dirty = true;
+                    self.rescan();
+                }
+            }
+            Command::SetDevice(device) => {
+                if let Some(p) = self.state.project.as_mut() {
+                    p.device = device;
+                    self.state.dirty = true;
+                }
+            }
+            Command::StartTraining => self.start_training(None),
+            Command::ResumeRun(dir) => self.start_training(Some(dir)),
+            Command::Pause => {
+                if let Some(s) = &self.session {
+                    s.control().pause();
+                    self.state.pause_requested = true;
+                }
+            }
+            Command::Resume => {
+                if let Some(s) = &self.session {
+                    s.control().resume();
+                    self.state.pause_requested = false;
+                }
+            }
+            Command::Cancel => {
+                if let Some(s) = &self.session {
+                    s.control().cancel();
+                }
+            }
+            Command::OpenRun(dir) => {
+                self.opening = true;
+                self.jobs.spawn("open-run", move |tx| {
+                    let dir = std::path::absolute(&dir).unwrap_or(dir);
+                    match std::fs::read_to_string(dir.join("events.jsonl")) {
+                        Ok(text) => {
+                            // The lock file is the project as the run used it.
+                            let project = Project::load(&dir.join("project.lock.toml"))
+                                .ok()
+                                .map(|mut p| {
+                                    p.file = None;
+                                    p
+                                });
+                            tx.send(JobResult::RunOpened {
+                                run_dir: dir,
+                                project,
+                                state: RunState::replay(&text),
+                            })
+                        }
+                        Err(e) => tx.send(JobResult::Failed(format!(
+                            "cannot read the run's events.jsonl ({e}); give a Lathe run folder: {}",
+                            dir.display()
+                        ))),
+                    }
+                });
+            }
+            Command::SelectCell {
+                split,
+                truth,
+                predicted,
+            } => self.state.selected_cell = Some((split, truth, predicted)),
+            Command::EvaluateFolder(data) => self.evaluate(data),
+            Command::ChooseEvaluateFolder => self.dialog(|| {
+                let folder = rfd::AsyncFileDialog::new()
+                    .set_title("Labelled data to evaluate on")
+                    .pick_folder();
+                pollster::block_on(folder).map(|f| Command::EvaluateFolder(f.path().into()))
+            }),
+            Command::Predict(files) => self.predict(files),
+            Command::ChoosePreviewFiles => self.dialog(|| {
+                let files = rfd::AsyncFileDialog::new()
+                    .set_title("Files to preview")
+                    .pick_files();
+                pollster::block_on(files)
+                    .map(|fs| Command::Predict(fs.iter().map(|f| f.path().to_path_buf()).collect()))
+            }),
+            Command::Export(format) => self.export(format),
+            Command::OpenFolder(path) => open_folder(&path, &self.jobs.sender()),
+            Command::DismissNotice => self.state.notice = None,
+        }
+    }
+
+    /// Shows a native dialog on a background thread; its answer comes back as a command.
+    fn dialog(&self, ask: impl FnOnce() -> Option<Command> + Send + 'static) {
+        self.jobs.spawn("dialog", move |tx| {
+            if let Some(c) = ask() {
+                tx.send(JobResult::Command(c));
+            }
+        });
+    }
+
+    fn remember(&mut self, file: PathBuf) {
+        self.state.recent.retain(|f| f != &file);
+        self.state.recent.insert(0, file);
+        self.state.recent.truncate(MAX_RECENT);
+    }
+
+    fn set_project(&mut self, project: Project) {
+        let (specs, defaults) = match param_defaults(&project.template) {
+            Ok(x) => x,
+            Err(e) => {
+                self.state.error(e);
+                return;
+            }
+        };
+        self.cancel_scan();
+        self.clear_model();
+        self.state.specs = specs;
+        self.state.defaults = defaults;
+        self.state.project = Some(project);
+        self.state.scan = ScanState::Idle;
+        self.state.run = RunState::default();
+        self.state.report = None;
+        self.state.extra_evaluation = None;
+        self.state.selected_cell = None;
+        self.state.previews.clear();
+        self.state.exports.clear();
+        self.state.resumable.clear();
+        self.state.screen = Screen::Data;
+        self.rescan();
+        self.find_resumable();
+    }
+
+    fn set_param(&mut self, key: &str, value: ParamValue) {
+        let Some(spec) = self.state.specs.iter().find(|s| s.key == key) else {
+            return;
+        };
+        let checked = match spec.check(&value) {
+            Ok(v) => v,
+            Err(e) => {
+                self.state.error(e.to_string());
+                return;
+            }
+        };
+        let is_default = self.state.defaults.get(key) == Some(&checked);
+        if let Some(p) = self.state.project.as_mut() {
+            if is_default {
+                p.params.remove(key);
+            } else {
+                p.params.insert(key.to_string(), checked.to_toml());
+            }
+            self.state.dirty = true;
+        }
+        // Scan-relevant parameters (e.g. the validation split) change the summary.
+        if key.contains("split") {
+            self.rescan();
+        }
+    }
+
+    fn cancel_scan(&mut self) {
+        if let Some(c) = self.scan_control.take() {
+            c.cancel();
+        }
+        self.scan_generation += 1;
+    }
+
+    /// Scans the project's data again on a background thread (cancelling an earlier scan).
+    fn rescan(&mut self) {
+        self.cancel_scan();
+        let Some(project) = self.state.project.clone() else {
+            return;
+        };
+        if project.data.train.as_os_str().is_empty() {
+            self.state.scan = ScanState::Idle;
+            return;
+        }
+        let control = Control::new();
+        self.scan_control = Some(control.clone());
+        let generation = self.scan_generation;
+        self.state.scan = ScanState::Running { done: 0, total: 0 };
+        self.jobs.spawn("scan", move |tx| {
+            let result = scan(&project, &control, &mut |done, total| {
+                tx.send(JobResult::ScanProgress {
+                    generation,
+                    done,
+                    total,
+                })
+            });
+            tx.send(JobResult::Scanned { generation, result });
+        });
+    }
+
+    /// The folder runs go under: next to a saved project, else the runs home.
+    fn runs_base(&self) -> PathBuf {
+        if let Some(file) = self.state.project.as_ref().and_then(|p| p.file.as_ref())
+            && let Some(parent) = file.parent()
+        {
+            return parent.to_path_buf();
+        }
+        self.options.runs_home.clone().unwrap_or_else(default_runs_home)
+    }
+
+    fn find_resumable(&mut self) {
+        let Some(project) = &self.state.project else {
+            return;
+        };
+        let runs = self.runs_base().join("runs");
+        let prefix = format!("{}-", project.template);
+        self.jobs.spawn("find-runs", move |tx| {
+            tx.send(JobResult::Resumable(resumable_runs(&runs, &prefix)));
+        });
+    }
+
+    fn start_training(&mut self, resume: Option<PathBuf>) {
+        if self.state.run_active {
+            return;
+        }
+        // A finished session whose thread is still winding down is let go (never joined here).
+        self.session = None;
+        let Some(project) = self.state.project.clone() else {
+            return;
+        };
+        if resume.is_none() && !self.state.ready_to_train() {
+            self.state
+                .error("Choose training data without errors on the Data screen first");
+            return;
+        }
+        let run_dir = resume
+            .clone()
+            .unwrap_or_else(|| RunDir::default_root(&self.runs_base(), &project.template));
+        let repaint = self.repaint.clone();
+        let options = SessionOptions {
+            run_dir: Some(run_dir.clone()),
+            overrides: self.options.overrides.clone(),
+            device: None,
+            waker: Some(Arc::new(move || repaint.wake())),
+            run: RunOptions {
+                cache_dir: self.options.cache_dir.clone(),
+                weights: None,
+            },
+            resume: resume.is_some(),
+        };
+        self.clear_model();
+        self.state.run = RunState::default();
+        self.state.report = None;
+        self.state.extra_evaluation = None;
+        self.state.selected_cell = None;
+        self.state.previews.clear();
+        self.state.exports.clear();
+        self.state.run_active = true;
+        self.state.pause_requested = false;
+        self.state.notice = None;
+        self.state.resumable.retain(|r| Some(r) != resume.as_ref());
+        self.state.screen = Screen::Train;
+        self.jobs.spawn("start-session", move |tx| {
+            // A resumed run first replays what it had done, so its plots continue.
+            let replayed = resume.as_ref().and_then(|dir| {
+                std::fs::read_to_string(dir.join("events.jsonl"))
+                    .ok()
+                    .map(|t| RunState::replay(&t))
+            });
+            let result = Session::start(project, options).map_err(|e| e.to_string());
+            tx.send(JobResult::SessionStarted { result, replayed });
+        });
+    }
+
+    fn clear_model(&mut self) {
+        self.state.model = ModelState::default();
+        if let Ok(mut m) = self.model.try_lock() {
+            *m = None;
+        } else {
+            // A job still uses the old model; give later jobs a fresh slot.
+            self.model = Arc::new(Mutex::new(None));
+        }
+    }
+
+    /// Reads a finished run's report and loads its model, both in the background.
+    fn load_run_outputs(&mut self, run_dir: &Path) {
+        let dir = run_dir.to_path_buf();
+        self.jobs.spawn("read-report", move |tx| {
+            let result = lathe_engine::fsutil::read_json::<serde_json::Value>(
+                &dir.join("report.json"),
+            )
+            .map(|v| ReportView::from_json(&v))
+            .map_err(|e| e.to_string());
+            tx.send(JobResult::Report {
+                run_dir: dir,
+                result,
+            });
+        });
+        self.clear_model();
+        self.state.model.source = Some(run_dir.to_path_buf());
+        self.state.model.loading = true;
+        let slot = self.model.clone();
+        let source = run_dir.to_path_buf();
+        self.jobs.spawn("load-model", move |tx| {
+            let result = task::load_on::load_model_on(&source, "cpu")
+                .map(|m| {
+                    let labels = m.labels().to_vec();
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(m);
+                    }
+                    labels
+                })
+                .map_err(|e| e.to_string());
+            tx.send(JobResult::ModelLoaded { source, result });
+        });
+    }
+
+    fn evaluate(&mut self, data: PathBuf) {
+        if !self.state.model.loaded {
+            self.state.error("No model yet: train one, or open a finished run");
+            return;
+        }
+        self.state.evaluating = true;
+        let slot = self.model.clone();
+        self.jobs.spawn("evaluate", move |tx| {
+            let result = match slot.lock() {
+                Ok(guard) => match guard.as_ref() {
+                    Some(model) => model
+                        .evaluate(&data, &mut |_, _| {}, &mut |_| {})
+                        .map(|e| EvalView::from_evaluation(&e))
+                        .map_err(|e| e.to_string()),
+                    None => Err("the model is no longer loaded".into()),
+                },
+                Err(_) => Err("the model is unavailable after an earlier failure".into()),
+            };
+            tx.send(JobResult::Evaluated { data, result });
+        });
+    }
+
+    fn predict(&mut self, files: Vec<PathBuf>) {
+        if files.is_empty() {
+            return;
+        }
+        if !self.state.model.loaded {
+            self.state.error("No model yet: train one, or open a finished run");
+            return;
+        }
+        self.state.predicting = true;
+        self.state.screen = Screen::Preview;
+        let slot = self.model.clone();
+        self.jobs.spawn("predict", move |tx| {
+            let inputs: Vec<String> = files
+                .iter()
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect();
+            let results = match slot.lock() {
+                Ok(guard) => match guard.as_ref() {
+                    Some(model) => model.predict(&inputs, &mut |_, _| {}),
+                    None => Vec::new(),
+                },
+                Err(_) => Vec::new(),
+            };
+            let items = files
+                .into_iter()
+                .zip(
+                    results
+                        .into_iter()
+                        .map(|r| r.map_err(|e| e.to_string()))
+                        .chain(std::iter::repeat_with(|| Err("not predicted".to_string()))),
+                )
+                .collect();
+            tx.send(JobResult::Predicted(items));
+        });
+    }
+
+    fn export(&mut self, format: String) {
+        let Some(source) = self.state.model.source.clone() else {
+            self.state.error("No model yet: train one, or open a finished run");
+            return;
+        };
+        self.state.exporting = true;
+        self.jobs.spawn("export", move |tx| {
+            let result = lathe_engine::export::folder::export(&source, &format, None)
+                .map_err(|e| e.to_string());
+            tx.send(JobResult::Exported { format, result });
+        });
+    }
+
+    /// Writes the frame-time percentiles if asked to (`--frame-stats`).
+    pub fn write_frame_stats(&self) {
+        if let Some(path) = &self.options.frame_stats_out {
+            let summary = self.frame_stats.summary();
+            if let Err(e) = lathe_engine::fsutil::write_json(path, &summary) {
+                eprintln!("warning: {e}");
+            }
+        }
+    }
+}
+
+impl eframe::App for Studio {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        let started = Instant::now();
+        Studio::logic(self, ctx);
+        self.logic_time = started.elapsed();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let started = Instant::now();
+        self.draw(ui);
+        let took = started.elapsed() + self.logic_time;
+        self.frame_stats.record(took, self.state.run_active);
+        // CPU time of the previous whole frame (tessellation and painting included).
+        if let Some(secs) = frame.info().cpu_usage {
+            self.frame_stats.record_full(secs, self.state.run_active);
+        }
+        if self.options.exit_when_done
+            && !self.state.run_active
+            && self.pending.is_empty()
+            && self.state.run.status.is_finished()
+            && !self.state.model.loading
+        {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, RECENT_KEY, &self.state.recent);
+    }
+
+    fn on_exit(&mut self) {
+        if let Some(s) = &self.session {
+            s.control().cancel();
+        }
+        self.write_frame_stats();
+    }
+}
+
+/// The task's parameter specs and each one's value before the project (spec, then template).
+fn param_defaults(
+    template_id: &str,
+) -> Result<(Vec<lathe_engine::params::ParamSpec>, BTreeMap<String, ParamValue>), String> {
+    let template = Template::get(template_id).map_err(|e| e.to_string())?;
+    let task = task::by_id(&template.task).map_err(|e| e.to_string())?;
+    let specs = task.param_specs();
+    let layer = template.param_layer().map_err(|e| e.to_string())?;
+    let resolved = ResolvedParams::resolve(&specs, &[&layer]).map_err(|e| e.to_string())?;
+    Ok((specs, resolved.0))
+}
+
+/// Scans a project's data as `lathe check` does.
+fn scan(
+    project: &Project,
+    control: &Control,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<lathe_engine::data::DatasetSummary, String> {
+    let prepared =
+        lathe_engine::train::session::prepare(project, &BTreeMap::new()).map_err(|e| e.to_string())?;
+    let data = ResolvedData::of(project);
+    prepared
+        .task
+        .scan(&data, &prepared.params, progress, control)
+        .map_err(|e| e.to_string())
+}
+
+/// Runs of `prefix*` under `runs` that stopped before finishing and have a checkpoint, newest first.
+fn resumable_runs(runs: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = lathe_engine::fsutil::sorted_entries(runs) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .into_iter()
+        .filter(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                && d.join("project.lock.toml").is_file()
+                && !d.join("model/config.json").is_file()
+                && std::fs::read_dir(d.join("checkpoints"))
+                    .map(|mut e| e.next().is_some())
+                    .unwrap_or(false)
+        })
+        .collect();
+    found.reverse();
+    found
+}
+
+/// The data folder meant by dropped paths: one folder as is; several folders (classes) or files
+/// in one class folder give the folder above them.
+pub fn data_root_from_drop(paths: &[PathBuf]) -> Option<PathBuf> {
+    match paths {
+        [] => None,
+        [one] if one.is_dir() => Some(one.clone()),
+        _ => {
+            let parent_of = |p: &PathBuf| {
+                if p.is_dir() {
+                    p.parent().map(Path::to_path_buf)
+                } else {
+                    p.parent().and_then(Path::parent).map(Path::to_path_buf)
+                }
+            };
+            let first = parent_of(paths.first()?)?;
+            paths
+                .iter()
+                .all(|p| parent_of(p).as_ref() == Some(&first))
+                .then_some(first)
+        }
+    }
+}
+
+/// `~/Lathe`, where runs of unsaved projects go.
+pub fn default_runs_home() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join("Lathe")
+}
+
+/// Opens `path` in the file manager without waiting for it.
+fn open_folder(path: &Path, tx: &JobSender) {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let path = path.to_path_buf();
+    let tx = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("lathe-open-folder".into())
+        .spawn(move || match std::process::Command::new(program).arg(&path).status() {
+            Ok(_) => {}
+            Err(e) => tx.send(JobResult::Failed(format!(
+                "cannot open the folder with {program} ({e}); it is at {}",
+                path.display()
+            ))),
+        });
+    drop(spawned);
+}

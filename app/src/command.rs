@@ -1,0 +1,137 @@
+//! `Command`: the only way the UI changes the app's state. Screens push commands; the app runs
+//! them between frames (starting sessions and background jobs, never blocking).
+
+use lathe_engine::params::ParamValue;
+use std::path::PathBuf;
+
+/// The screens of a project, in workflow order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Screen {
+    #[default]
+    Templates,
+    Data,
+    Settings,
+    Train,
+    Evaluate,
+    Preview,
+    Export,
+}
+
+impl Screen {
+    /// The project screens shown as tabs.
+    pub const TABS: [Screen; 6] = [
+        Screen::Data,
+        Screen::Settings,
+        Screen::Train,
+        Screen::Evaluate,
+        Screen::Preview,
+        Screen::Export,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Templates => "Templates",
+            Self::Data => "Data",
+            Self::Settings => "Settings",
+            Self::Train => "Train",
+            Self::Evaluate => "Evaluate",
+            Self::Preview => "Preview",
+            Self::Export => "Export",
+        }
+    }
+
+    /// Parses a `--screen` argument.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Templates]
+            .into_iter()
+            .chain(Self::TABS)
+            .find(|s| s.title().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Which data folder of a project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataSlot {
+    Train,
+    Validation,
+    Test,
+}
+
+impl DataSlot {
+    pub const ALL: [DataSlot; 3] = [DataSlot::Train, DataSlot::Validation, DataSlot::Test];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Train => "Training data",
+            Self::Validation => "Validation data",
+            Self::Test => "Test data",
+        }
+    }
+
+    /// The split name the engine uses in summaries and reports.
+    pub fn split(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Validation => "validation",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// Something the user asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Starts a new, unsaved project from a template.
+    NewProject { template: String },
+    /// Opens a `project.toml`.
+    OpenProject(PathBuf),
+    /// Shows a file dialog for a `project.toml` to open.
+    OpenProjectDialog,
+    /// Saves the project to its file (or asks where, the first time).
+    SaveProject,
+    /// Asks where to save the project, then saves it there.
+    SaveProjectAs,
+    /// Saves the project to this file.
+    SaveProjectTo(PathBuf),
+    /// Back to the template picker.
+    CloseProject,
+    Show(Screen),
+    /// Sets (or clears) a data folder; the data is scanned again in the background.
+    SetData(DataSlot, Option<PathBuf>),
+    /// Files or folders dropped on a data slot: a folder is used as is, class folders or files
+    /// give the folder that holds them.
+    DropData(DataSlot, Vec<PathBuf>),
+    /// Shows a folder dialog for a data slot.
+    ChooseData(DataSlot),
+    /// Sets a parameter from the settings form (checked by the engine's spec).
+    SetParam { key: String, value: ParamValue },
+    /// Back to the template's default for one parameter.
+    ResetParam(String),
+    SetSeed(u64),
+    SetDevice(String),
+    StartTraining,
+    Pause,
+    Resume,
+    Cancel,
+    /// Continues an interrupted run in this folder from its checkpoints.
+    ResumeRun(PathBuf),
+    /// Shows a finished (or interrupted) run: its events, report and model.
+    OpenRun(PathBuf),
+    /// Selects a confusion-matrix cell: (split, true class, predicted class).
+    SelectCell {
+        split: String,
+        truth: usize,
+        predicted: usize,
+    },
+    /// Evaluates the current model on a labelled folder.
+    EvaluateFolder(PathBuf),
+    ChooseEvaluateFolder,
+    /// Predicts these files with the current model.
+    Predict(Vec<PathBuf>),
+    ChoosePreviewFiles,
+    /// Exports the current model in a format (`safetensors`, `coreml`).
+    Export(String),
+    /// Opens a folder in the system's file manager.
+    OpenFolder(PathBuf),
+    DismissNotice,
+}

@@ -1,0 +1,131 @@
+//! Background work: every slow thing the app does (scanning data, loading and running models,
+//! reading reports, file dialogs, saving, exporting) runs on a named thread and reports back
+//! here; the UI thread only drains results. Each result wakes the UI through [`Repaint`].
+
+use crate::command::Command;
+use crate::report::{EvalView, ReportView};
+use lathe_engine::Session;
+use lathe_engine::data::DatasetSummary;
+use lathe_engine::task::Prediction;
+use lathe_engine::train::RunState;
+use lathe_engine::Project;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, OnceLock};
+
+/// Wakes the UI from any thread (a repaint request); does nothing until the first frame has
+/// handed over the egui context.
+#[derive(Clone, Default)]
+pub struct Repaint(Arc<OnceLock<egui::Context>>);
+
+impl Repaint {
+    pub fn set(&self, ctx: &egui::Context) {
+        let _ = self.0.set(ctx.clone());
+    }
+
+    pub fn wake(&self) {
+        if let Some(ctx) = self.0.get() {
+            ctx.request_repaint();
+        }
+    }
+}
+
+/// What a background job reports.
+pub enum JobResult {
+    /// A dialog or a job asks for a command (a chosen folder, a project to open).
+    Command(Command),
+    ScanProgress {
+        generation: u64,
+        done: u64,
+        total: u64,
+    },
+    Scanned {
+        generation: u64,
+        result: Result<DatasetSummary, String>,
+    },
+    ProjectLoaded(Result<Project, String>),
+    ProjectSaved(Result<PathBuf, String>),
+    /// A session started (fresh or resumed); `replayed` holds the interrupted run's earlier events.
+    SessionStarted {
+        result: Result<Session, String>,
+        replayed: Option<RunState>,
+    },
+    /// A finished run's folder was read (`OpenRun`).
+    RunOpened {
+        run_dir: PathBuf,
+        /// The run's `project.lock.toml`, when readable.
+        project: Option<Project>,
+        state: RunState,
+    },
+    Report {
+        run_dir: PathBuf,
+        result: Result<ReportView, String>,
+    },
+    ModelLoaded {
+        source: PathBuf,
+        result: Result<Vec<String>, String>,
+    },
+    Evaluated {
+        data: PathBuf,
+        result: Result<EvalView, String>,
+    },
+    Predicted(Vec<(PathBuf, Result<Prediction, String>)>),
+    Exported {
+        format: String,
+        result: Result<PathBuf, String>,
+    },
+    Resumable(Vec<PathBuf>),
+    /// A job failed before it could report anything more specific.
+    Failed(String),
+}
+
+/// Sends results back to the UI and wakes it.
+#[derive(Clone)]
+pub struct JobSender {
+    tx: Sender<JobResult>,
+    repaint: Repaint,
+}
+
+impl JobSender {
+    pub fn send(&self, result: JobResult) {
+        let _ = self.tx.send(result);
+        self.repaint.wake();
+    }
+}
+
+/// The results channel and the spawner.
+pub struct Jobs {
+    sender: JobSender,
+    rx: Receiver<JobResult>,
+}
+
+impl Jobs {
+    pub fn new(repaint: Repaint) -> Self {
+        let (tx, rx) = channel();
+        Self {
+            sender: JobSender { tx, repaint },
+            rx,
+        }
+    }
+
+    pub fn sender(&self) -> JobSender {
+        self.sender.clone()
+    }
+
+    /// Runs `work` on a thread named `lathe-<name>`.
+    pub fn spawn(&self, name: &str, work: impl FnOnce(&JobSender) + Send + 'static) {
+        let sender = self.sender.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("lathe-{name}"))
+            .spawn(move || work(&sender));
+        if let Err(e) = spawned {
+            self.sender
+                .send(JobResult::Failed(format!("cannot start a background thread ({e})")));
+        }
+    }
+
+    /// The next finished result, without waiting.
+    pub fn try_next(&self) -> Option<JobResult> {
+        self.rx.try_recv().ok()
+    }
+}

@@ -1,0 +1,16 @@
+//! Lathe Studio, the desktop app: pick a template, drop your data, watch it train, evaluate,
+//! preview and export. It drives `lathe-engine`'s public API (projects, scans, sessions,
+//! events, models) and never imports candle; nothing heavy ever runs on the UI thread.
+
+pub mod app;
+pub mod command;
+pub mod frame_stats;
+pub mod jobs;
+pub mod report;
+pub mod state;
+pub mod thumbnails;
+pub mod ui;
+pub mod widgets;
+
+pub use app::Studio;
+pub use command::{Command, DataSlot, Screen};

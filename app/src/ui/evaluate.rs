@@ -1,0 +1,231 @@
+//! The Evaluate screen: headline metrics, per-class precision and recall, and the confusion
+//! matrix whose cells list their samples (the step toward fixing labels). Reports of other
+//! tasks are shown generically as key/value metrics.
+
+use crate::app::View;
+use crate::command::Command;
+use crate::report::{EvalView, format_value, scalar_rows};
+use crate::state::State;
+use crate::widgets::bars::bar_row_ui;
+use crate::widgets::confusion::confusion_ui;
+use crate::widgets::drop_zone::{dropped_paths, hover_overlay};
+use lathe_engine::eval::ClassificationReport;
+
+/// Samples listed for a selected cell.
+const SAMPLES_SHOWN: usize = 60;
+
+pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
+    ui.heading("Evaluate");
+    ui.horizontal(|ui| {
+        let can = state.model.loaded && !state.evaluating;
+        if ui
+            .add_enabled(can, egui::Button::new("Evaluate on a folder…"))
+            .on_disabled_hover_text("Needs a trained model")
+            .clicked()
+        {
+            commands.push(Command::ChooseEvaluateFolder);
+        }
+        if state.evaluating {
+            ui.spinner();
+            ui.label("Evaluating…");
+        }
+    });
+    if state.model.loaded {
+        let dropped = dropped_paths(ui.ctx());
+        if let Some(folder) = dropped.into_iter().find(|p| p.is_dir()) {
+            commands.push(Command::EvaluateFolder(folder));
+        }
+        hover_overlay(ui.ctx(), "Drop a labelled folder to evaluate the model on it");
+    }
+    let mut evaluations: Vec<(String, &EvalView)> = state
+        .report
+        .iter()
+        .flat_map(|r| r.evaluations.iter().map(|(k, v)| (k.clone(), v)))
+        .collect();
+    if let Some((folder, v)) = &state.extra_evaluation {
+        evaluations.push((format!("folder {}", folder.display()), v));
+    }
+    if evaluations.is_empty() {
+        ui.add_space(8.0);
+        ui.label(if state.run_active {
+            "Evaluation appears when training finishes."
+        } else {
+            "Train a model (or open a finished run) to see its evaluation."
+        });
+        return;
+    }
+    if let Some(r) = &state.report {
+        let mut parts = Vec::new();
+        if let Some(n) = r.epochs_run {
+            parts.push(format!("{n} epochs"));
+        }
+        if let Some(b) = r.best_epoch {
+            parts.push(format!("best epoch {b}"));
+        }
+        if r.stopped_early == Some(true) {
+            parts.push("stopped early".into());
+        }
+        if !parts.is_empty() {
+            ui.weak(parts.join(" · "));
+        }
+    }
+    for (name, evaluation) in evaluations {
+        ui.add_space(8.0);
+        egui::CollapsingHeader::new(egui::RichText::new(&name).strong().size(16.0))
+            .id_salt(("evaluation", &name))
+            .default_open(true)
+            .show(ui, |ui| match evaluation {
+                EvalView::Classification(r) => {
+                    classification_ui(ui, &name, r, state, view, commands)
+                }
+                EvalView::Generic(v) => generic_ui(ui, &name, v),
+            });
+    }
+}
+
+fn classification_ui(
+    ui: &mut egui::Ui,
+    split: &str,
+    r: &ClassificationReport,
+    state: &State,
+    view: &mut View,
+    commands: &mut Vec<Command>,
+) {
+    egui::Grid::new(("metrics", split))
+        .num_columns(2)
+        .spacing([16.0, 4.0])
+        .show(ui, |ui| {
+            let pct = |x: f64| format!("{:.1}%", x * 100.0);
+            for (k, v) in [
+                ("Examples", r.num_examples.to_string()),
+                ("Accuracy", pct(r.accuracy)),
+                ("Top-5 accuracy", pct(r.top5_accuracy)),
+                ("Macro precision", pct(r.macro_precision)),
+                ("Macro recall", pct(r.macro_recall)),
+                ("Macro F1", pct(r.macro_f1)),
+            ] {
+                ui.label(k);
+                ui.strong(v);
+                ui.end_row();
+            }
+        });
+    ui.add_space(6.0);
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
+            ui.strong("Per class");
+            egui::Grid::new(("per_class", split))
+                .num_columns(5)
+                .spacing([12.0, 4.0])
+                .striped(true)
+                .show(ui, |ui| {
+                    for h in ["Class", "Precision", "Recall", "F1", "Support"] {
+                        ui.strong(h);
+                    }
+                    ui.end_row();
+                    let color = ui.visuals().selection.bg_fill;
+                    for c in &r.per_class {
+                        ui.label(&c.label);
+                        ui.horizontal(|ui| {
+                            bar_row_ui(ui, c.precision as f32, 70.0, color, &format!("{:.2}", c.precision))
+                        });
+                        ui.horizontal(|ui| {
+                            bar_row_ui(ui, c.recall as f32, 70.0, color, &format!("{:.2}", c.recall))
+                        });
+                        ui.label(format!("{:.2}", c.f1));
+                        ui.label(c.support.to_string());
+                        ui.end_row();
+                    }
+                });
+        });
+        ui.add_space(16.0);
+        ui.vertical(|ui| {
+            ui.strong("Confusion matrix — click a cell to see its samples");
+            let selected = state
+                .selected_cell
+                .as_ref()
+                .filter(|(s, _, _)| s == split)
+                .map(|(_, t, p)| (*t, *p));
+            if let Some((truth, predicted)) =
+                confusion_ui(ui, split, &r.labels, &r.confusion_matrix, selected)
+            {
+                commands.push(Command::SelectCell {
+                    split: split.to_string(),
+                    truth,
+                    predicted,
+                });
+            }
+        });
+    });
+    if let Some((s, t, p)) = &state.selected_cell
+        && s == split
+    {
+        samples_ui(ui, r, *t, *p, view);
+    }
+}
+
+fn samples_ui(ui: &mut egui::Ui, r: &ClassificationReport, t: usize, p: usize, view: &mut View) {
+    let (Some(truth), Some(predicted)) = (r.labels.get(t), r.labels.get(p)) else {
+        return;
+    };
+    let samples: Vec<_> = r
+        .samples
+        .iter()
+        .filter(|s| &s.label == truth && &s.predicted == predicted)
+        .collect();
+    ui.add_space(6.0);
+    ui.strong(format!(
+        "{} sample(s) labelled {truth}, predicted {predicted}",
+        samples.len()
+    ));
+    ui.horizontal_wrapped(|ui| {
+        for s in samples.iter().take(SAMPLES_SHOWN) {
+            ui.vertical(|ui| {
+                view.thumbnails.show(ui, &s.input, 72.0);
+                let name = s
+                    .input
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                ui.small(name);
+                ui.small(format!("{:.0}%", s.confidence * 100.0));
+            });
+        }
+    });
+    if samples.len() > SAMPLES_SHOWN {
+        ui.weak(format!("…and {} more", samples.len() - SAMPLES_SHOWN));
+    }
+}
+
+fn generic_ui(ui: &mut egui::Ui, split: &str, value: &serde_json::Value) {
+    if let Some(obj) = value.as_object() {
+        let headline: Vec<(String, String)> = obj
+            .iter()
+            .filter(|(_, v)| v.is_number())
+            .map(|(k, v)| (k.clone(), format_value(v)))
+            .collect();
+        egui::Grid::new(("generic_metrics", split))
+            .num_columns(2)
+            .spacing([16.0, 4.0])
+            .show(ui, |ui| {
+                for (k, v) in &headline {
+                    ui.label(k);
+                    ui.strong(v);
+                    ui.end_row();
+                }
+            });
+    }
+    egui::CollapsingHeader::new("All values")
+        .id_salt(("generic_all", split))
+        .show(ui, |ui| {
+            egui::Grid::new(("generic_rows", split))
+                .num_columns(2)
+                .striped(true)
+                .show(ui, |ui| {
+                    for (k, v) in scalar_rows(value) {
+                        ui.monospace(k);
+                        ui.label(v);
+                        ui.end_row();
+                    }
+                });
+        });
+}

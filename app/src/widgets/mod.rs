@@ -1,0 +1,7 @@
+//! Reusable widgets: drop zone, class-count bars, loss/accuracy plot, confusion matrix,
+//! probability bars.
+
+pub mod bars;
+pub mod confusion;
+pub mod drop_zone;
+pub mod metric_plot;

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The benchmark suite on a machine with a GPU (and PyTorch): Lathe's CUDA binary against the
+# reference scripts in benches/reference, in one command. Run from the repository root:
+#   bash benches/gpu-suite.sh OUT_DIR [gpu|cpu|all]
+# Needs .devbin/ from ../shared/scripts/build-cuda.sh (lathe, gpu test), and the Fashion-MNIST IDX
+# files in data/fmnist-idx (scripts/fetch-fashion-mnist.sh downloads them). Writes OUT_DIR/*.json
+# and OUT_DIR/log.txt.
+set -uo pipefail
+out="${1:?usage: gpu-suite.sh OUT_DIR [gpu|cpu|all]}"; what="${2:-all}"
+mkdir -p "$out"
+log() { echo ">> $*" | tee -a "$out/log.txt"; }
+lathe() { bash .devbin/devrun.sh lathe "$@"; }
+py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
+weights=assets/backbones/mobilenet_v2.safetensors
+{ nvidia-smi -L; lscpu | grep -E 'Model name|^CPU\(s\)'; $py -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'; } 2>&1 | tee -a "$out/log.txt"
+fm=/tmp/fmnist
+if [ ! -d "$fm/train" ]; then
+  log "exporting Fashion-MNIST to class folders"
+  t=$(date +%s.%N); python3 scripts/fashion_mnist_to_folders.py data/fmnist-idx "$fm" >/dev/null; log "export took $(echo "$(date +%s.%N) - $t" | bc) s"
+fi
+timed() { # name command... : wall time and peak RSS (GNU time) into $out/name.time
+  local name=$1; shift
+  /usr/bin/time -f '{"wall_secs": %e, "max_rss_kib": %M}' -o "$out/$name.time" "$@"
+}
+if [ "$what" = gpu ] || [ "$what" = all ]; then
+  if [ -f .devbin/gpu-tests.gz ]; then
+    log "GPU correctness tests"
+    gunzip -c .devbin/gpu-tests.gz > /tmp/gpu-tests && chmod +x /tmp/gpu-tests
+    (source .devbin/devrun.sh; cd engine && /tmp/gpu-tests --nocapture --test-threads 1) 2>&1 | tee "$out/gpu-tests.txt" | tail -20
+  fi
+  log "lathe bench (cuda)"
+  lathe bench --device cuda --json --images "$fm/test" --count 2000 > "$out/bench-cuda.json" 2>>"$out/log.txt"; cat "$out/bench-cuda.json"
+  log "torch reference (cuda)"
+  $py benches/reference/mobilenet_v2.py $weights --device cuda > "$out/ref-torch-cuda.json" 2>>"$out/log.txt"; cat "$out/ref-torch-cuda.json"
+  log "PIL decode+resize reference"
+  $py benches/reference/decode_resize.py --images "$fm/test" --count 2000 > "$out/ref-pil.json" 2>>"$out/log.txt"; cat "$out/ref-pil.json"
+  log "lathe decode synthetic jpeg (cpu threads)"
+  lathe bench --device cpu --json --no-decode --fine-tune-batch 0 --batches 1 >/dev/null 2>&1
+  lathe bench --device cuda --json --count 512 --fine-tune-batch 0 --precision f32 --batches 1 > "$out/bench-decode-jpeg.json" 2>>"$out/log.txt"
+  $py benches/reference/decode_resize.py --count 512 > "$out/ref-pil-jpeg.json" 2>>"$out/log.txt"
+  log "end to end: lathe train on Fashion-MNIST, cuda (cold cache)"
+  export LATHE_CACHE_DIR=/tmp/lathe-cache
+  timed e2e-cuda lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-cuda > "$out/e2e-cuda.jsonl" 2>>"$out/log.txt"
+  tail -3 "$out/e2e-cuda.jsonl"; cat "$out/e2e-cuda.time"
+  cp /tmp/run-cuda/report.json "$out/e2e-cuda-report.json" 2>/dev/null
+  log "second run (cached features)"
+  timed e2e-cuda-cached lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-cuda2 > "$out/e2e-cuda-cached.jsonl" 2>>"$out/log.txt"
+  cat "$out/e2e-cuda-cached.time"
+  log "torch end to end (cuda)"
+  timed ref-e2e-cuda $py benches/reference/fmnist_e2e.py $weights "$fm/train" "$fm/test" --device cuda > "$out/ref-e2e-cuda.json" 2>>"$out/log.txt"; cat "$out/ref-e2e-cuda.json"
+fi
+if [ "$what" = cpu ] || [ "$what" = all ]; then
+  export LATHE_CACHE_DIR=/tmp/lathe-cache-cpu
+  log "lathe bench (cpu)"
+  lathe bench --device cpu --json --images "$fm/test" --count 2000 > "$out/bench-cpu.json" 2>>"$out/log.txt"; cat "$out/bench-cpu.json"
+  log "torch reference (cpu)"
+  $py benches/reference/mobilenet_v2.py $weights --device cpu > "$out/ref-torch-cpu.json" 2>>"$out/log.txt"; cat "$out/ref-torch-cpu.json"
+  log "end to end: lathe train on Fashion-MNIST, cpu"
+  timed e2e-cpu lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cpu --json --out /tmp/run-cpu > "$out/e2e-cpu.jsonl" 2>>"$out/log.txt"
+  tail -3 "$out/e2e-cpu.jsonl"; cat "$out/e2e-cpu.time"
+  cp /tmp/run-cpu/report.json "$out/e2e-cpu-report.json" 2>/dev/null
+fi
+log "done"

@@ -1,0 +1,99 @@
+//! Exporting a trained model folder to a place the user chooses, for callers that are not the CLI
+//! (the app): which formats this build writes, the default destination, and a staged copy swapped
+//! into place atomically, never inside the model folder itself.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::task;
+use std::path::{Path, PathBuf};
+
+/// Export formats this build can write (`coreml` joins when its exporter lands).
+pub fn formats() -> &'static [&'static str] {
+    &["safetensors"]
+}
+
+/// Whether this build can write `format`.
+pub fn supports(format: &str) -> bool {
+    formats().contains(&format)
+}
+
+/// `<run>/exports/<format>` for a run's model, else a sibling `<folder>-<format>`.
+pub fn default_out(model_dir: &Path, format: &str) -> PathBuf {
+    match model_dir.parent() {
+        Some(run) if model_dir.ends_with("model") && run.join("events.jsonl").exists() => {
+            run.join("exports").join(format)
+        }
+        _ => {
+            let name = model_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into());
+            model_dir.with_file_name(format!("{name}-{format}"))
+        }
+    }
+}
+
+/// Exports the model of a run or model folder `model` as `format` into `out` (default:
+/// [`default_out`]), replacing an earlier export there. Returns the folder written.
+pub fn export(model: &Path, format: &str, out: Option<&Path>) -> Result<PathBuf> {
+    let model_dir = task::model_dir(model)?;
+    if !supports(format) {
+        return Err(Error::project(
+            format!(
+                "export format \"{format}\" is not available in this build; use one of: {}",
+                formats().join(", ")
+            ),
+            None,
+        ));
+    }
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_out(&model_dir, format));
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if abs(&out).starts_with(abs(&model_dir)) {
+        return Err(Error::project(
+            "the export folder must not be inside the model folder; choose another folder",
+            Some(&out),
+        ));
+    }
+    let staging = fsutil::temp_sibling(&out).with_extension("staging");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .map_err(|e| Error::io("removing an old staging folder", &staging, e))?;
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("creating folder", parent, e))?;
+    }
+    fsutil::copy_dir(&model_dir, &staging)?;
+    fsutil::replace_dir(&staging, &out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_a_model_folder_and_refuses_to_export_into_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        let model = run.join("model");
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::write(run.join("events.jsonl"), "").unwrap();
+        std::fs::write(model.join("config.json"), "{}").unwrap();
+        std::fs::write(model.join("model.safetensors"), b"weights").unwrap();
+        let out = export(&run, "safetensors", None).unwrap();
+        assert_eq!(out, run.join("exports/safetensors"));
+        assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), b"weights");
+        // A second export replaces the first.
+        std::fs::write(model.join("model.safetensors"), b"new").unwrap();
+        export(&run, "safetensors", None).unwrap();
+        assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), b"new");
+        let inside = model.join("copy");
+        let e = export(&run, "safetensors", Some(&inside)).unwrap_err().to_string();
+        assert!(e.contains("inside the model folder"), "{e}");
+        let e = export(&run, "onnx", None).unwrap_err().to_string();
+        assert!(e.contains("onnx") && e.contains("safetensors"), "{e}");
+    }
+}

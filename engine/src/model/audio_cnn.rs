@@ -1,0 +1,127 @@
+//! The sound classifier's compact CNN on log-mel windows, trained from scratch: four blocks of
+//! 3×3 conv + batch norm + ReLU (2×2 max-pool after the first three), then the mean over mel
+//! bands, mean and max over time concatenated, dropout and a linear classifier. Names follow
+//! PyTorch (`features.0.conv.weight`, `features.0.bn.running_mean`, `classifier.weight`) so the
+//! exported safetensors load into the equivalent `torch.nn` module.
+
+use candle_core::{D, Module, ModuleT, Result, Tensor};
+use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+/// Shape of the network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AudioCnnConfig {
+    /// Channels of the first block; blocks use 1×, 2×, 4×, 8× this.
+    pub width: usize,
+    pub num_classes: usize,
+    /// Input frames per window.
+    pub frames: usize,
+    pub n_mels: usize,
+    pub dropout: f32,
+}
+
+impl AudioCnnConfig {
+    pub fn channels(&self) -> [usize; 4] {
+        [self.width, self.width * 2, self.width * 4, self.width * 8]
+    }
+}
+
+/// The network over a [`VarBuilder`] (a `VarMap` to train, loaded tensors to predict).
+pub struct AudioCnn {
+    pub cfg: AudioCnnConfig,
+    blocks: Vec<(Conv2d, BatchNorm)>,
+    classifier: Linear,
+}
+
+impl AudioCnn {
+    pub fn new(cfg: AudioCnnConfig, vb: VarBuilder) -> Result<Self> {
+        let mut blocks = Vec::new();
+        let mut c_in = 1;
+        for (i, c) in cfg.channels().into_iter().enumerate() {
+            let vb = vb.pp(format!("features.{i}"));
+            let conv = candle_nn::conv2d(
+                c_in,
+                c,
+                3,
+                candle_nn::Conv2dConfig {
+                    padding: 1,
+                    ..Default::default()
+                },
+                vb.pp("conv"),
+            )?;
+            let bn = candle_nn::batch_norm(
+                c,
+                candle_nn::BatchNormConfig {
+                    eps: 1e-5,
+                    remove_mean: true,
+                    affine: true,
+                    momentum: 0.1,
+                },
+                vb.pp("bn"),
+            )?;
+            blocks.push((conv, bn));
+            c_in = c;
+        }
+        let classifier = candle_nn::linear(c_in * 2, cfg.num_classes, vb.pp("classifier"))?;
+        Ok(Self {
+            cfg,
+            blocks,
+            classifier,
+        })
+    }
+
+    /// Logits of normalized windows `(batch, frames × n_mels)`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let mut h = x.reshape((b, 1, self.cfg.frames, self.cfg.n_mels))?;
+        let last = self.blocks.len().saturating_sub(1);
+        for (i, (conv, bn)) in self.blocks.iter().enumerate() {
+            h = conv.forward(&h)?;
+            h = bn.forward_t(&h, train)?.relu()?;
+            if i < last {
+                h = h.max_pool2d(2)?;
+            }
+        }
+        // (b, c, t, m) → mean over mel bands → (b, c, t) → [mean, max] over time.
+        let h = h.mean(3)?;
+        let pooled = Tensor::cat(&[h.mean(D::Minus1)?, h.max(D::Minus1)?], 1)?;
+        let pooled = if train && self.cfg.dropout > 0.0 {
+            candle_nn::ops::dropout(&pooled, self.cfg.dropout)?
+        } else {
+            pooled
+        };
+        self.classifier.forward(&pooled)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn shapes_and_pytorch_names() {
+        let map = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let cfg = AudioCnnConfig {
+            width: 4,
+            num_classes: 3,
+            frames: 50,
+            n_mels: 64,
+            dropout: 0.1,
+        };
+        let net = AudioCnn::new(cfg, vb).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 50 * 64), &Device::Cpu).unwrap();
+        assert_eq!(net.forward_t(&x, true).unwrap().dims(), &[2, 3]);
+        assert_eq!(net.forward_t(&x, false).unwrap().dims(), &[2, 3]);
+        let names: Vec<String> = map.data().lock().unwrap().keys().cloned().collect();
+        for n in [
+            "features.0.conv.weight",
+            "features.3.bn.running_var",
+            "classifier.weight",
+        ] {
+            assert!(names.iter().any(|k| k == n), "{n} not in {names:?}");
+        }
+    }
+}

@@ -1,0 +1,1115 @@
+//! The sound classifier: scan class folders of audio files, decode them to 16 kHz mono, cut
+//! log-mel windows, train a compact CNN from scratch (AdamW, warm-up + cosine schedule, fresh
+//! noise / gain / shift / speed augmentation every epoch, a checkpoint every epoch, early
+//! stopping on file-level validation accuracy), evaluate per file (mean of window
+//! probabilities) and export.
+
+use crate::data::audio_decode::{self, AUDIO_EXTENSIONS};
+use crate::data::audio_frontend::{self, LogMel};
+use crate::data::image_folder::{self, FolderScan, LabeledFile, ScannedSplit};
+use crate::data::{DataKind, DatasetSummary, HealthIssue, Severity, health, split};
+use crate::error::{Error, Result};
+use crate::eval::{ClassificationReport, plots};
+use crate::export::st;
+use crate::fsutil::write_json;
+use crate::model::audio_cnn::{AudioCnn, AudioCnnConfig};
+use crate::model::crepe::Crepe;
+use crate::model::head::Head;
+use crate::params::{ParamSpec, ResolvedParams};
+use crate::task::sound_model::{self, SoundModel, SoundNet, TransferNet};
+use crate::task::sound_transfer;
+pub use crate::task::sound_params::{SoundParams, param_specs};
+use crate::task::{Model, ResolvedData, ScanProgress, Task};
+use crate::train::feature_cache::FeatureCache;
+use crate::train::fit::{self as train_fit, FitConfig, Features};
+use crate::train::optim::{AdamW, cosine_lr};
+use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
+use candle_core::{D, DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Sound classification (a CNN on log-mel windows).
+pub struct SoundClassification;
+
+impl Task for SoundClassification {
+    fn id(&self) -> &'static str {
+        sound_model::TASK_ID
+    }
+
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        param_specs()
+    }
+
+    fn scan(
+        &self,
+        data: &ResolvedData,
+        params: &ResolvedParams,
+        progress: ScanProgress<'_>,
+        control: &Control,
+    ) -> Result<DatasetSummary> {
+        Ok(scan_splits(data, params.float("validation_split"), progress, control)?.summary)
+    }
+
+    fn train(&self, ctx: &RunContext) -> Result<PathBuf> {
+        train(ctx)
+    }
+
+    fn load(&self, model_dir: &Path, device: &Device) -> Result<Box<dyn Model>> {
+        Ok(Box::new(SoundModel::load(model_dir, device)?))
+    }
+}
+
+fn sound_probe(path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+    audio_decode::probe(path, bytes)
+}
+
+/// The folder-per-class scan settings for sound files.
+pub fn sound_scan(split: &str) -> FolderScan<'_> {
+    FolderScan {
+        split,
+        extensions: AUDIO_EXTENSIONS,
+        noun: "sound file",
+        probe: &sound_probe,
+    }
+}
+
+/// The scanned splits of a sound dataset, relabelled to the training classes.
+pub struct SoundSplits {
+    pub labels: Vec<String>,
+    pub train: Vec<LabeledFile>,
+    pub validation: Vec<LabeledFile>,
+    pub test: Vec<LabeledFile>,
+    pub summary: DatasetSummary,
+}
+
+/// Scans every split, runs the health checks and splits validation off training if needed.
+pub fn scan_splits(
+    data: &ResolvedData,
+    validation_split: f64,
+    progress: ScanProgress<'_>,
+    control: &Control,
+) -> Result<SoundSplits> {
+    let check = || {
+        if control.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    let scan_one = |root: &Path, name: &str, progress: &mut dyn FnMut(u64, u64)| {
+        image_folder::scan(
+            root,
+            &sound_scan(name),
+            &mut |d, t| progress(d as u64, t as u64),
+            &check,
+        )
+    };
+    let train = scan_one(&data.train, "train", progress)?;
+    let mut validation = match &data.validation {
+        Some(p) => Some(scan_one(p, "validation", progress)?),
+        None => None,
+    };
+    let mut test = match &data.test {
+        Some(p) => Some(scan_one(p, "test", progress)?),
+        None => None,
+    };
+    let labels = train.labels.clone();
+    for s in validation.iter_mut().chain(test.iter_mut()) {
+        s.relabel(&labels);
+    }
+    let others: Vec<&ScannedSplit> = validation.iter().chain(test.iter()).collect();
+    let mut issues: Vec<HealthIssue> = train.issues.clone();
+    for s in &others {
+        issues.extend(s.issues.iter().cloned());
+    }
+    issues.extend(health::check(&train, &others, "sound file"));
+    let mut splits = vec![train.summary()];
+    let (train_files, validation_files) = match &validation {
+        Some(v) => (train.files.clone(), v.files.clone()),
+        None => split::stratified(&train.files, labels.len(), validation_split, data.seed),
+    };
+    match &validation {
+        Some(v) => splits.push(v.summary()),
+        None if !validation_files.is_empty() => {
+            let auto = ScannedSplit {
+                name: "validation".into(),
+                root: train.root.clone(),
+                labels: labels.clone(),
+                files: validation_files.clone(),
+                ..Default::default()
+            };
+            let mut s = auto.summary();
+            s.name = "validation (automatic split)".into();
+            splits.push(s);
+        }
+        None => {}
+    }
+    if let Some(t) = &test {
+        splits.push(t.summary());
+    }
+    let summary = DatasetSummary {
+        kind: DataKind::Sound,
+        labels: labels.clone(),
+        splits,
+        issues,
+        facts: Default::default(),
+    };
+    Ok(SoundSplits {
+        labels,
+        train: train_files,
+        validation: validation_files,
+        test: test.map(|t| t.files).unwrap_or_default(),
+        summary,
+    })
+}
+
+/// A decoded file: its label, path, clean windows and (training files) the waveform.
+struct Clip {
+    path: PathBuf,
+    /// BLAKE3 of the file content (keys the feature cache).
+    hash: [u8; 32],
+    label: usize,
+    windows: Vec<Vec<f32>>,
+    wave: Vec<f32>,
+}
+
+/// Decodes `files` in parallel into clips; undecodable files are warned about and left out.
+fn decode_clips(
+    ctx: &RunContext,
+    mel: &LogMel,
+    files: &[LabeledFile],
+    keep_wave: bool,
+    max_samples: usize,
+    done: &mut u64,
+    phase: &mut crate::train::context::PhaseTracker<'_>,
+) -> Result<Vec<Clip>> {
+    let mut clips = Vec::with_capacity(files.len());
+    for chunk in files.chunks(64) {
+        ctx.check()?;
+        let decoded: Vec<std::result::Result<(Clip, bool), String>> = chunk
+            .par_iter()
+            .map(|f| {
+                let (wave, truncated) = audio_decode::decode_to_vec(&f.path, max_samples)?;
+                let windows = audio_frontend::windows(mel, &wave);
+                Ok((
+                    Clip {
+                        path: f.path.clone(),
+                        hash: f.hash,
+                        label: f.label,
+                        windows,
+                        wave: if keep_wave { wave } else { Vec::new() },
+                    },
+                    truncated,
+                ))
+            })
+            .collect();
+        for (f, r) in chunk.iter().zip(decoded) {
+            match r {
+                Ok((clip, truncated)) => {
+                    if truncated {
+                        ctx.warn(
+                            format!(
+                                "longer than max_train_secs ({:.0} s): only its start is used",
+                                max_samples as f64 / audio_decode::SAMPLE_RATE as f64
+                            ),
+                            Some(&f.path),
+                        );
+                    }
+                    clips.push(clip);
+                }
+                Err(reason) => ctx.warn(format!("{reason}; the file was skipped"), Some(&f.path)),
+            }
+        }
+        *done += chunk.len() as u64;
+        phase.set(*done);
+    }
+    Ok(clips)
+}
+
+fn train(ctx: &RunContext) -> Result<PathBuf> {
+    let p = SoundParams::from_resolved(&ctx.params);
+    let data = ResolvedData::of(&ctx.project);
+    let mut scanning = ctx.phase(Phase::Scanning, 0);
+    let splits = scan_splits(
+        &data,
+        p.validation_split,
+        &mut |d, t| {
+            scanning.set_total(t);
+            scanning.set(d)
+        },
+        &ctx.control,
+    )?;
+    drop(scanning);
+    for issue in &splits.summary.issues {
+        if issue.severity == Severity::Warning {
+            ctx.warn(
+                issue.message.clone(),
+                issue.paths.first().map(PathBuf::as_path),
+            );
+        }
+    }
+    if let Some(e) = splits.summary.errors().next() {
+        return Err(Error::Data {
+            message: e.message.clone(),
+            path: e
+                .paths
+                .first()
+                .cloned()
+                .unwrap_or_else(|| data.train.clone()),
+        });
+    }
+    ctx.emit(Event::Data {
+        num_train: splits.train.len(),
+        num_validation: splits.validation.len(),
+        num_test: splits.test.len(),
+        labels: splits.labels.clone(),
+    });
+
+    let mel = LogMel::new(p.frontend.clone());
+    let max_train = (p.max_train_secs * audio_decode::SAMPLE_RATE as f64) as usize;
+    let total = (splits.train.len() + splits.validation.len() + splits.test.len()) as u64;
+    let waves = p.algorithm != "cnn";
+    let mut phase = ctx.phase(Phase::ExtractingFeatures, total);
+    let mut done = 0;
+    let train_clips = decode_clips(ctx, &mel, &splits.train, true, max_train, &mut done, &mut phase)?;
+    let val_clips = decode_clips(ctx, &mel, &splits.validation, waves, usize::MAX, &mut done, &mut phase)?;
+    let test_clips = decode_clips(ctx, &mel, &splits.test, waves, usize::MAX, &mut done, &mut phase)?;
+    drop(phase);
+    if train_clips.is_empty() {
+        return Err(Error::data(
+            "no training sound file could be decoded; check the warnings above",
+            &data.train,
+        ));
+    }
+    if p.algorithm == "auto" && val_clips.is_empty() {
+        ctx.warn(
+            "algorithm = \"auto\" needs validation data to choose; keeping the CNN (set validation_split > 0)",
+            None,
+        );
+    }
+
+    let mut candidates: Vec<Trained> = Vec::new();
+    if p.algorithm != "transfer" {
+        candidates.push(train_cnn(ctx, &p, mel, splits.labels.len(), &train_clips, &val_clips)?);
+    }
+    if p.algorithm == "transfer" || (p.algorithm == "auto" && !val_clips.is_empty()) {
+        let t = sound_transfer_train(ctx, &p, splits.labels.len(), &train_clips, &val_clips, &test_clips)?;
+        candidates.push(t);
+    }
+    // The best validation accuracy wins (the CNN on ties: it needs no encoder).
+    let mut chosen: Option<Trained> = None;
+    for c in candidates {
+        let better = match &chosen {
+            None => true,
+            Some(b) => c.validation_accuracy > b.validation_accuracy,
+        };
+        if let Some(b) = &chosen {
+            ctx.warn(
+                format!(
+                    "algorithm auto: {} reached validation accuracy {:.4}, {} {:.4}; keeping {}",
+                    b.name,
+                    b.validation_accuracy.unwrap_or(0.0),
+                    c.name,
+                    c.validation_accuracy.unwrap_or(0.0),
+                    if better { c.name } else { b.name }
+                ),
+                None,
+            );
+        }
+        if better {
+            chosen = Some(c);
+        }
+    }
+    let Some(chosen) = chosen else {
+        return Err(Error::Unsupported("no model was trained".into()));
+    };
+
+    let mut reports = Vec::new();
+    for (name, clips) in [("validation", &val_clips), ("test", &test_clips)] {
+        if clips.is_empty() {
+            continue;
+        }
+        let mut phase = ctx.phase(Phase::Evaluating, clips.len() as u64);
+        let probs = chosen.file_probabilities(name, clips)?;
+        let truth: Vec<usize> = clips.iter().map(|c| c.label).collect();
+        let inputs: Vec<PathBuf> = clips.iter().map(|c| c.path.clone()).collect();
+        let r = ClassificationReport::compute(&splits.labels, &truth, &probs, &inputs);
+        ctx.emit(Event::Evaluated {
+            split: name.into(),
+            num_examples: r.num_examples,
+            metric: "accuracy".into(),
+            value: r.accuracy,
+        });
+        reports.push((name.to_string(), r));
+        phase.set(clips.len() as u64);
+    }
+    write_run_outputs(ctx, &chosen, &p, &splits, &reports)
+}
+
+/// A trained candidate model.
+pub(crate) struct Trained {
+    pub name: &'static str,
+    pub validation_accuracy: Option<f64>,
+    pub outcome: FitOutcome,
+    pub model: TrainedModel,
+}
+
+pub(crate) enum TrainedModel {
+    Cnn { net: SoundNet, varmap: VarMap },
+    /// The transfer model and its per-window probabilities of the validation and test clips.
+    Transfer {
+        net: TransferNet,
+        validation: Vec<Vec<f32>>,
+        test: Vec<Vec<f32>>,
+    },
+}
+
+impl Trained {
+    fn file_probabilities(&self, split: &str, clips: &[Clip]) -> Result<Vec<Vec<f32>>> {
+        match &self.model {
+            TrainedModel::Cnn { net, .. } => file_probabilities(net, clips),
+            TrainedModel::Transfer {
+                validation, test, ..
+            } => Ok(if split == "test" {
+                test.clone()
+            } else {
+                validation.clone()
+            }),
+        }
+    }
+}
+
+fn train_cnn(
+    ctx: &RunContext,
+    p: &SoundParams,
+    mel: LogMel,
+    num_classes: usize,
+    train_clips: &[Clip],
+    val_clips: &[Clip],
+) -> Result<Trained> {
+    let (mean, std) = band_stats(train_clips, p.frontend.n_mels);
+    let device = ctx.device.clone();
+    let mean_t = Tensor::from_vec(mean, p.frontend.n_mels, &device)?;
+    let std_t = Tensor::from_vec(std, p.frontend.n_mels, &device)?;
+    let cnn_cfg = AudioCnnConfig {
+        width: p.cnn_width,
+        num_classes,
+        frames: p.frontend.window_frames,
+        n_mels: p.frontend.n_mels,
+        dropout: p.dropout,
+    };
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let cnn = AudioCnn::new(cnn_cfg, vb)?;
+    seeded_init(&varmap, ctx.project.seed)?;
+    let net = SoundNet {
+        frontend: mel,
+        cnn,
+        mean: mean_t,
+        std: std_t,
+        device: device.clone(),
+    };
+    let outcome = fit(ctx, &net, &varmap, p, train_clips, val_clips)?;
+    let validation_accuracy = if val_clips.is_empty() {
+        None
+    } else {
+        Some(validate(&net, val_clips)?.1)
+    };
+    Ok(Trained {
+        name: "cnn",
+        validation_accuracy,
+        outcome,
+        model: TrainedModel::Cnn { net, varmap },
+    })
+}
+
+/// File-level accuracy of per-file probabilities.
+fn accuracy(probs: &[Vec<f32>], clips: &[Clip]) -> f64 {
+    let correct = probs
+        .iter()
+        .zip(clips)
+        .filter(|(p, c)| crate::eval::metrics::argmax(p) == c.label)
+        .count();
+    correct as f64 / clips.len().max(1) as f64
+}
+
+/// Trains the transfer candidate: cached CREPE window features, then a head.
+fn sound_transfer_train(
+    ctx: &RunContext,
+    p: &SoundParams,
+    num_classes: usize,
+    train_clips: &[Clip],
+    val_clips: &[Clip],
+    test_clips: &[Clip],
+) -> Result<Trained> {
+    let weights = p
+        .weights
+        .as_ref()
+        .map(|w| ctx.project.resolve(w))
+        .or(ctx.options.weights.clone());
+    let encoder = Crepe::load(weights.as_deref(), &ctx.device)?;
+    let hop = p.frontend.hop_length;
+    let (window, window_hop) = (
+        p.frontend.window_frames * hop,
+        p.frontend.window_hop_frames * hop,
+    );
+    let signature = format!(
+        "crepe_tiny/{}/win{window}/hop{window_hop}/frame_hop{}",
+        encoder.weights_hash,
+        sound_transfer::FRAME_HOP
+    );
+    let seed = ctx.project.seed;
+    // (clip, augmented copy?) for every clip of every split.
+    let mut jobs: Vec<(usize, &Clip, bool)> = Vec::new();
+    for c in train_clips {
+        jobs.push((0, c, false));
+        if p.augment.any() {
+            jobs.push((0, c, true));
+        }
+    }
+    jobs.extend(val_clips.iter().map(|c| (1, c, false)));
+    jobs.extend(test_clips.iter().map(|c| (2, c, false)));
+    let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, sound_transfer::FEATURE_DIM) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            ctx.warn(format!("feature cache unavailable, features will not be reused ({e})"), None);
+            None
+        }
+    };
+    let mut phase = ctx.phase(Phase::ExtractingFeatures, jobs.len() as u64);
+    let mut reused = 0usize;
+    let mut sets = [
+        Features::new(sound_transfer::FEATURE_DIM),
+        Features::new(sound_transfer::FEATURE_DIM),
+        Features::new(sound_transfer::FEATURE_DIM),
+    ];
+    // Which clip of its split each window row belongs to (for file-level probabilities).
+    let mut owners: [Vec<usize>; 3] = Default::default();
+    let mut index_in_split = [0usize; 3];
+    let mut total_windows = 0usize;
+    for (j, (split, clip, augmented)) in jobs.iter().enumerate() {
+        ctx.check()?;
+        let content = clip.hash;
+        let wave = if *augmented {
+            let mut h = [0u8; 8];
+            h.copy_from_slice(&content[..8]);
+            p.augment.apply(&clip.wave, seed ^ u64::from_le_bytes(h))
+        } else {
+            clip.wave.clone()
+        };
+        let windows = sound_transfer::sample_windows(&wave, window, window_hop);
+        let variant = |i: usize| format!("{}{i}/{}", if *augmented { format!("aug{seed}/") } else { String::new() }, windows.len());
+        let keys: Vec<[u8; 32]> = (0..windows.len())
+            .map(|i| FeatureCache::key(&signature, &content, &variant(i)))
+            .collect();
+        let cached: Option<Vec<Vec<f32>>> = cache.as_ref().and_then(|c| {
+            keys.iter().map(|k| c.get(k).map(<[f32]>::to_vec)).collect()
+        });
+        let feats = match cached {
+            Some(f) => {
+                reused += f.len();
+                f
+            }
+            None => {
+                let f = sound_transfer::window_features(&encoder, &windows, &ctx.device)?;
+                if let Some(c) = cache.as_mut() {
+                    let fresh: Vec<([u8; 32], Vec<f32>)> =
+                        keys.iter().copied().zip(f.iter().cloned()).collect();
+                    if let Err(e) = c.insert_many(&fresh) {
+                        ctx.warn(format!("could not write the feature cache, continuing without it ({e})"), None);
+                        cache = None;
+                    }
+                }
+                f
+            }
+        };
+        total_windows += feats.len();
+        let s = *split;
+        for f in &feats {
+            sets[s].push(f, clip.label as u32);
+            owners[s].push(index_in_split[s]);
+        }
+        if !*augmented {
+            index_in_split[s] += 1;
+        }
+        phase.set(j as u64 + 1);
+    }
+    drop(phase);
+    if reused > 0 && let Some(c) = cache.as_ref() {
+        ctx.emit(Event::Cache {
+            reused,
+            total: total_windows,
+            path: c.path().to_path_buf(),
+        });
+    }
+    let [train_set, val_set, test_set] = sets;
+    let cfg = FitConfig {
+        head: p.transfer_head.clone(),
+        epochs: p.transfer_epochs,
+        batch_size: 64,
+        learning_rate: 1e-3,
+        weight_decay: 1e-4,
+        patience: 20,
+        seed,
+    };
+    let validation = (!val_set.is_empty()).then_some(&val_set);
+    let outcome = train_fit::fit(ctx, &train_set, validation, num_classes, &cfg)?;
+    let per_file = |set: &Features, owners: &[usize], n: usize| -> Result<Vec<Vec<f32>>> {
+        let probs = outcome.probabilities(set, &ctx.device)?;
+        let mut sums = vec![vec![0f64; num_classes]; n];
+        let mut counts = vec![0usize; n];
+        for (row, &o) in probs.iter().zip(owners) {
+            if let (Some(s), Some(c)) = (sums.get_mut(o), counts.get_mut(o)) {
+                for (a, v) in s.iter_mut().zip(row) {
+                    *a += *v as f64;
+                }
+                *c += 1;
+            }
+        }
+        Ok(sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, &c)| s.iter().map(|v| (v / c.max(1) as f64) as f32).collect())
+            .collect())
+    };
+    let validation_probs = per_file(&val_set, &owners[1], val_clips.len())?;
+    let test_probs = per_file(&test_set, &owners[2], test_clips.len())?;
+    let validation_accuracy = (!val_clips.is_empty()).then(|| accuracy(&validation_probs, val_clips));
+    let raw: HashMap<String, Tensor> = outcome
+        .head
+        .export_tensors(&outcome.mean, &outcome.std)?
+        .into_iter()
+        .collect();
+    let head = Head::from_tensors(p.transfer_head.clone(), &raw)?;
+    Ok(Trained {
+        name: "transfer",
+        validation_accuracy,
+        outcome: FitOutcome {
+            history: outcome.history.clone(),
+            best_epoch: outcome.best_epoch,
+            stopped_early: outcome.stopped_early,
+        },
+        model: TrainedModel::Transfer {
+            net: TransferNet {
+                encoder,
+                head,
+                window,
+                hop: window_hop,
+                device: ctx.device.clone(),
+            },
+            validation: validation_probs,
+            test: test_probs,
+        },
+    })
+}
+
+/// Per-mel-band mean and standard deviation of the clean training windows.
+fn band_stats(clips: &[Clip], n_mels: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut sum = vec![0f64; n_mels];
+    let mut sq = vec![0f64; n_mels];
+    let mut n = 0f64;
+    for w in clips.iter().flat_map(|c| &c.windows) {
+        for frame in w.chunks_exact(n_mels) {
+            for (b, &v) in frame.iter().enumerate() {
+                sum[b] += v as f64;
+                sq[b] += (v as f64) * (v as f64);
+            }
+            n += 1.0;
+        }
+    }
+    let n = n.max(1.0);
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std = sq
+        .iter()
+        .zip(&sum)
+        .map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt().max(1e-3)) as f32)
+        .collect();
+    (mean, std)
+}
+
+/// Kaiming-uniform weights and zero biases from the project seed (candle's own initializers
+/// draw from an unseeded generator).
+fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Unsupported("variable map lock poisoned".into()))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed_50d);
+    for name in names {
+        let Some(var) = data.get(name) else { continue };
+        let dims = var.dims().to_vec();
+        if name.contains(".bn.") {
+            continue;
+        }
+        let values: Vec<f32> = if dims.len() >= 2 {
+            let fan_in: usize = dims.iter().skip(1).product();
+            let bound = (6.0 / fan_in.max(1) as f32).sqrt();
+            (0..var.elem_count())
+                .map(|_| rng.random_range(-bound..bound))
+                .collect()
+        } else {
+            vec![0.0; var.elem_count()]
+        };
+        var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+    }
+    Ok(())
+}
+
+/// How training went.
+pub(crate) struct FitOutcome {
+    history: Vec<EpochMetrics>,
+    best_epoch: usize,
+    stopped_early: bool,
+}
+
+/// Mean window probabilities of each clip (batched across clips).
+fn file_probabilities(net: &SoundNet, clips: &[Clip]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(clips.len());
+    let mut batch: Vec<Vec<f32>> = Vec::new();
+    let mut owners: Vec<usize> = Vec::new();
+    let mut sums: Vec<Vec<f64>> = vec![vec![0.0; net.cnn.cfg.num_classes]; clips.len()];
+    let mut counts = vec![0usize; clips.len()];
+    let mut run = |batch: &mut Vec<Vec<f32>>, owners: &mut Vec<usize>| -> Result<()> {
+        for (row, &o) in net.probabilities(batch)?.iter().zip(owners.iter()) {
+            for (s, v) in sums[o].iter_mut().zip(row) {
+                *s += *v as f64;
+            }
+            counts[o] += 1;
+        }
+        batch.clear();
+        owners.clear();
+        Ok(())
+    };
+    for (i, c) in clips.iter().enumerate() {
+        for w in &c.windows {
+            batch.push(w.clone());
+            owners.push(i);
+            if batch.len() >= 64 {
+                run(&mut batch, &mut owners)?;
+            }
+        }
+    }
+    run(&mut batch, &mut owners)?;
+    for (s, n) in sums.iter().zip(&counts) {
+        out.push(s.iter().map(|v| (v / (*n).max(1) as f64) as f32).collect());
+    }
+    Ok(out)
+}
+
+/// File-level validation loss (−ln p of the true class) and accuracy.
+fn validate(net: &SoundNet, clips: &[Clip]) -> Result<(f64, f64)> {
+    let probs = file_probabilities(net, clips)?;
+    let mut loss = 0.0;
+    let mut correct = 0usize;
+    for (p, c) in probs.iter().zip(clips) {
+        let pt = p.get(c.label).copied().unwrap_or(0.0).max(1e-7);
+        loss -= (pt as f64).ln();
+        if crate::eval::metrics::argmax(p) == c.label {
+            correct += 1;
+        }
+    }
+    let n = clips.len().max(1) as f64;
+    Ok((loss / n, correct as f64 / n))
+}
+
+fn vars_of(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Unsupported("variable map lock poisoned".into()))?;
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}
+
+fn snapshot(vars: &[(String, Var)]) -> Result<HashMap<String, Tensor>> {
+    vars.iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
+        .collect()
+}
+
+fn restore(vars: &[(String, Var)], tensors: &HashMap<String, Tensor>) -> Result<()> {
+    for (k, v) in vars {
+        if let Some(t) = tensors.get(k) {
+            v.set(t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Trains the CNN; the best epoch's weights (by validation accuracy) are left in `varmap`.
+fn fit(
+    ctx: &RunContext,
+    net: &SoundNet,
+    varmap: &VarMap,
+    p: &SoundParams,
+    train: &[Clip],
+    validation: &[Clip],
+) -> Result<FitOutcome> {
+    let vars = vars_of(varmap)?;
+    let trainable: Vec<(Var, bool)> = vars
+        .iter()
+        .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
+        .map(|(k, v)| (v.clone(), v.rank() >= 2 && !k.contains(".bn.")))
+        .collect();
+    let mut opt = AdamW::new(trainable, p.learning_rate, p.weight_decay)?;
+    let seed = ctx.project.seed;
+    let clean_windows: usize = train.iter().map(|c| c.windows.len()).sum();
+    let steps_per_epoch = clean_windows.div_ceil(p.batch_size.max(1)).max(1);
+    let total_steps = steps_per_epoch * p.epochs;
+    let warmup = steps_per_epoch.min(total_steps / 10 + 1);
+
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut best: Option<(usize, f64, f64, HashMap<String, Tensor>)> = None;
+    let mut bad_epochs = 0usize;
+    let mut start_epoch = 1;
+    let ckpt_dir = ctx.run_dir.checkpoints();
+    std::fs::create_dir_all(&ckpt_dir).map_err(|e| Error::io("creating", &ckpt_dir, e))?;
+    let last_path = ckpt_dir.join("cnn_last.safetensors");
+    let best_path = ckpt_dir.join("cnn_best.safetensors");
+    if ctx.resume && last_path.exists() {
+        let (tensors, meta) = st::load(&last_path, &ctx.device)?;
+        restore(&vars, &tensors)?;
+        let epoch: usize = meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+        opt.load_state(&tensors, epoch * steps_per_epoch)?;
+        history = meta
+            .get("history")
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or_default();
+        bad_epochs = meta.get("bad_epochs").and_then(|e| e.parse().ok()).unwrap_or(0);
+        if best_path.exists() {
+            let (bt, bm) = st::load(&best_path, &ctx.device)?;
+            let num = |k: &str| bm.get(k).and_then(|v| v.parse::<f64>().ok());
+            best = Some((
+                num("epoch").unwrap_or(0.0) as usize,
+                num("accuracy").unwrap_or(0.0),
+                num("loss").unwrap_or(f64::INFINITY),
+                bt,
+            ));
+        }
+        start_epoch = epoch + 1;
+        ctx.emit(Event::Restored {
+            epoch,
+            checkpoint: last_path.clone(),
+        });
+    }
+
+    let mut phase = ctx.phase(Phase::Training, p.epochs as u64);
+    phase.set(start_epoch as u64 - 1);
+    let mut stopped_early = false;
+    let step_every = (steps_per_epoch / 10).max(1);
+    for epoch in start_epoch..=p.epochs {
+        let started = std::time::Instant::now();
+        // Fresh augmented windows for this epoch (each file augmented with probability 0.8).
+        let windows: Vec<(Vec<Vec<f32>>, u32)> = train
+            .par_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let key = seed ^ ((epoch as u64) << 32) ^ (i as u64).wrapping_mul(0x9e37_79b9);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(key);
+                let w = if p.augment.any() && rng.random_bool(0.8) {
+                    audio_frontend::windows(&net.frontend, &p.augment.apply(&c.wave, key))
+                } else {
+                    c.windows.clone()
+                };
+                (w, c.label as u32)
+            })
+            .collect();
+        let mut items: Vec<(&Vec<f32>, u32)> = windows
+            .iter()
+            .flat_map(|(ws, l)| ws.iter().map(move |w| (w, *l)))
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x51));
+        items.shuffle(&mut rng);
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+        let steps = items.len().div_ceil(p.batch_size.max(1));
+        for (step, batch) in items.chunks(p.batch_size.max(1)).enumerate() {
+            ctx.check()?;
+            if batch.len() < 2 {
+                continue; // batch norm needs two examples
+            }
+            let rows: Vec<Vec<f32>> = batch.iter().map(|(w, _)| (*w).clone()).collect();
+            let labels: Vec<u32> = batch.iter().map(|(_, l)| *l).collect();
+            let x = net.normalize(&rows)?;
+            let y = Tensor::from_vec(labels.clone(), labels.len(), &ctx.device)?;
+            let logits = net.cnn.forward_t(&x, true)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            opt.learning_rate = cosine_lr(p.learning_rate, opt.step, total_steps, warmup);
+            opt.apply(&loss.backward()?)?;
+            let loss_value = loss.to_scalar::<f32>()? as f64;
+            if !loss_value.is_finite() {
+                return Err(Error::Unsupported(
+                    "training diverged (loss is not a number); lower learning_rate".into(),
+                ));
+            }
+            let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+            correct += pred.iter().zip(&labels).filter(|(a, b)| a == b).count();
+            loss_sum += loss_value * batch.len() as f64;
+            seen += batch.len();
+            if step % step_every == 0 {
+                ctx.emit(Event::Step {
+                    epoch,
+                    step,
+                    steps,
+                    loss: loss_value,
+                });
+            }
+        }
+        let (val_loss, val_acc) = if validation.is_empty() {
+            (None, None)
+        } else {
+            let (l, a) = validate(net, validation)?;
+            (Some(l), Some(a))
+        };
+        let metrics = EpochMetrics {
+            epoch,
+            epochs: p.epochs,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: Some(correct as f64 / seen.max(1) as f64),
+            validation_loss: val_loss,
+            validation_accuracy: val_acc,
+            learning_rate: opt.learning_rate,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+        };
+        ctx.emit(Event::EpochEnd(metrics.clone()));
+        history.push(metrics);
+        let (acc, loss) = (val_acc.unwrap_or(0.0), val_loss.unwrap_or(0.0));
+        let improved = match &best {
+            None => true,
+            Some((_, ba, bl, _)) => {
+                validation.is_empty() || acc > *ba || (acc == *ba && loss < *bl)
+            }
+        };
+        if improved {
+            best = Some((epoch, acc, loss, snapshot(&vars)?));
+            bad_epochs = 0;
+        } else {
+            bad_epochs += 1;
+        }
+        // Checkpoints: the last epoch (weights + optimizer, to resume) and the best weights.
+        let mut tensors: Vec<(String, Tensor)> = snapshot(&vars)?.into_iter().collect();
+        tensors.extend(opt.state());
+        let history_json = serde_json::to_string(&history).unwrap_or_default();
+        st::save(
+            &last_path,
+            &tensors,
+            &[
+                ("epoch", epoch.to_string()),
+                ("bad_epochs", bad_epochs.to_string()),
+                ("history", history_json),
+            ],
+        )?;
+        ctx.emit(Event::Checkpoint {
+            epoch,
+            path: last_path.clone(),
+            best: false,
+        });
+        if improved && let Some((e, a, l, t)) = &best {
+            let t: Vec<(String, Tensor)> = t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            st::save(
+                &best_path,
+                &t,
+                &[
+                    ("epoch", e.to_string()),
+                    ("accuracy", a.to_string()),
+                    ("loss", l.to_string()),
+                ],
+            )?;
+            ctx.emit(Event::Checkpoint {
+                epoch,
+                path: best_path.clone(),
+                best: true,
+            });
+        }
+        phase.set(epoch as u64);
+        if p.patience > 0 && bad_epochs >= p.patience && epoch < p.epochs {
+            stopped_early = true;
+            break;
+        }
+    }
+    let best_epoch = match &best {
+        Some((e, _, _, t)) => {
+            restore(&vars, t)?;
+            *e
+        }
+        None => history.len(),
+    };
+    Ok(FitOutcome {
+        history,
+        best_epoch,
+        stopped_early,
+    })
+}
+
+/// Writes `report.json`, the plots and the `model/` folder of a finished run.
+fn write_run_outputs(
+    ctx: &RunContext,
+    chosen: &Trained,
+    p: &SoundParams,
+    splits: &SoundSplits,
+    reports: &[(String, ClassificationReport)],
+) -> Result<PathBuf> {
+    let dir = &ctx.run_dir;
+    let outcome = &chosen.outcome;
+    let total_files = 3 + reports.len() + 4;
+    let mut phase = ctx.phase(Phase::Exporting, total_files as u64);
+    let report = json!({
+        "template": ctx.project.template,
+        "labels": splits.labels,
+        "data": {
+            "num_train": splits.train.len(),
+            "num_validation": splits.validation.len(),
+            "num_test": splits.test.len(),
+            "issues": splits.summary.issues,
+        },
+        "frontend": p.frontend,
+        "training": {
+            "algorithm": chosen.name,
+            "validation_accuracy": chosen.validation_accuracy,
+            "epochs_run": outcome.history.len(),
+            "best_epoch": outcome.best_epoch,
+            "stopped_early": outcome.stopped_early,
+            "history": outcome.history,
+        },
+        "evaluation": reports.iter().map(|(k, v)| (k.clone(), v)).collect::<BTreeMap<_, _>>(),
+        "elapsed_secs": ctx.started.elapsed().as_secs_f64(),
+    });
+    write_json(&dir.report_json(), &report)?;
+    plots::curves(
+        &dir.report_dir().join("loss.png"),
+        "Loss",
+        "cross-entropy",
+        &outcome.history,
+        |m| (Some(m.train_loss), m.validation_loss),
+    )?;
+    plots::curves(
+        &dir.report_dir().join("accuracy.png"),
+        "Accuracy",
+        "accuracy",
+        &outcome.history,
+        |m| (m.train_accuracy, m.validation_accuracy),
+    )?;
+    phase.set(3);
+    for (name, r) in reports {
+        let title = format!(
+            "Confusion matrix ({name}, accuracy {:.1}%)",
+            r.accuracy * 100.0
+        );
+        plots::confusion_matrix(
+            &dir.report_dir()
+                .join(format!("confusion_matrix_{name}.png")),
+            &title,
+            &r.labels,
+            &r.confusion_matrix,
+        )?;
+    }
+    let (tensors, model_config, encoder) = match &chosen.model {
+        TrainedModel::Cnn { net, varmap } => {
+            let vars: HashMap<String, Tensor> = vars_of(varmap)?
+                .into_iter()
+                .map(|(k, v)| (k, v.as_tensor().clone()))
+                .collect();
+            (
+                net.state_dict(&vars),
+                json!({ "algorithm": "cnn", "cnn": net.cnn.cfg }),
+                serde_json::Value::Null,
+            )
+        }
+        TrainedModel::Transfer { net, .. } => {
+            let mut t: Vec<(String, Tensor)> = net
+                .encoder
+                .tensors
+                .iter()
+                .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
+                .collect();
+            for (i, (w, b)) in net.head.layers.iter().enumerate() {
+                let name = Head::layer_names(&net.head.kind)
+                    .get(i)
+                    .copied()
+                    .unwrap_or("classifier.x");
+                t.push((format!("{name}.weight"), w.as_tensor().clone()));
+                t.push((format!("{name}.bias"), b.as_tensor().clone()));
+            }
+            t.sort_by(|a, b| a.0.cmp(&b.0));
+            (
+                t,
+                json!({
+                    "algorithm": "transfer",
+                    "encoder": "crepe_tiny",
+                    "head": net.head.kind,
+                    "feature_dim": sound_transfer::FEATURE_DIM,
+                    "window_samples": net.window,
+                    "window_hop_samples": net.hop,
+                    "frame_hop_samples": sound_transfer::FRAME_HOP,
+                }),
+                json!({
+                    "id": "crepe_tiny",
+                    "weights_source": net.encoder.weights_source,
+                    "weights_blake3": net.encoder.weights_hash,
+                }),
+            )
+        }
+    };
+    let data_hash = |files: &[LabeledFile]| {
+        let mut h = blake3::Hasher::new();
+        let mut sorted: Vec<&LabeledFile> = files.iter().collect();
+        sorted.sort_by_key(|f| f.hash);
+        for f in sorted {
+            h.update(&f.hash);
+            h.update(
+                splits
+                    .labels
+                    .get(f.label)
+                    .map(String::as_bytes)
+                    .unwrap_or_default(),
+            );
+        }
+        h.finalize().to_hex().to_string()
+    };
+    let params: BTreeMap<&String, &crate::params::ParamValue> = ctx.params.0.iter().collect();
+    let manifest = json!({
+        "lathe_version": env!("CARGO_PKG_VERSION"),
+        "created": crate::train::run_dir::utc_iso(std::time::SystemTime::now()),
+        "template": ctx.project.template,
+        "seed": ctx.project.seed,
+        "device": crate::device::label(&ctx.device),
+        "params": params,
+        "algorithm": chosen.name,
+        "encoder": encoder,
+        "data": {
+            "train": { "path": ctx.project.resolve(&ctx.project.data.train), "num_files": splits.train.len(), "blake3": data_hash(&splits.train) },
+            "validation": { "num_files": splits.validation.len(), "blake3": data_hash(&splits.validation) },
+            "test": { "num_files": splits.test.len(), "blake3": data_hash(&splits.test) },
+        },
+        "training": { "epochs_run": outcome.history.len(), "best_epoch": outcome.best_epoch },
+    });
+    let target = dir.model();
+    sound_model::write_model_dir(
+        &target,
+        &p.frontend,
+        model_config,
+        &tensors,
+        &splits.labels,
+        &ctx.project.template,
+        &manifest,
+    )?;
+    phase.set(total_files as u64);
+    ctx.emit(Event::Exported {
+        format: "safetensors".into(),
+        path: target.join("model.safetensors"),
+    });
+    if ctx.project.export.formats.iter().any(|f| f == "coreml") {
+        ctx.warn(
+            "Core ML export is not available in this build yet; wrote safetensors only",
+            None,
+        );
+    }
+    Ok(target)
+}

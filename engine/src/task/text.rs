@@ -1,0 +1,592 @@
+//! The text classifier, as Create ML offers it: maxent (word + character n-gram TF-IDF and
+//! multinomial logistic regression) and transfer learning (all-MiniLM-L6-v2 sentence embeddings,
+//! cached, with a logistic / MLP head); `auto` trains both when the encoder is available and
+//! keeps the one with the better validation accuracy. Data: class folders of `.txt` files, or a
+//! CSV / JSON / JSON-lines table with text and label columns.
+
+use crate::data::image_folder::{LabeledFile, ScannedSplit};
+use crate::data::text_data::{self, Columns};
+use crate::data::{DataKind, DatasetSummary, HealthIssue, Severity, health, split};
+use crate::error::{Error, Result};
+use crate::eval::{ClassificationReport, plots};
+use crate::fsutil::write_json;
+use crate::model::head::Head;
+use crate::model::text_encoder::{self, TextEncoder};
+use crate::params::{ParamSpec, ResolvedParams};
+use crate::task::text_features::Vectorizer;
+use crate::task::text_maxent::{self, SparseSet};
+use crate::task::text_model::{Classifier, TextModel};
+pub use crate::task::text_params::{Algorithm, TextParams, param_specs};
+use crate::task::{Model, ResolvedData, ScanProgress, Task};
+use crate::train::feature_cache::FeatureCache;
+use crate::train::fit::{self, Features, FitConfig};
+use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
+use candle_core::{Device, Tensor};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Text classification.
+pub struct TextClassification;
+
+impl Task for TextClassification {
+    fn id(&self) -> &'static str {
+        "text-classification"
+    }
+
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        param_specs()
+    }
+
+    fn scan(
+        &self,
+        data: &ResolvedData,
+        params: &ResolvedParams,
+        progress: ScanProgress<'_>,
+        control: &Control,
+    ) -> Result<DatasetSummary> {
+        let p = TextParams::from_resolved(params);
+        Ok(scan_splits(data, &p.columns, p.validation_split, progress, control)?.summary)
+    }
+
+    fn train(&self, ctx: &RunContext) -> Result<PathBuf> {
+        train(ctx)
+    }
+
+    fn load(&self, model_dir: &Path, device: &Device) -> Result<Box<dyn Model>> {
+        Ok(Box::new(TextModel::load(model_dir, device)?))
+    }
+}
+
+/// The scanned splits of a text dataset, relabelled to the training classes.
+pub struct TextSplits {
+    pub labels: Vec<String>,
+    pub train: Vec<LabeledFile>,
+    pub validation: Vec<LabeledFile>,
+    pub test: Vec<LabeledFile>,
+    /// Text of every example, by its path (`file.txt` or `table.csv:LINE`).
+    pub texts: HashMap<PathBuf, String>,
+    pub summary: DatasetSummary,
+}
+
+impl TextSplits {
+    fn texts_of<'a>(&'a self, files: &[LabeledFile]) -> Vec<&'a str> {
+        files
+            .iter()
+            .map(|f| self.texts.get(&f.path).map(String::as_str).unwrap_or(""))
+            .collect()
+    }
+}
+
+/// Scans every split, runs the health checks and splits validation off training if needed.
+pub fn scan_splits(
+    data: &ResolvedData,
+    columns: &Columns,
+    validation_split: f64,
+    progress: ScanProgress<'_>,
+    control: &Control,
+) -> Result<TextSplits> {
+    let check = || {
+        if control.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    let mut load = |root: &Path, name: &str| {
+        text_data::load(
+            root,
+            name,
+            columns,
+            &mut |d, t| progress(d as u64, t as u64),
+            &check,
+        )
+    };
+    let train = load(&data.train, "train")?;
+    let mut validation = data.validation.as_ref().map(|p| load(p, "validation")).transpose()?;
+    let mut test = data.test.as_ref().map(|p| load(p, "test")).transpose()?;
+    let labels = train.split.labels.clone();
+    for s in validation.iter_mut().chain(test.iter_mut()) {
+        s.split.relabel(&labels);
+    }
+    let others: Vec<&ScannedSplit> = validation.iter().chain(test.iter()).map(|s| &s.split).collect();
+    let mut issues: Vec<HealthIssue> = train.split.issues.clone();
+    for s in &others {
+        issues.extend(s.issues.iter().cloned());
+    }
+    issues.extend(health::check(&train.split, &others, "text"));
+    let mut splits = vec![train.split.summary()];
+    let (train_files, validation_files) = match &validation {
+        Some(v) => (train.split.files.clone(), v.split.files.clone()),
+        None => split::stratified(&train.split.files, labels.len(), validation_split, data.seed),
+    };
+    match &validation {
+        Some(v) => splits.push(v.split.summary()),
+        None if !validation_files.is_empty() => {
+            let auto = ScannedSplit {
+                name: "validation".into(),
+                root: train.split.root.clone(),
+                labels: labels.clone(),
+                files: validation_files.clone(),
+                ..Default::default()
+            };
+            let mut s = auto.summary();
+            s.name = "validation (automatic split)".into();
+            splits.push(s);
+        }
+        None => {}
+    }
+    if let Some(t) = &test {
+        splits.push(t.split.summary());
+    }
+    let mut texts = train.texts;
+    for s in validation.into_iter().chain(test.iter().cloned()) {
+        texts.extend(s.texts);
+    }
+    let mut facts = BTreeMap::new();
+    let n = train_files.len().max(1);
+    let chars: usize = train_files
+        .iter()
+        .map(|f| texts.get(&f.path).map(|t| t.chars().count()).unwrap_or(0))
+        .sum();
+    facts.insert("mean_characters".into(), format!("{}", chars / n));
+    facts.insert(
+        "format".into(),
+        if data.train.is_dir() { "class folders of .txt files" } else { "table" }.into(),
+    );
+    let summary = DatasetSummary {
+        kind: DataKind::Text,
+        labels: labels.clone(),
+        splits,
+        issues,
+        facts,
+    };
+    Ok(TextSplits {
+        labels,
+        train: train_files,
+        validation: validation_files,
+        test: test.map(|t| t.split.files).unwrap_or_default(),
+        texts,
+        summary,
+    })
+}
+
+/// One trained candidate and how it did.
+struct Candidate {
+    model: TextModel,
+    history: Vec<EpochMetrics>,
+    best_epoch: usize,
+    stopped_early: bool,
+    validation_accuracy: Option<f64>,
+    /// Class probabilities on validation and test (computed during training).
+    probs: [Vec<Vec<f32>>; 2],
+}
+
+fn accuracy(probs: &[Vec<f32>], truth: &[LabeledFile]) -> Option<f64> {
+    if truth.is_empty() {
+        return None;
+    }
+    let ok = probs
+        .iter()
+        .zip(truth)
+        .filter(|(p, f)| crate::eval::metrics::argmax(p) == f.label)
+        .count();
+    Some(ok as f64 / truth.len() as f64)
+}
+
+fn train(ctx: &RunContext) -> Result<PathBuf> {
+    let p = TextParams::from_resolved(&ctx.params);
+    let data = ResolvedData::of(&ctx.project);
+    let mut scanning = ctx.phase(Phase::Scanning, 0);
+    let splits = scan_splits(
+        &data,
+        &p.columns,
+        p.validation_split,
+        &mut |d, t| {
+            scanning.set_total(t);
+            scanning.set(d)
+        },
+        &ctx.control,
+    )?;
+    for issue in &splits.summary.issues {
+        if issue.severity == Severity::Warning {
+            ctx.warn(issue.line(), issue.paths.first().map(PathBuf::as_path));
+        }
+    }
+    if let Some(e) = splits.summary.errors().next() {
+        return Err(Error::Data {
+            message: e.message.clone(),
+            path: e.paths.first().cloned().unwrap_or_else(|| data.train.clone()),
+        });
+    }
+    ctx.emit(Event::Data {
+        num_train: splits.train.len(),
+        num_validation: splits.validation.len(),
+        num_test: splits.test.len(),
+        labels: splits.labels.clone(),
+    });
+
+    let explicit = p
+        .encoder
+        .as_ref()
+        .map(|w| {
+            if w.to_string_lossy().starts_with("hf://") {
+                w.clone()
+            } else {
+                ctx.project.resolve(w)
+            }
+        })
+        .or(ctx.options.weights.clone());
+    let mut notes: Vec<serde_json::Value> = Vec::new();
+    let encoder_files = match p.algorithm {
+        Algorithm::Maxent => None,
+        Algorithm::Transfer => Some(text_encoder::locate(explicit.as_deref(), true)?),
+        Algorithm::Auto => match text_encoder::locate(explicit.as_deref(), false) {
+            Ok(f) => Some(f),
+            Err(e) if explicit.is_some() => return Err(e),
+            Err(e) => {
+                notes.push(json!({"algorithm": "transfer", "skipped": e.to_string()}));
+                None
+            }
+        },
+    };
+    let mut candidates: Vec<Candidate> = Vec::new();
+    if p.algorithm != Algorithm::Transfer {
+        candidates.push(train_maxent(ctx, &p, &splits)?);
+    }
+    if let Some(files) = &encoder_files {
+        candidates.push(train_transfer(ctx, &p, &splits, files)?);
+    }
+    for c in &candidates {
+        notes.push(json!({
+            "algorithm": c.model.algorithm(),
+            "validation_accuracy": c.validation_accuracy,
+            "epochs_run": c.history.len(),
+        }));
+    }
+    // The better validation accuracy wins; ties (and no validation data) keep the first (maxent).
+    let mut chosen = 0;
+    for (i, c) in candidates.iter().enumerate() {
+        let best = candidates.get(chosen).and_then(|b| b.validation_accuracy);
+        if c.validation_accuracy.unwrap_or(-1.0) > best.unwrap_or(-1.0) {
+            chosen = i;
+        }
+    }
+    if chosen >= candidates.len() {
+        return Err(Error::Unsupported("no algorithm was trained".into()));
+    }
+    let c = candidates.swap_remove(chosen);
+    let mut reports = Vec::new();
+    for ((name, files), probs) in [("validation", &splits.validation), ("test", &splits.test)]
+        .into_iter()
+        .zip(&c.probs)
+    {
+        if files.is_empty() {
+            continue;
+        }
+        let truth: Vec<usize> = files.iter().map(|f| f.label).collect();
+        let inputs: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+        let r = ClassificationReport::compute(&splits.labels, &truth, probs, &inputs);
+        ctx.emit(Event::Evaluated {
+            split: name.into(),
+            num_examples: r.num_examples,
+            metric: "accuracy".into(),
+            value: r.accuracy,
+        });
+        reports.push((name.to_string(), r));
+    }
+    write_run_outputs(ctx, &c, &splits, &reports, &notes)
+}
+
+fn train_maxent(ctx: &RunContext, p: &TextParams, splits: &TextSplits) -> Result<Candidate> {
+    let sets = [&splits.train, &splits.validation, &splits.test];
+    let total: usize = sets.iter().map(|s| s.len()).sum();
+    let mut phase = ctx.phase(Phase::ExtractingFeatures, total as u64);
+    let train_texts = splits.texts_of(&splits.train);
+    let vectorizer = Vectorizer::fit(&train_texts, p.rules.clone());
+    ctx.check()?;
+    let mut rows = Vec::new();
+    let mut done = 0;
+    for files in sets {
+        let texts = splits.texts_of(files);
+        rows.push(vectorizer.transform_many(&texts));
+        done += files.len();
+        phase.set(done as u64);
+        ctx.check()?;
+    }
+    drop(phase);
+    if vectorizer.dim() == 0 {
+        return Err(Error::data(
+            "no term appears often enough to become a feature; lower min_count or add texts",
+            ctx.project.resolve(&ctx.project.data.train),
+        ));
+    }
+    let labels_of = |files: &[LabeledFile]| -> Vec<u32> { files.iter().map(|f| f.label as u32).collect() };
+    let (ytr, yva) = (labels_of(&splits.train), labels_of(&splits.validation));
+    let train = SparseSet { rows: &rows[0], labels: &ytr };
+    let validation = SparseSet { rows: &rows[1], labels: &yva };
+    let (model, history, best_epoch) = text_maxent::train(
+        ctx,
+        &train,
+        Some(&validation),
+        vectorizer.dim(),
+        splits.labels.len(),
+        &p.maxent,
+    )?;
+    let probs = [
+        rows[1].iter().map(|r| model.probabilities(r)).collect::<Vec<_>>(),
+        rows[2].iter().map(|r| model.probabilities(r)).collect::<Vec<_>>(),
+    ];
+    let validation_accuracy = accuracy(&probs[0], &splits.validation);
+    let stopped_early = history.len() < p.maxent.max_iterations;
+    Ok(Candidate {
+        model: TextModel {
+            labels: splits.labels.clone(),
+            columns: p.columns.clone(),
+            classifier: Classifier::Maxent { vectorizer, model },
+            device: Device::Cpu,
+        },
+        history,
+        best_epoch,
+        stopped_early,
+        validation_accuracy,
+        probs,
+    })
+}
+
+fn train_transfer(
+    ctx: &RunContext,
+    p: &TextParams,
+    splits: &TextSplits,
+    files: &text_encoder::EncoderFiles,
+) -> Result<Candidate> {
+    let encoder = TextEncoder::load(files, &ctx.device)?;
+    let all: Vec<&LabeledFile> = splits
+        .train
+        .iter()
+        .chain(&splits.validation)
+        .chain(&splits.test)
+        .collect();
+    let embeddings = embed_cached(ctx, &encoder, splits, &all, p.embedding_batch_size)?;
+    let mut sets = [
+        Features::new(encoder.dim),
+        Features::new(encoder.dim),
+        Features::new(encoder.dim),
+    ];
+    let mut offset = 0;
+    for (slot, files) in [&splits.train, &splits.validation, &splits.test].into_iter().enumerate() {
+        for (f, e) in files.iter().zip(&embeddings[offset..offset + files.len()]) {
+            sets[slot].push(e, f.label as u32);
+        }
+        offset += files.len();
+    }
+    let cfg = FitConfig {
+        head: p.head.clone(),
+        epochs: p.epochs,
+        batch_size: p.batch_size,
+        learning_rate: p.learning_rate,
+        weight_decay: p.weight_decay,
+        patience: p.patience,
+        seed: ctx.project.seed,
+    };
+    let [train_set, validation_set, test_set] = sets;
+    let validation = (!validation_set.is_empty()).then_some(&validation_set);
+    let outcome = fit::fit(ctx, &train_set, validation, splits.labels.len(), &cfg)?;
+    let probs = [
+        outcome.probabilities(&validation_set, &ctx.device)?,
+        outcome.probabilities(&test_set, &ctx.device)?,
+    ];
+    let raw: HashMap<String, Tensor> = outcome
+        .head
+        .export_tensors(&outcome.mean, &outcome.std)?
+        .into_iter()
+        .collect();
+    let head = Head::from_tensors(p.head.clone(), &raw)?;
+    let validation_accuracy = accuracy(&probs[0], &splits.validation);
+    Ok(Candidate {
+        model: TextModel {
+            labels: splits.labels.clone(),
+            columns: p.columns.clone(),
+            classifier: Classifier::Transfer {
+                encoder: Box::new(encoder),
+                head,
+                embedding_batch_size: p.embedding_batch_size,
+            },
+            device: ctx.device.clone(),
+        },
+        history: outcome.history,
+        best_epoch: outcome.best_epoch,
+        stopped_early: outcome.stopped_early,
+        validation_accuracy,
+        probs,
+    })
+}
+
+/// Sentence embeddings of `files`, from the feature cache where possible.
+fn embed_cached(
+    ctx: &RunContext,
+    encoder: &TextEncoder,
+    splits: &TextSplits,
+    files: &[&LabeledFile],
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let signature = encoder.signature();
+    let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, encoder.dim) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            ctx.warn(format!("feature cache unavailable, embeddings will not be reused ({e})"), None);
+            None
+        }
+    };
+    let keys: Vec<[u8; 32]> = files
+        .iter()
+        .map(|f| FeatureCache::key(&signature, &f.hash, ""))
+        .collect();
+    let mut out: Vec<Option<Vec<f32>>> = keys
+        .iter()
+        .map(|k| cache.as_ref().and_then(|c| c.get(k)).map(<[f32]>::to_vec))
+        .collect();
+    let todo: Vec<usize> = (0..files.len()).filter(|&i| out[i].is_none()).collect();
+    let cached = files.len() - todo.len();
+    if let (true, Some(c)) = (cached > 0, cache.as_ref()) {
+        ctx.emit(Event::Cache {
+            reused: cached,
+            total: files.len(),
+            path: c.path().to_path_buf(),
+        });
+    }
+    let mut phase = ctx.phase(Phase::ExtractingFeatures, files.len() as u64);
+    phase.set(cached as u64);
+    // Longest texts last, in slices of a few batches so the cache fills as extraction goes.
+    let mut order = todo;
+    let text = |i: usize| splits.texts.get(&files[i].path).map(String::as_str).unwrap_or("");
+    order.sort_by_key(|&i| text(i).len());
+    let mut done = cached;
+    for slice in order.chunks(batch.max(1) * 8) {
+        let texts: Vec<&str> = slice.iter().map(|&i| text(i)).collect();
+        let base = done;
+        let e = encoder.embed_many(
+            &texts,
+            batch,
+            &mut |d| phase.set((base + d) as u64),
+            &|| ctx.check(),
+        )?;
+        let mut fresh = Vec::with_capacity(slice.len());
+        for (&i, row) in slice.iter().zip(e) {
+            fresh.push((keys[i], row.clone()));
+            out[i] = Some(row);
+        }
+        if let Some(c) = cache.as_mut()
+            && let Err(e) = c.insert_many(&fresh)
+        {
+            ctx.warn(format!("could not write the feature cache, continuing without it ({e})"), None);
+            cache = None;
+        }
+        done += slice.len();
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// Writes `report.json`, the plots and the `model/` folder of a finished run.
+fn write_run_outputs(
+    ctx: &RunContext,
+    c: &Candidate,
+    splits: &TextSplits,
+    reports: &[(String, ClassificationReport)],
+    candidates: &[serde_json::Value],
+) -> Result<PathBuf> {
+    let dir = &ctx.run_dir;
+    let total = 3 + reports.len() + 1;
+    let mut phase = ctx.phase(Phase::Exporting, total as u64);
+    let report = json!({
+        "template": ctx.project.template,
+        "algorithm": c.model.algorithm(),
+        "candidates": candidates,
+        "labels": splits.labels,
+        "data": {
+            "num_train": splits.train.len(),
+            "num_validation": splits.validation.len(),
+            "num_test": splits.test.len(),
+            "issues": splits.summary.issues,
+        },
+        "training": {
+            "epochs_run": c.history.len(),
+            "best_epoch": c.best_epoch,
+            "stopped_early": c.stopped_early,
+            "history": c.history,
+        },
+        "evaluation": reports.iter().map(|(k, v)| (k.clone(), v)).collect::<BTreeMap<_, _>>(),
+        "elapsed_secs": ctx.started.elapsed().as_secs_f64(),
+    });
+    write_json(&dir.report_json(), &report)?;
+    plots::curves(
+        &dir.report_dir().join("loss.png"),
+        "Loss",
+        "cross-entropy",
+        &c.history,
+        |m| (Some(m.train_loss), m.validation_loss),
+    )?;
+    plots::curves(
+        &dir.report_dir().join("accuracy.png"),
+        "Accuracy",
+        "accuracy",
+        &c.history,
+        |m| (m.train_accuracy, m.validation_accuracy),
+    )?;
+    let mut written = 3;
+    phase.set(written);
+    for (name, r) in reports {
+        let title = format!("Confusion matrix ({name}, accuracy {:.1}%)", r.accuracy * 100.0);
+        plots::confusion_matrix(
+            &dir.report_dir().join(format!("confusion_matrix_{name}.png")),
+            &title,
+            &r.labels,
+            &r.confusion_matrix,
+        )?;
+        written += 1;
+        phase.set(written);
+    }
+    let data_hash = |files: &[LabeledFile]| {
+        let mut h = blake3::Hasher::new();
+        let mut sorted: Vec<&LabeledFile> = files.iter().collect();
+        sorted.sort_by_key(|f| f.hash);
+        for f in sorted {
+            h.update(&f.hash);
+            h.update(splits.labels.get(f.label).map(String::as_bytes).unwrap_or_default());
+        }
+        h.finalize().to_hex().to_string()
+    };
+    let resolved: BTreeMap<&String, &crate::params::ParamValue> = ctx.params.0.iter().collect();
+    let encoder = match &c.model.classifier {
+        Classifier::Transfer { encoder, .. } => json!({
+            "id": text_encoder::ENCODER_ID,
+            "weights_source": encoder.files.source,
+            "weights_blake3": encoder.weights_hash,
+        }),
+        Classifier::Maxent { .. } => serde_json::Value::Null,
+    };
+    let manifest = json!({
+        "lathe_version": env!("CARGO_PKG_VERSION"),
+        "created": crate::train::run_dir::utc_iso(std::time::SystemTime::now()),
+        "template": ctx.project.template,
+        "seed": ctx.project.seed,
+        "device": crate::device::label(&ctx.device),
+        "params": resolved,
+        "algorithm": c.model.algorithm(),
+        "data": {
+            "train": { "path": ctx.project.resolve(&ctx.project.data.train), "num_examples": splits.train.len(), "blake3": data_hash(&splits.train) },
+            "validation": { "num_examples": splits.validation.len(), "blake3": data_hash(&splits.validation) },
+            "test": { "num_examples": splits.test.len(), "blake3": data_hash(&splits.test) },
+        },
+        "encoder": encoder,
+        "training": { "epochs_run": c.history.len(), "best_epoch": c.best_epoch },
+    });
+    let target = dir.model();
+    c.model.write(&target, &ctx.project.template, &manifest)?;
+    phase.set(total as u64);
+    ctx.emit(Event::Exported {
+        format: "safetensors".into(),
+        path: target.join("model.safetensors"),
+    });
+    Ok(target)
+}

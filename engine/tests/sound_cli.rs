@@ -1,0 +1,228 @@
+//! End-to-end test of the sound classifier through the `lathe` CLI on generated clips (tones,
+//! noise and chirps at several sample rates and channel counts, plus a corrupt and an empty
+//! file): train → evaluate → predict (a long file streams) → export.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+/// Writes a 16-bit WAV of `f(t)` (t in seconds) at `rate` Hz with `channels` channels.
+fn wav(path: &Path, rate: u32, channels: u16, secs: f32, f: impl Fn(f32, usize) -> f32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(rate as f32 * secs) as usize {
+        let v = f(i as f32 / rate as f32, i).clamp(-1.0, 1.0);
+        for _ in 0..channels {
+            w.write_sample((v * 32000.0) as i16).unwrap();
+        }
+    }
+    w.finalize().unwrap();
+}
+
+/// Deterministic noise in [-1, 1].
+fn hash_noise(i: usize, seed: usize) -> f32 {
+    let mut x = (i as u64 ^ (seed as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 32;
+    (x % 20_000) as f32 / 10_000.0 - 1.0
+}
+
+/// One clip of class `class` (0 low hum, 1 high whistle, 2 noise), varied by `k`.
+fn clip(root: &Path, class: usize, k: usize) {
+    let names = ["hum", "whistle", "hiss"];
+    let rate = [8_000, 16_000, 22_050, 44_100][k % 4];
+    let channels = 1 + (k % 2) as u16;
+    let secs = 0.6 + (k % 5) as f32 * 0.4;
+    let amp = 0.2 + (k % 3) as f32 * 0.15;
+    let path = root.join(names[class]).join(format!("{k:03}.wav"));
+    let two_pi = 2.0 * std::f32::consts::PI;
+    match class {
+        0 => {
+            let f0 = 150.0 + 20.0 * k as f32;
+            wav(&path, rate, channels, secs, |t, _| {
+                amp * ((two_pi * f0 * t).sin() + 0.5 * (two_pi * 2.0 * f0 * t).sin())
+            })
+        }
+        1 => {
+            let f0 = 2_000.0 + 60.0 * k as f32;
+            wav(&path, rate, channels, secs, |t, _| {
+                amp * (two_pi * f0 * t).sin()
+            })
+        }
+        _ => wav(&path, rate, channels, secs, |_, i| amp * hash_noise(i, k)),
+    }
+}
+
+#[test]
+fn sound_train_evaluate_predict_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (train, test) = (tmp.path().join("train"), tmp.path().join("test"));
+    for class in 0..3 {
+        for k in 0..10 {
+            clip(&train, class, k);
+        }
+        for k in 10..14 {
+            clip(&test, class, k);
+        }
+    }
+    // A corrupt file (valid header, cut data) and an empty one: warnings, training goes on.
+    let good = std::fs::read(train.join("hum/001.wav")).unwrap();
+    std::fs::write(train.join("hum/corrupt.wav"), &good[..good.len() / 3]).unwrap();
+    std::fs::write(train.join("hiss/empty.wav"), b"").unwrap();
+
+    let run_dir = tmp.path().join("run");
+    let out = run(lathe(&cache)
+        .args([
+            "train",
+            "--template",
+            "sound-classifier",
+            "--json",
+            "--epochs",
+            "12",
+            "--param",
+            "cnn_width=8",
+            "--param",
+            "batch_size=8",
+            "--param",
+            "window_secs=0.5",
+        ])
+        .arg("--data")
+        .arg(&train)
+        .arg("--test")
+        .arg(&test)
+        .arg("--out")
+        .arg(&run_dir));
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.last(), Some(&"finished"));
+    assert_eq!(events.last().unwrap()["outcome"]["status"], "completed");
+    let warnings: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "warning")
+        .map(|e| format!("{} {}", e["message"], e["path"]))
+        .collect();
+    for name in ["corrupt.wav", "empty.wav"] {
+        assert!(
+            warnings.iter().any(|w| w.contains(name)),
+            "no warning names {name}: {warnings:?}"
+        );
+    }
+    assert!(
+        warnings.iter().any(|w| w.contains("truncated")),
+        "{warnings:?}"
+    );
+    assert!(kinds.contains(&"epoch_end") && kinds.contains(&"checkpoint"));
+    for f in [
+        "report.json",
+        "checkpoints/cnn_last.safetensors",
+        "checkpoints/cnn_best.safetensors",
+        "report/loss.png",
+        "report/accuracy.png",
+        "report/confusion_matrix_test.png",
+        "model/model.safetensors",
+        "model/config.json",
+        "model/feature_extractor_config.json",
+        "model/manifest.json",
+    ] {
+        assert!(run_dir.join(f).is_file(), "missing {f}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let trained = report["evaluation"]["test"]["accuracy"].as_f64().unwrap();
+    assert!(trained >= 0.75, "test accuracy {trained} on 3 easy classes");
+
+    // evaluate: the exported model reproduces the training-time score.
+    let out = run(lathe(&cache)
+        .args(["evaluate", "--json"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&test));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let accuracy = eval["accuracy"].as_f64().unwrap();
+    assert!((accuracy - trained).abs() < 1e-9, "{accuracy} vs {trained}");
+    assert_eq!(eval["confusion_matrix"].as_array().unwrap().len(), 3);
+
+    // predict: a long stereo 44.1 kHz whistle (streamed) and a short hum.
+    let long = tmp.path().join("long.wav");
+    wav(&long, 44_100, 2, 40.0, |t, _| {
+        0.3 * (2.0 * std::f32::consts::PI * 2_300.0 * t).sin()
+    });
+    let short = test.join("hum/010.wav");
+    let out = run(lathe(&cache)
+        .args(["predict", "--json"])
+        .arg(&run_dir)
+        .arg(&long)
+        .arg(&short));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let preds = json_lines(&stdout(&out));
+    assert_eq!(preds.len(), 2);
+    assert_eq!(preds[0]["label"], "whistle", "{}", preds[0]);
+    assert_eq!(preds[1]["label"], "hum", "{}", preds[1]);
+    let total: f64 = preds[0]["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-4);
+
+    // A file that is not audio: exit 1 with its path.
+    let bogus = tmp.path().join("bogus.wav");
+    std::fs::write(&bogus, b"RIFF....WAVEjunk").unwrap();
+    let out = run(lathe(&cache)
+        .args(["predict", "--json"])
+        .arg(&run_dir)
+        .arg(&bogus));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("bogus.wav"), "{}", stderr(&out));
+
+    // export: a self-contained folder with PyTorch names and the front-end settings.
+    let exported = tmp.path().join("exported");
+    let out = run(lathe(&cache)
+        .args(["export", "--format", "safetensors"])
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(&exported));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(exported.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("features.0.conv.weight").unwrap().shape(), &[8, 1, 3, 3]);
+    assert_eq!(st.tensor("classifier.weight").unwrap().shape(), &[3, 128]);
+    assert_eq!(st.tensor("frontend.mean").unwrap().shape(), &[64]);
+    let fe: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(exported.join("feature_extractor_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fe["sampling_rate"], 16_000);
+    assert_eq!(fe["window_length_samples"], 400);
+    assert_eq!(fe["hop_length_samples"], 160);
+    assert_eq!(fe["n_mels"], 64);
+    assert_eq!(fe["example_window_frames"], 50);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["lathe"]["task"], "sound-classification");
+    assert_eq!(config["id2label"]["1"], "hum");
+    let out = run(lathe(&cache)
+        .args(["predict", "--json"])
+        .arg(&exported)
+        .arg(&short));
+    assert_eq!(json_lines(&stdout(&out))[0]["label"], "hum");
+}

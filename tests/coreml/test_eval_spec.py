@@ -1,0 +1,126 @@
+"""Checks eval_spec.py against plain-loop references on specs written by coremltools' own
+NeuralNetworkBuilder (Apple's tool, so the layer conventions are Apple's, not Lathe's).
+
+usage: python -m unittest tests/coreml/test_eval_spec.py   (needs coremltools, numpy)
+"""
+
+import os
+import sys
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import eval_spec  # noqa: E402
+
+from coremltools.models import datatypes  # noqa: E402
+from coremltools.models.neural_network import NeuralNetworkBuilder  # noqa: E402
+
+
+def builder(c, h, w):
+    return NeuralNetworkBuilder(
+        [("data", datatypes.Array(c, h, w))], [("out", None)], disable_rank5_shape_mapping=False
+    )
+
+
+def f32(a):
+    """Values as Core ML stores fp32 weights."""
+    return np.asarray(a, dtype=np.float32).astype(np.float64)
+
+
+def naive_conv(x, w, b, stride, pads, groups):
+    """x [C,H,W], w [O, C/groups, kh, kw], pads (top, bottom, left, right)."""
+    t, bo, l, r = pads
+    x = np.pad(x, ((0, 0), (t, bo), (l, r)))
+    o, kc, kh, kw = w.shape
+    ho = (x.shape[1] - kh) // stride + 1
+    wo = (x.shape[2] - kw) // stride + 1
+    y = np.zeros((o, ho, wo))
+    per = o // groups
+    for oc in range(o):
+        g = oc // per
+        for i in range(ho):
+            for j in range(wo):
+                patch = x[g * kc : (g + 1) * kc, i * stride : i * stride + kh, j * stride : j * stride + kw]
+                y[oc, i, j] = np.sum(patch * w[oc]) + b[oc]
+    return y
+
+
+class EvaluatorMatchesReferences(unittest.TestCase):
+    def setUp(self):
+        self.rng = np.random.default_rng(7)
+
+    def run_net(self, b, x):
+        blobs = eval_spec.run_layers(b.spec.neuralNetwork.layers, {"data": x[None]})
+        return blobs["out"][0]
+
+    def conv_case(self, groups, kc, out, stride, pads=(0, 0, 0, 0), mode="valid"):
+        c, h, w = kc * groups, 7, 8
+        x = self.rng.normal(size=(c, h, w))
+        wt = f32(self.rng.normal(size=(out, kc, 3, 3)))
+        bias = f32(self.rng.normal(size=out))
+        b = builder(c, h, w)
+        b.add_convolution(
+            "conv", kc, out, 3, 3, stride, stride, mode, groups,
+            wt.transpose(2, 3, 1, 0), bias, True, input_name="data", output_name="out",
+            padding_top=pads[0], padding_bottom=pads[1], padding_left=pads[2], padding_right=pads[3],
+        )
+        return self.run_net(b, x), x, wt, bias
+
+    def test_dense_convolution_with_asymmetric_valid_padding(self):
+        got, x, wt, bias = self.conv_case(1, 4, 5, 2, pads=(1, 0, 0, 2))
+        np.testing.assert_allclose(got, naive_conv(x, wt, bias, 2, (1, 0, 0, 2), 1), atol=1e-9)
+
+    def test_depthwise_and_grouped_convolution(self):
+        got, x, wt, bias = self.conv_case(4, 1, 4, 1, pads=(1, 1, 1, 1))
+        np.testing.assert_allclose(got, naive_conv(x, wt, bias, 1, (1, 1, 1, 1), 4), atol=1e-9)
+        got, x, wt, bias = self.conv_case(2, 3, 4, 2, pads=(1, 1, 1, 1))
+        np.testing.assert_allclose(got, naive_conv(x, wt, bias, 2, (1, 1, 1, 1), 2), atol=1e-9)
+
+    def test_same_padding_is_bottom_right_heavy(self):
+        # 7x8 input, k=3, s=2: H pads (1, 1), W pads (0, 1).
+        got, x, wt, bias = self.conv_case(1, 2, 3, 2, mode="same")
+        np.testing.assert_allclose(got, naive_conv(x, wt, bias, 2, (1, 1, 0, 1), 1), atol=1e-9)
+
+    def test_relu6_as_two_thresholds_padding_scale_add(self):
+        x = self.rng.normal(scale=5, size=(3, 4, 4))
+        b = builder(3, 4, 4)
+        b.add_unary("u1", "data", "neg", "threshold", alpha=-6.0, scale=-1.0)
+        b.add_unary("u2", "neg", "r6", "threshold", alpha=0.0, scale=-1.0)
+        b.add_padding("pad", left=0, right=1, top=2, bottom=0, value=0, input_name="r6", output_name="p")
+        b.add_scale("s", np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.0, -1.0]), True,
+                    input_name="p", output_name="sc", shape_scale=[3], shape_bias=[3])
+        b.add_elementwise("add", ["sc", "p"], "out", "ADD")
+        got = self.run_net(b, x)
+        p = np.pad(np.clip(x, 0, 6), ((0, 0), (2, 0), (0, 1)))
+        want = p * np.array([1.0, 2.0, 3.0])[:, None, None] + np.array([0.5, 0.0, -1.0])[:, None, None] + p
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+    def test_global_pool_inner_product_softmax_and_fp16_weights(self):
+        x = self.rng.normal(size=(4, 3, 3))
+        w = f32(self.rng.normal(size=(2, 4)))
+        bias = f32(self.rng.normal(size=2))
+        b = builder(4, 3, 3)
+        b.add_pooling("gap", 1, 1, 1, 1, "AVERAGE", "VALID", input_name="data", output_name="f",
+                      is_global=True)
+        b.add_inner_product("fc", w, bias, 4, 2, True, input_name="f", output_name="logits")
+        b.add_softmax("sm", "logits", "out")
+        got = self.run_net(b, x).reshape(-1)
+        z = w @ x.mean(axis=(1, 2)) + bias
+        np.testing.assert_allclose(got, np.exp(z) / np.exp(z).sum(), atol=1e-12)
+        # The same weights stored as fp16 bytes read back as their half-precision values.
+        fc = b.spec.neuralNetwork.layers[1].innerProduct
+        fc.weights.float16Value = w.astype("<f2").tobytes()
+        del fc.weights.floatValue[:]
+        got16 = eval_spec.weights(fc.weights)
+        np.testing.assert_array_equal(got16, w.astype(np.float16).astype(np.float64).reshape(-1))
+
+    def test_unknown_layers_are_refused(self):
+        b = builder(1, 2, 2)
+        b.add_elementwise("max", ["data", "data"], "out", "MAX")
+        with self.assertRaises(NotImplementedError):
+            self.run_net(b, np.zeros((1, 2, 2)))
+
+
+if __name__ == "__main__":
+    unittest.main()
