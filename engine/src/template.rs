@@ -28,6 +28,14 @@ const SOURCES: &[(&str, &str)] = &[
         "object-detector.toml",
         include_str!("../../templates/object-detector.toml"),
     ),
+    (
+        "tabular-classifier.toml",
+        include_str!("../../templates/tabular-classifier.toml"),
+    ),
+    (
+        "tabular-regressor.toml",
+        include_str!("../../templates/tabular-regressor.toml"),
+    ),
 ];
 
 /// A template: what the picker card shows and the defaults a new project starts from.

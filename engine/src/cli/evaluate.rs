@@ -11,12 +11,12 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "With --json, prints ONE JSON object: accuracy, macro_f1, per_class, confusion_matrix, labels, samples, …"
+    after_help = "With --json, prints ONE JSON object: accuracy, macro_f1, per_class, confusion_matrix, labels, samples, … (classifiers) or rmse, mae, r2, max_error, samples (regressors)"
 )]
 pub struct EvaluateArgs {
     /// A run folder or an exported model folder.
     pub model: PathBuf,
-    /// Labelled data laid out as for training (one subfolder per class).
+    /// Labelled data laid out as for training (one subfolder per class; a CSV / JSON-lines file for tables).
     #[arg(long)]
     pub data: PathBuf,
     /// auto, cpu, cuda, cuda:N or metal.
@@ -53,6 +53,7 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
             Evaluation::Classification(r) => println!("{}", table(r, "evaluation")),
             Evaluation::MultiLabel(r) => println!("{}", multi_label_table(r, "evaluation")),
             Evaluation::Detection(r) => println!("{}", detection_table(r, "evaluation")),
+            Evaluation::Regression(r) => println!("{}", regression_table(r, "evaluation")),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -131,4 +132,12 @@ pub fn table(r: &ClassificationReport, split: &str) -> String {
         );
     }
     s
+}
+
+/// A human summary of a regressor's evaluation.
+pub fn regression_table(r: &crate::eval::regression::RegressionReport, split: &str) -> String {
+    format!(
+        "\n{split}: RMSE {:.4}  MAE {:.4}  R² {:.4}  max error {:.4}  ({} examples, target `{}`)\n",
+        r.rmse, r.mae, r.r2, r.max_error, r.num_examples, r.target
+    )
 }

@@ -83,6 +83,9 @@ pub struct NewArgs {
     /// Test data path to write into the project.
     #[arg(long)]
     pub test: Option<PathBuf>,
+    /// The column to predict, for table and text templates (written as `target` in [params]).
+    #[arg(long, value_name = "COL")]
+    pub target: Option<String>,
 }
 
 pub fn new(args: NewArgs) -> Result<ExitCode> {
@@ -109,6 +112,18 @@ pub fn new(args: NewArgs) -> Result<ExitCode> {
         project.data.test = Some(std::path::absolute(t)?);
     }
     project.params = template.params.clone();
+    if let Some(t) = &args.target {
+        if !task::by_id(&template.task)?
+            .param_specs()
+            .iter()
+            .any(|s| s.key == "target")
+        {
+            bail!("template {} has no target column to choose; drop --target", template.id);
+        }
+        project
+            .params
+            .insert("target".into(), toml::Value::String(t.clone()));
+    }
     project.save(&file)?;
     eprintln!("Created {} ({})", file.display(), template.title);
     eprintln!("Data: {}", template.data_layout);

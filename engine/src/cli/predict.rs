@@ -8,12 +8,13 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "With --json, prints one JSON object per input: {\"input\": …, \"label\": …, \"probabilities\": {label: p, …}}"
+    after_help = "With --json, prints one JSON object per input: {\"input\": …, \"label\": …, \"probabilities\": {label: p, …}}; a table gives one per row (\"input\": \"rows.csv:LINE\"), and regressors add \"value\""
 )]
 pub struct PredictArgs {
     /// A run folder or an exported model folder.
     pub model: PathBuf,
-    /// Files to classify; for a text model also .txt / .csv / .json / .jsonl files or the text itself.
+    /// Files to classify; for a text model also .txt / .csv / .json / .jsonl files or the text
+    /// itself; for a table model CSV / JSON-lines tables (one prediction per row).
     #[arg(required = true)]
     pub inputs: Vec<String>,
     /// Show only the K most probable labels.
@@ -48,6 +49,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                 }
                 if args.json {
                     println!("{}", serde_json::to_string(&p)?);
+                } else if let Some(v) = p.value {
+                    println!("{}: {v}", p.input);
                 } else if !p.boxes.is_empty() {
                     let found: Vec<String> = p
                         .boxes

@@ -27,7 +27,7 @@ pub struct TrainArgs {
     pub project: Option<PathBuf>,
     /// Continue an interrupted run (after Ctrl-C, a crash or a power cut) in its own folder,
     /// from its last checkpoint, with the parameters it started with.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["project", "template", "data", "validation", "test", "out", "epochs", "seed", "params"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["project", "template", "data", "validation", "test", "out", "epochs", "seed", "params", "target"])]
     pub resume: Option<PathBuf>,
     /// Template to use without a project file.
     #[arg(long)]
@@ -206,6 +206,10 @@ fn print_summary(report: &std::path::Path) {
         }
         if let Ok(r) = serde_json::from_value::<crate::eval::map::DetectionReport>(v.clone()) {
             println!("{}", super::evaluate::detection_table(&r, split));
+            return;
+        }
+        if let Ok(r) = serde_json::from_value::<crate::eval::regression::RegressionReport>(v.clone()) {
+            println!("{}", super::evaluate::regression_table(&r, split));
             return;
         }
     }

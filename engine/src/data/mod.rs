@@ -15,5 +15,7 @@ pub mod labels_file;
 pub mod split;
 pub mod summary;
 pub mod text_data;
+pub mod table;
+pub mod table_schema;
 
 pub use summary::{ClassCount, DataKind, DatasetSummary, HealthIssue, Severity, SplitSummary};

@@ -22,6 +22,9 @@ pub mod sound;
 pub mod sound_model;
 pub mod sound_params;
 pub mod sound_transfer;
+pub mod tabular;
+pub mod tabular_data;
+pub mod tabular_model;
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
@@ -163,6 +166,7 @@ pub enum Evaluation {
     MultiLabel(crate::eval::MultiLabelReport),
     /// An object detector's report: `map50` and `map` at top level, AP per class.
     Detection(crate::eval::map::DetectionReport),
+    Regression(crate::eval::regression::RegressionReport),
 }
 
 /// An exported model.
@@ -191,6 +195,8 @@ pub fn all() -> Vec<Box<dyn Task>> {
         Box::new(text::TextClassification),
         Box::new(sound::SoundClassification),
         Box::new(detect::ObjectDetection),
+        Box::new(tabular::TabularTask::classifier()),
+        Box::new(tabular::TabularTask::regressor()),
     ]
 }
 

@@ -1,0 +1,562 @@
+//! The table templates (`tabular-classifier`, `tabular-regressor`): read a CSV / JSON-lines
+//! table, type its columns, then train the candidates — histogram gradient-boosted trees and a
+//! linear model (logistic or ridge) — keep the best by validation metric (`algorithm = "auto"`,
+//! a leaderboard in `report.json`), evaluate on validation and test, and export.
+
+use crate::data::DatasetSummary;
+use crate::error::{Error, Result};
+use crate::eval::ClassificationReport;
+use crate::eval::regression::RegressionReport;
+use crate::model::gbt::{self, GbtParams, Objective};
+use crate::model::glm::{self, LogisticParams};
+use crate::params::{ParamSpec, ParamValue, ResolvedParams};
+use crate::task::tabular_data::{self, Part, TableData, TargetKind};
+use crate::task::tabular_model::{self, Fitted, TabularModel};
+use crate::task::{Model, ResolvedData, ScanProgress, Task};
+use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
+use candle_core::Device;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A table task: classification or regression of one column from the others.
+pub struct TabularTask {
+    pub kind: TargetKind,
+}
+
+impl TabularTask {
+    pub const CLASSIFICATION_ID: &'static str = "tabular-classification";
+    pub const REGRESSION_ID: &'static str = "tabular-regression";
+
+    pub fn classifier() -> Self {
+        Self {
+            kind: TargetKind::Classification,
+        }
+    }
+
+    pub fn regressor() -> Self {
+        Self {
+            kind: TargetKind::Regression,
+        }
+    }
+}
+
+/// Every parameter of the table tasks.
+pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
+    let linear = match kind {
+        TargetKind::Classification => "logistic regression",
+        TargetKind::Regression => "ridge regression",
+    };
+    vec![
+        ParamSpec::new(
+            "target",
+            "Target column",
+            "Data",
+            "The column to predict (`--target COL`); empty picks a column named target, label, class or y.",
+            crate::params::ParamKind::Text,
+            ParamValue::Text(String::new()),
+        ),
+        ParamSpec::new(
+            "ignore_columns",
+            "Ignore columns",
+            "Data",
+            "Comma-separated columns the model must not use (ids, leaks).",
+            crate::params::ParamKind::Text,
+            ParamValue::Text(String::new()),
+        ),
+        ParamSpec::float(
+            "validation_split",
+            "Validation share",
+            "Data",
+            "Share of the training rows held out for early stopping and model choice when no validation table is given.",
+            (0.0, 0.5),
+            0.1,
+        ),
+        ParamSpec::choice(
+            "algorithm",
+            "Algorithm",
+            "Model",
+            &format!(
+                "boosted_trees, {linear} (linear), or auto: train both and keep the better on validation."
+            ),
+            &["auto", "boosted_trees", "linear"],
+            "auto",
+        ),
+        ParamSpec::int(
+            "max_iterations",
+            "Boosting rounds",
+            "Boosted trees",
+            "Most boosting rounds (trees per output); early stopping usually ends sooner.",
+            (1, 10_000),
+            300,
+        ),
+        ParamSpec::float(
+            "learning_rate",
+            "Learning rate",
+            "Boosted trees",
+            "Shrinkage of every tree's contribution.",
+            (1e-4, 1.0),
+            0.1,
+        ),
+        ParamSpec::int(
+            "max_leaf_nodes",
+            "Leaves per tree",
+            "Boosted trees",
+            "Most leaves of one tree (trees grow best split first).",
+            (2, 1024),
+            31,
+        ),
+        ParamSpec::int(
+            "max_depth",
+            "Max depth",
+            "Boosted trees",
+            "Deepest a tree may grow; 0 for no limit besides the leaf count.",
+            (0, 64),
+            0,
+        ),
+        ParamSpec::int(
+            "min_samples_leaf",
+            "Rows per leaf",
+            "Boosted trees",
+            "Fewest training rows a leaf may hold.",
+            (1, 100_000),
+            20,
+        ),
+        ParamSpec::float(
+            "l2_regularization",
+            "L2 on leaves",
+            "Boosted trees",
+            "L2 penalty on leaf values.",
+            (0.0, 1e6),
+            0.0,
+        ),
+        ParamSpec::int(
+            "max_bins",
+            "Bins per feature",
+            "Boosted trees",
+            "Histogram bins per numeric column (missing values get their own).",
+            (2, 255),
+            255,
+        ),
+        ParamSpec::int(
+            "early_stopping_rounds",
+            "Early stopping",
+            "Training",
+            "Rounds (or iterations) without validation improvement before stopping; 0 never stops early.",
+            (0, 1000),
+            10,
+        ),
+        ParamSpec::float(
+            "linear_l2",
+            "L2 of linear model",
+            "Linear",
+            &format!("L2 penalty of the {linear} on standardized inputs."),
+            (0.0, 100.0),
+            1e-4,
+        ),
+        ParamSpec::int(
+            "linear_iterations",
+            "Linear iterations",
+            "Linear",
+            "Most full-batch iterations of logistic regression (ridge regression is solved exactly).",
+            (1, 100_000),
+            500,
+        ),
+    ]
+}
+
+/// The table settings, checked.
+struct TabularParams {
+    target: String,
+    ignore: Vec<String>,
+    validation_split: f64,
+    algorithm: String,
+    gbt: GbtParams,
+    linear_l2: f64,
+    linear_iterations: usize,
+    patience: usize,
+}
+
+impl TabularParams {
+    fn from_resolved(p: &ResolvedParams, seed: u64) -> Self {
+        let patience = p.usize("early_stopping_rounds");
+        Self {
+            target: p.text("target").trim().to_string(),
+            ignore: p
+                .text("ignore_columns")
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            validation_split: p.float("validation_split"),
+            algorithm: p.text("algorithm").to_string(),
+            gbt: GbtParams {
+                learning_rate: p.float("learning_rate"),
+                max_iterations: p.usize("max_iterations"),
+                max_leaf_nodes: p.usize("max_leaf_nodes"),
+                min_samples_leaf: p.usize("min_samples_leaf"),
+                l2_regularization: p.float("l2_regularization"),
+                max_depth: p.usize("max_depth"),
+                max_bins: p.usize("max_bins"),
+                patience,
+                seed,
+            },
+            linear_l2: p.float("linear_l2"),
+            linear_iterations: p.usize("linear_iterations"),
+            patience,
+        }
+    }
+}
+
+impl Task for TabularTask {
+    fn id(&self) -> &'static str {
+        match self.kind {
+            TargetKind::Classification => Self::CLASSIFICATION_ID,
+            TargetKind::Regression => Self::REGRESSION_ID,
+        }
+    }
+
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        param_specs(self.kind)
+    }
+
+    fn scan(
+        &self,
+        data: &ResolvedData,
+        params: &ResolvedParams,
+        progress: ScanProgress<'_>,
+        _control: &Control,
+    ) -> Result<DatasetSummary> {
+        let p = TabularParams::from_resolved(params, data.seed);
+        progress(0, 1);
+        let table = tabular_data::load(data, &p.target, &p.ignore, self.kind, p.validation_split)?;
+        progress(1, 1);
+        Ok(table.summary(data))
+    }
+
+    fn train(&self, ctx: &RunContext) -> Result<PathBuf> {
+        train(ctx, self.kind)
+    }
+
+    fn load(&self, model_dir: &Path, _device: &Device) -> Result<Box<dyn Model>> {
+        Ok(Box::new(TabularModel::load(model_dir)?))
+    }
+}
+
+/// One trained candidate on the leaderboard.
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    pub algorithm: String,
+    /// Accuracy (classifier) or RMSE (regressor) on validation (training rows when there is none).
+    pub metric: String,
+    pub value: f64,
+    pub iterations: usize,
+    pub fit_secs: f64,
+    pub chosen: bool,
+}
+
+/// The training history of the chosen candidate, for the report and its plots.
+pub struct History {
+    pub epochs: Vec<EpochMetrics>,
+    pub stopped_early: bool,
+}
+
+fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
+    let p = TabularParams::from_resolved(&ctx.params, ctx.project.seed);
+    let data = ResolvedData::of(&ctx.project);
+    let mut scanning = ctx.phase(Phase::Scanning, 1);
+    let table = tabular_data::load(&data, &p.target, &p.ignore, kind, p.validation_split)?;
+    scanning.set(1);
+    for issue in &table.issues {
+        ctx.warn(
+            issue.message.clone(),
+            issue.paths.first().map(PathBuf::as_path),
+        );
+    }
+    ctx.emit(Event::Data {
+        num_train: table.train.len(),
+        num_validation: table.validation.len(),
+        num_test: table.test.len(),
+        labels: table.labels.clone(),
+    });
+    if table.train.is_empty() {
+        return Err(Error::data("no training rows are left", &data.train));
+    }
+    let algorithms: Vec<&str> = match p.algorithm.as_str() {
+        "boosted_trees" => vec!["boosted_trees"],
+        "linear" => vec!["linear"],
+        _ => vec!["boosted_trees", "linear"],
+    };
+    if algorithms.len() > 1 && table.validation.is_empty() {
+        ctx.warn(
+            "no validation rows: the algorithm is chosen on training rows, which favours the more flexible model; set validation_split above 0",
+            None,
+        );
+    }
+    let mut leaderboard: Vec<Candidate> = Vec::new();
+    let mut best: Option<(Fitted, History)> = None;
+    for (i, algorithm) in algorithms.iter().enumerate() {
+        // Only the first candidate draws the loss curve; the others report progress only.
+        let plot = i == 0;
+        let started = Instant::now();
+        let (fitted, history) = match *algorithm {
+            "boosted_trees" => fit_trees(ctx, &table, kind, &p, plot)?,
+            _ => fit_linear(ctx, &table, kind, &p, plot)?,
+        };
+        let fit_secs = started.elapsed().as_secs_f64();
+        let model = TabularModel::new(kind, &table, fitted, algorithm);
+        let part = if table.validation.is_empty() {
+            &table.train
+        } else {
+            &table.validation
+        };
+        let (metric, value) = score(&model, part);
+        let better = leaderboard
+            .iter()
+            .find(|c| c.chosen)
+            .is_none_or(|c| match kind {
+                TargetKind::Classification => value > c.value,
+                TargetKind::Regression => value < c.value,
+            });
+        if better {
+            leaderboard.iter_mut().for_each(|c| c.chosen = false);
+        }
+        leaderboard.push(Candidate {
+            algorithm: algorithm.to_string(),
+            metric: metric.into(),
+            value,
+            iterations: history.epochs.len(),
+            fit_secs,
+            chosen: better,
+        });
+        if better {
+            best = Some((model.fitted, history));
+        }
+    }
+    let Some((fitted, history)) = best else {
+        return Err(Error::Unsupported("no model was trained".into()));
+    };
+    let chosen = leaderboard
+        .iter()
+        .find(|c| c.chosen)
+        .map(|c| c.algorithm.clone())
+        .unwrap_or_default();
+    let model = TabularModel::new(kind, &table, fitted, &chosen);
+    let mut reports = Vec::new();
+    for (name, part) in [("validation", &table.validation), ("test", &table.test)] {
+        if part.is_empty() {
+            continue;
+        }
+        let mut phase = ctx.phase(Phase::Evaluating, part.len() as u64);
+        let r = evaluate_part(&model, part);
+        phase.set(part.len() as u64);
+        let (metric, value, n) = match &r {
+            Report::Classification(c) => ("accuracy", c.accuracy, c.num_examples),
+            Report::Regression(r) => ("rmse", r.rmse, r.num_examples),
+        };
+        ctx.emit(Event::Evaluated {
+            split: name.into(),
+            num_examples: n,
+            metric: metric.into(),
+            value,
+        });
+        reports.push((name.to_string(), r));
+    }
+    tabular_model::write_run_outputs(ctx, &model, &table, &history, &leaderboard, &reports)
+}
+
+/// A split's evaluation.
+pub enum Report {
+    Classification(ClassificationReport),
+    Regression(RegressionReport),
+}
+
+/// Headline metric of `model` on `part`: accuracy or RMSE.
+fn score(model: &TabularModel, part: &Part) -> (&'static str, f64) {
+    match evaluate_part(model, part) {
+        Report::Classification(c) => ("accuracy", c.accuracy),
+        Report::Regression(r) => ("rmse", r.rmse),
+    }
+}
+
+/// The report of `model` on the encoded rows of `part`.
+pub fn evaluate_part(model: &TabularModel, part: &Part) -> Report {
+    let raw = model.raw_all(&part.x);
+    match model.kind {
+        TargetKind::Classification => {
+            let probs: Vec<Vec<f32>> = raw.iter().map(|r| model.probabilities(r)).collect();
+            let truth: Vec<usize> = part.y.iter().map(|v| *v as usize).collect();
+            let inputs: Vec<PathBuf> = part.names.iter().map(PathBuf::from).collect();
+            let mut r = ClassificationReport::compute(&model.labels, &truth, &probs, &inputs);
+            r.samples.truncate(crate::eval::regression::MAX_SAMPLES);
+            Report::Classification(r)
+        }
+        TargetKind::Regression => {
+            let predicted: Vec<f64> = raw
+                .iter()
+                .map(|r| r.first().copied().unwrap_or(f64::NAN))
+                .collect();
+            Report::Regression(RegressionReport::compute(
+                &model.target,
+                &part.y,
+                &predicted,
+                &part.names,
+            ))
+        }
+    }
+}
+
+fn fit_trees(
+    ctx: &RunContext,
+    table: &TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    plot: bool,
+) -> Result<(Fitted, History)> {
+    let objective = match kind {
+        TargetKind::Regression => Objective::Regression,
+        TargetKind::Classification if table.labels.len() == 2 => Objective::Binary,
+        TargetKind::Classification => Objective::Multiclass {
+            classes: table.labels.len(),
+        },
+    };
+    let total = p.gbt.max_iterations;
+    let mut phase = ctx.phase(Phase::Training, total as u64);
+    let started = Instant::now();
+    let mut epochs = Vec::new();
+    let validation = (!table.validation.is_empty())
+        .then_some((&table.validation.x, table.validation.y.as_slice()));
+    let model = gbt::fit(
+        (&table.train.x, &table.train.y),
+        validation,
+        &table.schema.categorical(),
+        objective,
+        &p.gbt,
+        &mut |r| {
+            ctx.check()?;
+            let m = EpochMetrics {
+                epoch: r.iteration,
+                epochs: total,
+                train_loss: r.train_loss,
+                train_accuracy: r.train_accuracy,
+                validation_loss: r.validation_loss,
+                validation_accuracy: r.validation_accuracy,
+                learning_rate: p.gbt.learning_rate,
+                elapsed_secs: started.elapsed().as_secs_f64(),
+            };
+            if plot {
+                ctx.emit(Event::EpochEnd(m.clone()));
+            }
+            epochs.push(m);
+            phase.set(r.iteration as u64);
+            Ok(())
+        },
+    )?;
+    phase.set(total as u64);
+    let stopped_early = model.stopped_early;
+    Ok((
+        Fitted::Trees(model),
+        History {
+            epochs,
+            stopped_early,
+        },
+    ))
+}
+
+fn fit_linear(
+    ctx: &RunContext,
+    table: &TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    plot: bool,
+) -> Result<(Fitted, History)> {
+    let (x, dim) = glm::design(&table.schema, &table.train.x);
+    let (vx, _) = glm::design(&table.schema, &table.validation.x);
+    let started = Instant::now();
+    match kind {
+        TargetKind::Regression => {
+            let mut phase = ctx.phase(Phase::Training, 1);
+            ctx.check()?;
+            let m = glm::fit_ridge(&x, dim, &table.train.y, p.linear_l2)?;
+            let mse = |rows: &[f64], y: &[f64]| {
+                let n = y.len().max(1) as f64;
+                rows.chunks(dim.max(1))
+                    .zip(y)
+                    .map(|(r, t)| (m.raw(r).first().copied().unwrap_or(0.0) - t).powi(2))
+                    .sum::<f64>()
+                    / n
+            };
+            let metrics = EpochMetrics {
+                epoch: 1,
+                epochs: 1,
+                train_loss: mse(&x, &table.train.y),
+                train_accuracy: None,
+                validation_loss: (!table.validation.is_empty())
+                    .then(|| mse(&vx, &table.validation.y)),
+                validation_accuracy: None,
+                learning_rate: 0.0,
+                elapsed_secs: started.elapsed().as_secs_f64(),
+            };
+            if plot {
+                ctx.emit(Event::EpochEnd(metrics.clone()));
+            }
+            phase.set(1);
+            Ok((
+                Fitted::Linear(m),
+                History {
+                    epochs: vec![metrics],
+                    stopped_early: false,
+                },
+            ))
+        }
+        TargetKind::Classification => {
+            let total = p.linear_iterations;
+            let mut phase = ctx.phase(Phase::Training, total as u64);
+            let y: Vec<usize> = table.train.y.iter().map(|v| *v as usize).collect();
+            let vy: Vec<usize> = table.validation.y.iter().map(|v| *v as usize).collect();
+            let params = LogisticParams {
+                l2: p.linear_l2,
+                max_iterations: total,
+                learning_rate: 0.05,
+                patience: p.patience.max(1) * 3,
+            };
+            let mut epochs = Vec::new();
+            let validation = (!vy.is_empty()).then_some((vx.as_slice(), vy.as_slice()));
+            let m = glm::fit_logistic(
+                (&x, &y),
+                validation,
+                dim,
+                table.labels.len(),
+                &params,
+                &mut |r| {
+                    ctx.check()?;
+                    let m = EpochMetrics {
+                        epoch: r.iteration,
+                        epochs: total,
+                        train_loss: r.train_loss,
+                        train_accuracy: Some(r.train_accuracy),
+                        validation_loss: r.validation_loss,
+                        validation_accuracy: r.validation_accuracy,
+                        learning_rate: params.learning_rate,
+                        elapsed_secs: started.elapsed().as_secs_f64(),
+                    };
+                    if plot {
+                        ctx.emit(Event::EpochEnd(m.clone()));
+                    }
+                    epochs.push(m);
+                    phase.set(r.iteration as u64);
+                    Ok(())
+                },
+            )?;
+            phase.set(total as u64);
+            let stopped_early = epochs.len() < total;
+            Ok((
+                Fitted::Linear(m),
+                History {
+                    epochs,
+                    stopped_early,
+                },
+            ))
+        }
+    }
+}
