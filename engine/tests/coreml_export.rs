@@ -191,6 +191,17 @@ fn training_and_export_write_a_classifier_with_labels_preprocessing_and_metadata
         ("Ada", "MIT", "2.1")
     );
 
+    // Core ML options with another format: a clear error.
+    let out = run(lathe(&cache)
+        .args(["export", "--format", "safetensors", "--precision", "fp16"])
+        .arg(&run_dir));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--format coreml only"),
+        "{}",
+        stderr(&out)
+    );
+
     // Not a model: one line naming the folder, exit 1.
     let out = run(lathe(&cache)
         .args(["export", "--format", "coreml"])

@@ -60,6 +60,16 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let model_dir = task::model_dir(&args.model)?;
     match args.format {
         Format::Safetensors => {
+            let coreml_only = args.precision != PrecisionArg::Fp32
+                || args.author.is_some()
+                || args.license.is_some()
+                || args.model_version.is_some()
+                || args.description.is_some();
+            if coreml_only {
+                bail!(
+                    "--precision, --author, --license, --model-version and --description apply to --format coreml only"
+                );
+            }
             let out = args
                 .out
                 .unwrap_or_else(|| default_out(&model_dir, "safetensors"));
@@ -78,6 +88,12 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             }
             fsutil::copy_dir(&model_dir, &staging)?;
             fsutil::replace_dir(&staging, &out)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "format": "safetensors", "path": out })
+                );
+            }
             eprintln!("Exported safetensors model to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
