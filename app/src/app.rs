@@ -58,7 +58,7 @@ pub struct Studio {
     commands: Vec<Command>,
     jobs: Jobs,
     repaint: Repaint,
-    session: Option<Session>,
+    session: Option<Box<Session>>,
     scan_control: Option<Control>,
     scan_generation: u64,
     model: Arc<Mutex<Option<Box<dyn Model>>>>,
@@ -739,7 +739,9 @@ impl Studio {
                     .ok()
                     .map(|t| RunState::replay(&t))
             });
-            let result = Session::start(project, options).map_err(|e| e.to_string());
+            let result = Session::start(project, options)
+                .map(Box::new)
+                .map_err(|e| e.to_string());
             tx.send(JobResult::SessionStarted { result, replayed });
         });
     }
@@ -907,10 +909,11 @@ impl eframe::App for Studio {
     }
 }
 
+/// A task's parameter specs and each one's value before the project.
+type SpecsAndDefaults = (Vec<lathe_engine::params::ParamSpec>, BTreeMap<String, ParamValue>);
+
 /// The task's parameter specs and each one's value before the project (spec, then template).
-fn param_defaults(
-    template_id: &str,
-) -> Result<(Vec<lathe_engine::params::ParamSpec>, BTreeMap<String, ParamValue>), String> {
+fn param_defaults(template_id: &str) -> Result<SpecsAndDefaults, String> {
     let template = Template::get(template_id).map_err(|e| e.to_string())?;
     let task = task::by_id(&template.task).map_err(|e| e.to_string())?;
     let specs = task.param_specs();

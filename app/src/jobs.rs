@@ -47,7 +47,7 @@ pub enum JobResult {
     ProjectSaved(Result<PathBuf, String>),
     /// A session started (fresh or resumed); `replayed` holds the interrupted run's earlier events.
     SessionStarted {
-        result: Result<Session, String>,
+        result: Result<Box<Session>, String>,
         replayed: Option<RunState>,
     },
     /// A finished run's folder was read (`OpenRun`).

@@ -46,12 +46,12 @@ fn template_to_export_through_the_ui() {
     assert!(h.query_all_by_label("apple").next().is_some());
 
     // Settings → Train.
-    h.get_by_label("Next: Settings ▶").click();
+    h.get_by_label("Next: Settings").click();
     h.run();
     assert_eq!(h.state().state.screen, Screen::Settings);
-    h.get_by_label("Next: Train ▶").click();
+    h.get_by_label("Next: Train").click();
     h.run();
-    h.get_by_label("▶ Start training").click();
+    h.get_by_label("Start training").click();
     wait_until(&mut h, "the first epoch's points", MINUTE, |s| {
         !s.state.run.train_loss.is_empty()
     });
@@ -67,10 +67,11 @@ fn template_to_export_through_the_ui() {
     h.get_by_label_contains("Finished in");
 
     // Evaluate: metrics and the confusion matrix; a cell lists its samples.
-    h.get_by_label("See the evaluation ▶").click();
+    h.get_by_label("See the evaluation").click();
     wait_until(&mut h, "the report", MINUTE, |s| s.state.report.is_some());
     assert_eq!(h.state().state.screen, Screen::Evaluate);
-    h.get_by_label("Macro F1");
+    // One metrics table per split (validation and test).
+    assert_eq!(h.query_all_by_label("Macro F1").count(), 2);
     let cell = h
         .get_all_by_label_contains("true apple, predicted apple")
         .next()
@@ -163,7 +164,7 @@ fn settings_form_edits_the_project_parameters() {
     h.run();
     let project = h.state().state.project.clone().unwrap();
     assert!(project.params.contains_key(&bool_spec.key), "{:?}", project.params);
-    h.get_by_label("↺").click();
+    h.get_by_label("Reset").click();
     h.run();
     let project = h.state().state.project.clone().unwrap();
     assert!(!project.params.contains_key(&bool_spec.key));

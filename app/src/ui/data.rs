@@ -100,7 +100,7 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
                         ui.visuals().error_fg_color,
                         "Fix the errors below before training.",
                     );
-                } else if ui.button("Next: Settings ▶").clicked() {
+                } else if ui.button("Next: Settings").clicked() {
                     commands.push(Command::Show(Screen::Settings));
                 }
             });
@@ -154,8 +154,8 @@ pub fn summary_ui(ui: &mut egui::Ui, summary: &DatasetSummary, view: &mut View) 
         ui.strong("Health");
         for issue in &summary.issues {
             let (icon, color) = match issue.severity {
-                Severity::Error => ("⛔", ui.visuals().error_fg_color),
-                Severity::Warning => ("⚠", ui.visuals().warn_fg_color),
+                Severity::Error => ("Error:", ui.visuals().error_fg_color),
+                Severity::Warning => ("Warning:", ui.visuals().warn_fg_color),
             };
             ui.colored_label(color, format!("{icon} {}", issue.message));
             ui.indent(("issue", &issue.code, &issue.message), |ui| {

@@ -40,16 +40,15 @@ pub fn picker_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) 
     }
 }
 
-/// An icon glyph for a template's icon name.
-pub fn icon_glyph(icon: &str) -> &'static str {
+/// A short badge text for a template's icon name (the default fonts have no emoji).
+pub fn icon_glyph(icon: &str) -> String {
     match icon {
-        "image" => "🖼",
-        "text" => "🗋",
-        "sound" => "🔊",
-        "table" => "▦",
-        "detection" => "⛶",
-        "regression" => "📈",
-        _ => "⚙",
+        "image" => "IMG".into(),
+        "text" => "TXT".into(),
+        "sound" => "SND".into(),
+        "table" => "TAB".into(),
+        "detection" => "DET".into(),
+        other => other.chars().take(3).collect::<String>().to_uppercase(),
     }
 }
 
@@ -72,12 +71,14 @@ fn card_ui(ui: &mut egui::Ui, t: &Template) -> egui::Response {
         let inner = rect.shrink(12.0);
         let text = ui.visuals().text_color();
         let weak = ui.visuals().weak_text_color();
-        let icon = painter.text(
-            inner.left_top(),
-            egui::Align2::LEFT_TOP,
+        let icon = egui::Rect::from_min_size(inner.left_top(), egui::vec2(44.0, 30.0));
+        painter.rect_filled(icon, 6.0, ui.visuals().selection.bg_fill);
+        painter.text(
+            icon.center(),
+            egui::Align2::CENTER_CENTER,
             icon_glyph(&t.icon),
-            egui::FontId::proportional(28.0),
-            ui.visuals().selection.bg_fill,
+            egui::FontId::monospace(13.0),
+            egui::Color32::WHITE,
         );
         painter.text(
             egui::pos2(icon.right() + 10.0, inner.top() + 4.0),

@@ -106,7 +106,7 @@ pub fn confusion_ui(
     ui.painter().text(
         rect.left_top(),
         egui::Align2::LEFT_TOP,
-        "true ↓ / predicted →",
+        "rows: true class, columns: predicted",
         egui::FontId::proportional(11.0),
         ui.visuals().weak_text_color(),
     );
