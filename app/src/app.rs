@@ -289,7 +289,7 @@ impl Studio {
                 if let Some(file) = project.file.clone() {
                     self.remember(file);
                 }
-                self.set_project(project);
+                self.set_project(*project);
                 self.state.dirty = false;
             }
             JobResult::ProjectLoaded(Err(e)) | JobResult::Failed(e) => {
@@ -308,7 +308,7 @@ impl Studio {
             JobResult::SessionStarted { result, replayed } => match result {
                 Ok(session) => {
                     if let Some(state) = replayed {
-                        self.state.run = state;
+                        self.state.run = *state;
                     }
                     self.session = Some(session);
                 }
@@ -324,9 +324,9 @@ impl Studio {
             } => {
                 self.opening = false;
                 if let Some(p) = project {
-                    self.set_project(p);
+                    self.set_project(*p);
                 }
-                self.state.run = state;
+                self.state.run = *state;
                 if self.state.run.status == Status::Completed {
                     self.load_run_outputs(&run_dir);
                     self.state.screen = Screen::Evaluate;
@@ -400,7 +400,7 @@ impl Studio {
                 self.jobs.spawn("open-project", move |tx| {
                 let loaded = std::path::absolute(&path)
                     .map_err(|e| format!("{e}: {}", path.display()))
-                    .and_then(|p| Project::load(&p).map_err(|e| e.to_string()));
+                    .and_then(|p| Project::load(&p).map(Box::new).map_err(|e| e.to_string()));
                     tx.send(JobResult::ProjectLoaded(loaded));
                 });
             }
@@ -529,12 +529,12 @@ impl Studio {
                                 .ok()
                                 .map(|mut p| {
                                     p.file = None;
-                                    p
+                                    Box::new(p)
                                 });
                             tx.send(JobResult::RunOpened {
                                 run_dir: dir,
                                 project,
-                                state: RunState::replay(&text),
+                                state: Box::new(RunState::replay(&text)),
                             })
                         }
                         Err(e) => tx.send(JobResult::Failed(format!(
@@ -737,7 +737,7 @@ impl Studio {
             let replayed = resume.as_ref().and_then(|dir| {
                 std::fs::read_to_string(dir.join("events.jsonl"))
                     .ok()
-                    .map(|t| RunState::replay(&t))
+                    .map(|t| Box::new(RunState::replay(&t)))
             });
             let result = Session::start(project, options)
                 .map(Box::new)

@@ -43,19 +43,19 @@ pub enum JobResult {
         generation: u64,
         result: Result<DatasetSummary, String>,
     },
-    ProjectLoaded(Result<Project, String>),
+    ProjectLoaded(Result<Box<Project>, String>),
     ProjectSaved(Result<PathBuf, String>),
     /// A session started (fresh or resumed); `replayed` holds the interrupted run's earlier events.
     SessionStarted {
         result: Result<Box<Session>, String>,
-        replayed: Option<RunState>,
+        replayed: Option<Box<RunState>>,
     },
     /// A finished run's folder was read (`OpenRun`).
     RunOpened {
         run_dir: PathBuf,
         /// The run's `project.lock.toml`, when readable.
-        project: Option<Project>,
-        state: RunState,
+        project: Option<Box<Project>>,
+        state: Box<RunState>,
     },
     Report {
         run_dir: PathBuf,
