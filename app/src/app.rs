@@ -236,7 +236,8 @@ impl Studio {
             if self.state.run_active {
                 self.state.run_active = false;
                 if !self.state.run.status.is_finished() {
-                    self.state.error("training stopped without reporting an outcome");
+                    self.state
+                        .error("training stopped without reporting an outcome");
                 }
             }
         }
@@ -250,10 +251,12 @@ impl Studio {
                 if let Some(run_dir) = self.state.run.run_dir.clone() {
                     self.load_run_outputs(&run_dir);
                 }
-                self.state.info("Training finished: see Evaluate, Preview and Export");
+                self.state
+                    .info("Training finished: see Evaluate, Preview and Export");
             }
             Outcome::Cancelled { .. } => {
-                self.state.info("Training cancelled; the last checkpoint is kept, so it can be resumed");
+                self.state
+                    .info("Training cancelled; the last checkpoint is kept, so it can be resumed");
                 self.find_resumable();
             }
             Outcome::Failed { message } => {
@@ -372,7 +375,8 @@ impl Studio {
                 self.state.exporting = false;
                 match result {
                     Ok(path) => {
-                        self.state.info(format!("Exported {format} to {}", path.display()));
+                        self.state
+                            .info(format!("Exported {format} to {}", path.display()));
                         self.state.exports.retain(|(f, _)| f != &format);
                         self.state.exports.push((format, path));
                     }
@@ -677,7 +681,10 @@ impl Studio {
         {
             return parent.to_path_buf();
         }
-        self.options.runs_home.clone().unwrap_or_else(default_runs_home)
+        self.options
+            .runs_home
+            .clone()
+            .unwrap_or_else(default_runs_home)
     }
 
     fn find_resumable(&mut self) {
@@ -760,11 +767,10 @@ impl Studio {
     fn load_run_outputs(&mut self, run_dir: &Path) {
         let dir = run_dir.to_path_buf();
         self.jobs.spawn("read-report", move |tx| {
-            let result = lathe_engine::fsutil::read_json::<serde_json::Value>(
-                &dir.join("report.json"),
-            )
-            .map(|v| ReportView::from_json(&v))
-            .map_err(|e| e.to_string());
+            let result =
+                lathe_engine::fsutil::read_json::<serde_json::Value>(&dir.join("report.json"))
+                    .map(|v| ReportView::from_json(&v))
+                    .map_err(|e| e.to_string());
             tx.send(JobResult::Report {
                 run_dir: dir,
                 result,
@@ -791,7 +797,8 @@ impl Studio {
 
     fn evaluate(&mut self, data: PathBuf) {
         if !self.state.model.loaded {
-            self.state.error("No model yet: train one, or open a finished run");
+            self.state
+                .error("No model yet: train one, or open a finished run");
             return;
         }
         self.state.evaluating = true;
@@ -816,7 +823,8 @@ impl Studio {
             return;
         }
         if !self.state.model.loaded {
-            self.state.error("No model yet: train one, or open a finished run");
+            self.state
+                .error("No model yet: train one, or open a finished run");
             return;
         }
         self.state.predicting = true;
@@ -849,7 +857,8 @@ impl Studio {
 
     fn export(&mut self, format: String) {
         let Some(source) = self.state.model.source.clone() else {
-            self.state.error("No model yet: train one, or open a finished run");
+            self.state
+                .error("No model yet: train one, or open a finished run");
             return;
         };
         self.state.exporting = true;
@@ -910,7 +919,10 @@ impl eframe::App for Studio {
 }
 
 /// A task's parameter specs and each one's value before the project.
-type SpecsAndDefaults = (Vec<lathe_engine::params::ParamSpec>, BTreeMap<String, ParamValue>);
+type SpecsAndDefaults = (
+    Vec<lathe_engine::params::ParamSpec>,
+    BTreeMap<String, ParamValue>,
+);
 
 /// The task's parameter specs and each one's value before the project (spec, then template).
 fn param_defaults(template_id: &str) -> Result<SpecsAndDefaults, String> {
@@ -928,8 +940,8 @@ fn scan(
     control: &Control,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<lathe_engine::data::DatasetSummary, String> {
-    let prepared =
-        lathe_engine::train::session::prepare(project, &BTreeMap::new()).map_err(|e| e.to_string())?;
+    let prepared = lathe_engine::train::session::prepare(project, &BTreeMap::new())
+        .map_err(|e| e.to_string())?;
     let data = ResolvedData::of(project);
     prepared
         .task
@@ -1003,12 +1015,14 @@ fn open_folder(path: &Path, tx: &JobSender) {
     let tx = tx.clone();
     let spawned = std::thread::Builder::new()
         .name("lathe-open-folder".into())
-        .spawn(move || match std::process::Command::new(program).arg(&path).status() {
-            Ok(_) => {}
-            Err(e) => tx.send(JobResult::Failed(format!(
-                "cannot open the folder with {program} ({e}); it is at {}",
-                path.display()
-            ))),
-        });
+        .spawn(
+            move || match std::process::Command::new(program).arg(&path).status() {
+                Ok(_) => {}
+                Err(e) => tx.send(JobResult::Failed(format!(
+                    "cannot open the folder with {program} ({e}); it is at {}",
+                    path.display()
+                ))),
+            },
+        );
     drop(spawned);
 }

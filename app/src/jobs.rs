@@ -4,11 +4,11 @@
 
 use crate::command::Command;
 use crate::report::{EvalView, ReportView};
+use lathe_engine::Project;
 use lathe_engine::Session;
 use lathe_engine::data::DatasetSummary;
 use lathe_engine::task::Prediction;
 use lathe_engine::train::RunState;
-use lathe_engine::Project;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, OnceLock};
@@ -119,8 +119,9 @@ impl Jobs {
             .name(format!("lathe-{name}"))
             .spawn(move || work(&sender));
         if let Err(e) = spawned {
-            self.sender
-                .send(JobResult::Failed(format!("cannot start a background thread ({e})")));
+            self.sender.send(JobResult::Failed(format!(
+                "cannot start a background thread ({e})"
+            )));
         }
     }
 

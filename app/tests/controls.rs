@@ -53,7 +53,14 @@ fn pause_resume_cancel_and_resume_an_interrupted_run() {
         s.state.run.status == Status::Cancelled && !s.state.run_active
     });
     let run_dir = h.state().state.run.run_dir.clone().unwrap();
-    assert!(run_dir.join("checkpoints").read_dir().unwrap().next().is_some());
+    assert!(
+        run_dir
+            .join("checkpoints")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some()
+    );
     let cancelled_at = h.state().state.run.epoch;
 
     // The interrupted run is offered for resuming, and continues from its checkpoint.

@@ -5,7 +5,7 @@ use crate::app::View;
 use crate::command::{Command, DataSlot, Screen};
 use crate::state::{ScanState, State};
 use crate::widgets::bars::class_counts_ui;
-use crate::widgets::drop_zone::{dropped_paths, drop_zone_ui, hover_overlay};
+use crate::widgets::drop_zone::{drop_zone_ui, dropped_paths, hover_overlay};
 use lathe_engine::data::{DataKind, DatasetSummary, Severity};
 use std::path::Path;
 
@@ -160,7 +160,11 @@ pub fn summary_ui(ui: &mut egui::Ui, summary: &DatasetSummary, view: &mut View) 
             ui.colored_label(color, format!("{icon} {}", issue.message));
             ui.indent(("issue", &issue.code, &issue.message), |ui| {
                 for p in issue.paths.iter().take(PATHS_PER_ISSUE) {
-                    ui.label(egui::RichText::new(p.display().to_string()).monospace().small());
+                    ui.label(
+                        egui::RichText::new(p.display().to_string())
+                            .monospace()
+                            .small(),
+                    );
                 }
                 if issue.paths.len() > PATHS_PER_ISSUE {
                     ui.weak(format!("…and {} more", issue.paths.len() - PATHS_PER_ISSUE));

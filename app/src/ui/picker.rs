@@ -55,9 +55,8 @@ pub fn icon_glyph(icon: &str) -> String {
 /// A clickable card; its accessible name is the template's title.
 fn card_ui(ui: &mut egui::Ui, t: &Template) -> egui::Response {
     let (rect, response) = ui.allocate_exact_size(CARD_SIZE, egui::Sense::click());
-    response.widget_info(|| {
-        egui::WidgetInfo::labeled(egui::Role::Button, ui.is_enabled(), &t.title)
-    });
+    response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, ui.is_enabled(), &t.title));
     if ui.is_rect_visible(rect) {
         let visuals = ui.style().interact(&response);
         let painter = ui.painter();
@@ -88,7 +87,12 @@ fn card_ui(ui: &mut egui::Ui, t: &Template) -> egui::Response {
             text,
         );
         let wrap = inner.width();
-        let blurb = painter.layout(t.blurb.clone(), egui::FontId::proportional(14.0), text, wrap);
+        let blurb = painter.layout(
+            t.blurb.clone(),
+            egui::FontId::proportional(14.0),
+            text,
+            wrap,
+        );
         let blurb_pos = egui::pos2(inner.left(), icon.bottom() + 8.0);
         let blurb_height = blurb.size().y;
         painter.galley(blurb_pos, blurb, text);

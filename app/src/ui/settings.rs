@@ -80,7 +80,9 @@ pub fn settings_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>
 
 fn param_row_ui(ui: &mut egui::Ui, state: &State, spec: &ParamSpec, commands: &mut Vec<Command>) {
     let label = ui.label(&spec.label).on_hover_text(&spec.help);
-    let value = state.param(&spec.key).unwrap_or_else(|| spec.default.clone());
+    let value = state
+        .param(&spec.key)
+        .unwrap_or_else(|| spec.default.clone());
     let mut changed: Option<ParamValue> = None;
     let mut set = |value: ParamValue| changed = Some(value);
     let mut reset = false;

@@ -157,7 +157,10 @@ fn progress_ui(ui: &mut egui::Ui, run: &RunState) {
             run.labels.len(),
             run.device,
             if run.cached_features > 0 {
-                format!(" · {} features from the cache", thousands(run.cached_features as u64))
+                format!(
+                    " · {} features from the cache",
+                    thousands(run.cached_features as u64)
+                )
             } else {
                 String::new()
             }
