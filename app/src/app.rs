@@ -58,7 +58,7 @@ pub struct Studio {
     commands: Vec<Command>,
     jobs: Jobs,
     repaint: Repaint,
-    session: Option<Session>,
+    session: Option<Box<Session>>,
     scan_control: Option<Control>,
     scan_generation: u64,
     model: Arc<Mutex<Option<Box<dyn Model>>>>,
@@ -236,7 +236,8 @@ impl Studio {
             if self.state.run_active {
                 self.state.run_active = false;
                 if !self.state.run.status.is_finished() {
-                    self.state.error("training stopped without reporting an outcome");
+                    self.state
+                        .error("training stopped without reporting an outcome");
                 }
             }
         }
@@ -250,10 +251,12 @@ impl Studio {
                 if let Some(run_dir) = self.state.run.run_dir.clone() {
                     self.load_run_outputs(&run_dir);
                 }
-                self.state.info("Training finished: see Evaluate, Preview and Export");
+                self.state
+                    .info("Training finished: see Evaluate, Preview and Export");
             }
             Outcome::Cancelled { .. } => {
-                self.state.info("Training cancelled; the last checkpoint is kept, so it can be resumed");
+                self.state
+                    .info("Training cancelled; the last checkpoint is kept, so it can be resumed");
                 self.find_resumable();
             }
             Outcome::Failed { message } => {
@@ -289,7 +292,7 @@ impl Studio {
                 if let Some(file) = project.file.clone() {
                     self.remember(file);
                 }
-                self.set_project(project);
+                self.set_project(*project);
                 self.state.dirty = false;
             }
             JobResult::ProjectLoaded(Err(e)) | JobResult::Failed(e) => {
@@ -308,7 +311,7 @@ impl Studio {
             JobResult::SessionStarted { result, replayed } => match result {
                 Ok(session) => {
                     if let Some(state) = replayed {
-                        self.state.run = state;
+                        self.state.run = *state;
                     }
                     self.session = Some(session);
                 }
@@ -324,9 +327,9 @@ impl Studio {
             } => {
                 self.opening = false;
                 if let Some(p) = project {
-                    self.set_project(p);
+                    self.set_project(*p);
                 }
-                self.state.run = state;
+                self.state.run = *state;
                 if self.state.run.status == Status::Completed {
                     self.load_run_outputs(&run_dir);
                     self.state.screen = Screen::Evaluate;
@@ -372,7 +375,8 @@ impl Studio {
                 self.state.exporting = false;
                 match result {
                     Ok(path) => {
-                        self.state.info(format!("Exported {format} to {}", path.display()));
+                        self.state
+                            .info(format!("Exported {format} to {}", path.display()));
                         self.state.exports.retain(|(f, _)| f != &format);
                         self.state.exports.push((format, path));
                     }
@@ -400,7 +404,7 @@ impl Studio {
                 self.jobs.spawn("open-project", move |tx| {
                 let loaded = std::path::absolute(&path)
                     .map_err(|e| format!("{e}: {}", path.display()))
-                    .and_then(|p| Project::load(&p).map_err(|e| e.to_string()));
+                    .and_then(|p| Project::load(&p).map(Box::new).map_err(|e| e.to_string()));
                     tx.send(JobResult::ProjectLoaded(loaded));
                 });
             }
@@ -529,12 +533,12 @@ impl Studio {
                                 .ok()
                                 .map(|mut p| {
                                     p.file = None;
-                                    p
+                                    Box::new(p)
                                 });
                             tx.send(JobResult::RunOpened {
                                 run_dir: dir,
                                 project,
-                                state: RunState::replay(&text),
+                                state: Box::new(RunState::replay(&text)),
                             })
                         }
                         Err(e) => tx.send(JobResult::Failed(format!(
@@ -677,7 +681,10 @@ impl Studio {
         {
             return parent.to_path_buf();
         }
-        self.options.runs_home.clone().unwrap_or_else(default_runs_home)
+        self.options
+            .runs_home
+            .clone()
+            .unwrap_or_else(default_runs_home)
     }
 
     fn find_resumable(&mut self) {
@@ -737,9 +744,11 @@ impl Studio {
             let replayed = resume.as_ref().and_then(|dir| {
                 std::fs::read_to_string(dir.join("events.jsonl"))
                     .ok()
-                    .map(|t| RunState::replay(&t))
+                    .map(|t| Box::new(RunState::replay(&t)))
             });
-            let result = Session::start(project, options).map_err(|e| e.to_string());
+            let result = Session::start(project, options)
+                .map(Box::new)
+                .map_err(|e| e.to_string());
             tx.send(JobResult::SessionStarted { result, replayed });
         });
     }
@@ -758,11 +767,10 @@ impl Studio {
     fn load_run_outputs(&mut self, run_dir: &Path) {
         let dir = run_dir.to_path_buf();
         self.jobs.spawn("read-report", move |tx| {
-            let result = lathe_engine::fsutil::read_json::<serde_json::Value>(
-                &dir.join("report.json"),
-            )
-            .map(|v| ReportView::from_json(&v))
-            .map_err(|e| e.to_string());
+            let result =
+                lathe_engine::fsutil::read_json::<serde_json::Value>(&dir.join("report.json"))
+                    .map(|v| ReportView::from_json(&v))
+                    .map_err(|e| e.to_string());
             tx.send(JobResult::Report {
                 run_dir: dir,
                 result,
@@ -789,7 +797,8 @@ impl Studio {
 
     fn evaluate(&mut self, data: PathBuf) {
         if !self.state.model.loaded {
-            self.state.error("No model yet: train one, or open a finished run");
+            self.state
+                .error("No model yet: train one, or open a finished run");
             return;
         }
         self.state.evaluating = true;
@@ -814,7 +823,8 @@ impl Studio {
             return;
         }
         if !self.state.model.loaded {
-            self.state.error("No model yet: train one, or open a finished run");
+            self.state
+                .error("No model yet: train one, or open a finished run");
             return;
         }
         self.state.predicting = true;
@@ -847,7 +857,8 @@ impl Studio {
 
     fn export(&mut self, format: String) {
         let Some(source) = self.state.model.source.clone() else {
-            self.state.error("No model yet: train one, or open a finished run");
+            self.state
+                .error("No model yet: train one, or open a finished run");
             return;
         };
         self.state.exporting = true;
@@ -907,10 +918,14 @@ impl eframe::App for Studio {
     }
 }
 
+/// A task's parameter specs and each one's value before the project.
+type SpecsAndDefaults = (
+    Vec<lathe_engine::params::ParamSpec>,
+    BTreeMap<String, ParamValue>,
+);
+
 /// The task's parameter specs and each one's value before the project (spec, then template).
-fn param_defaults(
-    template_id: &str,
-) -> Result<(Vec<lathe_engine::params::ParamSpec>, BTreeMap<String, ParamValue>), String> {
+fn param_defaults(template_id: &str) -> Result<SpecsAndDefaults, String> {
     let template = Template::get(template_id).map_err(|e| e.to_string())?;
     let task = task::by_id(&template.task).map_err(|e| e.to_string())?;
     let specs = task.param_specs();
@@ -925,8 +940,8 @@ fn scan(
     control: &Control,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<lathe_engine::data::DatasetSummary, String> {
-    let prepared =
-        lathe_engine::train::session::prepare(project, &BTreeMap::new()).map_err(|e| e.to_string())?;
+    let prepared = lathe_engine::train::session::prepare(project, &BTreeMap::new())
+        .map_err(|e| e.to_string())?;
     let data = ResolvedData::of(project);
     prepared
         .task
@@ -1000,12 +1015,14 @@ fn open_folder(path: &Path, tx: &JobSender) {
     let tx = tx.clone();
     let spawned = std::thread::Builder::new()
         .name("lathe-open-folder".into())
-        .spawn(move || match std::process::Command::new(program).arg(&path).status() {
-            Ok(_) => {}
-            Err(e) => tx.send(JobResult::Failed(format!(
-                "cannot open the folder with {program} ({e}); it is at {}",
-                path.display()
-            ))),
-        });
+        .spawn(
+            move || match std::process::Command::new(program).arg(&path).status() {
+                Ok(_) => {}
+                Err(e) => tx.send(JobResult::Failed(format!(
+                    "cannot open the folder with {program} ({e}); it is at {}",
+                    path.display()
+                ))),
+            },
+        );
     drop(spawned);
 }

@@ -82,7 +82,9 @@ impl DataSlot {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     /// Starts a new, unsaved project from a template.
-    NewProject { template: String },
+    NewProject {
+        template: String,
+    },
     /// Opens a `project.toml`.
     OpenProject(PathBuf),
     /// Shows a file dialog for a `project.toml` to open.
@@ -104,7 +106,10 @@ pub enum Command {
     /// Shows a folder dialog for a data slot.
     ChooseData(DataSlot),
     /// Sets a parameter from the settings form (checked by the engine's spec).
-    SetParam { key: String, value: ParamValue },
+    SetParam {
+        key: String,
+        value: ParamValue,
+    },
     /// Back to the template's default for one parameter.
     ResetParam(String),
     SetSeed(u64),

@@ -4,11 +4,11 @@
 
 use crate::command::Command;
 use crate::report::{EvalView, ReportView};
+use lathe_engine::Project;
 use lathe_engine::Session;
 use lathe_engine::data::DatasetSummary;
 use lathe_engine::task::Prediction;
 use lathe_engine::train::RunState;
-use lathe_engine::Project;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, OnceLock};
@@ -43,19 +43,19 @@ pub enum JobResult {
         generation: u64,
         result: Result<DatasetSummary, String>,
     },
-    ProjectLoaded(Result<Project, String>),
+    ProjectLoaded(Result<Box<Project>, String>),
     ProjectSaved(Result<PathBuf, String>),
     /// A session started (fresh or resumed); `replayed` holds the interrupted run's earlier events.
     SessionStarted {
-        result: Result<Session, String>,
-        replayed: Option<RunState>,
+        result: Result<Box<Session>, String>,
+        replayed: Option<Box<RunState>>,
     },
     /// A finished run's folder was read (`OpenRun`).
     RunOpened {
         run_dir: PathBuf,
         /// The run's `project.lock.toml`, when readable.
-        project: Option<Project>,
-        state: RunState,
+        project: Option<Box<Project>>,
+        state: Box<RunState>,
     },
     Report {
         run_dir: PathBuf,
@@ -119,8 +119,9 @@ impl Jobs {
             .name(format!("lathe-{name}"))
             .spawn(move || work(&sender));
         if let Err(e) = spawned {
-            self.sender
-                .send(JobResult::Failed(format!("cannot start a background thread ({e})")));
+            self.sender.send(JobResult::Failed(format!(
+                "cannot start a background thread ({e})"
+            )));
         }
     }
 

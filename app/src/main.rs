@@ -56,10 +56,16 @@ fn main() -> std::process::ExitCode {
             template: t.clone(),
         });
         if let Some(d) = &args.data {
-            studio.send(Command::SetData(lathe_studio::DataSlot::Train, Some(d.clone())));
+            studio.send(Command::SetData(
+                lathe_studio::DataSlot::Train,
+                Some(d.clone()),
+            ));
         }
         if let Some(d) = &args.test {
-            studio.send(Command::SetData(lathe_studio::DataSlot::Test, Some(d.clone())));
+            studio.send(Command::SetData(
+                lathe_studio::DataSlot::Test,
+                Some(d.clone()),
+            ));
         }
     }
     if let Some(path) = &args.path {
@@ -119,7 +125,9 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: cannot open the window ({e}); on Linux, check that DISPLAY or WAYLAND_DISPLAY is set");
+            eprintln!(
+                "error: cannot open the window ({e}); on Linux, check that DISPLAY or WAYLAND_DISPLAY is set"
+            );
             std::process::ExitCode::FAILURE
         }
     }

@@ -147,13 +147,17 @@ mod tests {
 
     #[test]
     fn unknown_reports_render_as_rows_and_classifier_reports_parse() {
-        let regression = json!({"rmse": 0.5, "mae": 0.25, "num_examples": 10, "residuals": [1.0, 2.0]});
+        let regression =
+            json!({"rmse": 0.5, "mae": 0.25, "num_examples": 10, "residuals": [1.0, 2.0]});
         let view = EvalView::from_json(&regression);
         assert!(matches!(view, EvalView::Generic(_)));
         assert_eq!(view.headline(), Some(("rmse".into(), 0.5)));
         let rows = scalar_rows(&regression);
         assert!(rows.contains(&("mae".into(), "0.2500".into())), "{rows:?}");
-        assert!(rows.contains(&("residuals".into(), "[1.0000, 2.0000]".into())), "{rows:?}");
+        assert!(
+            rows.contains(&("residuals".into(), "[1.0000, 2.0000]".into())),
+            "{rows:?}"
+        );
         let labels = vec!["a".to_string(), "b".to_string()];
         let r = ClassificationReport::compute(
             &labels,
@@ -161,7 +165,8 @@ mod tests {
             &[vec![0.9, 0.1], vec![0.8, 0.2]],
             &["x.png".into(), "y.png".into()],
         );
-        let report = json!({"evaluation": {"test": r, "validation": r}, "training": {"epochs_run": 3}});
+        let report =
+            json!({"evaluation": {"test": r, "validation": r}, "training": {"epochs_run": 3}});
         let view = ReportView::from_json(&report);
         assert_eq!(view.evaluations[0].0, "validation");
         assert!(matches!(view.evaluations[1].1, EvalView::Classification(_)));

@@ -105,5 +105,8 @@ fn decode(path: &Path) -> Option<egui::ColorImage> {
     let image = image::load_from_memory(&bytes).ok()?;
     let small = image.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgba8();
     let size = [small.width() as usize, small.height() as usize];
-    Some(egui::ColorImage::from_rgba_unmultiplied(size, small.as_raw()))
+    Some(egui::ColorImage::from_rgba_unmultiplied(
+        size,
+        small.as_raw(),
+    ))
 }

@@ -28,10 +28,10 @@ fn pause_resume_cancel_and_resume_an_interrupted_run() {
     });
     h.get_by_label("Train").click();
     h.run();
-    h.get_by_label("▶ Start training").click();
+    h.get_by_label("Start training").click();
     wait_until(&mut h, "an epoch", 2 * MINUTE, |s| s.state.run.epoch >= 1);
 
-    h.get_by_label("⏸ Pause").click();
+    h.get_by_label("Pause").click();
     wait_until(&mut h, "the pause", MINUTE, |s| {
         s.state.run.status == Status::Paused
     });
@@ -43,17 +43,24 @@ fn pause_resume_cancel_and_resume_an_interrupted_run() {
     }
     assert_eq!(h.state().state.run.epoch, epoch, "trained while paused");
 
-    h.get_by_label("▶ Resume").click();
+    h.get_by_label("Resume").click();
     wait_until(&mut h, "training to go on", MINUTE, |s| {
         s.state.run.status == Status::Running && s.state.run.epoch > epoch
     });
 
-    h.get_by_label("⏹ Cancel").click();
+    h.get_by_label("Cancel").click();
     wait_until(&mut h, "the cancel", MINUTE, |s| {
         s.state.run.status == Status::Cancelled && !s.state.run_active
     });
     let run_dir = h.state().state.run.run_dir.clone().unwrap();
-    assert!(run_dir.join("checkpoints").read_dir().unwrap().next().is_some());
+    assert!(
+        run_dir
+            .join("checkpoints")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some()
+    );
     let cancelled_at = h.state().state.run.epoch;
 
     // The interrupted run is offered for resuming, and continues from its checkpoint.
@@ -67,6 +74,6 @@ fn pause_resume_cancel_and_resume_an_interrupted_run() {
     assert_eq!(h.state().state.run.run_dir.as_ref(), Some(&run_dir));
     // The replayed history continues rather than starting over.
     assert!(h.state().state.run.train_loss.points().len() > cancelled_at.min(2));
-    h.get_by_label("⏹ Cancel").click();
+    h.get_by_label("Cancel").click();
     wait_until(&mut h, "the second cancel", MINUTE, |s| !s.state.run_active);
 }

@@ -91,7 +91,12 @@ fn a_recorded_run_draws_on_every_screen() {
     let classification = ClassificationReport::compute(
         &labels,
         &[0, 0, 1, 1],
-        &[vec![0.9, 0.1], vec![0.3, 0.7], vec![0.2, 0.8], vec![0.1, 0.9]],
+        &[
+            vec![0.9, 0.1],
+            vec![0.3, 0.7],
+            vec![0.2, 0.8],
+            vec![0.1, 0.9],
+        ],
         &[
             "c1.png".into(),
             "c2.png".into(),
@@ -129,7 +134,12 @@ fn a_recorded_run_draws_on_every_screen() {
     });
     // No lock file: the run shows without a project.
     assert!(h.state().state.project.is_none());
-    for screen in [Screen::Train, Screen::Evaluate, Screen::Preview, Screen::Export] {
+    for screen in [
+        Screen::Train,
+        Screen::Evaluate,
+        Screen::Preview,
+        Screen::Export,
+    ] {
         h.state_mut().send(Command::Show(screen));
         h.run();
         assert_eq!(h.state().state.screen, screen);

@@ -45,8 +45,16 @@ fn pump(studio: &mut Studio, ctx: &egui::Context, done: impl Fn(&Studio) -> bool
 fn a_project_saved_by_the_app_trains_with_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let project_dir = tmp.path().join("my project");
-    make_dataset(&project_dir.join("photos/train"), &["red", "green", "blue"], 5);
-    make_dataset(&project_dir.join("photos/test"), &["red", "green", "blue"], 2);
+    make_dataset(
+        &project_dir.join("photos/train"),
+        &["red", "green", "blue"],
+        5,
+    );
+    make_dataset(
+        &project_dir.join("photos/test"),
+        &["red", "green", "blue"],
+        2,
+    );
 
     let ctx = egui::Context::default();
     let mut studio = Studio::new(StudioOptions::default());
@@ -107,10 +115,16 @@ fn a_project_saved_by_the_app_trains_with_the_cli() {
     assert_eq!(test_eval["num_examples"], 6);
     // The run lands next to the project file, and the app opens it.
     let model_dir = Path::new(finished["outcome"]["model_dir"].as_str().unwrap()).to_path_buf();
-    assert!(model_dir.starts_with(project_dir.join("runs")), "{model_dir:?}");
-    let lock = std::fs::read_to_string(model_dir.parent().unwrap().join("project.lock.toml")).unwrap();
+    assert!(
+        model_dir.starts_with(project_dir.join("runs")),
+        "{model_dir:?}"
+    );
+    let lock =
+        std::fs::read_to_string(model_dir.parent().unwrap().join("project.lock.toml")).unwrap();
     assert!(lock.contains("augment_flip = true"), "{lock}");
     studio.run(Command::OpenRun(model_dir.parent().unwrap().to_path_buf()));
-    pump(&mut studio, &ctx, |s| s.state.model.loaded && s.state.report.is_some());
+    pump(&mut studio, &ctx, |s| {
+        s.state.model.loaded && s.state.report.is_some()
+    });
     assert_eq!(studio.state.model.labels, ["blue", "green", "red"]);
 }

@@ -5,7 +5,7 @@ use crate::app::View;
 use crate::command::{Command, DataSlot, Screen};
 use crate::state::{ScanState, State};
 use crate::widgets::bars::class_counts_ui;
-use crate::widgets::drop_zone::{dropped_paths, drop_zone_ui, hover_overlay};
+use crate::widgets::drop_zone::{drop_zone_ui, dropped_paths, hover_overlay};
 use lathe_engine::data::{DataKind, DatasetSummary, Severity};
 use std::path::Path;
 
@@ -100,7 +100,7 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
                         ui.visuals().error_fg_color,
                         "Fix the errors below before training.",
                     );
-                } else if ui.button("Next: Settings ▶").clicked() {
+                } else if ui.button("Next: Settings").clicked() {
                     commands.push(Command::Show(Screen::Settings));
                 }
             });
@@ -154,13 +154,17 @@ pub fn summary_ui(ui: &mut egui::Ui, summary: &DatasetSummary, view: &mut View) 
         ui.strong("Health");
         for issue in &summary.issues {
             let (icon, color) = match issue.severity {
-                Severity::Error => ("⛔", ui.visuals().error_fg_color),
-                Severity::Warning => ("⚠", ui.visuals().warn_fg_color),
+                Severity::Error => ("Error:", ui.visuals().error_fg_color),
+                Severity::Warning => ("Warning:", ui.visuals().warn_fg_color),
             };
             ui.colored_label(color, format!("{icon} {}", issue.message));
             ui.indent(("issue", &issue.code, &issue.message), |ui| {
                 for p in issue.paths.iter().take(PATHS_PER_ISSUE) {
-                    ui.label(egui::RichText::new(p.display().to_string()).monospace().small());
+                    ui.label(
+                        egui::RichText::new(p.display().to_string())
+                            .monospace()
+                            .small(),
+                    );
                 }
                 if issue.paths.len() > PATHS_PER_ISSUE {
                     ui.weak(format!("…and {} more", issue.paths.len() - PATHS_PER_ISSUE));

@@ -35,7 +35,10 @@ pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: 
         if let Some(folder) = dropped.into_iter().find(|p| p.is_dir()) {
             commands.push(Command::EvaluateFolder(folder));
         }
-        hover_overlay(ui.ctx(), "Drop a labelled folder to evaluate the model on it");
+        hover_overlay(
+            ui.ctx(),
+            "Drop a labelled folder to evaluate the model on it",
+        );
     }
     let mut evaluations: Vec<(String, &EvalView)> = state
         .report
@@ -126,10 +129,22 @@ fn classification_ui(
                     for c in &r.per_class {
                         ui.label(&c.label);
                         ui.horizontal(|ui| {
-                            bar_row_ui(ui, c.precision as f32, 70.0, color, &format!("{:.2}", c.precision))
+                            bar_row_ui(
+                                ui,
+                                c.precision as f32,
+                                70.0,
+                                color,
+                                &format!("{:.2}", c.precision),
+                            )
                         });
                         ui.horizontal(|ui| {
-                            bar_row_ui(ui, c.recall as f32, 70.0, color, &format!("{:.2}", c.recall))
+                            bar_row_ui(
+                                ui,
+                                c.recall as f32,
+                                70.0,
+                                color,
+                                &format!("{:.2}", c.recall),
+                            )
                         });
                         ui.label(format!("{:.2}", c.f1));
                         ui.label(c.support.to_string());

@@ -58,7 +58,11 @@ fn top_bar_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
             Some(f) => f.display().to_string(),
             None => format!("{title} (unsaved)"),
         };
-        ui.label(if state.dirty { format!("{name} •") } else { name });
+        ui.label(if state.dirty {
+            format!("{name} (modified)")
+        } else {
+            name
+        });
         ui.separator();
         for screen in Screen::TABS {
             if ui

@@ -40,25 +40,23 @@ pub fn picker_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) 
     }
 }
 
-/// An icon glyph for a template's icon name.
-pub fn icon_glyph(icon: &str) -> &'static str {
+/// A short badge text for a template's icon name (the default fonts have no emoji).
+pub fn icon_glyph(icon: &str) -> String {
     match icon {
-        "image" => "🖼",
-        "text" => "🗋",
-        "sound" => "🔊",
-        "table" => "▦",
-        "detection" => "⛶",
-        "regression" => "📈",
-        _ => "⚙",
+        "image" => "IMG".into(),
+        "text" => "TXT".into(),
+        "sound" => "SND".into(),
+        "table" => "TAB".into(),
+        "detection" => "DET".into(),
+        other => other.chars().take(3).collect::<String>().to_uppercase(),
     }
 }
 
 /// A clickable card; its accessible name is the template's title.
 fn card_ui(ui: &mut egui::Ui, t: &Template) -> egui::Response {
     let (rect, response) = ui.allocate_exact_size(CARD_SIZE, egui::Sense::click());
-    response.widget_info(|| {
-        egui::WidgetInfo::labeled(egui::Role::Button, ui.is_enabled(), &t.title)
-    });
+    response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, ui.is_enabled(), &t.title));
     if ui.is_rect_visible(rect) {
         let visuals = ui.style().interact(&response);
         let painter = ui.painter();
@@ -72,12 +70,14 @@ fn card_ui(ui: &mut egui::Ui, t: &Template) -> egui::Response {
         let inner = rect.shrink(12.0);
         let text = ui.visuals().text_color();
         let weak = ui.visuals().weak_text_color();
-        let icon = painter.text(
-            inner.left_top(),
-            egui::Align2::LEFT_TOP,
+        let icon = egui::Rect::from_min_size(inner.left_top(), egui::vec2(44.0, 30.0));
+        painter.rect_filled(icon, 6.0, ui.visuals().selection.bg_fill);
+        painter.text(
+            icon.center(),
+            egui::Align2::CENTER_CENTER,
             icon_glyph(&t.icon),
-            egui::FontId::proportional(28.0),
-            ui.visuals().selection.bg_fill,
+            egui::FontId::monospace(13.0),
+            egui::Color32::WHITE,
         );
         painter.text(
             egui::pos2(icon.right() + 10.0, inner.top() + 4.0),
@@ -87,7 +87,12 @@ fn card_ui(ui: &mut egui::Ui, t: &Template) -> egui::Response {
             text,
         );
         let wrap = inner.width();
-        let blurb = painter.layout(t.blurb.clone(), egui::FontId::proportional(14.0), text, wrap);
+        let blurb = painter.layout(
+            t.blurb.clone(),
+            egui::FontId::proportional(14.0),
+            text,
+            wrap,
+        );
         let blurb_pos = egui::pos2(inner.left(), icon.bottom() + 8.0);
         let blurb_height = blurb.size().y;
         painter.galley(blurb_pos, blurb, text);

@@ -5,7 +5,7 @@ use crate::app::View;
 use crate::command::Command;
 use crate::state::State;
 use crate::widgets::bars::bar_row_ui;
-use crate::widgets::drop_zone::{dropped_paths, drop_zone_ui, hover_overlay};
+use crate::widgets::drop_zone::{drop_zone_ui, dropped_paths, hover_overlay};
 
 /// Predictions shown per input.
 const TOP_K: usize = 5;

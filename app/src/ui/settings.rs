@@ -42,6 +42,10 @@ pub fn settings_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>
                                     commands.push(Command::SetDevice(d.to_string()));
                                 }
                             }
+                        })
+                        .response
+                        .widget_info(|| {
+                            egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Device")
                         });
                     ui.end_row();
                 });
@@ -69,14 +73,16 @@ pub fn settings_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>
             });
     }
     ui.add_space(8.0);
-    if ui.button("Next: Train ▶").clicked() {
+    if ui.button("Next: Train").clicked() {
         commands.push(Command::Show(Screen::Train));
     }
 }
 
 fn param_row_ui(ui: &mut egui::Ui, state: &State, spec: &ParamSpec, commands: &mut Vec<Command>) {
     let label = ui.label(&spec.label).on_hover_text(&spec.help);
-    let value = state.param(&spec.key).unwrap_or_else(|| spec.default.clone());
+    let value = state
+        .param(&spec.key)
+        .unwrap_or_else(|| spec.default.clone());
     let mut changed: Option<ParamValue> = None;
     let mut set = |value: ParamValue| changed = Some(value);
     let mut reset = false;
@@ -123,6 +129,10 @@ fn param_row_ui(ui: &mut egui::Ui, state: &State, spec: &ParamSpec, commands: &m
                                 set(ParamValue::Text(o.clone()));
                             }
                         }
+                    })
+                    .response
+                    .widget_info(|| {
+                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, &spec.label)
                     });
             }
             (_, v) => {
@@ -142,7 +152,7 @@ fn param_row_ui(ui: &mut egui::Ui, state: &State, spec: &ParamSpec, commands: &m
             .is_some_and(|p| p.params.contains_key(&spec.key));
         if overridden
             && ui
-                .small_button("↺")
+                .small_button("Reset")
                 .on_hover_text("Back to the template's default")
                 .clicked()
         {

@@ -30,7 +30,7 @@ pub fn train_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
             ));
         }
     }
-    if run.status == Status::Completed && ui.button("See the evaluation ▶").clicked() {
+    if run.status == Status::Completed && ui.button("See the evaluation").clicked() {
         commands.push(Command::Show(Screen::Evaluate));
     }
     warnings_ui(ui, run);
@@ -51,15 +51,15 @@ fn controls_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
         if state.run_active {
             let paused = run.status == Status::Paused;
             if paused {
-                if ui.button("▶ Resume").clicked() {
+                if ui.button("Resume").clicked() {
                     commands.push(Command::Resume);
                 }
             } else if state.pause_requested {
                 ui.add_enabled(false, egui::Button::new("Pausing…"));
-            } else if ui.button("⏸ Pause").clicked() {
+            } else if ui.button("Pause").clicked() {
                 commands.push(Command::Pause);
             }
-            if ui.button("⏹ Cancel").clicked() {
+            if ui.button("Cancel").clicked() {
                 commands.push(Command::Cancel);
             }
             ui.label(match run.status {
@@ -70,9 +70,9 @@ fn controls_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
         } else {
             let ready = state.ready_to_train();
             let label = if run.status == Status::NotStarted {
-                "▶ Start training"
+                "Start training"
             } else {
-                "▶ Train again"
+                "Train again"
             };
             if ui
                 .add_enabled(ready, egui::Button::new(label))
@@ -157,7 +157,10 @@ fn progress_ui(ui: &mut egui::Ui, run: &RunState) {
             run.labels.len(),
             run.device,
             if run.cached_features > 0 {
-                format!(" · {} features from the cache", thousands(run.cached_features as u64))
+                format!(
+                    " · {} features from the cache",
+                    thousands(run.cached_features as u64)
+                )
             } else {
                 String::new()
             }
@@ -231,7 +234,7 @@ fn warnings_ui(ui: &mut egui::Ui, run: &RunState) {
         return;
     }
     let total = run.warnings.len() + run.warnings_dropped;
-    egui::CollapsingHeader::new(format!("⚠ {total} warning(s)"))
+    egui::CollapsingHeader::new(format!("{total} warning(s)"))
         .id_salt("run_warnings")
         .show(ui, |ui| {
             for (message, path) in run.warnings.iter().take(WARNINGS_SHOWN) {

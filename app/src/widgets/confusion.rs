@@ -16,7 +16,10 @@ pub fn confusion_ui(
     let cell = (480.0 / k as f32).clamp(14.0, 48.0);
     let label_width = 130.0;
     let header_height = 90.0;
-    let size = egui::vec2(label_width + cell * k as f32, header_height + cell * k as f32);
+    let size = egui::vec2(
+        label_width + cell * k as f32,
+        header_height + cell * k as f32,
+    );
     let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
     let origin = rect.left_top() + egui::vec2(label_width, header_height);
     let text_color = ui.visuals().text_color();
@@ -50,9 +53,8 @@ pub fn confusion_ui(
             );
             let predicted = labels.get(p).map(String::as_str).unwrap_or("");
             let info = format!("true {name}, predicted {predicted}: {count}");
-            response.widget_info(|| {
-                egui::WidgetInfo::labeled(egui::Role::Button, true, info.clone())
-            });
+            response
+                .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, info.clone()));
             let share = if row_total > 0 {
                 count as f32 / row_total as f32
             } else {
@@ -106,7 +108,7 @@ pub fn confusion_ui(
     ui.painter().text(
         rect.left_top(),
         egui::Align2::LEFT_TOP,
-        "true ↓ / predicted →",
+        "rows: true class, columns: predicted",
         egui::FontId::proportional(11.0),
         ui.visuals().weak_text_color(),
     );

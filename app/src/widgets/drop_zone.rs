@@ -45,7 +45,7 @@ pub fn drop_zone_ui(
             });
             match current {
                 Some(p) => {
-                    ui.label(egui::RichText::new(format!("📁 {}", p.display())).monospace());
+                    ui.label(egui::RichText::new(p.display().to_string()).monospace());
                 }
                 None => {
                     ui.weak(hint);

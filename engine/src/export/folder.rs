@@ -85,13 +85,21 @@ mod tests {
         std::fs::write(model.join("model.safetensors"), b"weights").unwrap();
         let out = export(&run, "safetensors", None).unwrap();
         assert_eq!(out, run.join("exports/safetensors"));
-        assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), b"weights");
+        assert_eq!(
+            std::fs::read(out.join("model.safetensors")).unwrap(),
+            b"weights"
+        );
         // A second export replaces the first.
         std::fs::write(model.join("model.safetensors"), b"new").unwrap();
         export(&run, "safetensors", None).unwrap();
-        assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), b"new");
+        assert_eq!(
+            std::fs::read(out.join("model.safetensors")).unwrap(),
+            b"new"
+        );
         let inside = model.join("copy");
-        let e = export(&run, "safetensors", Some(&inside)).unwrap_err().to_string();
+        let e = export(&run, "safetensors", Some(&inside))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("inside the model folder"), "{e}");
         let e = export(&run, "onnx", None).unwrap_err().to_string();
         assert!(e.contains("onnx") && e.contains("safetensors"), "{e}");
