@@ -5,7 +5,7 @@
 //! exported safetensors load into the equivalent `torch.nn` module.
 
 use candle_core::{D, Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Shape of the network.
@@ -26,10 +26,52 @@ impl AudioCnnConfig {
     }
 }
 
+/// A 3×3 convolution with padding 1 computed as shifted copies + one matmul ("im2col" from
+/// tensor ops): candle's CPU backward of `conv2d` goes through a naive transposed convolution
+/// that made training ~50× slower; narrow / cat / matmul have fast gradients.
+struct Conv3x3 {
+    /// `(out, in × 9)`, viewed from the PyTorch `(out, in, 3, 3)` weight.
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Conv3x3 {
+    fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
+        let bound = 1.0 / ((c_in * 9) as f64).sqrt();
+        let init = candle_nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let weight = vb.get_with_hints((c_out, c_in, 3, 3), "weight", init)?;
+        let bias = vb.get_with_hints(c_out, "bias", init)?;
+        Ok(Self {
+            weight: weight.reshape((c_out, c_in * 9))?,
+            bias,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let padded = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
+        let mut shifts = Vec::with_capacity(9);
+        for dy in 0..3 {
+            for dx in 0..3 {
+                shifts.push(padded.narrow(2, dy, h)?.narrow(3, dx, w)?);
+            }
+        }
+        // (b, c, 9, h, w) → (b, c × 9, h × w): row c × 9 + k matches the weight's layout.
+        let cols = Tensor::stack(&shifts, 2)?.reshape((b, c * 9, h * w))?;
+        let out = self.weight.broadcast_matmul(&cols)?;
+        let c_out = self.bias.dim(0)?;
+        out.broadcast_add(&self.bias.reshape((1, c_out, 1))?)?
+            .reshape((b, c_out, h, w))
+    }
+}
+
 /// The network over a [`VarBuilder`] (a `VarMap` to train, loaded tensors to predict).
 pub struct AudioCnn {
     pub cfg: AudioCnnConfig,
-    blocks: Vec<(Conv2d, BatchNorm)>,
+    blocks: Vec<(Conv3x3, BatchNorm)>,
     classifier: Linear,
 }
 
@@ -39,16 +81,7 @@ impl AudioCnn {
         let mut c_in = 1;
         for (i, c) in cfg.channels().into_iter().enumerate() {
             let vb = vb.pp(format!("features.{i}"));
-            let conv = candle_nn::conv2d(
-                c_in,
-                c,
-                3,
-                candle_nn::Conv2dConfig {
-                    padding: 1,
-                    ..Default::default()
-                },
-                vb.pp("conv"),
-            )?;
+            let conv = Conv3x3::new(c_in, c, vb.pp("conv"))?;
             let bn = candle_nn::batch_norm(
                 c,
                 candle_nn::BatchNormConfig {

@@ -133,7 +133,7 @@ impl Crepe {
         Ok(Some(
             bins.iter()
                 .map(|&b| {
-                    let cents = 20.0 * b as f32 + 1997.379_4;
+                    let cents = 20.0 * b as f32 + 1_997.379_4;
                     10.0 * 2f32.powf(cents / 1200.0)
                 })
                 .collect(),

@@ -641,7 +641,7 @@ fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
         .map_err(|_| Error::Unsupported("variable map lock poisoned".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed_50d);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x05ee_d50d);
     for name in names {
         let Some(var) = data.get(name) else { continue };
         let dims = var.dims().to_vec();
