@@ -204,7 +204,7 @@ fn sound_train_evaluate_predict_export() {
     let bytes = std::fs::read(exported.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(st.tensor("features.0.conv.weight").unwrap().shape(), &[8, 1, 3, 3]);
-    assert_eq!(st.tensor("classifier.weight").unwrap().shape(), &[3, 128]);
+    assert_eq!(st.tensor("classifier.weight").unwrap().shape(), &[3, 64 * 8 * 2]);
     assert_eq!(st.tensor("frontend.mean").unwrap().shape(), &[64]);
     let fe: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(exported.join("feature_extractor_config.json")).unwrap(),

@@ -1,6 +1,8 @@
 //! The sound classifier's compact CNN on log-mel windows, trained from scratch: four blocks of
-//! 3×3 conv + batch norm + ReLU (2×2 max-pool after the first three), then the mean over mel
-//! bands, mean and max over time concatenated, dropout and a linear classifier. Names follow
+//! 3×3 conv + batch norm + ReLU (2×2 max-pool after the first three), then the mean and the max
+//! over time of every (channel, mel band) — the band axis is kept, since where energy sits in
+//! frequency is what tells a hum from a whistle or one vowel from another — dropout and a linear
+//! classifier. Names follow
 //! PyTorch (`features.0.conv.weight`, `features.0.bn.running_mean`, `classifier.weight`) so the
 //! exported safetensors load into the equivalent `torch.nn` module.
 
@@ -21,6 +23,11 @@ pub struct AudioCnnConfig {
 }
 
 impl AudioCnnConfig {
+    /// Mel bands left after the three 2× poolings.
+    pub fn pooled_mels(&self) -> usize {
+        (self.n_mels / 8).max(1)
+    }
+
     pub fn channels(&self) -> [usize; 4] {
         [self.width, self.width * 2, self.width * 4, self.width * 8]
     }
@@ -95,7 +102,11 @@ impl AudioCnn {
             blocks.push((conv, bn));
             c_in = c;
         }
-        let classifier = candle_nn::linear(c_in * 2, cfg.num_classes, vb.pp("classifier"))?;
+        let classifier = candle_nn::linear(
+            c_in * cfg.pooled_mels() * 2,
+            cfg.num_classes,
+            vb.pp("classifier"),
+        )?;
         Ok(Self {
             cfg,
             blocks,
@@ -115,8 +126,9 @@ impl AudioCnn {
                 h = h.max_pool2d(2)?;
             }
         }
-        // (b, c, t, m) → mean over mel bands → (b, c, t) → [mean, max] over time.
-        let h = h.mean(3)?;
+        // (b, c, t, m) → (b, c × m, t) → [mean, max] over time.
+        let (b, c, t, m) = h.dims4()?;
+        let h = h.permute((0, 1, 3, 2))?.reshape((b, c * m, t))?;
         let pooled = Tensor::cat(&[h.mean(D::Minus1)?, h.max(D::Minus1)?], 1)?;
         let pooled = if train && self.cfg.dropout > 0.0 {
             candle_nn::ops::dropout(&pooled, self.cfg.dropout)?
