@@ -5,16 +5,17 @@
 # synthesizers' native rates (22.05 kHz espeak-ng, 16 kHz / 8 kHz flite): Lathe resamples.
 # Needs espeak-ng and flite (scripts/install-deps.sh). Deterministic.
 # Usage: scripts/gen-speech-commands.sh OUT
+# ("en-gb+X" ignores the variant in espeak-ng 1.51, so British English with a variant is "en+X".)
 set -euo pipefail
 out="${1:?usage: gen-speech-commands.sh OUT}"
 words=(yes no up down left right on off stop go zero one)
 train_voices=(
-  espeak:en-us+m1 espeak:en-us+f1 espeak:en-gb+m2 espeak:en-gb+f2 espeak:en-us+m3
+  espeak:en-us+m1 espeak:en-us+f1 espeak:en+m2 espeak:en+f2 espeak:en-us+m3
   espeak:en-gb-scotland+m4 espeak:en-029+f3 espeak:en-gb-x-rp+m5 espeak:en-us+f4
-  espeak:en-gb+klatt espeak:en-us+m6 espeak:en-gb-x-gbclan+klatt3 espeak:en-us+klatt2
+  espeak:en+klatt espeak:en-us+m6 espeak:en-gb-x-gbclan+klatt3 espeak:en-us+klatt2
   espeak:en-gb-x-gbcwmd+m7 espeak:en-us+Andy flite:kal flite:awb flite:rms
 )
-test_voices=(espeak:en-us+m8 espeak:en-gb+f5 espeak:en-gb-scotland+klatt4 espeak:en-029+Annie flite:slt)
+test_voices=(espeak:en-us+m8 espeak:en+f5 espeak:en-gb-scotland+klatt4 espeak:en-029+Annie flite:slt)
 # speed (words/min) and pitch (0-99) for espeak-ng; duration stretch for flite.
 espeak_styles=("140 35" "170 55" "205 75")
 flite_styles=(1.2 1.0 0.85)

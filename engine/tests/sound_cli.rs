@@ -89,7 +89,7 @@ fn sound_train_evaluate_predict_export() {
             "sound-classifier",
             "--json",
             "--epochs",
-            "12",
+            "20",
             "--param",
             "cnn_width=8",
             "--param",
@@ -204,7 +204,7 @@ fn sound_train_evaluate_predict_export() {
     let bytes = std::fs::read(exported.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(st.tensor("features.0.conv.weight").unwrap().shape(), &[8, 1, 3, 3]);
-    assert_eq!(st.tensor("classifier.weight").unwrap().shape(), &[3, 128]);
+    assert_eq!(st.tensor("classifier.weight").unwrap().shape(), &[3, 64 * 8 * 2]);
     assert_eq!(st.tensor("frontend.mean").unwrap().shape(), &[64]);
     let fe: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(exported.join("feature_extractor_config.json")).unwrap(),
@@ -225,4 +225,85 @@ fn sound_train_evaluate_predict_export() {
         .arg(&exported)
         .arg(&short));
     assert_eq!(json_lines(&stdout(&out))[0]["label"], "hum");
+}
+
+#[test]
+fn sound_transfer_and_auto_train_export_and_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (train, test) = (tmp.path().join("train"), tmp.path().join("test"));
+    for class in 0..3 {
+        for k in 0..6 {
+            clip(&train, class, k);
+        }
+        for k in 10..12 {
+            clip(&test, class, k);
+        }
+    }
+    let train_with = |algorithm: &str, out: &Path| {
+        let o = run(lathe(&cache)
+            .args(["train", "--template", "sound-classifier", "--json", "--epochs", "6"])
+            .args(["--param", &format!("algorithm={algorithm}")])
+            .args(["--param", "cnn_width=4", "--param", "window_secs=0.5"])
+            .args(["--param", "validation_split=0.2"])
+            .arg("--data")
+            .arg(&train)
+            .arg("--test")
+            .arg(&test)
+            .arg("--out")
+            .arg(out));
+        assert!(o.status.success(), "{algorithm}: {}", stderr(&o));
+        json_lines(&stdout(&o))
+    };
+    // transfer: CREPE-tiny embeddings + a head; the exported folder carries the encoder.
+    let run_dir = tmp.path().join("transfer");
+    train_with("transfer", &run_dir);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["training"]["algorithm"], "transfer");
+    let trained = report["evaluation"]["test"]["accuracy"].as_f64().unwrap();
+    assert!(trained >= 0.66, "transfer test accuracy {trained}");
+    let bytes = std::fs::read(run_dir.join("model/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(
+        st.tensor("encoder.conv1.weight").unwrap().shape(),
+        &[128, 1, 512, 1]
+    );
+    assert!(st.tensor("classifier.4.weight").is_ok());
+    let out = run(lathe(&cache)
+        .args(["evaluate", "--json"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&test));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    // Training-time and exported (head folded, streamed) scores agree up to one of 6 files.
+    assert!((eval["accuracy"].as_f64().unwrap() - trained).abs() <= 1.0 / 6.0 + 1e-9);
+    let out = run(lathe(&cache)
+        .args(["predict", "--json"])
+        .arg(&run_dir)
+        .arg(test.join("whistle/011.wav")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(json_lines(&stdout(&out))[0]["probabilities"].is_object());
+
+    // auto: both are trained, the choice is announced and recorded; the second run reuses the
+    // cached embeddings.
+    let run_dir = tmp.path().join("auto");
+    let events = train_with("auto", &run_dir);
+    assert!(
+        events.iter().any(|e| e["event"] == "warning"
+            && e["message"].as_str().unwrap().contains("algorithm auto")),
+        "no choice announced"
+    );
+    assert!(events.iter().any(|e| e["event"] == "cache"), "embeddings not reused");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let algorithm = report["training"]["algorithm"].as_str().unwrap();
+    assert!(["cnn", "transfer"].contains(&algorithm));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("model/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["algorithm"], algorithm);
 }

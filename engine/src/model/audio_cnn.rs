@@ -1,11 +1,13 @@
 //! The sound classifier's compact CNN on log-mel windows, trained from scratch: four blocks of
-//! 3×3 conv + batch norm + ReLU (2×2 max-pool after the first three), then the mean over mel
-//! bands, mean and max over time concatenated, dropout and a linear classifier. Names follow
+//! 3×3 conv + batch norm + ReLU (2×2 max-pool after the first three), then the mean and the max
+//! over time of every (channel, mel band) — the band axis is kept, since where energy sits in
+//! frequency is what tells a hum from a whistle or one vowel from another — dropout and a linear
+//! classifier. Names follow
 //! PyTorch (`features.0.conv.weight`, `features.0.bn.running_mean`, `classifier.weight`) so the
 //! exported safetensors load into the equivalent `torch.nn` module.
 
 use candle_core::{D, Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Shape of the network.
@@ -21,15 +23,62 @@ pub struct AudioCnnConfig {
 }
 
 impl AudioCnnConfig {
+    /// Mel bands left after the three 2× poolings.
+    pub fn pooled_mels(&self) -> usize {
+        (self.n_mels / 8).max(1)
+    }
+
     pub fn channels(&self) -> [usize; 4] {
         [self.width, self.width * 2, self.width * 4, self.width * 8]
+    }
+}
+
+/// A 3×3 convolution with padding 1 computed as shifted copies + one matmul ("im2col" from
+/// tensor ops): candle's CPU backward of `conv2d` goes through a naive transposed convolution
+/// that made training ~50× slower; narrow / cat / matmul have fast gradients.
+struct Conv3x3 {
+    /// `(out, in × 9)`, viewed from the PyTorch `(out, in, 3, 3)` weight.
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Conv3x3 {
+    fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
+        let bound = 1.0 / ((c_in * 9) as f64).sqrt();
+        let init = candle_nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let weight = vb.get_with_hints((c_out, c_in, 3, 3), "weight", init)?;
+        let bias = vb.get_with_hints(c_out, "bias", init)?;
+        Ok(Self {
+            weight: weight.reshape((c_out, c_in * 9))?,
+            bias,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let padded = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
+        let mut shifts = Vec::with_capacity(9);
+        for dy in 0..3 {
+            for dx in 0..3 {
+                shifts.push(padded.narrow(2, dy, h)?.narrow(3, dx, w)?);
+            }
+        }
+        // (b, c, 9, h, w) → (b, c × 9, h × w): row c × 9 + k matches the weight's layout.
+        let cols = Tensor::stack(&shifts, 2)?.reshape((b, c * 9, h * w))?;
+        let out = self.weight.broadcast_matmul(&cols)?;
+        let c_out = self.bias.dim(0)?;
+        out.broadcast_add(&self.bias.reshape((1, c_out, 1))?)?
+            .reshape((b, c_out, h, w))
     }
 }
 
 /// The network over a [`VarBuilder`] (a `VarMap` to train, loaded tensors to predict).
 pub struct AudioCnn {
     pub cfg: AudioCnnConfig,
-    blocks: Vec<(Conv2d, BatchNorm)>,
+    blocks: Vec<(Conv3x3, BatchNorm)>,
     classifier: Linear,
 }
 
@@ -39,16 +88,7 @@ impl AudioCnn {
         let mut c_in = 1;
         for (i, c) in cfg.channels().into_iter().enumerate() {
             let vb = vb.pp(format!("features.{i}"));
-            let conv = candle_nn::conv2d(
-                c_in,
-                c,
-                3,
-                candle_nn::Conv2dConfig {
-                    padding: 1,
-                    ..Default::default()
-                },
-                vb.pp("conv"),
-            )?;
+            let conv = Conv3x3::new(c_in, c, vb.pp("conv"))?;
             let bn = candle_nn::batch_norm(
                 c,
                 candle_nn::BatchNormConfig {
@@ -62,7 +102,11 @@ impl AudioCnn {
             blocks.push((conv, bn));
             c_in = c;
         }
-        let classifier = candle_nn::linear(c_in * 2, cfg.num_classes, vb.pp("classifier"))?;
+        let classifier = candle_nn::linear(
+            c_in * cfg.pooled_mels() * 2,
+            cfg.num_classes,
+            vb.pp("classifier"),
+        )?;
         Ok(Self {
             cfg,
             blocks,
@@ -82,8 +126,9 @@ impl AudioCnn {
                 h = h.max_pool2d(2)?;
             }
         }
-        // (b, c, t, m) → mean over mel bands → (b, c, t) → [mean, max] over time.
-        let h = h.mean(3)?;
+        // (b, c, t, m) → (b, c × m, t) → [mean, max] over time.
+        let (b, c, t, m) = h.dims4()?;
+        let h = h.permute((0, 1, 3, 2))?.reshape((b, c * m, t))?;
         let pooled = Tensor::cat(&[h.mean(D::Minus1)?, h.max(D::Minus1)?], 1)?;
         let pooled = if train && self.cfg.dropout > 0.0 {
             candle_nn::ops::dropout(&pooled, self.cfg.dropout)?

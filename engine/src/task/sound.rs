@@ -244,7 +244,6 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         },
         &ctx.control,
     )?;
-    drop(scanning);
     for issue in &splits.summary.issues {
         if issue.severity == Severity::Warning {
             ctx.warn(
@@ -279,7 +278,6 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     let train_clips = decode_clips(ctx, &mel, &splits.train, true, max_train, &mut done, &mut phase)?;
     let val_clips = decode_clips(ctx, &mel, &splits.validation, waves, usize::MAX, &mut done, &mut phase)?;
     let test_clips = decode_clips(ctx, &mel, &splits.test, waves, usize::MAX, &mut done, &mut phase)?;
-    drop(phase);
     if train_clips.is_empty() {
         return Err(Error::data(
             "no training sound file could be decoded; check the warnings above",
@@ -539,7 +537,6 @@ fn sound_transfer_train(
         }
         phase.set(j as u64 + 1);
     }
-    drop(phase);
     if reused > 0 && let Some(c) = cache.as_ref() {
         ctx.emit(Event::Cache {
             reused,
@@ -641,7 +638,7 @@ fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
         .map_err(|_| Error::Unsupported("variable map lock poisoned".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed_50d);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x05ee_d50d);
     for name in names {
         let Some(var) = data.get(name) else { continue };
         let dims = var.dims().to_vec();
