@@ -181,7 +181,8 @@ fn csv_and_jsonl_tables_with_chosen_columns() {
     // Wrong column: one clear error naming the file and the flag.
     let out = train(&cache, &data, &tmp.path().join("r0"), &[]);
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    // With --json the error is the `finished` event's message.
+    let err = stdout(&out);
     assert!(err.contains("--text-column") && err.contains("train.csv") && err.contains("body"), "{err}");
 
     let run_dir = tmp.path().join("run");

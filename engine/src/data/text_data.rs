@@ -98,6 +98,9 @@ fn windows_1252(b: u8) -> char {
     }
 }
 
+/// A file and its decoded text (with the encoding note), or why it could not be read.
+type Decoded = (PathBuf, std::io::Result<(String, Option<&'static str>)>);
+
 fn text_probe(_: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         Err("empty text file".into())
@@ -138,7 +141,7 @@ pub fn load(
         probe: &text_probe,
     };
     let scanned = image_folder::scan(path, &spec, progress, check)?;
-    let decoded: Vec<(PathBuf, std::io::Result<(String, Option<&'static str>)>)> = scanned
+    let decoded: Vec<Decoded> = scanned
         .files
         .par_iter()
         .map(|f| (f.path.clone(), std::fs::read(&f.path).map(|b| decode(&b))))

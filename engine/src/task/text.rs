@@ -210,7 +210,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     )?;
     for issue in &splits.summary.issues {
         if issue.severity == Severity::Warning {
-            ctx.warn(issue.line(), issue.paths.first().map(PathBuf::as_path));
+            ctx.warn(issue.message.clone(), issue.paths.first().map(PathBuf::as_path));
         }
     }
     if let Some(e) = splits.summary.errors().next() {
@@ -314,7 +314,7 @@ fn train_maxent(ctx: &RunContext, p: &TextParams, splits: &TextSplits) -> Result
         phase.set(done as u64);
         ctx.check()?;
     }
-    drop(phase);
+    phase.set(total as u64);
     if vectorizer.dim() == 0 {
         return Err(Error::data(
             "no term appears often enough to become a feature; lower min_count or add texts",
