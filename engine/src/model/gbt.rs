@@ -236,6 +236,9 @@ fn base_scores(objective: Objective, y: &[f64]) -> Vec<f64> {
     }
 }
 
+/// A grown tree, the row order it left, and its leaves' row ranges and values.
+type Grown = (Tree, Vec<u32>, Vec<(usize, usize, f64)>);
+
 /// Fits a model on `train` (targets: numbers, or class indices as f64), early-stopping on
 /// `validation` when given. `on_round` is called after every round; an error from it (a
 /// cancellation) stops training and is returned.
@@ -278,7 +281,7 @@ pub fn fit(
     let mut best_loss = f64::INFINITY;
     let mut since_best = 0;
     for iteration in 1..=params.max_iterations.max(1) {
-        let grown: Vec<(Tree, Vec<u32>, Vec<(usize, usize, f64)>)> = (0..k)
+        let grown: Vec<Grown> = (0..k)
             .into_par_iter()
             .map(|j| {
                 let (g, h) = gradients(objective, &raw, y, j);
