@@ -55,11 +55,13 @@ pub fn precision(name: &str, device: &Device) -> Result<candle_core::DType> {
         "auto" | "" => Ok(auto_precision(device)),
         "f32" => Ok(DType::F32),
         "bf16" if device.is_cpu() => Err(Error::Device(
-            "bf16 runs only on a GPU in this build; use precision = \"f32\" or \"auto\" on the CPU".into(),
+            "bf16 runs only on a GPU in this build; use precision = \"f32\" or \"auto\" on the CPU"
+                .into(),
         )),
         "bf16" => Ok(DType::BF16),
         "f16" if device.is_cpu() => Err(Error::Device(
-            "f16 runs only on a GPU in this build; use precision = \"f32\" or \"auto\" on the CPU".into(),
+            "f16 runs only on a GPU in this build; use precision = \"f32\" or \"auto\" on the CPU"
+                .into(),
         )),
         "f16" => Ok(DType::F16),
         other => Err(Error::Device(format!(

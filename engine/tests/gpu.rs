@@ -21,13 +21,41 @@ fn gpu() -> Option<Device> {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let a = a.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
-    let b = b.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap();
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    let a = a
+        .to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let b = b
+        .to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn max_abs(a: &Tensor) -> f32 {
-    a.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    a.to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -38,28 +66,73 @@ fn depthwise_kernels_match_the_cpu_op() {
         let k = Tensor::randn(0f32, 1.0, (8, 1, 3, 3), &Device::Cpu).unwrap();
         let b = Tensor::randn(0f32, 1.0, 8, &Device::Cpu).unwrap();
         let cpu = depthwise_conv2d(&x, &k, stride, padding).unwrap();
-        let cuda = depthwise_conv2d(&x.to_device(&gpu).unwrap(), &k.to_device(&gpu).unwrap(), stride, padding).unwrap();
-        assert!(max_abs_diff(&cpu, &cuda) < 1e-4, "forward s{stride} p{padding}");
+        let cuda = depthwise_conv2d(
+            &x.to_device(&gpu).unwrap(),
+            &k.to_device(&gpu).unwrap(),
+            stride,
+            padding,
+        )
+        .unwrap();
+        assert!(
+            max_abs_diff(&cpu, &cuda) < 1e-4,
+            "forward s{stride} p{padding}"
+        );
         let cpu = depthwise_conv2d_bias(&x, &k, &b, stride, padding, true).unwrap();
-        let cuda = depthwise_conv2d_bias(&x.to_device(&gpu).unwrap(), &k.to_device(&gpu).unwrap(), &b.to_device(&gpu).unwrap(), stride, padding, true).unwrap();
-        assert!(max_abs_diff(&cpu, &cuda) < 1e-4, "fused s{stride} p{padding}");
+        let cuda = depthwise_conv2d_bias(
+            &x.to_device(&gpu).unwrap(),
+            &k.to_device(&gpu).unwrap(),
+            &b.to_device(&gpu).unwrap(),
+            stride,
+            padding,
+            true,
+        )
+        .unwrap();
+        assert!(
+            max_abs_diff(&cpu, &cuda) < 1e-4,
+            "fused s{stride} p{padding}"
+        );
         // bf16: within bf16 rounding of the f32 result.
-        let bf = depthwise_conv2d(&x.to_device(&gpu).unwrap().to_dtype(DType::BF16).unwrap(), &k.to_device(&gpu).unwrap().to_dtype(DType::BF16).unwrap(), stride, padding).unwrap();
+        let bf = depthwise_conv2d(
+            &x.to_device(&gpu).unwrap().to_dtype(DType::BF16).unwrap(),
+            &k.to_device(&gpu).unwrap().to_dtype(DType::BF16).unwrap(),
+            stride,
+            padding,
+        )
+        .unwrap();
         let f32_ref = depthwise_conv2d(&x, &k, stride, padding).unwrap();
-        assert!(max_abs_diff(&f32_ref, &bf) < 0.02 * max_abs(&f32_ref).max(1.0), "bf16 s{stride} p{padding}");
+        assert!(
+            max_abs_diff(&f32_ref, &bf) < 0.02 * max_abs(&f32_ref).max(1.0),
+            "bf16 s{stride} p{padding}"
+        );
         // Gradients of sum(y * w) with respect to x and k.
         let grads = |dev: &Device| {
             let xv = Var::from_tensor(&x.to_device(dev).unwrap()).unwrap();
             let kv = Var::from_tensor(&k.to_device(dev).unwrap()).unwrap();
             let y = depthwise_conv2d(xv.as_tensor(), kv.as_tensor(), stride, padding).unwrap();
-            let w = Tensor::arange(0f32, y.elem_count() as f32, &Device::Cpu).unwrap().reshape(y.shape()).unwrap().affine(1e-3, -0.5).unwrap().to_device(dev).unwrap();
+            let w = Tensor::arange(0f32, y.elem_count() as f32, &Device::Cpu)
+                .unwrap()
+                .reshape(y.shape())
+                .unwrap()
+                .affine(1e-3, -0.5)
+                .unwrap()
+                .to_device(dev)
+                .unwrap();
             let g = (y * w).unwrap().sum_all().unwrap().backward().unwrap();
-            (g.get(xv.as_tensor()).unwrap().clone(), g.get(kv.as_tensor()).unwrap().clone())
+            (
+                g.get(xv.as_tensor()).unwrap().clone(),
+                g.get(kv.as_tensor()).unwrap().clone(),
+            )
         };
         let (gx_cpu, gk_cpu) = grads(&Device::Cpu);
         let (gx_gpu, gk_gpu) = grads(&gpu);
-        assert!(max_abs_diff(&gx_cpu, &gx_gpu) < 1e-4, "grad x s{stride} p{padding}");
-        assert!(max_abs_diff(&gk_cpu, &gk_gpu) < 1e-3 * max_abs(&gk_cpu).max(1.0), "grad k s{stride} p{padding}");
+        assert!(
+            max_abs_diff(&gx_cpu, &gx_gpu) < 1e-4,
+            "grad x s{stride} p{padding}"
+        );
+        assert!(
+            max_abs_diff(&gk_cpu, &gk_gpu) < 1e-3 * max_abs(&gk_cpu).max(1.0),
+            "grad k s{stride} p{padding}"
+        );
     }
 }
 
@@ -77,8 +150,16 @@ fn mobilenet_v2_predicts_the_same_on_cuda_and_cpu() {
         let top = |p: &[f32]| (0..p.len()).max_by(|a, b| p[*a].total_cmp(&p[*b])).unwrap();
         for (name, net, tol) in [("f32", &f32_gpu, 1e-4f32), ("bf16", &bf16_gpu, 1e-2)] {
             let p = imagenet_probabilities(net, &bytes).unwrap();
-            let diff = p.iter().zip(&p_cpu).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            println!("{photo} {name}: top-1 {} (cpu {}), max |Δp| {diff:.2e}", top(&p), top(&p_cpu));
+            let diff = p
+                .iter()
+                .zip(&p_cpu)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            println!(
+                "{photo} {name}: top-1 {} (cpu {}), max |Δp| {diff:.2e}",
+                top(&p),
+                top(&p_cpu)
+            );
             assert_eq!(top(&p), top(&p_cpu), "{photo} {name}");
             assert!(diff <= tol, "{photo} {name}: max |Δp| = {diff}");
         }

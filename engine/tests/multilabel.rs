@@ -36,7 +36,9 @@ fn make_set(dir: &Path, n: usize, offset: usize) {
     for i in 0..n {
         let (disc, stripes) = ((i % 4) & 1 == 1, (i % 4) & 2 == 2);
         let name = format!("img{:03}.png", i + offset);
-        tagged_image(disc, stripes, i + offset).save(dir.join(&name)).unwrap();
+        tagged_image(disc, stripes, i + offset)
+            .save(dir.join(&name))
+            .unwrap();
         let mut labels = Vec::new();
         if disc {
             labels.push("disc");
@@ -52,25 +54,55 @@ fn make_set(dir: &Path, n: usize, offset: usize) {
 #[test]
 fn multi_label_trains_evaluates_and_predicts_every_label_that_applies() {
     let tmp = tempfile::tempdir().unwrap();
-    let (train, test, out) = (tmp.path().join("train"), tmp.path().join("test"), tmp.path().join("run"));
+    let (train, test, out) = (
+        tmp.path().join("train"),
+        tmp.path().join("test"),
+        tmp.path().join("run"),
+    );
     make_set(&train, 48, 0);
     make_set(&test, 16, 500);
-    let o = run(lathe(tmp.path()).args(["train", "--template", "multi-label-image-classifier", "--data"])
-        .arg(&train).arg("--test").arg(&test)
-        .args(["--epochs", "60", "--param", "image_size=64", "--json", "--out"]).arg(&out));
+    let o = run(lathe(tmp.path())
+        .args([
+            "train",
+            "--template",
+            "multi-label-image-classifier",
+            "--data",
+        ])
+        .arg(&train)
+        .arg("--test")
+        .arg(&test)
+        .args([
+            "--epochs",
+            "60",
+            "--param",
+            "image_size=64",
+            "--json",
+            "--out",
+        ])
+        .arg(&out));
     assert!(o.status.success(), "{}", stderr(&o));
     let events = json_lines(&stdout(&o));
-    assert!(events.iter().any(|e| e["event"] == "finished"), "no finished event");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(
+        events.iter().any(|e| e["event"] == "finished"),
+        "no finished event"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["problem_type"], "multi_label_classification");
     let test_acc = report["evaluation"]["test"]["accuracy"].as_f64().unwrap();
     assert!(test_acc >= 0.9, "exact-match test accuracy {test_acc}");
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("model/config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model/config.json")).unwrap()).unwrap();
     assert_eq!(config["problem_type"], "multi_label_classification");
     assert_eq!(config["lathe"]["task"], "multi-label-image-classification");
 
     // evaluate --json: one object with the multi-label metrics and per-label 2×2 matrices.
-    let o = run(lathe(tmp.path()).args(["evaluate"]).arg(&out).arg("--data").arg(&test).arg("--json"));
+    let o = run(lathe(tmp.path())
+        .args(["evaluate"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&test)
+        .arg("--json"));
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(r["labels"], serde_json::json!(["disc", "stripes"]));
@@ -84,7 +116,12 @@ fn multi_label_trains_evaluates_and_predicts_every_label_that_applies() {
     let none = tmp.path().join("none.png");
     tagged_image(true, true, 901).save(&both).unwrap();
     tagged_image(false, false, 902).save(&none).unwrap();
-    let o = run(lathe(tmp.path()).args(["predict"]).arg(&out).arg(&both).arg(&none).arg("--json"));
+    let o = run(lathe(tmp.path())
+        .args(["predict"])
+        .arg(&out)
+        .arg(&both)
+        .arg(&none)
+        .arg("--json"));
     assert!(o.status.success(), "{}", stderr(&o));
     let preds = json_lines(&stdout(&o));
     let mut got: Vec<String> = serde_json::from_value(preds[0]["labels"].clone()).unwrap();
@@ -100,24 +137,50 @@ fn labels_file_mistakes_are_named_errors_or_warnings() {
     make_set(&data, 12, 0);
     // No labels file at all: exit 1, names the file it looked for.
     std::fs::remove_file(data.join("labels.csv")).unwrap();
-    let o = run(lathe(tmp.path()).args(["check", "--template", "multi-label-image-classifier"]).arg(&data));
+    let o = run(lathe(tmp.path())
+        .args(["check", "--template", "multi-label-image-classifier"])
+        .arg(&data));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("labels.csv"), "{}", stderr(&o));
     // A path that leaves the folder: refused, naming the file.
-    std::fs::write(data.join("labels.csv"), "image,labels\n../escape.png,disc\n").unwrap();
-    let o = run(lathe(tmp.path()).args(["check", "--template", "multi-label-image-classifier"]).arg(&data));
+    std::fs::write(
+        data.join("labels.csv"),
+        "image,labels\n../escape.png,disc\n",
+    )
+    .unwrap();
+    let o = run(lathe(tmp.path())
+        .args(["check", "--template", "multi-label-image-classifier"])
+        .arg(&data));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("outside the data folder"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("outside the data folder"),
+        "{}",
+        stderr(&o)
+    );
     // Missing images and a label with one image: warnings for the former, an error for the latter.
     std::fs::write(
         data.join("labels.csv"),
         "image,labels\nimg000.png,disc\nimg001.png,disc\nimg002.png,rare\nghost.png,disc\n",
     )
     .unwrap();
-    let o = run(lathe(tmp.path()).args(["check", "--template", "multi-label-image-classifier", "--json"]).arg(&data));
+    let o = run(lathe(tmp.path())
+        .args([
+            "check",
+            "--template",
+            "multi-label-image-classifier",
+            "--json",
+        ])
+        .arg(&data));
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let text = stdout(&o) + &stderr(&o);
     assert!(text.contains("ghost.png"), "{text}");
-    assert!(text.contains("label \\\"rare\\\" has 1 image") || text.contains("label \"rare\" has 1 image"), "{text}");
-    assert!(text.contains("not in"), "unlisted images are reported: {text}");
+    assert!(
+        text.contains("label \\\"rare\\\" has 1 image")
+            || text.contains("label \"rare\" has 1 image"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not in"),
+        "unlisted images are reported: {text}"
+    );
 }

@@ -203,8 +203,14 @@ fn sound_train_evaluate_predict_export() {
     assert!(out.status.success(), "{}", stderr(&out));
     let bytes = std::fs::read(exported.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(st.tensor("features.0.conv.weight").unwrap().shape(), &[8, 1, 3, 3]);
-    assert_eq!(st.tensor("classifier.weight").unwrap().shape(), &[3, 64 * 8 * 2]);
+    assert_eq!(
+        st.tensor("features.0.conv.weight").unwrap().shape(),
+        &[8, 1, 3, 3]
+    );
+    assert_eq!(
+        st.tensor("classifier.weight").unwrap().shape(),
+        &[3, 64 * 8 * 2]
+    );
     assert_eq!(st.tensor("frontend.mean").unwrap().shape(), &[64]);
     let fe: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(exported.join("feature_extractor_config.json")).unwrap(),
@@ -242,7 +248,14 @@ fn sound_transfer_and_auto_train_export_and_predict() {
     }
     let train_with = |algorithm: &str, out: &Path| {
         let o = run(lathe(&cache)
-            .args(["train", "--template", "sound-classifier", "--json", "--epochs", "6"])
+            .args([
+                "train",
+                "--template",
+                "sound-classifier",
+                "--json",
+                "--epochs",
+                "6",
+            ])
             .args(["--param", &format!("algorithm={algorithm}")])
             .args(["--param", "cnn_width=4", "--param", "window_secs=0.5"])
             .args(["--param", "validation_split=0.2"])
@@ -296,7 +309,10 @@ fn sound_transfer_and_auto_train_export_and_predict() {
             && e["message"].as_str().unwrap().contains("algorithm auto")),
         "no choice announced"
     );
-    assert!(events.iter().any(|e| e["event"] == "cache"), "embeddings not reused");
+    assert!(
+        events.iter().any(|e| e["event"] == "cache"),
+        "embeddings not reused"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
             .unwrap();

@@ -98,10 +98,7 @@ fn log_mel_matches_the_numpy_reference() {
             let r = r.as_f64().unwrap() as f32;
             // f32 FFT vs float64: tight where there is energy, looser near the log floor.
             let tol = if r > -5.0 { 2e-3 } else { 2e-2 };
-            assert!(
-                (a - r).abs() <= tol,
-                "frame {i} band {b}: {a} vs numpy {r}"
-            );
+            assert!((a - r).abs() <= tol, "frame {i} band {b}: {a} vs numpy {r}");
         }
     }
 }

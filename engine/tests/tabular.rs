@@ -32,7 +32,9 @@ fn generated_csv(path: &Path, rows: usize, seed: u64) {
         let b = rng.next() * 4.0 - 2.0;
         let color = ["red", "green", "blue"][(rng.next() * 3.0) as usize % 3];
         let flag = rng.next() < 0.5;
-        let score = a * 2.0 + b * b * 3.0 + if color == "blue" { 5.0 } else { 0.0 }
+        let score = a * 2.0
+            + b * b * 3.0
+            + if color == "blue" { 5.0 } else { 0.0 }
             + if flag { 2.0 } else { 0.0 }
             + rng.next() * 0.5;
         let kind = if score < 9.0 {
@@ -54,9 +56,19 @@ fn generated_csv(path: &Path, rows: usize, seed: u64) {
     std::fs::write(path, text).unwrap();
 }
 
-fn train(cache: &Path, args: &[&str], data: &Path, test: Option<&Path>, out: &Path) -> std::process::Output {
+fn train(
+    cache: &Path,
+    args: &[&str],
+    data: &Path,
+    test: Option<&Path>,
+    out: &Path,
+) -> std::process::Output {
     let mut cmd = lathe(cache);
-    cmd.arg("train").args(args).arg("--json").arg("--data").arg(data);
+    cmd.arg("train")
+        .args(args)
+        .arg("--json")
+        .arg("--data")
+        .arg(data);
     if let Some(t) = test {
         cmd.arg("--test").arg(t);
     }
@@ -80,7 +92,14 @@ fn classifier_train_evaluate_predict_export() {
     let run_dir = tmp.path().join("run");
     let out = train(
         &cache,
-        &["--template", "tabular-classifier", "--target", "kind", "--param", "ignore_columns=score"],
+        &[
+            "--template",
+            "tabular-classifier",
+            "--target",
+            "kind",
+            "--param",
+            "ignore_columns=score",
+        ],
         &data,
         Some(&test),
         &run_dir,
@@ -89,20 +108,33 @@ fn classifier_train_evaluate_predict_export() {
     let events = json_lines(&stdout(&out));
     let k = kinds(&events);
     assert_eq!(events.last().unwrap()["outcome"]["status"], "completed");
-    let pos = |name: &str| k.iter().position(|x| x == name).unwrap_or_else(|| panic!("no {name}: {k:?}"));
-    assert!(pos("data") < pos("epoch_end") && pos("epoch_end") < pos("evaluated") && pos("evaluated") < pos("exported"));
+    let pos = |name: &str| {
+        k.iter()
+            .position(|x| x == name)
+            .unwrap_or_else(|| panic!("no {name}: {k:?}"))
+    };
+    assert!(
+        pos("data") < pos("epoch_end")
+            && pos("epoch_end") < pos("evaluated")
+            && pos("evaluated") < pos("exported")
+    );
     // The loss falls over the boosting rounds.
     let losses: Vec<f64> = events
         .iter()
         .filter(|e| e["event"] == "epoch_end")
         .map(|e| e["train_loss"].as_f64().unwrap())
         .collect();
-    assert!(losses.len() > 10 && losses.last().unwrap() < &(losses[0] * 0.5), "{losses:?}");
+    assert!(
+        losses.len() > 10 && losses.last().unwrap() < &(losses[0] * 0.5),
+        "{losses:?}"
+    );
     // The row id was dropped with a warning.
     assert!(
-        events
-            .iter()
-            .any(|e| e["event"] == "warning" && e["message"].as_str().unwrap().contains("`id` looks like a row id")),
+        events.iter().any(|e| e["event"] == "warning"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("`id` looks like a row id")),
         "{events:?}"
     );
     for f in [
@@ -117,7 +149,8 @@ fn classifier_train_evaluate_predict_export() {
         assert!(run_dir.join(f).is_file(), "missing {f}");
     }
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
     let board = report["leaderboard"].as_array().unwrap();
     assert_eq!(board.len(), 2, "{board:?}");
     assert_eq!(board.iter().filter(|c| c["chosen"] == true).count(), 1);
@@ -125,7 +158,12 @@ fn classifier_train_evaluate_predict_export() {
     assert!(test_acc > 0.85, "test accuracy {test_acc}");
 
     // evaluate --json: one object with accuracy at top level, same as the run's test report
-    let out = run(lathe(&cache).arg("evaluate").arg(&run_dir).arg("--data").arg(&test).arg("--json"));
+    let out = run(lathe(&cache)
+        .arg("evaluate")
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&test)
+        .arg("--json"));
     assert!(out.status.success(), "{}", stderr(&out));
     let e: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert!((e["accuracy"].as_f64().unwrap() - test_acc).abs() < 1e-12);
@@ -133,8 +171,16 @@ fn classifier_train_evaluate_predict_export() {
 
     // predict --json: one object per row, named file:LINE, the target column may be absent
     let rows = tmp.path().join("rows.csv");
-    std::fs::write(&rows, "b,a,color,flag\n1.5,9.0,blue,yes\n0.0,0.5,red,no\n0.1,NA,,\n").unwrap();
-    let out = run(lathe(&cache).arg("predict").arg(&run_dir).arg(&rows).arg("--json"));
+    std::fs::write(
+        &rows,
+        "b,a,color,flag\n1.5,9.0,blue,yes\n0.0,0.5,red,no\n0.1,NA,,\n",
+    )
+    .unwrap();
+    let out = run(lathe(&cache)
+        .arg("predict")
+        .arg(&run_dir)
+        .arg(&rows)
+        .arg("--json"));
     assert!(out.status.success(), "{}", stderr(&out));
     let preds = json_lines(&stdout(&out));
     assert_eq!(preds.len(), 3);
@@ -142,20 +188,39 @@ fn classifier_train_evaluate_predict_export() {
     assert!(preds[2]["input"].as_str().unwrap().ends_with("rows.csv:4"));
     assert_eq!(preds[0]["label"], "high");
     assert_eq!(preds[1]["label"], "low");
-    let p: f64 = preds[0]["probabilities"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+    let p: f64 = preds[0]["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
     assert!((p - 1.0).abs() < 1e-4);
 
     // export: a self-contained folder that loads and predicts the same
     let exported = tmp.path().join("exported");
-    let out = run(lathe(&cache).arg("export").arg(&run_dir).args(["--format", "safetensors", "--out"]).arg(&exported));
+    let out = run(lathe(&cache)
+        .arg("export")
+        .arg(&run_dir)
+        .args(["--format", "safetensors", "--out"])
+        .arg(&exported));
     assert!(out.status.success(), "{}", stderr(&out));
     let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(config["lathe"]["task"], "tabular-classification");
     assert_eq!(config["target"], "kind");
-    let names: Vec<&str> = config["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = config["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a", "b", "color", "flag"]);
-    let out2 = run(lathe(&cache).arg("predict").arg(&exported).arg(&rows).arg("--json"));
+    let out2 = run(lathe(&cache)
+        .arg("predict")
+        .arg(&exported)
+        .arg(&rows)
+        .arg("--json"));
     let again = json_lines(&stdout(&out2));
     assert_eq!(again.len(), 3);
     for (a, b) in preds.iter().zip(&again) {
@@ -190,7 +255,14 @@ fn regressor_from_a_project_with_json_lines_data() {
     std::fs::write(&data, jsonl).unwrap();
     let project = tmp.path().join("proj");
     let out = run(lathe(&cache)
-        .args(["new", "--template", "tabular-regressor", "--target", "score", "--data"])
+        .args([
+            "new",
+            "--template",
+            "tabular-regressor",
+            "--target",
+            "score",
+            "--data",
+        ])
         .arg(&data)
         .arg(&project));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -203,22 +275,36 @@ fn regressor_from_a_project_with_json_lines_data() {
         .args(["--json", "--param", "ignore_columns=kind", "--out"])
         .arg(&run_dir));
     assert!(out.status.success(), "train failed: {}", stderr(&out));
-    assert!(run_dir.join("report/predicted_vs_actual_validation.png").is_file());
+    assert!(
+        run_dir
+            .join("report/predicted_vs_actual_validation.png")
+            .is_file()
+    );
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
     let v = &report["evaluation"]["validation"];
     assert!(v["r2"].as_f64().unwrap() > 0.9, "{v}");
 
     let holdout = tmp.path().join("holdout.csv");
     generated_csv(&holdout, 200, 4);
-    let out = run(lathe(&cache).arg("evaluate").arg(&run_dir).arg("--data").arg(&holdout).arg("--json"));
+    let out = run(lathe(&cache)
+        .arg("evaluate")
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&holdout)
+        .arg("--json"));
     assert!(out.status.success(), "{}", stderr(&out));
     let e: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     for k in ["rmse", "mae", "r2", "max_error"] {
         assert!(e[k].as_f64().is_some(), "no {k} in {e}");
     }
     assert!(e["rmse"].as_f64().unwrap() < 2.0, "{e}");
-    let out = run(lathe(&cache).arg("predict").arg(&run_dir).arg(&holdout).arg("--json"));
+    let out = run(lathe(&cache)
+        .arg("predict")
+        .arg(&run_dir)
+        .arg(&holdout)
+        .arg("--json"));
     let preds = json_lines(&stdout(&out));
     assert_eq!(preds.len(), 200);
     assert!(preds[0]["value"].as_f64().is_some());
@@ -228,23 +314,41 @@ fn regressor_from_a_project_with_json_lines_data() {
 #[test]
 fn penguins_sample_species() {
     let tmp = tempfile::tempdir().unwrap();
-    let data: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/penguins/penguins.csv");
+    let data: PathBuf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/penguins/penguins.csv");
     let run_dir = tmp.path().join("run");
     let out = train(
         &tmp.path().join("cache"),
-        &["--template", "tabular-classifier", "--target", "species", "--param", "validation_split=0.3"],
+        &[
+            "--template",
+            "tabular-classifier",
+            "--target",
+            "species",
+            "--param",
+            "validation_split=0.3",
+        ],
         &data,
         None,
         &run_dir,
     );
     assert!(out.status.success(), "train failed: {}", stderr(&out));
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
-    let acc = report["evaluation"]["validation"]["accuracy"].as_f64().unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let acc = report["evaluation"]["validation"]["accuracy"]
+        .as_f64()
+        .unwrap();
     assert!(acc >= 0.95, "penguins validation accuracy {acc}");
-    assert_eq!(report["labels"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]));
+    assert_eq!(
+        report["labels"],
+        serde_json::json!(["Adelie", "Chinstrap", "Gentoo"])
+    );
     // `sex` has missing values: a categorical level of its own, not a dropped row
-    assert_eq!(report["data"]["num_train"].as_u64().unwrap() + report["data"]["num_validation"].as_u64().unwrap(), 344);
+    assert_eq!(
+        report["data"]["num_train"].as_u64().unwrap()
+            + report["data"]["num_validation"].as_u64().unwrap(),
+        344
+    );
 }
 
 #[test]
@@ -254,40 +358,93 @@ fn bad_tables_fail_with_one_clear_line_or_warn() {
     let data = tmp.path().join("d.csv");
     generated_csv(&data, 300, 5);
     // an unknown target names the columns
-    let out = train(&cache, &["--template", "tabular-classifier", "--target", "nope"], &data, None, &tmp.path().join("r1"));
+    let out = train(
+        &cache,
+        &["--template", "tabular-classifier", "--target", "nope"],
+        &data,
+        None,
+        &tmp.path().join("r1"),
+    );
     assert_eq!(out.status.code(), Some(1));
     let events = json_lines(&stdout(&out));
-    let msg = events.last().unwrap()["outcome"]["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("no column `nope`") && msg.contains("kind") && msg.contains("d.csv"), "{msg}");
+    let msg = events.last().unwrap()["outcome"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("no column `nope`") && msg.contains("kind") && msg.contains("d.csv"),
+        "{msg}"
+    );
     // a regressor on a text column says to use the classifier
-    let out = train(&cache, &["--template", "tabular-regressor", "--target", "kind"], &data, None, &tmp.path().join("r2"));
+    let out = train(
+        &cache,
+        &["--template", "tabular-regressor", "--target", "kind"],
+        &data,
+        None,
+        &tmp.path().join("r2"),
+    );
     assert_eq!(out.status.code(), Some(1));
     let msg = json_lines(&stdout(&out)).last().unwrap()["outcome"]["message"].to_string();
-    assert!(msg.contains("not numeric") && msg.contains("tabular-classifier"), "{msg}");
+    assert!(
+        msg.contains("not numeric") && msg.contains("tabular-classifier"),
+        "{msg}"
+    );
     // a ragged row and a bad number: warnings that name the line, training goes on
     let mut text = std::fs::read_to_string(&data).unwrap();
     text += "1,2,3\n";
     text += "999,oops,1.0,red,yes,low,3.0\n";
     let ragged = tmp.path().join("ragged.csv");
     std::fs::write(&ragged, text).unwrap();
-    let out = train(&cache, &["--template", "tabular-classifier", "--target", "kind", "--param", "algorithm=linear"], &ragged, None, &tmp.path().join("r3"));
+    let out = train(
+        &cache,
+        &[
+            "--template",
+            "tabular-classifier",
+            "--target",
+            "kind",
+            "--param",
+            "algorithm=linear",
+        ],
+        &ragged,
+        None,
+        &tmp.path().join("r3"),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let warnings: Vec<String> = json_lines(&stdout(&out))
         .iter()
         .filter(|e| e["event"] == "warning")
         .map(|e| e["message"].as_str().unwrap().to_string())
         .collect();
-    assert!(warnings.iter().any(|w| w.contains("line 302 has 3 fields")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("\"oops\" on line 303")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("line 302 has 3 fields")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("\"oops\" on line 303")),
+        "{warnings:?}"
+    );
     // mostly broken: an error, not a crash
     let broken = tmp.path().join("broken.csv");
     std::fs::write(&broken, "a,b,kind\n1,2\n3\n4,5,x\n").unwrap();
-    let out = train(&cache, &["--template", "tabular-classifier"], &broken, None, &tmp.path().join("r4"));
+    let out = train(
+        &cache,
+        &["--template", "tabular-classifier"],
+        &broken,
+        None,
+        &tmp.path().join("r4"),
+    );
     assert_eq!(out.status.code(), Some(1));
     let msg = json_lines(&stdout(&out)).last().unwrap()["outcome"]["message"].to_string();
-    assert!(msg.contains("rows cannot be read") && msg.contains("line 2"), "{msg}");
+    assert!(
+        msg.contains("rows cannot be read") && msg.contains("line 2"),
+        "{msg}"
+    );
     // lathe check on a table shows column roles and exits 0
-    let out = run(lathe(&cache).arg("check").arg(&data).args(["--template", "tabular-classifier", "--json"]));
+    let out = run(lathe(&cache).arg("check").arg(&data).args([
+        "--template",
+        "tabular-classifier",
+        "--json",
+    ]));
     // no --target: a column named like a target is missing, so check explains how to choose one
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("--target COL"), "{}", stderr(&out));

@@ -3,9 +3,9 @@
 
 use crate::data::image_decode::{IMAGE_EXTENSIONS, Preprocessing};
 use crate::model::backbone::Backbone;
-use anyhow::{Result, bail};
 use crate::model::head::{Head, HeadKind};
 use crate::train::optim::AdamW;
+use anyhow::{Result, bail};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use rayon::prelude::*;
@@ -130,8 +130,10 @@ fn decode_bench(args: &BenchArgs) -> Result<serde_json::Value> {
     let t = Instant::now();
     let _: usize = encoded.par_iter().map(decode).sum();
     let all_threads = encoded.len() as f64 / t.elapsed().as_secs_f64();
-    Ok(json!({ "source": source, "images": encoded.len(), "size": args.image_size,
-        "images_per_sec_1_thread": one_thread, "images_per_sec_all_threads": all_threads }))
+    Ok(
+        json!({ "source": source, "images": encoded.len(), "size": args.image_size,
+        "images_per_sec_1_thread": one_thread, "images_per_sec_all_threads": all_threads }),
+    )
 }
 
 /// Images/s of frozen MobileNetV2 feature extraction in `dtype`, after one warm-up batch.
@@ -140,10 +142,16 @@ fn extract_bench(args: &BenchArgs, device: &Device, batch: usize, dtype: DType) 
     backbone.set_precision(dtype)?;
     let s = args.image_size as usize;
     let x = Tensor::randn(0f32, 1.0, (batch, 3, s, s), device)?;
-    backbone.features(&x, false)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    backbone
+        .features(&x, false)?
+        .to_dtype(DType::F32)?
+        .to_vec2::<f32>()?;
     let t = Instant::now();
     for _ in 0..args.batches {
-        backbone.features(&x, false)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        backbone
+            .features(&x, false)?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?;
     }
     Ok((batch * args.batches) as f64 / t.elapsed().as_secs_f64())
 }
@@ -151,17 +159,39 @@ fn extract_bench(args: &BenchArgs, device: &Device, batch: usize, dtype: DType) 
 /// Images/s of one fine-tuning step as the image task takes it: frozen blocks (in the device's
 /// precision), the last `fine_tune_blocks` blocks and a logistic head trained in f32 with AdamW.
 fn fine_tune_bench(args: &BenchArgs, device: &Device) -> Result<f64> {
-    let mut backbone =
-        Backbone::load("mobilenet_v2", args.image_size, None, args.fine_tune_blocks, device)?;
+    let mut backbone = Backbone::load(
+        "mobilenet_v2",
+        args.image_size,
+        None,
+        args.fine_tune_blocks,
+        device,
+    )?;
     backbone.set_precision(crate::device::auto_precision(device))?;
     let classes = 10;
     let head = Head::new(HeadKind::Logistic, backbone.feature_dim, classes, 0, device)?;
-    let mut vars: Vec<_> = backbone.vars().into_iter().map(|v| { let d = v.rank() > 1; (v, d) }).collect();
-    vars.extend(head.layers.iter().flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)]));
+    let mut vars: Vec<_> = backbone
+        .vars()
+        .into_iter()
+        .map(|v| {
+            let d = v.rank() > 1;
+            (v, d)
+        })
+        .collect();
+    vars.extend(
+        head.layers
+            .iter()
+            .flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)]),
+    );
     let mut opt = AdamW::new(vars, 1e-4, 1e-4)?;
     let (b, s) = (args.fine_tune_batch, args.image_size as usize);
     let x = Tensor::randn(0f32, 1.0, (b, 3, s, s), device)?;
-    let y = Tensor::from_vec((0..b as u32).map(|i| i % classes as u32).collect::<Vec<_>>(), b, device)?;
+    let y = Tensor::from_vec(
+        (0..b as u32)
+            .map(|i| i % classes as u32)
+            .collect::<Vec<_>>(),
+        b,
+        device,
+    )?;
     let mut step = || -> Result<f32> {
         let f = backbone.features(&x, true)?;
         let logits = head.forward(&f, true, None)?;
@@ -183,7 +213,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let batch = if args.batch == 0 { 32 } else { args.batch };
         return super::bench_text::run(dir, texts, args.count, batch, &args.device, args.json);
     }
-    let decode = if args.no_decode { None } else { Some(decode_bench(&args)?) };
+    let decode = if args.no_decode {
+        None
+    } else {
+        Some(decode_bench(&args)?)
+    };
     let device = crate::device::open(&args.device)?;
     let batch = match args.batch {
         0 if device.is_cpu() => 32,
@@ -191,20 +225,32 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         n => n,
     };
     let precisions = args.precision.clone().unwrap_or_else(|| {
-        if device.is_cpu() { "f32".into() } else { "f32,bf16".into() }
+        if device.is_cpu() {
+            "f32".into()
+        } else {
+            "f32,bf16".into()
+        }
     });
     let mut extraction = Vec::new();
-    for name in precisions.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for name in precisions
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let dtype = crate::device::precision(name, &device)?;
         let ips = extract_bench(&args, &device, batch, dtype)?;
-        extraction.push(json!({ "backbone": "mobilenet_v2", "batch": batch, "batches": args.batches,
-            "size": args.image_size, "dtype": dtype.as_str(), "images_per_sec": ips }));
+        extraction.push(
+            json!({ "backbone": "mobilenet_v2", "batch": batch, "batches": args.batches,
+            "size": args.image_size, "dtype": dtype.as_str(), "images_per_sec": ips }),
+        );
     }
     let fine_tune = if args.fine_tune_batch > 0 {
         let ips = fine_tune_bench(&args, &device)?;
-        Some(json!({ "backbone": "mobilenet_v2", "batch": args.fine_tune_batch, "trainable_blocks": args.fine_tune_blocks,
+        Some(
+            json!({ "backbone": "mobilenet_v2", "batch": args.fine_tune_batch, "trainable_blocks": args.fine_tune_blocks,
             "steps": args.fine_tune_steps, "size": args.image_size,
-            "frozen_dtype": crate::device::auto_precision(&device).as_str(), "images_per_sec": ips }))
+            "frozen_dtype": crate::device::auto_precision(&device).as_str(), "images_per_sec": ips }),
+        )
     } else {
         None
     };
@@ -220,17 +266,44 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(d) = &decode {
-        println!("decode + resize to {0}×{0} ({1}, {2} images):", args.image_size, d["source"].as_str().unwrap_or(""), d["images"]);
-        println!("  1 thread:   {:8.1} images/s", d["images_per_sec_1_thread"].as_f64().unwrap_or(0.0));
-        println!("  {threads} threads: {:8.1} images/s", d["images_per_sec_all_threads"].as_f64().unwrap_or(0.0));
+        println!(
+            "decode + resize to {0}×{0} ({1}, {2} images):",
+            args.image_size,
+            d["source"].as_str().unwrap_or(""),
+            d["images"]
+        );
+        println!(
+            "  1 thread:   {:8.1} images/s",
+            d["images_per_sec_1_thread"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "  {threads} threads: {:8.1} images/s",
+            d["images_per_sec_all_threads"].as_f64().unwrap_or(0.0)
+        );
     }
     for e in &extraction {
-        println!("MobileNetV2 feature extraction (batch {batch}, {0}×{0}, {1}, {2}):", args.image_size, e["dtype"].as_str().unwrap_or(""), crate::device::label(&device));
-        println!("  {:8.1} images/s", e["images_per_sec"].as_f64().unwrap_or(0.0));
+        println!(
+            "MobileNetV2 feature extraction (batch {batch}, {0}×{0}, {1}, {2}):",
+            args.image_size,
+            e["dtype"].as_str().unwrap_or(""),
+            crate::device::label(&device)
+        );
+        println!(
+            "  {:8.1} images/s",
+            e["images_per_sec"].as_f64().unwrap_or(0.0)
+        );
     }
     if let Some(f) = &fine_tune {
-        println!("MobileNetV2 fine-tuning step (batch {}, last {} blocks + head, AdamW, {}):", args.fine_tune_batch, args.fine_tune_blocks, crate::device::label(&device));
-        println!("  {:8.1} images/s", f["images_per_sec"].as_f64().unwrap_or(0.0));
+        println!(
+            "MobileNetV2 fine-tuning step (batch {}, last {} blocks + head, AdamW, {}):",
+            args.fine_tune_batch,
+            args.fine_tune_blocks,
+            crate::device::label(&device)
+        );
+        println!(
+            "  {:8.1} images/s",
+            f["images_per_sec"].as_f64().unwrap_or(0.0)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,25 +12,50 @@ use std::time::Instant;
 /// Texts to embed: a table's `text` column, a .txt file's non-empty lines, or generated sentences.
 fn texts(file: Option<&Path>, count: usize) -> Result<(String, Vec<String>)> {
     let Some(file) = file else {
-        let words = ["model", "data", "the", "quick", "fox", "trains", "on", "a", "small", "machine", "every", "night"];
+        let words = [
+            "model", "data", "the", "quick", "fox", "trains", "on", "a", "small", "machine",
+            "every", "night",
+        ];
         let generated = (0..count)
-            .map(|i| (0..8 + i % 17).map(|k| words[(i * 7 + k * 5) % words.len()]).collect::<Vec<_>>().join(" "))
+            .map(|i| {
+                (0..8 + i % 17)
+                    .map(|k| words[(i * 7 + k * 5) % words.len()])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .collect();
         return Ok(("generated sentences of 8-24 words".into(), generated));
     };
     let all: Vec<String> = if text_data::is_table(file) {
-        text_data::read_rows(file, "text", None)?.rows.into_iter().map(|r| r.text).collect()
+        text_data::read_rows(file, "text", None)?
+            .rows
+            .into_iter()
+            .map(|r| r.text)
+            .collect()
     } else {
         let (t, _) = text_data::decode(&std::fs::read(file)?);
-        t.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+        t.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
     };
     if all.is_empty() {
         bail!("no texts in {}", file.display());
     }
-    Ok((file.display().to_string(), all.into_iter().take(count).collect()))
+    Ok((
+        file.display().to_string(),
+        all.into_iter().take(count).collect(),
+    ))
 }
 
-pub fn run(dir: &Path, file: Option<&Path>, count: usize, batch: usize, device: &str, as_json: bool) -> Result<ExitCode> {
+pub fn run(
+    dir: &Path,
+    file: Option<&Path>,
+    count: usize,
+    batch: usize,
+    device: &str,
+    as_json: bool,
+) -> Result<ExitCode> {
     let device = crate::device::open(device)?;
     let encoder = TextEncoder::load(&text_encoder::locate(Some(dir), false)?, &device)?;
     let (source, texts) = texts(file, count)?;

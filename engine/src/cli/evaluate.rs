@@ -61,7 +61,13 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
 
 /// A human summary of a multi-label report: headline numbers and a per-label table.
 pub fn multi_label_table(r: &crate::eval::MultiLabelReport, split: &str) -> String {
-    let width = r.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).clamp(5, 28);
+    let width = r
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 28);
     let mut s = format!(
         "\n{split}: exact match {:.2}%  label accuracy {:.2}%  micro F1 {:.3}  macro F1 {:.3}  mAP {:.3}  ({} examples, threshold {})\n\n",
         r.accuracy * 100.0,
@@ -72,7 +78,10 @@ pub fn multi_label_table(r: &crate::eval::MultiLabelReport, split: &str) -> Stri
         r.num_examples,
         r.threshold
     );
-    s += &format!("  {:<width$}  precision  recall     f1     AP  support\n", "label");
+    s += &format!(
+        "  {:<width$}  precision  recall     f1     AP  support\n",
+        "label"
+    );
     for c in &r.per_class {
         let name: String = c.label.chars().take(width).collect();
         s += &format!(

@@ -118,7 +118,10 @@ pub fn new(args: NewArgs) -> Result<ExitCode> {
             .iter()
             .any(|s| s.key == "target")
         {
-            bail!("template {} has no target column to choose; drop --target", template.id);
+            bail!(
+                "template {} has no target column to choose; drop --target",
+                template.id
+            );
         }
         project
             .params

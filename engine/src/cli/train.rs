@@ -128,7 +128,10 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
     for (key, value) in [("target", &args.target), ("text_column", &args.text_column)] {
         if let Some(v) = value {
             if !specs.iter().any(|s| s.key == key) {
-                bail!("--{} does not apply to this template", key.replace('_', "-"));
+                bail!(
+                    "--{} does not apply to this template",
+                    key.replace('_', "-")
+                );
             }
             out.insert(key.into(), ParamValue::Text(v.clone()));
         }
@@ -208,7 +211,9 @@ fn print_summary(report: &std::path::Path) {
             println!("{}", super::evaluate::detection_table(&r, split));
             return;
         }
-        if let Ok(r) = serde_json::from_value::<crate::eval::regression::RegressionReport>(v.clone()) {
+        if let Ok(r) =
+            serde_json::from_value::<crate::eval::regression::RegressionReport>(v.clone())
+        {
             println!("{}", super::evaluate::regression_table(&r, split));
             return;
         }

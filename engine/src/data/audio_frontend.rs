@@ -253,8 +253,7 @@ impl<'a> WindowStream<'a> {
         self.frames_in += 1;
         self.since_window += 1;
         let first = self.windows_out == 0 && self.frames_in == w;
-        if first || (self.windows_out > 0 && self.since_window >= self.mel.cfg.window_hop_frames)
-        {
+        if first || (self.windows_out > 0 && self.since_window >= self.mel.cfg.window_hop_frames) {
             self.emit_window(emit);
         }
     }
@@ -326,7 +325,9 @@ mod tests {
         mel.frames(&tone(1000.0, 0.1), &mut out);
         assert_eq!(out.len(), 8 * 64);
         let frame = &out[64..128];
-        let peak = (0..64).max_by(|&a, &b| frame[a].total_cmp(&frame[b])).unwrap();
+        let peak = (0..64)
+            .max_by(|&a, &b| frame[a].total_cmp(&frame[b]))
+            .unwrap();
         // 1 kHz sits at mel 1000 → band (1000-mel(125))/(step) ≈ 19.
         let (lo, hi) = (hz_to_mel(125.0), hz_to_mel(7500.0));
         let expected = ((hz_to_mel(1000.0) - lo) / ((hi - lo) / 65.0)).round() as usize - 1;

@@ -248,20 +248,30 @@ pub fn probe_files(
     progress: &mut dyn FnMut(usize, usize),
     check: &dyn Fn() -> Result<()>,
 ) -> Result<Probed> {
-    let mut out = Probed { files: Vec::new(), issues: Vec::new(), num_skipped: 0 };
+    let mut out = Probed {
+        files: Vec::new(),
+        issues: Vec::new(),
+        num_skipped: 0,
+    };
     let total = candidates.len();
     progress(0, total);
     const CHUNK: usize = 256;
     for (chunk_index, chunk) in candidates.chunks(CHUNK).enumerate() {
         check()?;
-        let results: Vec<std::result::Result<LabeledFile, (PathBuf, String)>> =
-            chunk.par_iter().map(|(path, label)| probe_file(path, *label, spec)).collect();
+        let results: Vec<std::result::Result<LabeledFile, (PathBuf, String)>> = chunk
+            .par_iter()
+            .map(|(path, label)| probe_file(path, *label, spec))
+            .collect();
         for r in results {
             match r {
                 Ok(f) => out.files.push(f),
                 Err((path, reason)) => {
                     out.num_skipped += 1;
-                    out.issues.push(HealthIssue::warning("unreadable_file", format!("{reason}; the file was skipped"), vec![path]));
+                    out.issues.push(HealthIssue::warning(
+                        "unreadable_file",
+                        format!("{reason}; the file was skipped"),
+                        vec![path],
+                    ));
                 }
             }
         }

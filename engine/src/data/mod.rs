@@ -1,10 +1,10 @@
 //! Datasets: scanning user folders into labelled items, health checks, splits, image decoding
 //! and augmentation.
 
+pub mod annotations;
 pub mod audio_augment;
 pub mod audio_decode;
 pub mod audio_frontend;
-pub mod annotations;
 pub mod augment;
 pub mod box_augment;
 pub mod detect_synth;
@@ -14,8 +14,8 @@ pub mod image_folder;
 pub mod labels_file;
 pub mod split;
 pub mod summary;
-pub mod text_data;
 pub mod table;
 pub mod table_schema;
+pub mod text_data;
 
 pub use summary::{ClassCount, DataKind, DatasetSummary, HealthIssue, Severity, SplitSummary};

@@ -359,7 +359,11 @@ mod tests {
         let t = read(&write(tmp.path(), "t.csv", &text)).unwrap();
         assert_eq!(t.num_rows(), 30);
         assert_eq!(t.skipped.len(), 1);
-        assert!(t.skipped[0].contains("line 32 has 3 fields"), "{:?}", t.skipped);
+        assert!(
+            t.skipped[0].contains("line 32 has 3 fields"),
+            "{:?}",
+            t.skipped
+        );
         let bad = "a,b\n1,2\n1\n1\n1,2,3\n";
         let e = read(&write(tmp.path(), "bad.csv", bad))
             .unwrap_err()

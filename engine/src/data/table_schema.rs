@@ -456,8 +456,16 @@ mod tests {
                 "dropped"
             ]
         );
-        assert!(warnings.iter().any(|w| w.contains("`id` looks like a row id")));
-        assert!(warnings.iter().any(|w| w.contains("`note` looks like free text")));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("`id` looks like a row id"))
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("`note` looks like free text"))
+        );
         assert!(warnings.iter().any(|w| w.contains("`const`")));
         assert_eq!(infos[1].missing, 12);
         let m = schema.encode(&t, &mut |w| panic!("{w}")).unwrap();

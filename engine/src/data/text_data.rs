@@ -47,9 +47,9 @@ impl TextSplit {
 /// Whether `path` is a table of examples (by extension) rather than a folder.
 pub fn is_table(path: &Path) -> bool {
     path.is_file()
-        && path
-            .extension()
-            .is_some_and(|e| TABLE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
+        && path.extension().is_some_and(|e| {
+            TABLE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
+        })
 }
 
 /// Decodes text bytes: UTF-8 (a BOM is dropped), UTF-16 with a BOM, else Windows-1252.
@@ -81,7 +81,9 @@ pub fn decode(bytes: &[u8]) -> (String, Option<&'static str>) {
     }
     (
         bytes.iter().map(|&b| windows_1252(b)).collect(),
-        Some("not valid UTF-8; decoded as Windows-1252 (Latin-1), save it as UTF-8 if characters look wrong"),
+        Some(
+            "not valid UTF-8; decoded as Windows-1252 (Latin-1), save it as UTF-8 if characters look wrong",
+        ),
     )
 }
 
@@ -174,13 +176,14 @@ pub fn load(
         ));
     }
     if !unreadable.is_empty() {
-        out.split
-            .files
-            .retain(|f| !unreadable.contains(&f.path));
+        out.split.files.retain(|f| !unreadable.contains(&f.path));
         out.split.num_skipped += unreadable.len();
         out.split.issues.push(HealthIssue::warning(
             "unreadable_file",
-            format!("{} text files could not be read and were skipped", unreadable.len()),
+            format!(
+                "{} text files could not be read and were skipped",
+                unreadable.len()
+            ),
             unreadable,
         ));
     }
@@ -281,7 +284,13 @@ fn read_csv_rows(
         .map(|h| h.trim().to_string())
         .collect();
     let Some(ti) = headers.iter().position(|h| h == text) else {
-        return Err(missing_column(path, "text", text, &headers, "--text-column"));
+        return Err(missing_column(
+            path,
+            "text",
+            text,
+            &headers,
+            "--text-column",
+        ));
     };
     let li = match label {
         Some(l) => Some(
@@ -387,7 +396,11 @@ fn push_json(
         return Ok(());
     };
     let l = match label {
-        Some(name) => match obj.get(name).and_then(scalar).filter(|l| !l.trim().is_empty()) {
+        Some(name) => match obj
+            .get(name)
+            .and_then(scalar)
+            .filter(|l| !l.trim().is_empty())
+        {
             Some(l) => Some(l.trim().to_string()),
             None => {
                 if out.rows.is_empty() && skipped.is_empty() && !obj.contains_key(name) {
@@ -430,7 +443,11 @@ fn load_table(path: &Path, split: &str, columns: &Columns) -> Result<TextSplit> 
     };
     let mut empty = 0;
     for row in read.rows {
-        let Some(label) = row.label.as_ref().and_then(|l| labels.iter().position(|x| x == l)) else {
+        let Some(label) = row
+            .label
+            .as_ref()
+            .and_then(|l| labels.iter().position(|x| x == l))
+        else {
             continue;
         };
         if row.text.trim().is_empty() {
@@ -486,27 +503,50 @@ mod tests {
     fn reads_csv_json_and_jsonl_with_bad_rows_as_warnings() {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("d.csv");
-        std::fs::write(&csv, "id,body,kind\n1,\"hello, world\",a\n2,bye,\n3,\"multi\nline\",b\n").unwrap();
+        std::fs::write(
+            &csv,
+            "id,body,kind\n1,\"hello, world\",a\n2,bye,\n3,\"multi\nline\",b\n",
+        )
+        .unwrap();
         let r = read_rows(&csv, "body", Some("kind")).unwrap();
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.rows[1].text, "multi\nline");
         assert_eq!(r.issues.len(), 1, "{:?}", r.issues);
-        let e = read_rows(&csv, "text", Some("kind")).unwrap_err().to_string();
+        let e = read_rows(&csv, "text", Some("kind"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--text-column") && e.contains("body"), "{e}");
-        let e = read_rows(&csv, "body", Some("label")).unwrap_err().to_string();
+        let e = read_rows(&csv, "body", Some("label"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--target"), "{e}");
 
         let json = dir.path().join("d.json");
-        std::fs::write(&json, r#"[{"text":"a","label":1},{"text":"b","label":"x"},{"nope":1}]"#).unwrap();
+        std::fs::write(
+            &json,
+            r#"[{"text":"a","label":1},{"text":"b","label":"x"},{"nope":1}]"#,
+        )
+        .unwrap();
         let r = read_rows(&json, "text", Some("label")).unwrap();
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.rows[0].label.as_deref(), Some("1"));
         let jsonl = dir.path().join("d.jsonl");
-        std::fs::write(&jsonl, "{\"text\":\"a\",\"label\":\"p\"}\nnot json\n{\"text\":\"b\",\"label\":\"q\"}\n").unwrap();
+        std::fs::write(
+            &jsonl,
+            "{\"text\":\"a\",\"label\":\"p\"}\nnot json\n{\"text\":\"b\",\"label\":\"q\"}\n",
+        )
+        .unwrap();
         let r = read_rows(&jsonl, "text", Some("label")).unwrap();
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.issues.len(), 1);
-        let split = load(&jsonl, "train", &Columns::default(), &mut |_, _| {}, &|| Ok(())).unwrap();
+        let split = load(
+            &jsonl,
+            "train",
+            &Columns::default(),
+            &mut |_, _| {},
+            &|| Ok(()),
+        )
+        .unwrap();
         assert_eq!(split.split.labels, vec!["p", "q"]);
         assert_eq!(split.text(&split.split.files[1]), "b");
     }

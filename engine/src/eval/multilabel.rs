@@ -84,7 +84,8 @@ impl MultiLabelReport {
         let k = labels.len();
         let n = truth.len().min(probabilities.len());
         let is_true = |i: usize, c: usize| truth[i].contains(&(c as u32));
-        let predicted = |i: usize, c: usize| probabilities[i].get(c).is_some_and(|p| *p >= threshold);
+        let predicted =
+            |i: usize, c: usize| probabilities[i].get(c).is_some_and(|p| *p >= threshold);
         let mut cms = vec![[[0usize; 2]; 2]; k];
         let (mut exact, mut right) = (0usize, 0usize);
         let mut samples = Vec::with_capacity(n);
@@ -99,8 +100,14 @@ impl MultiLabelReport {
             exact += all as usize;
             samples.push(MultiLabelSample {
                 input: inputs.get(i).cloned().unwrap_or_default(),
-                labels: (0..k).filter(|&c| is_true(i, c)).map(|c| labels[c].clone()).collect(),
-                predicted: (0..k).filter(|&c| predicted(i, c)).map(|c| labels[c].clone()).collect(),
+                labels: (0..k)
+                    .filter(|&c| is_true(i, c))
+                    .map(|c| labels[c].clone())
+                    .collect(),
+                predicted: (0..k)
+                    .filter(|&c| predicted(i, c))
+                    .map(|c| labels[c].clone())
+                    .collect(),
             });
         }
         let per_class: Vec<LabelMetrics> = (0..k)
@@ -109,7 +116,9 @@ impl MultiLabelReport {
                 let (tp, fp, fn_) = (cm[1][1] as f64, cm[0][1] as f64, cm[1][0] as f64);
                 let precision = ratio(tp, tp + fp);
                 let recall = ratio(tp, tp + fn_);
-                let scores: Vec<f32> = (0..n).map(|i| probabilities[i].get(c).copied().unwrap_or(0.0)).collect();
+                let scores: Vec<f32> = (0..n)
+                    .map(|i| probabilities[i].get(c).copied().unwrap_or(0.0))
+                    .collect();
                 let t: Vec<bool> = (0..n).map(|i| is_true(i, c)).collect();
                 LabelMetrics {
                     label: labels[c].clone(),
@@ -121,11 +130,13 @@ impl MultiLabelReport {
                 }
             })
             .collect();
-        let mean = |f: &dyn Fn(&LabelMetrics) -> f64| ratio(per_class.iter().map(f).sum(), k as f64);
+        let mean =
+            |f: &dyn Fn(&LabelMetrics) -> f64| ratio(per_class.iter().map(f).sum(), k as f64);
         let (tp, fp, fn_) = cms.iter().fold((0.0, 0.0, 0.0), |(a, b, c), m| {
             (a + m[1][1] as f64, b + m[0][1] as f64, c + m[1][0] as f64)
         });
-        let with_examples: Vec<&LabelMetrics> = per_class.iter().filter(|m| m.support > 0).collect();
+        let with_examples: Vec<&LabelMetrics> =
+            per_class.iter().filter(|m| m.support > 0).collect();
         Self {
             problem_type: "multi_label_classification".into(),
             num_examples: n,

@@ -1,5 +1,5 @@
 //! Exports: safetensors with Hugging Face–style sidecars, and Core ML (`.mlmodel`).
 
 pub mod coreml;
-pub mod st;
 pub mod folder;
+pub mod st;

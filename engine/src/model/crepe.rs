@@ -61,9 +61,9 @@ impl Crepe {
 
     pub fn from_tensors(t: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
         let get = |k: &str| -> Result<Tensor> {
-            let v = t.get(k).ok_or_else(|| {
-                Error::Weights(format!("CREPE weights have no tensor `{k}`"))
-            })?;
+            let v = t
+                .get(k)
+                .ok_or_else(|| Error::Weights(format!("CREPE weights have no tensor `{k}`")))?;
             Ok(v.to_dtype(DType::F32)?.to_device(device)?)
         };
         let mut layers = Vec::new();
@@ -95,7 +95,10 @@ impl Crepe {
         }
         let pitch_head = match (layers.len(), t.contains_key("classifier.weight")) {
             (6, true) => {
-                let fc = candle_nn::Linear::new(get("classifier.weight")?, Some(get("classifier.bias")?));
+                let fc = candle_nn::Linear::new(
+                    get("classifier.weight")?,
+                    Some(get("classifier.bias")?),
+                );
                 layers.pop().map(|conv6| (conv6, fc))
             }
             _ => {
@@ -159,5 +162,7 @@ fn layer(l: &Layer, x: Tensor) -> Result<Tensor> {
     let x = l.conv.forward(&x)?.relu()?;
     let x = x.broadcast_mul(&l.scale)?.broadcast_add(&l.shift)?;
     let (n, c, t) = x.dims3()?;
-    Ok(x.narrow(2, 0, t / 2 * 2)?.reshape((n, c, t / 2, 2))?.max(3)?)
+    Ok(x.narrow(2, 0, t / 2 * 2)?
+        .reshape((n, c, t / 2, 2))?
+        .max(3)?)
 }

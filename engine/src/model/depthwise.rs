@@ -266,7 +266,13 @@ impl CustomOp3 for DepthwiseConvBias {
         s3: &candle_core::CudaStorage,
         l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::depthwise_cuda::forward(self.geometry, (s1, l1), (s2, l2), Some((s3, l3)), self.relu6)
+        super::depthwise_cuda::forward(
+            self.geometry,
+            (s1, l1),
+            (s2, l2),
+            Some((s3, l3)),
+            self.relu6,
+        )
     }
 }
 

@@ -173,7 +173,10 @@ impl Sizes {
             }
             Ok((padded - kk) / g.stride + 1)
         };
-        let int = |v: usize| i32::try_from(v).map_err(|_| candle_core::Error::Msg("depthwise conv: size too large".into()));
+        let int = |v: usize| {
+            i32::try_from(v)
+                .map_err(|_| candle_core::Error::Msg("depthwise conv: size too large".into()))
+        };
         Ok(Self {
             n: int(n)?,
             c: int(c)?,
@@ -235,7 +238,12 @@ fn launch<T: DeviceRepr + candle_core::WithDType>(
     suffix: &str,
 ) -> Result<CudaSlice<T>> {
     let (n, c, h, w) = (sz.n as usize, sz.c as usize, sz.h as usize, sz.w as usize);
-    let (ho, wo, kh, kw) = (sz.ho as usize, sz.wo as usize, sz.kh as usize, sz.kw as usize);
+    let (ho, wo, kh, kw) = (
+        sz.ho as usize,
+        sz.wo as usize,
+        sz.kh as usize,
+        sz.kw as usize,
+    );
     let (name, len, cfg) = match kind {
         Kind::Forward { .. } => ("dw_fwd", n * c * ho * wo, grid(n * c * ho * wo)),
         Kind::GradInput => ("dw_gx", n * c * h * w, grid(n * c * h * w)),
@@ -283,7 +291,15 @@ macro_rules! dispatch {
                     Some(_) => bail!("depthwise conv: bias dtype differs from the input's"),
                     None => None,
                 };
-                CudaStorageSlice::F32(launch($dev, $kind, $sz, view(a, $l1, "input")?, view(b, $l2, "kernel")?, bias, suffix)?)
+                CudaStorageSlice::F32(launch(
+                    $dev,
+                    $kind,
+                    $sz,
+                    view(a, $l1, "input")?,
+                    view(b, $l2, "kernel")?,
+                    bias,
+                    suffix,
+                )?)
             }
             (CudaStorageSlice::BF16(a), CudaStorageSlice::BF16(b)) => {
                 let bias = match $bias {
@@ -291,7 +307,15 @@ macro_rules! dispatch {
                     Some(_) => bail!("depthwise conv: bias dtype differs from the input's"),
                     None => None,
                 };
-                CudaStorageSlice::BF16(launch($dev, $kind, $sz, view(a, $l1, "input")?, view(b, $l2, "kernel")?, bias, suffix)?)
+                CudaStorageSlice::BF16(launch(
+                    $dev,
+                    $kind,
+                    $sz,
+                    view(a, $l1, "input")?,
+                    view(b, $l2, "kernel")?,
+                    bias,
+                    suffix,
+                )?)
             }
             (CudaStorageSlice::F16(a), CudaStorageSlice::F16(b)) => {
                 let bias = match $bias {
@@ -299,9 +323,19 @@ macro_rules! dispatch {
                     Some(_) => bail!("depthwise conv: bias dtype differs from the input's"),
                     None => None,
                 };
-                CudaStorageSlice::F16(launch($dev, $kind, $sz, view(a, $l1, "input")?, view(b, $l2, "kernel")?, bias, suffix)?)
+                CudaStorageSlice::F16(launch(
+                    $dev,
+                    $kind,
+                    $sz,
+                    view(a, $l1, "input")?,
+                    view(b, $l2, "kernel")?,
+                    bias,
+                    suffix,
+                )?)
             }
-            _ => bail!("depthwise conv on CUDA: both operands must be f32, bf16 or f16 of one dtype"),
+            _ => {
+                bail!("depthwise conv on CUDA: both operands must be f32, bf16 or f16 of one dtype")
+            }
         }
     }};
 }
@@ -341,7 +375,16 @@ pub fn grad_input(
     let (_, _, kh, kw) = k.1.shape().dims4()?;
     let sz = Sizes::new(g, (n, c, h, w), (kh, kw))?;
     let dev = grad.0.device();
-    let out = dispatch!(dev, Kind::GradInput, sz, grad.0, grad.1, k.0, k.1, None::<(&CudaStorageSlice, &Layout)>);
+    let out = dispatch!(
+        dev,
+        Kind::GradInput,
+        sz,
+        grad.0,
+        grad.1,
+        k.0,
+        k.1,
+        None::<(&CudaStorageSlice, &Layout)>
+    );
     Ok((wrap(out, dev), Shape::from((n, c, h, w))))
 }
 
@@ -355,6 +398,15 @@ pub fn grad_kernel(
     let dims = x.1.shape().dims4()?;
     let sz = Sizes::new(g, dims, (kh, kw))?;
     let dev = x.0.device();
-    let out = dispatch!(dev, Kind::GradKernel, sz, x.0, x.1, grad.0, grad.1, None::<(&CudaStorageSlice, &Layout)>);
+    let out = dispatch!(
+        dev,
+        Kind::GradKernel,
+        sz,
+        x.0,
+        x.1,
+        grad.0,
+        grad.1,
+        None::<(&CudaStorageSlice, &Layout)>
+    );
     Ok((wrap(out, dev), Shape::from((dims.1, 1, kh, kw))))
 }

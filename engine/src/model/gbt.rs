@@ -115,7 +115,13 @@ fn bin_matrix(x: &Matrix, edges: &[Vec<f64>], categorical: &[bool]) -> Binned {
             let e = edges.get(f).map(Vec::as_slice).unwrap_or(&[]);
             if categorical.get(f).copied().unwrap_or(false) {
                 col.iter()
-                    .map(|&v| if v.is_nan() { 254 } else { v.clamp(0.0, 254.0) as u8 })
+                    .map(|&v| {
+                        if v.is_nan() {
+                            254
+                        } else {
+                            v.clamp(0.0, 254.0) as u8
+                        }
+                    })
                     .collect()
             } else {
                 col.iter().map(|&v| gbt_tree::bin_of(v, e)).collect()
@@ -260,7 +266,11 @@ pub fn fit(
     let mut raw: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
     let mut vraw: Vec<f64> = valid
         .as_ref()
-        .map(|(vb, _)| (0..vb.num_rows).flat_map(|_| base.iter().copied()).collect())
+        .map(|(vb, _)| {
+            (0..vb.num_rows)
+                .flat_map(|_| base.iter().copied())
+                .collect()
+        })
         .unwrap_or_default();
     let tree_params = TreeParams {
         max_leaf_nodes: params.max_leaf_nodes,
@@ -430,12 +440,20 @@ mod tests {
             let c: usize = rng.random_range(0..4);
             let missing = rng.random_bool(0.05);
             let shift = if missing { 0.5 } else { (3.0 * x0).sin() };
-            y.push(shift + x1 * x1 + if c == 2 { 1.0 } else { 0.0 } + rng.random_range(-0.05..0.05));
+            y.push(
+                shift + x1 * x1 + if c == 2 { 1.0 } else { 0.0 } + rng.random_range(-0.05..0.05),
+            );
             cols[0].push(if missing { f64::NAN } else { x0 });
             cols[1].push(x1);
             cols[2].push(c as f64);
         }
-        (Matrix { columns: cols, num_rows: n }, y)
+        (
+            Matrix {
+                columns: cols,
+                num_rows: n,
+            },
+            y,
+        )
     }
 
     #[test]
@@ -467,7 +485,11 @@ mod tests {
         assert!(mse < 0.02 * var.max(0.1) + 0.005, "mse {mse} var {var}");
         assert!(rounds >= m.trees.len());
         // the noise-free category and both numbers matter; importance is spread over all three
-        assert!(m.feature_gain.iter().all(|&g| g > 0.0), "{:?}", m.feature_gain);
+        assert!(
+            m.feature_gain.iter().all(|&g| g > 0.0),
+            "{:?}",
+            m.feature_gain
+        );
         // the same seed gives the same model
         let again = fit(
             (&x, &y),
@@ -487,7 +509,15 @@ mod tests {
         // three classes by thresholds of the regression target; two classes by its sign
         let y3: Vec<f64> = y
             .iter()
-            .map(|v| if *v < 0.3 { 0.0 } else if *v < 1.0 { 1.0 } else { 2.0 })
+            .map(|v| {
+                if *v < 0.3 {
+                    0.0
+                } else if *v < 1.0 {
+                    1.0
+                } else {
+                    2.0
+                }
+            })
             .collect();
         let y2: Vec<f64> = y.iter().map(|v| f64::from(u8::from(*v > 0.6))).collect();
         for (objective, target) in [

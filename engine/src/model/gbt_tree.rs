@@ -115,7 +115,11 @@ impl Tree {
                 return n.value;
             }
             let x = row.get(n.feature).copied().unwrap_or(f64::NAN);
-            i = if n.value_goes_left(x) { n.left } else { n.right };
+            i = if n.value_goes_left(x) {
+                n.left
+            } else {
+                n.right
+            };
         }
         0.0
     }
@@ -205,8 +209,7 @@ fn histogram(binned: &Binned, grad: &[f32], hess: &[f32], rows: &[u32]) -> Vec<B
         .for_each(|(h, col)| {
             for &r in rows {
                 let r = r as usize;
-                let (Some(&b), Some(&g), Some(&hs)) = (col.get(r), grad.get(r), hess.get(r))
-                else {
+                let (Some(&b), Some(&g), Some(&hs)) = (col.get(r), grad.get(r), hess.get(r)) else {
                     continue;
                 };
                 if let Some(bin) = h.get_mut(b as usize) {
@@ -358,8 +361,10 @@ pub fn grow(
         n: s.n + 1,
     });
     let leaf_value = |s: &Sums| -params.learning_rate * s.g / (s.h + l2).max(1e-12);
-    let can_split =
-        |n: usize, depth: usize| n >= 2 * params.min_samples_leaf.max(1) && (params.max_depth == 0 || depth < params.max_depth);
+    let can_split = |n: usize, depth: usize| {
+        n >= 2 * params.min_samples_leaf.max(1)
+            && (params.max_depth == 0 || depth < params.max_depth)
+    };
     let mut tree = Tree {
         nodes: vec![Node::leaf(leaf_value(&sums), sums.n)],
     };
@@ -536,7 +541,12 @@ mod tests {
     }
 
     /// Squared-error gradients of targets `y` around 0: the best split separates the means.
-    fn fit_one(bins: Vec<Vec<u8>>, num_bins: Vec<usize>, categorical: Vec<bool>, y: &[f32]) -> Tree {
+    fn fit_one(
+        bins: Vec<Vec<u8>>,
+        num_bins: Vec<usize>,
+        categorical: Vec<bool>,
+        y: &[f32],
+    ) -> Tree {
         let n = y.len();
         let binned = Binned {
             bins,

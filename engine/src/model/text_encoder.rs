@@ -47,7 +47,9 @@ fn in_folder(dir: &Path, source: String) -> Result<EncoderFiles> {
         if !p.is_file() {
             return Err(Error::Weights(format!(
                 "the sentence encoder folder lacks {}; {HOW_TO_GET}: {}",
-                p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                p.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
                 dir.display()
             )));
         }
@@ -88,8 +90,9 @@ pub fn locate(explicit: Option<&Path>, download: bool) -> Result<EncoderFiles> {
                     "bad hub address \"{text}\"; write hf://owner/repo"
                 )));
             }
-            return from_hub(repo, true)
-                .map_err(|why| Error::Weights(format!("no sentence encoder ({why}); {HOW_TO_GET}")));
+            return from_hub(repo, true).map_err(|why| {
+                Error::Weights(format!("no sentence encoder ({why}); {HOW_TO_GET}"))
+            });
         }
         if path.is_dir() {
             return in_folder(path, path.display().to_string());
@@ -257,10 +260,17 @@ mod tests {
     fn missing_encoder_says_how_to_get_one() {
         let dir = tempfile::tempdir().unwrap();
         let e = locate(Some(dir.path()), false).unwrap_err().to_string();
-        assert!(e.contains("fetch-minilm.sh") && e.contains("model.safetensors"), "{e}");
-        let e = locate(Some(&dir.path().join("nope")), false).unwrap_err().to_string();
+        assert!(
+            e.contains("fetch-minilm.sh") && e.contains("model.safetensors"),
+            "{e}"
+        );
+        let e = locate(Some(&dir.path().join("nope")), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no sentence encoder"), "{e}");
-        let e = locate(Some(Path::new("hf://one")), false).unwrap_err().to_string();
+        let e = locate(Some(Path::new("hf://one")), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("hf://owner/repo"), "{e}");
     }
 }

@@ -421,7 +421,13 @@ pub(crate) fn extract_features(
                     }
                 }
             })
-            .map_err(|e| Error::io("starting the image decoding thread", ctx.run_dir.checkpoints(), e))?;
+            .map_err(|e| {
+                Error::io(
+                    "starting the image decoding thread",
+                    ctx.run_dir.checkpoints(),
+                    e,
+                )
+            })?;
         for (chunk, decoded) in chunks.iter().zip(rx.iter()) {
             ctx.check()?;
             let mut rows = Vec::new();

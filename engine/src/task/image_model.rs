@@ -318,9 +318,11 @@ impl ImageModel {
             std: triple("image_std")?,
         };
         let multi_label = match config["problem_type"].as_str() {
-            Some("multi_label_classification") => {
-                Some(config["threshold"].as_f64().ok_or_else(|| bad("threshold"))? as f32)
-            }
+            Some("multi_label_classification") => Some(
+                config["threshold"]
+                    .as_f64()
+                    .ok_or_else(|| bad("threshold"))? as f32,
+            ),
             _ => None,
         };
         Ok(Self {
@@ -442,19 +444,26 @@ impl Model for ImageModel {
     fn predict(&self, inputs: &[String], progress: ScanProgress<'_>) -> Vec<Result<Prediction>> {
         let paths: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
         let multi = self.multi_label;
-        predict_files_as(&self.backbone, &self.head, &self.device, &paths, multi.is_some(), progress)
-            .into_iter()
-            .zip(inputs)
-            .map(|(r, input)| {
-                r.map(|p| {
-                    let pred = Prediction::from_probabilities(input.clone(), &self.labels, &p);
-                    match multi {
-                        Some(t) => pred.with_labels_at(t),
-                        None => pred,
-                    }
-                })
+        predict_files_as(
+            &self.backbone,
+            &self.head,
+            &self.device,
+            &paths,
+            multi.is_some(),
+            progress,
+        )
+        .into_iter()
+        .zip(inputs)
+        .map(|(r, input)| {
+            r.map(|p| {
+                let pred = Prediction::from_probabilities(input.clone(), &self.labels, &p);
+                match multi {
+                    Some(t) => pred.with_labels_at(t),
+                    None => pred,
+                }
             })
-            .collect()
+        })
+        .collect()
     }
 
     fn evaluate(
@@ -522,7 +531,9 @@ pub fn imagenet_probabilities(backbone: &Backbone, image: &[u8]) -> Result<Vec<f
         .map(|t| t.device().clone())
         .unwrap_or(Device::Cpu);
     let x = Tensor::from_vec(x, (1, 3, pre.height as usize, pre.width as usize), &device)?;
-    let f = backbone.features(&x, false)?.to_dtype(candle_core::DType::F32)?;
+    let f = backbone
+        .features(&x, false)?
+        .to_dtype(candle_core::DType::F32)?;
     let p = candle_nn::ops::softmax(&fc.forward(&f)?, D::Minus1)?;
     Ok(p.squeeze(0)?.to_vec1::<f32>()?)
 }

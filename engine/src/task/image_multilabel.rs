@@ -75,7 +75,14 @@ impl Task for MultiLabelImageClassification {
         control: &Control,
     ) -> Result<DatasetSummary> {
         let p = ImageParams::from_resolved(params);
-        Ok(scan_multilabel(data, &labels_file(params), p.validation_split, progress, control)?.summary)
+        Ok(scan_multilabel(
+            data,
+            &labels_file(params),
+            p.validation_split,
+            progress,
+            control,
+        )?
+        .summary)
     }
 
     fn train(&self, ctx: &RunContext) -> Result<PathBuf> {
@@ -104,13 +111,20 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     )?;
     for issue in &splits.summary.issues {
         if issue.severity == Severity::Warning {
-            ctx.warn(issue.message.clone(), issue.paths.first().map(PathBuf::as_path));
+            ctx.warn(
+                issue.message.clone(),
+                issue.paths.first().map(PathBuf::as_path),
+            );
         }
     }
     if let Some(e) = splits.summary.errors().next() {
         return Err(Error::Data {
             message: e.message.clone(),
-            path: e.paths.first().cloned().unwrap_or_else(|| data.train.clone()),
+            path: e
+                .paths
+                .first()
+                .cloned()
+                .unwrap_or_else(|| data.train.clone()),
         });
     }
     ctx.emit(Event::Data {
@@ -119,19 +133,45 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         num_test: splits.test.len(),
         labels: splits.labels.clone(),
     });
-    let weights = p.weights.as_ref().map(|w| ctx.project.resolve(w)).or(ctx.options.weights.clone());
-    let mut backbone = Backbone::load(&p.backbone, p.image_size, weights.as_deref(), 0, &ctx.device)?;
+    let weights = p
+        .weights
+        .as_ref()
+        .map(|w| ctx.project.resolve(w))
+        .or(ctx.options.weights.clone());
+    let mut backbone = Backbone::load(
+        &p.backbone,
+        p.image_size,
+        weights.as_deref(),
+        0,
+        &ctx.device,
+    )?;
     backbone.set_precision(crate::device::precision(&p.precision, &ctx.device)?)?;
 
     let mut items = Vec::new();
     for f in &splits.train {
-        items.push(Item { file: f, part: Part::Train, augmentation: None });
+        items.push(Item {
+            file: f,
+            part: Part::Train,
+            augmentation: None,
+        });
         for a in &p.augmentations {
-            items.push(Item { file: f, part: Part::Train, augmentation: Some(*a) });
+            items.push(Item {
+                file: f,
+                part: Part::Train,
+                augmentation: Some(*a),
+            });
         }
     }
-    items.extend(splits.validation.iter().map(|f| Item { file: f, part: Part::Validation, augmentation: None }));
-    items.extend(splits.test.iter().map(|f| Item { file: f, part: Part::Test, augmentation: None }));
+    items.extend(splits.validation.iter().map(|f| Item {
+        file: f,
+        part: Part::Validation,
+        augmentation: None,
+    }));
+    items.extend(splits.test.iter().map(|f| Item {
+        file: f,
+        part: Part::Test,
+        augmentation: None,
+    }));
     let batch = match p.extraction_batch_size {
         0 if ctx.device.is_cpu() => 32,
         0 => 256,
@@ -139,13 +179,21 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     };
     let features = extract_features(ctx, &backbone, &items, batch)?;
     let k = splits.labels.len();
-    let mut sets = [Features::new(backbone.feature_dim), Features::new(backbone.feature_dim), Features::new(backbone.feature_dim)];
+    let mut sets = [
+        Features::new(backbone.feature_dim),
+        Features::new(backbone.feature_dim),
+        Features::new(backbone.feature_dim),
+    ];
     let mut inputs: [Vec<PathBuf>; 3] = Default::default();
     let mut truths: [Vec<Vec<u32>>; 3] = Default::default();
     for (item, feature) in items.iter().zip(&features) {
         let Some(row) = feature else { continue };
         let slot = item.part as usize;
-        let target = splits.targets.get(&item.file.path).cloned().unwrap_or_default();
+        let target = splits
+            .targets
+            .get(&item.file.path)
+            .cloned()
+            .unwrap_or_default();
         sets[slot].push_multi(row, &target, k);
         if item.augmentation.is_none() {
             inputs[slot].push(item.file.path.clone());
@@ -171,7 +219,13 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         }
         let mut phase = ctx.phase(Phase::Evaluating, set.len() as u64);
         let probs = outcome.probabilities(set, &ctx.device)?;
-        let r = MultiLabelReport::compute(&splits.labels, &truths[slot], &probs, &inputs[slot], threshold);
+        let r = MultiLabelReport::compute(
+            &splits.labels,
+            &truths[slot],
+            &probs,
+            &inputs[slot],
+            threshold,
+        );
         ctx.emit(Event::Evaluated {
             split: name.into(),
             num_examples: r.num_examples,
@@ -186,8 +240,21 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         best_epoch: outcome.best_epoch,
         stopped_early: outcome.stopped_early,
     };
-    let MultiLabelSplits { labels, train, validation, test, summary: data_summary, .. } = splits;
-    let as_image_splits = ImageSplits { labels, train, validation, test, summary: data_summary };
+    let MultiLabelSplits {
+        labels,
+        train,
+        validation,
+        test,
+        summary: data_summary,
+        ..
+    } = splits;
+    let as_image_splits = ImageSplits {
+        labels,
+        train,
+        validation,
+        test,
+        summary: data_summary,
+    };
     let exported = ExportedImageModel {
         backbone: &backbone,
         head: &outcome.head,
@@ -198,13 +265,19 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     };
     // The shared writer makes report.json, the curves and the model folder; the multi-label
     // evaluation then replaces its (empty) single-label evaluation section.
-    let model_dir = image_model::write_run_outputs(ctx, &exported, &as_image_splits, &summary, &[])?;
+    let model_dir =
+        image_model::write_run_outputs(ctx, &exported, &as_image_splits, &summary, &[])?;
     let report_path = ctx.run_dir.report_json();
     let mut report: serde_json::Value = crate::fsutil::read_json(&report_path)?;
     report["problem_type"] = "multi_label_classification".into();
     report["evaluation"] = reports
         .iter()
-        .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v).map_err(|e| Error::Unsupported(e.to_string()))?)))
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                serde_json::to_value(v).map_err(|e| Error::Unsupported(e.to_string()))?,
+            ))
+        })
         .collect::<Result<serde_json::Map<_, _>>>()?
         .into();
     crate::fsutil::write_json(&report_path, &report)?;
@@ -225,14 +298,21 @@ pub fn evaluate_folder(
     warn: &mut dyn FnMut(String),
 ) -> Result<Evaluation> {
     let never = || Ok(());
-    let name = if data.join("labels.csv").is_file() || !data.join("labels.json").is_file() { "labels.csv" } else { "labels.json" };
+    let name = if data.join("labels.csv").is_file() || !data.join("labels.json").is_file() {
+        "labels.csv"
+    } else {
+        "labels.json"
+    };
     let folder = scan_folder(data, name, "evaluation", &mut |_, _| {}, &never)?;
     for issue in &folder.split.issues {
         warn(issue.line());
     }
     let paths: Vec<PathBuf> = folder.split.files.iter().map(|f| f.path.clone()).collect();
     if paths.is_empty() {
-        return Err(Error::data("no readable images listed in the labels file", data.join(name)));
+        return Err(Error::data(
+            "no readable images listed in the labels file",
+            data.join(name),
+        ));
     }
     let results = image_model::predict_files_as(backbone, head, device, &paths, true, progress);
     let (mut truth, mut probs, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
@@ -240,12 +320,20 @@ pub fn evaluate_folder(
         match r {
             Ok(p) => {
                 let names = folder.names.get(path).cloned().unwrap_or_default();
-                truth.push(names.iter().filter_map(|n| labels.iter().position(|l| l == n)).map(|i| i as u32).collect());
+                truth.push(
+                    names
+                        .iter()
+                        .filter_map(|n| labels.iter().position(|l| l == n))
+                        .map(|i| i as u32)
+                        .collect(),
+                );
                 probs.push(p);
                 inputs.push(path.clone());
             }
             Err(e) => warn(format!("{e}; skipped")),
         }
     }
-    Ok(Evaluation::MultiLabel(MultiLabelReport::compute(labels, &truth, &probs, &inputs, threshold)))
+    Ok(Evaluation::MultiLabel(MultiLabelReport::compute(
+        labels, &truth, &probs, &inputs, threshold,
+    )))
 }

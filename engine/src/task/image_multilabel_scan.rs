@@ -36,7 +36,11 @@ pub struct MultiLabelSplits {
 /// Where the labels file of `root` is: `labels_file` relative to the folder, or absolute.
 pub fn labels_path(root: &Path, labels_file: &str) -> PathBuf {
     let p = Path::new(labels_file);
-    if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
 }
 
 /// Scans `root` with its labels file.
@@ -48,12 +52,17 @@ pub fn scan_folder(
     check: &dyn Fn() -> Result<()>,
 ) -> Result<MultiLabelFolder> {
     if !root.is_dir() {
-        return Err(Error::data("no such folder; give the folder that holds the images and the labels file", root));
+        return Err(Error::data(
+            "no such folder; give the folder that holds the images and the labels file",
+            root,
+        ));
     }
     let path = labels_path(root, labels_file_name);
     if !path.is_file() {
         return Err(Error::data(
-            format!("no labels file here; write {labels_file_name} (a CSV with columns `image,labels`, labels separated by `;`) or set labels_file"),
+            format!(
+                "no labels file here; write {labels_file_name} (a CSV with columns `image,labels`, labels separated by `;`) or set labels_file"
+            ),
             path,
         ));
     }
@@ -79,14 +88,22 @@ pub fn scan_folder(
     if !missing.is_empty() {
         issues.push(HealthIssue::warning(
             "missing_image",
-            format!("{} entries of {} name images that do not exist; they were skipped", missing.len(), path.display()),
+            format!(
+                "{} entries of {} name images that do not exist; they were skipped",
+                missing.len(),
+                path.display()
+            ),
             missing,
         ));
     }
     if !repeated.is_empty() {
         issues.push(HealthIssue::warning(
             "repeated_entry",
-            format!("{} images appear more than once in {}; the first entry was used", repeated.len(), path.display()),
+            format!(
+                "{} images appear more than once in {}; the first entry was used",
+                repeated.len(),
+                path.display()
+            ),
             repeated,
         ));
     }
@@ -117,20 +134,45 @@ pub fn scan_folder(
 
 fn is_image_name(p: &Path) -> bool {
     p.extension().is_some_and(|e| {
-        crate::data::image_decode::IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
+        crate::data::image_decode::IMAGE_EXTENSIONS
+            .contains(&e.to_string_lossy().to_lowercase().as_str())
     })
 }
 
-fn split_summary(name: &str, root: &Path, files: &[LabeledFile], targets: &HashMap<PathBuf, Vec<u32>>, labels: &[String], skipped: usize) -> SplitSummary {
+fn split_summary(
+    name: &str,
+    root: &Path,
+    files: &[LabeledFile],
+    targets: &HashMap<PathBuf, Vec<u32>>,
+    labels: &[String],
+    skipped: usize,
+) -> SplitSummary {
     let classes = labels
         .iter()
         .enumerate()
         .map(|(i, label)| {
-            let of: Vec<&LabeledFile> = files.iter().filter(|f| targets.get(&f.path).is_some_and(|t| t.contains(&(i as u32)))).collect();
-            ClassCount { label: label.clone(), count: of.len(), examples: of.iter().take(8).map(|f| f.path.clone()).collect() }
+            let of: Vec<&LabeledFile> = files
+                .iter()
+                .filter(|f| {
+                    targets
+                        .get(&f.path)
+                        .is_some_and(|t| t.contains(&(i as u32)))
+                })
+                .collect();
+            ClassCount {
+                label: label.clone(),
+                count: of.len(),
+                examples: of.iter().take(8).map(|f| f.path.clone()).collect(),
+            }
         })
         .collect();
-    SplitSummary { name: name.into(), root: root.to_path_buf(), classes, num_examples: files.len(), num_skipped: skipped }
+    SplitSummary {
+        name: name.into(),
+        root: root.to_path_buf(),
+        classes,
+        num_examples: files.len(),
+        num_skipped: skipped,
+    }
 }
 
 /// Scans train (and validation / test folders, each with its own labels file of the same name),
@@ -142,17 +184,49 @@ pub fn scan_multilabel(
     progress: ScanProgress<'_>,
     control: &Control,
 ) -> Result<MultiLabelSplits> {
-    let check = || if control.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) };
-    let mut scan = |root: &Path, name: &str| scan_folder(root, labels_file_name, name, &mut |d, t| progress(d as u64, t as u64), &check);
+    let check = || {
+        if control.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    let mut scan = |root: &Path, name: &str| {
+        scan_folder(
+            root,
+            labels_file_name,
+            name,
+            &mut |d, t| progress(d as u64, t as u64),
+            &check,
+        )
+    };
     let train = scan(&data.train, "train")?;
-    let validation = data.validation.as_ref().map(|p| scan(p, "validation")).transpose()?;
+    let validation = data
+        .validation
+        .as_ref()
+        .map(|p| scan(p, "validation"))
+        .transpose()?;
     let test = data.test.as_ref().map(|p| scan(p, "test")).transpose()?;
 
-    let labels: Vec<String> = train.names.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
-    let index: HashMap<&str, u32> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
+    let labels: Vec<String> = train
+        .names
+        .values()
+        .flatten()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let index: HashMap<&str, u32> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i as u32))
+        .collect();
     let mut targets = HashMap::new();
     let mut unknown: BTreeSet<String> = BTreeSet::new();
-    for folder in std::iter::once(&train).chain(validation.iter()).chain(test.iter()) {
+    for folder in std::iter::once(&train)
+        .chain(validation.iter())
+        .chain(test.iter())
+    {
         for (path, names) in &folder.names {
             let mut t: Vec<u32> = Vec::new();
             for n in names {
@@ -176,12 +250,24 @@ pub fn scan_multilabel(
     if !unknown.is_empty() {
         issues.push(HealthIssue::warning(
             "unknown_label",
-            format!("labels not in the training data were ignored in validation/test: {}", unknown.into_iter().collect::<Vec<_>>().join(", ")),
+            format!(
+                "labels not in the training data were ignored in validation/test: {}",
+                unknown.into_iter().collect::<Vec<_>>().join(", ")
+            ),
             vec![],
         ));
     }
     for (i, l) in labels.iter().enumerate() {
-        let n = train.split.files.iter().filter(|f| targets.get(&f.path).is_some_and(|t| t.contains(&(i as u32)))).count();
+        let n = train
+            .split
+            .files
+            .iter()
+            .filter(|f| {
+                targets
+                    .get(&f.path)
+                    .is_some_and(|t| t.contains(&(i as u32)))
+            })
+            .count();
         if n < 2 {
             issues.push(HealthIssue::error(
                 "too_few_examples",
@@ -190,7 +276,11 @@ pub fn scan_multilabel(
             ));
         }
     }
-    let others: Vec<&ScannedSplit> = validation.iter().chain(test.iter()).map(|f| &f.split).collect();
+    let others: Vec<&ScannedSplit> = validation
+        .iter()
+        .chain(test.iter())
+        .map(|f| &f.split)
+        .collect();
     issues.extend(health::file_checks(&train.split, &others));
 
     let (train_files, validation_files) = match &validation {
@@ -200,21 +290,59 @@ pub fn scan_multilabel(
             files.sort_by(|a, b| a.path.cmp(&b.path));
             let mut rng = rand::rngs::StdRng::seed_from_u64(data.seed ^ 0x5EED_5917);
             files.shuffle(&mut rng);
-            let n_val = if files.len() >= 10 { ((files.len() as f64) * validation_split).round() as usize } else { 0 };
+            let n_val = if files.len() >= 10 {
+                ((files.len() as f64) * validation_split).round() as usize
+            } else {
+                0
+            };
             let val = files.split_off(files.len() - n_val);
             (files, val)
         }
     };
-    let mut splits = vec![split_summary("train", &data.train, &train_files, &targets, &labels, train.split.num_skipped)];
+    let mut splits = vec![split_summary(
+        "train",
+        &data.train,
+        &train_files,
+        &targets,
+        &labels,
+        train.split.num_skipped,
+    )];
     if !validation_files.is_empty() {
-        let name = if validation.is_some() { "validation" } else { "validation (automatic split)" };
-        let root = data.validation.clone().unwrap_or_else(|| data.train.clone());
-        splits.push(split_summary(name, &root, &validation_files, &targets, &labels, 0));
+        let name = if validation.is_some() {
+            "validation"
+        } else {
+            "validation (automatic split)"
+        };
+        let root = data
+            .validation
+            .clone()
+            .unwrap_or_else(|| data.train.clone());
+        splits.push(split_summary(
+            name,
+            &root,
+            &validation_files,
+            &targets,
+            &labels,
+            0,
+        ));
     }
     if let (Some(t), Some(root)) = (&test, &data.test) {
-        splits.push(split_summary("test", root, &t.split.files, &targets, &labels, t.split.num_skipped));
+        splits.push(split_summary(
+            "test",
+            root,
+            &t.split.files,
+            &targets,
+            &labels,
+            t.split.num_skipped,
+        ));
     }
-    let summary = DatasetSummary { kind: DataKind::Images, labels: labels.clone(), splits, issues, facts: Default::default() };
+    let summary = DatasetSummary {
+        kind: DataKind::Images,
+        labels: labels.clone(),
+        splits,
+        issues,
+        facts: Default::default(),
+    };
     Ok(MultiLabelSplits {
         labels,
         train: train_files,

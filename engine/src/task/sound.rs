@@ -17,11 +17,11 @@ use crate::model::crepe::Crepe;
 use crate::model::head::Head;
 use crate::params::{ParamSpec, ResolvedParams};
 use crate::task::sound_model::{self, SoundModel, SoundNet, TransferNet};
-use crate::task::sound_transfer;
 pub use crate::task::sound_params::{SoundParams, param_specs};
+use crate::task::sound_transfer;
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::train::feature_cache::FeatureCache;
-use crate::train::fit::{self as train_fit, FitConfig, Features};
+use crate::train::fit::{self as train_fit, Features, FitConfig};
 use crate::train::optim::{AdamW, cosine_lr};
 use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
 use candle_core::{D, DType, Device, Tensor, Var};
@@ -275,9 +275,33 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     let waves = p.algorithm != "cnn";
     let mut phase = ctx.phase(Phase::ExtractingFeatures, total);
     let mut done = 0;
-    let train_clips = decode_clips(ctx, &mel, &splits.train, true, max_train, &mut done, &mut phase)?;
-    let val_clips = decode_clips(ctx, &mel, &splits.validation, waves, usize::MAX, &mut done, &mut phase)?;
-    let test_clips = decode_clips(ctx, &mel, &splits.test, waves, usize::MAX, &mut done, &mut phase)?;
+    let train_clips = decode_clips(
+        ctx,
+        &mel,
+        &splits.train,
+        true,
+        max_train,
+        &mut done,
+        &mut phase,
+    )?;
+    let val_clips = decode_clips(
+        ctx,
+        &mel,
+        &splits.validation,
+        waves,
+        usize::MAX,
+        &mut done,
+        &mut phase,
+    )?;
+    let test_clips = decode_clips(
+        ctx,
+        &mel,
+        &splits.test,
+        waves,
+        usize::MAX,
+        &mut done,
+        &mut phase,
+    )?;
     if train_clips.is_empty() {
         return Err(Error::data(
             "no training sound file could be decoded; check the warnings above",
@@ -293,10 +317,24 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
 
     let mut candidates: Vec<Trained> = Vec::new();
     if p.algorithm != "transfer" {
-        candidates.push(train_cnn(ctx, &p, mel, splits.labels.len(), &train_clips, &val_clips)?);
+        candidates.push(train_cnn(
+            ctx,
+            &p,
+            mel,
+            splits.labels.len(),
+            &train_clips,
+            &val_clips,
+        )?);
     }
     if p.algorithm == "transfer" || (p.algorithm == "auto" && !val_clips.is_empty()) {
-        let t = sound_transfer_train(ctx, &p, splits.labels.len(), &train_clips, &val_clips, &test_clips)?;
+        let t = sound_transfer_train(
+            ctx,
+            &p,
+            splits.labels.len(),
+            &train_clips,
+            &val_clips,
+            &test_clips,
+        )?;
         candidates.push(t);
     }
     // The best validation accuracy wins (the CNN on ties: it needs no encoder).
@@ -358,7 +396,10 @@ pub(crate) struct Trained {
 }
 
 pub(crate) enum TrainedModel {
-    Cnn { net: SoundNet, varmap: VarMap },
+    Cnn {
+        net: SoundNet,
+        varmap: VarMap,
+    },
     /// The transfer model and its per-window probabilities of the validation and test clips.
     Transfer {
         net: TransferNet,
@@ -472,13 +513,17 @@ fn sound_transfer_train(
     }
     jobs.extend(val_clips.iter().map(|c| (1, c, false)));
     jobs.extend(test_clips.iter().map(|c| (2, c, false)));
-    let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, sound_transfer::FEATURE_DIM) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            ctx.warn(format!("feature cache unavailable, features will not be reused ({e})"), None);
-            None
-        }
-    };
+    let mut cache =
+        match FeatureCache::open(&ctx.cache_dir(), &signature, sound_transfer::FEATURE_DIM) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                ctx.warn(
+                    format!("feature cache unavailable, features will not be reused ({e})"),
+                    None,
+                );
+                None
+            }
+        };
     let mut phase = ctx.phase(Phase::ExtractingFeatures, jobs.len() as u64);
     let mut reused = 0usize;
     let mut sets = [
@@ -501,13 +546,23 @@ fn sound_transfer_train(
             clip.wave.clone()
         };
         let windows = sound_transfer::sample_windows(&wave, window, window_hop);
-        let variant = |i: usize| format!("{}{i}/{}", if *augmented { format!("aug{seed}/") } else { String::new() }, windows.len());
+        let variant = |i: usize| {
+            format!(
+                "{}{i}/{}",
+                if *augmented {
+                    format!("aug{seed}/")
+                } else {
+                    String::new()
+                },
+                windows.len()
+            )
+        };
         let keys: Vec<[u8; 32]> = (0..windows.len())
             .map(|i| FeatureCache::key(&signature, &content, &variant(i)))
             .collect();
-        let cached: Option<Vec<Vec<f32>>> = cache.as_ref().and_then(|c| {
-            keys.iter().map(|k| c.get(k).map(<[f32]>::to_vec)).collect()
-        });
+        let cached: Option<Vec<Vec<f32>>> = cache
+            .as_ref()
+            .and_then(|c| keys.iter().map(|k| c.get(k).map(<[f32]>::to_vec)).collect());
         let feats = match cached {
             Some(f) => {
                 reused += f.len();
@@ -519,7 +574,12 @@ fn sound_transfer_train(
                     let fresh: Vec<([u8; 32], Vec<f32>)> =
                         keys.iter().copied().zip(f.iter().cloned()).collect();
                     if let Err(e) = c.insert_many(&fresh) {
-                        ctx.warn(format!("could not write the feature cache, continuing without it ({e})"), None);
+                        ctx.warn(
+                            format!(
+                                "could not write the feature cache, continuing without it ({e})"
+                            ),
+                            None,
+                        );
                         cache = None;
                     }
                 }
@@ -537,7 +597,9 @@ fn sound_transfer_train(
         }
         phase.set(j as u64 + 1);
     }
-    if reused > 0 && let Some(c) = cache.as_ref() {
+    if reused > 0
+        && let Some(c) = cache.as_ref()
+    {
         ctx.emit(Event::Cache {
             reused,
             total: total_windows,
@@ -576,7 +638,8 @@ fn sound_transfer_train(
     };
     let validation_probs = per_file(&val_set, &owners[1], val_clips.len())?;
     let test_probs = per_file(&test_set, &owners[2], test_clips.len())?;
-    let validation_accuracy = (!val_clips.is_empty()).then(|| accuracy(&validation_probs, val_clips));
+    let validation_accuracy =
+        (!val_clips.is_empty()).then(|| accuracy(&validation_probs, val_clips));
     let raw: HashMap<String, Tensor> = outcome
         .head
         .export_tensors(&outcome.mean, &outcome.std)?
@@ -780,7 +843,10 @@ fn fit(
             .get("history")
             .and_then(|h| serde_json::from_str(h).ok())
             .unwrap_or_default();
-        bad_epochs = meta.get("bad_epochs").and_then(|e| e.parse().ok()).unwrap_or(0);
+        bad_epochs = meta
+            .get("bad_epochs")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
         if best_path.exists() {
             let (bt, bm) = st::load(&best_path, &ctx.device)?;
             let num = |k: &str| bm.get(k).and_then(|v| v.parse::<f64>().ok());

@@ -362,7 +362,10 @@ impl SoundModel {
                     .map_err(|e| Error::model(format!("{e}"), &weights))?;
                 let enc: HashMap<String, Tensor> = tensors
                     .iter()
-                    .filter_map(|(k, v)| k.strip_prefix("encoder.").map(|n| (n.to_string(), v.clone())))
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix("encoder.")
+                            .map(|n| (n.to_string(), v.clone()))
+                    })
                     .collect();
                 let encoder = Crepe::from_tensors(&enc, device)
                     .map_err(|e| Error::model(format!("{e}"), &weights))?;
@@ -392,9 +395,9 @@ impl Model for SoundModel {
         for input in inputs {
             let path = Path::new(input);
             let r = if path.is_file() {
-                self.net.predict_file(path).map(|(p, _)| {
-                    Prediction::from_probabilities(input.clone(), &self.labels, &p)
-                })
+                self.net
+                    .predict_file(path)
+                    .map(|(p, _)| Prediction::from_probabilities(input.clone(), &self.labels, &p))
             } else {
                 Err(Error::data("no such sound file", path))
             };

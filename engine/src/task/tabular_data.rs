@@ -127,10 +127,7 @@ pub fn targets(
     discover: bool,
     warn: &mut dyn FnMut(String),
 ) -> Result<Vec<Option<f64>>> {
-    let Some(col) = table
-        .column_index(target)
-        .and_then(|c| table.cells.get(c))
-    else {
+    let Some(col) = table.column_index(target).and_then(|c| table.cells.get(c)) else {
         return Err(Error::data(
             format!(
                 "no column `{target}` (the model's target) in this table; the columns are: {}",
@@ -310,9 +307,7 @@ pub fn load(
     let mut warnings: Vec<(&str, String, PathBuf)> = Vec::new();
     let (schema, columns) = {
         let to = push("column", &path);
-        table_schema::infer(&train_table, &target, ignore, &mut |w| {
-            warnings.push(to(w))
-        })?
+        table_schema::infer(&train_table, &target, ignore, &mut |w| warnings.push(to(w)))?
     };
     let mut labels = Vec::new();
     let y = {
@@ -460,7 +455,10 @@ impl TableData {
         let mut facts = BTreeMap::new();
         facts.insert("target".into(), self.target.clone());
         for c in &self.columns {
-            let mut fact = format!("{} ({} distinct, {} missing)", c.role, c.distinct, c.missing);
+            let mut fact = format!(
+                "{} ({} distinct, {} missing)",
+                c.role, c.distinct, c.missing
+            );
             if !c.note.is_empty() {
                 fact += &format!(": {}", c.note);
             }

@@ -130,16 +130,34 @@ impl TabularModel {
                     }
                 }
                 let nodes = feature.len();
-                out.push(("trees.base_score".into(), Tensor::new(m.base.as_slice(), &cpu)?));
-                out.push(("trees.tree_offsets".into(), Tensor::new(offsets.as_slice(), &cpu)?));
-                out.push(("trees.tree_output".into(), Tensor::new(outputs.as_slice(), &cpu)?));
-                out.push(("trees.feature".into(), Tensor::new(feature.as_slice(), &cpu)?));
-                out.push(("trees.threshold".into(), Tensor::new(threshold.as_slice(), &cpu)?));
+                out.push((
+                    "trees.base_score".into(),
+                    Tensor::new(m.base.as_slice(), &cpu)?,
+                ));
+                out.push((
+                    "trees.tree_offsets".into(),
+                    Tensor::new(offsets.as_slice(), &cpu)?,
+                ));
+                out.push((
+                    "trees.tree_output".into(),
+                    Tensor::new(outputs.as_slice(), &cpu)?,
+                ));
+                out.push((
+                    "trees.feature".into(),
+                    Tensor::new(feature.as_slice(), &cpu)?,
+                ));
+                out.push((
+                    "trees.threshold".into(),
+                    Tensor::new(threshold.as_slice(), &cpu)?,
+                ));
                 out.push((
                     "trees.missing_left".into(),
                     Tensor::new(missing_left.as_slice(), &cpu)?,
                 ));
-                out.push(("trees.is_categorical".into(), Tensor::new(is_cat.as_slice(), &cpu)?));
+                out.push((
+                    "trees.is_categorical".into(),
+                    Tensor::new(is_cat.as_slice(), &cpu)?,
+                ));
                 out.push(("trees.left".into(), Tensor::new(left.as_slice(), &cpu)?));
                 out.push(("trees.right".into(), Tensor::new(right.as_slice(), &cpu)?));
                 out.push(("trees.value".into(), Tensor::new(value.as_slice(), &cpu)?));
@@ -172,18 +190,18 @@ impl TabularModel {
             .enumerate()
             .map(|(i, l)| (i.to_string(), l))
             .collect();
-        let label2id: BTreeMap<&String, usize> =
-            self.labels.iter().enumerate().map(|(i, l)| (l, i)).collect();
+        let label2id: BTreeMap<&String, usize> = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l, i))
+            .collect();
         let (model_type, output) = match (self.kind, &self.fitted) {
             (TargetKind::Regression, _) => ("lathe_tabular_regressor", "the predicted number"),
-            (TargetKind::Classification, Fitted::Trees(m))
-                if m.objective == Objective::Binary =>
-            {
-                (
-                    "lathe_tabular_classifier",
-                    "one score s: P(id2label[1]) = sigmoid(s), P(id2label[0]) = 1 − sigmoid(s)",
-                )
-            }
+            (TargetKind::Classification, Fitted::Trees(m)) if m.objective == Objective::Binary => (
+                "lathe_tabular_classifier",
+                "one score s: P(id2label[1]) = sigmoid(s), P(id2label[0]) = 1 − sigmoid(s)",
+            ),
             (TargetKind::Classification, _) => (
                 "lathe_tabular_classifier",
                 "one score per class: probabilities = softmax(scores)",
@@ -236,8 +254,8 @@ impl TabularModel {
             _ => return Err(bad("lathe.task")),
         };
         let target = config["target"].as_str().ok_or_else(|| bad("target"))?;
-        let features = serde_json::from_value(config["features"].clone())
-            .map_err(|_| bad("features"))?;
+        let features =
+            serde_json::from_value(config["features"].clone()).map_err(|_| bad("features"))?;
         let schema = Schema { features };
         let mut labels = vec![String::new(); config["num_labels"].as_u64().unwrap_or(0) as usize];
         if let Some(map) = config["id2label"].as_object() {
@@ -270,7 +288,11 @@ impl TabularModel {
                     ));
                 }
                 Fitted::Linear(Glm {
-                    classes: if kind == TargetKind::Regression { 0 } else { outputs },
+                    classes: if kind == TargetKind::Regression {
+                        0
+                    } else {
+                        outputs
+                    },
                     dim,
                     weight,
                     bias,
@@ -304,7 +326,12 @@ fn vec1_i64(t: &HashMap<String, Tensor>, name: &str, path: &Path) -> Result<Vec<
 
 /// Rebuilds the trees from their flat node arrays.
 fn trees_from(t: &HashMap<String, Tensor>, objective: Objective, path: &Path) -> Result<Gbt> {
-    let damaged = || Error::model("the tree tensors are inconsistent; re-export the model", path);
+    let damaged = || {
+        Error::model(
+            "the tree tensors are inconsistent; re-export the model",
+            path,
+        )
+    };
     let offsets = vec1_i64(t, "trees.tree_offsets", path)?;
     let outputs = vec1_i64(t, "trees.tree_output", path)?;
     let feature = vec1_i64(t, "trees.feature", path)?;
@@ -322,9 +349,16 @@ fn trees_from(t: &HashMap<String, Tensor>, objective: Objective, path: &Path) ->
     let feature_gain = vec1_f64(t, "trees.feature_gain", path).unwrap_or_default();
     let k = objective.outputs();
     let n = feature.len();
-    if [threshold.len(), missing_left.len(), is_cat.len(), left.len(), right.len(), value.len()]
-        .iter()
-        .any(|&l| l != n)
+    if [
+        threshold.len(),
+        missing_left.len(),
+        is_cat.len(),
+        left.len(),
+        right.len(),
+        value.len(),
+    ]
+    .iter()
+    .any(|&l| l != n)
         || cats.len() != n * 8
         || base.len() != k
         || outputs.len() + 1 != offsets.len()
@@ -468,7 +502,10 @@ pub fn write_run_outputs(
         match r {
             Report::Classification(c) => plots::confusion_matrix(
                 &report_dir.join(format!("confusion_matrix_{name}.png")),
-                &format!("Confusion matrix ({name}, accuracy {:.1}%)", c.accuracy * 100.0),
+                &format!(
+                    "Confusion matrix ({name}, accuracy {:.1}%)",
+                    c.accuracy * 100.0
+                ),
                 &c.labels,
                 &c.confusion_matrix,
             )?,
@@ -580,9 +617,11 @@ impl Model for TabularModel {
             for (r, raw) in self.raw_all(&x).into_iter().enumerate() {
                 let name = t.row_name_as(input, r);
                 out.push(Ok(match self.kind {
-                    TargetKind::Classification => {
-                        Prediction::from_probabilities(name, &self.labels, &self.probabilities(&raw))
-                    }
+                    TargetKind::Classification => Prediction::from_probabilities(
+                        name,
+                        &self.labels,
+                        &self.probabilities(&raw),
+                    ),
                     TargetKind::Regression => {
                         let v = raw.first().copied().unwrap_or(f64::NAN);
                         Prediction {
@@ -618,4 +657,3 @@ impl Model for TabularModel {
         })
     }
 }
-

@@ -103,13 +103,21 @@ pub fn scan_splits(
         )
     };
     let train = load(&data.train, "train")?;
-    let mut validation = data.validation.as_ref().map(|p| load(p, "validation")).transpose()?;
+    let mut validation = data
+        .validation
+        .as_ref()
+        .map(|p| load(p, "validation"))
+        .transpose()?;
     let mut test = data.test.as_ref().map(|p| load(p, "test")).transpose()?;
     let labels = train.split.labels.clone();
     for s in validation.iter_mut().chain(test.iter_mut()) {
         s.split.relabel(&labels);
     }
-    let others: Vec<&ScannedSplit> = validation.iter().chain(test.iter()).map(|s| &s.split).collect();
+    let others: Vec<&ScannedSplit> = validation
+        .iter()
+        .chain(test.iter())
+        .map(|s| &s.split)
+        .collect();
     let mut issues: Vec<HealthIssue> = train.split.issues.clone();
     for s in &others {
         issues.extend(s.issues.iter().cloned());
@@ -118,7 +126,12 @@ pub fn scan_splits(
     let mut splits = vec![train.split.summary()];
     let (train_files, validation_files) = match &validation {
         Some(v) => (train.split.files.clone(), v.split.files.clone()),
-        None => split::stratified(&train.split.files, labels.len(), validation_split, data.seed),
+        None => split::stratified(
+            &train.split.files,
+            labels.len(),
+            validation_split,
+            data.seed,
+        ),
     };
     match &validation {
         Some(v) => splits.push(v.split.summary()),
@@ -152,7 +165,12 @@ pub fn scan_splits(
     facts.insert("mean_characters".into(), format!("{}", chars / n));
     facts.insert(
         "format".into(),
-        if data.train.is_dir() { "class folders of .txt files" } else { "table" }.into(),
+        if data.train.is_dir() {
+            "class folders of .txt files"
+        } else {
+            "table"
+        }
+        .into(),
     );
     let summary = DatasetSummary {
         kind: DataKind::Text,
@@ -210,13 +228,20 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     )?;
     for issue in &splits.summary.issues {
         if issue.severity == Severity::Warning {
-            ctx.warn(issue.message.clone(), issue.paths.first().map(PathBuf::as_path));
+            ctx.warn(
+                issue.message.clone(),
+                issue.paths.first().map(PathBuf::as_path),
+            );
         }
     }
     if let Some(e) = splits.summary.errors().next() {
         return Err(Error::Data {
             message: e.message.clone(),
-            path: e.paths.first().cloned().unwrap_or_else(|| data.train.clone()),
+            path: e
+                .paths
+                .first()
+                .cloned()
+                .unwrap_or_else(|| data.train.clone()),
         });
     }
     ctx.emit(Event::Data {
@@ -321,10 +346,17 @@ fn train_maxent(ctx: &RunContext, p: &TextParams, splits: &TextSplits) -> Result
             ctx.project.resolve(&ctx.project.data.train),
         ));
     }
-    let labels_of = |files: &[LabeledFile]| -> Vec<u32> { files.iter().map(|f| f.label as u32).collect() };
+    let labels_of =
+        |files: &[LabeledFile]| -> Vec<u32> { files.iter().map(|f| f.label as u32).collect() };
     let (ytr, yva) = (labels_of(&splits.train), labels_of(&splits.validation));
-    let train = SparseSet { rows: &rows[0], labels: &ytr };
-    let validation = SparseSet { rows: &rows[1], labels: &yva };
+    let train = SparseSet {
+        rows: &rows[0],
+        labels: &ytr,
+    };
+    let validation = SparseSet {
+        rows: &rows[1],
+        labels: &yva,
+    };
     let (model, history, best_epoch) = text_maxent::train(
         ctx,
         &train,
@@ -334,8 +366,14 @@ fn train_maxent(ctx: &RunContext, p: &TextParams, splits: &TextSplits) -> Result
         &p.maxent,
     )?;
     let probs = [
-        rows[1].iter().map(|r| model.probabilities(r)).collect::<Vec<_>>(),
-        rows[2].iter().map(|r| model.probabilities(r)).collect::<Vec<_>>(),
+        rows[1]
+            .iter()
+            .map(|r| model.probabilities(r))
+            .collect::<Vec<_>>(),
+        rows[2]
+            .iter()
+            .map(|r| model.probabilities(r))
+            .collect::<Vec<_>>(),
     ];
     let validation_accuracy = accuracy(&probs[0], &splits.validation);
     let stopped_early = history.len() < p.maxent.max_iterations;
@@ -374,7 +412,10 @@ fn train_transfer(
         Features::new(encoder.dim),
     ];
     let mut offset = 0;
-    for (slot, files) in [&splits.train, &splits.validation, &splits.test].into_iter().enumerate() {
+    for (slot, files) in [&splits.train, &splits.validation, &splits.test]
+        .into_iter()
+        .enumerate()
+    {
         for (f, e) in files.iter().zip(&embeddings[offset..offset + files.len()]) {
             sets[slot].push(e, f.label as u32);
         }
@@ -434,7 +475,10 @@ fn embed_cached(
     let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, encoder.dim) {
         Ok(c) => Some(c),
         Err(e) => {
-            ctx.warn(format!("feature cache unavailable, embeddings will not be reused ({e})"), None);
+            ctx.warn(
+                format!("feature cache unavailable, embeddings will not be reused ({e})"),
+                None,
+            );
             None
         }
     };
@@ -459,7 +503,13 @@ fn embed_cached(
     phase.set(cached as u64);
     // Longest texts last, in slices of a few batches so the cache fills as extraction goes.
     let mut order = todo;
-    let text = |i: usize| splits.texts.get(&files[i].path).map(String::as_str).unwrap_or("");
+    let text = |i: usize| {
+        splits
+            .texts
+            .get(&files[i].path)
+            .map(String::as_str)
+            .unwrap_or("")
+    };
     order.sort_by_key(|&i| text(i).len());
     let mut done = cached;
     for slice in order.chunks(batch.max(1) * 8) {
@@ -479,7 +529,10 @@ fn embed_cached(
         if let Some(c) = cache.as_mut()
             && let Err(e) = c.insert_many(&fresh)
         {
-            ctx.warn(format!("could not write the feature cache, continuing without it ({e})"), None);
+            ctx.warn(
+                format!("could not write the feature cache, continuing without it ({e})"),
+                None,
+            );
             cache = None;
         }
         done += slice.len();
@@ -536,9 +589,13 @@ fn write_run_outputs(
     let mut written = 3;
     phase.set(written);
     for (name, r) in reports {
-        let title = format!("Confusion matrix ({name}, accuracy {:.1}%)", r.accuracy * 100.0);
+        let title = format!(
+            "Confusion matrix ({name}, accuracy {:.1}%)",
+            r.accuracy * 100.0
+        );
         plots::confusion_matrix(
-            &dir.report_dir().join(format!("confusion_matrix_{name}.png")),
+            &dir.report_dir()
+                .join(format!("confusion_matrix_{name}.png")),
             &title,
             &r.labels,
             &r.confusion_matrix,
@@ -552,7 +609,13 @@ fn write_run_outputs(
         sorted.sort_by_key(|f| f.hash);
         for f in sorted {
             h.update(&f.hash);
-            h.update(splits.labels.get(f.label).map(String::as_bytes).unwrap_or_default());
+            h.update(
+                splits
+                    .labels
+                    .get(f.label)
+                    .map(String::as_bytes)
+                    .unwrap_or_default(),
+            );
         }
         h.finalize().to_hex().to_string()
     };

@@ -174,7 +174,9 @@ mod tests {
     fn segments_unicode_words_and_lowercases() {
         assert_eq!(
             words("Hello, WORLD! Grüße aus Köln — it's 3.5 km."),
-            vec!["hello", "world", "grüße", "aus", "köln", "it's", "3.5", "km"]
+            vec![
+                "hello", "world", "grüße", "aus", "köln", "it's", "3.5", "km"
+            ]
         );
         // Scripts without spaces still split into words (UAX #29 treats each ideograph as one).
         assert_eq!(words("東京").len(), 2);

@@ -6,8 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::task::text_features::SparseRow;
-use crate::train::event::{EpochMetrics, Event, Phase};
 use crate::train::RunContext;
+use crate::train::event::{EpochMetrics, Event, Phase};
 use rayon::prelude::*;
 
 /// Checked maxent training settings.
@@ -170,7 +170,13 @@ fn evaluate(
 }
 
 /// Objective (mean cross-entropy + ½·l2·‖W‖²), its gradient and the training accuracy.
-fn objective(theta: &[f64], set: &SparseSet, dim: usize, classes: usize, l2: f64) -> (f64, f64, f64, Vec<f64>) {
+fn objective(
+    theta: &[f64],
+    set: &SparseSet,
+    dim: usize,
+    classes: usize,
+    l2: f64,
+) -> (f64, f64, f64, Vec<f64>) {
     let (ce, acc, mut g) = evaluate(theta, set, dim, classes, true);
     let w = dim * classes;
     let mut reg = 0.0;
@@ -269,7 +275,8 @@ pub fn train(
         }
         let improvement = f - fc;
         (theta, f, g) = (cand, fc, gc);
-        let (validation_loss, validation_accuracy) = match validation.filter(|v| !v.rows.is_empty()) {
+        let (validation_loss, validation_accuracy) = match validation.filter(|v| !v.rows.is_empty())
+        {
             Some(v) => {
                 let (l, a, _) = evaluate(&theta, v, dim, classes, false);
                 (Some(l), Some(a))
@@ -298,13 +305,19 @@ pub fn train(
         }
         let converged = improvement.abs() <= 1e-9 * f.abs().max(1.0)
             || g.iter().fold(0f64, |m, v| m.max(v.abs())) < 1e-7;
-        if converged || (cfg.patience > 0 && validation_loss.is_some() && since_best >= cfg.patience) {
+        if converged
+            || (cfg.patience > 0 && validation_loss.is_some() && since_best >= cfg.patience)
+        {
             break;
         }
     }
     phase.set(cfg.max_iterations as u64);
     let (_, best_iter, theta) = best;
-    let best_iter = if best_iter == 0 { metrics.len() } else { best_iter };
+    let best_iter = if best_iter == 0 {
+        metrics.len()
+    } else {
+        best_iter
+    };
     let w = dim * classes;
     Ok((
         Maxent {
@@ -331,16 +344,23 @@ mod tests {
             vec![(0, 0.3), (1, 0.4), (2, 0.866)],
         ];
         let labels = [0u32, 1, 2];
-        let set = SparseSet { rows: &rows, labels: &labels };
+        let set = SparseSet {
+            rows: &rows,
+            labels: &labels,
+        };
         let (dim, classes) = (3, 3);
-        let theta: Vec<f64> = (0..dim * classes + classes).map(|i| (i as f64 * 0.37).sin() * 0.5).collect();
+        let theta: Vec<f64> = (0..dim * classes + classes)
+            .map(|i| (i as f64 * 0.37).sin() * 0.5)
+            .collect();
         let (_, _, _, g) = objective(&theta, &set, dim, classes, 0.1);
         for i in 0..theta.len() {
             let mut p = theta.clone();
             p[i] += 1e-6;
             let mut m = theta.clone();
             m[i] -= 1e-6;
-            let num = (objective(&p, &set, dim, classes, 0.1).0 - objective(&m, &set, dim, classes, 0.1).0) / 2e-6;
+            let num = (objective(&p, &set, dim, classes, 0.1).0
+                - objective(&m, &set, dim, classes, 0.1).0)
+                / 2e-6;
             assert!((num - g[i]).abs() < 1e-6, "param {i}: {num} vs {}", g[i]);
         }
     }
@@ -355,7 +375,10 @@ mod tests {
         };
         let cm = m.weight_class_major();
         assert_eq!(cm, vec![1., 4., 2., 5., 3., 6.]);
-        assert_eq!(Maxent::from_class_major(&cm, m.bias.clone(), 2).weight, m.weight);
+        assert_eq!(
+            Maxent::from_class_major(&cm, m.bias.clone(), 2).weight,
+            m.weight
+        );
         let p = m.probabilities(&vec![(1, 1.0)]);
         assert!(p[2] > p[1] && p[1] > p[0]);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);

@@ -59,7 +59,11 @@ impl TextModel {
     }
 
     /// Class probabilities of each text.
-    pub fn probabilities(&self, texts: &[&str], progress: ScanProgress<'_>) -> Result<Vec<Vec<f32>>> {
+    pub fn probabilities(
+        &self,
+        texts: &[&str],
+        progress: ScanProgress<'_>,
+    ) -> Result<Vec<Vec<f32>>> {
         let total = texts.len() as u64;
         match &self.classifier {
             Classifier::Maxent { vectorizer, model } => {
@@ -98,8 +102,12 @@ impl TextModel {
             .enumerate()
             .map(|(i, l)| (i.to_string(), l))
             .collect();
-        let label2id: BTreeMap<&String, usize> =
-            self.labels.iter().enumerate().map(|(i, l)| (l, i)).collect();
+        let label2id: BTreeMap<&String, usize> = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l, i))
+            .collect();
         let mut config = json!({
             "model_type": "lathe_text_classifier",
             "algorithm": self.algorithm(),
@@ -124,12 +132,18 @@ impl TextModel {
                 });
                 let v = vectorizer.dim();
                 vec![
-                    ("vectorizer.idf".into(), Tensor::from_slice(&vectorizer.idf, v, &cpu)?),
+                    (
+                        "vectorizer.idf".into(),
+                        Tensor::from_slice(&vectorizer.idf, v, &cpu)?,
+                    ),
                     (
                         "classifier.weight".into(),
                         Tensor::from_vec(model.weight_class_major(), (model.classes, v), &cpu)?,
                     ),
-                    ("classifier.bias".into(), Tensor::from_slice(&model.bias, model.classes, &cpu)?),
+                    (
+                        "classifier.bias".into(),
+                        Tensor::from_slice(&model.bias, model.classes, &cpu)?,
+                    ),
                 ]
             }
             Classifier::Transfer { encoder, head, .. } => {
@@ -146,13 +160,19 @@ impl TextModel {
                     "max_tokens": text_encoder::MAX_TOKENS,
                     "pooling": "mean over attention mask, then L2 normalize",
                 });
-                for (from, to) in [(&f.tokenizer, "tokenizer.json"), (&f.config, "encoder_config.json")] {
+                for (from, to) in [
+                    (&f.tokenizer, "tokenizer.json"),
+                    (&f.config, "encoder_config.json"),
+                ] {
                     std::fs::copy(from, staging.join(to))
                         .map_err(|e| Error::io("copying encoder file", from, e))?;
                 }
                 let zeros = Tensor::zeros(encoder.dim, DType::F32, &cpu)?;
                 let ones = Tensor::ones(encoder.dim, DType::F32, &cpu)?;
-                head.export_tensors(&zeros.to_device(&self.device)?, &ones.to_device(&self.device)?)?
+                head.export_tensors(
+                    &zeros.to_device(&self.device)?,
+                    &ones.to_device(&self.device)?,
+                )?
             }
         };
         st::save(
@@ -179,7 +199,9 @@ impl TextModel {
                 &config_path,
             )
         };
-        let id2label = config["id2label"].as_object().ok_or_else(|| bad("id2label"))?;
+        let id2label = config["id2label"]
+            .as_object()
+            .ok_or_else(|| bad("id2label"))?;
         let mut labels = vec![String::new(); id2label.len()];
         for (k, v) in id2label {
             let (Ok(i), Some(name)) = (k.parse::<usize>(), v.as_str()) else {
@@ -194,22 +216,25 @@ impl TextModel {
         let st_path = dir.join("model.safetensors");
         let (tensors, _) = st::load(&st_path, &Device::Cpu)?;
         let get = |name: &str| -> Result<Vec<f32>> {
-            let t = tensors
-                .get(name)
-                .ok_or_else(|| Error::model(format!("no tensor `{name}`; re-export the model"), &st_path))?;
+            let t = tensors.get(name).ok_or_else(|| {
+                Error::model(format!("no tensor `{name}`; re-export the model"), &st_path)
+            })?;
             Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
         };
         let classifier = match config["algorithm"].as_str() {
             Some("maxent") => {
                 let v = &config["vectorizer"];
-                let rules: TokenizerRules =
-                    serde_json::from_value(v["rules"].clone()).map_err(|_| bad("vectorizer.rules"))?;
+                let rules: TokenizerRules = serde_json::from_value(v["rules"].clone())
+                    .map_err(|_| bad("vectorizer.rules"))?;
                 let vocab: Vec<String> = serde_json::from_value(v["vocabulary"].clone())
                     .map_err(|_| bad("vectorizer.vocabulary"))?;
                 let idf = get("vectorizer.idf")?;
                 let bias = get("classifier.bias")?;
                 let weight = get("classifier.weight")?;
-                if idf.len() != vocab.len() || weight.len() != vocab.len() * bias.len() || bias.len() != labels.len() {
+                if idf.len() != vocab.len()
+                    || weight.len() != vocab.len() * bias.len()
+                    || bias.len() != labels.len()
+                {
                     return Err(Error::model(
                         "tensor sizes do not match the vocabulary and labels; re-export the model",
                         &st_path,
@@ -258,13 +283,21 @@ fn find_encoder(dir: &Path, info: &serde_json::Value) -> Result<EncoderFiles> {
     if let Some(p) = &recorded
         && p.is_file()
     {
-        candidates.push((p.clone(), info["weights_source"].as_str().unwrap_or_default().to_string()));
+        candidates.push((
+            p.clone(),
+            info["weights_source"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ));
     }
     if let Ok(files) = text_encoder::locate(None, false) {
         candidates.push((files.weights, files.source));
     }
     for (weights, source) in candidates {
-        let Ok(bytes) = std::fs::read(&weights) else { continue };
+        let Ok(bytes) = std::fs::read(&weights) else {
+            continue;
+        };
         if want.is_empty() || crate::fsutil::hash_hex(&bytes) == want {
             return Ok(EncoderFiles {
                 weights,
@@ -277,12 +310,19 @@ fn find_encoder(dir: &Path, info: &serde_json::Value) -> Result<EncoderFiles> {
     Err(Error::Weights(format!(
         "the model's sentence encoder {} (blake3 {want}) is neither at {} nor in the Hugging Face cache; put it back, or run scripts/fetch-minilm.sh and retrain",
         text_encoder::ENCODER_ID,
-        recorded.map(|p| p.display().to_string()).unwrap_or_else(|| "its recorded path".into()),
+        recorded
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "its recorded path".into()),
     )))
 }
 
 /// Softmax of a raw-feature head over embedding rows.
-pub fn head_probabilities(head: &Head, rows: &[Vec<f32>], dim: usize, device: &Device) -> Result<Vec<Vec<f32>>> {
+pub fn head_probabilities(
+    head: &Head,
+    rows: &[Vec<f32>],
+    dim: usize,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(4096) {
         let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
@@ -373,7 +413,13 @@ impl Model for TextModel {
         progress: ScanProgress<'_>,
         warn: &mut dyn FnMut(String),
     ) -> Result<Evaluation> {
-        let mut split = text_data::load(data, "evaluation", &self.columns, &mut |_, _| {}, &|| Ok(()))?;
+        let mut split = text_data::load(
+            data,
+            "evaluation",
+            &self.columns,
+            &mut |_, _| {},
+            &|| Ok(()),
+        )?;
         split.split.relabel(&self.labels);
         for issue in &split.split.issues {
             warn(issue.line());

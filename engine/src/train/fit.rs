@@ -330,7 +330,11 @@ fn count_correct(logits: &Tensor, labels: &Tensor, multi_label: bool) -> Result<
     if multi_label {
         let predicted = logits.ge(0f32)?.to_dtype(DType::F32)?;
         let wrong = predicted.ne(labels)?.to_dtype(DType::F32)?.sum(D::Minus1)?;
-        return Ok(wrong.eq(0f32)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize);
+        return Ok(wrong
+            .eq(0f32)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .to_scalar::<f32>()? as usize);
     }
     let pred = logits.argmax(D::Minus1)?;
     Ok(pred
