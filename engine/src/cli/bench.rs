@@ -207,6 +207,26 @@ fn fine_tune_bench(args: &BenchArgs, device: &Device) -> Result<f64> {
     Ok((b * args.fine_tune_steps) as f64 / t.elapsed().as_secs_f64())
 }
 
+/// On a GPU: the same random batch through MobileNetV2 here and on the CPU, and the largest
+/// feature difference, in f32 and bf16 (a quick check of the device's kernels; the full check
+/// is engine/tests/gpu.rs).
+fn agreement_check(args: &BenchArgs, device: &Device) -> Result<serde_json::Value> {
+    let s = args.image_size as usize;
+    let x = Tensor::randn(0f32, 1.0, (4, 3, s, s), &Device::Cpu)?;
+    let cpu = Backbone::load("mobilenet_v2", args.image_size, None, 0, &Device::Cpu)?;
+    let reference = cpu.features(&x, false)?;
+    let scale = reference.abs()?.max_all()?.to_scalar::<f32>()?;
+    let mut out = serde_json::Map::new();
+    for dtype in [DType::F32, DType::BF16] {
+        let mut b = Backbone::load("mobilenet_v2", args.image_size, None, 0, device)?;
+        b.set_precision(dtype)?;
+        let f = b.features(&x.to_device(device)?, false)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let diff = (f - &reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        out.insert(dtype.as_str().into(), json!({ "max_abs_diff": diff, "max_abs_feature": scale }));
+    }
+    Ok(out.into())
+}
+
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.text_encoder {
         let texts = args.texts.as_deref();
@@ -254,8 +274,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    let agreement = if device.is_cpu() { None } else { Some(agreement_check(&args, &device)?) };
     let threads = rayon::current_num_threads();
     let result = json!({
+        "agreement_with_cpu": agreement,
         "machine": { "threads": threads, "device": crate::device::label(&device), "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
         "decode_resize": decode,
         "feature_extraction": extraction,
