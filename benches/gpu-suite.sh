@@ -35,7 +35,6 @@ if [ "$what" = gpu ] || [ "$what" = all ]; then
   log "PIL decode+resize reference"
   $py benches/reference/decode_resize.py --images "$fm/test" --count 2000 > "$out/ref-pil.json" 2>>"$out/log.txt"; cat "$out/ref-pil.json"
   log "lathe decode synthetic jpeg (cpu threads)"
-  lathe bench --device cpu --json --no-decode --fine-tune-batch 0 --batches 1 >/dev/null 2>&1
   lathe bench --device cuda --json --count 512 --fine-tune-batch 0 --precision f32 --batches 1 > "$out/bench-decode-jpeg.json" 2>>"$out/log.txt"
   $py benches/reference/decode_resize.py --count 512 > "$out/ref-pil-jpeg.json" 2>>"$out/log.txt"
   log "end to end: lathe train on Fashion-MNIST, cuda (cold cache)"
