@@ -16,11 +16,18 @@ weights=assets/backbones/mobilenet_v2.safetensors
 fm=/tmp/fmnist
 if [ ! -d "$fm/train" ]; then
   log "exporting Fashion-MNIST to class folders"
-  t=$(date +%s.%N); python3 scripts/fashion_mnist_to_folders.py data/fmnist-idx "$fm" >/dev/null; log "export took $(echo "$(date +%s.%N) - $t" | bc) s"
+  t=$(date +%s.%N); python3 scripts/fashion_mnist_to_folders.py data/fmnist-idx "$fm" >/dev/null; log "export took $(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t" "$(date +%s.%N)") s"
 fi
-timed() { # name command... : wall time and peak RSS (GNU time) into $out/name.time
+timed() { # name command... : wall time (and peak RSS where GNU time exists) into $out/name.time
   local name=$1; shift
-  /usr/bin/time -f '{"wall_secs": %e, "max_rss_kib": %M}' -o "$out/$name.time" "$@"
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f '{"wall_secs": %e, "max_rss_kib": %M}' -o "$out/$name.time" "$@"
+  else
+    local t0; t0=$(date +%s.%N)
+    "$@"; local rc=$?
+    python3 -c "import sys; print('{\"wall_secs\": %.2f}' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)" > "$out/$name.time"
+    return $rc
+  fi
 }
 if [ "$what" = gpu ] || [ "$what" = all ]; then
   if [ -f .devbin/gpu-tests.gz ]; then
