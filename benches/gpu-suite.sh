@@ -46,11 +46,11 @@ if [ "$what" = gpu ] || [ "$what" = all ]; then
   $py benches/reference/decode_resize.py --count 512 > "$out/ref-pil-jpeg.json" 2>>"$out/log.txt"
   log "end to end: lathe train on Fashion-MNIST, cuda (cold cache)"
   export LATHE_CACHE_DIR=/tmp/lathe-cache
-  timed e2e-cuda lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-cuda > "$out/e2e-cuda.jsonl" 2>>"$out/log.txt"
+  timed e2e-cuda bash .devbin/devrun.sh lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-cuda > "$out/e2e-cuda.jsonl" 2>>"$out/log.txt"
   tail -3 "$out/e2e-cuda.jsonl"; cat "$out/e2e-cuda.time"
   cp /tmp/run-cuda/report.json "$out/e2e-cuda-report.json" 2>/dev/null
   log "second run (cached features)"
-  timed e2e-cuda-cached lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-cuda2 > "$out/e2e-cuda-cached.jsonl" 2>>"$out/log.txt"
+  timed e2e-cuda-cached bash .devbin/devrun.sh lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-cuda2 > "$out/e2e-cuda-cached.jsonl" 2>>"$out/log.txt"
   cat "$out/e2e-cuda-cached.time"
   log "torch end to end (cuda)"
   timed ref-e2e-cuda $py benches/reference/fmnist_e2e.py $weights "$fm/train" "$fm/test" --device cuda > "$out/ref-e2e-cuda.json" 2>>"$out/log.txt"; cat "$out/ref-e2e-cuda.json"
@@ -62,7 +62,7 @@ if [ "$what" = cpu ] || [ "$what" = all ]; then
   log "torch reference (cpu)"
   $py benches/reference/mobilenet_v2.py $weights --device cpu > "$out/ref-torch-cpu.json" 2>>"$out/log.txt"; cat "$out/ref-torch-cpu.json"
   log "end to end: lathe train on Fashion-MNIST, cpu"
-  timed e2e-cpu lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cpu --json --out /tmp/run-cpu > "$out/e2e-cpu.jsonl" 2>>"$out/log.txt"
+  timed e2e-cpu bash .devbin/devrun.sh lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cpu --json --out /tmp/run-cpu > "$out/e2e-cpu.jsonl" 2>>"$out/log.txt"
   tail -3 "$out/e2e-cpu.jsonl"; cat "$out/e2e-cpu.time"
   cp /tmp/run-cpu/report.json "$out/e2e-cpu-report.json" 2>/dev/null
 fi
