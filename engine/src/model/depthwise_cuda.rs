@@ -274,7 +274,8 @@ fn launch<T: DeviceRepr + candle_core::WithDType>(
         builder, sz.n, sz.c, sz.h, sz.w, sz.kh, sz.kw, sz.ho, sz.wo, sz.s, sz.p
     );
     if let Kind::Forward { .. } = kind {
-        candle_core::builder_arg!(builder, has_bias, relu6);
+        builder.arg(&has_bias);
+        builder.arg(&relu6);
     }
     // SAFETY: the arguments match the kernel's signature (see SOURCE); sizes were checked.
     unsafe { builder.launch(cfg) }.w()?;
