@@ -220,9 +220,15 @@ fn agreement_check(args: &BenchArgs, device: &Device) -> Result<serde_json::Valu
     for dtype in [DType::F32, DType::BF16] {
         let mut b = Backbone::load("mobilenet_v2", args.image_size, None, 0, device)?;
         b.set_precision(dtype)?;
-        let f = b.features(&x.to_device(device)?, false)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let f = b
+            .features(&x.to_device(device)?, false)?
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?;
         let diff = (f - &reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        out.insert(dtype.as_str().into(), json!({ "max_abs_diff": diff, "max_abs_feature": scale }));
+        out.insert(
+            dtype.as_str().into(),
+            json!({ "max_abs_diff": diff, "max_abs_feature": scale }),
+        );
     }
     Ok(out.into())
 }
@@ -274,7 +280,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let agreement = if device.is_cpu() { None } else { Some(agreement_check(&args, &device)?) };
+    let agreement = if device.is_cpu() {
+        None
+    } else {
+        Some(agreement_check(&args, &device)?)
+    };
     let threads = rayon::current_num_threads();
     let result = json!({
         "agreement_with_cpu": agreement,
