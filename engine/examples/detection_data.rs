@@ -21,7 +21,10 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or(default))
     };
     let (train, test, size, seed) = (num(1, 1000)?, num(2, 200)?, num(3, 256)?, num(4, 7)?);
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    // LATHE_ASSETS: the repo's assets/ when this binary runs away from its source tree.
+    let assets = std::env::var_os("LATHE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets"));
     let labels = ["Ankle_boot", "Bag", "Dress", "Sneaker", "Trouser"];
     let train_sprites =
         detect_synth::load_sprites(&assets.join("sample/fashion-mnist/train"), &labels, 50)?;

@@ -139,7 +139,12 @@ fn depthwise_kernels_match_the_cpu_op() {
 #[test]
 fn mobilenet_v2_predicts_the_same_on_cuda_and_cpu() {
     let Some(gpu) = gpu() else { return };
-    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/photos");
+    // LATHE_ASSETS: the repo's assets/ when the test binary runs away from its source tree
+    // (built here, run on the GPU machine).
+    let assets = std::env::var_os("LATHE_ASSETS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets"))
+        .join("photos");
     let cpu = Backbone::load("mobilenet_v2", 224, None, 0, &Device::Cpu).unwrap();
     let f32_gpu = Backbone::load("mobilenet_v2", 224, None, 0, &gpu).unwrap();
     let mut bf16_gpu = Backbone::load("mobilenet_v2", 224, None, 0, &gpu).unwrap();

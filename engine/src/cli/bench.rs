@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Batches of feature extraction to time (after one warm-up batch).
     #[arg(long, default_value_t = 4)]
     pub batches: usize,
+    /// Also time one extraction batch layer by layer (per kind of layer: depthwise, 1×1
+    /// matrix products, epilogues, …) to show where the time goes.
+    #[arg(long)]
+    pub profile: bool,
     /// Input size of the backbone.
     #[arg(long, default_value_t = 224)]
     pub image_size: u32,
@@ -136,8 +140,14 @@ fn decode_bench(args: &BenchArgs) -> Result<serde_json::Value> {
     )
 }
 
-/// Images/s of frozen MobileNetV2 feature extraction in `dtype`, after one warm-up batch.
-fn extract_bench(args: &BenchArgs, device: &Device, batch: usize, dtype: DType) -> Result<f64> {
+/// Images/s of frozen MobileNetV2 feature extraction in `dtype`, after one warm-up batch, and
+/// with `--profile` the per-layer profile of one more batch.
+fn extract_bench(
+    args: &BenchArgs,
+    device: &Device,
+    batch: usize,
+    dtype: DType,
+) -> Result<(f64, Option<serde_json::Value>)> {
     let mut backbone = Backbone::load("mobilenet_v2", args.image_size, None, 0, device)?;
     backbone.set_precision(dtype)?;
     let s = args.image_size as usize;
@@ -153,7 +163,13 @@ fn extract_bench(args: &BenchArgs, device: &Device, batch: usize, dtype: DType) 
             .to_dtype(DType::F32)?
             .to_vec2::<f32>()?;
     }
-    Ok((batch * args.batches) as f64 / t.elapsed().as_secs_f64())
+    let ips = (batch * args.batches) as f64 / t.elapsed().as_secs_f64();
+    let profile = if args.profile {
+        Some(super::bench_profile::profile(&backbone, device, batch, s)?)
+    } else {
+        None
+    };
+    Ok((ips, profile))
 }
 
 /// Images/s of one fine-tuning step as the image task takes it: frozen blocks (in the device's
@@ -264,10 +280,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         .filter(|p| !p.is_empty())
     {
         let dtype = crate::device::precision(name, &device)?;
-        let ips = extract_bench(&args, &device, batch, dtype)?;
+        let (ips, profile) = extract_bench(&args, &device, batch, dtype)?;
         extraction.push(
             json!({ "backbone": "mobilenet_v2", "batch": batch, "batches": args.batches,
-            "size": args.image_size, "dtype": dtype.as_str(), "images_per_sec": ips }),
+            "size": args.image_size, "dtype": dtype.as_str(), "images_per_sec": ips,
+            "profile": profile }),
         );
     }
     let fine_tune = if args.fine_tune_batch > 0 {
@@ -324,6 +341,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             "  {:8.1} images/s",
             e["images_per_sec"].as_f64().unwrap_or(0.0)
         );
+        if !e["profile"].is_null() {
+            super::bench_profile::print(&e["profile"]);
+        }
     }
     if let Some(f) = &fine_tune {
         println!(

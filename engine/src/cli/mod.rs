@@ -2,6 +2,7 @@
 //! (0 ok, 1 error, 2 usage, 130 cancelled).
 
 mod bench;
+mod bench_profile;
 mod bench_text;
 mod check;
 mod evaluate;

@@ -154,6 +154,14 @@ impl Backbone {
         Ok(())
     }
 
+    /// The MobileNetV2 network, when that is the backbone (for `lathe bench --profile`).
+    pub fn mobilenet_v2(&self) -> Option<&MobileNetV2> {
+        match &self.net {
+            Net::MobileNetV2(n) => Some(n),
+            Net::EfficientNetLite0(_) => None,
+        }
+    }
+
     /// Pooled features `[N, feature_dim]` of a normalized batch `[N, 3, H, W]`.
     pub fn features(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         match &self.net {

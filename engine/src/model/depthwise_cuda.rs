@@ -15,7 +15,9 @@ use std::sync::OnceLock;
 
 const MODULE: &str = "lathe_depthwise";
 
-const SOURCE: &str = r#"
+/// Loads and stores of f32, bf16 and f16 as f32 (round to nearest even), shared by Lathe's
+/// CUDA kernels.
+pub(crate) const PRELUDE: &str = r#"
 typedef unsigned short u16;
 __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
 __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
@@ -36,7 +38,9 @@ __device__ __forceinline__ float ld(const f16* p, long i) {
 __device__ __forceinline__ void st(f16* p, long i, float v) {
     u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i].bits = h;
 }
+"#;
 
+const SOURCE: &str = r#"
 template <typename T>
 __device__ void fwd(const T* x, const T* k, const T* bias, T* y, int n, int c, int h, int w,
                     int kh, int kw, int ho, int wo, int s, int p, int has_bias, int relu6) {
@@ -139,7 +143,7 @@ INSTANCE(f16, f16)
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
     PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(SOURCE)
+        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(format!("{PRELUDE}{SOURCE}"))
             .map(|p| p.to_src())
             .map_err(|e| e.to_string())
     })

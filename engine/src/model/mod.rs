@@ -16,5 +16,7 @@ pub mod glm;
 pub mod head;
 pub mod mobilenet_v2;
 pub mod pointwise;
+#[cfg(feature = "cuda")]
+pub mod pointwise_cuda;
 pub mod text_encoder;
 pub mod weights;
