@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The benchmark suite on a machine with a GPU (and PyTorch): Lathe's CUDA binary against the
 # reference scripts in benches/reference, in one command. Run from the repository root:
-#   bash benches/gpu-suite.sh OUT_DIR [gpu|cpu|all]
-# Needs .devbin/ from ../shared/scripts/build-cuda.sh (lathe, gpu test), and the Fashion-MNIST IDX
-# files in data/fmnist-idx (scripts/fetch-fashion-mnist.sh downloads them). Writes OUT_DIR/*.json
-# and OUT_DIR/log.txt.
+#   bash benches/gpu-suite.sh OUT_DIR [gpu|cpu|all|detect|finetune]
+# gpu: correctness tests, `lathe bench --profile` vs torch, end-to-end Fashion-MNIST vs torch;
+# cpu: the same on the machine's CPU; detect: the 1,000/200 generated detection set trained and
+# evaluated on the GPU, inference images/s on GPU and CPU; finetune: Fashion-MNIST with the last
+# 4 blocks fine-tuned on the GPU.
+# Needs .devbin/ from ../shared/scripts/build-cuda.sh (lathe; gpu-tests.gz and detection_data.gz
+# for the tests and detect), and the Fashion-MNIST IDX files in data/fmnist-idx
+# (scripts/fetch-fashion-mnist.sh downloads them) for gpu, cpu and finetune. Writes
+# OUT_DIR/*.json and OUT_DIR/log.txt.
 set -uo pipefail
-out="${1:?usage: gpu-suite.sh OUT_DIR [gpu|cpu|all]}"; what="${2:-all}"
+out="${1:?usage: gpu-suite.sh OUT_DIR [gpu|cpu|all|detect|finetune]}"; what="${2:-all}"
 mkdir -p "$out"
 log() { echo ">> $*" | tee -a "$out/log.txt"; }
 lathe() { bash .devbin/devrun.sh lathe "$@"; }
@@ -14,7 +19,7 @@ py=python3; [ -x /opt/torch/.venv/bin/python ] && py=/opt/torch/.venv/bin/python
 weights=assets/backbones/mobilenet_v2.safetensors
 { nvidia-smi -L; lscpu | grep -E 'Model name|^CPU\(s\)'; $py -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'; } 2>&1 | tee -a "$out/log.txt"
 fm=/tmp/fmnist
-if [ ! -d "$fm/train" ]; then
+if [ ! -d "$fm/train" ] && [ "$what" != detect ]; then
   log "exporting Fashion-MNIST to class folders"
   t=$(date +%s.%N); python3 scripts/fashion_mnist_to_folders.py data/fmnist-idx "$fm" >/dev/null; log "export took $(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t" "$(date +%s.%N)") s"
 fi
@@ -36,7 +41,7 @@ if [ "$what" = gpu ] || [ "$what" = all ]; then
     (source .devbin/devrun.sh; cd engine && /tmp/gpu-tests --nocapture --test-threads 1) 2>&1 | tee "$out/gpu-tests.txt" | tail -20
   fi
   log "lathe bench (cuda)"
-  lathe bench --device cuda --json --images "$fm/test" --count 2000 > "$out/bench-cuda.json" 2>>"$out/log.txt"; cat "$out/bench-cuda.json"
+  lathe bench --device cuda --json --profile --images "$fm/test" --count 2000 > "$out/bench-cuda.json" 2>>"$out/log.txt"; cat "$out/bench-cuda.json"
   log "torch reference (cuda)"
   $py benches/reference/mobilenet_v2.py $weights --device cuda > "$out/ref-torch-cuda.json" 2>>"$out/log.txt"; cat "$out/ref-torch-cuda.json"
   log "PIL decode+resize reference"
@@ -65,5 +70,30 @@ if [ "$what" = cpu ] || [ "$what" = all ]; then
   timed e2e-cpu bash .devbin/devrun.sh lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cpu --json --out /tmp/run-cpu > "$out/e2e-cpu.jsonl" 2>>"$out/log.txt"
   tail -3 "$out/e2e-cpu.jsonl"; cat "$out/e2e-cpu.time"
   cp /tmp/run-cpu/report.json "$out/e2e-cpu-report.json" 2>/dev/null
+fi
+if [ "$what" = detect ]; then
+  export LATHE_ASSETS=$PWD/assets LATHE_CACHE_DIR=/tmp/lathe-cache-det
+  det=/tmp/detect-bench
+  if [ ! -d "$det/train" ]; then
+    log "generating the detection set (1000 train / 200 test, 5 classes)"
+    gunzip -c .devbin/detection_data.gz > /tmp/detection_data && chmod +x /tmp/detection_data
+    /tmp/detection_data "$det" 1000 200 320 7 jpg 2>&1 | tail -2 | tee -a "$out/log.txt"
+  fi
+  log "train the object detector on cuda (defaults: 416 px, 40 frozen + 10 fine-tuning epochs)"
+  timed det-train bash .devbin/devrun.sh lathe train --template object-detector --data "$det/train" --test "$det/test" --device cuda --json --seed 1 --out /tmp/det-run ${DETECT_ARGS:-} > "$out/det-train.jsonl" 2>>"$out/log.txt"
+  tail -2 "$out/det-train.jsonl"; cat "$out/det-train.time"
+  cp /tmp/det-run/report.json "$out/det-report.json" 2>/dev/null
+  log "evaluate on the test set"
+  lathe evaluate /tmp/det-run --data "$det/test" --device cuda --json > "$out/det-eval.json" 2>>"$out/log.txt"; head -c 600 "$out/det-eval.json"; echo
+  log "inference images/s, cuda and cpu (200 test images, decode + model + NMS)"
+  timed det-predict-cuda bash .devbin/devrun.sh lathe predict /tmp/det-run "$det"/test/*.jpg --device cuda --json > /dev/null 2>>"$out/log.txt"; cat "$out/det-predict-cuda.time"
+  timed det-predict-cpu bash .devbin/devrun.sh lathe predict /tmp/det-run "$det"/test/*.jpg --device cpu --json > /dev/null 2>>"$out/log.txt"; cat "$out/det-predict-cpu.time"
+fi
+if [ "$what" = finetune ]; then
+  export LATHE_CACHE_DIR=/tmp/lathe-cache
+  log "Fashion-MNIST, head then the last 4 blocks fine-tuned, cuda"
+  timed ft-cuda bash .devbin/devrun.sh lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-ft --param fine_tune_blocks=4 --param fine_tune_epochs=${FT_EPOCHS:-3} > "$out/ft-cuda.jsonl" 2>>"$out/log.txt"
+  tail -2 "$out/ft-cuda.jsonl"; cat "$out/ft-cuda.time"
+  cp /tmp/run-ft/report.json "$out/ft-cuda-report.json" 2>/dev/null
 fi
 log "done"

@@ -88,9 +88,17 @@ def main():
     model = mobilenet_v2(a.weights).to(dev).eval().to(memory_format=torch.channels_last)
     out = {"reference": f"torch {torch.__version__} torchvision eager channels_last", "device": str(dev),
            "threads": torch.get_num_threads(), "feature_extraction": []}
-    for dtype in (["f32", "bf16"] if dev.type == "cuda" else ["f32"]):
+    # On CUDA, PyTorch's default f32 convolutions use TF32 tensor cores
+    # (torch.backends.cudnn.allow_tf32 defaults to True): that is "tf32" here; "f32" turns it off.
+    for dtype in (["f32", "tf32", "bf16"] if dev.type == "cuda" else ["f32"]):
+        if dev.type == "cuda":
+            torch.backends.cudnn.allow_tf32 = dtype != "f32"
+            torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
         out["feature_extraction"].append({"batch": batch, "dtype": dtype,
-                                          "images_per_sec": extract(model, dev, batch, a.batches, a.size, dtype)})
+                                          "images_per_sec": extract(model, dev, batch, a.batches, a.size,
+                                                                    "bf16" if dtype == "bf16" else "f32")})
+    if dev.type == "cuda":
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
     if a.fine_tune_batch:
         out["fine_tune_step"] = {"batch": a.fine_tune_batch, "trainable_blocks": a.fine_tune_blocks,
                                  "images_per_sec": fine_tune(model, dev, a.fine_tune_batch, a.fine_tune_blocks,

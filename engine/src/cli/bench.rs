@@ -28,8 +28,9 @@ pub struct BenchArgs {
     /// Backbone batch size for feature extraction; 0 = 32 on the CPU, 256 on a GPU.
     #[arg(long, default_value_t = 0)]
     pub batch: usize,
-    /// Precisions of feature extraction to time, comma-separated (f32, bf16, f16);
-    /// default f32 on the CPU, f32,bf16 on a GPU.
+    /// Precisions of feature extraction to time, comma-separated (f32, tf32, bf16, f16);
+    /// default f32 on the CPU, f32,tf32,bf16 on a GPU. tf32 is f32 with TF32 tensor-core
+    /// matrix products (CUDA only), as PyTorch's default f32 convolutions.
     #[arg(long)]
     pub precision: Option<String>,
     /// Batch size of the fine-tuning step benchmark (0 skips it).
@@ -270,7 +271,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         if device.is_cpu() {
             "f32".into()
         } else {
-            "f32,bf16".into()
+            "f32,tf32,bf16".into()
         }
     });
     let mut extraction = Vec::new();
@@ -279,12 +280,25 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
     {
-        let dtype = crate::device::precision(name, &device)?;
-        let (ips, profile) = extract_bench(&args, &device, batch, dtype)?;
+        // tf32: f32 tensors with cuBLAS allowed TF32 tensor cores — what PyTorch's default f32
+        // convolutions do (`torch.backends.cudnn.allow_tf32` is on by default).
+        let tf32 = name == "tf32";
+        if tf32 && !device.is_cuda() {
+            bail!("--precision tf32 needs a CUDA device");
+        }
+        let dtype = if tf32 {
+            DType::F32
+        } else {
+            crate::device::precision(name, &device)?
+        };
+        candle_core::cuda::set_gemm_reduced_precision_f32(tf32);
+        let result = extract_bench(&args, &device, batch, dtype);
+        candle_core::cuda::set_gemm_reduced_precision_f32(false);
+        let (ips, profile) = result?;
         extraction.push(
             json!({ "backbone": "mobilenet_v2", "batch": batch, "batches": args.batches,
-            "size": args.image_size, "dtype": dtype.as_str(), "images_per_sec": ips,
-            "profile": profile }),
+            "size": args.image_size, "dtype": if tf32 { "tf32" } else { dtype.as_str() },
+            "images_per_sec": ips, "profile": profile }),
         );
     }
     let fine_tune = if args.fine_tune_batch > 0 {

@@ -202,6 +202,18 @@ impl ConvBn {
         if self.kind == ConvKind::Pointwise {
             return pointwise_bias(&x, w, b, self.relu6);
         }
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() && w.dims4()?.1 * w.dims4()?.2 * w.dims4()?.3 <= 64 {
+            // Few inputs per output (the stem): a direct kernel beats im2col + gemm.
+            let op = super::conv_cuda::DenseConvBias {
+                stride: self.stride,
+                padding,
+                relu6: self.relu6,
+            };
+            return x
+                .contiguous()?
+                .apply_op3(&w.contiguous()?, &b.contiguous()?, op);
+        }
         let c = b.dim(0)?;
         let y = x.conv2d(w, padding, self.stride, 1, 1)?;
         let y = y.broadcast_add(&b.reshape((1, c, 1, 1))?)?;

@@ -1,7 +1,8 @@
 //! CUDA kernels of the depthwise-convolution ops (forward, fused bias + ReLU6, and both
 //! gradients), compiled at run time with NVRTC so building Lathe needs no nvcc. Every kernel
-//! reads and writes f32, bf16 or f16 and accumulates in f32. One thread per output element,
-//! except the kernel gradient: one block per kernel tap, reducing over batch and pixels.
+//! reads and writes f32, bf16 or f16 and accumulates in f32. One thread per output pixel, blocks
+//! laid out per (image, channel) plane, except the kernel gradient: one block per kernel tap,
+//! reducing over batch and pixels.
 #![allow(unsafe_code)]
 
 use super::depthwise::DwGeometry;
@@ -41,57 +42,68 @@ __device__ __forceinline__ void st(f16* p, long i, float v) {
 "#;
 
 const SOURCE: &str = r#"
+// Grid: x over the pixels of a plane, y over planes (image, channel), so each thread finds
+// its pixel with one 32-bit division and each block reads one channel's taps and bias.
 template <typename T>
 __device__ void fwd(const T* x, const T* k, const T* bias, T* y, int n, int c, int h, int w,
                     int kh, int kw, int ho, int wo, int s, int p, int has_bias, int relu6) {
-    long total = (long)n * c * ho * wo;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)blockDim.x * gridDim.x) {
-        int ox = i % wo; long t = i / wo;
-        int oy = t % ho; t /= ho;
-        int ch = t % c; long plane = t;
-        float acc = has_bias ? ld(bias, ch) : 0.f;
-        const long xo = plane * h * w;
-        const long ko = (long)ch * kh * kw;
-        for (int ky = 0; ky < kh; ++ky) {
-            int iy = oy * s + ky - p;
-            if (iy < 0 || iy >= h) continue;
-            for (int kx = 0; kx < kw; ++kx) {
-                int ix = ox * s + kx - p;
-                if (ix < 0 || ix >= w) continue;
-                acc += ld(x, xo + (long)iy * w + ix) * ld(k, ko + ky * kw + kx);
+    const int spatial = ho * wo;
+    const long planes = (long)n * c;
+    for (long plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+        const int ch = (int)(plane % c);
+        const T* xp = x + plane * h * w;
+        const T* kp = k + (long)ch * kh * kw;
+        const float b = has_bias ? ld(bias, ch) : 0.f;
+        T* yp = y + plane * spatial;
+        for (int pos = blockIdx.x * blockDim.x + threadIdx.x; pos < spatial;
+             pos += blockDim.x * gridDim.x) {
+            const int oy = pos / wo, ox = pos - oy * wo;
+            float acc = b;
+            for (int ky = 0; ky < kh; ++ky) {
+                const int iy = oy * s + ky - p;
+                if (iy < 0 || iy >= h) continue;
+                for (int kx = 0; kx < kw; ++kx) {
+                    const int ix = ox * s + kx - p;
+                    if (ix < 0 || ix >= w) continue;
+                    acc += ld(xp, iy * w + ix) * ld(kp, ky * kw + kx);
+                }
             }
+            if (relu6) acc = fminf(fmaxf(acc, 0.f), 6.f);
+            st(yp, pos, acc);
         }
-        if (relu6) acc = fminf(fmaxf(acc, 0.f), 6.f);
-        st(y, i, acc);
     }
 }
 
+// Same grid as the forward kernel, over the input's pixels.
 template <typename T>
 __device__ void grad_input(const T* g, const T* k, T* gx, int n, int c, int h, int w, int kh,
                            int kw, int ho, int wo, int s, int p) {
-    long total = (long)n * c * h * w;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)blockDim.x * gridDim.x) {
-        int ix = i % w; long t = i / w;
-        int iy = t % h; t /= h;
-        int ch = t % c; long plane = t;
-        float acc = 0.f;
-        const long go = plane * ho * wo;
-        for (int ky = 0; ky < kh; ++ky) {
-            int ny = iy + p - ky;
-            if (ny < 0 || ny % s != 0) continue;
-            int oy = ny / s;
-            if (oy >= ho) continue;
-            for (int kx = 0; kx < kw; ++kx) {
-                int nx = ix + p - kx;
-                if (nx < 0 || nx % s != 0) continue;
-                int ox = nx / s;
-                if (ox >= wo) continue;
-                acc += ld(g, go + (long)oy * wo + ox) * ld(k, ((long)ch * kh + ky) * kw + kx);
+    const int spatial = h * w;
+    const long planes = (long)n * c;
+    for (long plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+        const int ch = (int)(plane % c);
+        const T* gp = g + plane * ho * wo;
+        const T* kp = k + (long)ch * kh * kw;
+        T* out = gx + plane * spatial;
+        for (int pos = blockIdx.x * blockDim.x + threadIdx.x; pos < spatial;
+             pos += blockDim.x * gridDim.x) {
+            const int iy = pos / w, ix = pos - iy * w;
+            float acc = 0.f;
+            for (int ky = 0; ky < kh; ++ky) {
+                const int ny = iy + p - ky;
+                if (ny < 0 || ny % s != 0) continue;
+                const int oy = ny / s;
+                if (oy >= ho) continue;
+                for (int kx = 0; kx < kw; ++kx) {
+                    const int nx = ix + p - kx;
+                    if (nx < 0 || nx % s != 0) continue;
+                    const int ox = nx / s;
+                    if (ox >= wo) continue;
+                    acc += ld(gp, oy * wo + ox) * ld(kp, ky * kw + kx);
+                }
             }
+            st(out, pos, acc);
         }
-        st(gx, i, acc);
     }
 }
 
@@ -203,10 +215,15 @@ fn view<'a, T>(s: &'a CudaSlice<T>, l: &Layout, what: &str) -> Result<CudaView<'
     }
 }
 
-fn grid(total: usize) -> LaunchConfig {
-    let blocks = total.div_ceil(256).clamp(1, 65_535 * 32) as u32;
+/// Launch shape of the per-plane kernels: x over the `spatial` pixels of a plane (256 threads
+/// a block), y over the `planes` (image, channel) pairs; the kernels loop past 65,535 planes.
+pub(crate) fn plane_grid(spatial: usize, planes: usize) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (blocks, 1, 1),
+        grid_dim: (
+            spatial.div_ceil(256).clamp(1, 65_535) as u32,
+            planes.clamp(1, 65_535) as u32,
+            1,
+        ),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     }
@@ -249,8 +266,8 @@ fn launch<T: DeviceRepr + candle_core::WithDType>(
         sz.kw as usize,
     );
     let (name, len, cfg) = match kind {
-        Kind::Forward { .. } => ("dw_fwd", n * c * ho * wo, grid(n * c * ho * wo)),
-        Kind::GradInput => ("dw_gx", n * c * h * w, grid(n * c * h * w)),
+        Kind::Forward { .. } => ("dw_fwd", n * c * ho * wo, plane_grid(ho * wo, n * c)),
+        Kind::GradInput => ("dw_gx", n * c * h * w, plane_grid(h * w, n * c)),
         Kind::GradKernel => (
             "dw_gk",
             c * kh * kw,

@@ -4,6 +4,8 @@
 pub mod audio_cnn;
 pub mod backbone;
 pub mod conv_bn;
+#[cfg(feature = "cuda")]
+pub mod conv_cuda;
 pub mod crepe;
 pub mod depthwise;
 #[cfg(feature = "cuda")]
@@ -16,7 +18,5 @@ pub mod glm;
 pub mod head;
 pub mod mobilenet_v2;
 pub mod pointwise;
-#[cfg(feature = "cuda")]
-pub mod pointwise_cuda;
 pub mod text_encoder;
 pub mod weights;
