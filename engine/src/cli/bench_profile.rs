@@ -5,7 +5,7 @@
 //! so the total is a little above the pipelined time; the shares are what matter.
 
 use crate::model::backbone::Backbone;
-use crate::model::conv_bn::ConvKind;
+use crate::model::conv_bn::{ConvBn, ConvKind};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -39,10 +39,24 @@ impl Totals {
     }
 }
 
+/// Whether the frozen network runs channels-last on `device`.
+fn channels_last(device: &Device) -> bool {
+    cfg!(feature = "cuda") && device.is_cuda()
+}
+
 fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
     let mobilenet = net
         .mobilenet_v2()
         .context("--profile supports the mobilenet_v2 backbone only")?;
+    // On CUDA the frozen network runs channels-last (see MobileNetV2::forward_cuda).
+    let nhwc = channels_last(device);
+    let forward = |layer: &ConvBn, y: &Tensor| -> candle_core::Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if nhwc {
+            return layer.forward_nhwc(y);
+        }
+        layer.forward(y, false)
+    };
     let mut totals = Totals::default();
     let (mut y, secs) = timed(device, || x.to_dtype(net.dtype))?;
     totals.add("input cast", secs);
@@ -52,25 +66,31 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
             let (w, _) = layer.folded();
             y = match layer.kind {
                 ConvKind::Dense => {
-                    let (out, s) = timed(device, || layer.forward(&y, false))?;
+                    let (out, s) = timed(device, || forward(layer, &y))?;
                     totals.add("3×3 stem convolution", s);
                     out
                 }
                 ConvKind::Depthwise => {
-                    let (out, s) = timed(device, || layer.forward(&y, false))?;
+                    let (out, s) = timed(device, || forward(layer, &y))?;
                     totals.add("3×3 depthwise (+bias, ReLU6)", s);
                     out
                 }
                 ConvKind::Pointwise => {
                     // The matrix product alone, then the whole layer: the difference is the
                     // bias + activation epilogue.
-                    let (n, c, h, wd) = y.dims4()?;
                     let cout = w.dim(0)?;
                     let (_, gemm) = timed(device, || {
-                        w.reshape((cout, c))?
-                            .broadcast_matmul(&y.reshape((n, c, h * wd))?)
+                        if nhwc {
+                            let (n, h, wd, c) = y.dims4()?;
+                            y.reshape((n * h * wd, c))?
+                                .matmul(&w.reshape((cout, c))?.t()?)
+                        } else {
+                            let (n, c, h, wd) = y.dims4()?;
+                            w.reshape((cout, c))?
+                                .broadcast_matmul(&y.reshape((n, c, h * wd))?)
+                        }
                     })?;
-                    let (out, whole) = timed(device, || layer.forward(&y, false))?;
+                    let (out, whole) = timed(device, || forward(layer, &y))?;
                     let label = if layer.relu6 {
                         "1×1 expand: matrix product"
                     } else {
@@ -89,7 +109,13 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
         }
     }
     let (_, s) = timed(device, || {
-        crate::model::conv_bn::global_avg_pool(&y)?.to_dtype(DType::F32)
+        let pooled = if nhwc {
+            let (n, h, w, c) = y.dims4()?;
+            y.reshape((n, h * w, c))?.mean(1)?
+        } else {
+            crate::model::conv_bn::global_avg_pool(&y)?
+        };
+        pooled.to_dtype(DType::F32)
     })?;
     totals.add("global average pool", s);
     Ok(totals)

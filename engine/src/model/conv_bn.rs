@@ -205,7 +205,8 @@ impl ConvBn {
         #[cfg(feature = "cuda")]
         if x.device().is_cuda() && w.dims4()?.1 * w.dims4()?.2 * w.dims4()?.3 <= 64 {
             // Few inputs per output (the stem): a direct kernel beats im2col + gemm.
-            let op = super::conv_cuda::DenseConvBias {
+            let op = super::conv_cuda::ConvBias {
+                layout: super::conv_cuda::ConvLayout::Dense,
                 stride: self.stride,
                 padding,
                 relu6: self.relu6,
@@ -221,6 +222,59 @@ impl ConvBn {
             y.clamp(0f32, 6f32)
         } else {
             Ok(y)
+        }
+    }
+
+    /// Inference forward of a frozen layer in channels-last layout (CUDA only): `x` is
+    /// `[N, H, W, C]` — except for the stem (`Dense`), which takes the NCHW image batch — and
+    /// the result is `[N, H', W', C']`. 1×1 convolutions become one matrix product over every
+    /// pixel of the batch.
+    #[cfg(feature = "cuda")]
+    pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        use super::conv_cuda::{BiasAct, ConvBias, ConvLayout};
+        if self.tf_same && self.stride > 1 {
+            candle_core::bail!("the channels-last path has no TensorFlow 'same' padding");
+        }
+        let (w, b) = (&self.folded_weight, &self.folded_bias);
+        let x = if x.dtype() != w.dtype() {
+            x.to_dtype(w.dtype())?
+        } else {
+            x.clone()
+        };
+        let conv = |layout| ConvBias {
+            layout,
+            stride: self.stride,
+            padding: self.padding,
+            relu6: self.relu6,
+        };
+        match self.kind {
+            ConvKind::Dense => x.contiguous()?.apply_op3(
+                &w.contiguous()?,
+                &b.contiguous()?,
+                conv(ConvLayout::DenseToLast),
+            ),
+            ConvKind::Depthwise => x.contiguous()?.apply_op3(
+                &w.contiguous()?,
+                &b.contiguous()?,
+                conv(ConvLayout::DepthwiseLast),
+            ),
+            ConvKind::Pointwise => {
+                let (n, h, wd, c) = x.dims4()?;
+                let cout = w.dim(0)?;
+                let y = x
+                    .contiguous()?
+                    .reshape((n * h * wd, c))?
+                    .matmul(&w.reshape((cout, c))?.t()?)?
+                    .reshape((n, h, wd, cout))?;
+                y.inplace_op2(
+                    &b.contiguous()?,
+                    &BiasAct {
+                        relu6: self.relu6,
+                        channels_last: true,
+                    },
+                )?;
+                Ok(y)
+            }
         }
     }
 

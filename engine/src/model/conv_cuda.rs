@@ -1,13 +1,18 @@
-//! CUDA kernels of the folded inference convolutions other than depthwise, compiled at run time
-//! with NVRTC: the 1×1 convolution's epilogue (per-channel bias and optional ReLU6 applied in
-//! place to cuBLAS's output in one pass, where candle would take a broadcast add and a
-//! two-kernel clamp) and a direct dense convolution for layers with few input channels (the
-//! stem: 3 → 32, 3×3, stride 2), where candle's im2col + gemm costs a fifth of the network.
+//! CUDA kernels of the folded (inference) convolutions, compiled at run time with NVRTC:
+//! - the 1×1 convolution's epilogue: per-channel bias and optional ReLU6 applied in place to
+//!   cuBLAS's output in one pass (candle would take a broadcast add and a two-kernel clamp);
+//! - a direct dense convolution for layers with few inputs per output (the stem: 3 → 32, 3×3,
+//!   stride 2), where candle's im2col + gemm cost a fifth of the network;
+//! - the channels-last (NHWC) path of frozen MobileNetV2 blocks: stem (NCHW in, NHWC out),
+//!   depthwise, and the epilogue — so each 1×1 convolution is one large matrix product over all
+//!   pixels of the batch instead of a batch of small ones.
 #![allow(unsafe_code)]
 
 use super::depthwise_cuda::{PRELUDE, plane_grid};
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
+};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{
     CpuStorage, CudaDevice, CudaStorage, CustomOp3, InplaceOp2, Layout, Result, Shape, bail,
@@ -68,7 +73,93 @@ __device__ void dense(const T* x, const T* k, const T* b, T* y, int n, int ci, i
     }
 }
 
+// Channels-last (NHWC) kernels: grid x over one image's elements (channel fastest, so loads
+// and stores are coalesced), y over images.
+
+// y [N, P, C] += b [C] (+ ReLU6), in place.
+template <typename T>
+__device__ void bias_act_last(T* y, const T* b, long n, int per_image, int c, int relu6) {
+    for (long img = blockIdx.y; img < n; img += gridDim.y) {
+        T* yi = y + img * per_image;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < per_image;
+             i += blockDim.x * gridDim.x) {
+            float v = ld(yi, i) + ld(b, i % c);
+            if (relu6) v = fminf(fmaxf(v, 0.f), 6.f);
+            st(yi, i, v);
+        }
+    }
+}
+
+// NCHW image batch in, NHWC out: the stem of the channels-last path.
+template <typename T>
+__device__ void dense_last(const T* x, const T* k, const T* b, T* y, int n, int ci, int h,
+                           int w, int co, int kh, int kw, int ho, int wo, int s, int p,
+                           int relu6) {
+    const int per_image = ho * wo * co;
+    for (long img = blockIdx.y; img < n; img += gridDim.y) {
+        const T* xi = x + img * ci * h * w;
+        T* yi = y + img * per_image;
+        for (int pos = blockIdx.x * blockDim.x + threadIdx.x; pos < per_image;
+             pos += blockDim.x * gridDim.x) {
+            const int o = pos % co, pix = pos / co;
+            const int oy = pix / wo, ox = pix - oy * wo;
+            const T* ko = k + o * ci * kh * kw;
+            float acc = ld(b, o);
+            for (int c = 0; c < ci; ++c) {
+                for (int ky = 0; ky < kh; ++ky) {
+                    const int iy = oy * s + ky - p;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int kx = 0; kx < kw; ++kx) {
+                        const int ix = ox * s + kx - p;
+                        if (ix < 0 || ix >= w) continue;
+                        acc += ld(xi, ((long)c * h + iy) * w + ix) * ld(ko, (c * kh + ky) * kw + kx);
+                    }
+                }
+            }
+            if (relu6) acc = fminf(fmaxf(acc, 0.f), 6.f);
+            st(yi, pos, acc);
+        }
+    }
+}
+
+// Depthwise convolution + bias (+ ReLU6), NHWC in and out; k [C,1,kh,kw].
+template <typename T>
+__device__ void dw_last(const T* x, const T* k, const T* b, T* y, int n, int c, int h, int w,
+                        int kh, int kw, int ho, int wo, int s, int p, int relu6) {
+    const int per_image = ho * wo * c;
+    for (long img = blockIdx.y; img < n; img += gridDim.y) {
+        const T* xi = x + img * h * w * c;
+        T* yi = y + img * per_image;
+        for (int pos = blockIdx.x * blockDim.x + threadIdx.x; pos < per_image;
+             pos += blockDim.x * gridDim.x) {
+            const int ch = pos % c, pix = pos / c;
+            const int oy = pix / wo, ox = pix - oy * wo;
+            const T* kc = k + ch * kh * kw;
+            float acc = ld(b, ch);
+            for (int ky = 0; ky < kh; ++ky) {
+                const int iy = oy * s + ky - p;
+                if (iy < 0 || iy >= h) continue;
+                for (int kx = 0; kx < kw; ++kx) {
+                    const int ix = ox * s + kx - p;
+                    if (ix < 0 || ix >= w) continue;
+                    acc += ld(xi, ((long)iy * w + ix) * c + ch) * ld(kc, ky * kw + kx);
+                }
+            }
+            if (relu6) acc = fminf(fmaxf(acc, 0.f), 6.f);
+            st(yi, pos, acc);
+        }
+    }
+}
+
 #define INSTANCE(T, N)                                                                         \
+extern "C" __global__ void bias_act_last_##N(T* y, const T* b, long n, int per_image, int c,   \
+    int relu6) { bias_act_last<T>(y, b, n, per_image, c, relu6); }                             \
+extern "C" __global__ void dense_last_##N(const T* x, const T* k, const T* b, T* y, int n,     \
+    int ci, int h, int w, int co, int kh, int kw, int ho, int wo, int s, int p, int relu6) {    \
+    dense_last<T>(x, k, b, y, n, ci, h, w, co, kh, kw, ho, wo, s, p, relu6); }                  \
+extern "C" __global__ void dw_last_##N(const T* x, const T* k, const T* b, T* y, int n, int c, \
+    int h, int w, int kh, int kw, int ho, int wo, int s, int p, int relu6) {                    \
+    dw_last<T>(x, k, b, y, n, c, h, w, kh, kw, ho, wo, s, p, relu6); }                          \
 extern "C" __global__ void bias_act_##N(T* y, const T* b, int c, int plane, long rows,         \
     int relu6) { bias_act<T>(y, b, c, plane, rows, relu6); }                                    \
 extern "C" __global__ void dense_##N(const T* x, const T* k, const T* b, T* y, int n, int ci,  \
@@ -101,31 +192,67 @@ fn view<'a, T>(s: &'a CudaSlice<T>, l: &Layout, what: &str) -> Result<CudaView<'
     }
 }
 
-/// `y [N,C,H,W] += bias [C]`, then ReLU6 if asked, in place (CUDA only).
+fn suffix(s: &CudaStorageSlice) -> Result<&'static str> {
+    Ok(match s {
+        CudaStorageSlice::F32(_) => "f32",
+        CudaStorageSlice::BF16(_) => "bf16",
+        CudaStorageSlice::F16(_) => "f16",
+        _ => bail!("convolution on CUDA: f32, bf16 or f16 tensors only"),
+    })
+}
+
+/// Launch shape of the channels-last kernels: x over one image's elements, y over images.
+fn image_grid(per_image: usize, images: usize) -> LaunchConfig {
+    plane_grid(per_image, images)
+}
+
+/// `y += bias` per channel, then ReLU6 if asked, in place (CUDA only). `y` is `[N,C,H,W]`, or
+/// `[N,H,W,C]` with `channels_last`.
 #[derive(Clone, Copy, Debug)]
 pub struct BiasAct {
     pub relu6: bool,
+    pub channels_last: bool,
 }
 
-fn launch_bias_act<T: DeviceRepr>(
-    dev: &CudaDevice,
-    y: &mut CudaSlice<T>,
-    b: &CudaSlice<T>,
-    (rows, plane, c): (usize, usize, usize),
-    relu6: bool,
-    suffix: &str,
-) -> Result<()> {
-    let func = dev.get_or_load_custom_func(&format!("bias_act_{suffix}"), MODULE, ptx()?)?;
-    let cfg = plane_grid(plane, rows);
-    let (c, plane, rows, relu6) = (int(c)?, int(plane)?, rows as i64, relu6 as i32);
-    let mut builder = func.builder();
-    builder.arg(y);
-    builder.arg(b);
-    candle_core::builder_arg!(builder, c, plane, rows, relu6);
-    // SAFETY: the arguments match `bias_act_*` in SOURCE; `y` holds rows × plane elements and
-    // `b` holds `c` (checked by the caller).
-    unsafe { builder.launch(cfg) }.w()?;
-    Ok(())
+impl BiasAct {
+    fn launch<T: DeviceRepr>(
+        &self,
+        dev: &CudaDevice,
+        y: &mut CudaSlice<T>,
+        b: &CudaSlice<T>,
+        (n, c, plane): (usize, usize, usize),
+        suffix: &str,
+    ) -> Result<()> {
+        let relu6 = self.relu6 as i32;
+        if self.channels_last {
+            let func =
+                dev.get_or_load_custom_func(&format!("bias_act_last_{suffix}"), MODULE, ptx()?)?;
+            let per_image = plane * c;
+            let cfg = image_grid(per_image, n);
+            let (n, per_image, c) = (n as i64, int(per_image)?, int(c)?);
+            let mut builder = func.builder();
+            builder.arg(y);
+            builder.arg(b);
+            candle_core::builder_arg!(builder, n, per_image, c, relu6);
+            // SAFETY: the arguments match `bias_act_last_*` in SOURCE; `y` holds
+            // n × per_image elements and `b` holds `c` (checked by the caller).
+            unsafe { builder.launch(cfg) }.w()?;
+        } else {
+            let func =
+                dev.get_or_load_custom_func(&format!("bias_act_{suffix}"), MODULE, ptx()?)?;
+            let rows = n * c;
+            let cfg = plane_grid(plane, rows);
+            let (c, plane, rows) = (int(c)?, int(plane)?, rows as i64);
+            let mut builder = func.builder();
+            builder.arg(y);
+            builder.arg(b);
+            candle_core::builder_arg!(builder, c, plane, rows, relu6);
+            // SAFETY: the arguments match `bias_act_*` in SOURCE; `y` holds rows × plane
+            // elements and `b` holds `c` (checked by the caller).
+            unsafe { builder.launch(cfg) }.w()?;
+        }
+        Ok(())
+    }
 }
 
 impl InplaceOp2 for BiasAct {
@@ -144,45 +271,98 @@ impl InplaceOp2 for BiasAct {
         s2: &CudaStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (n, c, h, w) = l1.shape().dims4()?;
-        if l1.contiguous_offsets() != Some((0, n * c * h * w))
+        let (n, a, b, d) = l1.shape().dims4()?;
+        let (c, plane) = if self.channels_last {
+            (d, a * b)
+        } else {
+            (a, b * d)
+        };
+        if l1.contiguous_offsets() != Some((0, n * c * plane))
             || l2.contiguous_offsets() != Some((0, c))
         {
             bail!("conv-bias-act: output and bias must be contiguous, bias [{c}]")
         }
         let dev = s1.device().clone();
-        let sizes = (n * c, h * w, c);
+        let sizes = (n, c, plane);
         match (&mut s1.slice, &s2.slice) {
             (CudaStorageSlice::F32(y), CudaStorageSlice::F32(b)) => {
-                launch_bias_act(&dev, y, b, sizes, self.relu6, "f32")
+                self.launch(&dev, y, b, sizes, "f32")
             }
             (CudaStorageSlice::BF16(y), CudaStorageSlice::BF16(b)) => {
-                launch_bias_act(&dev, y, b, sizes, self.relu6, "bf16")
+                self.launch(&dev, y, b, sizes, "bf16")
             }
             (CudaStorageSlice::F16(y), CudaStorageSlice::F16(b)) => {
-                launch_bias_act(&dev, y, b, sizes, self.relu6, "f16")
+                self.launch(&dev, y, b, sizes, "f16")
             }
             _ => bail!("conv-bias-act: f32, bf16 or f16 of one dtype only"),
         }
     }
 }
 
-/// Direct convolution + bias (+ ReLU6) with symmetric zero padding: `x [N,Ci,H,W]`,
-/// `k [Co,Ci,kh,kw]`, `b [Co]` → `[N,Co,Ho,Wo]` (CUDA only; meant for few input channels).
+/// Which convolution kernel a [`ConvBias`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvLayout {
+    /// Dense convolution, NCHW in and out (`dense_*`).
+    Dense,
+    /// Dense convolution, NCHW in, NHWC out (`dense_last_*`): the channels-last stem.
+    DenseToLast,
+    /// Depthwise convolution, NHWC in and out (`dw_last_*`); the kernel is `[C,1,kh,kw]`.
+    DepthwiseLast,
+}
+
+/// Direct convolution + bias (+ ReLU6) with symmetric zero padding (CUDA only): `x`, kernel
+/// `k [Co,Ci,kh,kw]` and bias `[Co]`. Meant for few input channels per output (the stem and
+/// depthwise layers).
 #[derive(Clone, Copy, Debug)]
-pub struct DenseConvBias {
+pub struct ConvBias {
+    pub layout: ConvLayout,
     pub stride: usize,
     pub padding: usize,
     pub relu6: bool,
 }
 
-impl DenseConvBias {
+impl ConvBias {
     fn out(&self, i: usize, k: usize) -> Result<usize> {
         let padded = i + 2 * self.padding;
         if padded < k || self.stride == 0 {
             bail!("convolution: input {i} is smaller than kernel {k}")
         }
         Ok((padded - k) / self.stride + 1)
+    }
+
+    /// (n, input channels, h, w) of `x` and the output shape.
+    fn shapes(
+        &self,
+        x: &Layout,
+        k: &Layout,
+        b: &Layout,
+    ) -> Result<((usize, usize, usize, usize), Shape)> {
+        let (kco, kci, kh, kw) = k.shape().dims4()?;
+        let (n, ci, h, w) = match self.layout {
+            ConvLayout::DepthwiseLast => {
+                let (n, h, w, c) = x.shape().dims4()?;
+                (n, c, h, w)
+            }
+            _ => x.shape().dims4()?,
+        };
+        let (co, fits) = match self.layout {
+            ConvLayout::DepthwiseLast => (ci, kco == ci && kci == 1),
+            _ => (kco, kci == ci),
+        };
+        if !fits || b.shape().elem_count() != co {
+            bail!(
+                "convolution: kernel {:?} / bias {:?} do not fit input {:?}",
+                k.shape(),
+                b.shape(),
+                x.shape()
+            )
+        }
+        let (ho, wo) = (self.out(h, kh)?, self.out(w, kw)?);
+        let shape = match self.layout {
+            ConvLayout::Dense => Shape::from((n, co, ho, wo)),
+            ConvLayout::DenseToLast | ConvLayout::DepthwiseLast => Shape::from((n, ho, wo, co)),
+        };
+        Ok(((n, ci, h, w), shape))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -193,14 +373,27 @@ impl DenseConvBias {
         k: CudaView<'_, T>,
         b: CudaView<'_, T>,
         (n, ci, h, w): (usize, usize, usize, usize),
-        (co, kh, kw): (usize, usize, usize),
+        (kh, kw): (usize, usize),
+        out: &Shape,
         suffix: &str,
-    ) -> Result<(CudaSlice<T>, Shape)> {
-        let (ho, wo) = (self.out(h, kh)?, self.out(w, kw)?);
-        let func = dev.get_or_load_custom_func(&format!("dense_{suffix}"), MODULE, ptx()?)?;
+    ) -> Result<CudaSlice<T>> {
+        let (name, co, ho, wo, cfg) = match self.layout {
+            ConvLayout::Dense => {
+                let (_, co, ho, wo) = out.dims4()?;
+                ("dense", co, ho, wo, plane_grid(ho * wo, n * co))
+            }
+            ConvLayout::DenseToLast => {
+                let (_, ho, wo, co) = out.dims4()?;
+                ("dense_last", co, ho, wo, image_grid(ho * wo * co, n))
+            }
+            ConvLayout::DepthwiseLast => {
+                let (_, ho, wo, co) = out.dims4()?;
+                ("dw_last", co, ho, wo, image_grid(ho * wo * co, n))
+            }
+        };
+        let func = dev.get_or_load_custom_func(&format!("{name}_{suffix}"), MODULE, ptx()?)?;
         // SAFETY: every element is written by the kernel before it is read.
-        let y = unsafe { dev.alloc::<T>(n * co * ho * wo)? };
-        let cfg = plane_grid(ho * wo, n * co);
+        let y = unsafe { dev.alloc::<T>(out.elem_count())? };
         let (n_, ci_, h_, w_, co_) = (int(n)?, int(ci)?, int(h)?, int(w)?, int(co)?);
         let (kh_, kw_, ho_, wo_) = (int(kh)?, int(kw)?, int(ho)?, int(wo)?);
         let (s, p, relu6) = (int(self.stride)?, int(self.padding)?, self.relu6 as i32);
@@ -209,18 +402,23 @@ impl DenseConvBias {
         builder.arg(&k);
         builder.arg(&b);
         builder.arg(&y);
-        candle_core::builder_arg!(
-            builder, n_, ci_, h_, w_, co_, kh_, kw_, ho_, wo_, s, p, relu6
-        );
-        // SAFETY: the arguments match `dense_*` in SOURCE; the sizes were checked above.
+        if self.layout == ConvLayout::DepthwiseLast {
+            candle_core::builder_arg!(builder, n_, ci_, h_, w_, kh_, kw_, ho_, wo_, s, p, relu6);
+        } else {
+            candle_core::builder_arg!(
+                builder, n_, ci_, h_, w_, co_, kh_, kw_, ho_, wo_, s, p, relu6
+            );
+        }
+        // SAFETY: the arguments match `dense_*`, `dense_last_*` or `dw_last_*` in SOURCE (the
+        // depthwise kernel takes no separate output-channel count); sizes were checked.
         unsafe { builder.launch(cfg) }.w()?;
-        Ok((y, Shape::from((n, co, ho, wo))))
+        Ok(y)
     }
 }
 
-impl CustomOp3 for DenseConvBias {
+impl CustomOp3 for ConvBias {
     fn name(&self) -> &'static str {
-        "dense-conv-bias"
+        "conv-bias-cuda"
     }
 
     fn cpu_fwd(
@@ -232,7 +430,7 @@ impl CustomOp3 for DenseConvBias {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        bail!("dense-conv-bias runs on CUDA only (the CPU path uses candle's convolution)")
+        bail!("conv-bias-cuda runs on CUDA only (the CPU path uses its own convolutions)")
     }
 
     fn cuda_fwd(
@@ -244,54 +442,33 @@ impl CustomOp3 for DenseConvBias {
         s3: &CudaStorage,
         l3: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let xd = l1.shape().dims4()?;
-        let (co, ci, kh, kw) = l2.shape().dims4()?;
-        if ci != xd.1 || l3.shape().elem_count() != co {
-            bail!(
-                "convolution: kernel {:?} / bias {:?} do not fit input {:?}",
-                l2.shape(),
-                l3.shape(),
-                l1.shape()
-            )
-        }
+        let (xd, shape) = self.shapes(l1, l2, l3)?;
+        let (_, _, kh, kw) = l2.shape().dims4()?;
         let dev = s1.device().clone();
-        let kd = (co, kh, kw);
-        let (slice, shape) = match (&s1.slice, &s2.slice, &s3.slice) {
-            (CudaStorageSlice::F32(x), CudaStorageSlice::F32(k), CudaStorageSlice::F32(b)) => {
-                let (y, s) = self.launch(
+        let sfx = suffix(&s1.slice)?;
+        macro_rules! go {
+            ($variant:ident, $x:expr, $k:expr, $b:expr) => {
+                CudaStorageSlice::$variant(self.launch(
                     &dev,
-                    view(x, l1, "input")?,
-                    view(k, l2, "kernel")?,
-                    view(b, l3, "bias")?,
+                    view($x, l1, "input")?,
+                    view($k, l2, "kernel")?,
+                    view($b, l3, "bias")?,
                     xd,
-                    kd,
-                    "f32",
-                )?;
-                (CudaStorageSlice::F32(y), s)
+                    (kh, kw),
+                    &shape,
+                    sfx,
+                )?)
+            };
+        }
+        let slice = match (&s1.slice, &s2.slice, &s3.slice) {
+            (CudaStorageSlice::F32(x), CudaStorageSlice::F32(k), CudaStorageSlice::F32(b)) => {
+                go!(F32, x, k, b)
             }
             (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(b)) => {
-                let (y, s) = self.launch(
-                    &dev,
-                    view(x, l1, "input")?,
-                    view(k, l2, "kernel")?,
-                    view(b, l3, "bias")?,
-                    xd,
-                    kd,
-                    "bf16",
-                )?;
-                (CudaStorageSlice::BF16(y), s)
+                go!(BF16, x, k, b)
             }
             (CudaStorageSlice::F16(x), CudaStorageSlice::F16(k), CudaStorageSlice::F16(b)) => {
-                let (y, s) = self.launch(
-                    &dev,
-                    view(x, l1, "input")?,
-                    view(k, l2, "kernel")?,
-                    view(b, l3, "bias")?,
-                    xd,
-                    kd,
-                    "f16",
-                )?;
-                (CudaStorageSlice::F16(y), s)
+                go!(F16, x, k, b)
             }
             _ => bail!("convolution on CUDA: f32, bf16 or f16 operands of one dtype only"),
         };

@@ -137,6 +137,10 @@ impl MobileNetV2 {
 
     /// Pooled features `[N, 1280]` of a normalized image batch `[N, 3, H, W]`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() && self.blocks.first().is_some_and(|b| !b.trainable()) {
+            return self.forward_cuda(x, train);
+        }
         let mut y = x.clone();
         let mut frozen = true;
         for block in &self.blocks {
@@ -147,6 +151,44 @@ impl MobileNetV2 {
                 frozen = false;
             }
             y = block.forward(&y, train)?;
+        }
+        global_avg_pool(&y)
+    }
+
+    /// [`MobileNetV2::forward`] on CUDA: the frozen blocks run channels-last (NHWC), where each
+    /// 1×1 convolution is one large matrix product; trainable blocks run as on the CPU, after one
+    /// transpose back to NCHW.
+    #[cfg(feature = "cuda")]
+    fn forward_cuda(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut y = x.clone();
+        let mut channels_last = true;
+        for (i, block) in self.blocks.iter().enumerate() {
+            if channels_last && block.trainable() {
+                y = y
+                    .permute((0, 3, 1, 2))?
+                    .contiguous()?
+                    .detach()
+                    .to_dtype(candle_core::DType::F32)?;
+                channels_last = false;
+            }
+            if !channels_last {
+                y = block.forward(&y, train)?;
+                continue;
+            }
+            let mut z = y.clone();
+            for layer in &block.layers {
+                z = layer.forward_nhwc(&z)?;
+            }
+            // The stem (block 0) has no residual; its input is the NCHW image batch.
+            y = if block.residual && i > 0 {
+                (z + &y)?
+            } else {
+                z
+            };
+        }
+        if channels_last {
+            let (n, h, w, c) = y.dims4()?;
+            return y.reshape((n, h * w, c))?.mean(1);
         }
         global_avg_pool(&y)
     }

@@ -146,7 +146,13 @@ pub fn pointwise_bias(x: &Tensor, w: &Tensor, b: &Tensor, relu6: bool) -> Result
     #[cfg(feature = "cuda")]
     if x.device().is_cuda() && b.dtype() == y.dtype() {
         // Bias and activation in place, one pass over cuBLAS's fresh output.
-        y.inplace_op2(&b.contiguous()?, &super::conv_cuda::BiasAct { relu6 })?;
+        y.inplace_op2(
+            &b.contiguous()?,
+            &super::conv_cuda::BiasAct {
+                relu6,
+                channels_last: false,
+            },
+        )?;
         return Ok(y);
     }
     let y = y.broadcast_add(&b.reshape((1, cout, 1, 1))?)?;
