@@ -54,7 +54,10 @@ impl AdamW {
         for i in 0..self.vars.len() {
             let var = &self.vars[i];
             let Some(g) = grads.get(var) else { continue };
-            let g = g.to_dtype(var.dtype())?;
+            // candle's gradient of a variable can still carry the backprop graph of the step
+            // (e.g. `grad · activation` for a layer after another trainable layer). Keeping it
+            // in the moments would chain every step's activations to the next: detach.
+            let g = g.detach().to_dtype(var.dtype())?;
             let m = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
             let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&m * scale_m)? / ((&v * scale_v)?.sqrt()? + self.eps)?)?;
@@ -63,8 +66,8 @@ impl AdamW {
                 theta = (theta * (1.0 - lr * self.weight_decay))?;
             }
             var.set(&(theta - (update * lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            self.m[i] = m.detach();
+            self.v[i] = v.detach();
         }
         Ok(())
     }
@@ -129,5 +132,35 @@ mod tests {
         assert!(cosine_lr(1.0, 0, 100, 10) < 0.2);
         assert!((cosine_lr(1.0, 10, 100, 10) - 1.0).abs() < 1e-9);
         assert!((cosine_lr(1.0, 100, 100, 10) - 0.01).abs() < 1e-9);
+    }
+
+    /// Two trainable layers in a row: the second's gradient carries the step's graph. The
+    /// moments must not keep it, or every step's activations stay alive (the detector's
+    /// training ran out of memory that way).
+    #[test]
+    fn moments_do_not_keep_the_backprop_graph() {
+        let dev = Device::Cpu;
+        let w1 = Var::new(&[[0.5f32, -0.3], [0.2, 0.1]], &dev).unwrap();
+        let w2 = Var::new(&[[0.4f32], [-0.6]], &dev).unwrap();
+        let x = Tensor::new(&[[1f32, 2.0], [3.0, -1.0]], &dev).unwrap();
+        let mut opt = AdamW::new(vec![(w1.clone(), true), (w2.clone(), true)], 0.01, 0.01).unwrap();
+        for _ in 0..3 {
+            let loss = x
+                .matmul(w1.as_tensor())
+                .unwrap()
+                .matmul(w2.as_tensor())
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            assert!(
+                grads.get(&w2).unwrap().track_op(),
+                "the hazard this test guards against is gone from candle; keep the detach anyway"
+            );
+            opt.apply(&grads).unwrap();
+            assert!(opt.m.iter().chain(&opt.v).all(|t| !t.track_op()));
+        }
     }
 }
