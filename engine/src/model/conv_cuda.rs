@@ -402,12 +402,14 @@ impl ConvBias {
         builder.arg(&k);
         builder.arg(&b);
         builder.arg(&y);
-        if self.layout == ConvLayout::DepthwiseLast {
-            candle_core::builder_arg!(builder, n_, ci_, h_, w_, kh_, kw_, ho_, wo_, s, p, relu6);
-        } else {
-            candle_core::builder_arg!(
-                builder, n_, ci_, h_, w_, co_, kh_, kw_, ho_, wo_, s, p, relu6
-            );
+        for v in [&n_, &ci_, &h_, &w_] {
+            builder.arg(v);
+        }
+        if self.layout != ConvLayout::DepthwiseLast {
+            builder.arg(&co_);
+        }
+        for v in [&kh_, &kw_, &ho_, &wo_, &s, &p, &relu6] {
+            builder.arg(v);
         }
         // SAFETY: the arguments match `dense_*`, `dense_last_*` or `dw_last_*` in SOURCE (the
         // depthwise kernel takes no separate output-channel count); sizes were checked.
