@@ -41,14 +41,16 @@ if [ "$what" = gpu ] || [ "$what" = all ]; then
     (source .devbin/devrun.sh; cd engine && /tmp/gpu-tests --nocapture --test-threads 1) 2>&1 | tee "$out/gpu-tests.txt" | tail -20
   fi
   log "lathe bench (cuda)"
-  lathe bench --device cuda --json --profile --images "$fm/test" --count 2000 > "$out/bench-cuda.json" 2>>"$out/log.txt"; cat "$out/bench-cuda.json"
+  lathe bench --device cuda --json --profile ${SKIP_DECODE:+--no-decode} --images "$fm/test" --count 2000 > "$out/bench-cuda.json" 2>>"$out/log.txt"; cat "$out/bench-cuda.json"
   log "torch reference (cuda)"
   $py benches/reference/mobilenet_v2.py $weights --device cuda > "$out/ref-torch-cuda.json" 2>>"$out/log.txt"; cat "$out/ref-torch-cuda.json"
-  log "PIL decode+resize reference"
-  $py benches/reference/decode_resize.py --images "$fm/test" --count 2000 > "$out/ref-pil.json" 2>>"$out/log.txt"; cat "$out/ref-pil.json"
-  log "lathe decode synthetic jpeg (cpu threads)"
-  lathe bench --device cuda --json --count 512 --fine-tune-batch 0 --precision f32 --batches 1 > "$out/bench-decode-jpeg.json" 2>>"$out/log.txt"
-  $py benches/reference/decode_resize.py --count 512 > "$out/ref-pil-jpeg.json" 2>>"$out/log.txt"
+  if [ -z "${SKIP_DECODE:-}" ]; then  # SKIP_DECODE=1: leave out the decode benchmarks
+    log "PIL decode+resize reference"
+    $py benches/reference/decode_resize.py --images "$fm/test" --count 2000 > "$out/ref-pil.json" 2>>"$out/log.txt"; cat "$out/ref-pil.json"
+    log "lathe decode synthetic jpeg (cpu threads)"
+    lathe bench --device cuda --json --count 512 --fine-tune-batch 0 --precision f32 --batches 1 > "$out/bench-decode-jpeg.json" 2>>"$out/log.txt"
+    $py benches/reference/decode_resize.py --count 512 > "$out/ref-pil-jpeg.json" 2>>"$out/log.txt"
+  fi
   log "end to end: lathe train on Fashion-MNIST, cuda (cold cache)"
   export LATHE_CACHE_DIR=/tmp/lathe-cache
   timed e2e-cuda bash .devbin/devrun.sh lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-cuda > "$out/e2e-cuda.jsonl" 2>>"$out/log.txt"
@@ -80,8 +82,10 @@ if [ "$what" = detect ]; then
     /tmp/detection_data "$det" 1000 200 320 7 jpg 2>&1 | tail -2 | tee -a "$out/log.txt"
   fi
   log "train the object detector on cuda (defaults: 416 px, 40 frozen + 10 fine-tuning epochs)"
+  (nvidia-smi --query-gpu=memory.used --format=csv,noheader -l 10 > "$out/det-gpu-memory.txt" 2>/dev/null &)
   timed det-train bash .devbin/devrun.sh lathe train --template object-detector --data "$det/train" --test "$det/test" --device cuda --json --seed 1 --out /tmp/det-run ${DETECT_ARGS:-} > "$out/det-train.jsonl" 2>>"$out/log.txt"
-  tail -2 "$out/det-train.jsonl"; cat "$out/det-train.time"
+  pkill -f "nvidia-smi --query-gpu" 2>/dev/null
+  tail -2 "$out/det-train.jsonl"; cat "$out/det-train.time"; echo "GPU memory used (every 10 s): $(tr '\n' ' ' < "$out/det-gpu-memory.txt")"
   cp /tmp/det-run/report.json "$out/det-report.json" 2>/dev/null
   log "evaluate on the test set"
   lathe evaluate /tmp/det-run --data "$det/test" --device cuda --json > "$out/det-eval.json" 2>>"$out/log.txt"; head -c 600 "$out/det-eval.json"; echo
