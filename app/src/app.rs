@@ -1069,7 +1069,10 @@ impl eframe::App for Studio {
 }
 
 /// Predicts one input with the loaded model (on a job thread).
-fn predict_one(slot: &Mutex<Option<Box<dyn Model>>>, input: &str) -> Result<task::Prediction, String> {
+fn predict_one(
+    slot: &Mutex<Option<Box<dyn Model>>>,
+    input: &str,
+) -> Result<task::Prediction, String> {
     let guard = slot
         .lock()
         .map_err(|_| "the model is unavailable after an earlier failure".to_string())?;
@@ -1080,7 +1083,11 @@ fn predict_one(slot: &Mutex<Option<Box<dyn Model>>>, input: &str) -> Result<task
         .predict(&[input.to_string()], &mut |_, _| {})
         .into_iter()
         .next()
-        .unwrap_or_else(|| Err(lathe_engine::error::Error::Unsupported("no prediction".into())))
+        .unwrap_or_else(|| {
+            Err(lathe_engine::error::Error::Unsupported(
+                "no prediction".into(),
+            ))
+        })
         .map_err(|e| e.to_string())
 }
 

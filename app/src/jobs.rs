@@ -3,12 +3,12 @@
 //! here; the UI thread only drains results. Each result wakes the UI through [`Repaint`].
 
 use crate::command::Command;
+use crate::preview_data::TableRows;
 use crate::report::{EvalView, ReportView};
+use crate::state::PreviewItem;
 use lathe_engine::Project;
 use lathe_engine::Session;
 use lathe_engine::data::DatasetSummary;
-use crate::preview_data::TableRows;
-use crate::state::PreviewItem;
 use lathe_engine::task::Prediction;
 use lathe_engine::train::RunState;
 use std::path::PathBuf;

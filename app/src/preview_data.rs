@@ -11,10 +11,10 @@ use std::sync::Arc;
 pub const TABLE_ROWS: usize = 12;
 /// Longest side of a previewed image as uploaded for drawing boxes on.
 pub const PREVIEW_IMAGE_SIZE: u32 = 720;
-/// Samples per waveform block (10 ms at 16 kHz).
-const WAVEFORM_BLOCK: usize = 160;
+/// Samples per waveform block (1 ms at 16 kHz: short clips still get a smooth outline).
+const WAVEFORM_BLOCK: usize = 16;
 /// Longest sound drawn (the prediction still covers the whole file).
-const WAVEFORM_MAX_SECS: u64 = 30 * 60;
+pub const WAVEFORM_MAX_SECS: u64 = 10 * 60;
 
 /// How the Preview screen takes input and shows results, by task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl PreviewKind {
     }
 }
 
-/// A sound's amplitude envelope: the min and max sample of each 10 ms block.
+/// A sound's amplitude envelope: the min and max sample of each 1 ms block.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Waveform {
     pub mins: Vec<f32>,
@@ -144,7 +144,8 @@ pub struct PreviewImage {
 
 impl PreviewImage {
     pub fn read(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let image = image::load_from_memory(&bytes)
             .map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
         let original = [image.width(), image.height()];
@@ -258,9 +259,21 @@ mod tests {
 
     #[test]
     fn tasks_get_their_preview() {
-        assert_eq!(PreviewKind::of_task("text-classification"), PreviewKind::Text);
-        assert_eq!(PreviewKind::of_task("tabular-regression"), PreviewKind::Table);
-        assert_eq!(PreviewKind::of_task("object-detection"), PreviewKind::Detector);
-        assert_eq!(PreviewKind::of_task("image-classification"), PreviewKind::Image);
+        assert_eq!(
+            PreviewKind::of_task("text-classification"),
+            PreviewKind::Text
+        );
+        assert_eq!(
+            PreviewKind::of_task("tabular-regression"),
+            PreviewKind::Table
+        );
+        assert_eq!(
+            PreviewKind::of_task("object-detection"),
+            PreviewKind::Detector
+        );
+        assert_eq!(
+            PreviewKind::of_task("image-classification"),
+            PreviewKind::Image
+        );
     }
 }

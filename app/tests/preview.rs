@@ -362,7 +362,11 @@ fn sound_preview_draws_the_waveform_and_top_classes() {
     let train = tmp.path().join("train");
     for (c, name) in ["hum", "hiss"].iter().enumerate() {
         for k in 0..8 {
-            write_wav(&train.join(name).join(format!("{k}.wav")), 16_000, &clip(c, k));
+            write_wav(
+                &train.join(name).join(format!("{k}.wav")),
+                16_000,
+                &clip(c, k),
+            );
         }
     }
     let probe = tmp.path().join("probe/clip.wav");
@@ -410,7 +414,11 @@ fn detector_preview_draws_boxes_over_the_image_and_lists_them() {
     .unwrap();
     let photos: Vec<image::RgbImage> = ["chelsea.png", "coffee.png"]
         .iter()
-        .map(|n| image::open(assets.join("photos").join(n)).unwrap().to_rgb8())
+        .map(|n| {
+            image::open(assets.join("photos").join(n))
+                .unwrap()
+                .to_rgb8()
+        })
         .collect();
     let train = tmp.path().join("train");
     let cfg = SynthConfig {
@@ -497,7 +505,7 @@ fn multi_label_preview_shows_every_label_and_marks_those_that_apply() {
     };
     let mut csv = String::from("image,labels\n");
     for i in 0..24u32 {
-        let (disc, stripes) = (i % 4 & 1 == 1, i % 4 & 2 == 2);
+        let (disc, stripes) = ((i % 4) & 1 == 1, (i % 4) & 2 == 2);
         let name = format!("img{i:02}.png");
         image(disc, stripes, i).save(train.join(&name)).unwrap();
         let labels: Vec<&str> = [(disc, "disc"), (stripes, "stripes")]

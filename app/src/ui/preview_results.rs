@@ -12,6 +12,8 @@ use lathe_engine::task::{PredictedBox, Prediction};
 pub const TOP_K: usize = 5;
 /// Width of a probability bar.
 const BAR_WIDTH: f32 = 220.0;
+/// Narrowest label column of probability bars (so the bars of several inputs line up).
+const LABEL_WIDTH: f32 = 90.0;
 /// Largest size an image with boxes is drawn at.
 const DETECTION_VIEW: egui::Vec2 = egui::vec2(640.0, 480.0);
 /// Height of a waveform.
@@ -26,7 +28,7 @@ const PALETTE: [egui::Color32; 8] = [
     egui::Color32::from_rgb(220, 100, 255),
     egui::Color32::from_rgb(40, 210, 210),
     egui::Color32::from_rgb(255, 140, 40),
-    egui::Color32::from_rgb(180, 180, 180),
+    egui::Color32::from_rgb(255, 120, 200),
 ];
 
 /// Ranked classes as rows of label, bar and percentage; `marked` labels are drawn strong with a
@@ -42,6 +44,7 @@ pub fn class_bars_ui(
     let faded = ui.visuals().weak_text_color().gamma_multiply(0.6);
     egui::Grid::new(id)
         .num_columns(2)
+        .min_col_width(LABEL_WIDTH)
         .spacing([12.0, 4.0])
         .show(ui, |ui| {
             for (label, prob) in ranked.iter().take(k) {
@@ -161,7 +164,11 @@ pub fn waveform_ui(ui: &mut egui::Ui, name: &str, w: &Waveform) {
     let width = ui.available_width().clamp(200.0, 900.0);
     let (rect, response) =
         ui.allocate_exact_size(egui::vec2(width, WAVEFORM_HEIGHT), egui::Sense::hover());
-    let duration = crate::ui::duration_text(w.duration_secs);
+    let duration = if w.duration_secs < 60.0 {
+        format!("{:.1} s", w.duration_secs)
+    } else {
+        crate::ui::duration_text(w.duration_secs)
+    };
     let label = format!("Waveform of {name}, {:.2} s", w.duration_secs);
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
     if ui.is_rect_visible(rect) {
@@ -196,7 +203,10 @@ pub fn waveform_ui(ui: &mut egui::Ui, name: &str, w: &Waveform) {
     }
     let mut note = format!("{duration} (16 kHz mono, as the model hears it; nothing plays)");
     if w.truncated {
-        note.push_str("; only the first 30 minutes are drawn");
+        note.push_str(&format!(
+            "; only the first {} minutes are drawn",
+            crate::preview_data::WAVEFORM_MAX_SECS / 60
+        ));
     }
     ui.weak(note);
 }
@@ -211,13 +221,27 @@ pub fn detection_item_ui(ui: &mut egui::Ui, view: &mut View, item: &PreviewItem)
             &[]
         }
     };
-    match &item.image {
+    // The list goes beside the image, or under it in a narrow window.
+    let beside = ui.available_width() >= DETECTION_VIEW.x + 360.0;
+    let list = |ui: &mut egui::Ui| {
+        if let Ok(p) = &item.result {
+            box_list_ui(ui, &item.input.display().to_string(), p);
+        }
+    };
+    let image = |ui: &mut egui::Ui, view: &mut View| match &item.image {
         Some(Ok(img)) => boxes_on_image_ui(ui, view, item, img, boxes),
         Some(Err(e)) => error_ui(ui, e),
         None => {}
-    }
-    if let Ok(p) = &item.result {
-        box_list_ui(ui, &item.input.display().to_string(), p);
+    };
+    if beside {
+        ui.horizontal_top(|ui| {
+            image(ui, view);
+            ui.add_space(12.0);
+            ui.vertical(list);
+        });
+    } else {
+        image(ui, view);
+        list(ui);
     }
 }
 
@@ -273,7 +297,12 @@ fn boxes_on_image_ui(
             rect.min + egui::vec2(b.x * scale, b.y * scale),
             egui::vec2(b.width * scale, b.height * scale),
         );
-        painter.rect_stroke(r, 0.0, egui::Stroke::new(2.0, color), egui::StrokeKind::Middle);
+        painter.rect_stroke(
+            r,
+            0.0,
+            egui::Stroke::new(2.0, color),
+            egui::StrokeKind::Middle,
+        );
         let text = format!("{} {:.0}%", b.label, b.confidence * 100.0);
         let galley = painter.layout_no_wrap(text, font.clone(), egui::Color32::BLACK);
         let tag_size = galley.size() + egui::vec2(6.0, 2.0);
@@ -282,7 +311,9 @@ fn boxes_on_image_ui(
         if tag_min.y < rect.top() {
             tag_min.y = r.top();
         }
-        tag_min.x = tag_min.x.clamp(rect.left(), (rect.right() - tag_size.x).max(rect.left()));
+        tag_min.x = tag_min
+            .x
+            .clamp(rect.left(), (rect.right() - tag_size.x).max(rect.left()));
         let tag = egui::Rect::from_min_size(tag_min, tag_size);
         painter.rect_filled(tag, 2.0, color);
         painter.galley(tag.min + egui::vec2(3.0, 1.0), galley, egui::Color32::BLACK);
@@ -310,7 +341,8 @@ fn box_list_ui(ui: &mut egui::Ui, id: &str, p: &Prediction) {
             ui.end_row();
             for b in &p.boxes {
                 ui.horizontal(|ui| {
-                    let (r, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                    let (r, _) =
+                        ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
                     ui.painter().rect_filled(r, 2.0, label_color(&b.label));
                     ui.label(&b.label);
                 });

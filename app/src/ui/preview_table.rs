@@ -56,7 +56,10 @@ pub fn table_preview_ui(
                     ui.end_row();
                     for (r, cells) in rows.rows.iter().enumerate() {
                         let picked = view.picked_row == Some(r);
-                        if ui.selectable_label(picked, format!("Row {}", r + 1)).clicked() {
+                        if ui
+                            .selectable_label(picked, format!("Row {}", r + 1))
+                            .clicked()
+                        {
                             view.picked_row = Some(r);
                             view.row_values = cells.clone();
                             commands.push(Command::PredictRow(cells.clone()));
@@ -71,7 +74,10 @@ pub fn table_preview_ui(
     ui.add_space(8.0);
     ui.horizontal_top(|ui| {
         ui.vertical(|ui| {
-            ui.strong("Values");
+            ui.strong(match view.picked_row {
+                Some(r) => format!("Values (from row {}; edit them and predict again)", r + 1),
+                None => "Values".to_string(),
+            });
             egui::Grid::new("preview-row-form")
                 .num_columns(2)
                 .spacing([12.0, 4.0])

@@ -8,6 +8,8 @@ use crate::state::State;
 use crate::ui::preview_results::{TOP_K, class_bars_ui};
 use std::time::{Duration, Instant};
 
+/// Widest the text box grows (long lines are hard to read).
+const TEXT_WIDTH: f32 = 760.0;
 /// Quiet time after the last keystroke before the text is predicted.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 
@@ -22,7 +24,7 @@ pub fn text_preview_ui(
         egui::TextEdit::multiline(&mut view.typed_text)
             .hint_text("Type or paste a message, a review, a mail… predictions follow as you type.")
             .desired_rows(6)
-            .desired_width(f32::INFINITY),
+            .desired_width(ui.available_width().min(TEXT_WIDTH)),
     );
     let edit = edit.labelled_by(label.id);
     if edit.changed() {
