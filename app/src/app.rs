@@ -533,12 +533,23 @@ impl Studio {
                 Some(root) => self.run(Command::SetData(slot, Some(root))),
                 None => self.state.error("Drop a folder (one subfolder per class), not single files from different places"),
             },
-            Command::ChooseData(slot) => self.dialog(move || {
-                let folder = rfd::AsyncFileDialog::new()
-                    .set_title(slot.title())
-                    .pick_folder();
-                pollster::block_on(folder).map(|f| Command::SetData(slot, Some(f.path().into())))
-            }),
+            Command::ChooseData(slot) => {
+                // Table templates read one file; the others a folder.
+                let table = self.state.preview_kind() == PreviewKind::Table;
+                self.dialog(move || {
+                    let dialog = rfd::AsyncFileDialog::new().set_title(slot.title());
+                    let chosen = if table {
+                        pollster::block_on(
+                            dialog
+                                .add_filter("Tables", &["csv", "tsv", "json", "jsonl", "ndjson"])
+                                .pick_file(),
+                        )
+                    } else {
+                        pollster::block_on(dialog.pick_folder())
+                    };
+                    chosen.map(|f| Command::SetData(slot, Some(f.path().into())))
+                })
+            }
             Command::SetParam { key, value } => self.set_param(&key, value),
             Command::ResetParam(key) => {
                 if let Some(p) = self.state.project.as_mut() {

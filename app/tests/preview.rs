@@ -543,3 +543,19 @@ fn multi_label_preview_shows_every_label_and_marks_those_that_apply() {
     let marked = h.query_all_by_label_contains("%  applies").count();
     assert_eq!(marked, applies.len());
 }
+
+#[test]
+fn a_dropped_table_file_is_the_data_of_a_table_template() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, _) = penguins(tmp.path());
+    let mut h = harness(Studio::new(options(tmp.path(), &[])));
+    h.run();
+    h.get_by_label("Tabular Classifier").click();
+    h.run();
+    assert_eq!(h.state().state.screen, Screen::Data);
+    let zone = h.get_by_label("Training data").rect().center();
+    drop_paths(&mut h, std::slice::from_ref(&train), Some(zone));
+    h.run();
+    let project = h.state().state.project.clone().unwrap();
+    assert_eq!(project.data.train, train, "{:?}", h.state().state.notice);
+}
