@@ -13,6 +13,8 @@ pub const TABLE_ROWS: usize = 12;
 pub const PREVIEW_IMAGE_SIZE: u32 = 720;
 /// Samples per waveform block (1 ms at 16 kHz: short clips still get a smooth outline).
 const WAVEFORM_BLOCK: usize = 16;
+/// Most blocks kept (a waveform is at most a few thousand pixel columns wide).
+const MAX_BLOCKS: usize = 4096;
 /// Longest sound drawn (the prediction still covers the whole file).
 pub const WAVEFORM_MAX_SECS: u64 = 10 * 60;
 
@@ -102,12 +104,17 @@ impl Waveform {
             mins.push(lo);
             maxs.push(hi);
         }
-        Ok(Self {
+        let mut w = Self {
             mins,
             maxs,
             duration_secs: seen as f64 / f64::from(audio_decode::SAMPLE_RATE),
             truncated,
-        })
+        };
+        // Long sounds are kept at a few thousand blocks: drawing then stays cheap every frame.
+        if w.mins.len() > MAX_BLOCKS {
+            (w.mins, w.maxs) = w.columns(MAX_BLOCKS).into_iter().unzip();
+        }
+        Ok(w)
     }
 
     /// The envelope resampled to `columns` pixel columns: (min, max) of the blocks each covers.
@@ -244,6 +251,49 @@ mod tests {
         assert_eq!(wide[0], (-0.1, 0.1));
         assert_eq!(wide[7], (-0.3, 0.3));
         assert!(w.columns(0).is_empty());
+    }
+
+    /// A 16-bit mono 16 kHz WAV of `samples`.
+    fn wav(path: &Path, samples: &[f32]) {
+        let n = (samples.len() * 2) as u32;
+        let mut b = Vec::new();
+        b.extend_from_slice(b"RIFF");
+        b.extend_from_slice(&(36 + n).to_le_bytes());
+        b.extend_from_slice(b"WAVEfmt ");
+        for v in [16u32, 1 | (1 << 16), 16_000, 32_000, 2 | (16 << 16)] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(b"data");
+        b.extend_from_slice(&n.to_le_bytes());
+        for s in samples {
+            b.extend_from_slice(&((s * 32_000.0) as i16).to_le_bytes());
+        }
+        std::fs::write(path, b).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_long_sound_keeps_a_bounded_envelope_with_its_loud_part() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("long.wav");
+        // 10 s: quiet, with a loud burst in the middle second.
+        let samples: Vec<f32> = (0..160_000)
+            .map(|i| {
+                let amp = if (72_000..88_000).contains(&i) {
+                    0.9
+                } else {
+                    0.05
+                };
+                amp * ((i as f32) * 0.3).sin()
+            })
+            .collect();
+        wav(&path, &samples);
+        let w = Waveform::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!((w.duration_secs - 10.0).abs() < 1e-6, "{}", w.duration_secs);
+        assert_eq!(w.mins.len(), MAX_BLOCKS);
+        assert_eq!(w.maxs.len(), MAX_BLOCKS);
+        let cols = w.columns(10);
+        assert!(cols[4].1 > 0.8 || cols[5].1 > 0.8, "{cols:?}");
+        assert!(cols[0].1 < 0.1 && cols[9].1 < 0.1, "{cols:?}");
     }
 
     #[test]
