@@ -5,8 +5,9 @@
 use crate::command::{Command, DataSlot, Screen};
 use crate::frame_stats::FrameStats;
 use crate::jobs::{JobResult, JobSender, Jobs, Repaint};
+use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
-use crate::state::{ModelState, PreviewItem, ScanState, State};
+use crate::state::{ModelState, PreviewItem, ScanState, State, TextPreview};
 use crate::thumbnails::Thumbnails;
 use lathe_engine::params::{ParamValue, ResolvedParams};
 use lathe_engine::task::{self, Model, ResolvedData};
@@ -47,6 +48,16 @@ pub struct View {
     pub typed_paths: BTreeMap<&'static str, String>,
     /// Path typed on the preview screen.
     pub typed_preview: String,
+    /// Text typed on a text model's preview screen.
+    pub typed_text: String,
+    /// When the typed text last changed and has not been sent for prediction yet.
+    pub text_edited: Option<Instant>,
+    /// The table row being edited on a table model's preview screen (a value per column).
+    pub row_values: Vec<String>,
+    /// The table row last picked from the grid.
+    pub picked_row: Option<usize>,
+    /// Uploaded preview images (detector previews), by file.
+    pub preview_textures: BTreeMap<PathBuf, egui::TextureHandle>,
 }
 
 /// The whole app.
@@ -68,6 +79,10 @@ pub struct Studio {
     pending: Vec<Pending>,
     /// A project or run is being opened.
     opening: bool,
+    /// Counts text-preview requests; only the latest one's result is shown.
+    text_generation: u64,
+    /// Counts row-preview requests; only the latest one's result is shown.
+    row_generation: u64,
 }
 
 /// Something to do once its precondition holds (from the command line).
@@ -93,6 +108,11 @@ impl Studio {
                 thumbnails: Thumbnails::new(repaint.clone()),
                 typed_paths: BTreeMap::new(),
                 typed_preview: String::new(),
+                typed_text: String::new(),
+                text_edited: None,
+                row_values: Vec::new(),
+                picked_row: None,
+                preview_textures: BTreeMap::new(),
             },
             options,
             frame_stats: FrameStats::default(),
@@ -106,6 +126,8 @@ impl Studio {
             logic_time: Duration::ZERO,
             pending: Vec::new(),
             opening: false,
+            text_generation: 0,
+            row_generation: 0,
         }
     }
 
@@ -133,8 +155,20 @@ impl Studio {
         for p in std::mem::take(&mut self.pending) {
             match p {
                 Pending::Train if self.state.ready_to_train() => self.run(Command::StartTraining),
-                Pending::Predict(files) if self.state.model.loaded => {
-                    self.run(Command::Predict(files))
+                Pending::Predict(inputs) if self.state.model.loaded => {
+                    if self.state.preview_kind() == PreviewKind::Text {
+                        // For a text model the inputs are texts to type.
+                        let text = inputs
+                            .iter()
+                            .map(|p| p.to_string_lossy())
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        self.view.typed_text = text.clone();
+                        self.run(Command::PredictText(text));
+                        self.state.screen = Screen::Preview;
+                    } else {
+                        self.run(Command::Predict(inputs))
+                    }
                 }
                 Pending::Show(screen) if !training_pending => self.run(Command::Show(screen)),
                 other => keep.push(other),
@@ -352,6 +386,9 @@ impl Studio {
                         Ok(labels) => {
                             self.state.model.loaded = true;
                             self.state.model.labels = labels;
+                            if self.state.preview_kind() == PreviewKind::Table {
+                                self.load_table_rows(source);
+                            }
                         }
                         Err(e) => self.state.model.error = Some(e),
                     }
@@ -366,10 +403,29 @@ impl Studio {
             }
             JobResult::Predicted(items) => {
                 self.state.predicting = false;
-                self.state.previews = items
-                    .into_iter()
-                    .map(|(input, result)| PreviewItem { input, result })
-                    .collect();
+                self.view.preview_textures.clear();
+                self.state.previews = items;
+            }
+            JobResult::PredictedText {
+                generation,
+                text,
+                result,
+            } => {
+                if generation == self.text_generation {
+                    self.state.predicting = false;
+                    self.state.text_preview = Some(TextPreview { text, result });
+                }
+            }
+            JobResult::TableRows { source, result } => {
+                if self.state.model.source.as_deref() == Some(source.as_path()) {
+                    self.state.table_rows = Some(result);
+                }
+            }
+            JobResult::PredictedRow { generation, result } => {
+                if generation == self.row_generation {
+                    self.state.predicting = false;
+                    self.state.row_prediction = Some(result);
+                }
             }
             JobResult::Exported { format, result } => {
                 self.state.exporting = false;
@@ -477,12 +533,23 @@ impl Studio {
                 Some(root) => self.run(Command::SetData(slot, Some(root))),
                 None => self.state.error("Drop a folder (one subfolder per class), not single files from different places"),
             },
-            Command::ChooseData(slot) => self.dialog(move || {
-                let folder = rfd::AsyncFileDialog::new()
-                    .set_title(slot.title())
-                    .pick_folder();
-                pollster::block_on(folder).map(|f| Command::SetData(slot, Some(f.path().into())))
-            }),
+            Command::ChooseData(slot) => {
+                // Table templates read one file; the others a folder.
+                let table = self.state.preview_kind() == PreviewKind::Table;
+                self.dialog(move || {
+                    let dialog = rfd::AsyncFileDialog::new().set_title(slot.title());
+                    let chosen = if table {
+                        pollster::block_on(
+                            dialog
+                                .add_filter("Tables", &["csv", "tsv", "json", "jsonl", "ndjson"])
+                                .pick_file(),
+                        )
+                    } else {
+                        pollster::block_on(dialog.pick_folder())
+                    };
+                    chosen.map(|f| Command::SetData(slot, Some(f.path().into())))
+                })
+            }
             Command::SetParam { key, value } => self.set_param(&key, value),
             Command::ResetParam(key) => {
                 if let Some(p) = self.state.project.as_mut() {
@@ -561,6 +628,8 @@ impl Studio {
                 pollster::block_on(folder).map(|f| Command::EvaluateFolder(f.path().into()))
             }),
             Command::Predict(files) => self.predict(files),
+            Command::PredictText(text) => self.predict_text(text),
+            Command::PredictRow(values) => self.predict_row(values),
             Command::ChoosePreviewFiles => self.dialog(|| {
                 let files = rfd::AsyncFileDialog::new()
                     .set_title("Files to preview")
@@ -755,6 +824,13 @@ impl Studio {
 
     fn clear_model(&mut self) {
         self.state.model = ModelState::default();
+        self.state.previews.clear();
+        self.state.text_preview = None;
+        self.state.table_rows = None;
+        self.state.row_prediction = None;
+        self.view.preview_textures.clear();
+        self.view.row_values.clear();
+        self.view.picked_row = None;
         if let Ok(mut m) = self.model.try_lock() {
             *m = None;
         } else {
@@ -830,6 +906,7 @@ impl Studio {
         self.state.predicting = true;
         self.state.screen = Screen::Preview;
         let slot = self.model.clone();
+        let kind = self.state.preview_kind();
         self.jobs.spawn("predict", move |tx| {
             let inputs: Vec<String> = files
                 .iter()
@@ -850,8 +927,92 @@ impl Studio {
                         .map(|r| r.map_err(|e| e.to_string()))
                         .chain(std::iter::repeat_with(|| Err("not predicted".to_string()))),
                 )
+                .map(|(input, result)| PreviewItem {
+                    waveform: (kind == PreviewKind::Sound).then(|| Waveform::read(&input)),
+                    image: (kind == PreviewKind::Detector).then(|| PreviewImage::read(&input)),
+                    input,
+                    result,
+                })
                 .collect();
             tx.send(JobResult::Predicted(items));
+        });
+    }
+
+    /// Predicts typed text in the background; a newer request makes older results stale.
+    fn predict_text(&mut self, text: String) {
+        self.text_generation += 1;
+        if text.trim().is_empty() {
+            self.state.text_preview = None;
+            self.state.predicting = false;
+            return;
+        }
+        if !self.state.model.loaded {
+            return;
+        }
+        self.state.predicting = true;
+        let generation = self.text_generation;
+        let slot = self.model.clone();
+        self.jobs.spawn("predict-text", move |tx| {
+            let result = predict_one(&slot, &text);
+            tx.send(JobResult::PredictedText {
+                generation,
+                text,
+                result,
+            });
+        });
+    }
+
+    /// Reads the first rows of the project's test (else validation, else training) table.
+    fn load_table_rows(&mut self, source: PathBuf) {
+        let Some(project) = &self.state.project else {
+            return;
+        };
+        let data = ResolvedData::of(project);
+        let (path, split) = match (data.test, data.validation) {
+            (Some(t), _) => (t, "test"),
+            (None, Some(v)) => (v, "validation"),
+            (None, None) => (data.train, "training"),
+        };
+        if path.as_os_str().is_empty() || !path.is_file() {
+            self.state.table_rows = Some(Err(
+                "No table to pick rows from: choose the project's data (a CSV file) first".into(),
+            ));
+            return;
+        }
+        let target = match self.state.param("target") {
+            Some(ParamValue::Text(t)) => Some(t),
+            _ => None,
+        };
+        self.jobs.spawn("read-rows", move |tx| {
+            let result = TableRows::read(&path, split, target);
+            tx.send(JobResult::TableRows { source, result });
+        });
+    }
+
+    /// Predicts one table row (a value per column of the preview table) in the background.
+    fn predict_row(&mut self, values: Vec<String>) {
+        let Some(Ok(rows)) = &self.state.table_rows else {
+            return;
+        };
+        if !self.state.model.loaded {
+            self.state
+                .error("No model yet: train one, or open a finished run");
+            return;
+        }
+        let columns = rows.columns.clone();
+        self.row_generation += 1;
+        let generation = self.row_generation;
+        self.state.predicting = true;
+        let slot = self.model.clone();
+        let dir = std::env::temp_dir().join(format!(
+            "lathe-studio-{}-row-{generation}",
+            std::process::id()
+        ));
+        self.jobs.spawn("predict-row", move |tx| {
+            let result = crate::preview_data::write_row_csv(&dir, &columns, &values)
+                .and_then(|path| predict_one(&slot, &path.to_string_lossy()));
+            let _ = std::fs::remove_dir_all(&dir);
+            tx.send(JobResult::PredictedRow { generation, result });
         });
     }
 
@@ -918,6 +1079,29 @@ impl eframe::App for Studio {
     }
 }
 
+/// Predicts one input with the loaded model (on a job thread).
+fn predict_one(
+    slot: &Mutex<Option<Box<dyn Model>>>,
+    input: &str,
+) -> Result<task::Prediction, String> {
+    let guard = slot
+        .lock()
+        .map_err(|_| "the model is unavailable after an earlier failure".to_string())?;
+    let model = guard
+        .as_ref()
+        .ok_or_else(|| "the model is no longer loaded".to_string())?;
+    model
+        .predict(&[input.to_string()], &mut |_, _| {})
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| {
+            Err(lathe_engine::error::Error::Unsupported(
+                "no prediction".into(),
+            ))
+        })
+        .map_err(|e| e.to_string())
+}
+
 /// A task's parameter specs and each one's value before the project.
 type SpecsAndDefaults = (
     Vec<lathe_engine::params::ParamSpec>,
@@ -975,7 +1159,7 @@ fn resumable_runs(runs: &Path, prefix: &str) -> Vec<PathBuf> {
 pub fn data_root_from_drop(paths: &[PathBuf]) -> Option<PathBuf> {
     match paths {
         [] => None,
-        [one] if one.is_dir() => Some(one.clone()),
+        [one] if one.is_dir() || is_table_file(one) => Some(one.clone()),
         _ => {
             let parent_of = |p: &PathBuf| {
                 if p.is_dir() {
@@ -991,6 +1175,15 @@ pub fn data_root_from_drop(paths: &[PathBuf]) -> Option<PathBuf> {
                 .then_some(first)
         }
     }
+}
+
+/// A table file (the data of table and text templates is one file, used as is when dropped).
+fn is_table_file(path: &Path) -> bool {
+    path.is_file()
+        && path.extension().is_some_and(|e| {
+            ["csv", "tsv", "json", "jsonl", "ndjson"]
+                .contains(&e.to_string_lossy().to_lowercase().as_str())
+        })
 }
 
 /// `~/Lathe`, where runs of unsaved projects go.

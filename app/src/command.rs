@@ -134,6 +134,10 @@ pub enum Command {
     /// Predicts these files with the current model.
     Predict(Vec<PathBuf>),
     ChoosePreviewFiles,
+    /// Predicts typed text with the current (text) model; empty text clears the result.
+    PredictText(String),
+    /// Predicts one table row: a value per column of the preview table, in its order.
+    PredictRow(Vec<String>),
     /// Exports the current model in a format (`safetensors`, `coreml`).
     Export(String),
     /// Opens a folder in the system's file manager.

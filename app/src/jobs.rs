@@ -3,7 +3,9 @@
 //! here; the UI thread only drains results. Each result wakes the UI through [`Repaint`].
 
 use crate::command::Command;
+use crate::preview_data::TableRows;
 use crate::report::{EvalView, ReportView};
+use crate::state::PreviewItem;
 use lathe_engine::Project;
 use lathe_engine::Session;
 use lathe_engine::data::DatasetSummary;
@@ -69,7 +71,23 @@ pub enum JobResult {
         data: PathBuf,
         result: Result<EvalView, String>,
     },
-    Predicted(Vec<(PathBuf, Result<Prediction, String>)>),
+    Predicted(Vec<PreviewItem>),
+    /// Typed text was predicted; `generation` tells the latest request from stale ones.
+    PredictedText {
+        generation: u64,
+        text: String,
+        result: Result<Prediction, String>,
+    },
+    /// The rows a table preview offers were read (for the model from `source`).
+    TableRows {
+        source: PathBuf,
+        result: Result<TableRows, String>,
+    },
+    /// A picked or edited table row was predicted.
+    PredictedRow {
+        generation: u64,
+        result: Result<Prediction, String>,
+    },
     Exported {
         format: String,
         result: Result<PathBuf, String>,

@@ -6,6 +6,7 @@ pub mod app;
 pub mod command;
 pub mod frame_stats;
 pub mod jobs;
+pub mod preview_data;
 pub mod report;
 pub mod state;
 pub mod thumbnails;

@@ -29,7 +29,7 @@ struct Args {
     /// With --template: the test data folder.
     #[arg(long)]
     test: Option<PathBuf>,
-    /// Images to preview once the model is loaded.
+    /// Files to preview once the model is loaded (for a text model: texts to type).
     #[arg(long)]
     preview: Vec<PathBuf>,
     /// Write frame-time percentiles (JSON) here when the window closes.

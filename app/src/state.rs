@@ -3,6 +3,7 @@
 //! handlers change it; screens read it.
 
 use crate::command::Screen;
+use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
 use lathe_engine::data::DatasetSummary;
 use lathe_engine::params::{ParamSpec, ParamValue};
@@ -58,6 +59,17 @@ pub struct ModelState {
 pub struct PreviewItem {
     pub input: PathBuf,
     pub result: Result<Prediction, String>,
+    /// A sound file's waveform (sound previews).
+    pub waveform: Option<Result<Waveform, String>>,
+    /// The image, for drawing boxes over (detector previews).
+    pub image: Option<Result<PreviewImage, String>>,
+}
+
+/// The prediction of typed text.
+#[derive(Clone, Debug)]
+pub struct TextPreview {
+    pub text: String,
+    pub result: Result<Prediction, String>,
 }
 
 /// Everything the screens show.
@@ -92,6 +104,12 @@ pub struct State {
     pub model: ModelState,
     pub previews: Vec<PreviewItem>,
     pub predicting: bool,
+    /// The last typed text predicted (text previews).
+    pub text_preview: Option<TextPreview>,
+    /// Rows to pick from (table previews), read when the model loads.
+    pub table_rows: Option<Result<TableRows, String>>,
+    /// The prediction of the picked or edited row (table previews).
+    pub row_prediction: Option<Result<Prediction, String>>,
     /// Finished exports: (format, folder).
     pub exports: Vec<(String, PathBuf)>,
     pub exporting: bool,
@@ -113,6 +131,13 @@ impl State {
     pub fn template(&self) -> Option<&Template> {
         let id = &self.project.as_ref()?.template;
         self.templates.iter().find(|t| &t.id == id)
+    }
+
+    /// How the Preview screen works for the open project's task.
+    pub fn preview_kind(&self) -> PreviewKind {
+        self.template()
+            .map(|t| PreviewKind::of_task(&t.task))
+            .unwrap_or(PreviewKind::Image)
     }
 
     /// Training data is chosen and scanned without errors.

@@ -42,14 +42,18 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
             DataSlot::Validation => {
                 "Optional: without it, a stratified part of the training data is held out."
             }
-            DataSlot::Test => "Optional: images the model never trains on, to measure it.",
+            DataSlot::Test => "Optional: data the model never trains on, to measure it.",
         };
         let zone = drop_zone_ui(
             ui,
             slot.title(),
             current.as_deref(),
             slot_hint,
-            "Choose folder…",
+            if state.preview_kind() == crate::preview_data::PreviewKind::Table {
+                "Choose file…"
+            } else {
+                "Choose folder…"
+            },
         );
         if zone.choose_clicked {
             commands.push(Command::ChooseData(slot));

@@ -6,6 +6,9 @@ pub mod evaluate;
 pub mod export;
 pub mod picker;
 pub mod preview;
+pub mod preview_results;
+pub mod preview_table;
+pub mod preview_text;
 pub mod settings;
 pub mod train;
 

@@ -47,7 +47,8 @@ pub fn icon_glyph(icon: &str) -> String {
         "text" => "TXT".into(),
         "sound" => "SND".into(),
         "table" => "TAB".into(),
-        "detection" => "DET".into(),
+        "detection" | "viewfinder" => "DET".into(),
+        "tags" => "TAG".into(),
         other => other.chars().take(3).collect::<String>().to_uppercase(),
     }
 }

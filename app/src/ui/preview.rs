@@ -1,17 +1,17 @@
-//! The Preview screen: drop images (or choose files) and see the model's top predictions with
-//! probability bars.
+//! The Preview screen: try the trained model. What it takes depends on the task — dropped
+//! images or sound files, typed text, or a picked table row — and the predictions are drawn
+//! for the task too (see [`super::preview_results`]). Predictions run on background jobs.
 
 use crate::app::View;
 use crate::command::Command;
+use crate::preview_data::PreviewKind;
 use crate::state::State;
-use crate::widgets::bars::bar_row_ui;
+use crate::ui::preview_results;
 use crate::widgets::drop_zone::{drop_zone_ui, dropped_paths, hover_overlay};
-
-/// Predictions shown per input.
-const TOP_K: usize = 5;
 
 pub fn preview_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
     ui.heading("Preview");
+    let kind = state.preview_kind();
     let model = &state.model;
     if model.loading {
         ui.horizontal(|ui| {
@@ -25,14 +25,38 @@ pub fn preview_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &
         return;
     }
     if !model.loaded {
-        ui.label("Train a model first (or open a finished run); then drop images here to try it.");
+        let what = match kind {
+            PreviewKind::Text => "type text here",
+            PreviewKind::Table => "pick a row of your table here",
+            PreviewKind::Sound => "drop sound files here",
+            _ => "drop images here",
+        };
+        ui.label(format!(
+            "Train a model first (or open a finished run); then {what} to try it."
+        ));
         return;
     }
+    match kind {
+        PreviewKind::Text => super::preview_text::text_preview_ui(ui, state, view, commands),
+        PreviewKind::Table => super::preview_table::table_preview_ui(ui, state, view, commands),
+        _ => files_ui(ui, state, view, commands, kind),
+    }
+}
+
+/// Dropped (or chosen, or typed) files and their predictions.
+fn files_ui(
+    ui: &mut egui::Ui,
+    state: &State,
+    view: &mut View,
+    commands: &mut Vec<Command>,
+    kind: PreviewKind,
+) {
+    let noun = kind.noun();
     let zone = drop_zone_ui(
         ui,
         "Try the model",
         None,
-        "Drop one or more images here, or choose files. Nothing is added to your data.",
+        &format!("Drop one or more {noun} here, or choose files. Nothing is added to your data."),
         "Choose files…",
     );
     if zone.choose_clicked {
@@ -53,50 +77,23 @@ pub fn preview_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &
     if !dropped.is_empty() {
         commands.push(Command::Predict(dropped));
     }
-    hover_overlay(ui.ctx(), "Drop images to preview the model's predictions");
+    hover_overlay(
+        ui.ctx(),
+        &format!("Drop {noun} to preview the model's predictions"),
+    );
     if state.predicting {
         ui.horizontal(|ui| {
             ui.spinner();
             ui.label("Predicting…");
         });
     }
-    let color = ui.visuals().selection.bg_fill;
     for item in &state.previews {
         ui.add_space(8.0);
-        ui.horizontal_top(|ui| {
-            view.thumbnails.show(ui, &item.input, 128.0);
-            ui.vertical(|ui| {
-                ui.monospace(item.input.display().to_string());
-                match &item.result {
-                    Ok(p) => {
-                        ui.strong(format!("Prediction: {}", p.label));
-                        if let Some(v) = p.value {
-                            ui.label(format!("value {v:.4}"));
-                        }
-                        egui::Grid::new(("probs", item.input.display().to_string()))
-                            .num_columns(2)
-                            .spacing([12.0, 4.0])
-                            .show(ui, |ui| {
-                                for (label, prob) in p.ranked.iter().take(TOP_K) {
-                                    ui.label(label);
-                                    ui.horizontal(|ui| {
-                                        bar_row_ui(
-                                            ui,
-                                            *prob,
-                                            220.0,
-                                            color,
-                                            &format!("{:.1}%", prob * 100.0),
-                                        )
-                                    });
-                                    ui.end_row();
-                                }
-                            });
-                    }
-                    Err(e) => {
-                        ui.colored_label(ui.visuals().error_fg_color, e);
-                    }
-                }
-            });
-        });
+        match kind {
+            PreviewKind::Detector => preview_results::detection_item_ui(ui, view, item),
+            PreviewKind::Sound => preview_results::sound_item_ui(ui, item),
+            PreviewKind::MultiLabel => preview_results::multi_label_item_ui(ui, view, item),
+            _ => preview_results::image_item_ui(ui, view, item),
+        }
     }
 }
