@@ -404,18 +404,17 @@ pub(crate) fn extract_features(
     let mut failed: HashSet<PathBuf> = HashSet::new();
     let pre = &backbone.preprocessing;
     let chunks: Vec<&[usize]> = todo.chunks(batch_size.max(1)).collect();
-    // Decoding runs one batch ahead on its own thread (bounded queue) while the backbone works.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(2);
+    // Decoding, batch assembly and the copy to the device run one batch ahead on their own
+    // thread (bounded queue) while the backbone works on the previous batch.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(2);
+    let device = &ctx.device;
     std::thread::scope(|scope| -> Result<()> {
         let producer_chunks = &chunks;
         std::thread::Builder::new()
             .name("lathe-decode".into())
             .spawn_scoped(scope, move || {
                 for chunk in producer_chunks {
-                    let decoded: Decoded = chunk
-                        .par_iter()
-                        .map(|&i| load_item(pre, &items[i], seed))
-                        .collect();
+                    let decoded = decode_batch(pre, items, chunk, seed, device);
                     if tx.send(decoded).is_err() {
                         return; // the consumer stopped (cancel or error)
                     }
@@ -430,30 +429,16 @@ pub(crate) fn extract_features(
             })?;
         for (chunk, decoded) in chunks.iter().zip(rx.iter()) {
             ctx.check()?;
-            let mut rows = Vec::new();
-            let mut ok = Vec::new();
-            for (&i, r) in chunk.iter().zip(decoded) {
-                match r {
-                    Ok(x) => {
-                        rows.extend(x);
-                        ok.push(i);
-                    }
-                    Err(reason) => {
-                        if failed.insert(items[i].file.path.clone()) {
-                            ctx.warn(
-                                format!("{reason}; the image was skipped"),
-                                Some(&items[i].file.path),
-                            );
-                        }
-                    }
+            let Decoded { ok, failed: bad, x } = decoded?;
+            for (i, reason) in bad {
+                if failed.insert(items[i].file.path.clone()) {
+                    ctx.warn(
+                        format!("{reason}; the image was skipped"),
+                        Some(&items[i].file.path),
+                    );
                 }
             }
-            if !ok.is_empty() {
-                let x = Tensor::from_vec(
-                    rows,
-                    (ok.len(), 3, pre.height as usize, pre.width as usize),
-                    &ctx.device,
-                )?;
+            if let Some(x) = x {
                 let f = backbone
                     .features(&x, false)?
                     .to_dtype(DType::F32)?
@@ -481,8 +466,46 @@ pub(crate) fn extract_features(
     Ok(out)
 }
 
-/// One batch of decoded items (normalized pixels, or why the item failed).
-type Decoded = Vec<std::result::Result<Vec<f32>, String>>;
+/// One batch ready for the backbone: the items that decoded, those that failed (and why), and
+/// their pixels as one `[N, 3, H, W]` tensor already on the device.
+struct Decoded {
+    ok: Vec<usize>,
+    failed: Vec<(usize, String)>,
+    x: Option<Tensor>,
+}
+
+/// Decodes `chunk` in parallel into one contiguous buffer and copies it to `device`.
+fn decode_batch(
+    pre: &Preprocessing,
+    items: &[Item],
+    chunk: &[usize],
+    seed: u64,
+    device: &candle_core::Device,
+) -> Result<Decoded> {
+    let decoded: Vec<_> = chunk
+        .par_iter()
+        .map(|&i| load_item(pre, &items[i], seed))
+        .collect();
+    let pixels = 3 * pre.height as usize * pre.width as usize;
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    let mut rows = Vec::with_capacity(chunk.len() * pixels);
+    for (&i, r) in chunk.iter().zip(decoded) {
+        match r {
+            Ok(x) => {
+                rows.extend_from_slice(&x);
+                ok.push(i);
+            }
+            Err(reason) => failed.push((i, reason)),
+        }
+    }
+    let x = if ok.is_empty() {
+        None
+    } else {
+        let shape = (ok.len(), 3, pre.height as usize, pre.width as usize);
+        Some(Tensor::from_vec(rows, shape, device)?)
+    };
+    Ok(Decoded { ok, failed, x })
+}
 
 /// Reads, decodes, resizes, optionally augments and normalizes one item.
 fn load_item(pre: &Preprocessing, item: &Item, seed: u64) -> std::result::Result<Vec<f32>, String> {
