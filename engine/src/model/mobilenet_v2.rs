@@ -248,8 +248,14 @@ impl MobileNetV2 {
     }
 
     /// Runs frozen inference in `dtype` (bf16/f16 on GPUs).
+    /// The stem and the last 1×1 convolution stay in f32: they are cheap, and it keeps the input
+    /// pixels and the features that get pooled out of bf16/f16 rounding.
     pub fn cast_folded(&mut self, dtype: candle_core::DType) -> Result<()> {
-        for b in &mut self.blocks {
+        let last = self.blocks.len().saturating_sub(1);
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            if i == 0 || i == last {
+                continue;
+            }
             for l in &mut b.layers {
                 l.cast_folded(dtype)?;
             }
