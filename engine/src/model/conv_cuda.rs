@@ -151,6 +151,59 @@ __device__ void dw_last(const T* x, const T* k, const T* b, T* y, int n, int c, 
     }
 }
 
+// 3×3 depthwise, NHWC, stride S: each thread computes 4 neighbouring output pixels of one
+// channel, so every input value it loads serves up to 3 outputs and the 9 taps sit in registers
+// (the one-output kernel above re-reads each input 9 times through the cache).
+template <typename T, int S>
+__device__ void dw3_last(const T* x, const T* k, const T* b, T* y, int n, int c, int h, int w,
+                         int ho, int wo, int p, int relu6) {
+    constexpr int OX = 4, SPAN = (OX - 1) * S + 3;
+    const int wg = (wo + OX - 1) / OX;
+    const int per_image = ho * wg * c;
+    for (long img = blockIdx.y; img < n; img += gridDim.y) {
+        const T* xi = x + img * h * w * c;
+        T* yi = y + img * ho * wo * c;
+        for (int it = blockIdx.x * blockDim.x + threadIdx.x; it < per_image;
+             it += blockDim.x * gridDim.x) {
+            const int ch = it % c, rest = it / c;
+            const int gx = rest % wg, oy = rest / wg;
+            const int ox0 = gx * OX;
+            float wk[9];
+#pragma unroll
+            for (int t = 0; t < 9; ++t) wk[t] = ld(k, ch * 9 + t);
+            const float bias = ld(b, ch);
+            float acc[OX];
+#pragma unroll
+            for (int j = 0; j < OX; ++j) acc[j] = bias;
+#pragma unroll
+            for (int ky = 0; ky < 3; ++ky) {
+                const int iy = oy * S + ky - p;
+                if (iy < 0 || iy >= h) continue;
+                const T* row = xi + (long)iy * w * c + ch;
+#pragma unroll
+                for (int cx = 0; cx < SPAN; ++cx) {
+                    const int ix = ox0 * S + cx - p;
+                    const float v = (ix >= 0 && ix < w) ? ld(row, (long)ix * c) : 0.f;
+#pragma unroll
+                    for (int j = 0; j < OX; ++j) {
+                        const int kx = cx - j * S;
+                        if (kx >= 0 && kx < 3) acc[j] += v * wk[ky * 3 + kx];
+                    }
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < OX; ++j) {
+                const int ox = ox0 + j;
+                if (ox < wo) {
+                    float a = acc[j];
+                    if (relu6) a = fminf(fmaxf(a, 0.f), 6.f);
+                    st(yi, ((long)oy * wo + ox) * c + ch, a);
+                }
+            }
+        }
+    }
+}
+
 #define INSTANCE(T, N)                                                                         \
 extern "C" __global__ void bias_act_last_##N(T* y, const T* b, long n, int per_image, int c,   \
     int relu6) { bias_act_last<T>(y, b, n, per_image, c, relu6); }                             \
@@ -160,6 +213,12 @@ extern "C" __global__ void dense_last_##N(const T* x, const T* k, const T* b, T*
 extern "C" __global__ void dw_last_##N(const T* x, const T* k, const T* b, T* y, int n, int c, \
     int h, int w, int kh, int kw, int ho, int wo, int s, int p, int relu6) {                    \
     dw_last<T>(x, k, b, y, n, c, h, w, kh, kw, ho, wo, s, p, relu6); }                          \
+extern "C" __global__ void dw3_last_s1_##N(const T* x, const T* k, const T* b, T* y, int n,    \
+    int c, int h, int w, int ho, int wo, int p, int relu6) {                                    \
+    dw3_last<T, 1>(x, k, b, y, n, c, h, w, ho, wo, p, relu6); }                                 \
+extern "C" __global__ void dw3_last_s2_##N(const T* x, const T* k, const T* b, T* y, int n,    \
+    int c, int h, int w, int ho, int wo, int p, int relu6) {                                    \
+    dw3_last<T, 2>(x, k, b, y, n, c, h, w, ho, wo, p, relu6); }                                 \
 extern "C" __global__ void bias_act_##N(T* y, const T* b, int c, int plane, long rows,         \
     int relu6) { bias_act<T>(y, b, c, plane, rows, relu6); }                                    \
 extern "C" __global__ void dense_##N(const T* x, const T* k, const T* b, T* y, int n, int ci,  \
@@ -388,6 +447,9 @@ impl ConvBias {
             }
             ConvLayout::DepthwiseLast => {
                 let (_, ho, wo, co) = out.dims4()?;
+                if (kh, kw) == (3, 3) && (self.stride == 1 || self.stride == 2) {
+                    return self.launch_dw3(dev, (x, k, b), (n, ci, h, w), (ho, wo), out, suffix);
+                }
                 ("dw_last", co, ho, wo, image_grid(ho * wo * co, n))
             }
         };
@@ -413,6 +475,40 @@ impl ConvBias {
         }
         // SAFETY: the arguments match `dense_*`, `dense_last_*` or `dw_last_*` in SOURCE (the
         // depthwise kernel takes no separate output-channel count); sizes were checked.
+        unsafe { builder.launch(cfg) }.w()?;
+        Ok(y)
+    }
+}
+
+impl ConvBias {
+    /// The 3×3, stride 1 or 2, channels-last depthwise kernel (`dw3_last_s*`): four output
+    /// pixels per thread.
+    #[allow(clippy::type_complexity)]
+    fn launch_dw3<T: DeviceRepr + candle_core::WithDType>(
+        &self,
+        dev: &CudaDevice,
+        (x, k, b): (CudaView<'_, T>, CudaView<'_, T>, CudaView<'_, T>),
+        (n, c, h, w): (usize, usize, usize, usize),
+        (ho, wo): (usize, usize),
+        out: &Shape,
+        suffix: &str,
+    ) -> Result<CudaSlice<T>> {
+        let name = format!("dw3_last_s{}_{suffix}", self.stride);
+        let func = dev.get_or_load_custom_func(&name, MODULE, ptx()?)?;
+        let cfg = image_grid(ho * wo.div_ceil(4) * c, n);
+        // SAFETY: every element is written by the kernel before it is read.
+        let y = unsafe { dev.alloc::<T>(out.elem_count())? };
+        let (n_, c_, h_, w_) = (int(n)?, int(c)?, int(h)?, int(w)?);
+        let (ho_, wo_, p, relu6) = (int(ho)?, int(wo)?, int(self.padding)?, self.relu6 as i32);
+        let mut builder = func.builder();
+        builder.arg(&x);
+        builder.arg(&k);
+        builder.arg(&b);
+        builder.arg(&y);
+        for v in [&n_, &c_, &h_, &w_, &ho_, &wo_, &p, &relu6] {
+            builder.arg(v);
+        }
+        // SAFETY: the arguments match `dw3_last_s*` in SOURCE; sizes were checked by `shapes`.
         unsafe { builder.launch(cfg) }.w()?;
         Ok(y)
     }
