@@ -287,6 +287,61 @@ impl NetworkBuilder {
         Ok(self.push(name, &[input], output, Layer::Scale(params)))
     }
 
+    /// Per-channel `x + bias[c]` (a `bias` layer, shape `[C]`). Always fp32, as [`Self::scale`].
+    pub fn bias(&mut self, name: &str, input: &str, output: &str, bias: &[f32]) -> String {
+        let params = spec::BiasLayerParams {
+            shape: vec![bias.len() as u64],
+            bias: Some(fp32_weights(bias)),
+        };
+        self.push(name, &[input], output, Layer::Bias(params))
+    }
+
+    /// `|x|` (an `ABS` unary layer).
+    pub fn abs(&mut self, name: &str, input: &str, output: &str) -> String {
+        let params = UnaryFunctionLayerParams {
+            r#type: unary_function_layer_params::Operation::Abs as i32,
+            alpha: 0.0,
+            epsilon: 0.0,
+            shift: 0.0,
+            scale: 1.0,
+        };
+        self.push(name, &[input], output, Layer::Unary(params))
+    }
+
+    /// `log(scale * x + shift)` (a `LOG` unary layer).
+    pub fn log(&mut self, name: &str, input: &str, output: &str, scale: f32, shift: f32) -> String {
+        let params = UnaryFunctionLayerParams {
+            r#type: unary_function_layer_params::Operation::Log as i32,
+            alpha: 0.0,
+            epsilon: 0.0,
+            shift,
+            scale,
+        };
+        self.push(name, &[input], output, Layer::Unary(params))
+    }
+
+    /// `x / sqrt(sum(x²) + epsilon)` over the whole blob (an `l2normalize` layer).
+    pub fn l2_normalize(&mut self, name: &str, input: &str, output: &str, epsilon: f32) -> String {
+        self.push(
+            name,
+            &[input],
+            output,
+            Layer::L2normalize(spec::L2NormalizeLayerParams { epsilon }),
+        )
+    }
+
+    /// Concatenation of `inputs` along the channel axis.
+    pub fn concat(&mut self, name: &str, inputs: &[&str], output: &str) -> String {
+        self.push(
+            name,
+            inputs,
+            output,
+            Layer::Concat(spec::ConcatLayerParams {
+                sequence_concat: false,
+            }),
+        )
+    }
+
     /// Elementwise sum of `inputs` (same shapes).
     pub fn add(&mut self, name: &str, inputs: &[&str], output: &str) -> String {
         self.push(

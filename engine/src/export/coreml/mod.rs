@@ -9,7 +9,10 @@
 pub mod backbone;
 pub mod builder;
 pub mod image;
+pub mod meta;
 pub mod spec;
+pub mod tabular;
+pub mod text;
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -92,6 +95,20 @@ pub struct Exported {
     pub num_layers: usize,
 }
 
+/// Tasks whose models export to Core ML.
+pub const TASKS: &[&str] = &[
+    "image-classification",
+    "multi-label-image-classification",
+    "tabular-classification",
+    "tabular-regression",
+    "text-classification",
+];
+
+/// Whether models of `task` (a task id, `config.json`'s `lathe.task`) export to Core ML.
+pub fn supports_task(task: &str) -> bool {
+    TASKS.contains(&task)
+}
+
 /// Exports the model in `model_dir` (a Lathe model folder) as a Core ML model at `out`.
 pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exported> {
     let config_path = model_dir.join("config.json");
@@ -104,7 +121,11 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
     }
     match task {
-        "image-classification" => image::export(model_dir, out, options),
+        "image-classification" | "multi-label-image-classification" => {
+            image::export(model_dir, out, options)
+        }
+        "tabular-classification" | "tabular-regression" => tabular::export(model_dir, out, options),
+        "text-classification" => text::export(model_dir, out, options),
         "" => Err(Error::model(
             "config.json names no Lathe task (lathe.task); was it written by Lathe?",
             config_path,
