@@ -16,8 +16,8 @@ The checker
 2. checks the interface: `predictedFeatureName` / `predictedProbabilitiesName` outputs of a
    classifier, metadata present, class labels equal to the engine's labels;
 3. runs the spec with the independent numpy evaluator (eval_spec.py) on every input and compares:
-   same top label and max |Δp| <= tolerance over every label of every input (regressors:
-   |Δvalue| / max(1, |value|)).
+   same top label (multi-label: the same labels at or above metadata `threshold`) and max
+   |Δp| <= tolerance over every label of every input (regressors: |Δvalue| / max(1, |value|)).
 Prints one JSON object; exits 0 when everything agrees, 1 otherwise (2 on wrong usage).
 With --truth-from-parent, the parent folder of each image is its true label and the accuracy of
 both the engine and the Core ML model is reported (no tolerance check on probabilities then
@@ -151,7 +151,12 @@ def main():
             ref = np.array([engine[label] for label in labels], dtype=np.float64)
             row = np.array([probs[label] for label in labels], dtype=np.float64)
             d = float(np.max(np.abs(ref - row))) if np.all(np.isfinite(row)) else float("inf")
-            if top is None:
+            if top is None and args.multi_label:
+                # The labels at or above the threshold, most probable first, as the engine lists them.
+                threshold = float(meta.userDefined["threshold"])
+                top = sorted((lab for lab in labels if probs[lab] >= threshold), key=lambda lab: -probs[lab])
+                top, engine_top = sorted(top), sorted(p.get("labels") or [])
+            elif top is None:
                 top = labels[int(np.argmax(row))]
                 engine_top = max(engine, key=engine.get)
             else:
