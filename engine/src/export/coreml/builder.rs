@@ -76,9 +76,17 @@ impl NetworkBuilder {
     }
 
     /// `values` at the builder's precision (fp16: little-endian half floats, round to nearest).
+    /// A tensor with a value beyond half precision's range (|v| > 65504, e.g. a regressor's
+    /// intercept in dollars) stays fp32 rather than turning into infinity.
     pub fn weights(&self, values: &[f32]) -> WeightParams {
+        let fits_half = || {
+            values
+                .iter()
+                .all(|v| half::f16::from_f32(*v).is_finite() || !v.is_finite())
+        };
         match self.precision {
             Precision::Fp32 => fp32_weights(values),
+            Precision::Fp16 if !fits_half() => fp32_weights(values),
             Precision::Fp16 => WeightParams {
                 float16_value: values
                     .iter()
@@ -413,6 +421,15 @@ mod tests {
         assert_eq!(w.float16_value.len(), 54 * 2);
         // 0.5 in IEEE half is 0x3800.
         assert_eq!(&w.float16_value[..2], &[0x00, 0x38]);
+    }
+
+    #[test]
+    fn fp16_keeps_tensors_beyond_half_range_in_fp32() {
+        let b = NetworkBuilder::new(Precision::Fp16);
+        let w = b.weights(&[1.0, -70_000.0]);
+        assert_eq!(w.float_value, [1.0, -70_000.0]);
+        assert!(w.float16_value.is_empty());
+        assert_eq!(b.weights(&[1.0, 60_000.0]).float16_value.len(), 4);
     }
 
     #[test]
