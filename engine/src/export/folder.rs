@@ -101,6 +101,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn core_ml_is_offered_for_the_tasks_that_export_it() {
+        assert!(supports_task("coreml", Some("tabular-regression")));
+        assert!(supports_task("coreml", Some("text-classification")));
+        assert!(!supports_task("coreml", Some("sound-classification")));
+        assert!(supports_task("coreml", None));
+        assert!(supports_task("safetensors", Some("sound-classification")));
+    }
+
+    #[test]
     fn copies_a_model_folder_and_refuses_to_export_into_it() {
         let tmp = tempfile::tempdir().unwrap();
         let run = tmp.path().join("run");
