@@ -356,3 +356,37 @@ fn table_exports_agree_with_the_engine_and_broken_exports_are_caught() {
     });
     assert_rejected(&python, &broken, ridge_preds, &extra, "clipping skipped");
 }
+
+#[test]
+fn training_with_formats_coreml_writes_the_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    generated_csv(&tmp.path().join("rows.csv"), 300, 3, false);
+    std::fs::write(
+        tmp.path().join("project.toml"),
+        "format_version = 1\nname = \"rows\"\ntemplate = \"tabular-regressor\"\n\
+         [data]\ntrain = \"rows.csv\"\n[params]\ntarget = \"score\"\nignore_columns = \"kind,pass\"\n\
+         [export]\nformats = [\"safetensors\", \"coreml\"]\n",
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = run(lathe(&tmp.path().join("cache"))
+        .arg("train")
+        .arg(tmp.path().join("project.toml"))
+        .args(["--json", "--out"])
+        .arg(&run_dir));
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let exported = events
+        .iter()
+        .find(|e| e["event"] == "exported" && e["format"] == "coreml")
+        .unwrap_or_else(|| panic!("no Core ML export event in {events:?}"));
+    assert_eq!(
+        exported["path"].as_str().unwrap(),
+        run_dir.join("exports/model.mlmodel").to_str().unwrap()
+    );
+    let m = spec::read(&run_dir.join("exports/model.mlmodel")).unwrap();
+    assert!(matches!(m.r#type, Some(model::Type::PipelineRegressor(_))));
+    assert!(!events.iter().any(
+        |e| e["event"] == "warning" && e["message"].as_str().unwrap_or("").contains("Core ML")
+    ));
+}
