@@ -1,10 +1,12 @@
 //! Core ML export: a trained model folder → one `.mlmodel` (protobuf, `coreml-proto` types) that
 //! an iOS / macOS app or Vision loads. [`export`] dispatches on the task in `config.json`;
 //! `builder` writes neural-network layers, `backbone` the engine's backbones, `spec` the
-//! model-level messages and metadata, `image` the image classifier.
+//! model-level messages, `meta` the metadata every export shares; one file per template:
+//! `image` (image classifier and multi-label), `tabular` (table classifier / regressor
+//! pipelines), `text` (maxent text pipeline).
 //!
 //! Specification version: the lowest each model needs — 1 (iOS 11) for fp32 neural networks,
-//! 2 (iOS 11.2) once weights are fp16.
+//! pipelines, tree ensembles and feature-engineering models; 2 (iOS 11.2) once weights are fp16.
 
 pub mod backbone;
 pub mod builder;
