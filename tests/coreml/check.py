@@ -1,15 +1,23 @@
-"""Checks a Core ML image classifier exported by Lathe against the engine's own predictions.
+"""Checks a Core ML model exported by Lathe against the engine's own predictions.
 
 usage: check.py MODEL.mlmodel PREDICTIONS.jsonl [--tolerance 1e-4] [--min-inputs 20]
                 [--truth-from-parent] [--batch 4]
+                [--table ROWS.csv | --vectors TERMS.jsonl | --multi-label]
 
-PREDICTIONS.jsonl is `lathe predict MODEL_DIR IMAGE... --json --top K` (K = every label) on
-images already at the model's input size (so no resizing differs between the two). The checker
+PREDICTIONS.jsonl is `lathe predict MODEL_DIR INPUT... --json --top K` (K = every label). Inputs:
+- images (default: an image classifier; --multi-label: a multi-label NeuralNetwork), already at
+  the model's input size (so no resizing differs between the two);
+- --table ROWS.csv: the table that was predicted (table models), one prediction per row; each
+  cell becomes a Core ML input by the model's documented input contract;
+- --vectors TERMS.jsonl: one line per prediction with the engine's own term counts
+  ({"terms": {term: count}}, text models).
+The checker
 1. parses the file with coremltools (`utils.load_spec`, `MLModel(path, skip_model_load=True)`);
-2. checks the interface: one RGB image input, `predictedFeatureName` / `predictedProbabilitiesName`
-   outputs, string class labels equal to the engine's labels, metadata present;
-3. runs the spec with the independent numpy evaluator (eval_spec.py) on every image and compares:
-   same top label and max |Δp| <= tolerance over every label of every input.
+2. checks the interface: `predictedFeatureName` / `predictedProbabilitiesName` outputs of a
+   classifier, metadata present, class labels equal to the engine's labels;
+3. runs the spec with the independent numpy evaluator (eval_spec.py) on every input and compares:
+   same top label (multi-label: the same labels at or above metadata `threshold`) and max
+   |Δp| <= tolerance over every label of every input (regressors: |Δvalue| / max(1, |value|)).
 Prints one JSON object; exits 0 when everything agrees, 1 otherwise (2 on wrong usage).
 With --truth-from-parent, the parent folder of each image is its true label and the accuracy of
 both the engine and the Core ML model is reported (no tolerance check on probabilities then
@@ -40,37 +48,44 @@ def main():
     ap.add_argument("--min-inputs", type=int, default=20)
     ap.add_argument("--truth-from-parent", action="store_true")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--table", help="CSV whose rows were predicted (table models)")
+    ap.add_argument("--vectors", help="JSON lines of the engine's feature vectors (text models)")
+    ap.add_argument("--multi-label", action="store_true",
+                    help="a NeuralNetwork with one probability per label (multi-label images)")
+    ap.add_argument("--sound", action="store_true", help="predictions carry their sample windows")
     args = ap.parse_args()
     tolerance = args.tolerance
     if tolerance is None and not args.truth_from_parent:
         tolerance = 1e-4
 
     import coremltools as ct
-    from PIL import Image
 
     result = {"model": args.model, "ok": True}
     spec = ct.utils.load_spec(args.model)
     ct.models.MLModel(args.model, skip_model_load=True)
     result["specification_version"] = spec.specificationVersion
     result["bytes"] = os.path.getsize(args.model)
+    result["type"] = spec.WhichOneof("Type")
 
     desc = spec.description
-    if spec.WhichOneof("Type") != "neuralNetworkClassifier":
-        fail(result, f"model type is {spec.WhichOneof('Type')}, expected neuralNetworkClassifier")
-    if not desc.predictedFeatureName or not desc.predictedProbabilitiesName:
-        fail(result, "predictedFeatureName / predictedProbabilitiesName missing")
+    classifier = bool(desc.predictedFeatureName)
     outputs = {o.name: o.type.WhichOneof("Type") for o in desc.output}
-    if outputs.get(desc.predictedFeatureName) != "stringType":
-        fail(result, f"output {desc.predictedFeatureName!r} is not a string")
-    if outputs.get(desc.predictedProbabilitiesName) != "dictionaryType":
-        fail(result, f"output {desc.predictedProbabilitiesName!r} is not a dictionary")
+    if args.table is None and args.vectors is None and result["type"] != "neuralNetworkClassifier" \
+            and not args.multi_label:
+        fail(result, f"model type is {result['type']}, expected neuralNetworkClassifier")
+    if classifier:
+        if not desc.predictedProbabilitiesName:
+            fail(result, "predictedProbabilitiesName missing")
+        if outputs.get(desc.predictedFeatureName) != "stringType":
+            fail(result, f"output {desc.predictedFeatureName!r} is not a string")
+        if outputs.get(desc.predictedProbabilitiesName) != "dictionaryType":
+            fail(result, f"output {desc.predictedProbabilitiesName!r} is not a dictionary")
     meta = desc.metadata
     for field in ("shortDescription", "author", "license", "versionString"):
         if not getattr(meta, field):
             fail(result, f"metadata {field} is empty")
-    for key in ("classes",):
-        if key not in meta.userDefined:
-            fail(result, f"metadata userDefined has no {key!r}")
+    if (classifier or args.multi_label) and "classes" not in meta.userDefined:
+        fail(result, "metadata userDefined has no 'classes'")
 
     with open(args.predictions) as f:
         preds = [json.loads(line) for line in f if line.strip()]
@@ -81,34 +96,85 @@ def main():
         print(json.dumps(result))
         return 1
 
-    labels = None
+    # Every example's Core ML result as (label or None, {label: p} or None, value or None).
+    if args.table is not None:
+        rows = table_examples(spec, args.table)
+        if len(rows) != len(preds):
+            fail(result, f"{len(rows)} table rows but {len(preds)} predictions")
+            print(json.dumps(result))
+            return 1
+        coreml = [outputs_of(spec, eval_spec.predict(spec, row), args) for row in rows]
+    elif args.vectors is not None:
+        with open(args.vectors) as f:
+            vectors = [json.loads(line) for line in f if line.strip()]
+        if len(vectors) != len(preds):
+            fail(result, f"{len(vectors)} vectors but {len(preds)} predictions")
+            print(json.dumps(result))
+            return 1
+        coreml = [outputs_of(spec, eval_spec.predict(spec, vector_features(spec, v)), args)
+                  for v in vectors]
+    elif args.multi_label or args.sound:
+        coreml = []
+        for p in preds:
+            features = sound_features(spec, p) if args.sound else image_features(spec, p["input"])
+            coreml.append(outputs_of(spec, eval_spec.predict(spec, features), args))
+    else:
+        from PIL import Image
+
+        coreml = []
+        for start in range(0, len(preds), args.batch):
+            chunk = preds[start : start + args.batch]
+            images = [np.asarray(Image.open(p["input"]).convert("RGB")) for p in chunk]
+            labels, probs = eval_spec.classify_images(spec, images)
+            for row in probs:
+                coreml.append((labels[int(np.argmax(row))], dict(zip(labels, row.tolist())), None))
+
     max_diff = 0.0
     agree = 0
     engine_correct = 0
     coreml_correct = 0
     worst = None
-    for start in range(0, len(preds), args.batch):
-        chunk = preds[start : start + args.batch]
-        images = [np.asarray(Image.open(p["input"]).convert("RGB")) for p in chunk]
-        labels, probs = eval_spec.classify_images(spec, images)
-        for p, row in zip(chunk, probs):
+    labels = None
+    for p, (top, probs, value) in zip(preds, coreml):
+        if value is not None:
+            ref = float(p["value"])
+            d = abs(ref - value) / max(1.0, abs(ref)) if np.isfinite(value) else float("inf")
+            agree += 1
+        else:
             engine = p["probabilities"]
+            labels = list(probs)
             if set(engine) != set(labels):
                 fail(result, f"labels differ: engine {sorted(engine)} vs Core ML {sorted(labels)} "
                              f"(run lathe predict with --top {len(labels)})")
                 print(json.dumps(result))
                 return 1
             ref = np.array([engine[label] for label in labels], dtype=np.float64)
-            d = float(np.max(np.abs(ref - row)))
-            if d > max_diff:
-                max_diff, worst = d, p["input"]
-            top = labels[int(np.argmax(row))]
-            agree += top == p["label"]
+            row = np.array([probs[label] for label in labels], dtype=np.float64)
+            d = float(np.max(np.abs(ref - row))) if np.all(np.isfinite(row)) else float("inf")
+            if top is None and args.multi_label:
+                # The labels at or above the threshold, most probable first, as the engine lists them.
+                threshold = float(meta.userDefined["threshold"])
+                top = sorted((lab for lab in labels if probs[lab] >= threshold), key=lambda lab: -probs[lab])
+                top, engine_top = sorted(top), sorted(p.get("labels") or [])
+            elif top is None:
+                top = labels[int(np.argmax(row))]
+                engine_top = max(engine, key=engine.get)
+            else:
+                engine_top = p["label"]
+            if top == engine_top:
+                agree += 1
+            elif len(result.setdefault("disagreements", [])) < 3:
+                result["disagreements"].append({"input": p["input"], "engine": engine_top,
+                                                "coreml": top, "engine_probabilities": engine,
+                                                "coreml_probabilities": probs})
             if args.truth_from_parent:
                 truth = os.path.basename(os.path.dirname(p["input"]))
                 engine_correct += p["label"] == truth
                 coreml_correct += top == truth
-    result["labels"] = labels
+        if d > max_diff:
+            max_diff, worst = d, p["input"]
+    if labels is not None:
+        result["labels"] = labels
     result["max_abs_diff"] = max_diff
     result["worst_input"] = worst
     result["top_label_agreement"] = agree
@@ -120,10 +186,103 @@ def main():
         result["tolerance"] = tolerance
         if agree != len(preds):
             fail(result, f"top label differs on {len(preds) - agree} of {len(preds)} inputs")
-        if not max_diff <= tolerance:
-            fail(result, f"max |Δp| = {max_diff:.3g} > {tolerance:g} (worst: {worst})")
-    print(json.dumps(result))
+        if not max_diff <= tolerance:  # also catches NaN / inf
+            fail(result, f"max |Δ| = {max_diff:.3g} > {tolerance:g} (worst: {worst})")
+    print(json.dumps(finite(result)))
     return 0 if result["ok"] else 1
+
+
+def finite(obj):
+    """`obj` with NaN / infinities as strings, so the report stays valid JSON."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite(v) for v in obj]
+    return obj
+
+
+# Cell texts the engine reads as missing (engine/src/data/table.rs), compared after trimming.
+MISSING_TOKENS = {"", "NA", "N/A", "n/a", "NaN", "nan", "NAN", "null", "NULL", "Null", "None",
+                  "none", "?"}
+
+
+def table_examples(spec, path):
+    """The Core ML inputs of every row of a CSV, by the input contract of a table model:
+    numeric → float (NaN when missing or unreadable), boolean → 1/0 (NaN), categorical → the
+    trimmed text ('' when missing). Column kinds come from metadata userDefined['columns']."""
+    import csv
+
+    columns = json.loads(spec.description.metadata.userDefined["columns"])
+    kinds = {c["name"]: c["kind"] for c in columns}
+    with open(path, newline="") as f:
+        sample = f.read(4096)
+        f.seek(0)
+        delimiter = max([",", ";", "\t"], key=sample.split("\n")[0].count)
+        reader = csv.DictReader(f, delimiter=delimiter)
+        reader.fieldnames = [h.strip() for h in reader.fieldnames]
+        rows = []
+        for record in reader:
+            features = {}
+            for inp in spec.description.input:
+                cell = (record.get(inp.name) or "").strip()
+                missing = cell in MISSING_TOKENS
+                kind = kinds[inp.name]
+                if kind == "categorical":
+                    features[inp.name] = "" if missing else cell
+                elif kind == "boolean":
+                    low = cell.lower()
+                    features[inp.name] = (1.0 if low in ("true", "yes", "t", "y") else
+                                          0.0 if low in ("false", "no", "f", "n") else float("nan"))
+                else:
+                    try:
+                        v = float("nan") if missing else float(cell)
+                    except ValueError:
+                        v = float("nan")
+                    features[inp.name] = v
+            rows.append(features)
+    return rows
+
+
+def vector_features(spec, v):
+    """A text model's input from the engine's own features: {"terms": {term: count}} (the
+    engine's in-vocabulary term counts, for a dictionary input) or {"dim", "indices", "values"}
+    (a sparse row, for a multi-array input)."""
+    inp = spec.description.input[0]
+    if "terms" in v:
+        return {inp.name: {k: float(c) for k, c in v["terms"].items()}}
+    dense = np.zeros(int(v["dim"]), dtype=np.float64)
+    dense[np.asarray(v["indices"], dtype=np.int64)] = np.asarray(v["values"], dtype=np.float64)
+    return {inp.name: dense}
+
+
+def image_features(spec, path):
+    from PIL import Image
+
+    inp = spec.description.input[0]
+    return {inp.name: np.asarray(Image.open(path).convert("RGB"))}
+
+
+def sound_features(spec, p):
+    """A sound model's input: the engine's own window of samples, as written by
+    `lathe predict --json --windows` ({"samples": [...]})."""
+    inp = spec.description.input[0]
+    return {inp.name: np.asarray(p["samples"], dtype=np.float64)}
+
+
+def outputs_of(spec, out, args):
+    """(top label or None, {label: p} or None, value or None) from a model's outputs."""
+    desc = spec.description
+    if desc.predictedFeatureName:
+        return out[desc.predictedFeatureName], out[desc.predictedProbabilitiesName], None
+    if args.multi_label or args.sound:
+        classes = json.loads(desc.metadata.userDefined["classes"])
+        probs = np.asarray(out[desc.output[0].name], dtype=np.float64).reshape(-1)
+        if len(probs) != len(classes):
+            raise ValueError(f"{len(probs)} outputs for {len(classes)} classes")
+        return None, dict(zip(classes, probs.tolist())), None
+    return None, None, float(out[desc.output[0].name])
 
 
 if __name__ == "__main__":

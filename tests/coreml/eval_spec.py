@@ -242,6 +242,13 @@ def batchnorm(p, x):
     return g * (x - m) / np.sqrt(v + eps) + b
 
 
+def l2normalize(p, x):
+    eps = p.epsilon if p.epsilon != 0 else 1e-6
+    n = x.shape[0]
+    norm = np.sqrt((x.reshape(n, -1) ** 2).sum(axis=1) + eps)
+    return x / norm.reshape(n, 1, 1, 1)
+
+
 def flatten(p, x):
     n = x.shape[0]
     if p.mode == 1:  # CHANNEL_LAST
@@ -263,6 +270,7 @@ def run_layers(layers, blobs):
         "bias": bias,
         "batchnorm": batchnorm,
         "flatten": flatten,
+        "l2normalize": l2normalize,
     }
     for layer in layers:
         kind = layer.WhichOneof("layer")
@@ -360,3 +368,319 @@ def classify_images(spec, images):
     if probs.shape[1] != len(labels):
         raise ValueError(f"{probs.shape[1]} probabilities for {len(labels)} labels")
     return labels, probs
+
+
+# ---- Whole models: pipelines, feature engineering, tree ensembles, GLMs, networks ----
+#
+# `predict(spec, features)` runs any supported model on one example: `features` maps input
+# names to Python values (float for Double, int for Int64, str for String, dict for
+# Dictionary, numpy array for MultiArray, HxWx3 uint8 array for Image) and it returns every
+# output of the model the same way (classifier probabilities as a dict label -> probability).
+
+
+def _labels(m):
+    which = m.WhichOneof("ClassLabels")
+    if which is None:
+        raise ValueError("classifier without class labels")
+    return list(getattr(m, which).vector)
+
+
+def _classifier_outputs(spec, labels, probs):
+    desc = spec.description
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if len(probs) != len(labels):
+        raise ValueError(f"{len(probs)} probabilities for {len(labels)} labels")
+    out = {}
+    if desc.predictedFeatureName:
+        out[desc.predictedFeatureName] = labels[int(np.argmax(probs))]
+    if desc.predictedProbabilitiesName:
+        out[desc.predictedProbabilitiesName] = dict(zip(labels, probs.tolist()))
+    return out
+
+
+def _single_input(spec, features):
+    inputs = list(spec.description.input)
+    if len(inputs) != 1:
+        raise ValueError(f"{spec.WhichOneof('Type')} needs exactly one input, has {len(inputs)}")
+    return features[inputs[0].name]
+
+
+def _one_output_name(spec):
+    outputs = list(spec.description.output)
+    if len(outputs) != 1:
+        raise ValueError(f"{spec.WhichOneof('Type')} needs exactly one output, has {len(outputs)}")
+    return outputs[0].name
+
+
+def _pipeline(spec, p, features):
+    env = dict(features)
+    for sub in p.models:
+        sub_inputs = {}
+        for f in sub.description.input:
+            if f.name not in env:
+                raise ValueError(f"pipeline model reads {f.name!r}, which nothing before it wrote")
+            sub_inputs[f.name] = env[f.name]
+        env.update(predict(sub, sub_inputs))
+    return {o.name: env[o.name] for o in spec.description.output}
+
+
+def _categorical_mapping(spec, m, features):
+    x = _single_input(spec, features)
+    kind = m.WhichOneof("MappingType")
+    table = dict(getattr(m, kind).map)
+    if kind == "stringToInt64Map":
+        x = str(x)
+    else:
+        x = int(x)
+    if x in table:
+        y = table[x]
+    else:
+        unknown = m.WhichOneof("ValueOnUnknown")
+        if unknown is None:
+            raise ValueError(f"categorical mapping: unknown input {x!r} and no default")
+        y = getattr(m, unknown)
+    return {_one_output_name(spec): y}
+
+
+def _feature_vectorizer(spec, m, features):
+    parts = []
+    for col in m.inputList:
+        v = np.asarray(features[col.inputColumn], dtype=np.float64).reshape(-1)
+        if len(v) != col.inputDimensions:
+            raise ValueError(f"feature vectorizer: {col.inputColumn} has {len(v)} values, "
+                             f"declared {col.inputDimensions}")
+        parts.append(v)
+    return {_one_output_name(spec): np.concatenate(parts) if parts else np.zeros(0)}
+
+
+def _imputer(spec, m, features):
+    x = _single_input(spec, features)
+    replace = m.WhichOneof("ReplaceValue")
+    target = getattr(m, replace) if replace else float("nan")
+    imputed = m.WhichOneof("ImputedValue")
+    if imputed is None:
+        raise ValueError("imputer without an imputed value")
+
+    def is_target(v):
+        if isinstance(target, float) and np.isnan(target):
+            return np.isnan(v)
+        return v == target
+
+    if imputed == "imputedDoubleArray":
+        x = np.asarray(x, dtype=np.float64).reshape(-1).copy()
+        fill = np.asarray(m.imputedDoubleArray.vector, dtype=np.float64)
+        if len(fill) != len(x):
+            raise ValueError(f"imputer: {len(fill)} values for an array of {len(x)}")
+        mask = is_target(x)
+        x[mask] = fill[mask]
+        y = x
+    elif imputed == "imputedDoubleValue":
+        y = m.imputedDoubleValue if is_target(float(x)) else float(x)
+    elif imputed == "imputedInt64Value":
+        y = m.imputedInt64Value if x == target else x
+    elif imputed == "imputedStringValue":
+        y = m.imputedStringValue if x == target else x
+    else:
+        raise NotImplementedError(f"imputer {imputed}")
+    return {_one_output_name(spec): y}
+
+
+_BRANCH = {
+    0: lambda x, v: x <= v,  # BranchOnValueLessThanEqual
+    1: lambda x, v: x < v,   # BranchOnValueLessThan
+    2: lambda x, v: x >= v,  # BranchOnValueGreaterThanEqual
+    3: lambda x, v: x > v,   # BranchOnValueGreaterThan
+    4: lambda x, v: x == v,  # BranchOnValueEqual
+    5: lambda x, v: x != v,  # BranchOnValueNotEqual
+}
+_LEAF = 6
+
+
+def _tree_input(spec, features):
+    """The feature vector of a tree ensemble / GLM: one array input, or several scalars in order."""
+    inputs = list(spec.description.input)
+    values = [np.asarray(features[f.name], dtype=np.float64).reshape(-1) for f in inputs]
+    return np.concatenate(values)
+
+
+def _tree_scores(t, x):
+    """Raw scores of TreeEnsembleParameters `t` on feature vector `x`."""
+    trees = {}
+    for n in t.nodes:
+        nodes = trees.setdefault(n.treeId, {})
+        if n.nodeId in nodes:
+            raise ValueError(f"tree {n.treeId}: node {n.nodeId} is defined twice")
+        nodes[n.nodeId] = n
+    scores = np.zeros(t.numPredictionDimensions, dtype=np.float64)
+    base = np.asarray(t.basePredictionValue, dtype=np.float64)
+    if len(base):
+        if len(base) != len(scores):
+            raise ValueError("basePredictionValue does not match numPredictionDimensions")
+        scores += base
+    for tree_id, nodes in trees.items():
+        children = {c for n in nodes.values() if n.nodeBehavior != _LEAF
+                    for c in (n.trueChildNodeId, n.falseChildNodeId)}
+        roots = [i for i in nodes if i not in children]
+        if len(roots) != 1:
+            raise ValueError(f"tree {tree_id} has {len(roots)} roots")
+        node = nodes[roots[0]]
+        steps = 0
+        while node.nodeBehavior != _LEAF:
+            steps += 1
+            if steps > len(nodes):
+                raise ValueError(f"tree {tree_id} has a cycle")
+            if node.branchFeatureIndex >= len(x):
+                raise ValueError(f"tree {tree_id} reads feature {node.branchFeatureIndex} of {len(x)}")
+            v = x[node.branchFeatureIndex]
+            if np.isnan(v):
+                go_true = node.missingValueTracksTrueChild
+            else:
+                go_true = _BRANCH[node.nodeBehavior](v, node.branchFeatureValue)
+            child = node.trueChildNodeId if go_true else node.falseChildNodeId
+            if child not in nodes:
+                raise ValueError(f"tree {tree_id}: node {node.nodeId} points to missing node {child}")
+            node = nodes[child]
+        for e in node.evaluationInfo:
+            scores[e.evaluationIndex] += e.evaluationValue
+    return scores
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _softmax_vec(z):
+    e = np.exp(z - np.max(z))
+    return e / e.sum()
+
+
+def _post_transform(transform, scores, num_labels):
+    """TreeEnsemblePostEvaluationTransform (also GLM's logit) → class probabilities."""
+    if transform == 1:  # Classification_SoftMax
+        return _softmax_vec(scores)
+    if transform == 2:  # Regression_Logistic
+        p = _sigmoid(scores)
+        if len(p) == 1 and num_labels == 2:
+            return np.array([1.0 - p[0], p[0]])
+        return p
+    if transform == 3:  # Classification_SoftMaxWithZeroClassReference
+        return _softmax_vec(np.concatenate([[0.0], scores]))
+    return scores
+
+
+def _tree_ensemble(spec, m, features, classifier):
+    x = _tree_input(spec, features)
+    scores = _tree_scores(m.treeEnsemble, x)
+    if classifier:
+        labels = _labels(m)
+        return _classifier_outputs(spec, labels, _post_transform(m.postEvaluationTransform, scores, len(labels)))
+    y = _post_transform(m.postEvaluationTransform, scores, 0)
+    return {_one_output_name(spec): float(y[0]) if len(y) == 1 else y}
+
+
+def _glm_classifier(spec, m, features):
+    x = _tree_input(spec, features)
+    w = np.array([list(a.value) for a in m.weights], dtype=np.float64)
+    z = w @ x + np.asarray(m.offset, dtype=np.float64)
+    labels = _labels(m)
+    logit = m.postEvaluationTransform == 1
+    if m.classEncoding == 0 and len(labels) == 2:  # ReferenceClass, binary
+        p = _sigmoid(z[0]) if logit else z[0]
+        probs = np.array([1.0 - p, p])
+    else:  # OneVsRest
+        probs = _sigmoid(z) if logit else z
+        probs = probs / probs.sum()
+    return _classifier_outputs(spec, labels, probs)
+
+
+def _glm_regressor(spec, m, features):
+    x = _tree_input(spec, features)
+    w = np.array([list(a.value) for a in m.weights], dtype=np.float64)
+    y = w @ x + np.asarray(m.offset, dtype=np.float64)
+    return {_one_output_name(spec): float(y[0]) if len(y) == 1 else y}
+
+
+def _dict_vectorizer(spec, m, features):
+    d = _single_input(spec, features)
+    kind = m.WhichOneof("Map")
+    keys = list(getattr(m, kind).vector)
+    index = {k: i for i, k in enumerate(keys)}
+    out = np.zeros(len(keys), dtype=np.float64)
+    for k, v in d.items():
+        if k in index:
+            out[index[k]] = v
+    return {_one_output_name(spec): out}
+
+
+def _as_blob(feature, value):
+    """An input value as the [1, C, H, W] blob a neural network sees."""
+    ty = feature.type.WhichOneof("Type")
+    if ty == "multiArrayType":
+        a = np.asarray(value, dtype=np.float64)
+        shape = list(feature.type.multiArrayType.shape) or list(a.shape)
+        a = a.reshape(shape)
+        if a.ndim == 1:
+            return a.reshape(1, -1, 1, 1)
+        if a.ndim == 3:
+            return a[None]
+        raise NotImplementedError(f"multi-array input of rank {a.ndim}")
+    if ty in ("doubleType", "int64Type"):
+        return np.full((1, 1, 1, 1), float(value))
+    raise NotImplementedError(f"neural network input of type {ty}")
+
+
+def _network(spec, kind, nn, features):
+    blobs = {}
+    for f in spec.description.input:
+        if f.type.WhichOneof("Type") == "imageType":
+            x = image_array(spec, f, [features[f.name]])
+            blobs[f.name] = preprocess(nn, f.name, x, f.type.imageType.colorSpace)
+        else:
+            blobs[f.name] = preprocess(nn, f.name, _as_blob(f, features[f.name]), None)
+    run_layers(nn.layers, blobs)
+    if kind == "neuralNetworkClassifier":
+        name = nn.labelProbabilityLayerName
+        if name not in blobs:
+            raise ValueError(f"labelProbabilityLayerName {name!r} is not a blob of the network")
+        return _classifier_outputs(spec, _labels(nn), blobs[name])
+    out = {}
+    for o in spec.description.output:
+        if o.name not in blobs:
+            raise ValueError(f"output {o.name!r} is not a blob of the network")
+        v = blobs[o.name][0]
+        if o.type.WhichOneof("Type") == "doubleType":
+            if v.size != 1:
+                raise ValueError(f"output {o.name!r} is declared Double but has {v.size} values")
+            v = float(v.reshape(-1)[0])
+        else:
+            shape = list(o.type.multiArrayType.shape)
+            v = v.reshape(shape) if shape else v.reshape(-1)
+        out[o.name] = v
+    return out
+
+
+def predict(spec, features):
+    """Runs `spec` on one example; returns its outputs (see the comment above)."""
+    kind = spec.WhichOneof("Type")
+    if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
+        p = getattr(spec, kind)
+        return _pipeline(spec, p.pipeline if kind != "pipeline" else p, features)
+    if kind == "categoricalMapping":
+        return _categorical_mapping(spec, spec.categoricalMapping, features)
+    if kind == "featureVectorizer":
+        return _feature_vectorizer(spec, spec.featureVectorizer, features)
+    if kind == "imputer":
+        return _imputer(spec, spec.imputer, features)
+    if kind == "dictVectorizer":
+        return _dict_vectorizer(spec, spec.dictVectorizer, features)
+    if kind == "treeEnsembleClassifier":
+        return _tree_ensemble(spec, spec.treeEnsembleClassifier, features, True)
+    if kind == "treeEnsembleRegressor":
+        return _tree_ensemble(spec, spec.treeEnsembleRegressor, features, False)
+    if kind == "glmClassifier":
+        return _glm_classifier(spec, spec.glmClassifier, features)
+    if kind == "glmRegressor":
+        return _glm_regressor(spec, spec.glmRegressor, features)
+    if kind in ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor"):
+        return _network(spec, kind, getattr(spec, kind), features)
+    raise NotImplementedError(f"model type {kind}")

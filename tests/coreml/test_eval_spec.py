@@ -1,5 +1,6 @@
 """Checks eval_spec.py against plain-loop references on specs written by coremltools' own
-NeuralNetworkBuilder (Apple's tool, so the layer conventions are Apple's, not Lathe's).
+NeuralNetworkBuilder and tree_ensemble builders (Apple's tool, so the conventions are Apple's,
+not Lathe's).
 
 usage: python -m unittest tests/coreml/test_eval_spec.py   (needs coremltools, numpy)
 """
@@ -120,6 +121,57 @@ class EvaluatorMatchesReferences(unittest.TestCase):
         b.add_elementwise("max", ["data", "data"], "out", "MAX")
         with self.assertRaises(NotImplementedError):
             self.run_net(b, np.zeros((1, 2, 2)))
+
+
+class WholeModelsMatchReferences(unittest.TestCase):
+    """Tree ensembles written by coremltools' own tree_ensemble builders."""
+
+    def test_tree_regressor_branch_modes_and_missing_values(self):
+        from coremltools.models.tree_ensemble import TreeEnsembleRegressor
+
+        t = TreeEnsembleRegressor([("x", datatypes.Array(2))], "y")
+        t.set_default_prediction_value(0.5)
+        # tree 0: x0 <= 1 ? (x1 == 3 ? 10 : 20) : 30 — NaN in x0 goes to the true child.
+        t.add_branch_node(0, 0, 0, 1.0, "BranchOnValueLessThanEqual", 1, 2,
+                          missing_value_tracks_true_child=True)
+        t.add_branch_node(0, 1, 1, 3.0, "BranchOnValueEqual", 3, 4)
+        t.add_leaf_node(0, 3, 10.0)
+        t.add_leaf_node(0, 4, 20.0)
+        t.add_leaf_node(0, 2, 30.0)
+        # tree 1: x1 > 0 ? 1 : -1, NaN to the false child.
+        t.add_branch_node(1, 0, 1, 0.0, "BranchOnValueGreaterThan", 1, 2)
+        t.add_leaf_node(1, 1, 1.0)
+        t.add_leaf_node(1, 2, -1.0)
+        for x, want in [((0.5, 3.0), 0.5 + 10 + 1), ((1.0, 2.0), 0.5 + 20 + 1),
+                        ((1.5, -2.0), 0.5 + 30 - 1), ((float("nan"), 3.0), 0.5 + 10 + 1),
+                        ((5.0, float("nan")), 0.5 + 30 - 1)]:
+            got = eval_spec.predict(t.spec, {"x": np.array(x)})["y"]
+            self.assertAlmostEqual(got, want, places=12, msg=str(x))
+
+    def test_tree_classifier_softmax_and_logistic(self):
+        from coremltools.models.tree_ensemble import TreeEnsembleClassifier
+
+        t = TreeEnsembleClassifier([("x", datatypes.Array(1))], ["a", "b", "c"], "label")
+        t.set_default_prediction_value([0.0, 0.0, 0.0])
+        t.set_post_evaluation_transform("Classification_SoftMax")
+        t.add_branch_node(0, 0, 0, 0.0, "BranchOnValueLessThan", 1, 2)
+        t.add_leaf_node(0, 1, {0: 2.0, 2: 1.0})
+        t.add_leaf_node(0, 2, {1: 3.0})
+        out = eval_spec.predict(t.spec, {"x": np.array([-1.0])})
+        z = np.array([2.0, 0.0, 1.0])
+        p = np.exp(z) / np.exp(z).sum()
+        self.assertEqual(out["label"], "a")
+        np.testing.assert_allclose([out["classProbability"][k] for k in "abc"], p, atol=1e-12)
+
+        b = TreeEnsembleClassifier([("x", datatypes.Array(1))], ["no", "yes"], "label")
+        b.set_default_prediction_value([0.0])
+        b.set_post_evaluation_transform("Regression_Logistic")
+        b.add_leaf_node(0, 0, 0.7)
+        out = eval_spec.predict(b.spec, {"x": np.array([0.0])})
+        p = 1 / (1 + np.exp(-0.7))
+        self.assertEqual(out["label"], "yes")
+        self.assertAlmostEqual(out["classProbability"]["yes"], p, places=12)
+        self.assertAlmostEqual(out["classProbability"]["no"], 1 - p, places=12)
 
 
 if __name__ == "__main__":

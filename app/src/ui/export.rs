@@ -1,5 +1,6 @@
-//! The Export screen: one button per format this build writes (safetensors; Core ML when the
-//! engine has it), where the files went, and "Open folder".
+//! The Export screen: one button per format this build writes for the model's task
+//! (safetensors; Core ML for the templates the engine exports), where the files went, and
+//! "Open folder".
 
 use crate::command::Command;
 use crate::state::State;
@@ -33,7 +34,8 @@ pub fn export_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) 
     });
     ui.add_space(8.0);
     for (format, button, about) in FORMATS {
-        if !lathe_engine::export::folder::supports(format) {
+        let task = state.template().map(|t| t.task.as_str());
+        if !lathe_engine::export::folder::supports_task(format, task) {
             continue;
         }
         ui.horizontal(|ui| {

@@ -7,14 +7,23 @@ use crate::fsutil;
 use crate::task;
 use std::path::{Path, PathBuf};
 
-/// Export formats this build can write (`coreml` joins when its exporter lands).
+/// Export formats this build can write.
 pub fn formats() -> &'static [&'static str] {
-    &["safetensors"]
+    &["safetensors", "coreml"]
 }
 
 /// Whether this build can write `format`.
 pub fn supports(format: &str) -> bool {
     formats().contains(&format)
+}
+
+/// Whether this build can write `format` for models of `task` (a task id; `None` when not
+/// known, e.g. a run opened without its project).
+pub fn supports_task(format: &str, task: Option<&str>) -> bool {
+    match (format, task) {
+        ("coreml", Some(task)) => crate::export::coreml::supports_task(task),
+        _ => supports(format),
+    }
 }
 
 /// `<run>/exports/<format>` for a run's model, else a sibling `<folder>-<format>`.
@@ -34,7 +43,8 @@ pub fn default_out(model_dir: &Path, format: &str) -> PathBuf {
 }
 
 /// Exports the model of a run or model folder `model` as `format` into `out` (default:
-/// [`default_out`]), replacing an earlier export there. Returns the folder written.
+/// [`default_out`]), replacing an earlier export there. Returns the folder written — or, for
+/// `coreml`, the `.mlmodel` file (`<default_out>.mlmodel` unless `out` is given).
 pub fn export(model: &Path, format: &str, out: Option<&Path>) -> Result<PathBuf> {
     let model_dir = task::model_dir(model)?;
     if !supports(format) {
@@ -45,6 +55,22 @@ pub fn export(model: &Path, format: &str, out: Option<&Path>) -> Result<PathBuf>
             ),
             None,
         ));
+    }
+    if format == "coreml" {
+        let out = match out {
+            Some(p) if p.is_dir() => p.join(crate::export::coreml::DEFAULT_FILE_NAME),
+            Some(p) => p.to_path_buf(),
+            None => {
+                let folder = default_out(&model_dir, format);
+                let name = folder
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model".into());
+                folder.with_file_name(format!("{name}.mlmodel"))
+            }
+        };
+        let options = crate::export::coreml::Options::default();
+        return Ok(crate::export::coreml::export(&model_dir, &out, &options)?.path);
     }
     let out = out
         .map(Path::to_path_buf)
@@ -73,6 +99,15 @@ pub fn export(model: &Path, format: &str, out: Option<&Path>) -> Result<PathBuf>
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn core_ml_is_offered_for_the_tasks_that_export_it() {
+        assert!(supports_task("coreml", Some("tabular-regression")));
+        assert!(supports_task("coreml", Some("text-classification")));
+        assert!(!supports_task("coreml", Some("sound-classification")));
+        assert!(supports_task("coreml", None));
+        assert!(supports_task("safetensors", Some("sound-classification")));
+    }
 
     #[test]
     fn copies_a_model_folder_and_refuses_to_export_into_it() {

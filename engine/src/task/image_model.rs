@@ -345,6 +345,11 @@ impl ImageModel {
     pub fn head(&self) -> &Head {
         &self.head
     }
+
+    /// Multi-label models: the threshold at which a label is predicted (sigmoid outputs).
+    pub fn multi_label(&self) -> Option<f32> {
+        self.multi_label
+    }
 }
 
 /// Class probabilities of normalized CHW images through `backbone` and a raw-feature `head`.

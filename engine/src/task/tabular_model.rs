@@ -552,10 +552,7 @@ pub fn write_run_outputs(
         path: target.join("model.safetensors"),
     });
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        ctx.warn(
-            "Core ML export is not available for table models yet; wrote safetensors only",
-            None,
-        );
+        crate::export::coreml::export_run(ctx, &target);
     }
     Ok(target)
 }

@@ -651,5 +651,8 @@ fn write_run_outputs(
         format: "safetensors".into(),
         path: target.join("model.safetensors"),
     });
+    if ctx.project.export.formats.iter().any(|f| f == "coreml") {
+        crate::export::coreml::export_run(ctx, &target);
+    }
     Ok(target)
 }

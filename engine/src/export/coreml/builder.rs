@@ -76,9 +76,17 @@ impl NetworkBuilder {
     }
 
     /// `values` at the builder's precision (fp16: little-endian half floats, round to nearest).
+    /// A tensor with a value beyond half precision's range (|v| > 65504, e.g. a regressor's
+    /// intercept in dollars) stays fp32 rather than turning into infinity.
     pub fn weights(&self, values: &[f32]) -> WeightParams {
+        let fits_half = || {
+            values
+                .iter()
+                .all(|v| half::f16::from_f32(*v).is_finite() || !v.is_finite())
+        };
         match self.precision {
             Precision::Fp32 => fp32_weights(values),
+            Precision::Fp16 if !fits_half() => fp32_weights(values),
             Precision::Fp16 => WeightParams {
                 float16_value: values
                     .iter()
@@ -287,6 +295,61 @@ impl NetworkBuilder {
         Ok(self.push(name, &[input], output, Layer::Scale(params)))
     }
 
+    /// Per-channel `x + bias[c]` (a `bias` layer, shape `[C]`). Always fp32, as [`Self::scale`].
+    pub fn bias(&mut self, name: &str, input: &str, output: &str, bias: &[f32]) -> String {
+        let params = spec::BiasLayerParams {
+            shape: vec![bias.len() as u64],
+            bias: Some(fp32_weights(bias)),
+        };
+        self.push(name, &[input], output, Layer::Bias(params))
+    }
+
+    /// `|x|` (an `ABS` unary layer).
+    pub fn abs(&mut self, name: &str, input: &str, output: &str) -> String {
+        let params = UnaryFunctionLayerParams {
+            r#type: unary_function_layer_params::Operation::Abs as i32,
+            alpha: 0.0,
+            epsilon: 0.0,
+            shift: 0.0,
+            scale: 1.0,
+        };
+        self.push(name, &[input], output, Layer::Unary(params))
+    }
+
+    /// `log(scale * x + shift)` (a `LOG` unary layer).
+    pub fn log(&mut self, name: &str, input: &str, output: &str, scale: f32, shift: f32) -> String {
+        let params = UnaryFunctionLayerParams {
+            r#type: unary_function_layer_params::Operation::Log as i32,
+            alpha: 0.0,
+            epsilon: 0.0,
+            shift,
+            scale,
+        };
+        self.push(name, &[input], output, Layer::Unary(params))
+    }
+
+    /// `x / sqrt(sum(x²) + epsilon)` over the whole blob (an `l2normalize` layer).
+    pub fn l2_normalize(&mut self, name: &str, input: &str, output: &str, epsilon: f32) -> String {
+        self.push(
+            name,
+            &[input],
+            output,
+            Layer::L2normalize(spec::L2NormalizeLayerParams { epsilon }),
+        )
+    }
+
+    /// Concatenation of `inputs` along the channel axis.
+    pub fn concat(&mut self, name: &str, inputs: &[&str], output: &str) -> String {
+        self.push(
+            name,
+            inputs,
+            output,
+            Layer::Concat(spec::ConcatLayerParams {
+                sequence_concat: false,
+            }),
+        )
+    }
+
     /// Elementwise sum of `inputs` (same shapes).
     pub fn add(&mut self, name: &str, inputs: &[&str], output: &str) -> String {
         self.push(
@@ -358,6 +421,15 @@ mod tests {
         assert_eq!(w.float16_value.len(), 54 * 2);
         // 0.5 in IEEE half is 0x3800.
         assert_eq!(&w.float16_value[..2], &[0x00, 0x38]);
+    }
+
+    #[test]
+    fn fp16_keeps_tensors_beyond_half_range_in_fp32() {
+        let b = NetworkBuilder::new(Precision::Fp16);
+        let w = b.weights(&[1.0, -70_000.0]);
+        assert_eq!(w.float_value, [1.0, -70_000.0]);
+        assert!(w.float16_value.is_empty());
+        assert_eq!(b.weights(&[1.0, 60_000.0]).float16_value.len(), 4);
     }
 
     #[test]

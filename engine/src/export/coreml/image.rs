@@ -3,6 +3,10 @@
 //! per-channel scale layer (`1/std`), which is exact; the backbone with batch norm folded and
 //! the engine's own padding; global average pooling; the head's inner products; softmax. Outputs
 //! `classLabel` and `classLabelProbability`, as Vision and Turi Create models do.
+//!
+//! A multi-label image classifier is the same network with one sigmoid per label instead of the
+//! softmax, as a plain `NeuralNetwork` with one output `labelProbabilities` (labels and threshold
+//! in the metadata).
 
 use crate::error::{Error, Result};
 use crate::export::coreml::backbone::{FeatureMap, pooled_features, values};
@@ -23,6 +27,8 @@ pub const INPUT: &str = "image";
 pub const LABEL_OUTPUT: &str = "classLabel";
 /// Name of the probabilities output (and of the softmax blob).
 pub const PROBABILITY_OUTPUT: &str = "classLabelProbability";
+/// Name of a multi-label model's output: one probability per label.
+pub const MULTI_LABEL_OUTPUT: &str = "labelProbabilities";
 
 /// Exports the image classifier in `model_dir` to `out`.
 pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exported> {
@@ -70,7 +76,17 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             blob = b.activation(&act, &blob, &act, Activation::Relu);
         }
     }
-    b.softmax("probabilities", &blob, PROBABILITY_OUTPUT);
+    let multi_label = model.multi_label();
+    if multi_label.is_some() {
+        b.activation(
+            "probabilities",
+            &blob,
+            MULTI_LABEL_OUTPUT,
+            Activation::Sigmoid,
+        );
+    } else {
+        b.softmax("probabilities", &blob, PROBABILITY_OUTPUT);
+    }
 
     let metadata = metadata(model_dir, &model, options)?;
     let description = format!(
@@ -79,6 +95,18 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         w = pre.width,
         h = pre.height
     );
+    if let Some(threshold) = multi_label {
+        return multi_label_model(
+            out,
+            options,
+            b.finish(),
+            vec![image_input(INPUT, pre.width, pre.height, &description)],
+            scaler,
+            metadata,
+            labels.len(),
+            threshold,
+        );
+    }
     let classifier = ClassifierSpec {
         specification_version: options.precision.specification_version(),
         inputs: vec![image_input(INPUT, pre.width, pre.height, &description)],
@@ -96,6 +124,62 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         path: out.to_path_buf(),
         bytes,
         specification_version: model.specification_version,
+        num_layers,
+    })
+}
+
+/// A multi-label model: a plain `NeuralNetwork` whose output `labelProbabilities` holds one
+/// sigmoid probability per label (labels in metadata `classes`, in that order; a label is
+/// predicted at or above metadata `threshold`). Not a `NeuralNetworkClassifier`: a classifier
+/// picks one label, and its probabilities are expected to sum to 1.
+#[allow(clippy::too_many_arguments)]
+fn multi_label_model(
+    out: &Path,
+    options: &Options,
+    layers: Vec<coreml_proto::proto::NeuralNetworkLayer>,
+    inputs: Vec<coreml_proto::proto::FeatureDescription>,
+    scaler: coreml_proto::proto::NeuralNetworkPreprocessing,
+    mut metadata: ModelMetadata,
+    num_labels: usize,
+    threshold: f32,
+) -> Result<Exported> {
+    use coreml_proto::proto::{NeuralNetwork, model};
+    metadata
+        .user_defined
+        .insert("threshold".into(), format!("{threshold}"));
+    // Xcode's image-classifier preview expects a classifier's outputs.
+    metadata
+        .user_defined
+        .remove("com.apple.coreml.model.preview.type");
+    metadata.short_description = metadata
+        .short_description
+        .replace("Image classifier", "Multi-label image classifier");
+    let num_layers = layers.len();
+    let mut description = spec::description(
+        inputs,
+        vec![spec::feature(
+            MULTI_LABEL_OUTPUT,
+            &format!(
+                "Probability of each of the {num_labels} labels (order: metadata classes); a label is present at or above {threshold}"
+            ),
+            spec::array_type(&[num_labels], false),
+        )],
+    );
+    description.metadata = Some(metadata.message());
+    let m = spec::model(
+        options.precision.specification_version(),
+        description,
+        model::Type::NeuralNetwork(NeuralNetwork {
+            layers,
+            preprocessing: vec![scaler],
+            ..Default::default()
+        }),
+    );
+    let bytes = spec::write(out, &m)?;
+    Ok(Exported {
+        path: out.to_path_buf(),
+        bytes,
+        specification_version: m.specification_version,
         num_layers,
     })
 }

@@ -1,15 +1,20 @@
 //! Core ML export: a trained model folder → one `.mlmodel` (protobuf, `coreml-proto` types) that
 //! an iOS / macOS app or Vision loads. [`export`] dispatches on the task in `config.json`;
 //! `builder` writes neural-network layers, `backbone` the engine's backbones, `spec` the
-//! model-level messages and metadata, `image` the image classifier.
+//! model-level messages, `meta` the metadata every export shares; one file per template:
+//! `image` (image classifier and multi-label), `tabular` (table classifier / regressor
+//! pipelines), `text` (maxent text pipeline).
 //!
 //! Specification version: the lowest each model needs — 1 (iOS 11) for fp32 neural networks,
-//! 2 (iOS 11.2) once weights are fp16.
+//! pipelines, tree ensembles and feature-engineering models; 2 (iOS 11.2) once weights are fp16.
 
 pub mod backbone;
 pub mod builder;
 pub mod image;
+pub mod meta;
 pub mod spec;
+pub mod tabular;
+pub mod text;
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -92,6 +97,20 @@ pub struct Exported {
     pub num_layers: usize,
 }
 
+/// Tasks whose models export to Core ML.
+pub const TASKS: &[&str] = &[
+    "image-classification",
+    "multi-label-image-classification",
+    "tabular-classification",
+    "tabular-regression",
+    "text-classification",
+];
+
+/// Whether models of `task` (a task id, `config.json`'s `lathe.task`) export to Core ML.
+pub fn supports_task(task: &str) -> bool {
+    TASKS.contains(&task)
+}
+
 /// Exports the model in `model_dir` (a Lathe model folder) as a Core ML model at `out`.
 pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exported> {
     let config_path = model_dir.join("config.json");
@@ -104,7 +123,11 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
     }
     match task {
-        "image-classification" => image::export(model_dir, out, options),
+        "image-classification" | "multi-label-image-classification" => {
+            image::export(model_dir, out, options)
+        }
+        "tabular-classification" | "tabular-regression" => tabular::export(model_dir, out, options),
+        "text-classification" => text::export(model_dir, out, options),
         "" => Err(Error::model(
             "config.json names no Lathe task (lathe.task); was it written by Lathe?",
             config_path,

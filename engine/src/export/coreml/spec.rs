@@ -165,3 +165,96 @@ pub fn read(path: &Path) -> Result<Model> {
     Model::decode(bytes.as_slice())
         .map_err(|e| Error::model(format!("not a Core ML model ({e})"), path))
 }
+
+/// A feature description of `ty`.
+pub fn feature(name: &str, description: &str, ty: feature_type::Type) -> FeatureDescription {
+    FeatureDescription {
+        name: name.into(),
+        short_description: description.into(),
+        r#type: Some(FeatureType {
+            is_optional: false,
+            r#type: Some(ty),
+        }),
+    }
+}
+
+/// A scalar double feature.
+pub fn double_type() -> feature_type::Type {
+    feature_type::Type::DoubleType(coreml_proto::proto::DoubleFeatureType {})
+}
+
+/// A scalar 64-bit integer feature.
+pub fn int64_type() -> feature_type::Type {
+    feature_type::Type::Int64Type(coreml_proto::proto::Int64FeatureType {})
+}
+
+/// A string feature.
+pub fn string_type() -> feature_type::Type {
+    feature_type::Type::StringType(StringFeatureType {})
+}
+
+/// A multi-array of doubles (fp64) or floats (fp32) of a fixed `shape`.
+pub fn array_type(shape: &[usize], double: bool) -> feature_type::Type {
+    use coreml_proto::proto::{ArrayFeatureType, array_feature_type::ArrayDataType};
+    feature_type::Type::MultiArrayType(ArrayFeatureType {
+        shape: shape.iter().map(|&d| d as i64).collect(),
+        data_type: if double {
+            ArrayDataType::Double
+        } else {
+            ArrayDataType::Float32
+        } as i32,
+        ..Default::default()
+    })
+}
+
+/// A model description with plain inputs and outputs (no metadata, no predicted names).
+pub fn description(
+    input: Vec<FeatureDescription>,
+    output: Vec<FeatureDescription>,
+) -> ModelDescription {
+    ModelDescription {
+        input,
+        output,
+        ..Default::default()
+    }
+}
+
+/// A classifier's description: `label_name` and `probability_name` outputs, marked as the
+/// predicted feature and probabilities.
+pub fn classifier_description(
+    input: Vec<FeatureDescription>,
+    label_name: &str,
+    probability_name: &str,
+) -> ModelDescription {
+    ModelDescription {
+        input,
+        output: classifier_outputs(label_name, probability_name),
+        predicted_feature_name: label_name.into(),
+        predicted_probabilities_name: probability_name.into(),
+        ..Default::default()
+    }
+}
+
+impl ModelMetadata {
+    /// The `Metadata` message.
+    pub fn message(&self) -> Metadata {
+        self.to_spec()
+    }
+}
+
+/// A `Model` of `ty` with `description` at `specification_version`.
+pub fn model(specification_version: i32, description: ModelDescription, ty: model::Type) -> Model {
+    Model {
+        specification_version,
+        description: Some(description),
+        is_updatable: false,
+        r#type: Some(ty),
+    }
+}
+
+/// A string label vector.
+pub fn strings(values: &[String]) -> StringVector {
+    StringVector {
+        vector: values.to_vec(),
+    }
+}
