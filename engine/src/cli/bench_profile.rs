@@ -79,6 +79,8 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
                     // The matrix product alone, then the whole layer: the difference is the
                     // bias + activation epilogue.
                     let cout = w.dim(0)?;
+                    // The layer's own input cast (the last 1×1 conv stays f32 in bf16 runs).
+                    let y = y.to_dtype(w.dtype())?;
                     let (_, gemm) = timed(device, || {
                         if nhwc {
                             let (n, h, wd, c) = y.dims4()?;
