@@ -353,6 +353,22 @@ pub fn grow(
     params: &TreeParams,
     allowed: Option<&[bool]>,
 ) -> (Tree, Vec<(usize, usize, f64)>) {
+    let fixed = allowed.map(<[bool]>::to_vec);
+    grow_with(binned, thresholds, grad, hess, rows, params, &mut || fixed.clone())
+}
+
+/// As [`grow`], but `features` is asked, for every node, which features it may split on
+/// (`None`: all). Random forests draw a fresh subset per node this way. `rows` may repeat a
+/// row (a bootstrap sample): it then counts once per occurrence.
+pub fn grow_with(
+    binned: &Binned,
+    thresholds: &[Vec<f64>],
+    grad: &[f32],
+    hess: &[f32],
+    rows: &mut [u32],
+    params: &TreeParams,
+    features: &mut dyn FnMut() -> Option<Vec<bool>>,
+) -> (Tree, Vec<(usize, usize, f64)>) {
     let l2 = params.l2_regularization;
     let hist = histogram(binned, grad, hess, rows);
     let sums = rows.iter().fold(Sums::default(), |s, &r| Sums {
@@ -369,7 +385,7 @@ pub fn grow(
         nodes: vec![Node::leaf(leaf_value(&sums), sums.n)],
     };
     let root_split = if can_split(sums.n, 0) {
-        best_split(binned, &hist, sums, params, allowed)
+        best_split(binned, &hist, sums, params, features().as_deref())
     } else {
         None
     };
@@ -452,10 +468,12 @@ pub fn grow(
             (ri, mid, leaf.end, right_sums, right_hist),
         ] {
             let split = if can_split(s.n, depth) {
-                best_split(binned, &hist, s, params, allowed)
+                best_split(binned, &hist, s, params, features().as_deref())
             } else {
                 None
             };
+            // A leaf that will not split needs no histogram (deep forest trees hold thousands).
+            let hist = if split.is_some() { hist } else { Vec::new() };
             open.push(Open {
                 node,
                 start,
