@@ -49,7 +49,8 @@ pub struct ForestParams {
     pub min_samples_leaf: usize,
     /// 0 = unlimited.
     pub max_depth: usize,
-    /// Share of the features each node may split on; 0 = √p/p for classes, 1/3 for numbers.
+    /// Share of the features each node may split on; 0 = √p/p for classes, all for numbers
+    /// (scikit-learn's defaults).
     pub max_features: f64,
     pub max_bins: usize,
     pub seed: u64,
@@ -72,7 +73,7 @@ fn features_per_node(kind: ForestKind, max_features: f64, num_features: usize) -
         max_features.min(1.0)
     } else {
         match kind {
-            ForestKind::Regression => 1.0 / 3.0,
+            ForestKind::Regression => 1.0,
             ForestKind::Classification { .. } => p.sqrt() / p,
         }
     };
@@ -458,10 +459,10 @@ mod tests {
     }
 
     #[test]
-    fn features_per_node_follow_breiman_defaults() {
+    fn features_per_node_follow_scikit_learn_defaults() {
         let c = ForestKind::Classification { classes: 3 };
         assert_eq!(features_per_node(c, 0.0, 16), 4);
-        assert_eq!(features_per_node(ForestKind::Regression, 0.0, 9), 3);
+        assert_eq!(features_per_node(ForestKind::Regression, 0.0, 9), 9);
         assert_eq!(features_per_node(c, 0.0, 1), 1);
         assert_eq!(features_per_node(c, 1.0, 7), 7);
         assert_eq!(features_per_node(c, 0.01, 7), 1);

@@ -370,6 +370,17 @@ pub fn grow_with(
     features: &mut dyn FnMut() -> Option<Vec<bool>>,
 ) -> (Tree, Vec<(usize, usize, f64)>) {
     let l2 = params.l2_regularization;
+    // A node whose drawn features cannot split it (constant there) tries all of them, as
+    // scikit-learn's forests keep drawing until a feature varies.
+    let mut split_of = |hist: &[Bin], s: Sums| {
+        let allowed = features();
+        best_split(binned, hist, s, params, allowed.as_deref()).or_else(|| {
+            allowed
+                .is_some()
+                .then(|| best_split(binned, hist, s, params, None))
+                .flatten()
+        })
+    };
     let hist = histogram(binned, grad, hess, rows);
     let sums = rows.iter().fold(Sums::default(), |s, &r| Sums {
         g: s.g + f64::from(grad.get(r as usize).copied().unwrap_or(0.0)),
@@ -385,7 +396,7 @@ pub fn grow_with(
         nodes: vec![Node::leaf(leaf_value(&sums), sums.n)],
     };
     let root_split = if can_split(sums.n, 0) {
-        best_split(binned, &hist, sums, params, features().as_deref())
+        split_of(&hist, sums)
     } else {
         None
     };
@@ -468,7 +479,7 @@ pub fn grow_with(
             (ri, mid, leaf.end, right_sums, right_hist),
         ] {
             let split = if can_split(s.n, depth) {
-                best_split(binned, &hist, s, params, features().as_deref())
+                split_of(&hist, s)
             } else {
                 None
             };

@@ -185,7 +185,7 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
             "forest_max_features",
             "Features per split",
             "Random forest",
-            "Share of the columns each split chooses from; 0 picks √p for classes and p/3 for numbers.",
+            "Share of the columns each split chooses from; 0 picks √p for classes and all for numbers (scikit-learn's defaults).",
             (0.0, 1.0),
             0.0,
         ),
