@@ -13,7 +13,10 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-/// Rows per forward pass when predicting.
+/// Weights and biases of the linear layers, as tensors.
+type Layers = Vec<(Tensor, Tensor)>;
+
+/// Rows per forward pass when evaluating.
 const PREDICT_CHUNK: usize = 4096;
 
 /// Checked MLP settings.
@@ -206,7 +209,7 @@ pub fn fit(
     let epochs = params.epochs.max(1);
     let total_steps = steps_per_epoch * epochs;
     let warmup = (total_steps / 20).min(steps_per_epoch * 2).max(1);
-    let mut best: Option<(f64, usize, Vec<(Tensor, Tensor)>)> = None;
+    let mut best: Option<(f64, usize, Layers)> = None;
     let mut since_best = 0;
     let mut stopped_early = false;
     let mut order: Vec<u32> = (0..n as u32).collect();

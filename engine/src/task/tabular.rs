@@ -405,7 +405,8 @@ fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             algorithm: algorithm.to_string(),
             metric: metric.into(),
             value,
-            iterations: history.epochs.len(),
+            // boosting rounds, trees of a forest, epochs of the MLP
+            iterations: history.epochs.last().map_or(0, |e| e.epoch),
             fit_secs,
             chosen: better,
         });
