@@ -481,7 +481,12 @@ fn predictions(cache: &Path, model: &Path, rows: &Path) -> Vec<(String, Option<f
     assert!(out.status.success(), "{}", stderr(&out));
     json_lines(&stdout(&out))
         .iter()
-        .map(|p| (p["label"].as_str().unwrap().to_string(), p["value"].as_f64()))
+        .map(|p| {
+            (
+                p["label"].as_str().unwrap().to_string(),
+                p["value"].as_f64(),
+            )
+        })
         .collect()
 }
 
@@ -493,8 +498,20 @@ fn random_forest_and_mlp_train_predict_export() {
     generated_csv(&data, 900, 11);
     generated_csv(&test, 200, 12);
     for (template, algorithm, target, ignore, model_type) in [
-        ("tabular-classifier", "random_forest", "kind", "score", "random_forest"),
-        ("tabular-regressor", "random_forest", "score", "kind", "random_forest"),
+        (
+            "tabular-classifier",
+            "random_forest",
+            "kind",
+            "score",
+            "random_forest",
+        ),
+        (
+            "tabular-regressor",
+            "random_forest",
+            "score",
+            "kind",
+            "random_forest",
+        ),
         ("tabular-classifier", "mlp", "kind", "score", "mlp"),
         ("tabular-regressor", "mlp", "score", "kind", "mlp"),
     ] {
@@ -556,14 +573,14 @@ fn random_forest_and_mlp_train_predict_export() {
         let importance = report["feature_importance"].as_array().unwrap();
         if algorithm == "random_forest" {
             let of = |name: &str| {
-                importance
-                    .iter()
-                    .find(|f| f["feature"] == name)
-                    .unwrap()["importance"]
+                importance.iter().find(|f| f["feature"] == name).unwrap()["importance"]
                     .as_f64()
                     .unwrap()
             };
-            assert!(of("a") > of("flag") && of("b") > of("flag"), "{what}: {importance:?}");
+            assert!(
+                of("a") > of("flag") && of("b") > of("flag"),
+                "{what}: {importance:?}"
+            );
             assert!(run_dir.join("report/feature_importance.png").is_file());
         } else {
             assert!(importance.is_empty());
@@ -613,7 +630,10 @@ fn random_forest_and_mlp_train_predict_export() {
             "rmse"
         };
         let (a, b) = (e[key].as_f64().unwrap(), t[key].as_f64().unwrap());
-        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{what}: {a} vs {b}");
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+            "{what}: {a} vs {b}"
+        );
     }
 }
 
@@ -623,10 +643,13 @@ fn check_takes_a_target_column() {
     let cache = tmp.path().join("cache");
     let data = tmp.path().join("d.csv");
     generated_csv(&data, 300, 13);
-    let out = run(lathe(&cache)
-        .arg("check")
-        .arg(&data)
-        .args(["--template", "tabular-classifier", "--target", "kind", "--json"]));
+    let out = run(lathe(&cache).arg("check").arg(&data).args([
+        "--template",
+        "tabular-classifier",
+        "--target",
+        "kind",
+        "--json",
+    ]));
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let mut labels: Vec<String> = summary["splits"][0]["classes"]
@@ -638,10 +661,12 @@ fn check_takes_a_target_column() {
     labels.sort();
     assert_eq!(labels, ["high", "low", "mid"], "{summary}");
     // an unknown column: one line naming the column, the columns there are, and the file
-    let out = run(lathe(&cache)
-        .arg("check")
-        .arg(&data)
-        .args(["--template", "tabular-classifier", "--target", "nope"]));
+    let out = run(lathe(&cache).arg("check").arg(&data).args([
+        "--template",
+        "tabular-classifier",
+        "--target",
+        "nope",
+    ]));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -649,10 +674,16 @@ fn check_takes_a_target_column() {
         "{err}"
     );
     // a template without a target column says so
-    let out = run(lathe(&cache)
-        .arg("check")
-        .arg(tmp.path())
-        .args(["--template", "image-classifier", "--target", "kind"]));
+    let out = run(lathe(&cache).arg("check").arg(tmp.path()).args([
+        "--template",
+        "image-classifier",
+        "--target",
+        "kind",
+    ]));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--target does not apply"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--target does not apply"),
+        "{}",
+        stderr(&out)
+    );
 }

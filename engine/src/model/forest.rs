@@ -149,8 +149,7 @@ pub fn fit(
                 (0..k)
                     .map(|j| {
                         // Every output's tree draws its own node features from its own stream.
-                        let mut draw =
-                            rand::rngs::StdRng::seed_from_u64(rng.next_u64() ^ j as u64);
+                        let mut draw = rand::rngs::StdRng::seed_from_u64(rng.next_u64() ^ j as u64);
                         let mut features = || {
                             (m < p).then(|| {
                                 let mut allowed = vec![false; p];
@@ -180,17 +179,23 @@ pub fn fit(
             .collect();
         for trees in grown {
             for (j, tree) in trees.iter().enumerate() {
-                sum_train.par_chunks_mut(k).enumerate().for_each(|(r, out)| {
-                    if let Some(v) = out.get_mut(j) {
-                        *v += tree.predict_binned(&binned, r);
-                    }
-                });
-                if let Some((vb, _)) = &valid {
-                    sum_valid.par_chunks_mut(k).enumerate().for_each(|(r, out)| {
+                sum_train
+                    .par_chunks_mut(k)
+                    .enumerate()
+                    .for_each(|(r, out)| {
                         if let Some(v) = out.get_mut(j) {
-                            *v += tree.predict_binned(vb, r);
+                            *v += tree.predict_binned(&binned, r);
                         }
                     });
+                if let Some((vb, _)) = &valid {
+                    sum_valid
+                        .par_chunks_mut(k)
+                        .enumerate()
+                        .for_each(|(r, out)| {
+                            if let Some(v) = out.get_mut(j) {
+                                *v += tree.predict_binned(vb, r);
+                            }
+                        });
                 }
                 for node in tree.nodes.iter().filter(|n| !n.is_leaf()) {
                     if let Some(g) = forest.feature_gain.get_mut(node.feature) {
@@ -388,7 +393,10 @@ mod tests {
         assert!(mse < 0.1 * var, "mse {mse} var {var}");
         // the validation loss reported for the last round is the final forest's
         let reported = rounds.last().unwrap().validation_loss.unwrap();
-        assert!((reported - mse).abs() < 1e-9 * mse.max(1.0), "{reported} {mse}");
+        assert!(
+            (reported - mse).abs() < 1e-9 * mse.max(1.0),
+            "{reported} {mse}"
+        );
         // the pure-noise feature matters least
         let g = &m.feature_gain;
         assert!(g[3] < g[0] && g[3] < g[1] && g[3] < g[2], "{g:?}");
@@ -434,17 +442,33 @@ mod tests {
                 })
                 .collect()
         };
-        let binary = |v: &[f64]| -> Vec<f64> { v.iter().map(|v| f64::from(u8::from(*v > 0.6))).collect() };
+        let binary =
+            |v: &[f64]| -> Vec<f64> { v.iter().map(|v| f64::from(u8::from(*v > 0.6))).collect() };
         let cat = [false, false, true, false];
         for (kind, t, vt) in [
-            (ForestKind::Classification { classes: 3 }, classes(&y), classes(&vy)),
-            (ForestKind::Classification { classes: 2 }, binary(&y), binary(&vy)),
+            (
+                ForestKind::Classification { classes: 3 },
+                classes(&y),
+                classes(&vy),
+            ),
+            (
+                ForestKind::Classification { classes: 2 },
+                binary(&y),
+                binary(&vy),
+            ),
         ] {
             let mut last = None;
-            let m = fit((&x, &t), Some((&vx, &vt)), &cat, kind, &params(24), &mut |r| {
-                last = Some(r.clone());
-                Ok(())
-            })
+            let m = fit(
+                (&x, &t),
+                Some((&vx, &vt)),
+                &cat,
+                kind,
+                &params(24),
+                &mut |r| {
+                    last = Some(r.clone());
+                    Ok(())
+                },
+            )
             .unwrap();
             let r = last.unwrap();
             assert!(r.validation_accuracy.unwrap() > 0.85, "{kind:?} {r:?}");

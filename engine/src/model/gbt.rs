@@ -80,7 +80,12 @@ pub struct Gbt {
 }
 
 /// Bin edges per feature (empty for categorical features).
-pub(crate) fn edges_of(x: &Matrix, categorical: &[bool], max_bins: usize, seed: u64) -> Vec<Vec<f64>> {
+pub(crate) fn edges_of(
+    x: &Matrix,
+    categorical: &[bool],
+    max_bins: usize,
+    seed: u64,
+) -> Vec<Vec<f64>> {
     let n = x.num_rows;
     let idx: Option<Vec<usize>> = (n > BINNING_SAMPLE).then(|| {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xb1_7715);

@@ -354,7 +354,9 @@ pub fn grow(
     allowed: Option<&[bool]>,
 ) -> (Tree, Vec<(usize, usize, f64)>) {
     let fixed = allowed.map(<[bool]>::to_vec);
-    grow_with(binned, thresholds, grad, hess, rows, params, &mut || fixed.clone())
+    grow_with(binned, thresholds, grad, hess, rows, params, &mut || {
+        fixed.clone()
+    })
 }
 
 /// As [`grow`], but `features` is asked, for every node, which features it may split on

@@ -120,14 +120,15 @@ fn evaluate(
             let l = candle_nn::loss::cross_entropy(&out, &yb)?.to_scalar::<f32>()?;
             loss += f64::from(l) * len as f64;
             let pred = out.argmax(D::Minus1)?;
-            correct += pred.eq(&yb)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize;
+            correct += pred
+                .eq(&yb)?
+                .to_dtype(DType::U32)?
+                .sum_all()?
+                .to_scalar::<u32>()? as usize;
         }
     }
     let n = n.max(1) as f64;
-    Ok((
-        loss / n,
-        (classes > 0).then(|| correct as f64 / n),
-    ))
+    Ok((loss / n, (classes > 0).then(|| correct as f64 / n)))
 }
 
 /// Fits an MLP on design rows `train.0` (row-major, `dim` columns) with targets `train.1`
@@ -185,7 +186,9 @@ pub fn fit(
     for (i, o) in [(dim, h1), (h1, h2), (h2, outputs)] {
         // PyTorch's default initialization: uniform ±1/√fan_in.
         let bound = 1.0 / (i.max(1) as f32).sqrt();
-        let w: Vec<f32> = (0..i * o).map(|_| rng.random_range(-bound..bound)).collect();
+        let w: Vec<f32> = (0..i * o)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
         let b: Vec<f32> = (0..o).map(|_| rng.random_range(-bound..bound)).collect();
         layers.push((
             Var::from_tensor(&Tensor::from_vec(w, (o, i), &device)?)?,
@@ -201,7 +204,12 @@ pub fn fit(
     let snapshot = |layers: &[(Var, Var)]| -> candle_core::Result<Vec<(Tensor, Tensor)>> {
         layers
             .iter()
-            .map(|(w, b)| Ok((w.as_tensor().copy()?.detach(), b.as_tensor().copy()?.detach())))
+            .map(|(w, b)| {
+                Ok((
+                    w.as_tensor().copy()?.detach(),
+                    b.as_tensor().copy()?.detach(),
+                ))
+            })
             .collect()
     };
     let batch = params.batch_size.clamp(1, n);
@@ -283,10 +291,7 @@ pub fn fit(
     };
     let mut plain = Vec::new();
     for (w, b) in &weights {
-        plain.push((
-            w.flatten_all()?.to_vec1::<f32>()?,
-            b.to_vec1::<f32>()?,
-        ));
+        plain.push((w.flatten_all()?.to_vec1::<f32>()?, b.to_vec1::<f32>()?));
     }
     Ok(Mlp {
         classes,
@@ -409,10 +414,17 @@ mod tests {
         let y1000: Vec<f64> = y.iter().map(|v| 1000.0 + 50.0 * v).collect();
         let vy1000: Vec<f64> = vy.iter().map(|v| 1000.0 + 50.0 * v).collect();
         let mut epochs = 0;
-        let m = fit((&x, &y1000), Some((&vx, &vy1000)), 2, 0, &params(), &mut |r| {
-            epochs = r.iteration;
-            Ok(())
-        })
+        let m = fit(
+            (&x, &y1000),
+            Some((&vx, &vy1000)),
+            2,
+            0,
+            &params(),
+            &mut |r| {
+                epochs = r.iteration;
+                Ok(())
+            },
+        )
         .unwrap();
         let pred = m.raw_all(&vx);
         let mse: f64 = pred
@@ -428,7 +440,15 @@ mod tests {
         // a linear model leaves the x0² part (~1/3 of the variance) unexplained
         assert!(mse < 0.05 * var, "mse {mse} var {var}");
         assert!(m.best_epoch <= epochs);
-        let again = fit((&x, &y1000), Some((&vx, &vy1000)), 2, 0, &params(), &mut |_| Ok(())).unwrap();
+        let again = fit(
+            (&x, &y1000),
+            Some((&vx, &vy1000)),
+            2,
+            0,
+            &params(),
+            &mut |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!(m, again);
     }
 

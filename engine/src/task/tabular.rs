@@ -639,7 +639,15 @@ fn fit_mlp(
         classes,
         &p.mlp,
         &mut |r| {
-            record(ctx, &mut epochs, r, total, p.mlp.learning_rate, started, plot)?;
+            record(
+                ctx,
+                &mut epochs,
+                r,
+                total,
+                p.mlp.learning_rate,
+                started,
+                plot,
+            )?;
             phase.set(r.iteration as u64);
             Ok(())
         },

@@ -133,10 +133,7 @@ impl TabularModel {
                     "mlp.target_mean".into(),
                     Tensor::new(&[m.target_mean], &cpu)?,
                 ));
-                out.push((
-                    "mlp.target_std".into(),
-                    Tensor::new(&[m.target_std], &cpu)?,
-                ));
+                out.push(("mlp.target_std".into(), Tensor::new(&[m.target_std], &cpu)?));
             }
             Fitted::Linear(m) => {
                 out.push((
@@ -267,7 +264,8 @@ impl TabularModel {
                 let objective: Objective =
                     serde_json::from_value(config["model"]["objective"].clone())
                         .map_err(|_| bad("model.objective"))?;
-                let (base, trees, feature_gain) = trees_from(&tensors, objective.outputs(), &st_path)?;
+                let (base, trees, feature_gain) =
+                    trees_from(&tensors, objective.outputs(), &st_path)?;
                 Fitted::Trees(Gbt {
                     objective,
                     base,
@@ -359,10 +357,7 @@ fn tree_tensors(
         }
     }
     let nodes = feature.len();
-    out.push((
-        "trees.base_score".into(),
-        Tensor::new(base, &cpu)?,
-    ));
+    out.push(("trees.base_score".into(), Tensor::new(base, &cpu)?));
     out.push((
         "trees.tree_offsets".into(),
         Tensor::new(offsets.as_slice(), &cpu)?,
@@ -447,7 +442,10 @@ fn mlp_from(
         if bias.len() != o {
             return Err(mismatch());
         }
-        layers.push((w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?, bias));
+        layers.push((
+            w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+            bias,
+        ));
         fan_in = o;
     }
     let (input_mean, input_std) = (f32s("mlp.input_mean")?, f32s("mlp.input_std")?);
@@ -645,10 +643,7 @@ pub fn write_run_outputs(
     if !importance.is_empty() {
         tabular_plots::feature_importance(
             &report_dir.join("feature_importance.png"),
-            &format!(
-                "Feature importance ({})",
-                model.algorithm.replace('_', " ")
-            ),
+            &format!("Feature importance ({})", model.algorithm.replace('_', " ")),
             &importance,
         )?;
     }
