@@ -618,6 +618,46 @@ mod tests {
     }
 
     #[test]
+    fn drawn_features_that_cannot_split_fall_back_to_all() {
+        // feature 0 is constant; feature 1 steps at bin 2. The draw only ever offers feature 0.
+        let n = 8;
+        let binned = Binned {
+            bins: vec![vec![0; n], vec![0, 1, 2, 3, 0, 1, 2, 3]],
+            num_bins: vec![1, 4],
+            categorical: vec![false, false],
+            num_rows: n,
+        };
+        let y = [-1.0f32, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0, 1.0];
+        let grad: Vec<f32> = y.iter().map(|v| -v).collect();
+        let hess = vec![1.0f32; n];
+        let thresholds = vec![(0..254).map(f64::from).collect::<Vec<_>>(); 2];
+        let mut p = params();
+        p.max_leaf_nodes = 2;
+        let mut draws = 0;
+        let mut rows: Vec<u32> = (0..n as u32).collect();
+        let (t, _) = grow_with(
+            &binned,
+            &thresholds,
+            &grad,
+            &hess,
+            &mut rows,
+            &p,
+            &mut || {
+                draws += 1;
+                Some(vec![true, false])
+            },
+        );
+        assert_eq!(t.nodes[0].feature, 1);
+        assert_eq!(t.nodes[0].bin_threshold, 1);
+        assert!(draws >= 1);
+        // a bootstrap sample repeats rows: they count once per occurrence
+        let mut twice: Vec<u32> = vec![0, 0, 0, 2];
+        let (t, _) = grow(&binned, &thresholds, &grad, &hess, &mut twice, &p, None);
+        let left = &t.nodes[t.nodes[0].left];
+        assert_eq!(left.count, 3);
+    }
+
+    #[test]
     fn categorical_split_groups_levels_by_target() {
         // levels 0 and 3 are high, 1 and 2 low: no ordered threshold separates them.
         let codes: Vec<u8> = (0..40).map(|i| (i % 4) as u8).collect();
