@@ -1,6 +1,7 @@
 //! End-to-end tests of the table templates through the `lathe` CLI: train → evaluate → predict
 //! → export on generated CSV and JSON-lines tables, the bundled penguins sample, and bad tables
-//! (unknown target, ragged rows, non-numeric targets) that must fail with one clear line.
+//! (unknown target, ragged rows, non-numeric targets) that must fail with one clear line; the
+//! random forest and MLP candidates end to end; `lathe check --target`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -140,7 +141,6 @@ fn classifier_train_evaluate_predict_export() {
     for f in [
         "report.json",
         "report/loss.png",
-        "report/feature_importance.png",
         "report/confusion_matrix_test.png",
         "model/model.safetensors",
         "model/config.json",
@@ -152,7 +152,28 @@ fn classifier_train_evaluate_predict_export() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
             .unwrap();
     let board = report["leaderboard"].as_array().unwrap();
-    assert_eq!(board.len(), 2, "{board:?}");
+    let names: Vec<&str> = board
+        .iter()
+        .map(|c| c["algorithm"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["boosted_trees", "linear", "random_forest", "mlp"],
+        "{board:?}"
+    );
+    let chosen = board.iter().find(|c| c["chosen"] == true).unwrap();
+    let trees = ["boosted_trees", "random_forest"].contains(&chosen["algorithm"].as_str().unwrap());
+    assert_eq!(
+        run_dir.join("report/feature_importance.png").is_file(),
+        trees,
+        "{chosen}"
+    );
+    assert!(
+        board
+            .iter()
+            .all(|c| c["value"].as_f64().unwrap() <= chosen["value"].as_f64().unwrap()),
+        "{board:?}"
+    );
     assert_eq!(board.iter().filter(|c| c["chosen"] == true).count(), 1);
     let test_acc = report["evaluation"]["test"]["accuracy"].as_f64().unwrap();
     assert!(test_acc > 0.85, "test accuracy {test_acc}");
@@ -448,4 +469,221 @@ fn bad_tables_fail_with_one_clear_line_or_warn() {
     // no --target: a column named like a target is missing, so check explains how to choose one
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("--target COL"), "{}", stderr(&out));
+}
+
+/// Predictions of `rows` by a run or model folder: (label, value) per row.
+fn predictions(cache: &Path, model: &Path, rows: &Path) -> Vec<(String, Option<f64>)> {
+    let out = run(lathe(cache)
+        .arg("predict")
+        .arg(model)
+        .arg(rows)
+        .arg("--json"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    json_lines(&stdout(&out))
+        .iter()
+        .map(|p| {
+            (
+                p["label"].as_str().unwrap().to_string(),
+                p["value"].as_f64(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn random_forest_and_mlp_train_predict_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (data, test) = (tmp.path().join("train.csv"), tmp.path().join("test.csv"));
+    generated_csv(&data, 900, 11);
+    generated_csv(&test, 200, 12);
+    for (template, algorithm, target, ignore, model_type) in [
+        (
+            "tabular-classifier",
+            "random_forest",
+            "kind",
+            "score",
+            "random_forest",
+        ),
+        (
+            "tabular-regressor",
+            "random_forest",
+            "score",
+            "kind",
+            "random_forest",
+        ),
+        ("tabular-classifier", "mlp", "kind", "score", "mlp"),
+        ("tabular-regressor", "mlp", "score", "kind", "mlp"),
+    ] {
+        let what = format!("{template} {algorithm}");
+        let run_dir = tmp.path().join(format!("run-{template}-{algorithm}"));
+        let out = train(
+            &cache,
+            &[
+                "--template",
+                template,
+                "--target",
+                target,
+                "--param",
+                &format!("ignore_columns={ignore}"),
+                "--param",
+                &format!("algorithm={algorithm}"),
+                "--param",
+                "forest_trees=24",
+                "--param",
+                "mlp_epochs=60",
+                "--param",
+                "mlp_batch_size=32",
+            ],
+            &data,
+            Some(&test),
+            &run_dir,
+        );
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        let events = json_lines(&stdout(&out));
+        let losses: Vec<f64> = events
+            .iter()
+            .filter(|e| e["event"] == "epoch_end")
+            .map(|e| e["train_loss"].as_f64().unwrap())
+            .collect();
+        // forests report every 8 trees (their loss need not fall), the MLP every epoch
+        if algorithm == "random_forest" {
+            assert_eq!(losses.len(), 3, "{what}: {losses:?}");
+        } else {
+            assert!(
+                losses.len() >= 3 && losses.last().unwrap() < &losses[0],
+                "{what}: {losses:?}"
+            );
+        }
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(report["algorithm"], algorithm, "{what}");
+        let board = report["leaderboard"].as_array().unwrap();
+        assert_eq!(board.len(), 1, "{what}: {board:?}");
+        let t = &report["evaluation"]["test"];
+        if template == "tabular-classifier" {
+            let acc = t["accuracy"].as_f64().unwrap();
+            assert!(acc > 0.8, "{what}: test accuracy {acc}");
+        } else {
+            let r2 = t["r2"].as_f64().unwrap();
+            assert!(r2 > 0.85, "{what}: test r2 {r2}");
+        }
+        // trees report which columns matter: `a` and `b` drive the target, `flag` least
+        let importance = report["feature_importance"].as_array().unwrap();
+        if algorithm == "random_forest" {
+            let of = |name: &str| {
+                importance.iter().find(|f| f["feature"] == name).unwrap()["importance"]
+                    .as_f64()
+                    .unwrap()
+            };
+            assert!(
+                of("a") > of("flag") && of("b") > of("flag"),
+                "{what}: {importance:?}"
+            );
+            assert!(run_dir.join("report/feature_importance.png").is_file());
+        } else {
+            assert!(importance.is_empty());
+        }
+        // predict from the run, export, predict from the export: the same outputs
+        let rows = tmp.path().join("rows.csv");
+        std::fs::write(
+            &rows,
+            "b,a,color,flag\n1.5,9.0,blue,yes\n0.0,0.5,red,no\n0.1,NA,,\n",
+        )
+        .unwrap();
+        let from_run = predictions(&cache, &run_dir, &rows);
+        assert_eq!(from_run.len(), 3, "{what}");
+        if template == "tabular-classifier" {
+            assert_eq!(from_run[0].0, "high", "{what}");
+            assert_eq!(from_run[1].0, "low", "{what}");
+        } else {
+            // score = 2a + 3b² + 5·blue + 2·flag (+ up to 0.5): 31.75 and 1.0
+            let (hi, lo) = (from_run[0].1.unwrap(), from_run[1].1.unwrap());
+            assert!(hi > 25.0 && lo < 8.0, "{what}: {from_run:?}");
+        }
+        let exported = tmp.path().join(format!("export-{template}-{algorithm}"));
+        let out = run(lathe(&cache)
+            .arg("export")
+            .arg(&run_dir)
+            .args(["--format", "safetensors", "--out"])
+            .arg(&exported));
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["model"]["type"], model_type, "{what}");
+        assert_eq!(config["algorithm"], algorithm, "{what}");
+        assert_eq!(predictions(&cache, &exported, &rows), from_run, "{what}");
+        // evaluate the exported folder: the run's own test figures
+        let out = run(lathe(&cache)
+            .arg("evaluate")
+            .arg(&exported)
+            .arg("--data")
+            .arg(&test)
+            .arg("--json"));
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        let e: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        let key = if template == "tabular-classifier" {
+            "accuracy"
+        } else {
+            "rmse"
+        };
+        let (a, b) = (e[key].as_f64().unwrap(), t[key].as_f64().unwrap());
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+            "{what}: {a} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn check_takes_a_target_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let data = tmp.path().join("d.csv");
+    generated_csv(&data, 300, 13);
+    let out = run(lathe(&cache).arg("check").arg(&data).args([
+        "--template",
+        "tabular-classifier",
+        "--target",
+        "kind",
+        "--json",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut labels: Vec<String> = summary["splits"][0]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap().to_string())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["high", "low", "mid"], "{summary}");
+    // an unknown column: one line naming the column, the columns there are, and the file
+    let out = run(lathe(&cache).arg("check").arg(&data).args([
+        "--template",
+        "tabular-classifier",
+        "--target",
+        "nope",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no column `nope`") && err.contains("kind") && err.contains("d.csv"),
+        "{err}"
+    );
+    // a template without a target column says so
+    let out = run(lathe(&cache).arg("check").arg(tmp.path()).args([
+        "--template",
+        "image-classifier",
+        "--target",
+        "kind",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--target does not apply"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -22,6 +22,9 @@ pub struct CheckArgs {
     /// Test data to check alongside (finds train/test leakage).
     #[arg(long)]
     pub test: Option<PathBuf>,
+    /// Column to predict of a CSV / JSON table (same as `lathe train --target`).
+    #[arg(long)]
+    pub target: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -41,7 +44,21 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     if let Some(t) = &args.test {
         project.data.test = Some(std::path::absolute(t)?);
     }
-    let prepared = crate::train::session::prepare(&project, &Default::default())?;
+    let mut overrides = std::collections::BTreeMap::new();
+    if let Some(target) = &args.target {
+        let plain = crate::train::session::prepare(&project, &overrides)?;
+        if !plain.task.param_specs().iter().any(|s| s.key == "target") {
+            anyhow::bail!(
+                "--target does not apply to template {}; it is for table and text templates",
+                project.template
+            );
+        }
+        overrides.insert(
+            "target".to_string(),
+            crate::params::ParamValue::Text(target.clone()),
+        );
+    }
+    let prepared = crate::train::session::prepare(&project, &overrides)?;
     let data = ResolvedData::of(&project);
     let mut reporter = super::output::Reporter::new(super::output::Mode::detect(false));
     let summary = prepared.task.scan(

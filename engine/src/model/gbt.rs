@@ -80,7 +80,12 @@ pub struct Gbt {
 }
 
 /// Bin edges per feature (empty for categorical features).
-fn edges_of(x: &Matrix, categorical: &[bool], max_bins: usize, seed: u64) -> Vec<Vec<f64>> {
+pub(crate) fn edges_of(
+    x: &Matrix,
+    categorical: &[bool],
+    max_bins: usize,
+    seed: u64,
+) -> Vec<Vec<f64>> {
     let n = x.num_rows;
     let idx: Option<Vec<usize>> = (n > BINNING_SAMPLE).then(|| {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xb1_7715);
@@ -106,7 +111,8 @@ fn edges_of(x: &Matrix, categorical: &[bool], max_bins: usize, seed: u64) -> Vec
         .collect()
 }
 
-fn bin_matrix(x: &Matrix, edges: &[Vec<f64>], categorical: &[bool]) -> Binned {
+/// `x` as bins of `edges` (categorical codes as they are).
+pub(crate) fn bin_matrix(x: &Matrix, edges: &[Vec<f64>], categorical: &[bool]) -> Binned {
     let bins: Vec<Vec<u8>> = x
         .columns
         .par_iter()
@@ -151,7 +157,7 @@ fn bin_matrix(x: &Matrix, edges: &[Vec<f64>], categorical: &[bool]) -> Binned {
 }
 
 /// Loss, and accuracy for classification, of raw scores `raw[row * k + j]` against `y`.
-fn loss_of(objective: Objective, raw: &[f64], y: &[f64]) -> (f64, Option<f64>) {
+pub(crate) fn loss_of(objective: Objective, raw: &[f64], y: &[f64]) -> (f64, Option<f64>) {
     let n = y.len().max(1) as f64;
     match objective {
         Objective::Regression => {

@@ -353,7 +353,36 @@ pub fn grow(
     params: &TreeParams,
     allowed: Option<&[bool]>,
 ) -> (Tree, Vec<(usize, usize, f64)>) {
+    let fixed = allowed.map(<[bool]>::to_vec);
+    grow_with(binned, thresholds, grad, hess, rows, params, &mut || {
+        fixed.clone()
+    })
+}
+
+/// As [`grow`], but `features` is asked, for every node, which features it may split on
+/// (`None`: all). Random forests draw a fresh subset per node this way. `rows` may repeat a
+/// row (a bootstrap sample): it then counts once per occurrence.
+pub fn grow_with(
+    binned: &Binned,
+    thresholds: &[Vec<f64>],
+    grad: &[f32],
+    hess: &[f32],
+    rows: &mut [u32],
+    params: &TreeParams,
+    features: &mut dyn FnMut() -> Option<Vec<bool>>,
+) -> (Tree, Vec<(usize, usize, f64)>) {
     let l2 = params.l2_regularization;
+    // A node whose drawn features cannot split it (constant there) tries all of them, as
+    // scikit-learn's forests keep drawing until a feature varies.
+    let mut split_of = |hist: &[Bin], s: Sums| {
+        let allowed = features();
+        best_split(binned, hist, s, params, allowed.as_deref()).or_else(|| {
+            allowed
+                .is_some()
+                .then(|| best_split(binned, hist, s, params, None))
+                .flatten()
+        })
+    };
     let hist = histogram(binned, grad, hess, rows);
     let sums = rows.iter().fold(Sums::default(), |s, &r| Sums {
         g: s.g + f64::from(grad.get(r as usize).copied().unwrap_or(0.0)),
@@ -369,7 +398,7 @@ pub fn grow(
         nodes: vec![Node::leaf(leaf_value(&sums), sums.n)],
     };
     let root_split = if can_split(sums.n, 0) {
-        best_split(binned, &hist, sums, params, allowed)
+        split_of(&hist, sums)
     } else {
         None
     };
@@ -452,10 +481,12 @@ pub fn grow(
             (ri, mid, leaf.end, right_sums, right_hist),
         ] {
             let split = if can_split(s.n, depth) {
-                best_split(binned, &hist, s, params, allowed)
+                split_of(&hist, s)
             } else {
                 None
             };
+            // A leaf that will not split needs no histogram (deep forest trees hold thousands).
+            let hist = if split.is_some() { hist } else { Vec::new() };
             open.push(Open {
                 node,
                 start,
@@ -584,6 +615,46 @@ mod tests {
         assert!((root.gain - 12.0).abs() < 1e-9, "{}", root.gain);
         assert_eq!(t.predict(&[0.0, f64::NAN]), 1.0);
         assert_eq!(t.predict(&[0.0, 3.5]), -1.0);
+    }
+
+    #[test]
+    fn drawn_features_that_cannot_split_fall_back_to_all() {
+        // feature 0 is constant; feature 1 steps at bin 2. The draw only ever offers feature 0.
+        let n = 8;
+        let binned = Binned {
+            bins: vec![vec![0; n], vec![0, 1, 2, 3, 0, 1, 2, 3]],
+            num_bins: vec![1, 4],
+            categorical: vec![false, false],
+            num_rows: n,
+        };
+        let y = [-1.0f32, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0, 1.0];
+        let grad: Vec<f32> = y.iter().map(|v| -v).collect();
+        let hess = vec![1.0f32; n];
+        let thresholds = vec![(0..254).map(f64::from).collect::<Vec<_>>(); 2];
+        let mut p = params();
+        p.max_leaf_nodes = 2;
+        let mut draws = 0;
+        let mut rows: Vec<u32> = (0..n as u32).collect();
+        let (t, _) = grow_with(
+            &binned,
+            &thresholds,
+            &grad,
+            &hess,
+            &mut rows,
+            &p,
+            &mut || {
+                draws += 1;
+                Some(vec![true, false])
+            },
+        );
+        assert_eq!(t.nodes[0].feature, 1);
+        assert_eq!(t.nodes[0].bin_threshold, 1);
+        assert!(draws >= 1);
+        // a bootstrap sample repeats rows: they count once per occurrence
+        let mut twice: Vec<u32> = vec![0, 0, 0, 2];
+        let (t, _) = grow(&binned, &thresholds, &grad, &hess, &mut twice, &p, None);
+        let left = &t.nodes[t.nodes[0].left];
+        assert_eq!(left.count, 3);
     }
 
     #[test]

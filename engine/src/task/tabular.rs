@@ -1,14 +1,17 @@
 //! The table templates (`tabular-classifier`, `tabular-regressor`): read a CSV / JSON-lines
-//! table, type its columns, then train the candidates — histogram gradient-boosted trees and a
-//! linear model (logistic or ridge) — keep the best by validation metric (`algorithm = "auto"`,
-//! a leaderboard in `report.json`), evaluate on validation and test, and export.
+//! table, type its columns, then train the candidates — histogram gradient-boosted trees, a
+//! linear model (logistic or ridge), a random forest and an MLP — keep the best by validation
+//! metric (`algorithm = "auto"`, a leaderboard in `report.json`), evaluate on validation and
+//! test, and export.
 
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::eval::regression::RegressionReport;
-use crate::model::gbt::{self, GbtParams, Objective};
+use crate::model::forest::{self, ForestKind, ForestParams};
+use crate::model::gbt::{self, GbtParams, Objective, Round};
 use crate::model::glm::{self, LogisticParams};
+use crate::model::mlp::{self, MlpParams};
 use crate::params::{ParamSpec, ParamValue, ResolvedParams};
 use crate::task::tabular_data::{self, Part, TableData, TargetKind};
 use crate::task::tabular_model::{self, Fitted, TabularModel};
@@ -77,9 +80,9 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
             "Algorithm",
             "Model",
             &format!(
-                "boosted_trees, {linear} (linear), or auto: train both and keep the better on validation."
+                "boosted_trees, {linear} (linear), random_forest, mlp, or auto: train them all and keep the best on validation."
             ),
-            &["auto", "boosted_trees", "linear"],
+            &["auto", "boosted_trees", "linear", "random_forest", "mlp"],
             "auto",
         ),
         ParamSpec::int(
@@ -162,6 +165,62 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
             (1, 100_000),
             500,
         ),
+        ParamSpec::int(
+            "forest_trees",
+            "Trees",
+            "Random forest",
+            "Trees in the forest, each grown on a bootstrap sample of the training rows.",
+            (1, 5000),
+            100,
+        ),
+        ParamSpec::int(
+            "forest_max_leaf_nodes",
+            "Leaves per tree",
+            "Random forest",
+            "Most leaves of one forest tree (forest trees grow deep; each leaf needs at least one row).",
+            (2, 65_536),
+            2048,
+        ),
+        ParamSpec::float(
+            "forest_max_features",
+            "Features per split",
+            "Random forest",
+            "Share of the columns each split chooses from; 0 picks √p for classes and all for numbers (scikit-learn's defaults).",
+            (0.0, 1.0),
+            0.0,
+        ),
+        ParamSpec::int(
+            "mlp_hidden",
+            "Hidden units",
+            "MLP",
+            "Units of the first hidden layer (the second has half as many).",
+            (2, 4096),
+            128,
+        ),
+        ParamSpec::int(
+            "mlp_epochs",
+            "MLP epochs",
+            "MLP",
+            "Most passes over the training rows; early stopping usually ends sooner.",
+            (1, 10_000),
+            200,
+        ),
+        ParamSpec::int(
+            "mlp_batch_size",
+            "MLP batch size",
+            "MLP",
+            "Rows per optimizer step.",
+            (1, 65_536),
+            256,
+        ),
+        ParamSpec::float(
+            "mlp_learning_rate",
+            "MLP learning rate",
+            "MLP",
+            "Peak AdamW learning rate (warm-up, then cosine decay).",
+            (1e-6, 1.0),
+            1e-3,
+        ),
     ]
 }
 
@@ -175,6 +234,8 @@ struct TabularParams {
     linear_l2: f64,
     linear_iterations: usize,
     patience: usize,
+    forest: ForestParams,
+    mlp: MlpParams,
 }
 
 impl TabularParams {
@@ -204,6 +265,24 @@ impl TabularParams {
             linear_l2: p.float("linear_l2"),
             linear_iterations: p.usize("linear_iterations"),
             patience,
+            forest: ForestParams {
+                num_trees: p.usize("forest_trees"),
+                max_leaf_nodes: p.usize("forest_max_leaf_nodes"),
+                min_samples_leaf: 1,
+                max_depth: 0,
+                max_features: p.float("forest_max_features"),
+                max_bins: p.usize("max_bins"),
+                seed,
+            },
+            mlp: MlpParams {
+                hidden: p.usize("mlp_hidden"),
+                epochs: p.usize("mlp_epochs"),
+                batch_size: p.usize("mlp_batch_size"),
+                learning_rate: p.float("mlp_learning_rate"),
+                weight_decay: 1e-4,
+                patience,
+                seed,
+            },
         }
     }
 }
@@ -283,9 +362,8 @@ fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         return Err(Error::data("no training rows are left", &data.train));
     }
     let algorithms: Vec<&str> = match p.algorithm.as_str() {
-        "boosted_trees" => vec!["boosted_trees"],
-        "linear" => vec!["linear"],
-        _ => vec!["boosted_trees", "linear"],
+        "auto" => vec!["boosted_trees", "linear", "random_forest", "mlp"],
+        one => vec![one],
     };
     if algorithms.len() > 1 && table.validation.is_empty() {
         ctx.warn(
@@ -301,6 +379,8 @@ fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         let started = Instant::now();
         let (fitted, history) = match *algorithm {
             "boosted_trees" => fit_trees(ctx, &table, kind, &p, plot)?,
+            "random_forest" => fit_forest(ctx, &table, kind, &p, plot)?,
+            "mlp" => fit_mlp(ctx, &table, kind, &p, plot)?,
             _ => fit_linear(ctx, &table, kind, &p, plot)?,
         };
         let fit_secs = started.elapsed().as_secs_f64();
@@ -325,7 +405,8 @@ fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             algorithm: algorithm.to_string(),
             metric: metric.into(),
             value,
-            iterations: history.epochs.len(),
+            // boosting rounds, trees of a forest, epochs of the MLP
+            iterations: history.epochs.last().map_or(0, |e| e.epoch),
             fit_secs,
             chosen: better,
         });
@@ -456,6 +537,125 @@ fn fit_trees(
     let stopped_early = model.stopped_early;
     Ok((
         Fitted::Trees(model),
+        History {
+            epochs,
+            stopped_early,
+        },
+    ))
+}
+
+/// Records one round (boosting round, batch of forest trees, MLP epoch) of a candidate.
+fn record(
+    ctx: &RunContext,
+    epochs: &mut Vec<EpochMetrics>,
+    r: &Round,
+    total: usize,
+    learning_rate: f64,
+    started: Instant,
+    plot: bool,
+) -> Result<()> {
+    ctx.check()?;
+    let m = EpochMetrics {
+        epoch: r.iteration,
+        epochs: total,
+        train_loss: r.train_loss,
+        train_accuracy: r.train_accuracy,
+        validation_loss: r.validation_loss,
+        validation_accuracy: r.validation_accuracy,
+        learning_rate,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    };
+    if plot {
+        ctx.emit(Event::EpochEnd(m.clone()));
+    }
+    epochs.push(m);
+    Ok(())
+}
+
+fn fit_forest(
+    ctx: &RunContext,
+    table: &TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    plot: bool,
+) -> Result<(Fitted, History)> {
+    let forest_kind = match kind {
+        TargetKind::Regression => ForestKind::Regression,
+        TargetKind::Classification => ForestKind::Classification {
+            classes: table.labels.len(),
+        },
+    };
+    let total = p.forest.num_trees;
+    let mut phase = ctx.phase(Phase::Training, total as u64);
+    let started = Instant::now();
+    let mut epochs = Vec::new();
+    let validation = (!table.validation.is_empty())
+        .then_some((&table.validation.x, table.validation.y.as_slice()));
+    let model = forest::fit(
+        (&table.train.x, &table.train.y),
+        validation,
+        &table.schema.categorical(),
+        forest_kind,
+        &p.forest,
+        &mut |r| {
+            record(ctx, &mut epochs, r, total, 0.0, started, plot)?;
+            phase.set(r.iteration as u64);
+            Ok(())
+        },
+    )?;
+    phase.set(total as u64);
+    Ok((
+        Fitted::Forest(model),
+        History {
+            epochs,
+            stopped_early: false,
+        },
+    ))
+}
+
+fn fit_mlp(
+    ctx: &RunContext,
+    table: &TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    plot: bool,
+) -> Result<(Fitted, History)> {
+    let (x, dim) = glm::design(&table.schema, &table.train.x);
+    let (vx, _) = glm::design(&table.schema, &table.validation.x);
+    let classes = match kind {
+        TargetKind::Regression => 0,
+        TargetKind::Classification => table.labels.len(),
+    };
+    let total = p.mlp.epochs;
+    let mut phase = ctx.phase(Phase::Training, total as u64);
+    let started = Instant::now();
+    let mut epochs = Vec::new();
+    let validation =
+        (!table.validation.is_empty()).then_some((vx.as_slice(), table.validation.y.as_slice()));
+    let model = mlp::fit(
+        (&x, &table.train.y),
+        validation,
+        dim,
+        classes,
+        &p.mlp,
+        &mut |r| {
+            record(
+                ctx,
+                &mut epochs,
+                r,
+                total,
+                p.mlp.learning_rate,
+                started,
+                plot,
+            )?;
+            phase.set(r.iteration as u64);
+            Ok(())
+        },
+    )?;
+    phase.set(total as u64);
+    let stopped_early = model.stopped_early;
+    Ok((
+        Fitted::Mlp(model),
         History {
             epochs,
             stopped_early,

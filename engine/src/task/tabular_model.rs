@@ -10,9 +10,11 @@ use crate::error::{Error, Result};
 use crate::eval::{plots, tabular_plots};
 use crate::export::st;
 use crate::fsutil::{read_json, replace_dir, write_json};
+use crate::model::forest::{Forest, ForestKind};
 use crate::model::gbt::{self, Gbt, Objective};
 use crate::model::gbt_tree::{Node, Tree};
 use crate::model::glm::{self, Glm};
+use crate::model::mlp::Mlp;
 use crate::task::tabular::{Candidate, History, Report, TabularTask, evaluate_part};
 use crate::task::tabular_data::{self, TableData, TargetKind};
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
@@ -30,6 +32,8 @@ pub const MODEL_FORMAT_VERSION: u32 = 1;
 pub enum Fitted {
     Trees(Gbt),
     Linear(Glm),
+    Forest(Forest),
+    Mlp(Mlp),
 }
 
 /// A table model with its feature pipeline.
@@ -63,6 +67,8 @@ impl TabularModel {
                 let (d, dim) = glm::design(&self.schema, x);
                 d.chunks(dim.max(1)).map(|r| m.raw(r)).collect()
             }
+            Fitted::Forest(m) => m.raw_all(x),
+            Fitted::Mlp(m) => m.raw_all(&glm::design(&self.schema, x).0),
         }
     }
 
@@ -70,20 +76,23 @@ impl TabularModel {
     pub fn probabilities(&self, raw: &[f64]) -> Vec<f32> {
         match &self.fitted {
             Fitted::Trees(m) => m.probabilities(raw),
-            Fitted::Linear(_) => gbt::softmax(raw),
+            Fitted::Linear(_) | Fitted::Mlp(_) => gbt::softmax(raw),
+            Fitted::Forest(m) => m.probabilities(raw),
         }
     }
 
     /// Split gain share per feature (trees), or none.
     pub fn importance(&self) -> Vec<(String, f64)> {
-        let Fitted::Trees(m) = &self.fitted else {
-            return Vec::new();
+        let gain = match &self.fitted {
+            Fitted::Trees(m) => &m.feature_gain,
+            Fitted::Forest(m) => &m.feature_gain,
+            Fitted::Linear(_) | Fitted::Mlp(_) => return Vec::new(),
         };
-        let total: f64 = m.feature_gain.iter().sum::<f64>().max(1e-300);
+        let total: f64 = gain.iter().sum::<f64>().max(1e-300);
         self.schema
             .names()
             .into_iter()
-            .zip(&m.feature_gain)
+            .zip(gain)
             .map(|(n, g)| (n, g / total))
             .collect()
     }
@@ -101,75 +110,30 @@ impl TabularModel {
         let mut out = Vec::new();
         match &self.fitted {
             Fitted::Trees(m) => {
-                let k = m.objective.outputs();
-                let (mut offsets, mut outputs) = (vec![0i64], Vec::new());
-                let (mut feature, mut threshold, mut missing_left, mut is_cat) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                let (mut left, mut right, mut value, mut cats) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                for trees in &m.trees {
-                    for (j, t) in trees.iter().enumerate() {
-                        outputs.push(j as i64);
-                        for n in &t.nodes {
-                            let leaf = n.is_leaf();
-                            feature.push(if leaf { -1 } else { n.feature as i64 });
-                            threshold.push(n.threshold);
-                            missing_left.push(u8::from(n.missing_left));
-                            is_cat.push(u8::from(n.categories_left.is_some()));
-                            left.push(if leaf { -1 } else { n.left as i64 });
-                            right.push(if leaf { -1 } else { n.right as i64 });
-                            value.push(n.value);
-                            let set = n.categories_left.unwrap_or([0; 4]);
-                            for w in set {
-                                cats.push(w as u32);
-                                cats.push((w >> 32) as u32);
-                            }
-                        }
-                        let last = offsets.last().copied().unwrap_or(0);
-                        offsets.push(last + t.nodes.len() as i64);
-                    }
+                out = tree_tensors(&m.base, &m.trees, &m.feature_gain)?;
+            }
+            Fitted::Forest(m) => {
+                let base = vec![0.0; m.kind.outputs()];
+                out = tree_tensors(&base, &m.trees, &m.feature_gain)?;
+            }
+            Fitted::Mlp(m) => {
+                out.push((
+                    "mlp.input_mean".into(),
+                    Tensor::new(m.input_mean.as_slice(), &cpu)?,
+                ));
+                out.push((
+                    "mlp.input_std".into(),
+                    Tensor::new(m.input_std.as_slice(), &cpu)?,
+                ));
+                for (i, (w, b)) in m.tensors()?.into_iter().enumerate() {
+                    out.push((format!("mlp.{}.weight", 2 * i), w));
+                    out.push((format!("mlp.{}.bias", 2 * i), b));
                 }
-                let nodes = feature.len();
                 out.push((
-                    "trees.base_score".into(),
-                    Tensor::new(m.base.as_slice(), &cpu)?,
+                    "mlp.target_mean".into(),
+                    Tensor::new(&[m.target_mean], &cpu)?,
                 ));
-                out.push((
-                    "trees.tree_offsets".into(),
-                    Tensor::new(offsets.as_slice(), &cpu)?,
-                ));
-                out.push((
-                    "trees.tree_output".into(),
-                    Tensor::new(outputs.as_slice(), &cpu)?,
-                ));
-                out.push((
-                    "trees.feature".into(),
-                    Tensor::new(feature.as_slice(), &cpu)?,
-                ));
-                out.push((
-                    "trees.threshold".into(),
-                    Tensor::new(threshold.as_slice(), &cpu)?,
-                ));
-                out.push((
-                    "trees.missing_left".into(),
-                    Tensor::new(missing_left.as_slice(), &cpu)?,
-                ));
-                out.push((
-                    "trees.is_categorical".into(),
-                    Tensor::new(is_cat.as_slice(), &cpu)?,
-                ));
-                out.push(("trees.left".into(), Tensor::new(left.as_slice(), &cpu)?));
-                out.push(("trees.right".into(), Tensor::new(right.as_slice(), &cpu)?));
-                out.push(("trees.value".into(), Tensor::new(value.as_slice(), &cpu)?));
-                out.push((
-                    "trees.categories_left".into(),
-                    Tensor::from_vec(cats, (nodes, 8), &cpu)?,
-                ));
-                out.push((
-                    "trees.feature_gain".into(),
-                    Tensor::new(m.feature_gain.as_slice(), &cpu)?,
-                ));
-                debug_assert_eq!(outputs.len() % k.max(1), 0);
+                out.push(("mlp.target_std".into(), Tensor::new(&[m.target_std], &cpu)?));
             }
             Fitted::Linear(m) => {
                 out.push((
@@ -202,25 +166,51 @@ impl TabularModel {
                 "lathe_tabular_classifier",
                 "one score s: P(id2label[1]) = sigmoid(s), P(id2label[0]) = 1 − sigmoid(s)",
             ),
+            (TargetKind::Classification, Fitted::Forest(m)) if m.kind.outputs() == 1 => (
+                "lathe_tabular_classifier",
+                "one output p: P(id2label[1]) = clip(p, 0, 1), P(id2label[0]) = 1 − that",
+            ),
+            (TargetKind::Classification, Fitted::Forest(_)) => (
+                "lathe_tabular_classifier",
+                "one averaged class frequency per class: probabilities = max(outputs, 0) / sum(max(outputs, 0))",
+            ),
             (TargetKind::Classification, _) => (
                 "lathe_tabular_classifier",
                 "one score per class: probabilities = softmax(scores)",
             ),
         };
+        let tree_rule = "encode each row with `features`; then for each tree t (nodes tree_offsets[t]..tree_offsets[t+1], node indices local to the tree, root first) walk from the root: at a node with feature f = trees.feature[n] ≥ 0, a categorical node (is_categorical) sends the row left when bit code of categories_left[n] (8 × u32, low word first) is set; a numeric node sends NaN left iff missing_left, else left iff x[f] <= threshold; a leaf (feature = -1) adds trees.value[n] to output tree_output[t]; outputs start at base_score";
+        let design_rule = "encode each row with `features`, then build the design: numeric and boolean columns with NaN replaced by `median` and values clipped to [min, max]; categorical columns one-hot over their codes (categories then one <missing or other> level)";
         let model = match &self.fitted {
             Fitted::Trees(m) => json!({
                 "type": "gradient_boosted_trees",
                 "objective": m.objective,
                 "num_iterations": m.trees.len(),
                 "num_outputs": m.objective.outputs(),
-                "apply": "encode each row with `features`; then for each tree t (nodes tree_offsets[t]..tree_offsets[t+1], node indices local to the tree, root first) walk from the root: at a node with feature f = trees.feature[n] ≥ 0, a categorical node (is_categorical) sends the row left when bit code of categories_left[n] (8 × u32, low word first) is set; a numeric node sends NaN left iff missing_left, else left iff x[f] <= threshold; a leaf (feature = -1) adds trees.value[n] to output tree_output[t]; outputs start at base_score",
+                "apply": tree_rule,
+                "output": output,
+            }),
+            Fitted::Forest(m) => json!({
+                "type": "random_forest",
+                "forest": m.kind,
+                "num_trees": m.trees.len(),
+                "num_outputs": m.kind.outputs(),
+                "apply": format!("{tree_rule} (all zero: leaf values are already divided by the number of trees, so the outputs are the forest's average)"),
+                "output": output,
+            }),
+            Fitted::Mlp(m) => json!({
+                "type": "mlp",
+                "num_outputs": m.outputs(),
+                "hidden": m.hidden(),
+                "design": glm::design_names(&self.schema),
+                "apply": format!("{design_rule}; z = (design − mlp.input_mean) / mlp.input_std; outputs = mlp.4(relu(mlp.2(relu(mlp.0(z))))) with mlp.N(x) = x · mlp.N.weightᵀ + mlp.N.bias; a regressor's number is mlp.target_mean + mlp.target_std · output"),
                 "output": output,
             }),
             Fitted::Linear(m) => json!({
                 "type": if self.kind == TargetKind::Regression { "ridge_regression" } else { "logistic_regression" },
                 "num_outputs": m.outputs(),
                 "design": glm::design_names(&self.schema),
-                "apply": "encode each row with `features`, then build the design: numeric and boolean columns with NaN replaced by `median` and values clipped to [min, max]; categorical columns one-hot over their codes (categories then one <missing or other> level); outputs = linear.bias + linear.weight · design",
+                "apply": format!("{design_rule}; outputs = linear.bias + linear.weight · design"),
                 "output": output,
             }),
         };
@@ -274,8 +264,28 @@ impl TabularModel {
                 let objective: Objective =
                     serde_json::from_value(config["model"]["objective"].clone())
                         .map_err(|_| bad("model.objective"))?;
-                Fitted::Trees(trees_from(&tensors, objective, &st_path)?)
+                let (base, trees, feature_gain) =
+                    trees_from(&tensors, objective.outputs(), &st_path)?;
+                Fitted::Trees(Gbt {
+                    objective,
+                    base,
+                    best_iteration: trees.len(),
+                    trees,
+                    feature_gain,
+                    stopped_early: false,
+                })
             }
+            Some("random_forest") => {
+                let kind: ForestKind = serde_json::from_value(config["model"]["forest"].clone())
+                    .map_err(|_| bad("model.forest"))?;
+                let (_, trees, feature_gain) = trees_from(&tensors, kind.outputs(), &st_path)?;
+                Fitted::Forest(Forest {
+                    kind,
+                    trees,
+                    feature_gain,
+                })
+            }
+            Some("mlp") => Fitted::Mlp(mlp_from(&tensors, kind, &schema, &st_path)?),
             Some("ridge_regression" | "logistic_regression") => {
                 let w = get(&tensors, "linear.weight", &st_path)?;
                 let (outputs, dim) = w.dims2()?;
@@ -311,6 +321,82 @@ impl TabularModel {
     }
 }
 
+/// Trees as flat node arrays (`trees.*`), shared by boosting and forests.
+fn tree_tensors(
+    base: &[f64],
+    trees: &[Vec<Tree>],
+    feature_gain: &[f64],
+) -> Result<Vec<(String, Tensor)>> {
+    let cpu = Device::Cpu;
+    let mut out = Vec::new();
+    let (mut offsets, mut outputs) = (vec![0i64], Vec::new());
+    let (mut feature, mut threshold, mut missing_left, mut is_cat) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut left, mut right, mut value, mut cats) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for trees in trees {
+        for (j, t) in trees.iter().enumerate() {
+            outputs.push(j as i64);
+            for n in &t.nodes {
+                let leaf = n.is_leaf();
+                feature.push(if leaf { -1 } else { n.feature as i64 });
+                threshold.push(n.threshold);
+                missing_left.push(u8::from(n.missing_left));
+                is_cat.push(u8::from(n.categories_left.is_some()));
+                left.push(if leaf { -1 } else { n.left as i64 });
+                right.push(if leaf { -1 } else { n.right as i64 });
+                value.push(n.value);
+                let set = n.categories_left.unwrap_or([0; 4]);
+                for w in set {
+                    cats.push(w as u32);
+                    cats.push((w >> 32) as u32);
+                }
+            }
+            let last = offsets.last().copied().unwrap_or(0);
+            offsets.push(last + t.nodes.len() as i64);
+        }
+    }
+    let nodes = feature.len();
+    out.push(("trees.base_score".into(), Tensor::new(base, &cpu)?));
+    out.push((
+        "trees.tree_offsets".into(),
+        Tensor::new(offsets.as_slice(), &cpu)?,
+    ));
+    out.push((
+        "trees.tree_output".into(),
+        Tensor::new(outputs.as_slice(), &cpu)?,
+    ));
+    out.push((
+        "trees.feature".into(),
+        Tensor::new(feature.as_slice(), &cpu)?,
+    ));
+    out.push((
+        "trees.threshold".into(),
+        Tensor::new(threshold.as_slice(), &cpu)?,
+    ));
+    out.push((
+        "trees.missing_left".into(),
+        Tensor::new(missing_left.as_slice(), &cpu)?,
+    ));
+    out.push((
+        "trees.is_categorical".into(),
+        Tensor::new(is_cat.as_slice(), &cpu)?,
+    ));
+    out.push(("trees.left".into(), Tensor::new(left.as_slice(), &cpu)?));
+    out.push(("trees.right".into(), Tensor::new(right.as_slice(), &cpu)?));
+    out.push(("trees.value".into(), Tensor::new(value.as_slice(), &cpu)?));
+    out.push((
+        "trees.categories_left".into(),
+        Tensor::from_vec(cats, (nodes, 8), &cpu)?,
+    ));
+    out.push((
+        "trees.feature_gain".into(),
+        Tensor::new(feature_gain, &cpu)?,
+    ));
+
+    Ok(out)
+}
+
 fn get<'a>(t: &'a HashMap<String, Tensor>, name: &str, path: &Path) -> Result<&'a Tensor> {
     t.get(name)
         .ok_or_else(|| Error::model(format!("no tensor `{name}`; re-export the model"), path))
@@ -324,8 +410,79 @@ fn vec1_i64(t: &HashMap<String, Tensor>, name: &str, path: &Path) -> Result<Vec<
     Ok(get(t, name, path)?.to_dtype(DType::I64)?.to_vec1::<i64>()?)
 }
 
-/// Rebuilds the trees from their flat node arrays.
-fn trees_from(t: &HashMap<String, Tensor>, objective: Objective, path: &Path) -> Result<Gbt> {
+/// Rebuilds the MLP from `mlp.*` tensors.
+fn mlp_from(
+    t: &HashMap<String, Tensor>,
+    kind: TargetKind,
+    schema: &Schema,
+    path: &Path,
+) -> Result<Mlp> {
+    let mismatch = || {
+        Error::model(
+            "the MLP tensors do not match the feature pipeline in config.json; re-export the model",
+            path,
+        )
+    };
+    let f32s = |name: &str| -> Result<Vec<f32>> {
+        Ok(get(t, name, path)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    };
+    let in_dim = glm::design_dim(schema);
+    let mut layers = Vec::new();
+    let mut fan_in = in_dim;
+    for i in 0..3 {
+        let w = get(t, &format!("mlp.{}.weight", 2 * i), path)?;
+        let (o, inp) = w.dims2()?;
+        if inp != fan_in {
+            return Err(mismatch());
+        }
+        let bias = f32s(&format!("mlp.{}.bias", 2 * i))?;
+        if bias.len() != o {
+            return Err(mismatch());
+        }
+        layers.push((
+            w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+            bias,
+        ));
+        fan_in = o;
+    }
+    let (input_mean, input_std) = (f32s("mlp.input_mean")?, f32s("mlp.input_std")?);
+    let classes = match kind {
+        TargetKind::Regression => 0,
+        TargetKind::Classification => fan_in,
+    };
+    if input_mean.len() != in_dim
+        || input_std.len() != in_dim
+        || (kind == TargetKind::Regression && fan_in != 1)
+    {
+        return Err(mismatch());
+    }
+    let scalar = |name: &str| -> Result<f64> {
+        vec1_f64(t, name, path)?
+            .first()
+            .copied()
+            .ok_or_else(mismatch)
+    };
+    Ok(Mlp {
+        classes,
+        in_dim,
+        layers,
+        input_mean,
+        input_std,
+        target_mean: scalar("mlp.target_mean")?,
+        target_std: scalar("mlp.target_std")?,
+        best_epoch: 0,
+        stopped_early: false,
+    })
+}
+
+/// Tree ensemble parts read back from tensors: base scores, trees per round, feature gain.
+type TreeParts = (Vec<f64>, Vec<Vec<Tree>>, Vec<f64>);
+
+/// Rebuilds the trees (`k` outputs per round) from their flat node arrays.
+fn trees_from(t: &HashMap<String, Tensor>, k: usize, path: &Path) -> Result<TreeParts> {
     let damaged = || {
         Error::model(
             "the tree tensors are inconsistent; re-export the model",
@@ -347,7 +504,6 @@ fn trees_from(t: &HashMap<String, Tensor>, objective: Objective, path: &Path) ->
         .to_vec1::<u32>()?;
     let base = vec1_f64(t, "trees.base_score", path)?;
     let feature_gain = vec1_f64(t, "trees.feature_gain", path).unwrap_or_default();
-    let k = objective.outputs();
     let n = feature.len();
     if [
         threshold.len(),
@@ -415,14 +571,7 @@ fn trees_from(t: &HashMap<String, Tensor>, objective: Objective, path: &Path) ->
         }
         trees.last_mut().ok_or_else(damaged)?.push(Tree { nodes });
     }
-    Ok(Gbt {
-        objective,
-        base,
-        best_iteration: trees.len(),
-        trees,
-        feature_gain,
-        stopped_early: false,
-    })
+    Ok((base, trees, feature_gain))
 }
 
 /// Writes `report.json`, the plots and `model/` of a finished run.
@@ -477,10 +626,11 @@ pub fn write_run_outputs(
         TargetKind::Classification => "cross-entropy",
         TargetKind::Regression => "mean squared error",
     };
-    let x_unit = if model.algorithm == "boosted_trees" {
-        "Loss per boosting round"
-    } else {
-        "Loss per iteration"
+    let x_unit = match model.algorithm.as_str() {
+        "boosted_trees" => "Loss per boosting round",
+        "random_forest" => "Loss by number of trees",
+        "mlp" => "Loss per epoch",
+        _ => "Loss per iteration",
     };
     plots::curves(
         &report_dir.join("loss.png"),
@@ -493,7 +643,7 @@ pub fn write_run_outputs(
     if !importance.is_empty() {
         tabular_plots::feature_importance(
             &report_dir.join("feature_importance.png"),
-            "Feature importance (boosted trees)",
+            &format!("Feature importance ({})", model.algorithm.replace('_', " ")),
             &importance,
         )?;
     }
