@@ -30,7 +30,12 @@ pub fn probe(path: &Path, bytes: &[u8]) -> Result<(), String> {
         if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
             return Err("not a WAV file (no RIFF/WAVE header)".into());
         }
-        return Ok(());
+        // The format chunk must be readable too (a file cut inside its header is caught here,
+        // at scan time, rather than while training).
+        return match hound::WavReader::new(std::io::Cursor::new(bytes)) {
+            Ok(_) | Err(hound::Error::Unsupported) => Ok(()),
+            Err(e) => Err(format!("cannot read WAV header ({e})")),
+        };
     }
     let cursor = std::io::Cursor::new(bytes.to_vec());
     let mss = symphonia::core::io::MediaSourceStream::new(Box::new(cursor), Default::default());
