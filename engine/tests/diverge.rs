@@ -63,12 +63,16 @@ fn head_fitting_stops_on_a_nan_loss_naming_the_epoch_and_keeps_the_best_checkpoi
         patience: 0,
         seed: 1,
     };
-    let result = fit::fit(&ctx, &train, Some(&features(6)), 2, &cfg);
+    // Without validation data the first epoch's loss is measured before the weights blow up, so
+    // epoch 1 ends normally (checkpointed as the best so far) and epoch 2 diverges. (With
+    // validation data the overflowed weights show in epoch 1's validation loss, which stops the
+    // run before that epoch is checkpointed.)
+    let result = fit::fit(&ctx, &train, None, 2, &cfg);
     let Err(Error::Diverged(message)) = result else {
         panic!("expected divergence");
     };
     assert!(message.contains("training diverged: the loss became"), "{message}");
-    assert!(message.contains("at epoch "), "{message}");
+    assert!(message.contains("at epoch 2;"), "{message}");
     assert!(message.contains("lower learning_rate (now 1000000000000000000000000000000"), "{message}");
     let best = ctx.run_dir.checkpoints().join("best.safetensors");
     assert!(best.is_file(), "the best checkpoint is kept");
@@ -94,6 +98,30 @@ fn head_fitting_with_a_sane_learning_rate_does_not_diverge() {
 }
 
 #[test]
+fn validation_loss_that_overflows_stops_the_run_in_that_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(tmp.path());
+    let cfg = FitConfig {
+        head: HeadKind::Mlp {
+            hidden: 16,
+            dropout: 0.0,
+        },
+        epochs: 20,
+        batch_size: 16,
+        learning_rate: 1e30,
+        weight_decay: 1e-2,
+        patience: 0,
+        seed: 1,
+    };
+    let result = fit::fit(&ctx, &features(16), Some(&features(6)), 2, &cfg);
+    let Err(Error::Diverged(message)) = result else {
+        panic!("expected divergence");
+    };
+    assert!(message.contains("at epoch 1;"), "{message}");
+    assert!(!ctx.run_dir.checkpoints().join("best.safetensors").exists());
+}
+
+#[test]
 fn logistic_glm_stops_on_a_non_finite_loss_naming_the_epoch() {
     use lathe_engine::model::glm::{self, LogisticParams};
     let dim = 3;
@@ -107,7 +135,7 @@ fn logistic_glm_stops_on_a_non_finite_loss_naming_the_epoch() {
     let params = LogisticParams {
         l2: 0.0,
         max_iterations: 50,
-        learning_rate: 1e300,
+        learning_rate: 1e308,
         patience: 0,
     };
     let result = glm::fit_logistic((&x, &y), None, dim, 2, &params, &mut |_| Ok(()));
