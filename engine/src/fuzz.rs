@@ -63,11 +63,11 @@ pub fn annotations(data: &[u8]) {
 
 /// `project.toml` parsing and checking.
 pub fn project(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(p) = crate::project::Project::parse(text, Some(Path::new("project.toml"))) {
-            // A project that parses also resolves its template and parameters.
-            let _ = crate::train::session::prepare(&p, &Default::default());
-        }
+    // A project that parses also resolves its template and parameters.
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(p) = crate::project::Project::parse(text, Some(Path::new("project.toml")))
+    {
+        let _ = crate::train::session::prepare(&p, &Default::default());
     }
 }
 

@@ -100,7 +100,7 @@ fn continue_a_finished_run_with_more_epochs_and_more_data() {
     let examples = data_event["num_train"].as_u64().unwrap()
         + data_event["num_validation"].as_u64().unwrap();
     assert_eq!(examples, 20);
-    assert!(reused >= 10 && reused < 20, "reused {reused} of {examples}");
+    assert!((10..20).contains(&reused), "reused {reused} of {examples}");
     assert_eq!(of_kind(&ev, "restored").len(), 1);
 
     // The run folder is never overwritten; other classes cannot continue this head.

@@ -103,10 +103,11 @@ fn corpus_files(root: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<Vec<u8>
         };
         if meta.is_dir() {
             corpus_files(&p, keep, out);
-        } else if meta.is_file() && keep(&p) {
-            if let Ok(b) = std::fs::read(&p) {
-                out.push(b);
-            }
+        } else if meta.is_file()
+            && keep(&p)
+            && let Ok(b) = std::fs::read(&p)
+        {
+            out.push(b);
         }
     }
 }

@@ -22,6 +22,10 @@ const CHUNK_FRAMES: usize = 4096;
 /// Checks that `bytes` look like a sound file Lathe can open (the header only; corrupt payloads
 /// are found while decoding).
 pub fn probe(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    crate::data::contain::guarded("the audio decoder", || probe_unguarded(path, bytes))
+}
+
+fn probe_unguarded(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
@@ -52,6 +56,10 @@ fn extension(path: &Path) -> String {
 /// `sink` returns `false` to stop early (the rest of the file is not read). Returns the number of
 /// 16 kHz samples delivered. Errors are one-line reasons (the caller names the file).
 pub fn decode(path: &Path, sink: &mut dyn FnMut(&[f32]) -> bool) -> Result<u64, String> {
+    crate::data::contain::guarded("the audio decoder", || decode_unguarded(path, sink))
+}
+
+fn decode_unguarded(path: &Path, sink: &mut dyn FnMut(&[f32]) -> bool) -> Result<u64, String> {
     let ext = extension(path);
     if matches!(ext.as_str(), "wav" | "wave") {
         match hound::WavReader::open(path) {

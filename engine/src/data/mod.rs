@@ -7,6 +7,7 @@ pub mod audio_decode;
 pub mod audio_frontend;
 pub mod augment;
 pub mod box_augment;
+pub mod contain;
 pub mod detect_synth;
 pub mod health;
 pub mod image_decode;

@@ -32,10 +32,20 @@ pub fn check_loss(
         _ => String::new(),
     };
     Err(Error::Diverged(format!(
-        "training diverged: the loss became {} at epoch {epoch}; lower {knob} (now {learning_rate}, try {}) and train again{kept}",
+        "training diverged: the loss became {} at epoch {epoch}; lower {knob} (now {}, try {}) and train again{kept}",
         if loss.is_nan() { "NaN".to_string() } else { loss.to_string() },
+        rate(learning_rate),
         suggest(learning_rate),
     )))
+}
+
+/// A learning rate as people write it: `0.001`, `0.5`, or `1e30` for extreme values.
+fn rate(learning_rate: f64) -> String {
+    if learning_rate != 0.0 && !(1e-4..1e4).contains(&learning_rate.abs()) {
+        format!("{learning_rate:e}")
+    } else {
+        learning_rate.to_string()
+    }
 }
 
 /// A tenth of the learning rate, rounded to one significant digit.

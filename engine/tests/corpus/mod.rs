@@ -698,7 +698,6 @@ pub fn generate(root: &Path) -> Vec<Case> {
     let p = project(&dir("project/missing-data"), "format_version = 1\ntemplate = \"image-classifier\"\n[data]\ntrain = \"nowhere\"\n");
     add("project/data-folder-missing", img, p, &[], refused("nowhere"), None);
 
-    drop(add);
     cases
 }
 
