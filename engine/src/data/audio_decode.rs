@@ -41,6 +41,9 @@ fn probe_unguarded(path: &Path, bytes: &[u8]) -> Result<(), String> {
             Err(e) => Err(format!("cannot read WAV header ({e})")),
         };
     }
+    if crate::data::mp4_check::is_mp4(bytes) {
+        crate::data::mp4_check::check(bytes)?;
+    }
     let cursor = std::io::Cursor::new(bytes.to_vec());
     let mss = symphonia::core::io::MediaSourceStream::new(Box::new(cursor), Default::default());
     open_symphonia(mss, &ext).map(|_| ())
@@ -69,7 +72,16 @@ fn decode_unguarded(path: &Path, sink: &mut dyn FnMut(&[f32]) -> bool) -> Result
             Err(e) => return Err(format!("cannot decode WAV ({e})")),
         }
     }
-    let file = File::open(path).map_err(|e| format!("cannot read sound file ({e})"))?;
+    let mut file = File::open(path).map_err(|e| format!("cannot read sound file ({e})"))?;
+    let mut head = [0u8; 8];
+    let looks_mp4 = std::io::Read::read_exact(&mut file, &mut head).is_ok()
+        && crate::data::mp4_check::is_mp4(&head);
+    if looks_mp4 {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read sound file ({e})"))?;
+        crate::data::mp4_check::check(&bytes)?;
+    }
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
+        .map_err(|e| format!("cannot read sound file ({e})"))?;
     let mss = symphonia::core::io::MediaSourceStream::new(Box::new(file), Default::default());
     decode_symphonia(mss, &ext, sink)
 }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod image_decode;
 pub mod image_folder;
 pub mod labels_file;
+pub mod mp4_check;
 pub mod split;
 pub mod summary;
 pub mod table;
