@@ -101,7 +101,10 @@ fn every_bad_input_is_refused_by_name_or_warned_about_never_a_panic_or_hang() {
     let mut runs = 0usize;
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        if only.as_ref().is_some_and(|o| !case.name.contains(o.as_str())) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !case.name.contains(o.as_str()))
+        {
             continue;
         }
         let mut check = common::lathe(&cache);
@@ -145,5 +148,9 @@ fn every_bad_input_is_refused_by_name_or_warned_about_never_a_panic_or_hang() {
         println!("FAILED {f}\n");
     }
     assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
-    assert!(failures.is_empty(), "{} of {runs} runs failed", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed",
+        failures.len()
+    );
 }

@@ -75,7 +75,10 @@ fn continue_a_finished_run_with_more_epochs_and_more_data() {
         std::fs::read(first.join("model/model.safetensors")).unwrap(),
         model_before
     );
-    assert_eq!(std::fs::read(first.join("events.jsonl")).unwrap(), events_before);
+    assert_eq!(
+        std::fs::read(first.join("events.jsonl")).unwrap(),
+        events_before
+    );
 
     // More data (same classes): only the new images are extracted.
     let more = tmp.path().join("more");
@@ -97,8 +100,8 @@ fn continue_a_finished_run_with_more_epochs_and_more_data() {
         .map(|c| c["reused"].as_u64().unwrap())
         .sum();
     let data_event = &of_kind(&ev, "data")[0];
-    let examples = data_event["num_train"].as_u64().unwrap()
-        + data_event["num_validation"].as_u64().unwrap();
+    let examples =
+        data_event["num_train"].as_u64().unwrap() + data_event["num_validation"].as_u64().unwrap();
     assert_eq!(examples, 20);
     assert!((10..20).contains(&reused), "reused {reused} of {examples}");
     assert_eq!(of_kind(&ev, "restored").len(), 1);
@@ -131,16 +134,23 @@ fn continue_a_finished_run_with_more_epochs_and_more_data() {
 fn continue_refuses_unfinished_runs_and_unsupported_templates() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let out = run(lathe(&cache)
-        .args(["train", "--continue"])
-        .arg(tmp.path()));
+    let out = run(lathe(&cache).args(["train", "--continue"]).arg(tmp.path()));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("project.lock.toml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("project.lock.toml"),
+        "{}",
+        stderr(&out)
+    );
 
     let csv = tmp.path().join("t.csv");
     let mut text = String::from("a,b,label\n");
     for i in 0..40 {
-        text += &format!("{},{},{}\n", i % 7, i % 3, if i % 2 == 0 { "x" } else { "y" });
+        text += &format!(
+            "{},{},{}\n",
+            i % 7,
+            i % 3,
+            if i % 2 == 0 { "x" } else { "y" }
+        );
     }
     std::fs::write(&csv, text).unwrap();
     let runs = tmp.path().join("tab");

@@ -71,12 +71,21 @@ fn head_fitting_stops_on_a_nan_loss_naming_the_epoch_and_keeps_the_best_checkpoi
     let Err(Error::Diverged(message)) = result else {
         panic!("expected divergence");
     };
-    assert!(message.contains("training diverged: the loss became"), "{message}");
+    assert!(
+        message.contains("training diverged: the loss became"),
+        "{message}"
+    );
     assert!(message.contains("at epoch 2;"), "{message}");
-    assert!(message.contains("lower learning_rate (now 1e30, try 1e29)"), "{message}");
+    assert!(
+        message.contains("lower learning_rate (now 1e30, try 1e29)"),
+        "{message}"
+    );
     let best = ctx.run_dir.checkpoints().join("best.safetensors");
     assert!(best.is_file(), "the best checkpoint is kept");
-    assert!(message.contains("the best checkpoint so far is kept in"), "{message}");
+    assert!(
+        message.contains("the best checkpoint so far is kept in"),
+        "{message}"
+    );
     assert!(!ctx.run_dir.model().join("config.json").exists());
 }
 

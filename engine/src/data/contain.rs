@@ -35,7 +35,9 @@ pub fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            Err(format!("{what} failed on this file ({why}); the file looks corrupt"))
+            Err(format!(
+                "{what} failed on this file ({why}); the file looks corrupt"
+            ))
         }
     }
 }
@@ -48,7 +50,10 @@ mod tests {
     fn a_panic_becomes_an_error_and_values_pass_through() {
         assert_eq!(guarded("decoder", || Ok::<_, String>(3)), Ok(3));
         let e = guarded::<()>("decoder", || panic!("index out of bounds")).unwrap_err();
-        assert!(e.starts_with("decoder failed on this file (index out of bounds)"), "{e}");
+        assert!(
+            e.starts_with("decoder failed on this file (index out of bounds)"),
+            "{e}"
+        );
         assert!(!GUARDED.with(Cell::get));
     }
 }

@@ -105,7 +105,10 @@ mod tests {
             stsc.extend_from_slice(&count.to_be_bytes());
             stsc.extend_from_slice(&[0; 12]);
             let stbl = boxed(b"stbl", &boxed(b"stsc", &stsc));
-            let moov = boxed(b"moov", &boxed(b"trak", &boxed(b"mdia", &boxed(b"minf", &stbl))));
+            let moov = boxed(
+                b"moov",
+                &boxed(b"trak", &boxed(b"mdia", &boxed(b"minf", &stbl))),
+            );
             [ftyp.clone(), moov].concat()
         };
         assert!(is_mp4(&table(1)));

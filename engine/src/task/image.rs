@@ -2,10 +2,10 @@
 //! backbone features once (cached), train a logistic or MLP head with early stopping, evaluate
 //! on validation and test, and export backbone + head.
 
+use crate::data::DatasetSummary;
 use crate::data::augment::Augmentation;
 use crate::data::image_decode::{self, Preprocessing};
 use crate::data::image_folder::LabeledFile;
-use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::export::st;
@@ -17,9 +17,9 @@ use crate::task::image_model::{self, ExportedImageModel, ImageModel, TrainingSum
 pub use crate::task::image_params::{ImageParams, param_specs};
 pub use crate::task::image_scan::{ImageSplits, image_scan, scan_splits};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
-use crate::train::scan_report::SplitSizes;
 use crate::train::feature_cache::FeatureCache;
 use crate::train::fit::{self, Features, FitConfig};
+use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;

@@ -15,8 +15,8 @@ use crate::task::image_multilabel_scan::{MultiLabelSplits, scan_folder, scan_mul
 use crate::task::image_params::ImageParams;
 use crate::task::image_scan::ImageSplits;
 use crate::task::{Evaluation, Model, ResolvedData, ScanProgress, Task};
-use crate::train::scan_report::SplitSizes;
 use crate::train::fit::{self, Features, FitConfig};
+use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::Device;
 use std::path::{Path, PathBuf};

@@ -21,19 +21,21 @@ pub fn check_loss(
         return Ok(());
     }
     let kept = match checkpoints.map(|dir| (dir, kept_checkpoints(dir))) {
-        Some((dir, Kept::Best)) => format!(
-            "; the best checkpoint so far is kept in {}",
-            dir.display()
-        ),
-        Some((dir, Kept::Last)) => format!(
-            "; the last good checkpoint is kept in {}",
-            dir.display()
-        ),
+        Some((dir, Kept::Best)) => {
+            format!("; the best checkpoint so far is kept in {}", dir.display())
+        }
+        Some((dir, Kept::Last)) => {
+            format!("; the last good checkpoint is kept in {}", dir.display())
+        }
         _ => String::new(),
     };
     Err(Error::Diverged(format!(
         "training diverged: the loss became {} at epoch {epoch}; lower {knob} (now {}, try {}) and train again{kept}",
-        if loss.is_nan() { "NaN".to_string() } else { loss.to_string() },
+        if loss.is_nan() {
+            "NaN".to_string()
+        } else {
+            loss.to_string()
+        },
         rate(learning_rate),
         suggest(learning_rate),
     )))
@@ -128,7 +130,10 @@ mod tests {
         let e = check_loss(f64::INFINITY, 2, "fine_tune_learning_rate", 1e-4, None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("inf at epoch 2") && e.contains("fine_tune_learning_rate"), "{e}");
+        assert!(
+            e.contains("inf at epoch 2") && e.contains("fine_tune_learning_rate"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -156,7 +161,10 @@ mod tests {
             "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
         ));
         let m = failure_message(&e, "cuda:0", Some(64));
-        assert!(m.starts_with("the device (cuda:0) ran out of memory"), "{m}");
+        assert!(
+            m.starts_with("the device (cuda:0) ran out of memory"),
+            "{m}"
+        );
         assert!(m.contains("lower batch_size (now 64, try 32)"), "{m}");
         let other = Error::Diverged("x".into());
         assert_eq!(failure_message(&other, "cpu", Some(64)), "x");

@@ -155,6 +155,26 @@ pub fn wav_bytes(class: usize, k: usize, secs: f32) -> Vec<u8> {
     cur.into_inner()
 }
 
+fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(body);
+    out
+}
+
+/// An M4A header whose `stsc` table claims 0xFFFF_FFFF entries but holds one.
+pub fn m4a_table_bomb() -> Vec<u8> {
+    let mut stsc = vec![0, 0, 0, 0];
+    stsc.extend_from_slice(&u32::MAX.to_be_bytes());
+    stsc.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+    let stbl = mp4_box(b"stbl", &mp4_box(b"stsc", &stsc));
+    let minf = mp4_box(b"minf", &stbl);
+    let trak = mp4_box(b"trak", &mp4_box(b"mdia", &minf));
+    let mut out = mp4_box(b"ftyp", b"M4A \0\0\0\0isomiso2");
+    out.extend(mp4_box(b"moov", &trak));
+    out
+}
+
 fn write(path: &Path, bytes: impl AsRef<[u8]>) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
@@ -165,7 +185,10 @@ fn image_folder(root: &Path, classes: &[&str], per_class: usize) {
     std::fs::create_dir_all(root).unwrap();
     for (c, name) in classes.iter().enumerate() {
         for i in 0..per_class {
-            write(&root.join(name).join(format!("{i:02}.png")), png_bytes(c, i, 24));
+            write(
+                &root.join(name).join(format!("{i:02}.png")),
+                png_bytes(c, i, 24),
+            );
         }
     }
 }
@@ -175,7 +198,10 @@ fn sound_folder(root: &Path, classes: &[&str], per_class: usize) {
     std::fs::create_dir_all(root).unwrap();
     for (c, name) in classes.iter().enumerate() {
         for i in 0..per_class {
-            write(&root.join(name).join(format!("{i:02}.wav")), wav_bytes(c, i, 0.5));
+            write(
+                &root.join(name).join(format!("{i:02}.wav")),
+                wav_bytes(c, i, 0.5),
+            );
         }
     }
 }
@@ -242,7 +268,12 @@ fn detect_folder(root: &Path, n: usize, annotations: &str) {
 /// Create ML annotations for `img0.png`…`img{n-1}.png`, each with one good box.
 fn createml_ok(n: usize) -> Vec<String> {
     (0..n)
-        .map(|i| format!(r#"{{"image": "img{i}.png", "annotations": [{}]}}"#, ok_box()))
+        .map(|i| {
+            format!(
+                r#"{{"image": "img{i}.png", "annotations": [{}]}}"#,
+                ok_box()
+            )
+        })
         .collect()
 }
 
@@ -279,55 +310,135 @@ pub fn generate(root: &Path) -> Vec<Case> {
     let d = dir("image/corrupt");
     image_folder(&d, &["cat", "dog"], 3);
     write(&d.join("cat/broken.png"), garbage(300, 1));
-    add("image/corrupt", img, d, img_params, warned("broken.png"), Some(warned("broken.png")));
+    add(
+        "image/corrupt",
+        img,
+        d,
+        img_params,
+        warned("broken.png"),
+        Some(warned("broken.png")),
+    );
 
     let d = dir("image/truncated");
     image_folder(&d, &["cat", "dog"], 3);
     let full = png_bytes(0, 9, 24);
     write(&d.join("cat/cut.png"), &full[..full.len() / 2]);
-    add("image/truncated", img, d, img_params, Accepted, Some(warned("cut.png")));
+    add(
+        "image/truncated",
+        img,
+        d,
+        img_params,
+        Accepted,
+        Some(warned("cut.png")),
+    );
 
     let d = dir("image/zero-byte");
     image_folder(&d, &["cat", "dog"], 3);
     write(&d.join("dog/empty.jpg"), []);
-    add("image/zero-byte", img, d, img_params, warned("empty.jpg"), Some(warned("empty.jpg")));
+    add(
+        "image/zero-byte",
+        img,
+        d,
+        img_params,
+        warned("empty.jpg"),
+        Some(warned("empty.jpg")),
+    );
 
     let d = dir("image/jpeg-named-png");
     image_folder(&d, &["cat", "dog"], 3);
     write(&d.join("dog/really_a_jpeg.png"), jpeg_bytes(1, 7, 24));
-    add("image/wrong-extension-but-image", img, d, img_params, Accepted, Some(Accepted));
+    add(
+        "image/wrong-extension-but-image",
+        img,
+        d,
+        img_params,
+        Accepted,
+        Some(Accepted),
+    );
 
     let d = dir("image/text-named-jpg");
     image_folder(&d, &["cat", "dog"], 3);
-    write(&d.join("cat/notes.jpg"), "these are my notes, not a photo\n");
-    add("image/wrong-extension-text", img, d, img_params, warned("notes.jpg"), None);
+    write(
+        &d.join("cat/notes.jpg"),
+        "these are my notes, not a photo\n",
+    );
+    add(
+        "image/wrong-extension-text",
+        img,
+        d,
+        img_params,
+        warned("notes.jpg"),
+        None,
+    );
 
     let d = dir("image/decompression-bomb");
     image_folder(&d, &["cat", "dog"], 3);
     write(&d.join("cat/bomb.png"), png_bomb(40_000));
-    add("image/decompression-bomb", img, d, img_params, warned("bomb.png"), Some(warned("bomb.png")));
+    add(
+        "image/decompression-bomb",
+        img,
+        d,
+        img_params,
+        warned("bomb.png"),
+        Some(warned("bomb.png")),
+    );
 
     let d = dir("image/empty-folder");
     std::fs::create_dir_all(&d).unwrap();
-    add("image/empty-folder", img, d, &[], refused("image_empty-folder"), None);
+    add(
+        "image/empty-folder",
+        img,
+        d,
+        &[],
+        refused("image_empty-folder"),
+        None,
+    );
 
     let d = dir("image/empty-class-folder");
     image_folder(&d, &["cat", "dog"], 3);
     std::fs::create_dir_all(d.join("bird")).unwrap();
-    add("image/empty-class-folder", img, d, &[], warned("bird"), None);
+    add(
+        "image/empty-class-folder",
+        img,
+        d,
+        &[],
+        warned("bird"),
+        None,
+    );
 
     let d = dir("image/one-class");
     image_folder(&d, &["cat"], 4);
-    add("image/one-class", img, d, &[], refused("image_one-class"), None);
+    add(
+        "image/one-class",
+        img,
+        d,
+        &[],
+        refused("image_one-class"),
+        None,
+    );
 
     let d = dir("image/class-with-one-example");
     image_folder(&d, &["cat", "dog"], 3);
     write(&d.join("owl/00.png"), png_bytes(2, 0, 24));
-    add("image/class-with-one-example", img, d, &[], refused("owl"), None);
+    add(
+        "image/class-with-one-example",
+        img,
+        d,
+        &[],
+        refused("owl"),
+        None,
+    );
 
     let d = dir("image/unicode-and-punctuation-classes");
     image_folder(&d, &["chat noir 🐈", "déjà vu, \"quoted\"", "a;b=c&d"], 3);
-    add("image/unicode-class-names", img, d, img_params, Accepted, Some(Accepted));
+    add(
+        "image/unicode-class-names",
+        img,
+        d,
+        img_params,
+        Accepted,
+        Some(Accepted),
+    );
 
     let d = dir("image/hidden-files");
     image_folder(&d, &["cat", "dog"], 3);
@@ -335,21 +446,49 @@ pub fn generate(root: &Path) -> Vec<Case> {
     write(&d.join("cat/._00.png"), garbage(64, 3));
     write(&d.join(".git/HEAD"), "ref: refs/heads/main\n");
     write(&d.join("Thumbs.db"), garbage(64, 4));
-    add("image/hidden-files", img, d, img_params, Accepted, Some(Accepted));
+    add(
+        "image/hidden-files",
+        img,
+        d,
+        img_params,
+        Accepted,
+        Some(Accepted),
+    );
 
     let d = dir("image/symlink-loop");
     image_folder(&d, &["cat", "dog"], 3);
     std::os::unix::fs::symlink("..", d.join("cat/up")).unwrap();
     std::os::unix::fs::symlink(d.join("loop_b"), d.join("loop_a")).unwrap();
     std::os::unix::fs::symlink(d.join("loop_a"), d.join("loop_b")).unwrap();
-    add("image/symlink-loop", img, d, img_params, Accepted, Some(Accepted));
+    add(
+        "image/symlink-loop",
+        img,
+        d,
+        img_params,
+        Accepted,
+        Some(Accepted),
+    );
 
     let d = dir("image/missing-folder");
-    add("image/missing-folder", img, d, &[], refused("image_missing-folder"), None);
+    add(
+        "image/missing-folder",
+        img,
+        d,
+        &[],
+        refused("image_missing-folder"),
+        None,
+    );
 
     let d = dir("image/file-not-folder");
     write(&d.join("photo.png"), png_bytes(0, 0, 24));
-    add("image/file-not-folder", img, d.join("photo.png"), &[], refused("photo.png"), None);
+    add(
+        "image/file-not-folder",
+        img,
+        d.join("photo.png"),
+        &[],
+        refused("photo.png"),
+        None,
+    );
 
     // ---------- multi-label labels file ----------
     let ml = "multi-label-image-classifier";
@@ -360,28 +499,80 @@ pub fn generate(root: &Path) -> Vec<Case> {
         write(&d.join(name), labels);
     };
     let ok_labels: String = (0..8)
-        .map(|i| format!("img{i}.png,{}\n", if i % 2 == 0 { "sea;sky" } else { "sky" }))
+        .map(|i| {
+            format!(
+                "img{i}.png,{}\n",
+                if i % 2 == 0 { "sea;sky" } else { "sky" }
+            )
+        })
         .collect();
     let d = dir("multilabel/missing-labels");
     ml_folder(&d, "", "notes.txt");
-    add("multilabel/missing-labels-file", ml, d, &[], refused("multilabel_missing-labels"), None);
+    add(
+        "multilabel/missing-labels-file",
+        ml,
+        d,
+        &[],
+        refused("multilabel_missing-labels"),
+        None,
+    );
 
     let d = dir("multilabel/garbage-labels");
     ml_folder(&d, "", "labels.csv");
     write(&d.join("labels.csv"), garbage(400, 5));
-    add("multilabel/binary-garbage-labels", ml, d, &[], refused("labels.csv"), None);
+    add(
+        "multilabel/binary-garbage-labels",
+        ml,
+        d,
+        &[],
+        refused("labels.csv"),
+        None,
+    );
 
     let d = dir("multilabel/unknown-image");
-    ml_folder(&d, &format!("image,labels\n{ok_labels}ghost.png,sky\n"), "labels.csv");
-    add("multilabel/unknown-image", ml, d, &[], warned("ghost.png"), None);
+    ml_folder(
+        &d,
+        &format!("image,labels\n{ok_labels}ghost.png,sky\n"),
+        "labels.csv",
+    );
+    add(
+        "multilabel/unknown-image",
+        ml,
+        d,
+        &[],
+        warned("ghost.png"),
+        None,
+    );
 
     let d = dir("multilabel/escaping-path");
-    ml_folder(&d, &format!("image,labels\n{ok_labels}../../etc/passwd,sky\n"), "labels.csv");
-    add("multilabel/path-leaves-folder", ml, d, &[], refused("labels.csv"), None);
+    ml_folder(
+        &d,
+        &format!("image,labels\n{ok_labels}../../etc/passwd,sky\n"),
+        "labels.csv",
+    );
+    add(
+        "multilabel/path-leaves-folder",
+        ml,
+        d,
+        &[],
+        refused("labels.csv"),
+        None,
+    );
 
     let d = dir("multilabel/unclosed-quote");
-    ml_folder(&d, &format!("image,labels\n{ok_labels}\"img0.png,sky\n"), "labels.csv");
-    add("multilabel/unclosed-quote", ml, d, &[], refused("labels.csv"), None);
+    ml_folder(
+        &d,
+        &format!("image,labels\n{ok_labels}\"img0.png,sky\n"),
+        "labels.csv",
+    );
+    add(
+        "multilabel/unclosed-quote",
+        ml,
+        d,
+        &[],
+        refused("labels.csv"),
+        None,
+    );
 
     let d = dir("multilabel/non-utf8");
     let mut bytes = format!("image,labels\n{ok_labels}").into_bytes();
@@ -393,64 +584,169 @@ pub fn generate(root: &Path) -> Vec<Case> {
     let d = dir("multilabel/corrupt-image");
     ml_folder(&d, &format!("image,labels\n{ok_labels}"), "labels.csv");
     write(&d.join("img3.png"), garbage(200, 6));
-    add("multilabel/corrupt-image", ml, d, &[], warned("img3.png"), None);
+    add(
+        "multilabel/corrupt-image",
+        ml,
+        d,
+        &[],
+        warned("img3.png"),
+        None,
+    );
 
     // ---------- text ----------
     let txt = "text-classifier";
     let d = dir("text/latin1-and-utf16");
     text_folder(&d, 6);
-    write(&d.join("cooking/latin1.txt"), b"cr\xe8me br\xfbl\xe9e recipe oven sugar bake\n");
+    write(
+        &d.join("cooking/latin1.txt"),
+        b"cr\xe8me br\xfbl\xe9e recipe oven sugar bake\n",
+    );
     let mut utf16 = vec![0xFF, 0xFE];
     for u in "goal match team score".encode_utf16() {
         utf16.extend_from_slice(&u.to_le_bytes());
     }
     write(&d.join("sports/utf16.txt"), utf16);
-    add("text/non-utf8-and-mixed-encodings", txt, d, &[], Accepted, Some(Accepted));
+    add(
+        "text/non-utf8-and-mixed-encodings",
+        txt,
+        d,
+        &[],
+        Accepted,
+        Some(Accepted),
+    );
 
     let d = dir("text/binary-file");
     text_folder(&d, 6);
-    write(&d.join("sports/blob.txt"), [0u8, 159, 146, 150, 0, 0, 1, 2, 3, 255, 0, 0]);
-    add("text/binary-file-in-folder", txt, d, &[], Accepted, Some(Accepted));
+    write(
+        &d.join("sports/blob.txt"),
+        [0u8, 159, 146, 150, 0, 0, 1, 2, 3, 255, 0, 0],
+    );
+    add(
+        "text/binary-file-in-folder",
+        txt,
+        d,
+        &[],
+        Accepted,
+        Some(Accepted),
+    );
 
     let d = dir("text/zero-byte");
     text_folder(&d, 6);
     write(&d.join("sports/empty.txt"), []);
-    add("text/zero-byte-file", txt, d, &[], warned("empty.txt"), Some(warned("empty.txt")));
+    add(
+        "text/zero-byte-file",
+        txt,
+        d,
+        &[],
+        warned("empty.txt"),
+        Some(warned("empty.txt")),
+    );
 
     let d = dir("text/one-class");
     text_folder(&d, 6);
     std::fs::remove_dir_all(d.join("cooking")).unwrap();
-    add("text/one-class", txt, d, &[], refused("text_one-class"), None);
+    add(
+        "text/one-class",
+        txt,
+        d,
+        &[],
+        refused("text_one-class"),
+        None,
+    );
 
     let d = dir("text/csv");
-    write(&d.join("ragged.csv"), format!("text,label\n{}\"extra\",sports,surplus,cells\nlonely\n", text_rows(6)));
-    add("text/csv-ragged-rows", txt, d.join("ragged.csv"), &[], warned("ragged.csv"), Some(warned("ragged.csv")));
+    write(
+        &d.join("ragged.csv"),
+        format!(
+            "text,label\n{}\"extra\",sports,surplus,cells\nlonely\n",
+            text_rows(6)
+        ),
+    );
+    add(
+        "text/csv-ragged-rows",
+        txt,
+        d.join("ragged.csv"),
+        &[],
+        warned("ragged.csv"),
+        Some(warned("ragged.csv")),
+    );
 
-    write(&d.join("unclosed.csv"), format!("text,label\n{}\"never closed,sports\n", text_rows(6)));
-    add("text/csv-unclosed-quote", txt, d.join("unclosed.csv"), &[], warned("unclosed.csv"), None);
+    write(
+        &d.join("unclosed.csv"),
+        format!("text,label\n{}\"never closed,sports\n", text_rows(6)),
+    );
+    add(
+        "text/csv-unclosed-quote",
+        txt,
+        d.join("unclosed.csv"),
+        &[],
+        warned("unclosed.csv"),
+        None,
+    );
 
     write(&d.join("nolabel.csv"), "text,topic\nhello,a\nworld,b\n");
-    add("text/csv-missing-label-column", txt, d.join("nolabel.csv"), &[], refused("nolabel.csv"), None);
+    add(
+        "text/csv-missing-label-column",
+        txt,
+        d.join("nolabel.csv"),
+        &[],
+        refused("nolabel.csv"),
+        None,
+    );
 
     write(&d.join("garbage.csv"), garbage(2000, 7));
-    add("text/csv-binary-garbage", txt, d.join("garbage.csv"), &[], refused("garbage.csv"), None);
+    add(
+        "text/csv-binary-garbage",
+        txt,
+        d.join("garbage.csv"),
+        &[],
+        refused("garbage.csv"),
+        None,
+    );
 
     write(&d.join("empty.csv"), "");
-    add("text/csv-zero-byte", txt, d.join("empty.csv"), &[], refused("empty.csv"), None);
+    add(
+        "text/csv-zero-byte",
+        txt,
+        d.join("empty.csv"),
+        &[],
+        refused("empty.csv"),
+        None,
+    );
 
     let mut mixed = format!("text,label\n{}", text_rows(6)).into_bytes();
     mixed.extend_from_slice(b"\"cr\xe8me br\xfbl\xe9e\",cooking\n");
     write(&d.join("mixed.csv"), mixed);
-    add("text/csv-mixed-encoding", txt, d.join("mixed.csv"), &[], Accepted, Some(Accepted));
+    add(
+        "text/csv-mixed-encoding",
+        txt,
+        d.join("mixed.csv"),
+        &[],
+        Accepted,
+        Some(Accepted),
+    );
 
     let mut jsonl = String::new();
     for i in 0..6 {
         for (c, name) in ["sports", "cooking"].iter().enumerate() {
-            jsonl += &format!("{{\"text\": \"{}\", \"label\": \"{name}\"}}\n", sentence(c, i));
+            jsonl += &format!(
+                "{{\"text\": \"{}\", \"label\": \"{name}\"}}\n",
+                sentence(c, i)
+            );
         }
     }
-    write(&d.join("broken.jsonl"), format!("{jsonl}{{\"text\": \"oops\", \"label\n"));
-    add("text/jsonl-malformed-line", txt, d.join("broken.jsonl"), &[], warned("broken.jsonl"), Some(warned("broken.jsonl")));
+    write(
+        &d.join("broken.jsonl"),
+        format!("{jsonl}{{\"text\": \"oops\", \"label\n"),
+    );
+    add(
+        "text/jsonl-malformed-line",
+        txt,
+        d.join("broken.jsonl"),
+        &[],
+        warned("broken.jsonl"),
+        Some(warned("broken.jsonl")),
+    );
 
     // ---------- sound ----------
     let snd = "sound-classifier";
@@ -458,28 +754,63 @@ pub fn generate(root: &Path) -> Vec<Case> {
     let d = dir("sound/corrupt");
     sound_folder(&d, &["hum", "whistle"], 4);
     write(&d.join("hum/broken.wav"), garbage(4000, 8));
-    add("sound/corrupt", snd, d, snd_params, warned("broken.wav"), Some(warned("broken.wav")));
+    add(
+        "sound/corrupt",
+        snd,
+        d,
+        snd_params,
+        warned("broken.wav"),
+        Some(warned("broken.wav")),
+    );
 
     let d = dir("sound/truncated");
     sound_folder(&d, &["hum", "whistle"], 4);
     let full = wav_bytes(0, 9, 0.5);
     write(&d.join("hum/cut.wav"), &full[..30]);
-    add("sound/truncated-header", snd, d, snd_params, warned("cut.wav"), Some(warned("cut.wav")));
+    add(
+        "sound/truncated-header",
+        snd,
+        d,
+        snd_params,
+        warned("cut.wav"),
+        Some(warned("cut.wav")),
+    );
 
     let d = dir("sound/truncated-data");
     sound_folder(&d, &["hum", "whistle"], 4);
     write(&d.join("whistle/short.wav"), &full[..full.len() / 3]);
-    add("sound/truncated-data", snd, d, snd_params, Accepted, Some(Accepted));
+    add(
+        "sound/truncated-data",
+        snd,
+        d,
+        snd_params,
+        Accepted,
+        Some(Accepted),
+    );
 
     let d = dir("sound/zero-byte");
     sound_folder(&d, &["hum", "whistle"], 4);
     write(&d.join("hum/empty.wav"), []);
-    add("sound/zero-byte", snd, d, snd_params, warned("empty.wav"), Some(warned("empty.wav")));
+    add(
+        "sound/zero-byte",
+        snd,
+        d,
+        snd_params,
+        warned("empty.wav"),
+        Some(warned("empty.wav")),
+    );
 
     let d = dir("sound/png-named-wav");
     sound_folder(&d, &["hum", "whistle"], 4);
     write(&d.join("whistle/picture.wav"), png_bytes(0, 0, 16));
-    add("sound/wrong-extension", snd, d, snd_params, warned("picture.wav"), Some(warned("picture.wav")));
+    add(
+        "sound/wrong-extension",
+        snd,
+        d,
+        snd_params,
+        warned("picture.wav"),
+        Some(warned("picture.wav")),
+    );
 
     let d = dir("sound/huge-header");
     sound_folder(&d, &["hum", "whistle"], 4);
@@ -487,56 +818,183 @@ pub fn generate(root: &Path) -> Vec<Case> {
     liar[40..44].copy_from_slice(&u32::MAX.to_le_bytes()); // data chunk claims 4 GB
     liar[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
     write(&d.join("hum/liar.wav"), liar);
-    add("sound/header-claims-4gb", snd, d, snd_params, Accepted, Some(Accepted));
+    add(
+        "sound/header-claims-4gb",
+        snd,
+        d,
+        snd_params,
+        Accepted,
+        Some(Accepted),
+    );
+
+    // An M4A whose sample table claims 4 billion entries (symphonia would allocate them all and
+    // abort the process; found by fuzzing).
+    let d = dir("sound/m4a-table-bomb");
+    sound_folder(&d, &["hum", "whistle"], 4);
+    write(&d.join("hum/bomb.m4a"), m4a_table_bomb());
+    add(
+        "sound/m4a-sample-table-bomb",
+        snd,
+        d,
+        snd_params,
+        warned("bomb.m4a"),
+        Some(warned("bomb.m4a")),
+    );
 
     let d = dir("sound/one-class");
     sound_folder(&d, &["hum"], 4);
-    add("sound/one-class", snd, d, snd_params, refused("sound_one-class"), None);
+    add(
+        "sound/one-class",
+        snd,
+        d,
+        snd_params,
+        refused("sound_one-class"),
+        None,
+    );
 
     // ---------- tables ----------
     let tab = "tabular-classifier";
-    let tab_params: &[&str] = &["--param", "max_iterations=5", "--param", "linear_iterations=5"];
+    let tab_params: &[&str] = &[
+        "--param",
+        "max_iterations=5",
+        "--param",
+        "linear_iterations=5",
+    ];
     let reg = "tabular-regressor";
     let d = dir("table");
     let header = "a,b,color,label\n";
-    write(&d.join("ragged.csv"), format!("{header}{}1.0,2.0\n1,2,red,low,extra\n", table_rows(30)));
-    add("table/csv-ragged-rows", tab, d.join("ragged.csv"), tab_params, warned("ragged.csv"), Some(warned("ragged.csv")));
+    write(
+        &d.join("ragged.csv"),
+        format!("{header}{}1.0,2.0\n1,2,red,low,extra\n", table_rows(30)),
+    );
+    add(
+        "table/csv-ragged-rows",
+        tab,
+        d.join("ragged.csv"),
+        tab_params,
+        warned("ragged.csv"),
+        Some(warned("ragged.csv")),
+    );
 
-    write(&d.join("unclosed.csv"), format!("{header}{}1.0,2.0,\"red,low\n", table_rows(30)));
-    add("table/csv-unclosed-quote", tab, d.join("unclosed.csv"), tab_params, warned("unclosed.csv"), None);
+    write(
+        &d.join("unclosed.csv"),
+        format!("{header}{}1.0,2.0,\"red,low\n", table_rows(30)),
+    );
+    add(
+        "table/csv-unclosed-quote",
+        tab,
+        d.join("unclosed.csv"),
+        tab_params,
+        warned("unclosed.csv"),
+        None,
+    );
 
     // A quote opened on the first data row swallows the whole file: nothing usable is left.
-    write(&d.join("unclosed-early.csv"), format!("{header}\"1.0,2.0,red,low\n{}", table_rows(30)));
-    add("table/csv-unclosed-quote-swallows-file", tab, d.join("unclosed-early.csv"), &[], refused("unclosed-early.csv"), None);
+    write(
+        &d.join("unclosed-early.csv"),
+        format!("{header}\"1.0,2.0,red,low\n{}", table_rows(30)),
+    );
+    add(
+        "table/csv-unclosed-quote-swallows-file",
+        tab,
+        d.join("unclosed-early.csv"),
+        &[],
+        refused("unclosed-early.csv"),
+        None,
+    );
 
-    write(&d.join("nan.csv"), format!("{header}{}NaN,inf,red,low\n-inf,,blue,high\n,nan,,low\n", table_rows(30)));
-    add("table/csv-nan-inf-empty-cells", tab, d.join("nan.csv"), tab_params, Accepted, Some(Accepted));
+    write(
+        &d.join("nan.csv"),
+        format!(
+            "{header}{}NaN,inf,red,low\n-inf,,blue,high\n,nan,,low\n",
+            table_rows(30)
+        ),
+    );
+    add(
+        "table/csv-nan-inf-empty-cells",
+        tab,
+        d.join("nan.csv"),
+        tab_params,
+        Accepted,
+        Some(Accepted),
+    );
 
-    write(&d.join("notarget.csv"), format!("a,b,color,kind\n{}", table_rows(30)));
-    add("table/csv-missing-target", tab, d.join("notarget.csv"), &[], refused("notarget.csv"), None);
+    write(
+        &d.join("notarget.csv"),
+        format!("a,b,color,kind\n{}", table_rows(30)),
+    );
+    add(
+        "table/csv-missing-target",
+        tab,
+        d.join("notarget.csv"),
+        &[],
+        refused("notarget.csv"),
+        None,
+    );
 
     write(&d.join("garbage.csv"), garbage(3000, 9));
-    add("table/csv-binary-garbage", tab, d.join("garbage.csv"), &[], refused("garbage.csv"), None);
+    add(
+        "table/csv-binary-garbage",
+        tab,
+        d.join("garbage.csv"),
+        &[],
+        refused("garbage.csv"),
+        None,
+    );
 
     write(&d.join("empty.csv"), "");
-    add("table/csv-zero-byte", tab, d.join("empty.csv"), &[], refused("empty.csv"), None);
+    add(
+        "table/csv-zero-byte",
+        tab,
+        d.join("empty.csv"),
+        &[],
+        refused("empty.csv"),
+        None,
+    );
 
     write(&d.join("header-only.csv"), header);
-    add("table/csv-header-only", tab, d.join("header-only.csv"), &[], refused("header-only.csv"), None);
+    add(
+        "table/csv-header-only",
+        tab,
+        d.join("header-only.csv"),
+        &[],
+        refused("header-only.csv"),
+        None,
+    );
 
     let mut nonutf = format!("{header}{}", table_rows(30)).into_bytes();
     nonutf.extend_from_slice(b"1.5,0.5,gr\xfcn,low\n");
     write(&d.join("latin1.csv"), nonutf);
-    add("table/csv-non-utf8", tab, d.join("latin1.csv"), tab_params, Accepted, Some(Accepted));
+    add(
+        "table/csv-non-utf8",
+        tab,
+        d.join("latin1.csv"),
+        tab_params,
+        Accepted,
+        Some(Accepted),
+    );
 
     let mut regression = String::from("a,b,color,target\n");
     for (i, row) in table_rows(30).lines().enumerate() {
         let cells: Vec<&str> = row.split(',').collect();
-        regression += &format!("{},{},{},{}\n", cells[0], cells[1], cells[2], i as f64 * 0.5);
+        regression += &format!(
+            "{},{},{},{}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            i as f64 * 0.5
+        );
     }
     regression += "1,2,red,NaN\n3,4,blue,inf\n5,6,green,\n";
     write(&d.join("target-nan.csv"), regression);
-    add("table/regression-target-nan-inf", reg, d.join("target-nan.csv"), tab_params, warned("target"), Some(warned("target")));
+    add(
+        "table/regression-target-nan-inf",
+        reg,
+        d.join("target-nan.csv"),
+        tab_params,
+        warned("target"),
+        Some(warned("target")),
+    );
 
     let mut huge = String::from("a,b,color,target\n");
     for (i, row) in table_rows(30).lines().enumerate() {
@@ -545,7 +1003,14 @@ pub fn generate(root: &Path) -> Vec<Case> {
         huge += &format!("{},{},{},{y}\n", cells[0], cells[1], cells[2]);
     }
     write(&d.join("target-huge.csv"), huge);
-    add("table/regression-target-near-f64-max", reg, d.join("target-huge.csv"), tab_params, refused("target-huge.csv"), Some(refused("target-huge.csv")));
+    add(
+        "table/regression-target-near-f64-max",
+        reg,
+        d.join("target-huge.csv"),
+        tab_params,
+        refused("target-huge.csv"),
+        Some(refused("target-huge.csv")),
+    );
 
     let mut wide = String::from("a,b,color,label\n");
     for (i, row) in table_rows(40).lines().enumerate() {
@@ -554,27 +1019,81 @@ pub fn generate(root: &Path) -> Vec<Case> {
         wide += &format!("{a},{},{},{}\n", cells[1], cells[2], cells[3]);
     }
     write(&d.join("feature-huge.csv"), wide);
-    add("table/feature-near-f64-max", tab, d.join("feature-huge.csv"), &["--param", "max_iterations=5", "--param", "linear_iterations=5", "--param", "algorithm=linear"], Accepted, Some(Accepted));
+    add(
+        "table/feature-near-f64-max",
+        tab,
+        d.join("feature-huge.csv"),
+        &[
+            "--param",
+            "max_iterations=5",
+            "--param",
+            "linear_iterations=5",
+            "--param",
+            "algorithm=linear",
+        ],
+        Accepted,
+        Some(Accepted),
+    );
 
     let mut rows = String::new();
     for row in table_rows(30).lines() {
         let c: Vec<&str> = row.split(',').collect();
-        rows += &format!("{{\"a\": {}, \"b\": {}, \"color\": \"{}\", \"label\": \"{}\"}}\n", c[0], c[1], c[2], c[3]);
+        rows += &format!(
+            "{{\"a\": {}, \"b\": {}, \"color\": \"{}\", \"label\": \"{}\"}}\n",
+            c[0], c[1], c[2], c[3]
+        );
     }
-    write(&d.join("broken.jsonl"), format!("{rows}{{\"a\": 1, \"b\":\n"));
-    add("table/jsonl-malformed-line", tab, d.join("broken.jsonl"), tab_params, warned("broken.jsonl"), Some(warned("broken.jsonl")));
+    write(
+        &d.join("broken.jsonl"),
+        format!("{rows}{{\"a\": 1, \"b\":\n"),
+    );
+    add(
+        "table/jsonl-malformed-line",
+        tab,
+        d.join("broken.jsonl"),
+        tab_params,
+        warned("broken.jsonl"),
+        Some(warned("broken.jsonl")),
+    );
 
-    write(&d.join("mixed.jsonl"), format!("{rows}[1, 2, 3]\n{{\"a\": {{\"nested\": true}}, \"label\": \"low\"}}\n"));
-    add("table/jsonl-not-objects", tab, d.join("mixed.jsonl"), &[], warned("mixed.jsonl"), None);
+    write(
+        &d.join("mixed.jsonl"),
+        format!("{rows}[1, 2, 3]\n{{\"a\": {{\"nested\": true}}, \"label\": \"low\"}}\n"),
+    );
+    add(
+        "table/jsonl-not-objects",
+        tab,
+        d.join("mixed.jsonl"),
+        &[],
+        warned("mixed.jsonl"),
+        None,
+    );
 
-    write(&d.join("one-class.csv"), format!("{header}{}", "1,2,red,low\n".repeat(20)));
-    add("table/one-class", tab, d.join("one-class.csv"), &[], refused("one-class.csv"), None);
+    write(
+        &d.join("one-class.csv"),
+        format!("{header}{}", "1,2,red,low\n".repeat(20)),
+    );
+    add(
+        "table/one-class",
+        tab,
+        d.join("one-class.csv"),
+        &[],
+        refused("one-class.csv"),
+        None,
+    );
 
     // ---------- detection annotations ----------
     let det = "object-detector";
     let d = dir("detect/malformed");
     detect_folder(&d, 3, "[{\"image\": \"img0.png\", \"annotations\": [");
-    add("detect/malformed-json", det, d, &[], refused("annotations.json"), None);
+    add(
+        "detect/malformed-json",
+        det,
+        d,
+        &[],
+        refused("annotations.json"),
+        None,
+    );
 
     let d = dir("detect/negative-box");
     let mut entries = createml_ok(3);
@@ -590,20 +1109,47 @@ pub fn generate(root: &Path) -> Vec<Case> {
 
     let d = dir("detect/unknown-image");
     let mut entries = createml_ok(3);
-    entries.push(format!(r#"{{"image": "ghost.png", "annotations": [{}]}}"#, ok_box()));
+    entries.push(format!(
+        r#"{{"image": "ghost.png", "annotations": [{}]}}"#,
+        ok_box()
+    ));
     detect_folder(&d, 3, &format!("[{}]", entries.join(",")));
-    add("detect/unknown-image", det, d, &[], warned("ghost.png"), None);
+    add(
+        "detect/unknown-image",
+        det,
+        d,
+        &[],
+        warned("ghost.png"),
+        None,
+    );
 
     let d = dir("detect/escaping-path");
     let mut entries = createml_ok(3);
-    entries.push(format!(r#"{{"image": "/etc/passwd", "annotations": [{}]}}"#, ok_box()));
+    entries.push(format!(
+        r#"{{"image": "/etc/passwd", "annotations": [{}]}}"#,
+        ok_box()
+    ));
     detect_folder(&d, 3, &format!("[{}]", entries.join(",")));
-    add("detect/absolute-path", det, d, &[], refused("/etc/passwd"), None);
+    add(
+        "detect/absolute-path",
+        det,
+        d,
+        &[],
+        refused("/etc/passwd"),
+        None,
+    );
 
     let d = dir("detect/corrupt-image");
     detect_folder(&d, 3, &format!("[{}]", createml_ok(3).join(",")));
     write(&d.join("img1.png"), garbage(100, 10));
-    add("detect/corrupt-image", det, d, &[], warned("img1.png"), None);
+    add(
+        "detect/corrupt-image",
+        det,
+        d,
+        &[],
+        warned("img1.png"),
+        None,
+    );
 
     let coco_images = r#"[{"id": 1, "file_name": "img0.png", "width": 40, "height": 40}, {"id": 2, "file_name": "img1.png", "width": 40, "height": 40}, {"id": 3, "file_name": "img2.png", "width": 40, "height": 40}]"#;
     let coco_ok = r#"{"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 10]}, {"id": 2, "image_id": 2, "category_id": 1, "bbox": [8, 8, 12, 12]}, {"id": 3, "image_id": 3, "category_id": 1, "bbox": [4, 6, 10, 9]}"#;
@@ -616,7 +1162,14 @@ pub fn generate(root: &Path) -> Vec<Case> {
             r#"{{"images": {coco_images}, "categories": {cats}, "annotations": [{coco_ok}, {{"id": 4, "image_id": 99, "category_id": 1, "bbox": [1, 1, 2, 2]}}, {{"id": 5, "image_id": 1, "category_id": 42, "bbox": [1, 1, 2, 2]}}]}}"#
         ),
     );
-    add("detect/coco-unknown-image-id", det, d, &[], refused("annotations.json"), None);
+    add(
+        "detect/coco-unknown-image-id",
+        det,
+        d,
+        &[],
+        refused("annotations.json"),
+        None,
+    );
 
     let d = dir("detect/coco-bad-boxes");
     detect_folder(
@@ -626,7 +1179,14 @@ pub fn generate(root: &Path) -> Vec<Case> {
             r#"{{"images": {coco_images}, "categories": {cats}, "annotations": [{coco_ok}, {{"id": 4, "image_id": 1, "category_id": 1, "bbox": [-50, -50, -3, 1e300]}}, {{"id": 5, "image_id": 2, "category_id": 1, "bbox": [30, 30, 1e30, 1e30]}}]}}"#
         ),
     );
-    add("detect/coco-negative-and-huge-boxes", det, d, &[], warned("img0.png"), None);
+    add(
+        "detect/coco-negative-and-huge-boxes",
+        det,
+        d,
+        &[],
+        warned("img0.png"),
+        None,
+    );
 
     let d = dir("detect/coco-short-bbox");
     detect_folder(
@@ -636,7 +1196,14 @@ pub fn generate(root: &Path) -> Vec<Case> {
             r#"{{"images": {coco_images}, "categories": {cats}, "annotations": [{coco_ok}, {{"id": 5, "image_id": 2, "category_id": 1, "bbox": [1, 2]}}]}}"#
         ),
     );
-    add("detect/coco-bbox-not-four-numbers", det, d, &[], refused("annotations.json"), None);
+    add(
+        "detect/coco-bbox-not-four-numbers",
+        det,
+        d,
+        &[],
+        refused("annotations.json"),
+        None,
+    );
 
     let d = dir("detect/coco-unknown-category");
     detect_folder(
@@ -646,7 +1213,14 @@ pub fn generate(root: &Path) -> Vec<Case> {
             r#"{{"images": {coco_images}, "categories": {cats}, "annotations": [{coco_ok}, {{"id": 5, "image_id": 1, "category_id": 42, "bbox": [1, 1, 2, 2]}}]}}"#
         ),
     );
-    add("detect/coco-unknown-category", det, d, &[], refused("annotations.json"), None);
+    add(
+        "detect/coco-unknown-category",
+        det,
+        d,
+        &[],
+        refused("annotations.json"),
+        None,
+    );
 
     let d = dir("detect/coco-escape");
     detect_folder(
@@ -656,47 +1230,138 @@ pub fn generate(root: &Path) -> Vec<Case> {
             r#"{{"images": [{{"id": 1, "file_name": "../../outside.png", "width": 40, "height": 40}}], "categories": {cats}, "annotations": [{{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}}]}}"#
         ),
     );
-    add("detect/coco-path-leaves-folder", det, d, &[], refused("outside.png"), None);
+    add(
+        "detect/coco-path-leaves-folder",
+        det,
+        d,
+        &[],
+        refused("outside.png"),
+        None,
+    );
 
     let d = dir("detect/coco-wrong-shape");
     detect_folder(&d, 3, r#"{"images": "img0.png", "annotations": 7}"#);
-    add("detect/coco-wrong-types", det, d, &[], refused("annotations.json"), None);
+    add(
+        "detect/coco-wrong-types",
+        det,
+        d,
+        &[],
+        refused("annotations.json"),
+        None,
+    );
 
     let d = dir("detect/no-annotations");
     detect_folder(&d, 3, "[]");
-    add("detect/empty-annotations", det, d, &[], refused("annotations.json"), None);
+    add(
+        "detect/empty-annotations",
+        det,
+        d,
+        &[],
+        refused("annotations.json"),
+        None,
+    );
 
     // ---------- project.toml ----------
     let proj = |extra: &str| {
-        format!("format_version = 1\ntemplate = \"image-classifier\"\n{extra}[data]\ntrain = \"data\"\n")
+        format!(
+            "format_version = 1\ntemplate = \"image-classifier\"\n{extra}[data]\ntrain = \"data\"\n"
+        )
     };
     let p = project(&dir("project/unknown-key"), &proj("colour = \"blue\"\n"));
-    add("project/unknown-key", img, p, &[], refused("project.toml"), None);
+    add(
+        "project/unknown-key",
+        img,
+        p,
+        &[],
+        refused("project.toml"),
+        None,
+    );
 
     let p = project(&dir("project/wrong-type"), &proj("seed = \"forty-two\"\n"));
-    add("project/wrong-type", img, p, &[], refused("project.toml"), None);
+    add(
+        "project/wrong-type",
+        img,
+        p,
+        &[],
+        refused("project.toml"),
+        None,
+    );
 
     let p = project(
         &dir("project/future-version"),
         "format_version = 99\ntemplate = \"image-classifier\"\nhologram = true\n[data]\ntrain = \"data\"\n",
     );
-    add("project/future-format-version", img, p, &[], refused("project.toml"), None);
+    add(
+        "project/future-format-version",
+        img,
+        p,
+        &[],
+        refused("project.toml"),
+        None,
+    );
 
-    let p = project(&dir("project/not-toml"), "format_version = 1\ntemplate = [\n");
-    add("project/not-toml", img, p, &[], refused("project.toml"), None);
+    let p = project(
+        &dir("project/not-toml"),
+        "format_version = 1\ntemplate = [\n",
+    );
+    add(
+        "project/not-toml",
+        img,
+        p,
+        &[],
+        refused("project.toml"),
+        None,
+    );
 
-    let p = project(&dir("project/unknown-template"), "format_version = 1\ntemplate = \"time-machine\"\n[data]\ntrain = \"data\"\n");
-    add("project/unknown-template", img, p, &[], refused("time-machine"), None);
+    let p = project(
+        &dir("project/unknown-template"),
+        "format_version = 1\ntemplate = \"time-machine\"\n[data]\ntrain = \"data\"\n",
+    );
+    add(
+        "project/unknown-template",
+        img,
+        p,
+        &[],
+        refused("time-machine"),
+        None,
+    );
 
-    let p = project(&dir("project/bad-param"), &format!("{}[params]\nepochs = \"many\"\n", proj("")));
-    add("project/param-wrong-type", img, p, &[], refused("epochs"), None);
+    let p = project(
+        &dir("project/bad-param"),
+        &format!("{}[params]\nepochs = \"many\"\n", proj("")),
+    );
+    add(
+        "project/param-wrong-type",
+        img,
+        p,
+        &[],
+        refused("epochs"),
+        None,
+    );
 
     let p = project(&dir("project/non-utf8"), "");
     write(&p, b"format_version = 1\ntemplate = \"image-classifier\"\nname = \"caf\xe9\"\n[data]\ntrain = \"data\"\n");
-    add("project/non-utf8", img, p, &[], refused("project.toml"), None);
+    add(
+        "project/non-utf8",
+        img,
+        p,
+        &[],
+        refused("project.toml"),
+        None,
+    );
 
-    let p = project(&dir("project/missing-data"), "format_version = 1\ntemplate = \"image-classifier\"\n[data]\ntrain = \"nowhere\"\n");
-    add("project/data-folder-missing", img, p, &[], refused("nowhere"), None);
+    let p = project(
+        &dir("project/missing-data"),
+        "format_version = 1\ntemplate = \"image-classifier\"\n[data]\ntrain = \"nowhere\"\n",
+    );
+    add(
+        "project/data-folder-missing",
+        img,
+        p,
+        &[],
+        refused("nowhere"),
+        None,
+    );
 
     cases
 }
