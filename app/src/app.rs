@@ -795,6 +795,7 @@ impl Studio {
                 weights: None,
             },
             resume: resume.is_some(),
+            continue_from: None,
         };
         self.clear_model();
         self.state.run = RunState::default();

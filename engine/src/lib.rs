@@ -8,6 +8,7 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod fsutil;
+pub mod fuzz;
 pub mod model;
 pub mod params;
 pub mod project;

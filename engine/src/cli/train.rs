@@ -19,6 +19,7 @@ Examples:
   lathe train --template image-classifier --data photos/train --test photos/test --epochs 50
   lathe train project.toml --param head=mlp --param augment_flip=true --json > events.jsonl
   lathe train --resume runs/image-classifier-20261122-101500
+  lathe train --continue runs/image-classifier-20261122-101500 --epochs 20 --data more-photos
 
 Parameters of a template: `lathe templates --params image-classifier`.
 Ctrl-C cancels cleanly and keeps the last checkpoint (exit code 130).")]
@@ -29,6 +30,10 @@ pub struct TrainArgs {
     /// from its last checkpoint, with the parameters it started with.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["project", "template", "data", "validation", "test", "out", "epochs", "seed", "params", "target"])]
     pub resume: Option<PathBuf>,
+    /// Continue training a finished run (Create ML's "extend"): a new run folder starts from
+    /// its weights and trains --epochs more, on its data or on --data; cached features are reused.
+    #[arg(long = "continue", value_name = "RUN_DIR", conflicts_with_all = ["project", "resume", "template", "validation", "seed", "target", "text_column"])]
+    pub continue_from: Option<PathBuf>,
     /// Template to use without a project file.
     #[arg(long)]
     pub template: Option<String>,
@@ -140,13 +145,24 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let (project, overrides, run_dir) = match &args.resume {
-        Some(dir) => (
+    let (project, overrides, run_dir) = match (&args.resume, &args.continue_from) {
+        (Some(dir), _) => (
             Project::load(&dir.join("project.lock.toml"))?,
             BTreeMap::new(),
             Some(dir.clone()),
         ),
-        None => {
+        (None, Some(from)) => {
+            let mut project = Project::load(&from.join("project.lock.toml"))?;
+            if let Some(d) = &args.data {
+                project.data.train = std::path::absolute(d)?;
+            }
+            if let Some(t) = &args.test {
+                project.data.test = Some(std::path::absolute(t)?);
+            }
+            let overrides = overrides(&args, &project)?;
+            (project, overrides, args.out.clone())
+        }
+        (None, None) => {
             let project = project_of(&args)?;
             let overrides = overrides(&args, &project)?;
             (project, overrides, args.out.clone())
@@ -156,6 +172,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         run_dir,
         overrides,
         resume: args.resume.is_some(),
+        continue_from: args.continue_from.clone(),
         device: args.device.clone(),
         waker: None,
         run: crate::train::RunOptions {

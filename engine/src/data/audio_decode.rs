@@ -22,6 +22,10 @@ const CHUNK_FRAMES: usize = 4096;
 /// Checks that `bytes` look like a sound file Lathe can open (the header only; corrupt payloads
 /// are found while decoding).
 pub fn probe(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    crate::data::contain::guarded("the audio decoder", || probe_unguarded(path, bytes))
+}
+
+fn probe_unguarded(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
@@ -30,7 +34,15 @@ pub fn probe(path: &Path, bytes: &[u8]) -> Result<(), String> {
         if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
             return Err("not a WAV file (no RIFF/WAVE header)".into());
         }
-        return Ok(());
+        // The format chunk must be readable too (a file cut inside its header is caught here,
+        // at scan time, rather than while training).
+        return match hound::WavReader::new(std::io::Cursor::new(bytes)) {
+            Ok(_) | Err(hound::Error::Unsupported) => Ok(()),
+            Err(e) => Err(format!("cannot read WAV header ({e})")),
+        };
+    }
+    if crate::data::mp4_check::is_mp4(bytes) {
+        crate::data::mp4_check::check(bytes)?;
     }
     let cursor = std::io::Cursor::new(bytes.to_vec());
     let mss = symphonia::core::io::MediaSourceStream::new(Box::new(cursor), Default::default());
@@ -47,6 +59,10 @@ fn extension(path: &Path) -> String {
 /// `sink` returns `false` to stop early (the rest of the file is not read). Returns the number of
 /// 16 kHz samples delivered. Errors are one-line reasons (the caller names the file).
 pub fn decode(path: &Path, sink: &mut dyn FnMut(&[f32]) -> bool) -> Result<u64, String> {
+    crate::data::contain::guarded("the audio decoder", || decode_unguarded(path, sink))
+}
+
+fn decode_unguarded(path: &Path, sink: &mut dyn FnMut(&[f32]) -> bool) -> Result<u64, String> {
     let ext = extension(path);
     if matches!(ext.as_str(), "wav" | "wave") {
         match hound::WavReader::open(path) {
@@ -56,7 +72,16 @@ pub fn decode(path: &Path, sink: &mut dyn FnMut(&[f32]) -> bool) -> Result<u64, 
             Err(e) => return Err(format!("cannot decode WAV ({e})")),
         }
     }
-    let file = File::open(path).map_err(|e| format!("cannot read sound file ({e})"))?;
+    let mut file = File::open(path).map_err(|e| format!("cannot read sound file ({e})"))?;
+    let mut head = [0u8; 8];
+    let looks_mp4 = std::io::Read::read_exact(&mut file, &mut head).is_ok()
+        && crate::data::mp4_check::is_mp4(&head);
+    if looks_mp4 {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read sound file ({e})"))?;
+        crate::data::mp4_check::check(&bytes)?;
+    }
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
+        .map_err(|e| format!("cannot read sound file ({e})"))?;
     let mss = symphonia::core::io::MediaSourceStream::new(Box::new(file), Default::default());
     decode_symphonia(mss, &ext, sink)
 }

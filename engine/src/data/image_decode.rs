@@ -70,6 +70,10 @@ impl Preprocessing {
 
 /// Reads width and height from the header without decoding, refusing oversized images.
 pub fn probe(bytes: &[u8]) -> Result<(u32, u32), String> {
+    crate::data::contain::guarded("the image decoder", || probe_unguarded(bytes))
+}
+
+fn probe_unguarded(bytes: &[u8]) -> Result<(u32, u32), String> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("cannot read image ({e})"))?;
@@ -98,7 +102,11 @@ fn check_size(w: u32, h: u32) -> Result<(), String> {
 
 /// Decodes an image of any supported format to 8-bit RGB, within the size limits.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
-    let (w, h) = probe(bytes)?;
+    crate::data::contain::guarded("the image decoder", || decode_rgb_unguarded(bytes))
+}
+
+fn decode_rgb_unguarded(bytes: &[u8]) -> Result<RgbImage, String> {
+    let (w, h) = probe_unguarded(bytes)?;
     check_size(w, h)?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()

@@ -16,8 +16,9 @@ pub struct LabelEntry {
 
 /// Reads a labels file (CSV or JSON by extension).
 pub fn read(path: &Path) -> Result<Vec<LabelEntry>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::io("reading labels file", path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading labels file", path, e))?;
+    // Files saved by spreadsheets are often not UTF-8: decode as the text datasets do.
+    let (text, _) = crate::data::text_data::decode(&bytes);
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));

@@ -334,6 +334,13 @@ pub fn fit(
         model.trees.push(trees);
         gains_per_iteration.push(gains);
         let (train_loss, train_accuracy) = loss_of(objective, &raw, y);
+        crate::train::diverge::check_loss(
+            train_loss,
+            iteration,
+            "learning_rate",
+            params.learning_rate,
+            None,
+        )?;
         let (validation_loss, validation_accuracy) = match &valid {
             Some((_, vy)) => {
                 let (l, a) = loss_of(objective, &vraw, vy);

@@ -389,11 +389,7 @@ pub fn fit_logistic(
             }
             None => (None, None),
         };
-        if !(loss.is_finite()) {
-            return Err(Error::Diverged(
-                "logistic regression diverged (the loss is not finite)".into(),
-            ));
-        }
+        crate::train::diverge::check_loss(loss, it, "learning_rate", params.learning_rate, None)?;
         on_round(&LogisticRound {
             iteration: it,
             train_loss: loss + penalty,

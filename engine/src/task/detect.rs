@@ -9,7 +9,7 @@ use crate::data::annotations::{self, AnnotatedImage, Annotations, ObjectBox};
 use crate::data::box_augment::BoxAugment;
 use crate::data::image_decode::{self, Preprocessing};
 use crate::data::{ClassCount, DataKind, DatasetSummary, HealthIssue, Severity, SplitSummary};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::map::DetectionReport;
 use crate::eval::plots;
 use crate::export::st;
@@ -21,6 +21,7 @@ use crate::task::detect_model::{self, Detector, DetectorModel, TASK_ID};
 pub use crate::task::detect_params::{DetectParams, param_specs};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::train::optim::{AdamW, cosine_lr};
+use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
@@ -377,12 +378,17 @@ fn run_phase(
             );
             let loss = batch_loss(det, &x, &objects, plan.train_backbone)?;
             let value = scalar(&loss.total)?;
-            if !value.is_finite() {
-                return Err(Error::Diverged(format!(
-                    "detection loss became {value} at epoch {epoch}; lower the learning rate (now {})",
-                    plan.learning_rate
-                )));
-            }
+            crate::train::diverge::check_loss(
+                value,
+                epoch,
+                if plan.train_backbone {
+                    "fine_tune_learning_rate"
+                } else {
+                    "learning_rate"
+                },
+                plan.learning_rate,
+                Some(&ctx.run_dir.checkpoints()),
+            )?;
             opt.apply(&loss.total.backward()?)?;
             loss_sum += value * objects.len() as f64;
             seen += objects.len();
@@ -449,30 +455,16 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     let mut scanning = ctx.phase(Phase::Scanning, 1);
     let splits = load_splits(&data, p.validation_split)?;
     scanning.set(1);
-    for issue in &splits.summary.issues {
-        if issue.severity == Severity::Warning {
-            ctx.warn(
-                issue.message.clone(),
-                issue.paths.first().map(PathBuf::as_path),
-            );
-        }
-    }
-    if let Some(e) = splits.summary.errors().next() {
-        return Err(Error::Data {
-            message: e.message.clone(),
-            path: e
-                .paths
-                .first()
-                .cloned()
-                .unwrap_or_else(|| data.train.clone()),
-        });
-    }
-    ctx.emit(Event::Data {
-        num_train: splits.train.len(),
-        num_validation: splits.validation.len(),
-        num_test: splits.test.len(),
-        labels: splits.labels.clone(),
-    });
+    ctx.accept_scan(
+        &splits.summary,
+        &data.train,
+        SplitSizes {
+            train: splits.train.len(),
+            validation: splits.validation.len(),
+            test: splits.test.len(),
+        },
+        &splits.labels,
+    )?;
     let weights = p
         .weights
         .as_ref()

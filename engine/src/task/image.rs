@@ -2,10 +2,10 @@
 //! backbone features once (cached), train a logistic or MLP head with early stopping, evaluate
 //! on validation and test, and export backbone + head.
 
+use crate::data::DatasetSummary;
 use crate::data::augment::Augmentation;
 use crate::data::image_decode::{self, Preprocessing};
 use crate::data::image_folder::LabeledFile;
-use crate::data::{DatasetSummary, Severity};
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::export::st;
@@ -19,6 +19,7 @@ pub use crate::task::image_scan::{ImageSplits, image_scan, scan_splits};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::train::feature_cache::FeatureCache;
 use crate::train::fit::{self, Features, FitConfig};
+use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -92,30 +93,16 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         },
         &ctx.control,
     )?;
-    for issue in &splits.summary.issues {
-        if issue.severity == Severity::Warning {
-            ctx.warn(
-                issue.message.clone(),
-                issue.paths.first().map(PathBuf::as_path),
-            );
-        }
-    }
-    if let Some(e) = splits.summary.errors().next() {
-        return Err(Error::Data {
-            message: e.message.clone(),
-            path: e
-                .paths
-                .first()
-                .cloned()
-                .unwrap_or_else(|| data.train.clone()),
-        });
-    }
-    ctx.emit(Event::Data {
-        num_train: splits.train.len(),
-        num_validation: splits.validation.len(),
-        num_test: splits.test.len(),
-        labels: splits.labels.clone(),
-    });
+    ctx.accept_scan(
+        &splits.summary,
+        &data.train,
+        SplitSizes {
+            train: splits.train.len(),
+            validation: splits.validation.len(),
+            test: splits.test.len(),
+        },
+        &splits.labels,
+    )?;
 
     let weights = p
         .weights

@@ -188,12 +188,13 @@ pub fn fine_tune(
             )?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !value.is_finite() {
-                return Err(Error::Diverged(format!(
-                    "fine-tuning loss became {value} at epoch {epoch}; lower fine_tune_learning_rate (now {})",
-                    cfg.learning_rate
-                )));
-            }
+            crate::train::diverge::check_loss(
+                value,
+                epoch,
+                "fine_tune_learning_rate",
+                cfg.learning_rate,
+                Some(&ctx.run_dir.checkpoints()),
+            )?;
             opt.apply(&loss.backward()?)?;
             let n = y.dim(0)?;
             loss_sum += value * n as f64;

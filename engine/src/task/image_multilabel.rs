@@ -3,7 +3,7 @@
 //! classifier — cached backbone features, a head trained with AdamW and early stopping — with one
 //! sigmoid per label, binary cross-entropy, and a threshold that decides which labels are shown.
 
-use crate::data::{DatasetSummary, Severity};
+use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
 use crate::eval::MultiLabelReport;
 use crate::model::backbone::Backbone;
@@ -16,6 +16,7 @@ use crate::task::image_params::ImageParams;
 use crate::task::image_scan::ImageSplits;
 use crate::task::{Evaluation, Model, ResolvedData, ScanProgress, Task};
 use crate::train::fit::{self, Features, FitConfig};
+use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
@@ -109,30 +110,16 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         },
         &ctx.control,
     )?;
-    for issue in &splits.summary.issues {
-        if issue.severity == Severity::Warning {
-            ctx.warn(
-                issue.message.clone(),
-                issue.paths.first().map(PathBuf::as_path),
-            );
-        }
-    }
-    if let Some(e) = splits.summary.errors().next() {
-        return Err(Error::Data {
-            message: e.message.clone(),
-            path: e
-                .paths
-                .first()
-                .cloned()
-                .unwrap_or_else(|| data.train.clone()),
-        });
-    }
-    ctx.emit(Event::Data {
-        num_train: splits.train.len(),
-        num_validation: splits.validation.len(),
-        num_test: splits.test.len(),
-        labels: splits.labels.clone(),
-    });
+    ctx.accept_scan(
+        &splits.summary,
+        &data.train,
+        SplitSizes {
+            train: splits.train.len(),
+            validation: splits.validation.len(),
+            test: splits.test.len(),
+        },
+        &splits.labels,
+    )?;
     let weights = p
         .weights
         .as_ref()

@@ -7,7 +7,7 @@
 use crate::data::audio_decode::{self, AUDIO_EXTENSIONS};
 use crate::data::audio_frontend::{self, LogMel};
 use crate::data::image_folder::{self, FolderScan, LabeledFile, ScannedSplit};
-use crate::data::{DataKind, DatasetSummary, HealthIssue, Severity, health, split};
+use crate::data::{DataKind, DatasetSummary, HealthIssue, health, split};
 use crate::error::{Error, Result};
 use crate::eval::{ClassificationReport, plots};
 use crate::export::st;
@@ -23,6 +23,7 @@ use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::train::feature_cache::FeatureCache;
 use crate::train::fit::{self as train_fit, Features, FitConfig};
 use crate::train::optim::{AdamW, cosine_lr};
+use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -244,30 +245,16 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         },
         &ctx.control,
     )?;
-    for issue in &splits.summary.issues {
-        if issue.severity == Severity::Warning {
-            ctx.warn(
-                issue.message.clone(),
-                issue.paths.first().map(PathBuf::as_path),
-            );
-        }
-    }
-    if let Some(e) = splits.summary.errors().next() {
-        return Err(Error::Data {
-            message: e.message.clone(),
-            path: e
-                .paths
-                .first()
-                .cloned()
-                .unwrap_or_else(|| data.train.clone()),
-        });
-    }
-    ctx.emit(Event::Data {
-        num_train: splits.train.len(),
-        num_validation: splits.validation.len(),
-        num_test: splits.test.len(),
-        labels: splits.labels.clone(),
-    });
+    ctx.accept_scan(
+        &splits.summary,
+        &data.train,
+        SplitSizes {
+            train: splits.train.len(),
+            validation: splits.validation.len(),
+            test: splits.test.len(),
+        },
+        &splits.labels,
+    )?;
 
     let mel = LogMel::new(p.frontend.clone());
     let max_train = (p.max_train_secs * audio_decode::SAMPLE_RATE as f64) as usize;
@@ -905,13 +892,15 @@ fn fit(
             let logits = net.cnn.forward_t(&x, true)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             opt.learning_rate = cosine_lr(p.learning_rate, opt.step, total_steps, warmup);
-            opt.apply(&loss.backward()?)?;
             let loss_value = loss.to_scalar::<f32>()? as f64;
-            if !loss_value.is_finite() {
-                return Err(Error::Unsupported(
-                    "training diverged (loss is not a number); lower learning_rate".into(),
-                ));
-            }
+            crate::train::diverge::check_loss(
+                loss_value,
+                epoch,
+                "learning_rate",
+                p.learning_rate,
+                Some(&ctx.run_dir.checkpoints()),
+            )?;
+            opt.apply(&loss.backward()?)?;
             let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
             correct += pred.iter().zip(&labels).filter(|(a, b)| a == b).count();
             loss_sum += loss_value * batch.len() as f64;

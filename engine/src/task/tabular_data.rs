@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 /// Separates the split's random stream from other uses of the seed.
 const SPLIT_STREAM: u64 = 0x7ab1_e5b1_7000_0001;
 
+/// Regression targets must stay below this magnitude (their squares must not overflow).
+const MAX_TARGET_MAGNITUDE: f64 = 1e100;
+
 /// Column names tried, in order, when no target is given.
 const DEFAULT_TARGETS: &[&str] = &["target", "label", "class", "y"];
 
@@ -193,6 +196,16 @@ pub fn targets(
         }
     };
     let usable = out.iter().flatten().count();
+    let largest = out.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
+    if kind == TargetKind::Regression && largest > MAX_TARGET_MAGNITUDE {
+        // Squared errors of such values overflow to infinity: training could only diverge.
+        return Err(Error::data(
+            format!(
+                "column `{target}` holds values as large as {largest:e}; the regressors need magnitudes below {MAX_TARGET_MAGNITUDE:e}, so rescale the column (e.g. other units)"
+            ),
+            &table.path,
+        ));
+    }
     if kind == TargetKind::Regression && bad.len() > usable {
         let example = bad.first().map(|b| b.1.clone()).unwrap_or_default();
         return Err(Error::data(

@@ -6,7 +6,7 @@
 
 use crate::data::image_folder::{LabeledFile, ScannedSplit};
 use crate::data::text_data::{self, Columns};
-use crate::data::{DataKind, DatasetSummary, HealthIssue, Severity, health, split};
+use crate::data::{DataKind, DatasetSummary, HealthIssue, health, split};
 use crate::error::{Error, Result};
 use crate::eval::{ClassificationReport, plots};
 use crate::fsutil::write_json;
@@ -20,6 +20,7 @@ pub use crate::task::text_params::{Algorithm, TextParams, param_specs};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::train::feature_cache::FeatureCache;
 use crate::train::fit::{self, Features, FitConfig};
+use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
 use candle_core::{Device, Tensor};
 use serde_json::json;
@@ -226,30 +227,16 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         },
         &ctx.control,
     )?;
-    for issue in &splits.summary.issues {
-        if issue.severity == Severity::Warning {
-            ctx.warn(
-                issue.message.clone(),
-                issue.paths.first().map(PathBuf::as_path),
-            );
-        }
-    }
-    if let Some(e) = splits.summary.errors().next() {
-        return Err(Error::Data {
-            message: e.message.clone(),
-            path: e
-                .paths
-                .first()
-                .cloned()
-                .unwrap_or_else(|| data.train.clone()),
-        });
-    }
-    ctx.emit(Event::Data {
-        num_train: splits.train.len(),
-        num_validation: splits.validation.len(),
-        num_test: splits.test.len(),
-        labels: splits.labels.clone(),
-    });
+    ctx.accept_scan(
+        &splits.summary,
+        &data.train,
+        SplitSizes {
+            train: splits.train.len(),
+            validation: splits.validation.len(),
+            test: splits.test.len(),
+        },
+        &splits.labels,
+    )?;
 
     let explicit = p
         .encoder

@@ -180,10 +180,19 @@ pub fn fit(
         since_best: 0,
         finished: false,
     };
-    if ctx.resume
-        && let Some(restored) = restore(ctx, &head, &mut opt)?
-    {
-        (mean, std, progress) = restored;
+    let restored = if ctx.resume {
+        restore(ctx, &head, &mut opt)?
+    } else {
+        None
+    };
+    match restored {
+        Some(restored) => (mean, std, progress) = restored,
+        // A run that continues a finished one starts from its weights and standardization.
+        None => {
+            if let Some((m, s)) = crate::train::extend::start_head(ctx, &head)? {
+                (mean, std) = (m, s);
+            }
+        }
     }
     let xs = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
     let multi = train.is_multi_label();
@@ -231,13 +240,13 @@ pub fn fit(
             let logits = head.forward(&xb, true, Some(dropout_seed))?;
             let loss = loss_of(&logits, &yb, multi)?;
             let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !loss_value.is_finite() {
-                return Err(Error::Diverged(format!(
-                    "training loss became {loss_value} at epoch {epoch}; lower the learning rate (now {}); the best checkpoint so far is kept in {}",
-                    cfg.learning_rate,
-                    ctx.run_dir.checkpoints().display()
-                )));
-            }
+            crate::train::diverge::check_loss(
+                loss_value,
+                epoch,
+                "learning_rate",
+                cfg.learning_rate,
+                Some(&ctx.run_dir.checkpoints()),
+            )?;
             opt.apply(&loss.backward()?)?;
             loss_sum += loss_value * chunk.len() as f64;
             correct += count_correct(&logits, &yb, multi)?;
@@ -257,6 +266,16 @@ pub fn fit(
             }
             None => (None, None),
         };
+        if let Some(l) = validation_loss {
+            // Weights that overflowed on the last step show here first.
+            crate::train::diverge::check_loss(
+                l,
+                epoch,
+                "learning_rate",
+                cfg.learning_rate,
+                Some(&ctx.run_dir.checkpoints()),
+            )?;
+        }
         let metrics = EpochMetrics {
             epoch,
             epochs: cfg.epochs,

@@ -3,11 +3,14 @@
 
 pub mod context;
 pub mod control;
+pub mod diverge;
 pub mod event;
+pub mod extend;
 pub mod feature_cache;
 pub mod fit;
 pub mod optim;
 pub mod run_dir;
+pub mod scan_report;
 pub mod session;
 pub mod state;
 

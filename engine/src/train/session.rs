@@ -34,6 +34,9 @@ pub struct SessionOptions {
     pub run: RunOptions,
     /// Continue an interrupted run in `run_dir` from its checkpoints.
     pub resume: bool,
+    /// Start the head from this finished run's weights (`lathe train --continue`); the new run
+    /// records it in `continued_from.json`.
+    pub continue_from: Option<PathBuf>,
 }
 
 /// A running (or finished) training.
@@ -103,15 +106,26 @@ impl Session {
                 std::env::current_dir().map_err(|e| Error::io("finding current folder", ".", e))?
             }
         };
-        let root = options
-            .run_dir
-            .clone()
-            .unwrap_or_else(|| RunDir::default_root(&base, &template.id));
+        let parent = match &options.continue_from {
+            Some(from) => {
+                crate::train::extend::supported(&project.template, &params)
+                    .map_err(|why| Error::project(why, Some(from)))?;
+                Some(crate::train::extend::inspect(from)?)
+            }
+            None => None,
+        };
+        let root = options.run_dir.clone().unwrap_or_else(|| match &parent {
+            Some(p) => crate::train::extend::default_root(&p.run_dir),
+            None => RunDir::default_root(&base, &template.id),
+        });
         let run_dir = if options.resume {
             RunDir::open_for_resume(&root)?
         } else {
             let dir = RunDir::create(&root)?;
             write_lock_file(&dir, &project, &params, &device_name)?;
+            if let Some(parent) = &parent {
+                crate::train::extend::record(&dir, parent)?;
+            }
             dir
         };
         let log = std::fs::OpenOptions::new()
@@ -200,7 +214,14 @@ fn run(task: Box<dyn Task>, ctx: RunContext) {
             }
         }
         Ok(Err(e)) => Outcome::Failed {
-            message: e.to_string(),
+            message: crate::train::diverge::failure_message(
+                &e,
+                &crate::device::label(&ctx.device),
+                match ctx.params.0.get("batch_size") {
+                    Some(crate::params::ParamValue::Int(b)) => Some(*b),
+                    _ => None,
+                },
+            ),
         },
         Err(panic) => {
             let what = panic

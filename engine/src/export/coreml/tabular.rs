@@ -55,9 +55,24 @@ use std::path::Path;
 /// Most tree nodes written (categorical ladders copy subtrees; this bounds the file).
 const MAX_NODES: usize = 20_000_000;
 
+/// Why a fitted table model cannot be exported to Core ML yet (`None`: it can).
+fn not_exportable(fitted: &Fitted) -> Option<Error> {
+    let kind = match fitted {
+        Fitted::Trees(_) | Fitted::Linear(_) => return None,
+        Fitted::Forest(_) => "random forest",
+        Fitted::Mlp(_) => "MLP",
+    };
+    Some(Error::Unsupported(format!(
+        "Core ML export of a {kind} table model is not available yet; train with --param algorithm=gbt or algorithm=linear to export Core ML (safetensors export works for every model)"
+    )))
+}
+
 /// Exports the table model in `model_dir` to `out`.
 pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exported> {
     let m = TabularModel::load(model_dir)?;
+    if let Some(e) = not_exportable(&m.fitted) {
+        return Err(e);
+    }
     let features = &m.schema.features;
     let mut taken: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
     let label_name = m.target.clone();
@@ -82,7 +97,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
 
     let version = match (&m.fitted, options.precision) {
         (Fitted::Linear(_), p) => p.specification_version(),
-        (Fitted::Trees(_), _) => 1,
+        (Fitted::Trees(_) | Fitted::Forest(_) | Fitted::Mlp(_), _) => 1,
     };
     let mut models = Vec::new();
     let mut vector_inputs = Vec::new();
@@ -129,6 +144,11 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         Fitted::Trees(gbt) => {
             let predictor = trees(&m, gbt, vector_feature, &label_name, &probability_name)?;
             (predictor, 0, "gradient-boosted trees")
+        }
+        Fitted::Forest(_) | Fitted::Mlp(_) => {
+            return Err(not_exportable(&m.fitted).unwrap_or_else(|| {
+                Error::Unsupported("Core ML export: unsupported table model".into())
+            }));
         }
         Fitted::Linear(glm) => {
             let imputed = fresh("imputed");
