@@ -135,6 +135,11 @@ pub fn profile(
     pass(net, &x, device)?;
     let totals = pass(net, &x, device)?;
     let total: f64 = totals.0.iter().map(|(_, s, _)| s).sum();
+    let layout = if channels_last(device) {
+        "NHWC"
+    } else {
+        "NCHW"
+    };
     let kinds: Vec<_> = totals
         .0
         .iter()
@@ -143,7 +148,7 @@ pub fn profile(
         })
         .collect();
     Ok(
-        json!({ "batch": batch, "dtype": net.dtype.as_str(), "total_ms": total * 1e3,
+        json!({ "batch": batch, "dtype": net.dtype.as_str(), "layout": layout, "total_ms": total * 1e3,
         "images_per_sec_synchronized": batch as f64 / total.max(1e-12), "by_kind": kinds }),
     )
 }
