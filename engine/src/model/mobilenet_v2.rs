@@ -179,7 +179,11 @@ impl MobileNetV2 {
             for layer in &block.layers {
                 z = layer.forward_nhwc(&z)?;
             }
-            // The stem (block 0) has no residual; its input is the NCHW image batch.
+            // The residual stream (block outputs: 16–320 channels, cheap) stays f32 when the
+            // layers run in bf16/f16, so only each block's change is rounded, not the running
+            // sum — as autocast does by keeping batch norm and the adds in f32. The stem (block
+            // 0) has no residual; its input is the NCHW image batch.
+            let z = z.to_dtype(candle_core::DType::F32)?;
             y = if block.residual && i > 0 {
                 (z + &y)?
             } else {
