@@ -104,6 +104,12 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
                 }
             };
         }
+        if nhwc {
+            // The channels-last path keeps the residual stream in f32 (MobileNetV2::forward_cuda).
+            let (out, s) = timed(device, || y.to_dtype(DType::F32))?;
+            totals.add("residual stream to f32", s);
+            y = out;
+        }
         if residual {
             let (out, s) = timed(device, || &y + &input)?;
             totals.add("residual add", s);
