@@ -190,7 +190,8 @@ impl ConvBn {
     }
 
     fn forward_folded(&self, x: &Tensor, padding: usize) -> Result<Tensor> {
-        let (w, b) = (&self.folded_weight, &self.folded_bias);
+        let w = &self.folded_weight;
+        let b = &self.folded_bias.to_dtype(w.dtype())?;
         let x = if x.dtype() != w.dtype() {
             x.to_dtype(w.dtype())?
         } else {
@@ -235,7 +236,8 @@ impl ConvBn {
         if self.tf_same && self.stride > 1 {
             candle_core::bail!("the channels-last path has no TensorFlow 'same' padding");
         }
-        let (w, b) = (&self.folded_weight, &self.folded_bias);
+        // Channels-last kernels take the bias in f32 whatever the layer's dtype.
+        let (w, b) = (&self.folded_weight, &self.folded_bias.to_dtype(DType::F32)?);
         let x = if x.dtype() != w.dtype() {
             x.to_dtype(w.dtype())?
         } else {
@@ -333,10 +335,11 @@ impl ConvBn {
         Ok(())
     }
 
-    /// Casts the folded inference weights (e.g. to bf16 on a GPU).
+    /// Casts the folded inference weights (e.g. to bf16 on a GPU). The bias stays f32: it is
+    /// tiny, and folding batch norm can make it large next to the outputs, where bf16 rounding
+    /// of it would shift every output of the channel.
     pub fn cast_folded(&mut self, dtype: DType) -> Result<()> {
         self.folded_weight = self.folded_weight.to_dtype(dtype)?;
-        self.folded_bias = self.folded_bias.to_dtype(dtype)?;
         Ok(())
     }
 }

@@ -78,7 +78,7 @@ __device__ void dense(const T* x, const T* k, const T* b, T* y, int n, int ci, i
 
 // y [N, P, C] += b [C] (+ ReLU6), in place.
 template <typename T>
-__device__ void bias_act_last(T* y, const T* b, long n, int per_image, int c, int relu6) {
+__device__ void bias_act_last(T* y, const float* b, long n, int per_image, int c, int relu6) {
     for (long img = blockIdx.y; img < n; img += gridDim.y) {
         T* yi = y + img * per_image;
         for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < per_image;
@@ -92,7 +92,7 @@ __device__ void bias_act_last(T* y, const T* b, long n, int per_image, int c, in
 
 // NCHW image batch in, NHWC out: the stem of the channels-last path.
 template <typename T>
-__device__ void dense_last(const T* x, const T* k, const T* b, T* y, int n, int ci, int h,
+__device__ void dense_last(const T* x, const T* k, const float* b, T* y, int n, int ci, int h,
                            int w, int co, int kh, int kw, int ho, int wo, int s, int p,
                            int relu6) {
     const int per_image = ho * wo * co;
@@ -124,7 +124,7 @@ __device__ void dense_last(const T* x, const T* k, const T* b, T* y, int n, int 
 
 // Depthwise convolution + bias (+ ReLU6), NHWC in and out; k [C,1,kh,kw].
 template <typename T>
-__device__ void dw_last(const T* x, const T* k, const T* b, T* y, int n, int c, int h, int w,
+__device__ void dw_last(const T* x, const T* k, const float* b, T* y, int n, int c, int h, int w,
                         int kh, int kw, int ho, int wo, int s, int p, int relu6) {
     const int per_image = ho * wo * c;
     for (long img = blockIdx.y; img < n; img += gridDim.y) {
@@ -155,7 +155,7 @@ __device__ void dw_last(const T* x, const T* k, const T* b, T* y, int n, int c, 
 // channel, so every input value it loads serves up to 3 outputs and the 9 taps sit in registers
 // (the one-output kernel above re-reads each input 9 times through the cache).
 template <typename T, int S>
-__device__ void dw3_last(const T* x, const T* k, const T* b, T* y, int n, int c, int h, int w,
+__device__ void dw3_last(const T* x, const T* k, const float* b, T* y, int n, int c, int h, int w,
                          int ho, int wo, int p, int relu6) {
     constexpr int OX = 4, SPAN = (OX - 1) * S + 3;
     const int wg = (wo + OX - 1) / OX;
@@ -205,18 +205,18 @@ __device__ void dw3_last(const T* x, const T* k, const T* b, T* y, int n, int c,
 }
 
 #define INSTANCE(T, N)                                                                         \
-extern "C" __global__ void bias_act_last_##N(T* y, const T* b, long n, int per_image, int c,   \
+extern "C" __global__ void bias_act_last_##N(T* y, const float* b, long n, int per_image, int c,   \
     int relu6) { bias_act_last<T>(y, b, n, per_image, c, relu6); }                             \
-extern "C" __global__ void dense_last_##N(const T* x, const T* k, const T* b, T* y, int n,     \
+extern "C" __global__ void dense_last_##N(const T* x, const T* k, const float* b, T* y, int n,     \
     int ci, int h, int w, int co, int kh, int kw, int ho, int wo, int s, int p, int relu6) {    \
     dense_last<T>(x, k, b, y, n, ci, h, w, co, kh, kw, ho, wo, s, p, relu6); }                  \
-extern "C" __global__ void dw_last_##N(const T* x, const T* k, const T* b, T* y, int n, int c, \
+extern "C" __global__ void dw_last_##N(const T* x, const T* k, const float* b, T* y, int n, int c, \
     int h, int w, int kh, int kw, int ho, int wo, int s, int p, int relu6) {                    \
     dw_last<T>(x, k, b, y, n, c, h, w, kh, kw, ho, wo, s, p, relu6); }                          \
-extern "C" __global__ void dw3_last_s1_##N(const T* x, const T* k, const T* b, T* y, int n,    \
+extern "C" __global__ void dw3_last_s1_##N(const T* x, const T* k, const float* b, T* y, int n,    \
     int c, int h, int w, int ho, int wo, int p, int relu6) {                                    \
     dw3_last<T, 1>(x, k, b, y, n, c, h, w, ho, wo, p, relu6); }                                 \
-extern "C" __global__ void dw3_last_s2_##N(const T* x, const T* k, const T* b, T* y, int n,    \
+extern "C" __global__ void dw3_last_s2_##N(const T* x, const T* k, const float* b, T* y, int n,    \
     int c, int h, int w, int ho, int wo, int p, int relu6) {                                    \
     dw3_last<T, 2>(x, k, b, y, n, c, h, w, ho, wo, p, relu6); }                                 \
 extern "C" __global__ void bias_act_##N(T* y, const T* b, int c, int plane, long rows,         \
@@ -274,11 +274,11 @@ pub struct BiasAct {
 }
 
 impl BiasAct {
-    fn launch<T: DeviceRepr>(
+    fn launch<T: DeviceRepr, B: DeviceRepr>(
         &self,
         dev: &CudaDevice,
         y: &mut CudaSlice<T>,
-        b: &CudaSlice<T>,
+        b: &CudaSlice<B>,
         (n, c, plane): (usize, usize, usize),
         suffix: &str,
     ) -> Result<()> {
@@ -343,17 +343,26 @@ impl InplaceOp2 for BiasAct {
         }
         let dev = s1.device().clone();
         let sizes = (n, c, plane);
-        match (&mut s1.slice, &s2.slice) {
-            (CudaStorageSlice::F32(y), CudaStorageSlice::F32(b)) => {
+        // Channels-last: the bias is f32 whatever the output's dtype; NCHW: the output's dtype.
+        match (&mut s1.slice, &s2.slice, self.channels_last) {
+            (CudaStorageSlice::F32(y), CudaStorageSlice::F32(b), _) => {
                 self.launch(&dev, y, b, sizes, "f32")
             }
-            (CudaStorageSlice::BF16(y), CudaStorageSlice::BF16(b)) => {
+            (CudaStorageSlice::BF16(y), CudaStorageSlice::BF16(b), false) => {
                 self.launch(&dev, y, b, sizes, "bf16")
             }
-            (CudaStorageSlice::F16(y), CudaStorageSlice::F16(b)) => {
+            (CudaStorageSlice::BF16(y), CudaStorageSlice::F32(b), true) => {
+                self.launch(&dev, y, b, sizes, "bf16")
+            }
+            (CudaStorageSlice::F16(y), CudaStorageSlice::F16(b), false) => {
                 self.launch(&dev, y, b, sizes, "f16")
             }
-            _ => bail!("conv-bias-act: f32, bf16 or f16 of one dtype only"),
+            (CudaStorageSlice::F16(y), CudaStorageSlice::F32(b), true) => {
+                self.launch(&dev, y, b, sizes, "f16")
+            }
+            _ => bail!(
+                "conv-bias-act: f32, bf16 or f16 output with a bias of its dtype (f32 when channels-last)"
+            ),
         }
     }
 }
@@ -425,12 +434,12 @@ impl ConvBias {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn launch<T: DeviceRepr + candle_core::WithDType>(
+    fn launch<T: DeviceRepr + candle_core::WithDType, B: DeviceRepr>(
         &self,
         dev: &CudaDevice,
         x: CudaView<'_, T>,
         k: CudaView<'_, T>,
-        b: CudaView<'_, T>,
+        b: CudaView<'_, B>,
         (n, ci, h, w): (usize, usize, usize, usize),
         (kh, kw): (usize, usize),
         out: &Shape,
@@ -484,10 +493,10 @@ impl ConvBias {
     /// The 3×3, stride 1 or 2, channels-last depthwise kernel (`dw3_last_s*`): four output
     /// pixels per thread.
     #[allow(clippy::type_complexity)]
-    fn launch_dw3<T: DeviceRepr + candle_core::WithDType>(
+    fn launch_dw3<T: DeviceRepr + candle_core::WithDType, B: DeviceRepr>(
         &self,
         dev: &CudaDevice,
-        (x, k, b): (CudaView<'_, T>, CudaView<'_, T>, CudaView<'_, T>),
+        (x, k, b): (CudaView<'_, T>, CudaView<'_, T>, CudaView<'_, B>),
         (n, c, h, w): (usize, usize, usize, usize),
         (ho, wo): (usize, usize),
         out: &Shape,
@@ -558,17 +567,35 @@ impl CustomOp3 for ConvBias {
                 )?)
             };
         }
+        // Channels-last kernels take an f32 bias; the NCHW dense kernel one of the input's dtype.
+        let f32_bias = self.layout != ConvLayout::Dense;
         let slice = match (&s1.slice, &s2.slice, &s3.slice) {
             (CudaStorageSlice::F32(x), CudaStorageSlice::F32(k), CudaStorageSlice::F32(b)) => {
                 go!(F32, x, k, b)
             }
-            (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(b)) => {
+            (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(k), CudaStorageSlice::BF16(b))
+                if !f32_bias =>
+            {
                 go!(BF16, x, k, b)
             }
-            (CudaStorageSlice::F16(x), CudaStorageSlice::F16(k), CudaStorageSlice::F16(b)) => {
+            (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(k), CudaStorageSlice::F32(b))
+                if f32_bias =>
+            {
+                go!(BF16, x, k, b)
+            }
+            (CudaStorageSlice::F16(x), CudaStorageSlice::F16(k), CudaStorageSlice::F16(b))
+                if !f32_bias =>
+            {
                 go!(F16, x, k, b)
             }
-            _ => bail!("convolution on CUDA: f32, bf16 or f16 operands of one dtype only"),
+            (CudaStorageSlice::F16(x), CudaStorageSlice::F16(k), CudaStorageSlice::F32(b))
+                if f32_bias =>
+            {
+                go!(F16, x, k, b)
+            }
+            _ => bail!(
+                "convolution on CUDA: f32, bf16 or f16 input and kernel of one dtype, bias of that dtype (f32 for channels-last)"
+            ),
         };
         Ok((CudaStorage { slice, device: dev }, shape))
     }
