@@ -2,6 +2,7 @@
 //! accuracy curves per epoch, and the confusion matrix as a heatmap.
 
 use crate::error::{Error, Result};
+use crate::eval::metrics::ClassificationReport;
 use crate::train::event::EpochMetrics;
 use plotters::prelude::*;
 use std::path::Path;
@@ -98,6 +99,38 @@ pub fn curves(
         root.present().map_err(|e| plot_err(path, e))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::io("writing plot", path, e))
+}
+
+/// A classifier's `loss.png` (cross-entropy) and `accuracy.png` curves in `dir`, train against
+/// validation per epoch.
+pub fn classifier_curves(dir: &Path, history: &[EpochMetrics]) -> Result<()> {
+    curves(
+        &dir.join("loss.png"),
+        "Loss",
+        "cross-entropy",
+        history,
+        |m| (Some(m.train_loss), m.validation_loss),
+    )?;
+    curves(
+        &dir.join("accuracy.png"),
+        "Accuracy",
+        "accuracy",
+        history,
+        |m| (m.train_accuracy, m.validation_accuracy),
+    )
+}
+
+/// `confusion_matrix_{name}.png` in `dir` for the evaluation report `name` (validation, test…).
+pub fn report_confusion_matrix(dir: &Path, name: &str, r: &ClassificationReport) -> Result<()> {
+    confusion_matrix(
+        &dir.join(format!("confusion_matrix_{name}.png")),
+        &format!(
+            "Confusion matrix ({name}, accuracy {:.1}%)",
+            r.accuracy * 100.0
+        ),
+        &r.labels,
+        &r.confusion_matrix,
+    )
 }
 
 /// Draws the confusion matrix (rows: true class, columns: predicted), each cell shaded by its

@@ -559,34 +559,11 @@ fn write_run_outputs(
         "elapsed_secs": ctx.started.elapsed().as_secs_f64(),
     });
     write_json(&dir.report_json(), &report)?;
-    plots::curves(
-        &dir.report_dir().join("loss.png"),
-        "Loss",
-        "cross-entropy",
-        &c.history,
-        |m| (Some(m.train_loss), m.validation_loss),
-    )?;
-    plots::curves(
-        &dir.report_dir().join("accuracy.png"),
-        "Accuracy",
-        "accuracy",
-        &c.history,
-        |m| (m.train_accuracy, m.validation_accuracy),
-    )?;
+    plots::classifier_curves(&dir.report_dir(), &c.history)?;
     let mut written = 3;
     phase.set(written);
     for (name, r) in reports {
-        let title = format!(
-            "Confusion matrix ({name}, accuracy {:.1}%)",
-            r.accuracy * 100.0
-        );
-        plots::confusion_matrix(
-            &dir.report_dir()
-                .join(format!("confusion_matrix_{name}.png")),
-            &title,
-            &r.labels,
-            &r.confusion_matrix,
-        )?;
+        plots::report_confusion_matrix(&dir.report_dir(), name, r)?;
         written += 1;
         phase.set(written);
     }
