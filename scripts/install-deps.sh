@@ -9,6 +9,8 @@ packages=()
 # tools to run it under a virtual display (screenshots, the frame-time measurement).
 packages+=(libx11-6 libxcursor1 libxi6 libxkbcommon-x11-0 libegl1 libgl1 libgl1-mesa-dri)
 packages+=(xvfb imagemagick xdotool)
+# engine/tests/metal_shader.rs compiles the Metal kernels as C++ (through a shim) to check them.
+packages+=(g++)
 # Sound classifier: clip generators for tests and benchmarks (scripts/gen-*.sh).
 packages+=(espeak-ng flite fluidsynth fluid-soundfont-gm sox)
 missing=()

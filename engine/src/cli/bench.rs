@@ -49,7 +49,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4)]
     pub batches: usize,
     /// Also time one extraction batch layer by layer (per kind of layer: depthwise, 1×1
-    /// matrix products, epilogues, …) to show where the time goes.
+    /// matrix products, epilogues, …), and the fine-tuning steps phase by phase (forward,
+    /// backward, optimizer), to show where the time goes.
     #[arg(long)]
     pub profile: bool,
     /// Input size of the backbone.
@@ -175,7 +176,7 @@ fn extract_bench(
 
 /// Images/s of one fine-tuning step as the image task takes it: frozen blocks (in the device's
 /// precision), the last `fine_tune_blocks` blocks and a logistic head trained in f32 with AdamW.
-fn fine_tune_bench(args: &BenchArgs, device: &Device) -> Result<f64> {
+fn fine_tune_bench(args: &BenchArgs, device: &Device) -> Result<(f64, Option<serde_json::Value>)> {
     let mut backbone = Backbone::load(
         "mobilenet_v2",
         args.image_size,
@@ -221,7 +222,37 @@ fn fine_tune_bench(args: &BenchArgs, device: &Device) -> Result<f64> {
     for _ in 0..args.fine_tune_steps {
         step()?;
     }
-    Ok((b * args.fine_tune_steps) as f64 / t.elapsed().as_secs_f64())
+    let ips = (b * args.fine_tune_steps) as f64 / t.elapsed().as_secs_f64();
+    if !args.profile {
+        return Ok((ips, None));
+    }
+    // The same steps again, synchronized after each phase: where a step's time goes.
+    let mut ms = [0f64; 4];
+    let mut lap = |i: usize, t: &mut Instant| -> Result<()> {
+        device.synchronize()?;
+        ms[i] += t.elapsed().as_secs_f64() * 1e3;
+        *t = Instant::now();
+        Ok(())
+    };
+    for _ in 0..args.fine_tune_steps {
+        let mut t = Instant::now();
+        let f = backbone.features(&x, true)?;
+        lap(0, &mut t)?;
+        let logits = head.forward(&f, true, None)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        lap(1, &mut t)?;
+        let grads = loss.backward()?;
+        lap(2, &mut t)?;
+        opt.apply(&grads)?;
+        lap(3, &mut t)?;
+    }
+    let per = |v: f64| v / args.fine_tune_steps.max(1) as f64;
+    let profile = json!({
+        "backbone_forward_ms": per(ms[0]), "head_and_loss_ms": per(ms[1]),
+        "backward_ms": per(ms[2]), "optimizer_ms": per(ms[3]),
+        "step_ms": per(ms.iter().sum()),
+    });
+    Ok((ips, Some(profile)))
 }
 
 /// On a GPU: the same random batch through MobileNetV2 here and on the CPU, and the largest
@@ -302,11 +333,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         );
     }
     let fine_tune = if args.fine_tune_batch > 0 {
-        let ips = fine_tune_bench(&args, &device)?;
+        let (ips, profile) = fine_tune_bench(&args, &device)?;
         Some(
             json!({ "backbone": "mobilenet_v2", "batch": args.fine_tune_batch, "trainable_blocks": args.fine_tune_blocks,
             "steps": args.fine_tune_steps, "size": args.image_size,
-            "frozen_dtype": crate::device::auto_precision(&device).as_str(), "images_per_sec": ips }),
+            "frozen_dtype": crate::device::auto_precision(&device).as_str(), "images_per_sec": ips,
+            "profile": profile }),
         )
     } else {
         None
@@ -370,6 +402,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             "  {:8.1} images/s",
             f["images_per_sec"].as_f64().unwrap_or(0.0)
         );
+        if let Some(p) = f["profile"].as_object() {
+            let ms = |k: &str| p.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+            println!(
+                "  per step: backbone forward {:.2} ms, head + loss {:.2} ms, backward {:.2} ms, optimizer {:.2} ms",
+                ms("backbone_forward_ms"),
+                ms("head_and_loss_ms"),
+                ms("backward_ms"),
+                ms("optimizer_ms")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,10 @@ use candle_core::{
 use std::sync::OnceLock;
 
 const MODULE: &str = "lathe_conv";
+/// Output channels per thread of `dense_last` (`DENSE_GROUP` in SOURCE).
+const DENSE_GROUP: usize = 8;
+/// Shared memory a block may use without opting in (48 KiB on every CUDA GPU).
+const DENSE_SHARED_LIMIT: usize = 48 * 1024;
 
 const SOURCE: &str = r#"
 // Grid: x over the pixels of a plane, y over the (image, channel) planes.
@@ -90,21 +94,34 @@ __device__ void bias_act_last(T* y, const float* b, long n, int per_image, int c
     }
 }
 
-// NCHW image batch in, NHWC out: the stem of the channels-last path.
+// NCHW image batch in, NHWC out: the stem of the channels-last path. One thread computes
+// DENSE_GROUP output channels of one pixel from registers: the kernel and bias sit in shared
+// memory (the launch sizes it), each input value is loaded once per thread, and the threads of a
+// warp write neighbouring channels, then pixels — one coalesced run of the NHWC output.
+#define DENSE_GROUP 8
+extern __shared__ float lathe_dense_smem[];
 template <typename T>
 __device__ void dense_last(const T* x, const T* k, const float* b, T* y, int n, int ci, int h,
                            int w, int co, int kh, int kw, int ho, int wo, int s, int p,
                            int relu6) {
-    const int per_image = ho * wo * co;
+    const int taps = ci * kh * kw, kn = co * taps;
+    float* sk = lathe_dense_smem;
+    for (int i = threadIdx.x; i < kn; i += blockDim.x) sk[i] = ld(k, i);
+    for (int i = threadIdx.x; i < co; i += blockDim.x) sk[kn + i] = b[i];
+    __syncthreads();
+    const int groups = (co + DENSE_GROUP - 1) / DENSE_GROUP;
+    const int items = ho * wo * groups;
     for (long img = blockIdx.y; img < n; img += gridDim.y) {
         const T* xi = x + img * ci * h * w;
-        T* yi = y + img * per_image;
-        for (int pos = blockIdx.x * blockDim.x + threadIdx.x; pos < per_image;
-             pos += blockDim.x * gridDim.x) {
-            const int o = pos % co, pix = pos / co;
+        T* yi = y + img * (long)ho * wo * co;
+        for (int item = blockIdx.x * blockDim.x + threadIdx.x; item < items;
+             item += blockDim.x * gridDim.x) {
+            const int g = item % groups, pix = item / groups;
             const int oy = pix / wo, ox = pix - oy * wo;
-            const T* ko = k + o * ci * kh * kw;
-            float acc = ld(b, o);
+            const int o0 = g * DENSE_GROUP;
+            float acc[DENSE_GROUP];
+#pragma unroll
+            for (int j = 0; j < DENSE_GROUP; ++j) acc[j] = o0 + j < co ? sk[kn + o0 + j] : 0.f;
             for (int c = 0; c < ci; ++c) {
                 for (int ky = 0; ky < kh; ++ky) {
                     const int iy = oy * s + ky - p;
@@ -112,12 +129,21 @@ __device__ void dense_last(const T* x, const T* k, const float* b, T* y, int n, 
                     for (int kx = 0; kx < kw; ++kx) {
                         const int ix = ox * s + kx - p;
                         if (ix < 0 || ix >= w) continue;
-                        acc += ld(xi, ((long)c * h + iy) * w + ix) * ld(ko, (c * kh + ky) * kw + kx);
+                        const float v = ld(xi, ((long)c * h + iy) * w + ix);
+                        const int tap = (c * kh + ky) * kw + kx;
+#pragma unroll
+                        for (int j = 0; j < DENSE_GROUP; ++j)
+                            if (o0 + j < co) acc[j] += v * sk[(o0 + j) * taps + tap];
                     }
                 }
             }
-            if (relu6) acc = fminf(fmaxf(acc, 0.f), 6.f);
-            st(yi, pos, acc);
+#pragma unroll
+            for (int j = 0; j < DENSE_GROUP; ++j) {
+                if (o0 + j >= co) break;
+                float a = acc[j];
+                if (relu6) a = fminf(fmaxf(a, 0.f), 6.f);
+                st(yi, (long)pix * co + o0 + j, a);
+            }
         }
     }
 }
@@ -452,7 +478,18 @@ impl ConvBias {
             }
             ConvLayout::DenseToLast => {
                 let (_, ho, wo, co) = out.dims4()?;
-                ("dense_last", co, ho, wo, image_grid(ho * wo * co, n))
+                let groups = co.div_ceil(DENSE_GROUP);
+                let mut cfg = image_grid(ho * wo * groups, n);
+                // The kernel and bias, staged in shared memory.
+                let shared = (co * ci * kh * kw + co) * std::mem::size_of::<f32>();
+                if shared > DENSE_SHARED_LIMIT {
+                    bail!(
+                        "convolution: a {co}×{ci}×{kh}×{kw} kernel is too large for the direct \
+                         channels-last kernel (it is meant for the stem)"
+                    )
+                }
+                cfg.shared_mem_bytes = shared as u32;
+                ("dense_last", co, ho, wo, cfg)
             }
             ConvLayout::DepthwiseLast => {
                 let (_, ho, wo, co) = out.dims4()?;

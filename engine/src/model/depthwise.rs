@@ -1,7 +1,8 @@
 //! Depthwise 2-D convolution as candle custom ops. candle 0.11 runs a grouped convolution as one
 //! small convolution per group, which makes MobileNet's depthwise layers the slowest part of the
 //! network; these ops do the whole layer in one pass over the planes (rayon-parallel on the CPU),
-//! with a backward pass for fine-tuning and a fused bias + ReLU6 variant for inference.
+//! with a backward pass for fine-tuning and a fused bias + ReLU6 variant for inference. The GPU
+//! kernels live in `depthwise_cuda.rs` (CUDA) and `depthwise_metal.rs` + `depthwise.metal`.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
@@ -199,6 +200,17 @@ impl CustomOp2 for DepthwiseConv {
         super::depthwise_cuda::forward(self.0, (s1, l1), (s2, l2), None, false)
     }
 
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        s1: &candle_core::MetalStorage,
+        l1: &Layout,
+        s2: &candle_core::MetalStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        super::depthwise_metal::forward(self.0, (s1, l1), (s2, l2), None, false)
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -274,6 +286,25 @@ impl CustomOp3 for DepthwiseConvBias {
             self.relu6,
         )
     }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        s1: &candle_core::MetalStorage,
+        l1: &Layout,
+        s2: &candle_core::MetalStorage,
+        l2: &Layout,
+        s3: &candle_core::MetalStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        super::depthwise_metal::forward(
+            self.geometry,
+            (s1, l1),
+            (s2, l2),
+            Some((s3, l3)),
+            self.relu6,
+        )
+    }
 }
 
 /// Gradient w.r.t. the input: arguments (grad_out, kernel).
@@ -338,6 +369,17 @@ impl CustomOp2 for DepthwiseGradInput {
         l2: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         super::depthwise_cuda::grad_input(self.g, (self.h, self.w), (s1, l1), (s2, l2))
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        s1: &candle_core::MetalStorage,
+        l1: &Layout,
+        s2: &candle_core::MetalStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        super::depthwise_metal::grad_input(self.g, (self.h, self.w), (s1, l1), (s2, l2))
     }
 }
 
@@ -407,15 +449,27 @@ impl CustomOp2 for DepthwiseGradKernel {
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         super::depthwise_cuda::grad_kernel(self.g, (self.kh, self.kw), (s1, l1), (s2, l2))
     }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        s1: &candle_core::MetalStorage,
+        l1: &Layout,
+        s2: &candle_core::MetalStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        super::depthwise_metal::grad_kernel(self.g, (self.kh, self.kw), (s1, l1), (s2, l2))
+    }
 }
 
-/// True when one of our kernels runs `x`: f32 on the CPU; f32, bf16 or f16 on CUDA.
+/// True when one of our kernels runs `x`: f32 on the CPU; f32, bf16 or f16 on CUDA; f32 or
+/// f16 on Metal.
 fn has_kernel(x: &Tensor) -> bool {
     use candle_core::DType::{BF16, F16, F32};
     match x.device() {
         candle_core::Device::Cpu => x.dtype() == F32,
         candle_core::Device::Cuda(_) => matches!(x.dtype(), F32 | BF16 | F16),
-        _ => false,
+        candle_core::Device::Metal(_) => matches!(x.dtype(), F32 | F16),
     }
 }
 
@@ -426,7 +480,7 @@ pub fn depthwise_conv2d(x: &Tensor, k: &Tensor, stride: usize, padding: usize) -
         x.contiguous()?
             .apply_op2(&k.contiguous()?, DepthwiseConv(g))
     } else {
-        // Metal (and other dtypes) use candle's grouped convolution.
+        // Other dtypes use candle's grouped convolution.
         let c = x.dim(1)?;
         x.conv2d(k, padding, stride, 1, c)
     }

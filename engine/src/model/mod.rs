@@ -10,6 +10,8 @@ pub mod crepe;
 pub mod depthwise;
 #[cfg(feature = "cuda")]
 pub mod depthwise_cuda;
+#[cfg(feature = "metal")]
+pub mod depthwise_metal;
 pub mod detect_head;
 pub mod efficientnet_lite;
 pub mod forest;

@@ -89,9 +89,9 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
             "max_iterations",
             "Boosting rounds",
             "Boosted trees",
-            "Most boosting rounds (trees per output); early stopping usually ends sooner.",
+            "Most boosting rounds (trees per output); early stopping usually ends sooner. The default, 100, is scikit-learn's and LightGBM's.",
             (1, 10_000),
-            300,
+            100,
         ),
         ParamSpec::float(
             "learning_rate",
@@ -331,6 +331,9 @@ pub struct Candidate {
     pub value: f64,
     pub iterations: usize,
     pub fit_secs: f64,
+    /// CPU seconds of the fit (all threads), where the OS reports it: unlike wall time, it
+    /// does not grow with the load of a shared machine.
+    pub fit_cpu_secs: Option<f64>,
     pub chosen: bool,
 }
 
@@ -377,6 +380,7 @@ fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         // Only the first candidate draws the loss curve; the others report progress only.
         let plot = i == 0;
         let started = Instant::now();
+        let cpu_started = crate::train::cpu_time::process_cpu_secs();
         let (fitted, history) = match *algorithm {
             "boosted_trees" => fit_trees(ctx, &table, kind, &p, plot)?,
             "random_forest" => fit_forest(ctx, &table, kind, &p, plot)?,
@@ -384,6 +388,9 @@ fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             _ => fit_linear(ctx, &table, kind, &p, plot)?,
         };
         let fit_secs = started.elapsed().as_secs_f64();
+        let fit_cpu_secs = cpu_started
+            .zip(crate::train::cpu_time::process_cpu_secs())
+            .map(|(a, b)| b - a);
         let model = TabularModel::new(kind, &table, fitted, algorithm);
         let part = if table.validation.is_empty() {
             &table.train
@@ -408,6 +415,7 @@ fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             // boosting rounds, trees of a forest, epochs of the MLP
             iterations: history.epochs.last().map_or(0, |e| e.epoch),
             fit_secs,
+            fit_cpu_secs,
             chosen: better,
         });
         if better {

@@ -1,8 +1,10 @@
 //! Training sessions: events, the run-state fold, pause/cancel control, the run folder, the
 //! feature cache, the optimizer and the head-fitting loop.
 
+pub mod adamw_fused;
 pub mod context;
 pub mod control;
+pub mod cpu_time;
 pub mod diverge;
 pub mod event;
 pub mod extend;
