@@ -255,6 +255,59 @@ fn fine_tune_bench(args: &BenchArgs, device: &Device) -> Result<(f64, Option<ser
     Ok((ips, Some(profile)))
 }
 
+/// On a GPU: training batch norm + ReLU6 on the same random batch here and on the CPU — the
+/// largest differences of the output and of the input, scale and shift gradients.
+fn batch_norm_agreement(device: &Device) -> Result<serde_json::Value> {
+    use crate::model::batch_norm::TrainBatchNorm;
+    let (n, c, h, w) = (16, 96, 14, 14);
+    let x = (Tensor::randn(0f32, 1.0, (n, c, h, w), &Device::Cpu)? * 3.0)?;
+    let r = Tensor::randn(0f32, 1.0, (n, c, h, w), &Device::Cpu)?;
+    let gamma = Tensor::randn(1f32, 0.3, c, &Device::Cpu)?;
+    let beta = Tensor::randn(0.5f32, 0.5, c, &Device::Cpu)?;
+    let run = |dev: &Device| -> Result<Vec<Tensor>> {
+        let var = |t: &Tensor| candle_core::Var::from_tensor(&t.to_device(dev)?);
+        let bn = TrainBatchNorm {
+            gamma: var(&gamma)?,
+            beta: var(&beta)?,
+            running_mean: var(&Tensor::zeros(c, DType::F32, &Device::Cpu)?)?,
+            running_var: var(&Tensor::ones(c, DType::F32, &Device::Cpu)?)?,
+            eps: 1e-5,
+        };
+        let xv = var(&x)?;
+        let y = bn.forward(xv.as_tensor(), true, true)?;
+        let grads = (&y * &r.to_device(dev)?)?.sum_all()?.backward()?;
+        let mut out = vec![y];
+        for v in [&xv, &bn.gamma, &bn.beta] {
+            let g = grads.get(v).ok_or_else(|| {
+                candle_core::Error::Msg("batch norm: a gradient is missing".into())
+            })?;
+            out.push(g.clone());
+        }
+        out.push(bn.running_var.as_tensor().clone());
+        out.iter().map(|t| Ok(t.to_device(&Device::Cpu)?)).collect()
+    };
+    let (here, cpu) = (run(device)?, run(&Device::Cpu)?);
+    let mut out = serde_json::Map::new();
+    for (i, name) in [
+        "output",
+        "input_gradient",
+        "scale_gradient",
+        "shift_gradient",
+        "running_var",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let diff = (&here[i] - &cpu[i])?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let scale = cpu[i].abs()?.max_all()?.to_scalar::<f32>()?;
+        out.insert(
+            (*name).into(),
+            json!({ "max_abs_diff": diff, "max_abs_value": scale }),
+        );
+    }
+    Ok(out.into())
+}
+
 /// On a GPU: the same random batch through MobileNetV2 here and on the CPU, and the largest
 /// feature difference, in f32 and bf16 (a quick check of the device's kernels; the full check
 /// is engine/tests/gpu.rs).
@@ -346,7 +399,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let agreement = if device.is_cpu() {
         None
     } else {
-        Some(agreement_check(&args, &device)?)
+        let mut a = agreement_check(&args, &device)?;
+        a["batch_norm_train"] = batch_norm_agreement(&device)?;
+        Some(a)
     };
     let threads = rayon::current_num_threads();
     let result = json!({

@@ -2,9 +2,10 @@
 //! MobileNet-style backbones. Frozen layers run with batch norm folded into the convolution
 //! (exact in eval mode, and faster); trainable layers keep `Var`s and batch norm in train mode.
 
+use crate::model::batch_norm::TrainBatchNorm;
 use crate::model::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
 use crate::model::pointwise::pointwise_bias;
-use candle_core::{D, DType, Module, ModuleT, Result, Tensor, Var};
+use candle_core::{D, DType, Module, Result, Tensor, Var};
 use std::collections::HashMap;
 
 /// Which convolution a layer runs.
@@ -20,9 +21,7 @@ pub enum ConvKind {
 
 struct TrainableParts {
     weight: Var,
-    gamma: Var,
-    beta: Var,
-    bn: candle_nn::BatchNorm,
+    bn: TrainBatchNorm,
 }
 
 /// A convolution + batch norm (+ ReLU6) layer with PyTorch-style parameter names.
@@ -83,23 +82,15 @@ impl ConvBn {
             (format!("{bn_name}.running_var"), var.clone()),
         ];
         let trainable = if trainable {
-            let weight = Var::from_tensor(&weight)?;
-            let gamma = Var::from_tensor(&gamma)?;
-            let beta = Var::from_tensor(&beta)?;
-            let channels = gamma.dim(0)?;
-            let bn = candle_nn::BatchNorm::new(
-                channels,
-                mean.copy()?,
-                var.copy()?,
-                gamma.as_tensor().clone(),
-                beta.as_tensor().clone(),
-                eps,
-            )?;
             Some(TrainableParts {
-                weight,
-                gamma,
-                beta,
-                bn,
+                weight: Var::from_tensor(&weight)?,
+                bn: TrainBatchNorm {
+                    gamma: Var::from_tensor(&gamma)?,
+                    beta: Var::from_tensor(&beta)?,
+                    running_mean: Var::from_tensor(&mean)?,
+                    running_var: Var::from_tensor(&var)?,
+                    eps,
+                },
             })
         } else {
             None
@@ -170,12 +161,7 @@ impl ConvBn {
         match &self.trainable {
             Some(t) => {
                 let y = self.conv(x, t.weight.as_tensor(), padding)?;
-                let y = t.bn.forward_t(&y, train)?;
-                if self.relu6 {
-                    y.clamp(0f32, 6f32)
-                } else {
-                    Ok(y)
-                }
+                t.bn.forward(&y, train, self.relu6)
             }
             None => self.forward_folded(x, padding),
         }
@@ -283,7 +269,7 @@ impl ConvBn {
     /// Trainable variables (empty for frozen layers).
     pub fn vars(&self) -> Vec<Var> {
         match &self.trainable {
-            Some(t) => vec![t.weight.clone(), t.gamma.clone(), t.beta.clone()],
+            Some(t) => vec![t.weight.clone(), t.bn.gamma.clone(), t.bn.beta.clone()],
             None => Vec::new(),
         }
     }
@@ -303,16 +289,19 @@ impl ConvBn {
                 ),
                 (
                     format!("{}.weight", self.bn_name),
-                    t.gamma.as_tensor().clone(),
+                    t.bn.gamma.as_tensor().clone(),
                 ),
-                (format!("{}.bias", self.bn_name), t.beta.as_tensor().clone()),
+                (
+                    format!("{}.bias", self.bn_name),
+                    t.bn.beta.as_tensor().clone(),
+                ),
                 (
                     format!("{}.running_mean", self.bn_name),
-                    t.bn.running_mean().clone(),
+                    t.bn.running_mean.as_tensor().clone(),
                 ),
                 (
                     format!("{}.running_var", self.bn_name),
-                    t.bn.running_var().clone(),
+                    t.bn.running_var.as_tensor().clone(),
                 ),
             ],
         }
@@ -323,10 +312,10 @@ impl ConvBn {
         if let Some(t) = &self.trainable {
             let (w, b) = fold(
                 t.weight.as_tensor(),
-                t.gamma.as_tensor(),
-                t.beta.as_tensor(),
-                t.bn.running_mean(),
-                t.bn.running_var(),
+                t.bn.gamma.as_tensor(),
+                t.bn.beta.as_tensor(),
+                t.bn.running_mean.as_tensor(),
+                t.bn.running_var.as_tensor(),
                 self.eps,
             )?;
             self.folded_weight = w;

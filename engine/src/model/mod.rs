@@ -3,6 +3,9 @@
 
 pub mod audio_cnn;
 pub mod backbone;
+pub mod batch_norm;
+#[cfg(feature = "cuda")]
+pub mod batch_norm_cuda;
 pub mod conv_bn;
 #[cfg(feature = "cuda")]
 pub mod conv_cuda;
