@@ -401,6 +401,9 @@ pub struct RawBoxes {
     /// `[cells, num_classes]`, cells row-major: the class probability where the cell is a peak
     /// of that class (no 3×3 neighbour is higher), else 0.
     pub confidence: Vec<f32>,
+    /// `[cells, num_classes]`: the class probability of every cell, peak or not (for checks:
+    /// how close a neighbour came to taking the peak).
+    pub probability: Vec<f32>,
     /// `[cells, 4]`: centre x, centre y, width, height relative to the model input (0–1).
     pub coordinates: Vec<f32>,
 }
@@ -419,6 +422,7 @@ pub fn raw_boxes(
         |c: usize, y: usize, x: usize| heat.get(c * plane + y * grid_w + x).copied().unwrap_or(0.0);
     let b = |k: usize, cell: usize| boxes.get(k * plane + cell).copied().unwrap_or(0.0);
     let mut confidence = Vec::with_capacity(plane * num_classes);
+    let mut probability = Vec::with_capacity(plane * num_classes);
     let mut coordinates = Vec::with_capacity(plane * 4);
     for y in 0..grid_h {
         for x in 0..grid_w {
@@ -431,6 +435,7 @@ pub fn raw_boxes(
                     }
                 }
                 confidence.push(if peak { p } else { 0.0 });
+                probability.push(p);
             }
             let cell = y * grid_w + x;
             let (gw, gh) = (grid_w as f32, grid_h as f32);
@@ -445,6 +450,7 @@ pub fn raw_boxes(
     RawBoxes {
         num_classes,
         confidence,
+        probability,
         coordinates,
     }
 }

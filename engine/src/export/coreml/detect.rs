@@ -111,13 +111,13 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     let nms = nms_model(
         &network,
         &labels,
-        f64::from(det.decode.iou_threshold),
-        f64::from(det.decode.confidence_threshold),
+        det.decode.iou_threshold,
+        det.decode.confidence_threshold,
     );
     let mut inputs = network_inputs(&network);
     inputs.extend(threshold_inputs(
-        f64::from(det.decode.iou_threshold),
-        f64::from(det.decode.confidence_threshold),
+        det.decode.iou_threshold,
+        det.decode.confidence_threshold,
     ));
     let mut description = spec::description(inputs, nms_outputs(labels.len()));
     description.metadata = Some(metadata(model_dir, &model, options)?.message());
@@ -436,7 +436,7 @@ fn network_inputs(network: &Model) -> Vec<FeatureDescription> {
 }
 
 /// The optional threshold inputs (doubles), described with their defaults.
-fn threshold_inputs(iou: f64, confidence: f64) -> Vec<FeatureDescription> {
+fn threshold_inputs(iou: f32, confidence: f32) -> Vec<FeatureDescription> {
     let optional_double = |name: &str, description: String| FeatureDescription {
         name: name.into(),
         short_description: description,
@@ -474,7 +474,8 @@ fn nms_outputs(classes: usize) -> Vec<FeatureDescription> {
     ]
 }
 
-fn nms_model(network: &Model, labels: &[String], iou: f64, confidence: f64) -> Model {
+/// The NMS model; the thresholds are the engine's f32 values, widened exactly.
+fn nms_model(network: &Model, labels: &[String], iou: f32, confidence: f32) -> Model {
     let mut inputs = network
         .description
         .as_ref()
@@ -482,8 +483,8 @@ fn nms_model(network: &Model, labels: &[String], iou: f64, confidence: f64) -> M
         .unwrap_or_default();
     inputs.extend(threshold_inputs(iou, confidence));
     let nms = NonMaximumSuppression {
-        iou_threshold: iou,
-        confidence_threshold: confidence,
+        iou_threshold: f64::from(iou),
+        confidence_threshold: f64::from(confidence),
         confidence_input_feature_name: RAW_CONFIDENCE.into(),
         coordinates_input_feature_name: RAW_COORDINATES.into(),
         iou_threshold_input_feature_name: IOU_INPUT.into(),

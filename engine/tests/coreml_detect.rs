@@ -1,0 +1,254 @@
+//! Core ML export of the object detector: a `Pipeline[NeuralNetwork → NonMaximumSuppression]`
+//! (specification 3) with Vision's inputs and outputs; and, when `LATHE_COREML_PYTHON` is set,
+//! the numpy evaluator's `raw_confidence` / `raw_coordinates` agree with the engine's boxes
+//! before NMS (`Detector::raw_files`) to 1e-3 on 24 generated images at the model's size, the
+//! whole pipeline (with NMS) is run, fp16 is measured, and broken exports are rejected.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod coreml_checker;
+
+use common::*;
+use coreml_checker::*;
+use coreml_proto::proto::{Model, NeuralNetwork, model, neural_network_layer::Layer};
+use lathe_engine::data::detect_synth::{self, SynthConfig};
+use lathe_engine::export::coreml::spec;
+use lathe_engine::model::detect_head::STRIDE;
+use lathe_engine::task::detect_model::DetectorModel;
+use std::path::{Path, PathBuf};
+
+const SIZE: u32 = 96;
+const LABELS: [&str; 3] = ["Trouser", "Bag", "Sneaker"];
+
+/// `n` generated `SIZE`² images with 1–2 objects of 3 classes; returns the image paths.
+fn generate(dir: &Path, n: usize, seed: u64) -> Vec<PathBuf> {
+    let photos: Vec<image::RgbImage> = ["chelsea.png", "coffee.png"]
+        .iter()
+        .map(|f| {
+            image::open(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../assets/photos")
+                    .join(f),
+            )
+            .unwrap()
+            .to_rgb8()
+        })
+        .collect();
+    let sprites = detect_synth::load_sprites(&sample().join("train"), &LABELS, 6).unwrap();
+    let cfg = SynthConfig {
+        num_images: n,
+        width: SIZE,
+        height: SIZE,
+        min_objects: 1,
+        max_objects: 2,
+        min_size: 0.3,
+        max_size: 0.5,
+        seed,
+        extension: "png".into(),
+    };
+    detect_synth::generate(dir, &sprites, &photos, &cfg).unwrap();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn pipeline(m: &mut Model) -> &mut Vec<Model> {
+    match &mut m.r#type {
+        Some(model::Type::Pipeline(p)) => &mut p.models,
+        other => panic!("not a pipeline: {other:?}"),
+    }
+}
+
+fn network(m: &mut Model) -> &mut NeuralNetwork {
+    match &mut pipeline(m)[0].r#type {
+        Some(model::Type::NeuralNetwork(nn)) => nn,
+        other => panic!("not a NeuralNetwork: {other:?}"),
+    }
+}
+
+fn layer<'a>(
+    nn: &'a mut NeuralNetwork,
+    name: &str,
+) -> &'a mut coreml_proto::proto::NeuralNetworkLayer {
+    nn.layers.iter_mut().find(|l| l.name == name).unwrap()
+}
+
+/// The engine's boxes before NMS (and its final boxes, relative) as the checker reads them.
+fn engine_raw(model_dir: &Path, inputs: &[PathBuf], file: &Path) {
+    let model = DetectorModel::load(model_dir, &candle_core::Device::Cpu).unwrap();
+    let det = &model.detector;
+    let grid = (SIZE as usize) / STRIDE;
+    let raw = det.raw_files(inputs, &candle_core::Device::Cpu);
+    let finals = det.detect_files(
+        inputs,
+        &det.decode,
+        &candle_core::Device::Cpu,
+        &mut |_, _| {},
+    );
+    let mut lines = String::new();
+    for ((path, r), f) in inputs.iter().zip(raw).zip(finals) {
+        let r = r.unwrap();
+        let s = SIZE as f32;
+        let boxes: Vec<[f32; 6]> = f
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let (cx, cy) = d.rect.center();
+                let (w, h) = (d.rect.width, d.rect.height);
+                [cx / s, cy / s, w / s, h / s, d.label as f32, d.score]
+            })
+            .collect();
+        lines += &serde_json::json!({
+            "input": path,
+            "grid": [grid, grid],
+            "confidence": r.confidence,
+            "probability": r.probability,
+            "coordinates": r.coordinates,
+            "boxes": boxes,
+        })
+        .to_string();
+        lines.push('\n');
+    }
+    std::fs::write(file, lines).unwrap();
+}
+
+#[test]
+fn detector_exports_a_vision_pipeline_that_agrees_with_the_engine_before_nms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, data, run_dir) = (
+        tmp.path().join("cache"),
+        tmp.path().join("data"),
+        tmp.path().join("run"),
+    );
+    generate(&data, 8, 11);
+    let inputs = generate(&tmp.path().join("inputs"), 24, 77);
+    let out = run(lathe(&cache)
+        .args([
+            "train",
+            "--template",
+            "object-detector",
+            "--json",
+            "--seed",
+            "3",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run_dir)
+        .args(["--param", &format!("image_size={SIZE}")])
+        .args([
+            "--param",
+            "head_channels=32",
+            "--param",
+            "validation_split=0",
+        ])
+        .args(["--param", "batch_size=8", "--param", "learning_rate=0.005"])
+        .args(["--param", "epochs=25", "--param", "fine_tune_blocks=2"])
+        .args(["--param", "fine_tune_epochs=1"]));
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+
+    let model_path = tmp.path().join("det.mlmodel");
+    let info = export(&cache, &run_dir, &model_path, "fp32");
+    assert_eq!(info["specification_version"], 3, "{info}");
+    let mut m = spec::read(&model_path).unwrap();
+    assert_eq!(m.specification_version, 3);
+    let desc = m.description.clone().unwrap();
+    let names = |f: &[coreml_proto::proto::FeatureDescription]| {
+        f.iter().map(|f| f.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&desc.input),
+        ["image", "iouThreshold", "confidenceThreshold"]
+    );
+    assert!(desc.input[1].r#type.as_ref().unwrap().is_optional);
+    assert_eq!(names(&desc.output), ["confidence", "coordinates"]);
+    let user = &desc.metadata.as_ref().unwrap().user_defined;
+    assert_eq!(user["classes"], r#"["Bag","Sneaker","Trouser"]"#);
+    assert_eq!(
+        user["com.apple.coreml.model.preview.type"],
+        "objectDetector"
+    );
+    let models = pipeline(&mut m);
+    assert_eq!(models.len(), 2);
+    let Some(model::Type::NonMaximumSuppression(nms)) = &models[1].r#type else {
+        panic!("second model is not NMS")
+    };
+    assert_eq!(
+        nms.confidence_threshold,
+        f64::from(0.3f32),
+        "the template's default"
+    );
+    let nn_out = names(&models[0].description.as_ref().unwrap().output);
+    assert_eq!(nn_out, ["raw_confidence", "raw_coordinates"]);
+    let m16 = tmp.path().join("det16.mlmodel");
+    let info16 = export(&cache, &run_dir, &m16, "fp16");
+    assert_eq!(info16["specification_version"], 3);
+    let (b32, b16) = (
+        info["bytes"].as_u64().unwrap(),
+        info16["bytes"].as_u64().unwrap(),
+    );
+    eprintln!("detector export: fp32 {b32} bytes, fp16 {b16} bytes");
+    assert!(b16 < b32 * 6 / 10, "fp16 {b16} vs fp32 {b32}");
+
+    let Some(python) = coreml_python() else {
+        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
+        return;
+    };
+    let raw = tmp.path().join("raw.jsonl");
+    engine_raw(&run_dir.join("model"), &inputs, &raw);
+    let extra = ["--detector"];
+    let (code, report) = check(&python, &model_path, &raw, &extra);
+    eprintln!("detector fp32: {report}");
+    assert_eq!(code, 0, "checker rejected the export: {report}");
+    assert!(report["inputs"].as_u64().unwrap() >= 20, "{report}");
+    assert!(report["max_abs_diff"].as_f64().unwrap() <= 1e-3, "{report}");
+    // After NMS: every engine box is a Core ML box, except a second class peaking on the same
+    // cell (Core ML labels a box by its best class).
+    let boxes = &report["boxes_after_nms"];
+    let n = |k: &str| boxes[k].as_u64().unwrap();
+    assert!(n("engine") > 0, "{report}");
+    assert_eq!(
+        n("matched") + n("engine_second_class_of_a_box"),
+        n("engine"),
+        "{report}"
+    );
+    assert_eq!(n("matched"), n("coreml"), "{report}");
+    let (_, r16) = check(&python, &m16, &raw, &["--detector", "--tolerance", "1"]);
+    eprintln!("detector fp16: {r16}");
+
+    // Broken: no peak test (every cell keeps its probability); the cell grid not added to the
+    // offsets; two labels swapped in the NMS model.
+    let broken = tmp.path().join("broken.mlmodel");
+    mutate(&model_path, &broken, |m| {
+        let l = layer(network(m), "peak.confidence");
+        l.input.truncate(1);
+        l.layer = Some(Layer::Multiply(coreml_proto::proto::MultiplyLayerParams {
+            alpha: 1.0,
+        }));
+    });
+    assert_rejected(&python, &broken, &raw, &extra, "no peak test");
+    mutate(&model_path, &broken, |m| {
+        let Some(Layer::Bias(b)) = &mut layer(network(m), "box.centre").layer else {
+            panic!("box.centre is not a bias layer")
+        };
+        b.bias.as_mut().unwrap().float_value.fill(0.0);
+    });
+    assert_rejected(&python, &broken, &raw, &extra, "cell grid dropped");
+    mutate(&model_path, &broken, |m| {
+        let Some(model::Type::NonMaximumSuppression(nms)) = &mut pipeline(m)[1].r#type else {
+            panic!("no NMS")
+        };
+        let Some(coreml_proto::proto::non_maximum_suppression::ClassLabels::StringClassLabels(v)) =
+            &mut nms.class_labels
+        else {
+            panic!("no string labels")
+        };
+        v.vector.swap(0, 1);
+    });
+    assert_rejected(&python, &broken, &raw, &extra, "labels swapped");
+}
