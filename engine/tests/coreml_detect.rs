@@ -252,3 +252,155 @@ fn detector_exports_a_vision_pipeline_that_agrees_with_the_engine_before_nms() {
     });
     assert_rejected(&python, &broken, &raw, &extra, "labels swapped");
 }
+
+/// Crops of the real quokka photo (`assets/detection/quokka`, imgaug's, with its box), each
+/// keeping at least half of the animal, half of them mirrored; boxes in the crop's pixels.
+fn quokka_crops(n: usize, seed: u64) -> Vec<(image::RgbImage, [f32; 4])> {
+    use rand::{Rng, SeedableRng};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/detection/quokka");
+    let photo = image::open(dir.join("quokka.jpg")).unwrap().to_rgb8();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("quokka_annotations.json")).unwrap(),
+    )
+    .unwrap();
+    let b = &v["bounding_boxes"][0];
+    let k = |key: &str| b[key].as_f64().unwrap() as f32;
+    let (bx0, by0, bx1, by1) = (k("x1"), k("y1"), k("x2"), k("y2"));
+    let (w, h) = (photo.width() as f32, photo.height() as f32);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    while out.len() < n {
+        let (cw, ch) = (
+            w * rng.random_range(0.55..1.0),
+            h * rng.random_range(0.55..1.0),
+        );
+        let (x0, y0) = (
+            rng.random_range(0.0..=w - cw),
+            rng.random_range(0.0..=h - ch),
+        );
+        let (ix0, iy0, ix1, iy1) = (bx0.max(x0), by0.max(y0), bx1.min(x0 + cw), by1.min(y0 + ch));
+        if (ix1 - ix0).max(0.0) * (iy1 - iy0).max(0.0) < 0.5 * (bx1 - bx0) * (by1 - by0) {
+            continue;
+        }
+        let mut crop =
+            image::imageops::crop_imm(&photo, x0 as u32, y0 as u32, cw as u32, ch as u32)
+                .to_image();
+        let (mut l, mut r) = (ix0 - x0.floor(), ix1 - x0.floor());
+        if out.len() % 2 == 1 {
+            crop = image::imageops::flip_horizontal(&crop);
+            let cwf = crop.width() as f32;
+            (l, r) = (cwf - r, cwf - l);
+        }
+        out.push((crop, [l, iy0 - y0.floor(), r, iy1 - y0.floor()]));
+    }
+    out
+}
+
+/// The quokka measurement recorded in docs/benchmarks.md (`## Core ML detector`): a detector
+/// at the template's 416 px trained on 16 crops of the real photo, then fp32 and fp16 exports
+/// checked on 24 other crops and the two bundled photos (26 real images at the model's size).
+/// `cargo test -p lathe-engine --test coreml_detect -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement (minutes on a CPU); run with --ignored"]
+fn quokka_measurement() {
+    let Some(python) = coreml_python() else {
+        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
+        return;
+    };
+    let size = 416u32;
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, data, run_dir, inputs_dir) = (
+        tmp.path().join("cache"),
+        tmp.path().join("data"),
+        tmp.path().join("run"),
+        tmp.path().join("inputs"),
+    );
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&inputs_dir).unwrap();
+    let mut entries = Vec::new();
+    for (i, (img, [x0, y0, x1, y1])) in quokka_crops(16, 1).into_iter().enumerate() {
+        let name = format!("crop{i:02}.jpg");
+        img.save(data.join(&name)).unwrap();
+        entries.push(
+            serde_json::json!({"image": name, "annotations": [{"label": "quokka",
+            "coordinates": {"x": (x0 + x1) / 2.0, "y": (y0 + y1) / 2.0,
+                            "width": x1 - x0, "height": y1 - y0}}]}),
+        );
+    }
+    std::fs::write(
+        data.join("annotations.json"),
+        serde_json::to_string(&entries).unwrap(),
+    )
+    .unwrap();
+    let resize = |img: &image::RgbImage| {
+        image::imageops::resize(img, size, size, image::imageops::FilterType::Triangle)
+    };
+    let mut inputs = Vec::new();
+    for (i, (img, _)) in quokka_crops(24, 2).into_iter().enumerate() {
+        let p = inputs_dir.join(format!("quokka{i:02}.png"));
+        resize(&img).save(&p).unwrap();
+        inputs.push(p);
+    }
+    for name in ["chelsea.png", "coffee.png"] {
+        let photo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../assets/photos")
+            .join(name);
+        let p = inputs_dir.join(name);
+        resize(&image::open(photo).unwrap().to_rgb8())
+            .save(&p)
+            .unwrap();
+        inputs.push(p);
+    }
+    let out = run(lathe(&cache)
+        .args([
+            "train",
+            "--template",
+            "object-detector",
+            "--json",
+            "--seed",
+            "3",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run_dir)
+        .args(["--param", &format!("image_size={size}")])
+        .args(["--param", "validation_split=0", "--param", "epochs=20"])
+        .args([
+            "--param",
+            "fine_tune_blocks=2",
+            "--param",
+            "fine_tune_epochs=3",
+        ]));
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    let raw = tmp.path().join("raw.jsonl");
+    let model_dir = run_dir.join("model");
+    let model = DetectorModel::load(&model_dir, &candle_core::Device::Cpu).unwrap();
+    let grid = size as usize / STRIDE;
+    let mut lines = String::new();
+    for (path, r) in inputs
+        .iter()
+        .zip(model.detector.raw_files(&inputs, &candle_core::Device::Cpu))
+    {
+        let r = r.unwrap();
+        lines += &serde_json::json!({"input": path, "grid": [grid, grid],
+            "confidence": r.confidence, "probability": r.probability,
+            "coordinates": r.coordinates})
+        .to_string();
+        lines.push('\n');
+    }
+    std::fs::write(&raw, lines).unwrap();
+    for precision in ["fp32", "fp16"] {
+        let path = tmp.path().join(format!("quokka-{precision}.mlmodel"));
+        let info = export(&cache, &run_dir, &path, precision);
+        let tolerance = if precision == "fp32" { "1e-3" } else { "1" };
+        let (code, report) = check(
+            &python,
+            &path,
+            &raw,
+            &["--detector", "--tolerance", tolerance],
+        );
+        eprintln!("quokka {precision}: export {info}\nchecker {report}");
+        assert_eq!(code, 0, "{report}");
+    }
+}
