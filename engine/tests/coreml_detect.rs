@@ -79,10 +79,10 @@ fn layer<'a>(
 }
 
 /// The engine's boxes before NMS (and its final boxes, relative) as the checker reads them.
-fn engine_raw(model_dir: &Path, inputs: &[PathBuf], file: &Path) {
+fn engine_raw(model_dir: &Path, inputs: &[PathBuf], file: &Path, size: u32) {
     let model = DetectorModel::load(model_dir, &candle_core::Device::Cpu).unwrap();
     let det = &model.detector;
-    let grid = (SIZE as usize) / STRIDE;
+    let grid = (size as usize) / STRIDE;
     let raw = det.raw_files(inputs, &candle_core::Device::Cpu);
     let finals = det.detect_files(
         inputs,
@@ -93,7 +93,7 @@ fn engine_raw(model_dir: &Path, inputs: &[PathBuf], file: &Path) {
     let mut lines = String::new();
     for ((path, r), f) in inputs.iter().zip(raw).zip(finals) {
         let r = r.unwrap();
-        let s = SIZE as f32;
+        let s = size as f32;
         let boxes: Vec<[f32; 6]> = f
             .unwrap()
             .iter()
@@ -200,7 +200,7 @@ fn detector_exports_a_vision_pipeline_that_agrees_with_the_engine_before_nms() {
         return;
     };
     let raw = tmp.path().join("raw.jsonl");
-    engine_raw(&run_dir.join("model"), &inputs, &raw);
+    engine_raw(&run_dir.join("model"), &inputs, &raw, SIZE);
     let extra = ["--detector"];
     let (code, report) = check(&python, &model_path, &raw, &extra);
     eprintln!("detector fp32: {report}");
@@ -374,22 +374,7 @@ fn quokka_measurement() {
         ]));
     assert!(out.status.success(), "train failed: {}", stderr(&out));
     let raw = tmp.path().join("raw.jsonl");
-    let model_dir = run_dir.join("model");
-    let model = DetectorModel::load(&model_dir, &candle_core::Device::Cpu).unwrap();
-    let grid = size as usize / STRIDE;
-    let mut lines = String::new();
-    for (path, r) in inputs
-        .iter()
-        .zip(model.detector.raw_files(&inputs, &candle_core::Device::Cpu))
-    {
-        let r = r.unwrap();
-        lines += &serde_json::json!({"input": path, "grid": [grid, grid],
-            "confidence": r.confidence, "probability": r.probability,
-            "coordinates": r.coordinates})
-        .to_string();
-        lines.push('\n');
-    }
-    std::fs::write(&raw, lines).unwrap();
+    engine_raw(&run_dir.join("model"), &inputs, &raw, size);
     for precision in ["fp32", "fp16"] {
         let path = tmp.path().join(format!("quokka-{precision}.mlmodel"));
         let info = export(&cache, &run_dir, &path, precision);

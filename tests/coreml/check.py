@@ -218,7 +218,9 @@ def check_detector(spec, args, result, tolerance):
     cell) and confidences. A peak decided differently (a confidence 0 on one side) is accepted
     only as a near tie: a 3x3 neighbour of the engine's probability within --tie-tolerance of
     the cell's. The report counts the engine's peaks, the peak flips and the near ties, and
-    gives the max |delta| of confidences where both sides agree on the peak."""
+    gives the max |delta| of confidences where both sides agree on the peak and of coordinates
+    where the engine has a box at or above the confidence threshold (elsewhere, background
+    cells may predict huge boxes whose size rounds the most)."""
     desc = spec.description
     meta = desc.metadata
     for field in ("shortDescription", "author", "license", "versionString"):
@@ -275,6 +277,7 @@ def check_detector(spec, args, result, tolerance):
     worst = {"coordinates": (0.0, None), "confidence": (0.0, None)}
     agreeing = 0.0  # max |delta| of confidences where both sides agree on the peak
     flips = near_ties = peaks = 0
+    coords_at_boxes = 0.0  # max |delta| of coordinates where the engine has a box to keep
     boxes = {"engine": 0, "coreml": 0, "matched": 0, "engine_second_class_of_a_box": 0}
     c = len(labels)
     for start in range(0, len(preds), args.batch):
@@ -297,6 +300,10 @@ def check_detector(spec, args, result, tolerance):
                 else float("inf")
             if d > worst["coordinates"][0]:
                 worst["coordinates"] = (d, p["input"])
+            at_boxes = e_conf.max(axis=1) >= n.confidenceThreshold if c else np.zeros(0, bool)
+            if np.any(at_boxes):
+                d = float(np.max(np.abs(coords[at_boxes] - e_coords[at_boxes])))
+                coords_at_boxes = max(coords_at_boxes, d if np.isfinite(d) else float("inf"))
             diff = np.abs(conf - e_conf)
             diff[~np.isfinite(conf)] = np.inf
             flipped = (conf == 0) != (e_conf == 0)
@@ -337,6 +344,7 @@ def check_detector(spec, args, result, tolerance):
     result["max_abs_diff"] = max(worst["coordinates"][0], worst["confidence"][0])
     result["worst_input"] = max(worst.values(), key=lambda w: w[0])[1]
     result["max_abs_diff_confidence_same_peaks"] = agreeing
+    result["max_abs_diff_coordinates_at_boxes"] = coords_at_boxes
     result["engine_peaks"] = peaks
     result["peak_flips"] = flips
     result["near_tie_peaks"] = near_ties
