@@ -253,6 +253,40 @@ fn detector_exports_a_vision_pipeline_that_agrees_with_the_engine_before_nms() {
     assert_rejected(&python, &broken, &raw, &extra, "labels swapped");
 }
 
+#[test]
+fn training_with_formats_coreml_writes_the_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    generate(&tmp.path().join("data"), 4, 5);
+    std::fs::write(
+        tmp.path().join("project.toml"),
+        "format_version = 1\nname = \"boxes\"\ntemplate = \"object-detector\"\n\
+         [data]\ntrain = \"data\"\n\
+         [params]\nimage_size = 64\nhead_channels = 8\nepochs = 1\nfine_tune_blocks = 0\n\
+         validation_split = 0\n\
+         [export]\nformats = [\"safetensors\", \"coreml\"]\n",
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = run(lathe(&tmp.path().join("cache"))
+        .arg("train")
+        .arg(tmp.path().join("project.toml"))
+        .args(["--json", "--out"])
+        .arg(&run_dir));
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let exported = events
+        .iter()
+        .find(|e| e["event"] == "exported" && e["format"] == "coreml")
+        .unwrap_or_else(|| panic!("no Core ML export event in {events:?}"));
+    let path = run_dir.join("exports/model.mlmodel");
+    assert_eq!(exported["path"].as_str().unwrap(), path.to_str().unwrap());
+    let mut m = spec::read(&path).unwrap();
+    assert_eq!(pipeline(&mut m).len(), 2);
+    assert!(!events.iter().any(
+        |e| e["event"] == "warning" && e["message"].as_str().unwrap_or("").contains("Core ML")
+    ));
+}
+
 /// Crops of the real quokka photo (`assets/detection/quokka`, imgaug's, with its box), each
 /// keeping at least half of the animal, half of them mirrored; boxes in the crop's pixels.
 fn quokka_crops(n: usize, seed: u64) -> Vec<(image::RgbImage, [f32; 4])> {
