@@ -2,7 +2,7 @@
 
 usage: check.py MODEL.mlmodel PREDICTIONS.jsonl [--tolerance 1e-4] [--min-inputs 20]
                 [--truth-from-parent] [--batch 4]
-                [--table ROWS.csv | --vectors TERMS.jsonl | --multi-label]
+                [--table ROWS.csv | --vectors TERMS.jsonl | --multi-label | --detector]
 
 PREDICTIONS.jsonl is `lathe predict MODEL_DIR INPUT... --json --top K` (K = every label). Inputs:
 - images (default: an image classifier; --multi-label: a multi-label NeuralNetwork), already at
@@ -10,7 +10,9 @@ PREDICTIONS.jsonl is `lathe predict MODEL_DIR INPUT... --json --top K` (K = ever
 - --table ROWS.csv: the table that was predicted (table models), one prediction per row; each
   cell becomes a Core ML input by the model's documented input contract;
 - --vectors TERMS.jsonl: one line per prediction with the engine's own term counts
-  ({"terms": {term: count}}, text models).
+  ({"terms": {term: count}}, text models);
+- --detector: an object detector pipeline; PREDICTIONS.jsonl holds the engine's boxes before NMS
+  for images at the model's size (see check_detector; tolerance 1e-3 by default).
 The checker
 1. parses the file with coremltools (`utils.load_spec`, `MLModel(path, skip_model_load=True)`);
 2. checks the interface: `predictedFeatureName` / `predictedProbabilitiesName` outputs of a
@@ -53,10 +55,16 @@ def main():
     ap.add_argument("--multi-label", action="store_true",
                     help="a NeuralNetwork with one probability per label (multi-label images)")
     ap.add_argument("--sound", action="store_true", help="predictions carry their sample windows")
+    ap.add_argument("--detector", action="store_true",
+                    help="an object detector pipeline; PREDICTIONS.jsonl holds the engine's boxes "
+                         "before NMS (see check_detector)")
+    ap.add_argument("--tie-tolerance", type=float, default=1e-5,
+                    help="detector: a peak decided differently counts as a near tie when the "
+                         "engine's neighbour is within this of the cell's probability")
     args = ap.parse_args()
     tolerance = args.tolerance
     if tolerance is None and not args.truth_from_parent:
-        tolerance = 1e-4
+        tolerance = 1e-3 if args.detector else 1e-4
 
     import coremltools as ct
 
@@ -70,6 +78,8 @@ def main():
     desc = spec.description
     classifier = bool(desc.predictedFeatureName)
     outputs = {o.name: o.type.WhichOneof("Type") for o in desc.output}
+    if args.detector:
+        return check_detector(spec, args, result, tolerance)
     if args.table is None and args.vectors is None and result["type"] != "neuralNetworkClassifier" \
             and not args.multi_label:
         fail(result, f"model type is {result['type']}, expected neuralNetworkClassifier")
@@ -190,6 +200,171 @@ def main():
             fail(result, f"max |Δ| = {max_diff:.3g} > {tolerance:g} (worst: {worst})")
     print(json.dumps(finite(result)))
     return 0 if result["ok"] else 1
+
+
+def check_detector(spec, args, result, tolerance):
+    """An object detector: Pipeline[NeuralNetwork -> NonMaximumSuppression] (spec 3).
+
+    Each line of PREDICTIONS.jsonl is the engine's output for one image (at the model's size)
+    before NMS: {"input": path, "grid": [H, W], "confidence": [cells x classes] (0 where the cell
+    is no peak of the class), "probability": [cells x classes] (every cell's class probability),
+    "coordinates": [cells x 4] (centre x, y, width, height relative to the image)}, cells
+    row-major; optionally "boxes": the engine's final boxes [[x, y, w, h, class, score], ...]
+    (relative, clipped to the image), which are compared with the NMS model's output on the
+    network's outputs (reported, not required: Core ML labels a box by its best class and does
+    not cap the number of boxes).
+
+    Fails unless the interface is Vision's and max |delta| <= tolerance on coordinates (every
+    cell) and confidences. A peak decided differently (a confidence 0 on one side) is accepted
+    only as a near tie: a 3x3 neighbour of the engine's probability within --tie-tolerance of
+    the cell's. The report counts the engine's peaks, the peak flips and the near ties, and
+    gives the max |delta| of confidences where both sides agree on the peak and of coordinates
+    where the engine has a box at or above the confidence threshold (elsewhere, background
+    cells may predict huge boxes whose size rounds the most)."""
+    desc = spec.description
+    meta = desc.metadata
+    for field in ("shortDescription", "author", "license", "versionString"):
+        if not getattr(meta, field):
+            fail(result, f"metadata {field} is empty")
+    if result["type"] != "pipeline":
+        fail(result, f"model type is {result['type']}, expected pipeline")
+        print(json.dumps(result))
+        return 1
+    if spec.specificationVersion != 3:
+        fail(result, f"specification version {spec.specificationVersion}, expected 3")
+    models = list(spec.pipeline.models)
+    kinds = [m.WhichOneof("Type") for m in models]
+    if kinds != ["neuralNetwork", "nonMaximumSuppression"]:
+        fail(result, f"pipeline models are {kinds}, expected neuralNetwork then nonMaximumSuppression")
+        print(json.dumps(result))
+        return 1
+    nn, nms = models
+    classes = json.loads(meta.userDefined.get("classes", "[]"))
+    labels = list(nms.nonMaximumSuppression.stringClassLabels.vector)
+    result["labels"] = labels
+    if labels != classes or not labels:
+        fail(result, f"NMS class labels {labels} differ from metadata classes {classes}")
+    inputs = {f.name: f for f in desc.input}
+    images = [f for f in desc.input if f.type.WhichOneof("Type") == "imageType"]
+    if len(images) != 1:
+        fail(result, "expected exactly one image input")
+    for name in ("iouThreshold", "confidenceThreshold"):
+        f = inputs.get(name)
+        if f is None or f.type.WhichOneof("Type") != "doubleType" or not f.type.isOptional:
+            fail(result, f"input {name!r} is missing or not an optional double")
+    if [o.name for o in desc.output] != ["confidence", "coordinates"]:
+        fail(result, f"outputs are {[o.name for o in desc.output]}, expected confidence, coordinates")
+    n = nms.nonMaximumSuppression
+    nn_outputs = {o.name: list(o.type.multiArrayType.shape) for o in nn.description.output}
+    if set(nn_outputs) != {n.confidenceInputFeatureName, n.coordinatesInputFeatureName}:
+        fail(result, f"network outputs {sorted(nn_outputs)} do not feed the NMS inputs")
+    if n.iouThresholdInputFeatureName != "iouThreshold" \
+            or n.confidenceThresholdInputFeatureName != "confidenceThreshold":
+        fail(result, "NMS does not read the iouThreshold / confidenceThreshold inputs")
+    result["iou_threshold"] = n.iouThreshold
+    result["confidence_threshold"] = n.confidenceThreshold
+    if not result["ok"]:
+        print(json.dumps(result))
+        return 1
+
+    with open(args.predictions) as f:
+        preds = [json.loads(line) for line in f if line.strip()]
+    result["inputs"] = len(preds)
+    if len(preds) < args.min_inputs:
+        fail(result, f"{len(preds)} inputs, need at least {args.min_inputs}")
+    from PIL import Image
+
+    worst = {"coordinates": (0.0, None), "confidence": (0.0, None)}
+    agreeing = 0.0  # max |delta| of confidences where both sides agree on the peak
+    flips = near_ties = peaks = 0
+    coords_at_boxes = 0.0  # max |delta| of coordinates where the engine has a box to keep
+    boxes = {"engine": 0, "coreml": 0, "matched": 0, "engine_second_class_of_a_box": 0}
+    c = len(labels)
+    for start in range(0, len(preds), args.batch):
+        chunk = preds[start : start + args.batch]
+        raw = eval_spec.network_outputs(
+            nn, [np.asarray(Image.open(p["input"]).convert("RGB")) for p in chunk])
+        for b, p in enumerate(chunk):
+            conf = np.asarray(raw[n.confidenceInputFeatureName][b], dtype=np.float64)
+            coords = np.asarray(raw[n.coordinatesInputFeatureName][b], dtype=np.float64)
+            gh, gw = p["grid"]
+            e_conf = np.asarray(p["confidence"], dtype=np.float64).reshape(gh * gw, c)
+            e_prob = np.asarray(p["probability"], dtype=np.float64).reshape(gh, gw, c)
+            e_coords = np.asarray(p["coordinates"], dtype=np.float64).reshape(gh * gw, 4)
+            if conf.shape != e_conf.shape or coords.shape != e_coords.shape:
+                fail(result, f"Core ML gives {conf.shape} and {coords.shape}, the engine "
+                             f"{e_conf.shape} and {e_coords.shape}: {p['input']}")
+                print(json.dumps(finite(result)))
+                return 1
+            d = float(np.max(np.abs(coords - e_coords))) if np.all(np.isfinite(coords)) \
+                else float("inf")
+            if d > worst["coordinates"][0]:
+                worst["coordinates"] = (d, p["input"])
+            at_boxes = e_conf.max(axis=1) >= n.confidenceThreshold if c else np.zeros(0, bool)
+            if np.any(at_boxes):
+                d = float(np.max(np.abs(coords[at_boxes] - e_coords[at_boxes])))
+                coords_at_boxes = max(coords_at_boxes, d if np.isfinite(d) else float("inf"))
+            diff = np.abs(conf - e_conf)
+            diff[~np.isfinite(conf)] = np.inf
+            flipped = (conf == 0) != (e_conf == 0)
+            peaks += int(np.count_nonzero(e_conf))
+            same = diff[~flipped]
+            agreeing = max(agreeing, float(same.max()) if same.size else 0.0)
+            for k, cls in zip(*np.nonzero(flipped)):
+                flips += 1
+                i, j = divmod(int(k), gw)
+                q = e_prob[i, j, cls]
+                gap = e_prob[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2, cls].max() - q
+                if gap <= args.tie_tolerance \
+                        and abs(max(conf[k, cls], e_conf[k, cls]) - q) <= tolerance:
+                    near_ties += 1
+                    diff[k, cls] = 0.0
+            d = float(np.max(diff)) if diff.size else 0.0
+            if d > worst["confidence"][0]:
+                worst["confidence"] = (d, p["input"])
+            if "boxes" in p:
+                # The NMS model on the network's outputs, as the pipeline wires them; the
+                # engine clips its final boxes to the image, so these are clipped too.
+                out = eval_spec.predict(nms, {n.confidenceInputFeatureName: conf,
+                                              n.coordinatesInputFeatureName: coords})
+                got = clip_boxes(np.asarray(out[n.coordinatesOutputFeatureName]).reshape(-1, 4))
+                got_conf = np.asarray(out[n.confidenceOutputFeatureName]).reshape(len(got), c)
+                got_labels = got_conf.argmax(axis=1) if len(got) else []
+                boxes["engine"] += len(p["boxes"])
+                boxes["coreml"] += len(got)
+                # A cell that peaks for two classes is two engine boxes but one Core ML box.
+                cells = [tuple(e[:4]) for e in p["boxes"]]
+                boxes["engine_second_class_of_a_box"] += len(cells) - len(set(cells))
+                for e in p["boxes"]:
+                    if any(int(e[4]) == int(lab) and eval_spec.box_iou(e[:4], g) > 0.99
+                           for g, lab in zip(got, got_labels)):
+                        boxes["matched"] += 1
+    result["max_abs_diff_coordinates"] = worst["coordinates"][0]
+    result["max_abs_diff_confidence"] = worst["confidence"][0]
+    result["max_abs_diff"] = max(worst["coordinates"][0], worst["confidence"][0])
+    result["worst_input"] = max(worst.values(), key=lambda w: w[0])[1]
+    result["max_abs_diff_confidence_same_peaks"] = agreeing
+    result["max_abs_diff_coordinates_at_boxes"] = coords_at_boxes
+    result["engine_peaks"] = peaks
+    result["peak_flips"] = flips
+    result["near_tie_peaks"] = near_ties
+    if boxes["engine"] or boxes["coreml"]:
+        result["boxes_after_nms"] = boxes
+    result["tolerance"] = tolerance
+    if not result["max_abs_diff"] <= tolerance:
+        fail(result, f"max |Δ| = {result['max_abs_diff']:.3g} > {tolerance:g} "
+                     f"(worst: {result['worst_input']})")
+    print(json.dumps(finite(result)))
+    return 0 if result["ok"] else 1
+
+
+def clip_boxes(boxes):
+    """Boxes (centre x, y, width, height, relative) clipped to the image [0, 1]²."""
+    x0 = np.clip(boxes[:, 0] - boxes[:, 2] / 2, 0, 1)
+    y0 = np.clip(boxes[:, 1] - boxes[:, 3] / 2, 0, 1)
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2] / 2, 0, 1)
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3] / 2, 0, 1)
+    return np.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], axis=1)
 
 
 def finite(obj):

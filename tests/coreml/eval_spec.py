@@ -8,7 +8,9 @@ the layer semantics are written from Apple's NeuralNetwork.proto documentation.
 Blobs are numpy arrays shaped [N, C, H, W] (a batch of N). Supported: the image scaler and mean
 image preprocessing; convolution (groups, valid/same padding, no dilation), padding, activation,
 unary, pooling (global or windowed), inner product, softmax, scale, bias, add, multiply,
-batchnorm, concat, flatten. Unknown layers raise, so a model using one cannot pass silently.
+batchnorm, concat, flatten, upsample (nearest), slice, reshape, permute. Unknown layers raise, so
+a model using one cannot pass silently. Whole models (`predict`): pipelines, feature engineering,
+tree ensembles, GLMs, neural networks and NonMaximumSuppression.
 """
 
 import numpy as np
@@ -256,6 +258,53 @@ def flatten(p, x):
     return x.reshape(n, -1, 1, 1)
 
 
+def upsample(p, x):
+    # InterpolationMode: NN 0, BILINEAR 1. Nearest neighbour: y[i, j] = x[i // fh, j // fw].
+    if len(p.fractionalScalingFactor):
+        raise NotImplementedError("fractional upsampling")
+    if p.mode != 0:
+        raise NotImplementedError("bilinear upsampling")
+    fh, fw = list(p.scalingFactor) or [1, 1]
+    return np.repeat(np.repeat(x, fh, axis=2), fw, axis=3)
+
+
+def slice_layer(p, x):
+    # SliceAxis: CHANNEL 0, HEIGHT 1, WIDTH 2 (of [C, H, W]); [start, end), -1 denoting N - 1.
+    axis = 1 + p.axis
+    n = x.shape[axis]
+    start = p.startIndex + n if p.startIndex < 0 else p.startIndex
+    end = p.endIndex + n if p.endIndex < 0 else p.endIndex
+    index = [slice(None)] * 4
+    index[axis] = slice(start, end, p.stride or 1)
+    return x[tuple(index)]
+
+
+def reshape(p, x):
+    # ReshapeOrder: CHANNEL_FIRST 0 (C-major order, no data movement), CHANNEL_LAST 1.
+    target = list(p.targetShape)
+    if len(target) == 4:
+        if target[0] != 1:
+            raise NotImplementedError("reshape into a sequence")
+        target = target[1:]
+    if len(target) != 3:
+        raise ValueError(f"reshape target must have 3 or 4 entries, got {list(p.targetShape)}")
+    n = x.shape[0]
+    if p.mode == 0:
+        return x.reshape(n, *target)
+    c, h, w = target
+    return x.transpose(0, 2, 3, 1).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+def permute(p, x):
+    # axis permutes (Seq, C, H, W); the evaluator's batch axis stands for Seq, which must stay.
+    axis = list(p.axis) or [0, 1, 2, 3]
+    if sorted(axis) != [0, 1, 2, 3]:
+        raise ValueError(f"permute axis {axis} is not a permutation of [0, 1, 2, 3]")
+    if axis[0] != 0:
+        raise NotImplementedError("permute moving the sequence axis")
+    return x.transpose(0, *axis[1:])
+
+
 def run_layers(layers, blobs):
     """Runs `layers` in order over `blobs` (a dict name → array), adding their outputs."""
     single = {
@@ -271,6 +320,10 @@ def run_layers(layers, blobs):
         "batchnorm": batchnorm,
         "flatten": flatten,
         "l2normalize": l2normalize,
+        "upsample": upsample,
+        "slice": slice_layer,
+        "reshape": reshape,
+        "permute": permute,
     }
     for layer in layers:
         kind = layer.WhichOneof("layer")
@@ -370,6 +423,26 @@ def classify_images(spec, images):
     return labels, probs
 
 
+def network_outputs(spec, images):
+    """Runs a NeuralNetwork with one image input on a batch of `images` (HxWx3 uint8 RGB);
+    returns {output name: array [N, *declared shape]}."""
+    kind, nn = network_of(spec)
+    inputs = list(spec.description.input)
+    if len(inputs) != 1 or inputs[0].type.WhichOneof("Type") != "imageType":
+        raise ValueError("expected exactly one image input")
+    feature = inputs[0]
+    x = image_array(spec, feature, images)
+    blobs = run_layers(nn.layers, {feature.name: preprocess(nn, feature.name, x,
+                                                            feature.type.imageType.colorSpace)})
+    out = {}
+    for o in spec.description.output:
+        if o.name not in blobs:
+            raise ValueError(f"output {o.name!r} is not a blob of the network")
+        shape = list(o.type.multiArrayType.shape)
+        out[o.name] = blobs[o.name].reshape(len(images), *shape) if shape else blobs[o.name]
+    return out
+
+
 # ---- Whole models: pipelines, feature engineering, tree ensembles, GLMs, networks ----
 #
 # `predict(spec, features)` runs any supported model on one example: `features` maps input
@@ -417,6 +490,8 @@ def _pipeline(spec, p, features):
     for sub in p.models:
         sub_inputs = {}
         for f in sub.description.input:
+            if f.name not in env and f.type.isOptional:
+                continue
             if f.name not in env:
                 raise ValueError(f"pipeline model reads {f.name!r}, which nothing before it wrote")
             sub_inputs[f.name] = env[f.name]
@@ -659,6 +734,44 @@ def _network(spec, kind, nn, features):
     return out
 
 
+def box_iou(a, b):
+    """IoU of two boxes given as (centre x, centre y, width, height)."""
+    ax0, ay0, ax1, ay1 = a[0] - a[2] / 2, a[1] - a[3] / 2, a[0] + a[2] / 2, a[1] + a[3] / 2
+    bx0, by0, bx1, by1 = b[0] - b[2] / 2, b[1] - b[3] / 2, b[0] + b[2] / 2, b[1] + b[3] / 2
+    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _non_maximum_suppression(spec, m, features):
+    """PickTop as NonMaximumSuppression.proto describes it: drop boxes whose best confidence is
+    below the threshold, then repeatedly keep the most confident box and drop the others that
+    overlap it by more than the IoU threshold (only those of its label, argmax of the row, when
+    perClass is set). Outputs the kept rows, most confident first."""
+    if m.WhichOneof("SuppressionMethod") != "pickTop":
+        raise NotImplementedError(f"suppression method {m.WhichOneof('SuppressionMethod')}")
+    conf = np.asarray(features[m.confidenceInputFeatureName], dtype=np.float64)
+    coords = np.asarray(features[m.coordinatesInputFeatureName], dtype=np.float64)
+    if conf.ndim != 2 or coords.shape != (conf.shape[0], 4):
+        raise ValueError(f"NMS inputs must be [N, C] and [N, 4], got {conf.shape} and {coords.shape}")
+    iou_t = float(features.get(m.iouThresholdInputFeatureName, m.iouThreshold)) \
+        if m.iouThresholdInputFeatureName else m.iouThreshold
+    conf_t = float(features.get(m.confidenceThresholdInputFeatureName, m.confidenceThreshold)) \
+        if m.confidenceThresholdInputFeatureName else m.confidenceThreshold
+    best = conf.max(axis=1) if conf.shape[1] else np.zeros(len(conf))
+    label = conf.argmax(axis=1) if conf.shape[1] else np.zeros(len(conf), dtype=int)
+    order = [int(i) for i in np.argsort(-best, kind="stable") if best[i] >= conf_t]
+    kept = []
+    for i in order:
+        if not any((not m.pickTop.perClass or label[k] == label[i])
+                   and box_iou(coords[k], coords[i]) > iou_t for k in kept):
+            kept.append(i)
+    return {m.confidenceOutputFeatureName: conf[kept].reshape(len(kept), conf.shape[1]),
+            m.coordinatesOutputFeatureName: coords[kept].reshape(len(kept), 4)}
+
+
 def predict(spec, features):
     """Runs `spec` on one example; returns its outputs (see the comment above)."""
     kind = spec.WhichOneof("Type")
@@ -683,4 +796,6 @@ def predict(spec, features):
         return _glm_regressor(spec, spec.glmRegressor, features)
     if kind in ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor"):
         return _network(spec, kind, getattr(spec, kind), features)
+    if kind == "nonMaximumSuppression":
+        return _non_maximum_suppression(spec, spec.nonMaximumSuppression, features)
     raise NotImplementedError(f"model type {kind}")

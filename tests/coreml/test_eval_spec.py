@@ -123,6 +123,167 @@ class EvaluatorMatchesReferences(unittest.TestCase):
             self.run_net(b, np.zeros((1, 2, 2)))
 
 
+class DetectorLayersMatchReferences(unittest.TestCase):
+    """The layers a detector export uses, against loops over explicit indices."""
+
+    def setUp(self):
+        self.rng = np.random.default_rng(11)
+
+    def run_net(self, b, x, out="out"):
+        blobs = eval_spec.run_layers(b.spec.neuralNetwork.layers, {"data": x[None]})
+        return blobs[out][0]
+
+    def test_upsample_concat_slice(self):
+        x = self.rng.normal(size=(2, 3, 4))
+        b = builder(2, 3, 4)
+        b.add_upsample("up", 2, 3, "data", "up", mode="NN")
+        b.add_slice("sl", "up", "sl", "channel", start_index=1, end_index=2)
+        b.add_elementwise("cat", ["up", "sl"], "out", "CONCAT")
+        got = self.run_net(b, x)
+        self.assertEqual(got.shape, (3, 6, 12))
+        for c in range(2):
+            for i in range(6):
+                for j in range(12):
+                    self.assertEqual(got[c, i, j], x[c, i // 2, j // 3])
+        np.testing.assert_array_equal(got[2], got[1])
+        # Slicing the width from the end: -1 is the last index, exclusive.
+        b = builder(2, 3, 4)
+        b.add_slice("sl", "data", "out", "width", start_index=1, end_index=-1)
+        np.testing.assert_array_equal(self.run_net(b, x), x[:, :, 1:3])
+
+    def test_reshape_and_permute_to_rows_per_cell(self):
+        # [C, H, W] -> [C, H*W, 1] -> permute (0, 2, 1, 3) -> [H*W, C, 1]: row k = cell k.
+        c, h, w = 3, 2, 4
+        x = self.rng.normal(size=(c, h, w))
+        b = builder(c, h, w)
+        b.add_reshape("flat", "data", "flat", (c, h * w, 1), 0)
+        b.add_permute("perm", (0, 2, 1, 3), "flat", "out")
+        got = self.run_net(b, x)
+        self.assertEqual(got.shape, (h * w, c, 1))
+        for k in range(h * w):
+            for ch in range(c):
+                self.assertEqual(got[k, ch, 0], x[ch, k // w, k % w])
+        # CHANNEL_LAST reshape reads the input in H, W, C order.
+        b = builder(c, h, w)
+        b.add_reshape("flat", "data", "out", (1, 1, c * h * w), 1)
+        got = self.run_net(b, x)
+        np.testing.assert_array_equal(got.reshape(-1), x.transpose(1, 2, 0).reshape(-1))
+
+    def test_windowed_max_pool_threshold_scale_and_multiply(self):
+        x = self.rng.uniform(size=(2, 4, 5))
+        b = builder(2, 4, 5)
+        b.add_padding("pad", left=1, right=1, top=1, bottom=1, value=0, input_name="data",
+                      output_name="p")
+        b.add_pooling("max", 3, 3, 1, 1, "MAX", "VALID", input_name="p", output_name="m")
+        b.add_unary("t", "m", "t", "threshold", alpha=-0.5, scale=-2.0)
+        b.add_elementwise("mul", ["t", "data"], "out", "MULTIPLY")
+        got = self.run_net(b, x)
+        m = np.zeros_like(x)
+        for c in range(2):
+            for i in range(4):
+                for j in range(5):
+                    m[c, i, j] = x[c, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2].max()
+        np.testing.assert_allclose(got, np.maximum(-2.0 * m, -0.5) * x, atol=1e-12)
+
+    def test_bias_of_a_whole_map_and_exp_with_scale(self):
+        x = self.rng.normal(size=(2, 3, 3))
+        grid = self.rng.normal(size=(2, 3, 3))
+        b = builder(2, 3, 3)
+        b.add_bias("b", f32(grid), "data", "b", shape_bias=[2, 3, 3])
+        b.add_unary("e", "b", "out", "exp", scale=-1.0)
+        np.testing.assert_allclose(self.run_net(b, x), np.exp(-(x + f32(grid))), rtol=1e-12)
+
+
+def nms_spec(per_class, iou=0.5, confidence=0.3, optional_inputs=True):
+    """A NonMaximumSuppression model written field by field from the proto."""
+    from coremltools.proto import Model_pb2
+
+    m = Model_pb2.Model()
+    m.specificationVersion = 3
+    n = m.nonMaximumSuppression
+    n.pickTop.perClass = per_class
+    n.iouThreshold = iou
+    n.confidenceThreshold = confidence
+    n.confidenceInputFeatureName = "raw_confidence"
+    n.coordinatesInputFeatureName = "raw_coordinates"
+    n.confidenceOutputFeatureName = "confidence"
+    n.coordinatesOutputFeatureName = "coordinates"
+    n.stringClassLabels.vector.extend(["a", "b"])
+    for name in ("raw_confidence", "raw_coordinates"):
+        f = m.description.input.add()
+        f.name = name
+        f.type.multiArrayType.dataType = Model_pb2.ArrayFeatureType.DOUBLE
+    if optional_inputs:
+        n.iouThresholdInputFeatureName = "iouThreshold"
+        n.confidenceThresholdInputFeatureName = "confidenceThreshold"
+        for name in ("iouThreshold", "confidenceThreshold"):
+            f = m.description.input.add()
+            f.name = name
+            f.type.doubleType.SetInParent()
+            f.type.isOptional = True
+    for name in ("confidence", "coordinates"):
+        f = m.description.output.add()
+        f.name = name
+        f.type.multiArrayType.dataType = Model_pb2.ArrayFeatureType.DOUBLE
+    return m
+
+
+class NonMaximumSuppressionMatchesHandComputedBoxes(unittest.TestCase):
+    # Boxes (cx, cy, w, h): 0 and 1 (labels a and b) overlap with IoU 0.82, 2 is far away, 3
+    # overlaps 0 and is below the confidence threshold.
+    coords = np.array([[0.5, 0.5, 0.2, 0.2], [0.5, 0.52, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1],
+                       [0.52, 0.5, 0.2, 0.2]])
+    conf = np.array([[0.9, 0.0], [0.0, 0.8], [0.4, 0.1], [0.2, 0.1]])
+
+    def test_iou(self):
+        # Same size, shifted by 0.02 of 0.2: intersection 0.2 * 0.18, union 2 * 0.04 - that.
+        i = 0.2 * 0.18
+        self.assertAlmostEqual(eval_spec.box_iou(self.coords[0], self.coords[1]), i / (0.08 - i))
+        self.assertEqual(eval_spec.box_iou(self.coords[0], self.coords[2]), 0.0)
+
+    def test_per_class_keeps_overlapping_boxes_of_other_labels(self):
+        out = eval_spec.predict(nms_spec(True), {"raw_confidence": self.conf,
+                                                 "raw_coordinates": self.coords})
+        np.testing.assert_array_equal(out["confidence"], self.conf[[0, 1, 2]])
+        np.testing.assert_array_equal(out["coordinates"], self.coords[[0, 1, 2]])
+
+    def test_class_agnostic_and_threshold_overrides(self):
+        feats = {"raw_confidence": self.conf, "raw_coordinates": self.coords}
+        out = eval_spec.predict(nms_spec(False), feats)
+        np.testing.assert_array_equal(out["coordinates"], self.coords[[0, 2]])
+        # Overrides through the optional inputs: IoU 0.9 keeps box 1; confidence 0.5 drops box 2.
+        out = eval_spec.predict(nms_spec(False), dict(feats, iouThreshold=0.9,
+                                                      confidenceThreshold=0.5))
+        np.testing.assert_array_equal(out["coordinates"], self.coords[[0, 1]])
+        out = eval_spec.predict(nms_spec(False), dict(feats, confidenceThreshold=0.1))
+        self.assertEqual(len(out["coordinates"]), 2)  # box 3 (0.2) overlaps box 0
+
+
+class PipelineWithOptionalInputs(unittest.TestCase):
+    def test_network_then_nms_runs_without_the_optional_inputs(self):
+        from coremltools.proto import Model_pb2
+
+        # A network that passes [2, 2] confidences and [2, 4] coordinates through (linear).
+        b = NeuralNetworkBuilder([("c_in", datatypes.Array(2, 2, 1)), ("x_in", datatypes.Array(2, 4, 1))],
+                                 [("raw_confidence", None), ("raw_coordinates", None)],
+                                 disable_rank5_shape_mapping=False)
+        b.add_activation("c", "LINEAR", "c_in", "raw_confidence", params=[1.0, 0.0])
+        b.add_activation("x", "LINEAR", "x_in", "raw_coordinates", params=[1.0, 0.0])
+        for o, shape in zip(b.spec.description.output, ([2, 2], [2, 4])):
+            o.type.multiArrayType.shape[:] = shape
+        p = Model_pb2.Model()
+        p.specificationVersion = 3
+        p.pipeline.models.add().CopyFrom(b.spec)
+        p.pipeline.models.add().CopyFrom(nms_spec(True))
+        conf = np.array([[0.9, 0.0], [0.0, 0.1]])
+        coords = np.array([[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1]])
+        for name in ("confidence", "coordinates"):
+            p.description.output.add().name = name
+        out = eval_spec.predict(p, {"c_in": conf.reshape(2, 2, 1), "x_in": coords.reshape(2, 4, 1)})
+        np.testing.assert_array_equal(out["coordinates"], coords[:1])
+        np.testing.assert_array_equal(out["confidence"], conf[:1])
+
+
 class WholeModelsMatchReferences(unittest.TestCase):
     """Tree ensembles written by coremltools' own tree_ensemble builders."""
 

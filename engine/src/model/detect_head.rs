@@ -393,6 +393,68 @@ pub fn decode(
     kept
 }
 
+/// Every cell's box before thresholds and NMS — what an exported model hands to its
+/// non-maximum suppression (the Core ML export computes the same numbers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawBoxes {
+    pub num_classes: usize,
+    /// `[cells, num_classes]`, cells row-major: the class probability where the cell is a peak
+    /// of that class (no 3×3 neighbour is higher), else 0.
+    pub confidence: Vec<f32>,
+    /// `[cells, num_classes]`: the class probability of every cell, peak or not (for checks:
+    /// how close a neighbour came to taking the peak).
+    pub probability: Vec<f32>,
+    /// `[cells, 4]`: centre x, centre y, width, height relative to the model input (0–1).
+    pub coordinates: Vec<f32>,
+}
+
+/// [`RawBoxes`] of one image from its heatmap probabilities `[C, H, W]` and box channels
+/// `[4, H, W]`: [`decode`] keeps exactly the entries at or above its threshold (then NMS).
+pub fn raw_boxes(
+    heat: &[f32],
+    boxes: &[f32],
+    num_classes: usize,
+    grid_h: usize,
+    grid_w: usize,
+) -> RawBoxes {
+    let plane = grid_h * grid_w;
+    let at =
+        |c: usize, y: usize, x: usize| heat.get(c * plane + y * grid_w + x).copied().unwrap_or(0.0);
+    let b = |k: usize, cell: usize| boxes.get(k * plane + cell).copied().unwrap_or(0.0);
+    let mut confidence = Vec::with_capacity(plane * num_classes);
+    let mut probability = Vec::with_capacity(plane * num_classes);
+    let mut coordinates = Vec::with_capacity(plane * 4);
+    for y in 0..grid_h {
+        for x in 0..grid_w {
+            for c in 0..num_classes {
+                let p = at(c, y, x);
+                let mut peak = true;
+                for ny in y.saturating_sub(1)..=(y + 1).min(grid_h - 1) {
+                    for nx in x.saturating_sub(1)..=(x + 1).min(grid_w - 1) {
+                        peak &= at(c, ny, nx) <= p;
+                    }
+                }
+                confidence.push(if peak { p } else { 0.0 });
+                probability.push(p);
+            }
+            let cell = y * grid_w + x;
+            let (gw, gh) = (grid_w as f32, grid_h as f32);
+            coordinates.extend([
+                (x as f32 + b(0, cell)) / gw,
+                (y as f32 + b(1, cell)) / gh,
+                b(2, cell).clamp(-6.0, 6.0).exp() / gw,
+                b(3, cell).clamp(-6.0, 6.0).exp() / gh,
+            ]);
+        }
+    }
+    RawBoxes {
+        num_classes,
+        confidence,
+        probability,
+        coordinates,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,5 +589,52 @@ mod tests {
         let named: HashMap<String, Tensor> = head.state_dict().into_iter().collect();
         assert!(DetectHead::from_tensors(&named, 2, 8).is_ok());
         assert!(DetectHead::from_tensors(&named, 3, 8).is_err());
+    }
+
+    #[test]
+    fn raw_boxes_hold_exactly_what_decode_keeps() {
+        // 2 classes, 4×5 grid: class 0 peaks at (1, 1) with a tie at (1, 2); class 1 at (3, 4).
+        let (gh, gw) = (4, 5);
+        let plane = gh * gw;
+        let mut heat = vec![0.05f32; 2 * plane];
+        heat[gw + 1] = 0.9;
+        heat[gw + 2] = 0.9;
+        heat[gw + 3] = 0.6;
+        heat[plane + 3 * gw + 4] = 0.7;
+        let boxes: Vec<f32> = (0..4 * plane).map(|i| (i % 7) as f32 * 0.1 - 0.2).collect();
+        let raw = raw_boxes(&heat, &boxes, 2, gh, gw);
+        assert_eq!(raw.confidence.len(), plane * 2);
+        assert_eq!(raw.coordinates.len(), plane * 4);
+        let cfg = DecodeConfig {
+            confidence_threshold: 0.5,
+            iou_threshold: 1.0,
+            max_detections: 100,
+        };
+        let dets = decode(&heat, &boxes, 2, gh, gw, 16, &cfg);
+        let kept: Vec<(usize, usize)> = (0..plane)
+            .flat_map(|cell| (0..2).map(move |c| (cell, c)))
+            .filter(|&(cell, c)| raw.confidence[cell * 2 + c] >= 0.5)
+            .collect();
+        assert_eq!(kept, vec![(gw + 1, 0), (gw + 2, 0), (3 * gw + 4, 1)]);
+        assert_eq!(dets.len(), kept.len());
+        let size = (gw * 16) as f32;
+        for d in &dets {
+            let (cx, cy) = d.rect.center();
+            let found = kept.iter().any(|&(k, c)| {
+                let r = &raw.coordinates[k * 4..k * 4 + 4];
+                c == d.label
+                    && raw.confidence[k * 2 + c] == d.score
+                    && (r[0] * size - cx).abs() < 1e-3
+                    && (r[1] * (gh * 16) as f32 - cy).abs() < 1e-3
+                    && (r[2] * size - d.rect.width).abs() < 1e-3
+                    && (r[3] * (gh * 16) as f32 - d.rect.height).abs() < 1e-3
+            });
+            assert!(found, "{d:?} not in the raw boxes");
+        }
+        // The shoulder next to the tie and the flat cells around a peak are 0; a flat cell away
+        // from every peak is its own peak.
+        assert_eq!(raw.confidence[(gw + 3) * 2], 0.0);
+        assert_eq!(raw.confidence[0], 0.0);
+        assert_eq!(raw.confidence[3 * gw * 2], 0.05);
     }
 }

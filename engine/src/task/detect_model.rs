@@ -10,7 +10,7 @@ use crate::eval::map::{Detection, DetectionReport};
 use crate::export::st;
 use crate::fsutil::{read_json, replace_dir, write_json};
 use crate::model::backbone::Backbone;
-use crate::model::detect_head::{self, DecodeConfig, DetectHead, STRIDE, TAPS};
+use crate::model::detect_head::{self, DecodeConfig, DetectHead, RawBoxes, STRIDE, TAPS};
 use crate::task::{Evaluation, Model, PredictedBox, Prediction, ScanProgress};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -49,16 +49,11 @@ impl Detector {
         Ok(self.head.forward(s16, s32)?)
     }
 
-    /// Boxes (in model-input pixels) of a batch of normalized images.
-    pub fn detect(
-        &self,
-        images: Vec<Vec<f32>>,
-        cfg: &DecodeConfig,
-        device: &Device,
-    ) -> Result<Vec<Vec<Detection>>> {
+    /// Heatmap probabilities and box channels of a batch of normalized images (`None` when empty).
+    fn dense(&self, images: Vec<Vec<f32>>, device: &Device) -> Result<Option<Dense>> {
         let n = images.len();
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let s = self.image_size as usize;
         let x = Tensor::from_vec(
@@ -67,7 +62,7 @@ impl Detector {
             device,
         )?;
         let (heat, boxes) = self.forward(&x, false)?;
-        let (_, c, gh, gw) = heat.dims4()?;
+        let (_, classes, grid_h, grid_w) = heat.dims4()?;
         let heat = candle_nn::ops::sigmoid(&heat)?
             .to_dtype(DType::F32)?
             .flatten_all()?
@@ -76,6 +71,28 @@ impl Detector {
             .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?;
+        Ok(Some(Dense {
+            batch: n,
+            classes,
+            grid_h,
+            grid_w,
+            heat,
+            boxes,
+        }))
+    }
+
+    /// Boxes (in model-input pixels) of a batch of normalized images.
+    pub fn detect(
+        &self,
+        images: Vec<Vec<f32>>,
+        cfg: &DecodeConfig,
+        device: &Device,
+    ) -> Result<Vec<Vec<Detection>>> {
+        let Some(d) = self.dense(images, device)? else {
+            return Ok(Vec::new());
+        };
+        let (n, c, gh, gw) = (d.batch, d.classes, d.grid_h, d.grid_w);
+        let (heat, boxes) = (d.heat, d.boxes);
         let (hp, bp) = (c * gh * gw, 4 * gh * gw);
         Ok((0..n)
             .map(|i| {
@@ -104,16 +121,7 @@ impl Detector {
         let mut out = Vec::with_capacity(paths.len());
         progress(0, paths.len() as u64);
         for chunk in paths.chunks(16) {
-            let decoded: Vec<Decoded> = chunk
-                .par_iter()
-                .map(|p| {
-                    let bytes = std::fs::read(p).map_err(|e| format!("cannot read image ({e})"))?;
-                    let rgb = image_decode::decode_rgb(&bytes)?;
-                    let size = rgb.dimensions();
-                    let resized = image_decode::resize(&rgb, pre.width, pre.height)?;
-                    Ok((pre.normalize(&resized), size))
-                })
-                .collect();
+            let decoded: Vec<Decoded> = chunk.par_iter().map(|p| decode_file(p, pre)).collect();
             let ok: Vec<Vec<f32>> = decoded
                 .iter()
                 .filter_map(|r| r.as_ref().ok().map(|x| x.0.clone()))
@@ -149,6 +157,58 @@ impl Detector {
         out
     }
 
+    /// Every cell's box before thresholds and NMS ([`RawBoxes`]: what the Core ML export's
+    /// network outputs) for each image file, in batches of 16.
+    pub fn raw_files(&self, paths: &[PathBuf], device: &Device) -> Vec<Result<RawBoxes>> {
+        let pre = &self.backbone.preprocessing;
+        let mut out = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(16) {
+            let decoded: Vec<Decoded> = chunk.par_iter().map(|p| decode_file(p, pre)).collect();
+            let ok: Vec<Vec<f32>> = decoded
+                .iter()
+                .filter_map(|r| r.as_ref().ok().map(|x| x.0.clone()))
+                .collect();
+            let mut raw = match self.raw_outputs(ok, device) {
+                Ok(r) => r.into_iter(),
+                Err(e) => {
+                    let msg = e.to_string();
+                    out.extend(chunk.iter().map(|_| Err(Error::Unsupported(msg.clone()))));
+                    continue;
+                }
+            };
+            for (path, r) in chunk.iter().zip(decoded) {
+                out.push(match r {
+                    Ok(_) => raw
+                        .next()
+                        .ok_or_else(|| Error::Unsupported("missing raw output".into())),
+                    Err(reason) => Err(Error::data(reason, path)),
+                });
+            }
+        }
+        out
+    }
+
+    /// [`RawBoxes`] of a batch of normalized images.
+    pub fn raw_outputs(&self, images: Vec<Vec<f32>>, device: &Device) -> Result<Vec<RawBoxes>> {
+        let Some(d) = self.dense(images, device)? else {
+            return Ok(Vec::new());
+        };
+        let (n, c, gh, gw) = (d.batch, d.classes, d.grid_h, d.grid_w);
+        let (heat, boxes) = (d.heat, d.boxes);
+        let (hp, bp) = (c * gh * gw, 4 * gh * gw);
+        Ok((0..n)
+            .map(|i| {
+                detect_head::raw_boxes(
+                    heat.get(i * hp..(i + 1) * hp).unwrap_or_default(),
+                    boxes.get(i * bp..(i + 1) * bp).unwrap_or_default(),
+                    c,
+                    gh,
+                    gw,
+                )
+            })
+            .collect())
+    }
+
     /// mAP of the detector on a dataset with boxes in its images' pixels.
     pub fn evaluate_set(
         &self,
@@ -175,6 +235,26 @@ impl Detector {
         }
         DetectionReport::compute(&self.labels, &dets, &truth)
     }
+}
+
+/// The head's outputs of a batch as flat vectors: heatmap probabilities `[N, C, H, W]` and box
+/// channels `[N, 4, H, W]`.
+struct Dense {
+    batch: usize,
+    classes: usize,
+    grid_h: usize,
+    grid_w: usize,
+    heat: Vec<f32>,
+    boxes: Vec<f32>,
+}
+
+/// A file decoded, resized to the model input and normalized, with its original size.
+fn decode_file(path: &Path, pre: &Preprocessing) -> Decoded {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read image ({e})"))?;
+    let rgb = image_decode::decode_rgb(&bytes)?;
+    let size = rgb.dimensions();
+    let resized = image_decode::resize(&rgb, pre.width, pre.height)?;
+    Ok((pre.normalize(&resized), size))
 }
 
 /// Writes a complete detector folder at `target` (staged, then swapped in atomically).

@@ -81,6 +81,40 @@ pub fn feature_map(
     Ok(x)
 }
 
+/// The outputs of blocks `taps` (indices of `features.N`), for dense heads such as the
+/// detector's; blocks after the last tap are not written.
+pub fn tapped_maps(
+    b: &mut NetworkBuilder,
+    backbone: &Backbone,
+    input: &FeatureMap,
+    taps: &[usize],
+) -> Result<Vec<FeatureMap>> {
+    let last = taps.iter().copied().max().unwrap_or(0);
+    let mut x = input.clone();
+    let mut out = Vec::with_capacity(taps.len());
+    for (i, (layers, residual)) in backbone.blocks().into_iter().enumerate().take(last + 1) {
+        let mut y = x.clone();
+        for layer in layers {
+            y = conv_bn(b, layer, &y)?;
+        }
+        if residual {
+            let name = format!("{}.residual", y.blob);
+            y.blob = b.add(&name, &[&y.blob, &x.blob], &name);
+        }
+        if taps.contains(&i) {
+            out.push(y.clone());
+        }
+        x = y;
+    }
+    if out.len() != taps.len() {
+        return Err(crate::error::Error::Unsupported(format!(
+            "backbone {} has no blocks {taps:?} to feed a detection head",
+            backbone.id
+        )));
+    }
+    Ok(out)
+}
+
 /// The backbone's pooled features `[feature_dim, 1, 1]` (blob `features`).
 pub fn pooled_features(
     b: &mut NetworkBuilder,

@@ -97,7 +97,14 @@ impl NetworkBuilder {
         }
     }
 
-    fn push(&mut self, name: &str, inputs: &[&str], output: &str, layer: Layer) -> String {
+    /// Appends one layer reading `inputs` and writing `output`; returns `output`.
+    pub(crate) fn push(
+        &mut self,
+        name: &str,
+        inputs: &[&str],
+        output: &str,
+        layer: Layer,
+    ) -> String {
         self.layers.push(NeuralNetworkLayer {
             name: name.to_string(),
             input: inputs.iter().map(|s| s.to_string()).collect(),

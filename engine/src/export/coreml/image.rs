@@ -184,7 +184,7 @@ fn multi_label_model(
     })
 }
 
-fn backbone_title(id: &str) -> &str {
+pub(crate) fn backbone_title(id: &str) -> &str {
     match id {
         "mobilenet_v2" => "MobileNetV2",
         "efficientnet_lite0" => "EfficientNet-Lite0",
@@ -192,7 +192,7 @@ fn backbone_title(id: &str) -> &str {
     }
 }
 
-fn backbone_license(id: &str) -> &'static str {
+pub(crate) fn backbone_license(id: &str) -> &'static str {
     match id {
         "mobilenet_v2" => "torchvision MobileNetV2 ImageNet weights, BSD-3-Clause",
         "efficientnet_lite0" => {

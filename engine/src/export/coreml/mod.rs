@@ -3,13 +3,15 @@
 //! `builder` writes neural-network layers, `backbone` the engine's backbones, `spec` the
 //! model-level messages, `meta` the metadata every export shares; one file per template:
 //! `image` (image classifier and multi-label), `tabular` (table classifier / regressor
-//! pipelines), `text` (maxent text pipeline).
+//! pipelines), `text` (maxent text pipeline), `detect` (object detector: network → NMS).
 //!
 //! Specification version: the lowest each model needs — 1 (iOS 11) for fp32 neural networks,
-//! pipelines, tree ensembles and feature-engineering models; 2 (iOS 11.2) once weights are fp16.
+//! pipelines, tree ensembles and feature-engineering models; 2 (iOS 11.2) once weights are fp16;
+//! 3 (iOS 12) for the detector's non-maximum suppression model.
 
 pub mod backbone;
 pub mod builder;
+pub mod detect;
 pub mod image;
 pub mod meta;
 pub mod spec;
@@ -101,6 +103,7 @@ pub struct Exported {
 pub const TASKS: &[&str] = &[
     "image-classification",
     "multi-label-image-classification",
+    "object-detection",
     "tabular-classification",
     "tabular-regression",
     "text-classification",
@@ -126,6 +129,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         "image-classification" | "multi-label-image-classification" => {
             image::export(model_dir, out, options)
         }
+        "object-detection" => detect::export(model_dir, out, options),
         "tabular-classification" | "tabular-regression" => tabular::export(model_dir, out, options),
         "text-classification" => text::export(model_dir, out, options),
         "" => Err(Error::model(
