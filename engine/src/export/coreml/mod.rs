@@ -3,7 +3,7 @@
 //! `builder` writes neural-network layers, `backbone` the engine's backbones, `spec` the
 //! model-level messages, `meta` the metadata every export shares; one file per template:
 //! `image` (image classifier and multi-label), `tabular` (table classifier / regressor
-//! pipelines), `text` (maxent text pipeline).
+//! pipelines), `text` (maxent text pipeline), `sound` (log-mel front end + CNN over raw samples).
 //!
 //! Specification version: the lowest each model needs — 1 (iOS 11) for fp32 neural networks,
 //! pipelines, tree ensembles and feature-engineering models; 2 (iOS 11.2) once weights are fp16.
@@ -12,6 +12,7 @@ pub mod backbone;
 pub mod builder;
 pub mod image;
 pub mod meta;
+pub mod sound;
 pub mod spec;
 pub mod tabular;
 pub mod text;
@@ -101,6 +102,7 @@ pub struct Exported {
 pub const TASKS: &[&str] = &[
     "image-classification",
     "multi-label-image-classification",
+    "sound-classification",
     "tabular-classification",
     "tabular-regression",
     "text-classification",
@@ -128,6 +130,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         }
         "tabular-classification" | "tabular-regression" => tabular::export(model_dir, out, options),
         "text-classification" => text::export(model_dir, out, options),
+        "sound-classification" => sound::export(model_dir, out, options),
         "" => Err(Error::model(
             "config.json names no Lathe task (lathe.task); was it written by Lathe?",
             config_path,
