@@ -3,7 +3,7 @@
 //! `LATHE_COREML_PYTHON` is set, the independent numpy evaluator of `tests/coreml/` run on the
 //! samples the engine decoded agrees with `lathe predict --json` to 1e-4 on 24 clips of exactly
 //! one window; broken exports (one convolution weight, the log offset) are rejected; the fp16
-//! export's difference is reported.
+//! export's difference is reported. The same for a transfer model (CREPE-tiny + head).
 //!
 //! `sound_export_on_real_clips` (ignored; needs data) measures a trained model on real
 //! recordings: `LATHE_SOUND_RUN=RUN_DIR LATHE_SOUND_CLIPS=DIR_OF_CLASS_FOLDERS cargo test -p
@@ -70,8 +70,8 @@ fn clip(class: usize, k: usize, n: usize, mix: f32) -> Vec<f32> {
 
 const CLASSES: [&str; 3] = ["hum", "whistle", "hiss"];
 
-/// Trains a small CNN on 0.5 s windows; returns the run folder.
-fn train(tmp: &Path, cache: &Path) -> PathBuf {
+/// Trains a small CNN (or `extra` params' model) on 0.5 s windows; returns the run folder.
+fn train(tmp: &Path, cache: &Path, extra: &[&str]) -> PathBuf {
     let data = tmp.join("train");
     for (c, name) in CLASSES.iter().enumerate() {
         for k in 0..8 {
@@ -93,7 +93,9 @@ fn train(tmp: &Path, cache: &Path) -> PathBuf {
             "--param",
             "batch_size=8",
         ])
-        .args(["--param", "window_secs=0.5", "--data"])
+        .args(["--param", "window_secs=0.5"])
+        .args(extra)
+        .arg("--data")
         .arg(&data)
         .arg("--out")
         .arg(&run_dir));
@@ -137,7 +139,7 @@ fn layers_of(m: &mut Model) -> &mut Vec<coreml_proto::proto::NeuralNetworkLayer>
 fn sound_export_agrees_with_the_engine_on_one_window_clips() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let run_dir = train(tmp.path(), &cache);
+    let run_dir = train(tmp.path(), &cache, &[]);
     let n = window_of(&run_dir);
     // 0.5 s = 50 frames of 400 samples every 160.
     assert_eq!(n, 49 * 160 + 400);
@@ -236,6 +238,64 @@ fn sound_export_agrees_with_the_engine_on_one_window_clips() {
         }
     });
     assert_rejected(&python, &broken, &preds, &["--sound"], "log offset");
+}
+
+/// A transfer model (CREPE-tiny embeddings + MLP head) exports too: frames cut by slicing,
+/// normalized per frame, CREPE's layers along rows, mean / std over frames; the evaluator agrees
+/// with `lathe predict` to 1e-4 and rejects a broken per-frame normalization.
+#[test]
+fn transfer_sound_export_agrees_with_the_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let run_dir = train(
+        tmp.path(),
+        &cache,
+        &["--param", "algorithm=transfer", "--param", "transfer_epochs=30"],
+    );
+    // The transfer model's window is window_frames × hop samples (no analysis-frame overhang).
+    let n = 8_000;
+    let model_path = tmp.path().join("transfer.mlmodel");
+    let info = export(&cache, &run_dir, &model_path, "fp32");
+    assert_eq!(info["specification_version"], 1);
+    let m = spec::read(&model_path).unwrap();
+    let desc = m.description.clone().unwrap();
+    let user = &desc.metadata.as_ref().unwrap().user_defined;
+    assert_eq!(user["algorithm"], "transfer");
+    assert_eq!(user["window_samples"], n.to_string());
+    let Some(python) = coreml_python() else {
+        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
+        return;
+    };
+    let clips: Vec<PathBuf> = (0..21)
+        .map(|i| {
+            let path = tmp.path().join("clips").join(format!("{i:02}.wav"));
+            wav(&path, &clip(i % 3, 40 + i, n, 0.2 + 0.05 * (i % 4) as f32));
+            path
+        })
+        .collect();
+    let preds = tmp.path().join("preds.jsonl");
+    predictions_with_samples(&cache, &run_dir, &clips, &preds);
+    let d = assert_agrees(&python, &model_path, &preds, &["--sound"], "transfer fp32");
+    eprintln!("transfer fp32: max |Δp| = {d:e}");
+    let m16 = tmp.path().join("transfer16.mlmodel");
+    export(&cache, &run_dir, &m16, "fp16");
+    let (code, report) = check(&python, &m16, &preds, &["--sound", "--tolerance", "1"]);
+    assert_eq!(code, 0, "{report}");
+    eprintln!(
+        "transfer fp16: max |Δp| = {}, top label agrees on {} of 21",
+        report["max_abs_diff"], report["top_label_agreement"]
+    );
+    let broken = tmp.path().join("broken.mlmodel");
+    mutate(&model_path, &broken, |m| {
+        for l in layers_of(m).iter_mut() {
+            if let Some(Layer::Unary(u)) = &mut l.layer
+                && l.name == "frames.inv_std"
+            {
+                u.epsilon = 1e-2;
+            }
+        }
+    });
+    assert_rejected(&python, &broken, &preds, &["--sound"], "per-frame normalization");
 }
 
 /// Real recordings: the first window of up to 4 files of every class of `LATHE_SOUND_CLIPS`

@@ -16,8 +16,9 @@
 //! 2×2 max pooling after the first three, mean and max over time per (channel, band), the
 //! linear classifier and a softmax. Specification version 1 (2 with fp16 weights).
 //!
-//! A transfer model (CREPE-tiny embeddings + head) is written by [`transfer`]: per-frame
-//! normalization, the five CREPE layers over frames laid out as rows, and mean / std pooling.
+//! A transfer model (CREPE-tiny embeddings + head) is written by `crepe` (sound/crepe.rs): frames
+//! cut by slicing, per-frame normalization, the five CREPE layers over frames laid out as rows,
+//! mean / std pooling over frames, the head.
 //!
 //! The window rules (how a recording is cut, averaging the windows' probabilities) stay in app
 //! code; the metadata says how (`window_samples`, `window_hop_samples`, `file_prediction`).
@@ -40,6 +41,8 @@ use coreml_proto::proto::{
 };
 use std::collections::HashMap;
 use std::path::Path;
+
+mod crepe;
 
 /// Name of the samples input (as Create ML's sound classifiers name theirs).
 pub const INPUT: &str = "audioSamples";
@@ -98,7 +101,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             let head = serde_json::from_value(config["head"].clone())
                 .map_err(|_| Error::model("config.json has no valid `head`", &config_path))?;
             let window = frontend.window_frames * frontend.hop_length;
-            transfer::network(&mut b, window, &head, &weights)?;
+            crepe::network(&mut b, window, &head, &weights)?;
             (
                 window,
                 frontend.window_hop_frames * frontend.hop_length,
@@ -295,6 +298,7 @@ fn cnn_network(
         &x,
         "pool.mean",
         reduce_layer_params::ReduceOperation::Avg,
+        reduce_layer_params::ReduceAxis::H,
     );
     let max = reduce(
         b,
@@ -302,6 +306,7 @@ fn cnn_network(
         &x,
         "pool.max",
         reduce_layer_params::ReduceOperation::Max,
+        reduce_layer_params::ReduceAxis::H,
     );
     let pooled = b.concat("pool", &[&mean, &max], "pool");
     let flat = flatten(b, "pool.flat", &pooled, "pool.flat");
@@ -499,18 +504,19 @@ fn permute(
     b.push(name, &[input], output, Layer::Permute(params))
 }
 
-/// A reduction over the height axis: `[C, H, W]` → `[C, 1, W]`.
+/// A reduction over `axis` (`H`: `[C, H, W]` → `[C, 1, W]`; `C`: → `[1, H, W]`).
 fn reduce(
     b: &mut NetworkBuilder,
     name: &str,
     input: &str,
     output: &str,
     mode: reduce_layer_params::ReduceOperation,
+    axis: reduce_layer_params::ReduceAxis,
 ) -> String {
     let params = ReduceLayerParams {
         mode: mode as i32,
         epsilon: 0.0,
-        axis: reduce_layer_params::ReduceAxis::H as i32,
+        axis: axis as i32,
     };
     b.push(name, &[input], output, Layer::Reduce(params))
 }
@@ -565,23 +571,6 @@ fn max_pool(
         ..Default::default()
     };
     b.push(name, &[input], output, Layer::Pooling(params))
-}
-
-/// The transfer model (CREPE-tiny embeddings + head) as layers.
-mod transfer {
-    use super::*;
-    use crate::model::head::HeadKind;
-
-    pub fn network(
-        _b: &mut NetworkBuilder,
-        _window: usize,
-        _head: &HeadKind,
-        _w: &Weights,
-    ) -> Result<()> {
-        Err(Error::Unsupported(
-            "Core ML export of transfer-learning sound models is not available yet".into(),
-        ))
-    }
 }
 
 #[cfg(test)]
