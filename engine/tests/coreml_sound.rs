@@ -250,7 +250,12 @@ fn transfer_sound_export_agrees_with_the_engine() {
     let run_dir = train(
         tmp.path(),
         &cache,
-        &["--param", "algorithm=transfer", "--param", "transfer_epochs=30"],
+        &[
+            "--param",
+            "algorithm=transfer",
+            "--param",
+            "transfer_epochs=30",
+        ],
     );
     // The transfer model's window is window_frames × hop samples (no analysis-frame overhang).
     let n = 8_000;
@@ -295,7 +300,13 @@ fn transfer_sound_export_agrees_with_the_engine() {
             }
         }
     });
-    assert_rejected(&python, &broken, &preds, &["--sound"], "per-frame normalization");
+    assert_rejected(
+        &python,
+        &broken,
+        &preds,
+        &["--sound"],
+        "per-frame normalization",
+    );
 }
 
 /// Real recordings: the first window of up to 4 files of every class of `LATHE_SOUND_CLIPS`

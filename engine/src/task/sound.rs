@@ -485,7 +485,7 @@ fn sound_transfer_train(
         p.frontend.window_hop_frames * hop,
     );
     let signature = format!(
-        "crepe_tiny/{}/win{window}/hop{window_hop}/frame_hop{}",
+        "crepe_tiny/{}/win{window}/hop{window_hop}/frame_hop{}/std2pass",
         encoder.weights_hash,
         sound_transfer::FRAME_HOP
     );

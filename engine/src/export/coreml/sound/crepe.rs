@@ -10,8 +10,9 @@
 //! - frames become rows of one image `[1, frames, 1024]`, and CREPE's five layers run along the
 //!   rows (1 × k kernels): zero padding, convolution (stride 4, then 1), ReLU, batch norm as a
 //!   scale layer, 1 × 2 max pooling → `[32, frames, 8]`;
-//! - mean and standard deviation over frames (`sqrt(max(E[x²] − E[x]², 0))`, as the engine),
-//!   flattened in the engine's order (mean block, then std; channel-major), the head, softmax.
+//! - mean and standard deviation over frames (two passes, `sqrt(E[(x − mean)²])`, as the
+//!   engine), flattened in the engine's order (mean block, then std; channel-major), the head,
+//!   softmax.
 
 use super::{PROBABILITY_OUTPUT, Weights, flatten, permute, reduce, reshape, unary};
 use crate::error::{Error, Result};
@@ -237,7 +238,8 @@ pub fn network(b: &mut NetworkBuilder, window: usize, head: &HeadKind, w: &Weigh
             Some(&shift),
         )?;
         x = pool_pairs(b, &format!("{name}.pool"), &x, &format!("{name}.pool"));
-        width = ((width + pad.0 + pad.1).saturating_sub(k) / stride + 1) / 2;
+        let conv_width = (width + pad.0 + pad.1).saturating_sub(k) / stride + 1;
+        width = conv_width / 2;
         channels = c_out;
     }
     let embed = channels * width;
@@ -251,44 +253,38 @@ pub fn network(b: &mut NetworkBuilder, window: usize, head: &HeadKind, w: &Weigh
         ));
     }
 
-    // Mean and std over frames (rows): [C, 1, 8] each.
+    // Mean and std over frames, in two passes as the engine: frames move to channels
+    // ([C, F, 8] → [F, C, 8]) so that the mean [1, C, 8] broadcasts over them.
+    let x = permute(b, "embed.by_frame", &x, "embed.by_frame", [0, 2, 1, 3]);
     let mean = reduce(
         b,
         "embed.mean",
         &x,
         "embed.mean",
         ReduceOperation::Avg,
-        ReduceAxis::H,
-    );
-    let sq = unary(b, "embed.sq", &x, "embed.sq", Operation::Power, 2.0);
-    let mean_sq = reduce(
-        b,
-        "embed.mean_sq",
-        &sq,
-        "embed.mean_sq",
-        ReduceOperation::Avg,
-        ReduceAxis::H,
-    );
-    let sq_mean = unary(
-        b,
-        "embed.sq_mean",
-        &mean,
-        "embed.sq_mean",
-        Operation::Power,
-        2.0,
+        ReduceAxis::C,
     );
     let neg = b.activation(
-        "embed.neg_sq_mean",
-        &sq_mean,
-        "embed.neg_sq_mean",
+        "embed.neg_mean",
+        &mean,
+        "embed.neg_mean",
         Activation::Linear {
             alpha: -1.0,
             beta: 0.0,
         },
     );
-    let var = b.add("embed.var", &[&mean_sq, &neg], "embed.var");
-    let var = b.activation("embed.var.relu", &var, "embed.var.relu", Activation::Relu);
+    let centered = b.add("embed.centered", &[&x, &neg], "embed.centered");
+    let sq = unary(b, "embed.sq", &centered, "embed.sq", Operation::Power, 2.0);
+    let var = reduce(
+        b,
+        "embed.var",
+        &sq,
+        "embed.var",
+        ReduceOperation::Avg,
+        ReduceAxis::C,
+    );
     let std = unary(b, "embed.std", &var, "embed.std", Operation::Sqrt, 0.0);
+    // [2, C, 8] → [2·C·8]: the mean block, then the std block, channel-major.
     let pooled = b.concat("embed.pool", &[&mean, &std], "embed.pool");
     let mut blob = flatten(b, "features", &pooled, "features");
 
