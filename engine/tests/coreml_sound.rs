@@ -119,13 +119,39 @@ fn predictions_with_samples(cache: &Path, run_dir: &Path, clips: &[PathBuf], fil
     std::fs::write(file, out).unwrap();
 }
 
-fn window_of(run_dir: &Path) -> usize {
+fn frontend_of(run_dir: &Path) -> FrontEndConfig {
     let fe: serde_json::Value = serde_json::from_slice(
         &std::fs::read(run_dir.join("model/feature_extractor_config.json")).unwrap(),
     )
     .unwrap();
-    let cfg: FrontEndConfig = serde_json::from_value(fe["lathe_frontend"].clone()).unwrap();
+    serde_json::from_value(fe["lathe_frontend"].clone()).unwrap()
+}
+
+fn window_of(run_dir: &Path) -> usize {
+    let cfg = frontend_of(run_dir);
+    if serde_json::from_slice::<serde_json::Value>(
+        &std::fs::read(run_dir.join("model/config.json")).unwrap(),
+    )
+    .unwrap()["algorithm"]
+        == "transfer"
+    {
+        return cfg.window_frames * cfg.hop_length;
+    }
     sound::window_samples(&cfg)
+}
+
+/// Whether every analysis frame of `x` is at or above the silence threshold (frame RMS in
+/// dBFS, as the engine measures it), so that a model trained with `trim_silence` sees the clip
+/// untrimmed.
+fn all_frames_loud(x: &[f32], cfg: &FrontEndConfig) -> bool {
+    let (win, hop) = (cfg.win_length, cfg.hop_length);
+    (0..)
+        .map(|i| i * hop)
+        .take_while(|s| s + win <= x.len())
+        .all(|s| {
+            let e: f32 = x[s..s + win].iter().map(|v| v * v).sum();
+            10.0 * (e / win as f32 + 1e-12).log10() >= cfg.silence_threshold_db
+        })
 }
 
 fn layers_of(m: &mut Model) -> &mut Vec<coreml_proto::proto::NeuralNetworkLayer> {
@@ -310,8 +336,8 @@ fn transfer_sound_export_agrees_with_the_engine() {
 }
 
 /// Real recordings: the first window of up to 4 files of every class of `LATHE_SOUND_CLIPS`
-/// (zero-padded to one window), predicted by the run in `LATHE_SOUND_RUN` and by its fp32 and
-/// fp16 Core ML exports.
+/// (zero-padded to one window; for a model that trims silence, only windows without quiet
+/// frames), predicted by the run in `LATHE_SOUND_RUN` and by its fp32 and fp16 Core ML exports.
 #[test]
 #[ignore = "needs a trained run and real clips: LATHE_SOUND_RUN, LATHE_SOUND_CLIPS"]
 fn sound_export_on_real_clips() {
@@ -325,7 +351,9 @@ fn sound_export_on_real_clips() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let n = window_of(&run_dir);
+    let cfg = frontend_of(&run_dir);
     let mut clips = Vec::new();
+    let mut quiet = 0;
     let mut classes: Vec<PathBuf> = std::fs::read_dir(&data)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -338,11 +366,22 @@ fn sound_export_on_real_clips() {
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
-        for f in files.iter().take(4) {
+        let mut taken = 0;
+        for f in &files {
+            if taken == 4 {
+                break;
+            }
             let Ok((mut x, _)) = decode_to_vec(f, n) else {
                 continue;
             };
             x.resize(n, 0.0);
+            // A model trained with trim_silence drops quiet frames at a clip's ends (the app's
+            // job, before windowing): compare on clips it leaves whole.
+            if cfg.trim_silence && !all_frames_loud(&x, &cfg) {
+                quiet += 1;
+                continue;
+            }
+            taken += 1;
             let name = format!(
                 "{}-{}.wav",
                 class.file_name().unwrap().to_string_lossy(),
@@ -353,6 +392,10 @@ fn sound_export_on_real_clips() {
             clips.push(path);
         }
     }
+    eprintln!(
+        "{} clips; {quiet} skipped (quiet frames, trim_silence)",
+        clips.len()
+    );
     let preds = tmp.path().join("preds.jsonl");
     predictions_with_samples(&cache, &run_dir, &clips, &preds);
     for precision in ["fp32", "fp16"] {

@@ -117,10 +117,21 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     };
 
     let secs = input_samples as f64 / frontend.sample_rate as f64;
+    let trim = if frontend.trim_silence {
+        format!(
+            " The model was trained with silence trimming: first drop the quiet start and end of \
+             the recording (every {} ms frame of {} ms whose RMS is below {} dBFS).",
+            frontend.hop_length * 1000 / frontend.sample_rate as usize,
+            frontend.win_length * 1000 / frontend.sample_rate as usize,
+            frontend.silence_threshold_db
+        )
+    } else {
+        String::new()
+    };
     let description = format!(
         "{input_samples} samples ({secs:.3} s) of mono audio at {} Hz, in [-1, 1]. For a longer \
          recording, classify windows starting every {hop_samples} samples (the last one ending at \
-         the end) and average their probabilities, as Lathe does; pad a shorter one with zeros.",
+         the end) and average their probabilities, as Lathe does; pad a shorter one with zeros.{trim}",
         frontend.sample_rate
     );
     let mut user = meta::provenance(model_dir, &labels, options)?;
@@ -132,6 +143,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         "file_prediction".into(),
         "mean of the window probabilities".into(),
     );
+    user.insert("trim_silence".into(), frontend.trim_silence.to_string());
     user.insert(
         "frontend".into(),
         serde_json::to_string(&crate::task::sound_model::feature_extractor_config(
