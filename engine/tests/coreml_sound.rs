@@ -70,8 +70,9 @@ fn clip(class: usize, k: usize, n: usize, mix: f32) -> Vec<f32> {
 
 const CLASSES: [&str; 3] = ["hum", "whistle", "hiss"];
 
-/// Trains a small CNN (or `extra` params' model) on 0.5 s windows; returns the run folder.
-fn train(tmp: &Path, cache: &Path, extra: &[&str]) -> PathBuf {
+/// Trains a small model (`params`: extra TOML lines of `[params]`) on 0.5 s windows from a
+/// project that also asks for Core ML (`formats = ["coreml"]`); returns the run folder.
+fn train(tmp: &Path, cache: &Path, params: &str) -> PathBuf {
     let data = tmp.join("train");
     for (c, name) in CLASSES.iter().enumerate() {
         for k in 0..8 {
@@ -82,24 +83,34 @@ fn train(tmp: &Path, cache: &Path, extra: &[&str]) -> PathBuf {
             );
         }
     }
+    let project = tmp.join("project.toml");
+    std::fs::write(
+        &project,
+        format!(
+            "format_version = 1\nname = \"tones\"\ntemplate = \"sound-classifier\"\n\
+             [data]\ntrain = \"train\"\n\
+             [params]\nepochs = 4\ncnn_width = 4\nbatch_size = 8\nwindow_secs = 0.5\n{params}\n\
+             [export]\nformats = [\"safetensors\", \"coreml\"]\n"
+        ),
+    )
+    .unwrap();
     let run_dir = tmp.join("run");
     let out = run(lathe(cache)
-        .args(["train", "--template", "sound-classifier", "--json"])
-        .args([
-            "--epochs",
-            "4",
-            "--param",
-            "cnn_width=4",
-            "--param",
-            "batch_size=8",
-        ])
-        .args(["--param", "window_secs=0.5"])
-        .args(extra)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
+        .arg("train")
+        .arg(&project)
+        .args(["--json", "--out"])
         .arg(&run_dir));
     assert!(out.status.success(), "train failed: {}", stderr(&out));
+    // formats = ["coreml"]: training wrote the Core ML model too.
+    let events = json_lines(&stdout(&out));
+    let exported = events
+        .iter()
+        .find(|e| e["event"] == "exported" && e["format"] == "coreml")
+        .unwrap_or_else(|| panic!("no Core ML export event in {events:?}"));
+    assert_eq!(
+        exported["path"],
+        run_dir.join("exports/model.mlmodel").to_str().unwrap()
+    );
     run_dir
 }
 
@@ -165,7 +176,7 @@ fn layers_of(m: &mut Model) -> &mut Vec<coreml_proto::proto::NeuralNetworkLayer>
 fn sound_export_agrees_with_the_engine_on_one_window_clips() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let run_dir = train(tmp.path(), &cache, &[]);
+    let run_dir = train(tmp.path(), &cache, "");
     let n = window_of(&run_dir);
     // 0.5 s = 50 frames of 400 samples every 160.
     assert_eq!(n, 49 * 160 + 400);
@@ -276,12 +287,7 @@ fn transfer_sound_export_agrees_with_the_engine() {
     let run_dir = train(
         tmp.path(),
         &cache,
-        &[
-            "--param",
-            "algorithm=transfer",
-            "--param",
-            "transfer_epochs=30",
-        ],
+        "algorithm = \"transfer\"\ntransfer_epochs = 30",
     );
     // The transfer model's window is window_frames × hop samples (no analysis-frame overhang).
     let n = 8_000;

@@ -1135,10 +1135,7 @@ fn write_run_outputs(
         path: target.join("model.safetensors"),
     });
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        ctx.warn(
-            "Core ML export is not available in this build yet; wrote safetensors only",
-            None,
-        );
+        crate::export::coreml::export_run(ctx, &target);
     }
     Ok(target)
 }
