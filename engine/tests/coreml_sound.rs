@@ -358,6 +358,8 @@ fn sound_export_on_real_clips() {
     let cache = tmp.path().join("cache");
     let n = window_of(&run_dir);
     let cfg = frontend_of(&run_dir);
+    // Only the log-mel path trims (the transfer model windows raw samples).
+    let trims = cfg.trim_silence && n == sound::window_samples(&cfg);
     let mut clips = Vec::new();
     let mut quiet = 0;
     let mut classes: Vec<PathBuf> = std::fs::read_dir(&data)
@@ -383,7 +385,7 @@ fn sound_export_on_real_clips() {
             x.resize(n, 0.0);
             // A model trained with trim_silence drops quiet frames at a clip's ends (the app's
             // job, before windowing): compare on clips it leaves whole.
-            if cfg.trim_silence && !all_frames_loud(&x, &cfg) {
+            if trims && !all_frames_loud(&x, &cfg) {
                 quiet += 1;
                 continue;
             }

@@ -117,7 +117,9 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     };
 
     let secs = input_samples as f64 / frontend.sample_rate as f64;
-    let trim = if frontend.trim_silence {
+    // Only the log-mel path trims silence (the transfer model's windows are raw samples).
+    let trims = frontend.trim_silence && algorithm == "cnn";
+    let trim = if trims {
         format!(
             " The model was trained with silence trimming: first drop the quiet start and end of \
              the recording (every {} ms frame of {} ms whose RMS is below {} dBFS).",
@@ -143,7 +145,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         "file_prediction".into(),
         "mean of the window probabilities".into(),
     );
-    user.insert("trim_silence".into(), frontend.trim_silence.to_string());
+    user.insert("trim_silence".into(), trims.to_string());
     user.insert(
         "frontend".into(),
         serde_json::to_string(&crate::task::sound_model::feature_extractor_config(
