@@ -70,7 +70,7 @@ fn clip(class: usize, k: usize, n: usize, mix: f32) -> Vec<f32> {
 
 const CLASSES: [&str; 3] = ["hum", "whistle", "hiss"];
 
-/// Trains a small model (`params`: extra TOML lines of `[params]`) on 0.5 s windows from a
+/// Trains a small model (`params`: extra TOML lines of `[params]`, with the window) from a
 /// project that also asks for Core ML (`formats = ["coreml"]`); returns the run folder.
 fn train(tmp: &Path, cache: &Path, params: &str) -> PathBuf {
     let data = tmp.join("train");
@@ -89,7 +89,7 @@ fn train(tmp: &Path, cache: &Path, params: &str) -> PathBuf {
         format!(
             "format_version = 1\nname = \"tones\"\ntemplate = \"sound-classifier\"\n\
              [data]\ntrain = \"train\"\n\
-             [params]\nepochs = 4\ncnn_width = 4\nbatch_size = 8\nwindow_secs = 0.5\n{params}\n\
+             [params]\nepochs = 4\ncnn_width = 4\nbatch_size = 8\n{params}\n\
              [export]\nformats = [\"safetensors\", \"coreml\"]\n"
         ),
     )
@@ -176,7 +176,7 @@ fn layers_of(m: &mut Model) -> &mut Vec<coreml_proto::proto::NeuralNetworkLayer>
 fn sound_export_agrees_with_the_engine_on_one_window_clips() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let run_dir = train(tmp.path(), &cache, "");
+    let run_dir = train(tmp.path(), &cache, "window_secs = 0.5");
     let n = window_of(&run_dir);
     // 0.5 s = 50 frames of 400 samples every 160.
     assert_eq!(n, 49 * 160 + 400);
@@ -287,10 +287,13 @@ fn transfer_sound_export_agrees_with_the_engine() {
     let run_dir = train(
         tmp.path(),
         &cache,
-        "algorithm = \"transfer\"\ntransfer_epochs = 30",
+        "algorithm = \"transfer\"\ntransfer_epochs = 30\nwindow_secs = 0.75",
     );
-    // The transfer model's window is window_frames × hop samples (no analysis-frame overhang).
-    let n = 8_000;
+    // The transfer model's window is window_frames × hop samples (no analysis-frame overhang):
+    // 12,000 samples = 18 CREPE frames, cut from 19 rows of 640 once zero-padded to 12,160 (a
+    // 0.5 s window is cut down to its rows instead; 1 s fits exactly).
+    let n = 12_000;
+    assert_eq!(window_of(&run_dir), n);
     let model_path = tmp.path().join("transfer.mlmodel");
     let info = export(&cache, &run_dir, &model_path, "fp32");
     assert_eq!(info["specification_version"], 1);
