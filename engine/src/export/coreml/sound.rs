@@ -20,8 +20,10 @@
 //! cut by slicing, per-frame normalization, the five CREPE layers over frames laid out as rows,
 //! mean / std pooling over frames, the head.
 //!
-//! The window rules (how a recording is cut, averaging the windows' probabilities) stay in app
-//! code; the metadata says how (`window_samples`, `window_hop_samples`, `file_prediction`).
+//! The window rules (how a recording is cut, averaging the windows' probabilities) and, for a
+//! CNN trained with `trim_silence`, dropping quiet ends first stay in app code (Core ML shapes
+//! are fixed); the metadata and the input's description say how (`window_samples`,
+//! `window_hop_samples`, `file_prediction`, `trim_silence`).
 
 use crate::data::audio_frontend::{FrontEndConfig, mel_filters};
 use crate::error::{Error, Result};
