@@ -13,6 +13,8 @@ PREDICTIONS.jsonl is `lathe predict MODEL_DIR INPUT... --json --top K` (K = ever
   ({"terms": {term: count}}, text models);
 - --detector: an object detector pipeline; PREDICTIONS.jsonl holds the engine's boxes before NMS
   for images at the model's size (see check_detector; tolerance 1e-3 by default).
+- --sound: each prediction line also holds "samples", the clip's decoded 16 kHz samples (clips of
+  exactly one window, sound models).
 The checker
 1. parses the file with coremltools (`utils.load_spec`, `MLModel(path, skip_model_load=True)`);
 2. checks the interface: `predictedFeatureName` / `predictedProbabilitiesName` outputs of a
@@ -54,7 +56,7 @@ def main():
     ap.add_argument("--vectors", help="JSON lines of the engine's feature vectors (text models)")
     ap.add_argument("--multi-label", action="store_true",
                     help="a NeuralNetwork with one probability per label (multi-label images)")
-    ap.add_argument("--sound", action="store_true", help="predictions carry their sample windows")
+    ap.add_argument("--sound", action="store_true", help="predictions carry their decoded samples (sound models)")
     ap.add_argument("--detector", action="store_true",
                     help="an object detector pipeline; PREDICTIONS.jsonl holds the engine's boxes "
                          "before NMS (see check_detector)")
@@ -440,10 +442,17 @@ def image_features(spec, path):
 
 
 def sound_features(spec, p):
-    """A sound model's input: the engine's own window of samples, as written by
-    `lathe predict --json --windows` ({"samples": [...]})."""
+    """A sound model's input: the 16 kHz samples the engine decoded from the clip, added to each
+    prediction line as {"samples": [...]} (the clip must be exactly one window long, so the
+    engine's prediction is that one window's)."""
     inp = spec.description.input[0]
-    return {inp.name: np.asarray(p["samples"], dtype=np.float64)}
+    if "samples" not in p:
+        raise ValueError(f"prediction of {p.get('input')} has no 'samples' (the decoded clip)")
+    x = np.asarray(p["samples"], dtype=np.float32).astype(np.float64)
+    want = list(inp.type.multiArrayType.shape)
+    if [len(x)] != want:
+        raise ValueError(f"{p.get('input')}: {len(x)} samples, the model takes {want}")
+    return {inp.name: x}
 
 
 def outputs_of(spec, out, args):

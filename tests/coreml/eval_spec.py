@@ -7,10 +7,11 @@ the layer semantics are written from Apple's NeuralNetwork.proto documentation.
 
 Blobs are numpy arrays shaped [N, C, H, W] (a batch of N). Supported: the image scaler and mean
 image preprocessing; convolution (groups, valid/same padding, no dilation), padding, activation,
-unary, pooling (global or windowed), inner product, softmax, scale, bias, add, multiply,
-batchnorm, concat, flatten, upsample (nearest), slice, reshape, permute. Unknown layers raise, so
-a model using one cannot pass silently. Whole models (`predict`): pipelines, feature engineering,
-tree ensembles, GLMs, neural networks and NonMaximumSuppression.
+unary, pooling (global or windowed), inner product, softmax, scale, bias, add, multiply
+(with the spec's limited broadcasting), batchnorm, concat, flatten, upsample (nearest), slice,
+reshape, permute, reduce. Unknown layers raise, so a model using one cannot pass silently. Whole
+models (`predict`): pipelines, feature engineering, tree ensembles, GLMs, neural networks and
+NonMaximumSuppression.
 """
 
 import numpy as np
@@ -268,41 +269,98 @@ def upsample(p, x):
     return np.repeat(np.repeat(x, fh, axis=2), fw, axis=3)
 
 
-def slice_layer(p, x):
-    # SliceAxis: CHANNEL 0, HEIGHT 1, WIDTH 2 (of [C, H, W]); [start, end), -1 denoting N - 1.
-    axis = 1 + p.axis
-    n = x.shape[axis]
-    start = p.startIndex + n if p.startIndex < 0 else p.startIndex
-    end = p.endIndex + n if p.endIndex < 0 else p.endIndex
-    index = [slice(None)] * 4
-    index[axis] = slice(start, end, p.stride or 1)
-    return x[tuple(index)]
-
-
 def reshape(p, x):
-    # ReshapeOrder: CHANNEL_FIRST 0 (C-major order, no data movement), CHANNEL_LAST 1.
+    """ReshapeLayer: targetShape [C, H, W] (or [1, C, H, W]: sequence length 1) per example.
+    CHANNEL_FIRST reads and writes in C, H, W order; CHANNEL_LAST reads in H, W, C order and
+    writes [H, W, C] before moving C first."""
     target = list(p.targetShape)
     if len(target) == 4:
         if target[0] != 1:
-            raise NotImplementedError("reshape into a sequence")
+            raise NotImplementedError("reshape to a sequence length other than 1")
         target = target[1:]
     if len(target) != 3:
-        raise ValueError(f"reshape target must have 3 or 4 entries, got {list(p.targetShape)}")
+        raise ValueError(f"reshape targetShape must have 3 or 4 entries, has {len(target)}")
     n = x.shape[0]
-    if p.mode == 0:
-        return x.reshape(n, *target)
-    c, h, w = target
-    return x.transpose(0, 2, 3, 1).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    if int(np.prod(target)) != x[0].size:
+        raise ValueError(f"cannot reshape {list(x.shape[1:])} to {target}")
+    if p.mode == 1:  # CHANNEL_LAST
+        c, h, w = target
+        return x.transpose(0, 2, 3, 1).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    return x.reshape(n, *target)
 
 
 def permute(p, x):
-    # axis permutes (Seq, C, H, W); the evaluator's batch axis stands for Seq, which must stay.
+    """PermuteLayer: `axis` orders [Seq, C, H, W]; output dimension i is input dimension axis[i].
+    Blobs here have sequence length 1, so axis[0] must stay 0."""
     axis = list(p.axis) or [0, 1, 2, 3]
     if sorted(axis) != [0, 1, 2, 3]:
         raise ValueError(f"permute axis {axis} is not a permutation of [0, 1, 2, 3]")
     if axis[0] != 0:
-        raise NotImplementedError("permute moving the sequence axis")
-    return x.transpose(0, *axis[1:])
+        raise NotImplementedError("permute that moves the sequence axis")
+    return x.transpose(0, axis[1], axis[2], axis[3])
+
+
+# ReduceAxis: CHW 0, HW 1, C 2, H 3, W 4 → numpy axes of [N, C, H, W].
+_REDUCE_AXES = {0: (1, 2, 3), 1: (2, 3), 2: (1,), 3: (2,), 4: (3,)}
+
+
+def reduce(p, x):
+    """ReduceLayer over `axis`, keeping the reduced dimensions as 1."""
+    axes = _REDUCE_AXES.get(p.axis)
+    if axes is None:
+        raise ValueError(f"reduce axis {p.axis}")
+    eps = p.epsilon if p.epsilon != 0 else 1e-6
+    mode = p.mode
+    # ReduceOperation: SUM 0, AVG 1, PROD 2, LOGSUM 3, SUMSQUARE 4, L1 5, L2 6, MAX 7, MIN 8.
+    if mode == 0:
+        return x.sum(axis=axes, keepdims=True)
+    if mode == 1:
+        return x.mean(axis=axes, keepdims=True)
+    if mode == 2:
+        return x.prod(axis=axes, keepdims=True)
+    if mode == 3:
+        return np.log(x + eps).sum(axis=axes, keepdims=True)
+    if mode == 4:
+        return (x * x).sum(axis=axes, keepdims=True)
+    if mode == 5:
+        return np.abs(x).sum(axis=axes, keepdims=True)
+    if mode == 6:
+        return np.sqrt((x * x).sum(axis=axes, keepdims=True))
+    if mode == 7:
+        return x.max(axis=axes, keepdims=True)
+    if mode == 8:
+        return x.min(axis=axes, keepdims=True)
+    raise NotImplementedError(f"reduce mode {mode}")
+
+
+def slice_layer(p, x):
+    """SliceLayer: [startIndex, endIndex) with `stride` along C (0), H (1) or W (2); negative
+    indices count from the end (-1 is N - 1)."""
+    axis = {0: 1, 1: 2, 2: 3}.get(p.axis)
+    if axis is None:
+        raise ValueError(f"slice axis {p.axis}")
+    size = x.shape[axis]
+    start = p.startIndex + size if p.startIndex < 0 else p.startIndex
+    end = p.endIndex + size if p.endIndex < 0 else p.endIndex
+    stride = p.stride or 1
+    if not 0 <= start < end <= size:
+        raise ValueError(f"slice [{p.startIndex}, {p.endIndex}) of a dimension of {size}")
+    index = [slice(None)] * 4
+    index[axis] = slice(start, end, stride)
+    return x[tuple(index)]
+
+
+def _broadcastable(xs):
+    """Elementwise layers broadcast only [1,1,1], [C,1,1] and [1,H,W] against [C,H,W]."""
+    full = max(xs, key=lambda a: a[0].size).shape[1:]
+    for a in xs:
+        s = a.shape[1:]
+        ok = s == full or s == (1, 1, 1) or s == (full[0], 1, 1) or s == (1,) + full[1:]
+        if not ok:
+            raise ValueError(f"shapes {[list(a.shape[1:]) for a in xs]} are not broadcastable")
+    if xs[0].shape[1:] != full:
+        # The output has the first input's shape, so only later inputs may be broadcast.
+        raise ValueError(f"first input {list(xs[0].shape[1:])} is smaller than {list(full)}")
 
 
 def run_layers(layers, blobs):
@@ -321,9 +379,10 @@ def run_layers(layers, blobs):
         "flatten": flatten,
         "l2normalize": l2normalize,
         "upsample": upsample,
-        "slice": slice_layer,
         "reshape": reshape,
         "permute": permute,
+        "reduce": reduce,
+        "slice": slice_layer,
     }
     for layer in layers:
         kind = layer.WhichOneof("layer")
@@ -336,9 +395,21 @@ def run_layers(layers, blobs):
                 raise ValueError(f"layer {layer.name} ({kind}) needs exactly one input")
             y = single[kind](getattr(layer, kind), xs[0])
         elif kind == "add":
-            y = sum(xs) if len(xs) > 1 else xs[0] + layer.add.alpha
+            if len(xs) > 1:
+                _broadcastable(xs)
+                y = xs[0]
+                for other in xs[1:]:
+                    y = y + other
+            else:
+                y = xs[0] + layer.add.alpha
         elif kind == "multiply":
-            y = np.prod(xs, axis=0) if len(xs) > 1 else xs[0] * layer.multiply.alpha
+            if len(xs) > 1:
+                _broadcastable(xs)
+                y = xs[0]
+                for other in xs[1:]:
+                    y = y * other
+            else:
+                y = xs[0] * layer.multiply.alpha
         elif kind == "concat":
             y = np.concatenate(xs, axis=1)
         else:

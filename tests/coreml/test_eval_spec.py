@@ -116,6 +116,70 @@ class EvaluatorMatchesReferences(unittest.TestCase):
         got16 = eval_spec.weights(fc.weights)
         np.testing.assert_array_equal(got16, w.astype(np.float16).astype(np.float64).reshape(-1))
 
+    def test_reshape_permute_reduce_slice(self):
+        # The sound front end's shape moves: a row of samples, a (band, time) → (time, band)
+        # permute, reductions over time, and slices of rows / columns.
+        x = self.rng.normal(size=(12, 1, 1))
+        b = builder(12, 1, 1)
+        b.add_reshape("r", "data", "row", (1, 3, 4), 0)
+        b.add_reshape("r2", "row", "last", (2, 3, 2), 1)
+        b.add_permute("p", (0, 2, 3, 1), "row", "perm")
+        b.add_reduce("mean", "perm", "m", "H", "AVG")
+        b.add_reduce("max", "perm", "mx", "H", "MAX")
+        b.add_reduce("sq", "perm", "sq", "CHW", "SUMSQUARE")
+        b.add_slice("s", "perm", "sl", "height", start_index=1, end_index=4, stride=2)
+        b.add_slice("s2", "perm", "out", "channel", start_index=1, end_index=3, stride=1)
+        blobs = eval_spec.run_layers(b.spec.neuralNetwork.layers, {"data": x[None]})
+        row = x.reshape(1, 3, 4)
+        np.testing.assert_array_equal(blobs["row"][0], row)
+        # CHANNEL_LAST: values read in H, W, C order (C = 1 here), written as [H, W, C].
+        np.testing.assert_array_equal(blobs["last"][0], x.reshape(3, 2, 2).transpose(2, 0, 1))
+        perm = row.transpose(1, 2, 0)  # output dim i = input dim axis[i]: [H, W, C]
+        self.assertEqual(blobs["perm"].shape, (1, 3, 4, 1))
+        np.testing.assert_array_equal(blobs["perm"][0], perm)
+        np.testing.assert_allclose(blobs["m"][0], perm.mean(axis=1, keepdims=True), atol=1e-12)
+        np.testing.assert_array_equal(blobs["mx"][0], perm.max(axis=1, keepdims=True))
+        self.assertAlmostEqual(float(blobs["sq"].reshape(-1)[0]), float((x ** 2).sum()), places=10)
+        np.testing.assert_array_equal(blobs["sl"][0], perm[:, 1:4:2])
+        np.testing.assert_array_equal(blobs["out"][0], perm[1:3])
+
+    def test_strided_row_convolution_power_log_and_max_pool(self):
+        # A 1×k kernel striding along W only (the DFT as a convolution), x², log(x + shift),
+        # and 2×2 max pooling in floor mode on an odd size.
+        x = self.rng.normal(size=(1, 1, 23))
+        w = f32(self.rng.normal(size=(4, 1, 1, 5)))
+        b = builder(1, 1, 23)
+        b.add_convolution("dft", 1, 4, 1, 5, 1, 3, "valid", 1, w.transpose(2, 3, 1, 0), None, False,
+                          input_name="data", output_name="spec")
+        b.add_unary("pow", "spec", "power", "power", alpha=2.0)
+        b.add_unary("log", "power", "log", "log", shift=1e-3)
+        b.add_reshape("img", "log", "img", (1, 4, 7), 0)
+        b.add_pooling("pool", 2, 2, 2, 2, "MAX", "VALID", input_name="img", output_name="out")
+        got = self.run_net(b, x)
+        frames = np.stack([x[0, 0, 3 * t : 3 * t + 5] for t in range(7)])  # [7, 5]
+        spec = w[:, 0, 0, :] @ frames.T  # [4, 7]
+        logp = np.log(spec ** 2 + float(np.float32(1e-3)))  # the shift is stored as fp32
+        self.assertEqual(got.shape, (1, 2, 3))
+        want = np.array([[logp[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].max() for j in range(3)]
+                         for i in range(2)])
+        np.testing.assert_allclose(got[0], want, atol=1e-12)
+
+    def test_multiply_and_add_broadcast_only_as_the_spec_allows(self):
+        x = self.rng.normal(size=(3, 2, 4))
+        b = builder(3, 2, 4)
+        b.add_reduce("mean", "data", "m", "C", "AVG")  # [1, 2, 4]
+        b.add_unary("inv", "m", "inv", "inverse", epsilon=1e-8)
+        b.add_elementwise("mul", ["data", "inv"], "scaled", "MULTIPLY")
+        b.add_elementwise("add", ["scaled", "m"], "out", "ADD")
+        got = self.run_net(b, x)
+        m = x.mean(axis=0, keepdims=True)
+        np.testing.assert_allclose(got, x / (m + 1e-8) + m, rtol=1e-10)
+        bad = builder(3, 2, 4)
+        bad.add_reduce("mean", "data", "m", "W", "AVG")  # [3, 2, 1]: not a broadcast Core ML knows
+        bad.add_elementwise("mul", ["data", "m"], "out", "MULTIPLY")
+        with self.assertRaises(ValueError):
+            self.run_net(bad, x)
+
     def test_unknown_layers_are_refused(self):
         b = builder(1, 2, 2)
         b.add_elementwise("max", ["data", "data"], "out", "MAX")

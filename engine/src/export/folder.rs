@@ -104,7 +104,7 @@ mod tests {
     fn core_ml_is_offered_for_the_tasks_that_export_it() {
         assert!(supports_task("coreml", Some("tabular-regression")));
         assert!(supports_task("coreml", Some("text-classification")));
-        assert!(!supports_task("coreml", Some("sound-classification")));
+        assert!(supports_task("coreml", Some("sound-classification")));
         assert!(supports_task("coreml", None));
         assert!(supports_task("safetensors", Some("sound-classification")));
     }

@@ -485,7 +485,7 @@ fn sound_transfer_train(
         p.frontend.window_hop_frames * hop,
     );
     let signature = format!(
-        "crepe_tiny/{}/win{window}/hop{window_hop}/frame_hop{}",
+        "crepe_tiny/{}/win{window}/hop{window_hop}/frame_hop{}/std2pass",
         encoder.weights_hash,
         sound_transfer::FRAME_HOP
     );
@@ -1135,10 +1135,7 @@ fn write_run_outputs(
         path: target.join("model.safetensors"),
     });
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        ctx.warn(
-            "Core ML export is not available in this build yet; wrote safetensors only",
-            None,
-        );
+        crate::export::coreml::export_run(ctx, &target);
     }
     Ok(target)
 }

@@ -126,22 +126,27 @@ pub fn window_features(
         let rows = embeddings.get(at..at + n).unwrap_or(&[]);
         at += n;
         let d = crepe::EMBED_DIM;
+        let k = rows.len().max(1) as f32;
         let mut mean = vec![0f32; d];
-        let mut sq = vec![0f32; d];
         for r in rows {
-            for ((m, s), v) in mean.iter_mut().zip(sq.iter_mut()).zip(r) {
+            for (m, v) in mean.iter_mut().zip(r) {
                 *m += v;
-                *s += v * v;
             }
         }
-        let k = rows.len().max(1) as f32;
+        for m in &mut mean {
+            *m /= k;
+        }
+        // Two passes: E[(x − mean)²], not E[x²] − mean², which loses the variance of nearly
+        // constant embeddings (a steady tone) to f32 cancellation.
+        let mut var = vec![0f32; d];
+        for r in rows {
+            for ((s, m), v) in var.iter_mut().zip(&mean).zip(r) {
+                *s += (v - m) * (v - m);
+            }
+        }
         let mut f = Vec::with_capacity(FEATURE_DIM);
-        f.extend(mean.iter().map(|m| m / k));
-        f.extend(
-            mean.iter()
-                .zip(&sq)
-                .map(|(m, s)| (s / k - (m / k).powi(2)).max(0.0).sqrt()),
-        );
+        f.extend_from_slice(&mean);
+        f.extend(var.iter().map(|s| (s / k).sqrt()));
         out.push(f);
     }
     Ok(out)

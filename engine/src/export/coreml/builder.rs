@@ -97,14 +97,8 @@ impl NetworkBuilder {
         }
     }
 
-    /// Appends one layer reading `inputs` and writing `output`; returns `output`.
-    pub(crate) fn push(
-        &mut self,
-        name: &str,
-        inputs: &[&str],
-        output: &str,
-        layer: Layer,
-    ) -> String {
+    /// Appends any layer (for layers without a method here); returns `output`.
+    pub fn push(&mut self, name: &str, inputs: &[&str], output: &str, layer: Layer) -> String {
         self.layers.push(NeuralNetworkLayer {
             name: name.to_string(),
             input: inputs.iter().map(|s| s.to_string()).collect(),

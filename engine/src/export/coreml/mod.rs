@@ -3,7 +3,8 @@
 //! `builder` writes neural-network layers, `backbone` the engine's backbones, `spec` the
 //! model-level messages, `meta` the metadata every export shares; one file per template:
 //! `image` (image classifier and multi-label), `tabular` (table classifier / regressor
-//! pipelines), `text` (maxent text pipeline), `detect` (object detector: network → NMS).
+//! pipelines), `text` (maxent text pipeline), `detect` (object detector: network → NMS),
+//! `sound` (log-mel front end + CNN over raw samples).
 //!
 //! Specification version: the lowest each model needs — 1 (iOS 11) for fp32 neural networks,
 //! pipelines, tree ensembles and feature-engineering models; 2 (iOS 11.2) once weights are fp16;
@@ -14,6 +15,7 @@ pub mod builder;
 pub mod detect;
 pub mod image;
 pub mod meta;
+pub mod sound;
 pub mod spec;
 pub mod tabular;
 pub mod text;
@@ -104,6 +106,7 @@ pub const TASKS: &[&str] = &[
     "image-classification",
     "multi-label-image-classification",
     "object-detection",
+    "sound-classification",
     "tabular-classification",
     "tabular-regression",
     "text-classification",
@@ -132,6 +135,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         "object-detection" => detect::export(model_dir, out, options),
         "tabular-classification" | "tabular-regression" => tabular::export(model_dir, out, options),
         "text-classification" => text::export(model_dir, out, options),
+        "sound-classification" => sound::export(model_dir, out, options),
         "" => Err(Error::model(
             "config.json names no Lathe task (lathe.task); was it written by Lathe?",
             config_path,
