@@ -64,11 +64,22 @@ fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
         .arg(out);
         c
     };
-    let whole = tmp.path().join("whole");
+    kill_resume_and_compare(tmp.path(), &cache, &args, kill_after_epoch);
+}
+
+/// Trains once uninterrupted (`args(out)`), once killed with SIGKILL after the checkpoint of
+/// `kill_after_epoch` and resumed; both must give the same model and the same losses.
+fn kill_resume_and_compare(
+    tmp: &Path,
+    cache: &Path,
+    args: &dyn Fn(&Path) -> std::process::Command,
+    kill_after_epoch: u64,
+) {
+    let whole = tmp.join("whole");
     let out = run(&mut args(&whole));
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let killed = tmp.path().join("killed");
+    let killed = tmp.join("killed");
     let mut child = args(&killed)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -90,7 +101,7 @@ fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
     child.wait().unwrap();
     assert!(!killed.join("model/model.safetensors").exists());
 
-    let out = run(lathe(&cache)
+    let out = run(lathe(cache)
         .args(["train", "--json", "--resume"])
         .arg(&killed));
     assert!(out.status.success(), "resume failed: {}", stderr(&out));
@@ -105,6 +116,16 @@ fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
     assert!(
         restored >= kill_after_epoch,
         "restored after epoch {restored}"
+    );
+    // Only the epochs after the checkpoint are trained again.
+    let first_trained = events
+        .iter()
+        .filter(|e| e["event"] == "epoch_end")
+        .filter_map(|e| e["epoch"].as_u64())
+        .min();
+    assert!(
+        first_trained.is_none_or(|e| e == restored + 1),
+        "resumed at epoch {first_trained:?} after restoring epoch {restored}"
     );
     assert_eq!(events.last().unwrap()["outcome"]["status"], "completed");
 
@@ -122,7 +143,7 @@ fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap()
     };
     // Elapsed times differ between the runs; every loss must be the same.
-    let strip = |v: serde_json::Value| -> Vec<(u64, f64, f64)> {
+    let strip = |v: serde_json::Value| -> Vec<(u64, f64, Option<f64>)> {
         v.as_array()
             .unwrap()
             .iter()
@@ -130,18 +151,20 @@ fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
                 (
                     m["epoch"].as_u64().unwrap(),
                     m["train_loss"].as_f64().unwrap(),
-                    m["validation_loss"].as_f64().unwrap(),
+                    m["validation_loss"].as_f64(),
                 )
             })
             .collect()
     };
+    let history = strip(report(&whole)["training"]["history"].clone());
+    assert!(history.len() as u64 > kill_after_epoch);
     assert_eq!(
-        strip(report(&whole)["training"]["history"].clone()),
+        history,
         strip(report(&killed)["training"]["history"].clone())
     );
 
     // A finished run cannot be resumed.
-    let out = run(lathe(&cache).args(["train", "--resume"]).arg(&killed));
+    let out = run(lathe(cache).args(["train", "--resume"]).arg(&killed));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("already finished"),
@@ -168,4 +191,80 @@ fn kill_9_during_fine_tuning_then_resume_gives_the_same_model() {
         ],
         32,
     );
+}
+
+/// 8 generated 96×96 images with 1–2 objects of 3 classes (Fashion-MNIST items on photos).
+fn detection_data(dir: &Path) {
+    use lathe_engine::data::detect_synth::{self, SynthConfig};
+    let photos: Vec<image::RgbImage> = ["chelsea.png", "coffee.png"]
+        .iter()
+        .map(|n| {
+            image::open(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../assets/photos")
+                    .join(n),
+            )
+            .unwrap()
+            .to_rgb8()
+        })
+        .collect();
+    let sprites =
+        detect_synth::load_sprites(&sample().join("train"), &["Trouser", "Bag", "Sneaker"], 4)
+            .unwrap();
+    let cfg = SynthConfig {
+        num_images: 8,
+        width: 96,
+        height: 96,
+        min_objects: 1,
+        max_objects: 2,
+        min_size: 0.3,
+        max_size: 0.5,
+        seed: 5,
+        extension: "png".into(),
+    };
+    detect_synth::generate(dir, &sprites, &photos, &cfg).unwrap();
+}
+
+/// The detector: frozen-backbone epochs 1–4, then fine-tuning epochs 5–7, with augmentation
+/// and a validation split, so shuffles, augmentations and batch-norm statistics all matter.
+fn detector_resumes_to_the_same_model(kill_after_epoch: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    detection_data(&data);
+    let cache = tmp.path().join("cache");
+    let args = |out: &Path| {
+        let mut c = lathe(&cache);
+        c.args(["train", "--template", "object-detector", "--json"])
+            .args(["--seed", "7", "--epochs", "4"])
+            .args([
+                "--param",
+                "image_size=64",
+                "--param",
+                "head_channels=16",
+                "--param",
+                "batch_size=3",
+                "--param",
+                "validation_split=0.25",
+                "--param",
+                "fine_tune_blocks=1",
+                "--param",
+                "fine_tune_epochs=3",
+            ])
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(out);
+        c
+    };
+    kill_resume_and_compare(tmp.path(), &cache, &args, kill_after_epoch);
+}
+
+#[test]
+fn kill_9_during_detector_head_training_then_resume_gives_the_same_model() {
+    detector_resumes_to_the_same_model(2);
+}
+
+#[test]
+fn kill_9_during_detector_fine_tuning_then_resume_gives_the_same_model() {
+    detector_resumes_to_the_same_model(5);
 }

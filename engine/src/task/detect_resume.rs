@@ -1,0 +1,161 @@
+//! The object detector's checkpoint and `--resume`: after every epoch `detector_last.safetensors`
+//! holds the head (and, while fine-tuning, the trainable backbone blocks with their batch-norm
+//! statistics), the AdamW moments and step, which phase it was in, and the metrics so far. The
+//! shuffle and augmentation randomness of an epoch is derived from the seed and the epoch
+//! number, so a resumed run replays exactly the epochs an uninterrupted run trains.
+
+use crate::error::{Error, Result};
+use crate::export::st;
+use crate::model::backbone::Backbone;
+use crate::model::detect_head::DetectHead;
+use crate::task::detect_model::Detector;
+use crate::train::optim::AdamW;
+use crate::train::{EpochMetrics, Event, RunContext};
+use candle_core::Tensor;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// The checkpoint's file name in `checkpoints/`.
+pub const FILE: &str = "detector_last.safetensors";
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    pub path: PathBuf,
+    pub tensors: HashMap<String, Tensor>,
+    /// Written while the backbone was being fine-tuned (else: the frozen-backbone phase).
+    pub fine_tuning: bool,
+    /// Epochs finished, counting both phases.
+    pub epoch: usize,
+    pub optimizer_step: usize,
+    /// Metrics of every finished epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Writes the checkpoint of a finished epoch (atomically) and reports it.
+pub fn save(
+    ctx: &RunContext,
+    det: &Detector,
+    opt: &AdamW,
+    fine_tuning: bool,
+    history: &[EpochMetrics],
+) -> Result<()> {
+    let epoch = history.last().map(|m| m.epoch).unwrap_or(0);
+    let mut tensors = det.head.state_dict();
+    if fine_tuning {
+        tensors.extend(det.backbone.state_dict());
+    }
+    tensors.extend(opt.state());
+    let history_json = serde_json::to_string(history)
+        .map_err(|e| Error::project(format!("cannot record the training history ({e})"), None))?;
+    let path = ctx.run_dir.checkpoints().join(FILE);
+    st::save(
+        &path,
+        &tensors,
+        &[
+            ("epoch", epoch.to_string()),
+            (
+                "phase",
+                if fine_tuning {
+                    "fine_tuning"
+                } else {
+                    "training"
+                }
+                .into(),
+            ),
+            ("optimizer_step", opt.step.to_string()),
+            ("history", history_json),
+        ],
+    )?;
+    ctx.emit(Event::Checkpoint {
+        epoch,
+        path,
+        best: false,
+    });
+    Ok(())
+}
+
+/// The checkpoint to resume from: `None` for a fresh run, or a resumed one killed before its
+/// first epoch ended (it starts from the beginning, as an uninterrupted run does).
+pub fn load(ctx: &RunContext) -> Result<Option<Checkpoint>> {
+    let path = ctx.run_dir.checkpoints().join(FILE);
+    if !ctx.resume || !path.is_file() {
+        return Ok(None);
+    }
+    let (tensors, meta) = st::load(&path, &ctx.device)?;
+    let bad = |what: &str| {
+        Error::model(
+            format!(
+                "this checkpoint has no valid `{what}` (written by an older Lathe?), so the run cannot be resumed; train a new run"
+            ),
+            &path,
+        )
+    };
+    let num = |k: &str| -> Result<usize> {
+        meta.get(k)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad(k))
+    };
+    let fine_tuning = match meta.get("phase").map(String::as_str) {
+        Some("training") => false,
+        Some("fine_tuning") => true,
+        _ => return Err(bad("phase")),
+    };
+    let history: Vec<EpochMetrics> = meta
+        .get("history")
+        .and_then(|h| serde_json::from_str(h).ok())
+        .ok_or_else(|| bad("history"))?;
+    let epoch = num("epoch")?;
+    if history.len() != epoch {
+        return Err(bad("history"));
+    }
+    Ok(Some(Checkpoint {
+        optimizer_step: num("optimizer_step")?,
+        path,
+        tensors,
+        fine_tuning,
+        epoch,
+        history,
+    }))
+}
+
+impl Checkpoint {
+    /// The head as the checkpoint left it.
+    pub fn head(&self, num_classes: usize, channels: usize) -> Result<DetectHead> {
+        DetectHead::from_tensors(&self.tensors, num_classes, channels).map_err(|e| {
+            Error::model(
+                format!(
+                    "the checkpoint does not fit this run's head ({e}); was the data or head_channels changed? train a new run"
+                ),
+                &self.path,
+            )
+        })
+    }
+
+    /// `fresh` (the pretrained backbone with its trainable blocks) with the fine-tuned blocks and
+    /// batch-norm statistics of the checkpoint.
+    pub fn tuned_backbone(&self, fresh: Backbone, trainable_blocks: usize) -> Result<Backbone> {
+        let mut merged = fresh.tensors.clone();
+        merged.extend(
+            self.tensors
+                .iter()
+                .filter(|(k, _)| !k.starts_with("optimizer.") && !k.starts_with("head."))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let mut tuned = Backbone::from_tensors(
+            &fresh.id,
+            merged,
+            fresh.preprocessing.width,
+            trainable_blocks,
+        )?;
+        (tuned.weights_hash, tuned.weights_source) = (fresh.weights_hash, fresh.weights_source);
+        Ok(tuned)
+    }
+
+    /// Says where training picks up.
+    pub fn announce(&self, ctx: &RunContext) {
+        ctx.emit(Event::Restored {
+            epoch: self.epoch,
+            checkpoint: self.path.clone(),
+        });
+    }
+}
