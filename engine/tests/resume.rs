@@ -193,44 +193,12 @@ fn kill_9_during_fine_tuning_then_resume_gives_the_same_model() {
     );
 }
 
-/// 8 generated 96×96 images with 1–2 objects of 3 classes (Fashion-MNIST items on photos).
-fn detection_data(dir: &Path) {
-    use lathe_engine::data::detect_synth::{self, SynthConfig};
-    let photos: Vec<image::RgbImage> = ["chelsea.png", "coffee.png"]
-        .iter()
-        .map(|n| {
-            image::open(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../assets/photos")
-                    .join(n),
-            )
-            .unwrap()
-            .to_rgb8()
-        })
-        .collect();
-    let sprites =
-        detect_synth::load_sprites(&sample().join("train"), &["Trouser", "Bag", "Sneaker"], 4)
-            .unwrap();
-    let cfg = SynthConfig {
-        num_images: 8,
-        width: 96,
-        height: 96,
-        min_objects: 1,
-        max_objects: 2,
-        min_size: 0.3,
-        max_size: 0.5,
-        seed: 5,
-        extension: "png".into(),
-    };
-    detect_synth::generate(dir, &sprites, &photos, &cfg).unwrap();
-}
-
 /// The detector: frozen-backbone epochs 1–4, then fine-tuning epochs 5–7, with augmentation
 /// and a validation split, so shuffles, augmentations and batch-norm statistics all matter.
 fn detector_resumes_to_the_same_model(kill_after_epoch: u64) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    detection_data(&data);
+    detection_data(&data, 5, &["Trouser", "Bag", "Sneaker"]);
     let cache = tmp.path().join("cache");
     let args = |out: &Path| {
         let mut c = lathe(&cache);

@@ -461,21 +461,27 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         .as_ref()
         .map(|w| ctx.project.resolve(w))
         .or(ctx.options.weights.clone());
-    let backbone = Backbone::load(
+    let resumed = detect_resume::load(ctx)?;
+    let parent = detect_resume::parent(ctx)?;
+    // A finished run's fine-tuned backbone replaces the pretrained one when continuing it.
+    let parent_backbone = parent.as_ref().filter(|c| c.fine_tuning);
+    let mut backbone = Backbone::load(
         "mobilenet_v2",
         p.image_size,
         weights.as_deref(),
         0,
         &ctx.device,
     )?;
+    if let Some(c) = parent_backbone {
+        backbone = c.tuned_backbone(backbone, 0)?;
+    }
     let head = DetectHead::new(
         splits.labels.len(),
         p.head_channels,
         ctx.project.seed,
         &ctx.device,
     )?;
-    let resumed = detect_resume::load(ctx)?;
-    let head = match &resumed {
+    let head = match resumed.as_ref().or(parent.as_ref()) {
         Some(c) => c.head(splits.labels.len(), p.head_channels)?,
         None => head,
     };
@@ -498,9 +504,13 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             0
         };
     let mut history = Vec::new();
-    if let Some(c) = &resumed {
-        c.announce(ctx);
-        history = c.history.clone();
+    match (&resumed, &parent) {
+        (Some(c), _) => {
+            c.announce(ctx, c.epoch);
+            history = c.history.clone();
+        }
+        (None, Some(c)) => c.announce(ctx, 0),
+        (None, None) => {}
     }
     let fine_tuned = resumed.as_ref().filter(|c| c.fine_tuning);
     if fine_tuned.is_none() {
@@ -537,7 +547,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             &ctx.device,
         )?;
         (tuned.weights_hash, tuned.weights_source) = (hash, source);
-        if let Some(c) = fine_tuned {
+        if let Some(c) = fine_tuned.or(parent_backbone) {
             tuned = c.tuned_backbone(tuned, p.fine_tune_blocks + 1)?;
         }
         det.backbone = tuned;

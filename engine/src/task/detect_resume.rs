@@ -3,6 +3,10 @@
 //! statistics), the AdamW moments and step, which phase it was in, and the metrics so far. The
 //! shuffle and augmentation randomness of an epoch is derived from the seed and the epoch
 //! number, so a resumed run replays exactly the epochs an uninterrupted run trains.
+//!
+//! A run that continues a finished one (`lathe train --continue`) starts its head from that run's
+//! last checkpoint and, when that run fine-tuned, its backbone too (in place of the pretrained
+//! weights, for both phases).
 
 use crate::error::{Error, Result};
 use crate::export::st;
@@ -13,7 +17,7 @@ use crate::train::optim::AdamW;
 use crate::train::{EpochMetrics, Event, RunContext};
 use candle_core::Tensor;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The checkpoint's file name in `checkpoints/`.
 pub const FILE: &str = "detector_last.safetensors";
@@ -81,13 +85,34 @@ pub fn load(ctx: &RunContext) -> Result<Option<Checkpoint>> {
     if !ctx.resume || !path.is_file() {
         return Ok(None);
     }
-    let (tensors, meta) = st::load(&path, &ctx.device)?;
+    read(&path, ctx).map(Some)
+}
+
+/// When this run continues a finished one (`lathe train --continue`), that run's last
+/// checkpoint: the head and, if it fine-tuned, the whole backbone this run starts from.
+pub fn parent(ctx: &RunContext) -> Result<Option<Checkpoint>> {
+    let file = ctx.run_dir.root.join(crate::train::extend::FILE);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&file).map_err(|e| Error::io("reading", &file, e))?;
+    let parent: crate::train::extend::Parent = serde_json::from_str(&text).map_err(|e| {
+        Error::project(
+            format!("not a valid {} ({e})", crate::train::extend::FILE),
+            Some(&file),
+        )
+    })?;
+    read(&parent.checkpoint, ctx).map(Some)
+}
+
+fn read(path: &Path, ctx: &RunContext) -> Result<Checkpoint> {
+    let (tensors, meta) = st::load(path, &ctx.device)?;
     let bad = |what: &str| {
         Error::model(
             format!(
-                "this checkpoint has no valid `{what}` (written by an older Lathe?), so the run cannot be resumed; train a new run"
+                "this checkpoint has no valid `{what}` (written by an older Lathe?), so training cannot pick up from it; train a new run"
             ),
-            &path,
+            path,
         )
     };
     let num = |k: &str| -> Result<usize> {
@@ -108,14 +133,14 @@ pub fn load(ctx: &RunContext) -> Result<Option<Checkpoint>> {
     if history.len() != epoch {
         return Err(bad("history"));
     }
-    Ok(Some(Checkpoint {
+    Ok(Checkpoint {
         optimizer_step: num("optimizer_step")?,
-        path,
+        path: path.to_path_buf(),
         tensors,
         fine_tuning,
         epoch,
         history,
-    }))
+    })
 }
 
 impl Checkpoint {
@@ -124,15 +149,15 @@ impl Checkpoint {
         DetectHead::from_tensors(&self.tensors, num_classes, channels).map_err(|e| {
             Error::model(
                 format!(
-                    "the checkpoint does not fit this run's head ({e}); was the data or head_channels changed? train a new run"
+                    "the checkpoint's head does not fit this run ({e}); the data must have the same classes and head_channels must stay the same"
                 ),
                 &self.path,
             )
         })
     }
 
-    /// `fresh` (the pretrained backbone with its trainable blocks) with the fine-tuned blocks and
-    /// batch-norm statistics of the checkpoint.
+    /// `fresh` (the pretrained backbone, `trainable_blocks` of them trainable) with the weights and
+    /// batch-norm statistics of the checkpoint's backbone (it holds all of it while fine-tuning).
     pub fn tuned_backbone(&self, fresh: Backbone, trainable_blocks: usize) -> Result<Backbone> {
         let mut merged = fresh.tensors.clone();
         merged.extend(
@@ -151,10 +176,10 @@ impl Checkpoint {
         Ok(tuned)
     }
 
-    /// Says where training picks up.
-    pub fn announce(&self, ctx: &RunContext) {
+    /// Says where training picks up (epoch 0: a continued run, starting from this checkpoint).
+    pub fn announce(&self, ctx: &RunContext, epoch: usize) {
         ctx.emit(Event::Restored {
-            epoch: self.epoch,
+            epoch,
             checkpoint: self.path.clone(),
         });
     }
