@@ -1087,7 +1087,7 @@ pub fn generate(root: &Path) -> Vec<Case> {
     // Where the outcome is "warning and training goes on", a tiny detector trains one epoch.
     let det_train: &[&str] = &[
         "--param",
-        "image_size=32",
+        "image_size=64",
         "--param",
         "head_channels=8",
         "--param",
