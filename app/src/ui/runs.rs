@@ -24,7 +24,11 @@ pub fn banner_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &m
     ui.add_space(4.0);
     if let Some(newest) = state.resumable.first() {
         ui.horizontal_wrapped(|ui| {
-            ui.strong("Training was interrupted.");
+            ui.label(
+                egui::RichText::new("Training was interrupted.")
+                    .strong()
+                    .color(ui.visuals().warn_fg_color),
+            );
             ui.label(match newest.progress_text() {
                 Some(p) => format!(
                     "{} stopped after {p}; its checkpoint is kept.",
