@@ -83,7 +83,11 @@ fn controls_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
             {
                 commands.push(Command::StartTraining);
             }
-            ui.label(status_text(run));
+            ui.label(match run.status {
+                // An opened run that stopped without an outcome: killed, or the power went.
+                Status::Running | Status::Paused => "Interrupted".to_string(),
+                _ => status_text(run),
+            });
         }
     });
     if !state.run_active
