@@ -24,7 +24,9 @@ impl InterruptedRun {
         let has_checkpoint = std::fs::read_dir(run.checkpoints())
             .map(|mut e| e.next().is_some())
             .unwrap_or(false);
-        if !run.lock_file().is_file() || run.model().join("config.json").is_file() || !has_checkpoint
+        if !run.lock_file().is_file()
+            || run.model().join("config.json").is_file()
+            || !has_checkpoint
         {
             return None;
         }
@@ -196,12 +198,20 @@ mod tests {
         // An opened run elsewhere is offered too; a finished one is not.
         let elsewhere = tmp.path().join("elsewhere");
         let other = make("../elsewhere", &[checkpoint(4, false)], false, true);
-        assert_eq!(other.canonicalize().unwrap(), elsewhere.canonicalize().unwrap());
+        assert_eq!(
+            other.canonicalize().unwrap(),
+            elsewhere.canonicalize().unwrap()
+        );
         let found = find(&runs, "image-classifier-", Some(&other));
         assert_eq!(found.interrupted.len(), 2);
-        assert_eq!(found.interrupted[0].button_text(), "Resume training (epoch 4)");
         assert_eq!(
-            find(&runs, "image-classifier-", Some(&finished)).interrupted.len(),
+            found.interrupted[0].button_text(),
+            "Resume training (epoch 4)"
+        );
+        assert_eq!(
+            find(&runs, "image-classifier-", Some(&finished))
+                .interrupted
+                .len(),
             1
         );
     }

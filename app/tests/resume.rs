@@ -134,7 +134,9 @@ fn an_interrupted_run_is_resumed_then_continued_from_the_app() {
     wait_until(&mut h, "the continued run to start", MINUTE, |s| {
         s.state.run_active || s.state.notice.is_some()
     });
-    wait_until(&mut h, "the continued run to finish", 5 * MINUTE, |s| !s.state.run_active);
+    wait_until(&mut h, "the continued run to finish", 5 * MINUTE, |s| {
+        !s.state.run_active
+    });
     let run = &h.state().state.run;
     assert_eq!(
         run.status,

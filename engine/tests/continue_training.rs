@@ -233,7 +233,11 @@ fn continue_a_finished_detector() {
         .iter()
         .map(|e| e["train_loss"].as_f64().unwrap())
         .collect();
-    assert_eq!(losses.len(), 3 + 2, "3 frozen-backbone epochs, 2 fine-tuning");
+    assert_eq!(
+        losses.len(),
+        3 + 2,
+        "3 frozen-backbone epochs, 2 fine-tuning"
+    );
     // It starts where the finished run ended, not from a fresh head: the first step's loss (before
     // any update, on the same shuffled and augmented batch, as the seed is the same) is lower.
     let first_step = |ev: &[serde_json::Value]| {

@@ -50,7 +50,10 @@ pub fn banner_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &m
                     Some(p) => format!("Also interrupted: {} ({p})", older.name()),
                     None => format!("Also interrupted: {}", older.name()),
                 });
-                if ui.small_button(format!("Resume {}", older.name())).clicked() {
+                if ui
+                    .small_button(format!("Resume {}", older.name()))
+                    .clicked()
+                {
                     commands.push(Command::ResumeRun(older.dir.clone()));
                 }
             });

@@ -3,8 +3,8 @@
 
 use crate::app::View;
 use crate::command::{Command, Screen};
-use crate::ui::runs::continue_ui;
 use crate::state::State;
+use crate::ui::runs::continue_ui;
 use crate::ui::{duration_text, thousands};
 use crate::widgets::metric_plot::{Series, metric_plot_ui};
 use lathe_engine::train::{RunState, Status};

@@ -17,8 +17,8 @@ use crate::model::backbone::Backbone;
 use crate::model::detect_head::{self, DetectHead, STRIDE};
 use crate::params::{ParamSpec, ResolvedParams};
 use crate::task::detect_model::{self, Detector, DetectorModel, TASK_ID};
-use crate::task::detect_resume::{self, Checkpoint};
 pub use crate::task::detect_params::{DetectParams, param_specs};
+use crate::task::detect_resume::{self, Checkpoint};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::train::optim::{AdamW, cosine_lr};
 use crate::train::scan_report::SplitSizes;
@@ -352,7 +352,10 @@ fn run_phase(
         opt.load_state(&c.tensors, c.optimizer_step)?;
     }
     // Epochs of this phase already done (by a run this one resumes).
-    let done = history.len().saturating_sub(plan.epoch_offset).min(plan.epochs);
+    let done = history
+        .len()
+        .saturating_sub(plan.epoch_offset)
+        .min(plan.epochs);
     let batch = p.batch_size.clamp(1, train.len().max(1));
     let steps_per_epoch = train.len().div_ceil(batch);
     let total_steps = (steps_per_epoch * plan.epochs).max(1);
