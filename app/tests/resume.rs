@@ -2,7 +2,7 @@
 //! (made with the engine's API: a session cancelled after a checkpoint) shows "Resume training
 //! (epoch k of N)" when opened, as does the run folder opened directly; the click finishes the
 //! run in its own folder with the plots continuing; then "Continue training…" trains the finished
-//! model for extra epochs in a new run folder.
+//! model for extra epochs in a new run folder, which the reopened project then offers to continue.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -162,4 +162,18 @@ fn an_interrupted_run_is_resumed_then_continued_from_the_app() {
     assert_eq!(parent["epochs_before"], EPOCHS);
     // The first run is untouched.
     assert!(run_dir.join("model").join("config.json").is_file());
+    drop(h);
+
+    // Opened again, the project offers to continue its newest finished run (the continued one).
+    let mut h = harness(Studio::new(options(tmp.path(), 1)));
+    h.run();
+    h.state_mut().send(Command::OpenProject(
+        tmp.path().join("project").join("project.toml"),
+    ));
+    wait_until(&mut h, "the finished run in the banner", MINUTE, |s| {
+        s.state.finished_run.is_some()
+    });
+    assert_eq!(h.state().state.finished_run.as_ref(), Some(&continued));
+    assert!(h.state().state.resumable.is_empty());
+    h.get_by_label("Continue training…");
 }
