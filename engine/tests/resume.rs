@@ -67,6 +67,16 @@ fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
     kill_resume_and_compare(tmp.path(), &cache, &args, kill_after_epoch);
 }
 
+/// The largest step logged for `epoch` (steps count from 0).
+fn step_logged(run: &Path, epoch: u64) -> Option<u64> {
+    let text = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "step" && e["epoch"] == epoch)
+        .filter_map(|e| e["step"].as_u64())
+        .max()
+}
+
 /// Trains once uninterrupted (`args(out)`), once killed with SIGKILL after the checkpoint of
 /// `kill_after_epoch` and resumed; both must give the same model and the same losses.
 fn kill_resume_and_compare(
@@ -74,7 +84,25 @@ fn kill_resume_and_compare(
     cache: &Path,
     args: &dyn Fn(&Path) -> std::process::Command,
     kill_after_epoch: u64,
-) {
+) -> Vec<serde_json::Value> {
+    kill_when_and_compare(
+        tmp,
+        cache,
+        args,
+        &|run| epochs_logged(run) >= kill_after_epoch,
+        kill_after_epoch,
+    )
+}
+
+/// As [`kill_resume_and_compare`], killing once `kill_now(run folder)` holds; the resumed run must
+/// restore at least epoch `restored_at_least`. Returns the resumed run's events.
+fn kill_when_and_compare(
+    tmp: &Path,
+    cache: &Path,
+    args: &dyn Fn(&Path) -> std::process::Command,
+    kill_now: &dyn Fn(&Path) -> bool,
+    kill_after_epoch: u64,
+) -> Vec<serde_json::Value> {
     let whole = tmp.join("whole");
     let out = run(&mut args(&whole));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -86,10 +114,10 @@ fn kill_resume_and_compare(
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
-    while epochs_logged(&killed) < kill_after_epoch {
+    while !kill_now(&killed) {
         assert!(
             Instant::now() < deadline,
-            "no checkpoint for epoch {kill_after_epoch} within 180 s"
+            "the run did not get to the kill point within 180 s"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -171,6 +199,7 @@ fn kill_resume_and_compare(
         "{}",
         stderr(&out)
     );
+    events
 }
 
 #[test]
@@ -196,6 +225,12 @@ fn kill_9_during_fine_tuning_then_resume_gives_the_same_model() {
 /// The detector: frozen-backbone epochs 1–4, then fine-tuning epochs 5–7, with augmentation
 /// and a validation split, so shuffles, augmentations and batch-norm statistics all matter.
 fn detector_resumes_to_the_same_model(kill_after_epoch: u64) {
+    detector_run(kill_after_epoch, false);
+}
+
+/// The detector, killed or (`mid_epoch`) killed part-way through epoch 3 with a checkpoint after
+/// every step (`LATHE_CHECKPOINT_SECS=0`, one image per step).
+fn detector_run(kill_after_epoch: u64, mid_epoch: bool) -> Vec<serde_json::Value> {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     detection_data(&data, 5, &["Trouser", "Bag", "Sneaker"]);
@@ -222,9 +257,23 @@ fn detector_resumes_to_the_same_model(kill_after_epoch: u64) {
             .arg(&data)
             .arg("--out")
             .arg(out);
+        if mid_epoch {
+            c.env("LATHE_CHECKPOINT_SECS", "0")
+                .args(["--param", "batch_size=1"]);
+        }
         c
     };
-    kill_resume_and_compare(tmp.path(), &cache, &args, kill_after_epoch);
+    if mid_epoch {
+        kill_when_and_compare(
+            tmp.path(),
+            &cache,
+            &args,
+            &|run| step_logged(run, kill_after_epoch + 1).is_some_and(|s| s >= 2),
+            kill_after_epoch,
+        )
+    } else {
+        kill_resume_and_compare(tmp.path(), &cache, &args, kill_after_epoch)
+    }
 }
 
 #[test]
@@ -235,4 +284,16 @@ fn kill_9_during_detector_head_training_then_resume_gives_the_same_model() {
 #[test]
 fn kill_9_during_detector_fine_tuning_then_resume_gives_the_same_model() {
     detector_resumes_to_the_same_model(5);
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_detector_epoch_then_resume_gives_the_same_model() {
+    let events = detector_run(2, true);
+    // The checkpoint was written part-way through an epoch: the resumed run trains only that
+    // epoch's remaining steps.
+    let first = events
+        .iter()
+        .find(|e| e["event"] == "step")
+        .expect("the resumed run trains");
+    assert!(first["step"].as_u64().unwrap() >= 1, "{first}");
 }

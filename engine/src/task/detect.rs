@@ -365,6 +365,9 @@ fn run_phase(
     phase.set(done as u64);
     let started = std::time::Instant::now();
     let seed = ctx.project.seed;
+    // Long epochs are also checkpointed part-way (every `detect_resume::interval()`).
+    let every = detect_resume::interval();
+    let mut saved = std::time::Instant::now();
     for e in done + 1..=plan.epochs {
         let epoch = plan.epoch_offset + e;
         let mut rng = StdRng::seed_from_u64(
@@ -373,7 +376,15 @@ fn run_phase(
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut seen) = (0f64, 0usize);
-        for (step, chunk) in order.chunks(batch).enumerate() {
+        // A run resumed from a checkpoint written part-way through this epoch skips its done steps.
+        let mut skip = 0;
+        if let Some(part) = resume
+            .and_then(|c| c.part.as_ref())
+            .filter(|_| e == done + 1)
+        {
+            (skip, loss_sum, seen) = (part.steps, part.loss_sum, part.seen);
+        }
+        for (step, chunk) in order.chunks(batch).enumerate().skip(skip) {
             ctx.check()?;
             let items: Vec<&AnnotatedImage> = chunk.iter().filter_map(|&i| train.get(i)).collect();
             let aug_seed = seed ^ (epoch as u64) << 32 ^ (step as u64) << 12;
@@ -410,6 +421,15 @@ fn run_phase(
                     loss: value,
                 });
             }
+            if step + 1 < steps_per_epoch && saved.elapsed() >= every {
+                let part = detect_resume::Part {
+                    steps: step + 1,
+                    loss_sum,
+                    seen,
+                };
+                detect_resume::save(ctx, det, &opt, plan.train_backbone, history, Some(&part))?;
+                saved = std::time::Instant::now();
+            }
         }
         let mut validation_loss = None;
         if !validation.is_empty() {
@@ -438,7 +458,8 @@ fn run_phase(
         ctx.emit(Event::EpochEnd(metrics.clone()));
         history.push(metrics);
         phase.set(e as u64);
-        detect_resume::save(ctx, det, &opt, plan.train_backbone, history)?;
+        detect_resume::save(ctx, det, &opt, plan.train_backbone, history, None)?;
+        saved = std::time::Instant::now();
     }
     Ok(())
 }

@@ -22,6 +22,29 @@ use std::path::{Path, PathBuf};
 /// The checkpoint's file name in `checkpoints/`.
 pub const FILE: &str = "detector_last.safetensors";
 
+/// Seconds between checkpoints written part-way through an epoch (long epochs on big data).
+pub const INTERVAL_SECS: u64 = 600;
+
+/// How often a long epoch is checkpointed part-way: [`INTERVAL_SECS`], or
+/// `LATHE_CHECKPOINT_SECS` from the environment (0: after every step).
+pub fn interval() -> std::time::Duration {
+    let secs = std::env::var("LATHE_CHECKPOINT_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(INTERVAL_SECS);
+    std::time::Duration::from_secs(secs)
+}
+
+/// How far a checkpoint written part-way through an epoch had got into it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    /// Steps (batches) of the epoch already trained.
+    pub steps: usize,
+    /// The epoch's running loss sum and object count so far.
+    pub loss_sum: f64,
+    pub seen: usize,
+}
+
 /// A loaded checkpoint.
 pub struct Checkpoint {
     pub path: PathBuf,
@@ -33,15 +56,19 @@ pub struct Checkpoint {
     pub optimizer_step: usize,
     /// Metrics of every finished epoch.
     pub history: Vec<EpochMetrics>,
+    /// Written part-way through epoch `epoch + 1`.
+    pub part: Option<Part>,
 }
 
-/// Writes the checkpoint of a finished epoch (atomically) and reports it.
+/// Writes the checkpoint (atomically) of a finished epoch, or with `part` of one in progress,
+/// and reports it.
 pub fn save(
     ctx: &RunContext,
     det: &Detector,
     opt: &AdamW,
     fine_tuning: bool,
     history: &[EpochMetrics],
+    part: Option<&Part>,
 ) -> Result<()> {
     let epoch = history.last().map(|m| m.epoch).unwrap_or(0);
     let mut tensors = det.head.state_dict();
@@ -52,23 +79,34 @@ pub fn save(
     let history_json = serde_json::to_string(history)
         .map_err(|e| Error::project(format!("cannot record the training history ({e})"), None))?;
     let path = ctx.run_dir.checkpoints().join(FILE);
+    let mut meta = Vec::new();
+    if let Some(p) = part {
+        // `{}` prints an f64 that parses back to the same bits.
+        meta.push(("part_steps", p.steps.to_string()));
+        meta.push(("part_loss_sum", p.loss_sum.to_string()));
+        meta.push(("part_seen", p.seen.to_string()));
+    }
     st::save(
         &path,
         &tensors,
         &[
-            ("epoch", epoch.to_string()),
-            (
-                "phase",
-                if fine_tuning {
-                    "fine_tuning"
-                } else {
-                    "training"
-                }
-                .into(),
-            ),
-            ("optimizer_step", opt.step.to_string()),
-            ("history", history_json),
-        ],
+            meta.as_slice(),
+            &[
+                ("epoch", epoch.to_string()),
+                (
+                    "phase",
+                    if fine_tuning {
+                        "fine_tuning"
+                    } else {
+                        "training"
+                    }
+                    .into(),
+                ),
+                ("optimizer_step", opt.step.to_string()),
+                ("history", history_json),
+            ],
+        ]
+        .concat(),
     )?;
     ctx.emit(Event::Checkpoint {
         epoch,
@@ -133,7 +171,19 @@ fn read(path: &Path, ctx: &RunContext) -> Result<Checkpoint> {
     if history.len() != epoch {
         return Err(bad("history"));
     }
+    let part = match meta.get("part_steps") {
+        None => None,
+        Some(_) => Some(Part {
+            steps: num("part_steps")?,
+            loss_sum: meta
+                .get("part_loss_sum")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad("part_loss_sum"))?,
+            seen: num("part_seen")?,
+        }),
+    };
     Ok(Checkpoint {
+        part,
         optimizer_step: num("optimizer_step")?,
         path: path.to_path_buf(),
         tensors,
