@@ -33,6 +33,13 @@ fn epochs_logged(run: &Path) -> u64 {
 }
 
 fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
+    image_run(extra, kill_after_epoch, false);
+}
+
+/// The image classifier, killed after the checkpoint of `kill_after_epoch` or (`mid_epoch`)
+/// part-way through the next epoch, with a checkpoint after every step
+/// (`LATHE_CHECKPOINT_SECS=0`). Returns the resumed run's events.
+fn image_run(extra: &[&str], kill_after_epoch: u64, mid_epoch: bool) -> Vec<serde_json::Value> {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, &["circles", "stripes", "bands"], 6, 0);
@@ -62,9 +69,22 @@ fn resumes_to_the_same_model(extra: &[&str], kill_after_epoch: u64) {
         .arg(&data)
         .arg("--out")
         .arg(out);
+        if mid_epoch {
+            c.env("LATHE_CHECKPOINT_SECS", "0");
+        }
         c
     };
-    kill_resume_and_compare(tmp.path(), &cache, &args, kill_after_epoch);
+    if mid_epoch {
+        kill_when_and_compare(
+            tmp.path(),
+            &cache,
+            &args,
+            &|run| step_logged(run, kill_after_epoch + 1).is_some_and(|s| s >= 2),
+            kill_after_epoch,
+        )
+    } else {
+        kill_resume_and_compare(tmp.path(), &cache, &args, kill_after_epoch)
+    }
 }
 
 /// The largest step logged for `epoch` (steps count from 0).
@@ -284,6 +304,27 @@ fn kill_9_during_detector_head_training_then_resume_gives_the_same_model() {
 #[test]
 fn kill_9_during_detector_fine_tuning_then_resume_gives_the_same_model() {
     detector_resumes_to_the_same_model(5);
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_fine_tuning_epoch_then_resume_gives_the_same_model() {
+    let events = image_run(
+        &[
+            "--param",
+            "fine_tune_blocks=1",
+            "--param",
+            "fine_tune_epochs=4",
+            "--param",
+            "fine_tune_batch_size=2",
+        ],
+        31,
+        true,
+    );
+    let first = events
+        .iter()
+        .find(|e| e["event"] == "step")
+        .expect("the resumed run trains");
+    assert!(first["step"].as_u64().unwrap() >= 1, "{first}");
 }
 
 #[test]

@@ -365,8 +365,8 @@ fn run_phase(
     phase.set(done as u64);
     let started = std::time::Instant::now();
     let seed = ctx.project.seed;
-    // Long epochs are also checkpointed part-way (every `detect_resume::interval()`).
-    let every = detect_resume::interval();
+    // Long epochs are also checkpointed part-way.
+    let every = crate::train::midway::interval();
     let mut saved = std::time::Instant::now();
     for e in done + 1..=plan.epochs {
         let epoch = plan.epoch_offset + e;
@@ -422,9 +422,10 @@ fn run_phase(
                 });
             }
             if step + 1 < steps_per_epoch && saved.elapsed() >= every {
-                let part = detect_resume::Part {
+                let part = crate::train::midway::Part {
                     steps: step + 1,
                     loss_sum,
+                    correct: 0,
                     seen,
                 };
                 detect_resume::save(ctx, det, &opt, plan.train_backbone, history, Some(&part))?;

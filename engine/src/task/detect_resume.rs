@@ -13,6 +13,7 @@ use crate::export::st;
 use crate::model::backbone::Backbone;
 use crate::model::detect_head::DetectHead;
 use crate::task::detect_model::Detector;
+use crate::train::midway::Part;
 use crate::train::optim::AdamW;
 use crate::train::{EpochMetrics, Event, RunContext};
 use candle_core::Tensor;
@@ -21,29 +22,6 @@ use std::path::{Path, PathBuf};
 
 /// The checkpoint's file name in `checkpoints/`.
 pub const FILE: &str = "detector_last.safetensors";
-
-/// Seconds between checkpoints written part-way through an epoch (long epochs on big data).
-pub const INTERVAL_SECS: u64 = 600;
-
-/// How often a long epoch is checkpointed part-way: [`INTERVAL_SECS`], or
-/// `LATHE_CHECKPOINT_SECS` from the environment (0: after every step).
-pub fn interval() -> std::time::Duration {
-    let secs = std::env::var("LATHE_CHECKPOINT_SECS")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(INTERVAL_SECS);
-    std::time::Duration::from_secs(secs)
-}
-
-/// How far a checkpoint written part-way through an epoch had got into it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Part {
-    /// Steps (batches) of the epoch already trained.
-    pub steps: usize,
-    /// The epoch's running loss sum and object count so far.
-    pub loss_sum: f64,
-    pub seen: usize,
-}
 
 /// A loaded checkpoint.
 pub struct Checkpoint {
@@ -79,13 +57,7 @@ pub fn save(
     let history_json = serde_json::to_string(history)
         .map_err(|e| Error::project(format!("cannot record the training history ({e})"), None))?;
     let path = ctx.run_dir.checkpoints().join(FILE);
-    let mut meta = Vec::new();
-    if let Some(p) = part {
-        // `{}` prints an f64 that parses back to the same bits.
-        meta.push(("part_steps", p.steps.to_string()));
-        meta.push(("part_loss_sum", p.loss_sum.to_string()));
-        meta.push(("part_seen", p.seen.to_string()));
-    }
+    let meta = part.map(Part::meta).unwrap_or_default();
     st::save(
         &path,
         &tensors,
@@ -171,17 +143,7 @@ fn read(path: &Path, ctx: &RunContext) -> Result<Checkpoint> {
     if history.len() != epoch {
         return Err(bad("history"));
     }
-    let part = match meta.get("part_steps") {
-        None => None,
-        Some(_) => Some(Part {
-            steps: num("part_steps")?,
-            loss_sum: meta
-                .get("part_loss_sum")
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| bad("part_loss_sum"))?,
-            seen: num("part_seen")?,
-        }),
-    };
+    let part = Part::from_meta(&meta).map_err(bad)?;
     Ok(Checkpoint {
         part,
         optimizer_step: num("optimizer_step")?,
