@@ -58,6 +58,10 @@ pub struct View {
     pub picked_row: Option<usize>,
     /// Uploaded preview images (detector previews), by file.
     pub preview_textures: BTreeMap<PathBuf, egui::TextureHandle>,
+    /// The "Continue training…" form is open.
+    pub continue_open: bool,
+    /// Extra epochs typed into it.
+    pub continue_epochs: i64,
 }
 
 /// The whole app.
@@ -83,6 +87,19 @@ pub struct Studio {
     text_generation: u64,
     /// Counts row-preview requests; only the latest one's result is shown.
     row_generation: u64,
+    /// Counts looks through the project's runs; only the latest one's result is kept.
+    runs_generation: u64,
+}
+
+/// How a training session starts.
+#[derive(Clone, Debug, PartialEq)]
+enum Start {
+    /// A new run of the open project.
+    Fresh,
+    /// The interrupted run in this folder, from its checkpoints.
+    Resume(PathBuf),
+    /// A new run that trains this finished run's model for `epochs` more epochs.
+    Continue { from: PathBuf, epochs: i64 },
 }
 
 /// Something to do once its precondition holds (from the command line).
@@ -113,6 +130,8 @@ impl Studio {
                 row_values: Vec::new(),
                 picked_row: None,
                 preview_textures: BTreeMap::new(),
+                continue_open: false,
+                continue_epochs: 10,
             },
             options,
             frame_stats: FrameStats::default(),
@@ -128,6 +147,7 @@ impl Studio {
             opening: false,
             text_generation: 0,
             row_generation: 0,
+            runs_generation: 0,
         }
     }
 
@@ -291,11 +311,11 @@ impl Studio {
             Outcome::Cancelled { .. } => {
                 self.state
                     .info("Training cancelled; the last checkpoint is kept, so it can be resumed");
-                self.find_resumable();
+                self.find_runs(self.state.run.run_dir.clone());
             }
             Outcome::Failed { message } => {
                 self.state.error(format!("Training failed: {message}"));
-                self.find_resumable();
+                self.find_runs(self.state.run.run_dir.clone());
             }
         }
     }
@@ -362,6 +382,8 @@ impl Studio {
                 self.opening = false;
                 if let Some(p) = project {
                     self.set_project(*p);
+                    // An interrupted run is offered for resuming, wherever its folder is.
+                    self.find_runs(Some(run_dir.clone()));
                 }
                 self.state.run = *state;
                 if self.state.run.status == Status::Completed {
@@ -439,7 +461,12 @@ impl Studio {
                     Err(e) => self.state.error(e),
                 }
             }
-            JobResult::Resumable(runs) => self.state.resumable = runs,
+            JobResult::Runs { generation, found } => {
+                if generation == self.runs_generation {
+                    self.state.resumable = found.interrupted;
+                    self.state.finished_run = found.finished;
+                }
+            }
         }
     }
 
@@ -556,6 +583,7 @@ impl Studio {
                     p.params.remove(&key);
                     self.state.dirty = true;
                 }
+                self.check_continue_support();
             }
             Command::SetSeed(seed) => {
                 if let Some(p) = self.state.project.as_mut() {
@@ -570,8 +598,12 @@ impl Studio {
                     self.state.dirty = true;
                 }
             }
-            Command::StartTraining => self.start_training(None),
-            Command::ResumeRun(dir) => self.start_training(Some(dir)),
+            Command::StartTraining => self.start_training(Start::Fresh),
+            Command::ResumeRun(dir) => self.start_training(Start::Resume(dir)),
+            Command::ContinueRun { from, epochs } => {
+                self.view.continue_open = false;
+                self.start_training(Start::Continue { from, epochs });
+            }
             Command::Pause => {
                 if let Some(s) = &self.session {
                     s.control().pause();
@@ -679,9 +711,28 @@ impl Studio {
         self.state.previews.clear();
         self.state.exports.clear();
         self.state.resumable.clear();
+        self.state.finished_run = None;
+        self.view.continue_open = false;
         self.state.screen = Screen::Data;
         self.rescan();
-        self.find_resumable();
+        self.find_runs(None);
+        self.check_continue_support();
+    }
+
+    /// Whether runs of the open project can be continued (the engine's rule, from its template and
+    /// parameters); quick, no IO.
+    fn check_continue_support(&mut self) {
+        let Some(project) = &self.state.project else {
+            return;
+        };
+        self.state.continue_blocked =
+            match lathe_engine::train::session::prepare(project, &self.options.overrides) {
+                Ok(prepared) => {
+                    lathe_engine::train::extend::supported(&project.template, &prepared.params)
+                        .err()
+                }
+                Err(e) => Some(e.to_string()),
+            };
     }
 
     fn set_param(&mut self, key: &str, value: ParamValue) {
@@ -704,6 +755,7 @@ impl Studio {
             }
             self.state.dirty = true;
         }
+        self.check_continue_support();
         // Scan-relevant parameters (e.g. the validation split) change the summary.
         if key.contains("split") {
             self.rescan();
@@ -756,18 +808,23 @@ impl Studio {
             .unwrap_or_else(default_runs_home)
     }
 
-    fn find_resumable(&mut self) {
+    /// Looks through the project's runs in the background (and `also`, an opened run folder):
+    /// interrupted ones to resume, the newest finished one to continue.
+    fn find_runs(&mut self, also: Option<PathBuf>) {
         let Some(project) = &self.state.project else {
             return;
         };
         let runs = self.runs_base().join("runs");
         let prefix = format!("{}-", project.template);
+        self.runs_generation += 1;
+        let generation = self.runs_generation;
         self.jobs.spawn("find-runs", move |tx| {
-            tx.send(JobResult::Resumable(resumable_runs(&runs, &prefix)));
+            let found = crate::runs::find(&runs, &prefix, also.as_deref());
+            tx.send(JobResult::Runs { generation, found });
         });
     }
 
-    fn start_training(&mut self, resume: Option<PathBuf>) {
+    fn start_training(&mut self, start: Start) {
         if self.state.run_active {
             return;
         }
@@ -776,26 +833,44 @@ impl Studio {
         let Some(project) = self.state.project.clone() else {
             return;
         };
-        if resume.is_none() && !self.state.ready_to_train() {
+        if start == Start::Fresh && !self.state.ready_to_train() {
             self.state
                 .error("Choose training data without errors on the Data screen first");
             return;
         }
-        let run_dir = resume
-            .clone()
-            .unwrap_or_else(|| RunDir::default_root(&self.runs_base(), &project.template));
         let repaint = self.repaint.clone();
-        let options = SessionOptions {
-            run_dir: Some(run_dir.clone()),
-            overrides: self.options.overrides.clone(),
+        let mut options = SessionOptions {
+            run_dir: None,
+            overrides: BTreeMap::new(),
             device: None,
             waker: Some(Arc::new(move || repaint.wake())),
             run: RunOptions {
                 cache_dir: self.options.cache_dir.clone(),
                 weights: None,
             },
-            resume: resume.is_some(),
+            resume: false,
             continue_from: None,
+        };
+        // A resumed or continued run trains the project as that run locked it
+        // (`project.lock.toml`: every parameter resolved), as `lathe train --resume/--continue` does.
+        let locked_from = match &start {
+            Start::Fresh => {
+                options.run_dir = Some(RunDir::default_root(&self.runs_base(), &project.template));
+                options.overrides = self.options.overrides.clone();
+                None
+            }
+            Start::Resume(dir) => {
+                options.run_dir = Some(dir.clone());
+                options.resume = true;
+                Some(dir.clone())
+            }
+            Start::Continue { from, epochs } => {
+                options.continue_from = Some(from.clone());
+                options
+                    .overrides
+                    .insert("epochs".into(), ParamValue::Int(*epochs));
+                Some(from.clone())
+            }
         };
         self.clear_model();
         self.state.run = RunState::default();
@@ -807,16 +882,24 @@ impl Studio {
         self.state.run_active = true;
         self.state.pause_requested = false;
         self.state.notice = None;
-        self.state.resumable.retain(|r| Some(r) != resume.as_ref());
+        if let Start::Resume(dir) = &start {
+            self.state.resumable.retain(|r| &r.dir != dir);
+        }
         self.state.screen = Screen::Train;
         self.jobs.spawn("start-session", move |tx| {
             // A resumed run first replays what it had done, so its plots continue.
-            let replayed = resume.as_ref().and_then(|dir| {
-                std::fs::read_to_string(dir.join("events.jsonl"))
+            let replayed = match &start {
+                Start::Resume(dir) => std::fs::read_to_string(dir.join("events.jsonl"))
                     .ok()
-                    .map(|t| Box::new(RunState::replay(&t)))
-            });
-            let result = Session::start(project, options)
+                    .map(|t| Box::new(RunState::replay(&t))),
+                _ => None,
+            };
+            let project = match &locked_from {
+                Some(dir) => Project::load(&RunDir { root: dir.clone() }.lock_file()),
+                None => Ok(project),
+            };
+            let result = project
+                .and_then(|p| Session::start(p, options))
                 .map(Box::new)
                 .map_err(|e| e.to_string());
             tx.send(JobResult::SessionStarted { result, replayed });
@@ -1132,27 +1215,6 @@ fn scan(
         .task
         .scan(&data, &prepared.params, progress, control)
         .map_err(|e| e.to_string())
-}
-
-/// Runs of `prefix*` under `runs` that stopped before finishing and have a checkpoint, newest first.
-fn resumable_runs(runs: &Path, prefix: &str) -> Vec<PathBuf> {
-    let Ok(entries) = lathe_engine::fsutil::sorted_entries(runs) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = entries
-        .into_iter()
-        .filter(|d| {
-            d.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-                && d.join("project.lock.toml").is_file()
-                && !d.join("model/config.json").is_file()
-                && std::fs::read_dir(d.join("checkpoints"))
-                    .map(|mut e| e.next().is_some())
-                    .unwrap_or(false)
-        })
-        .collect();
-    found.reverse();
-    found
 }
 
 /// The data folder meant by dropped paths: one folder as is; several folders (classes) or files

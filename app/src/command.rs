@@ -120,6 +120,11 @@ pub enum Command {
     Cancel,
     /// Continues an interrupted run in this folder from its checkpoints.
     ResumeRun(PathBuf),
+    /// Trains a finished run's model for `epochs` more epochs, in a new run folder.
+    ContinueRun {
+        from: PathBuf,
+        epochs: i64,
+    },
     /// Shows a finished (or interrupted) run: its events, report and model.
     OpenRun(PathBuf),
     /// Selects a confusion-matrix cell: (split, true class, predicted class).

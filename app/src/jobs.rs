@@ -92,7 +92,11 @@ pub enum JobResult {
         format: String,
         result: Result<PathBuf, String>,
     },
-    Resumable(Vec<PathBuf>),
+    /// The project's runs were looked through; `generation` tells the latest look from stale ones.
+    Runs {
+        generation: u64,
+        found: crate::runs::FoundRuns,
+    },
     /// A job failed before it could report anything more specific.
     Failed(String),
 }

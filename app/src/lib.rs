@@ -8,6 +8,7 @@ pub mod frame_stats;
 pub mod jobs;
 pub mod preview_data;
 pub mod report;
+pub mod runs;
 pub mod state;
 pub mod thumbnails;
 pub mod ui;

@@ -5,6 +5,7 @@
 use crate::command::Screen;
 use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
+use crate::runs::InterruptedRun;
 use lathe_engine::data::DatasetSummary;
 use lathe_engine::params::{ParamSpec, ParamValue};
 use lathe_engine::task::Prediction;
@@ -93,7 +94,11 @@ pub struct State {
     pub run_active: bool,
     pub pause_requested: bool,
     /// Interrupted runs of this project that can be resumed, newest first.
-    pub resumable: Vec<PathBuf>,
+    pub resumable: Vec<InterruptedRun>,
+    /// The project's newest finished run, which can be continued with more epochs.
+    pub finished_run: Option<PathBuf>,
+    /// Why runs of this project (its template and parameters) cannot be continued; `None`: they can.
+    pub continue_blocked: Option<String>,
     /// The finished run's `report.json`.
     pub report: Option<ReportView>,
     /// An evaluation the user asked for on another folder.

@@ -1,5 +1,6 @@
 //! Training controls through the UI: Pause holds the run, Resume continues it, Cancel ends it
-//! keeping its checkpoint, and "Resume run" continues the interrupted run in the same folder.
+//! keeping its checkpoint, and "Resume training (epoch k of N)" continues the interrupted run in
+//! the same folder.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -65,9 +66,11 @@ fn pause_resume_cancel_and_resume_an_interrupted_run() {
 
     // The interrupted run is offered for resuming, and continues from its checkpoint.
     wait_until(&mut h, "the resumable run", MINUTE, |s| {
-        s.state.resumable.contains(&run_dir)
+        s.state.resumable.iter().any(|r| r.dir == run_dir)
     });
-    h.get_by_label("Resume run").click();
+    let button = h.state().state.resumable[0].button_text();
+    assert!(button.starts_with("Resume training (epoch "), "{button}");
+    h.get_by_label(&button).click();
     wait_until(&mut h, "the resumed run to train", 2 * MINUTE, |s| {
         s.state.run.status == Status::Running && s.state.run.epoch > cancelled_at
     });

@@ -169,3 +169,107 @@ fn continue_refuses_unfinished_runs_and_unsupported_templates() {
         stderr(&out)
     );
 }
+
+/// The object detector: the continued run starts its head and its fine-tuned backbone from the
+/// finished run's last checkpoint and trains both phases again; data with other classes is
+/// refused.
+#[test]
+fn continue_a_finished_detector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    detection_data(&data, 5, &["Trouser", "Bag", "Sneaker"]);
+    let cache = tmp.path().join("cache");
+    let first = tmp.path().join("runs/det");
+    let out = run(lathe(&cache)
+        .args(["train", "--template", "object-detector", "--json"])
+        .args(["--seed", "7", "--epochs", "4"])
+        .args([
+            "--param",
+            "image_size=64",
+            "--param",
+            "head_channels=16",
+            "--param",
+            "batch_size=3",
+            "--param",
+            "validation_split=0",
+            "--param",
+            "fine_tune_blocks=1",
+            "--param",
+            "fine_tune_epochs=2",
+            "--param",
+            "learning_rate=0.01",
+            "--param",
+            "augment_crop=false",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&first));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let model_before = std::fs::read(first.join("model/model.safetensors")).unwrap();
+    let first_losses: Vec<f64> = of_kind(&events(&first), "epoch_end")
+        .iter()
+        .map(|e| e["train_loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(first_losses.len(), 6);
+
+    let out = run(lathe(&cache)
+        .args(["train", "--json", "--continue"])
+        .arg(&first)
+        .args(["--epochs", "3"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let second = tmp.path().join("runs/det-continued");
+    let ev = events(&second);
+    let restored = of_kind(&ev, "restored");
+    assert_eq!(restored.len(), 1, "{ev:?}");
+    assert_eq!(restored[0]["epoch"], 0);
+    assert!(
+        restored[0]["checkpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("det/checkpoints/detector_last.safetensors")
+    );
+    let losses: Vec<f64> = of_kind(&ev, "epoch_end")
+        .iter()
+        .map(|e| e["train_loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        losses.len(),
+        3 + 2,
+        "3 frozen-backbone epochs, 2 fine-tuning"
+    );
+    // It starts where the finished run ended, not from a fresh head: the first step's loss (before
+    // any update, on the same shuffled and augmented batch, as the seed is the same) is lower.
+    let first_step = |ev: &[serde_json::Value]| {
+        of_kind(ev, "step")
+            .first()
+            .map(|e| e["loss"].as_f64().unwrap())
+            .unwrap()
+    };
+    let (fresh, continued) = (first_step(&events(&first)), first_step(&ev));
+    assert!(
+        continued < 0.85 * fresh,
+        "first step's loss {continued} (continued) vs {fresh} (fresh head)"
+    );
+    assert!(second.join("model/model.safetensors").is_file());
+    let parent: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second.join("continued_from.json")).unwrap())
+            .unwrap();
+    assert_eq!(parent["epochs_before"], 6);
+    assert_eq!(
+        std::fs::read(first.join("model/model.safetensors")).unwrap(),
+        model_before
+    );
+
+    // Data with other classes does not fit the finished run's head.
+    let other = tmp.path().join("other");
+    detection_data(&other, 6, &["Trouser", "Bag"]);
+    let out = run(lathe(&cache)
+        .args(["train", "--continue"])
+        .arg(&first)
+        .arg("--data")
+        .arg(&other));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("same classes"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}

@@ -9,6 +9,7 @@ pub mod preview;
 pub mod preview_results;
 pub mod preview_table;
 pub mod preview_text;
+pub mod runs;
 pub mod settings;
 pub mod train;
 
@@ -19,6 +20,9 @@ use crate::state::State;
 /// Draws the whole window.
 pub fn studio_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
     egui::Panel::top("top_bar").show(ui, |ui| top_bar_ui(ui, state, commands));
+    if runs::banner_wanted(state) {
+        egui::Panel::top("runs_banner").show(ui, |ui| runs::banner_ui(ui, state, view, commands));
+    }
     if let Some(notice) = &state.notice {
         egui::Panel::bottom("notice").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -41,7 +45,7 @@ pub fn studio_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &m
                 Screen::Templates => picker::picker_ui(ui, state, commands),
                 Screen::Data => data::data_ui(ui, state, view, commands),
                 Screen::Settings => settings::settings_ui(ui, state, commands),
-                Screen::Train => train::train_ui(ui, state, commands),
+                Screen::Train => train::train_ui(ui, state, view, commands),
                 Screen::Evaluate => evaluate::evaluate_ui(ui, state, view, commands),
                 Screen::Preview => preview::preview_ui(ui, state, view, commands),
                 Screen::Export => export::export_ui(ui, state, commands),

@@ -1,8 +1,10 @@
 //! The Train screen: Start / Pause / Resume / Cancel, the current phase with progress and ETA,
-//! live loss and accuracy curves (train vs validation), warnings, and resuming an interrupted run.
+//! live loss and accuracy curves (train vs validation), warnings, and continuing a finished run.
 
+use crate::app::View;
 use crate::command::{Command, Screen};
 use crate::state::State;
+use crate::ui::runs::continue_ui;
 use crate::ui::{duration_text, thousands};
 use crate::widgets::metric_plot::{Series, metric_plot_ui};
 use lathe_engine::train::{RunState, Status};
@@ -10,10 +12,10 @@ use lathe_engine::train::{RunState, Status};
 /// Warnings listed on screen (the rest are counted).
 const WARNINGS_SHOWN: usize = 20;
 
-pub fn train_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
+pub fn train_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
     let run = &state.run;
     ui.heading("Train");
-    controls_ui(ui, state, commands);
+    controls_ui(ui, state, view, commands);
     ui.add_space(6.0);
     progress_ui(ui, run);
     ui.add_space(6.0);
@@ -45,7 +47,7 @@ pub fn metric_text(metric: &str, value: f64) -> String {
     }
 }
 
-fn controls_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
+fn controls_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
     let run = &state.run;
     ui.horizontal(|ui| {
         if state.run_active {
@@ -81,24 +83,19 @@ fn controls_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
             {
                 commands.push(Command::StartTraining);
             }
-            ui.label(status_text(run));
-        }
-    });
-    if !state.run_active && !state.resumable.is_empty() {
-        ui.add_space(4.0);
-        ui.label("Interrupted runs can continue from their last checkpoint:");
-        for dir in state.resumable.iter().take(3) {
-            ui.horizontal(|ui| {
-                let name = dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                ui.monospace(name);
-                if ui.button("Resume run").clicked() {
-                    commands.push(Command::ResumeRun(dir.clone()));
-                }
+            ui.label(match run.status {
+                // An opened run that stopped without an outcome: killed, or the power went.
+                Status::Running | Status::Paused => "Interrupted".to_string(),
+                _ => status_text(run),
             });
         }
+    });
+    if !state.run_active
+        && run.status == Status::Completed
+        && let Some(dir) = &run.run_dir
+    {
+        ui.add_space(4.0);
+        ui.horizontal(|ui| continue_ui(ui, state, view, dir, commands));
     }
 }
 

@@ -116,6 +116,16 @@ impl AudioCnn {
 
     /// Logits of normalized windows `(batch, frames × n_mels)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_inner(x, train, None)
+    }
+
+    /// Training-mode logits whose dropout mask is drawn from `dropout_seed`, so a run (and a
+    /// resumed one) is reproducible.
+    pub fn forward_train(&self, x: &Tensor, dropout_seed: u64) -> Result<Tensor> {
+        self.forward_inner(x, true, Some(dropout_seed))
+    }
+
+    fn forward_inner(&self, x: &Tensor, train: bool, dropout_seed: Option<u64>) -> Result<Tensor> {
         let b = x.dim(0)?;
         let mut h = x.reshape((b, 1, self.cfg.frames, self.cfg.n_mels))?;
         let last = self.blocks.len().saturating_sub(1);
@@ -130,10 +140,12 @@ impl AudioCnn {
         let (b, c, t, m) = h.dims4()?;
         let h = h.permute((0, 1, 3, 2))?.reshape((b, c * m, t))?;
         let pooled = Tensor::cat(&[h.mean(D::Minus1)?, h.max(D::Minus1)?], 1)?;
-        let pooled = if train && self.cfg.dropout > 0.0 {
-            candle_nn::ops::dropout(&pooled, self.cfg.dropout)?
-        } else {
-            pooled
+        let pooled = match (train && self.cfg.dropout > 0.0, dropout_seed) {
+            (true, Some(seed)) => {
+                crate::model::head::dropout_mask(&pooled, self.cfg.dropout, seed)?
+            }
+            (true, None) => candle_nn::ops::dropout(&pooled, self.cfg.dropout)?,
+            (false, _) => pooled,
         };
         self.classifier.forward(&pooled)
     }

@@ -130,7 +130,7 @@ impl Head {
 }
 
 /// Inverted dropout with a seeded mask (deterministic runs).
-fn dropout_mask(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
+pub(crate) fn dropout_mask(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
     if p <= 0.0 {
         return Ok(x.clone());
     }

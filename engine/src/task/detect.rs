@@ -12,13 +12,13 @@ use crate::data::{ClassCount, DataKind, DatasetSummary, HealthIssue, Severity, S
 use crate::error::Result;
 use crate::eval::map::DetectionReport;
 use crate::eval::plots;
-use crate::export::st;
 use crate::fsutil::write_json;
 use crate::model::backbone::Backbone;
 use crate::model::detect_head::{self, DetectHead, STRIDE};
 use crate::params::{ParamSpec, ResolvedParams};
 use crate::task::detect_model::{self, Detector, DetectorModel, TASK_ID};
 pub use crate::task::detect_params::{DetectParams, param_specs};
+use crate::task::detect_resume::{self, Checkpoint};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::train::optim::{AdamW, cosine_lr};
 use crate::train::scan_report::SplitSizes;
@@ -330,6 +330,7 @@ fn run_phase(
     train: &[AnnotatedImage],
     validation: &[AnnotatedImage],
     history: &mut Vec<EpochMetrics>,
+    resume: Option<&Checkpoint>,
 ) -> Result<()> {
     let mut vars: Vec<(candle_core::Var, bool)> = det
         .head
@@ -347,15 +348,27 @@ fn run_phase(
         }));
     }
     let mut opt = AdamW::new(vars, plan.learning_rate, p.weight_decay)?;
+    if let Some(c) = resume {
+        opt.load_state(&c.tensors, c.optimizer_step)?;
+    }
+    // Epochs of this phase already done (by a run this one resumes).
+    let done = history
+        .len()
+        .saturating_sub(plan.epoch_offset)
+        .min(plan.epochs);
     let batch = p.batch_size.clamp(1, train.len().max(1));
     let steps_per_epoch = train.len().div_ceil(batch);
     let total_steps = (steps_per_epoch * plan.epochs).max(1);
     let warmup = steps_per_epoch.min(total_steps / 10).max(1);
     let step_every = (steps_per_epoch / 10).max(1);
     let mut phase = ctx.phase(plan.phase, plan.epochs as u64);
+    phase.set(done as u64);
     let started = std::time::Instant::now();
     let seed = ctx.project.seed;
-    for e in 1..=plan.epochs {
+    // Long epochs are also checkpointed part-way.
+    let every = crate::train::midway::interval();
+    let mut saved = std::time::Instant::now();
+    for e in done + 1..=plan.epochs {
         let epoch = plan.epoch_offset + e;
         let mut rng = StdRng::seed_from_u64(
             seed ^ 0xDE7E ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -363,7 +376,15 @@ fn run_phase(
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut seen) = (0f64, 0usize);
-        for (step, chunk) in order.chunks(batch).enumerate() {
+        // A run resumed from a checkpoint written part-way through this epoch skips its done steps.
+        let mut skip = 0;
+        if let Some(part) = resume
+            .and_then(|c| c.part.as_ref())
+            .filter(|_| e == done + 1)
+        {
+            (skip, loss_sum, seen) = (part.steps, part.loss_sum, part.seen);
+        }
+        for (step, chunk) in order.chunks(batch).enumerate().skip(skip) {
             ctx.check()?;
             let items: Vec<&AnnotatedImage> = chunk.iter().filter_map(|&i| train.get(i)).collect();
             let aug_seed = seed ^ (epoch as u64) << 32 ^ (step as u64) << 12;
@@ -400,6 +421,16 @@ fn run_phase(
                     loss: value,
                 });
             }
+            if step + 1 < steps_per_epoch && saved.elapsed() >= every {
+                let part = crate::train::midway::Part {
+                    steps: step + 1,
+                    loss_sum,
+                    correct: 0,
+                    seen,
+                };
+                detect_resume::save(ctx, det, &opt, plan.train_backbone, history, Some(&part))?;
+                saved = std::time::Instant::now();
+            }
         }
         let mut validation_loss = None;
         if !validation.is_empty() {
@@ -428,17 +459,8 @@ fn run_phase(
         ctx.emit(Event::EpochEnd(metrics.clone()));
         history.push(metrics);
         phase.set(e as u64);
-        let mut tensors = det.head.state_dict();
-        if plan.train_backbone {
-            tensors.extend(det.backbone.state_dict());
-        }
-        let path = ctx.run_dir.checkpoints().join("detector_last.safetensors");
-        st::save(&path, &tensors, &[("epoch", epoch.to_string())])?;
-        ctx.emit(Event::Checkpoint {
-            epoch,
-            path,
-            best: false,
-        });
+        detect_resume::save(ctx, det, &opt, plan.train_backbone, history, None)?;
+        saved = std::time::Instant::now();
     }
     Ok(())
 }
@@ -446,12 +468,6 @@ fn run_phase(
 fn train(ctx: &RunContext) -> Result<PathBuf> {
     let p = DetectParams::from_resolved(&ctx.params)?;
     let data = ResolvedData::of(&ctx.project);
-    if ctx.resume {
-        ctx.warn(
-            "the object detector cannot resume yet; training starts over in this folder",
-            None,
-        );
-    }
     let mut scanning = ctx.phase(Phase::Scanning, 1);
     let splits = load_splits(&data, p.validation_split)?;
     scanning.set(1);
@@ -470,19 +486,30 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         .as_ref()
         .map(|w| ctx.project.resolve(w))
         .or(ctx.options.weights.clone());
-    let backbone = Backbone::load(
+    let resumed = detect_resume::load(ctx)?;
+    let parent = detect_resume::parent(ctx)?;
+    // A finished run's fine-tuned backbone replaces the pretrained one when continuing it.
+    let parent_backbone = parent.as_ref().filter(|c| c.fine_tuning);
+    let mut backbone = Backbone::load(
         "mobilenet_v2",
         p.image_size,
         weights.as_deref(),
         0,
         &ctx.device,
     )?;
+    if let Some(c) = parent_backbone {
+        backbone = c.tuned_backbone(backbone, 0)?;
+    }
     let head = DetectHead::new(
         splits.labels.len(),
         p.head_channels,
         ctx.project.seed,
         &ctx.device,
     )?;
+    let head = match resumed.as_ref().or(parent.as_ref()) {
+        Some(c) => c.head(splits.labels.len(), p.head_channels)?,
+        None => head,
+    };
     let mut det = Detector {
         backbone,
         head,
@@ -502,23 +529,35 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             0
         };
     let mut history = Vec::new();
-    run_phase(
-        ctx,
-        &loader,
-        &det,
-        &p,
-        &PhasePlan {
-            phase: Phase::Training,
-            epochs: p.epochs,
-            learning_rate: p.learning_rate,
-            train_backbone: false,
-            epoch_offset: 0,
-            total_epochs,
-        },
-        &splits.train,
-        &splits.validation,
-        &mut history,
-    )?;
+    match (&resumed, &parent) {
+        (Some(c), _) => {
+            c.announce(ctx, c.epoch);
+            history = c.history.clone();
+        }
+        (None, Some(c)) => c.announce(ctx, 0),
+        (None, None) => {}
+    }
+    let fine_tuned = resumed.as_ref().filter(|c| c.fine_tuning);
+    if fine_tuned.is_none() {
+        run_phase(
+            ctx,
+            &loader,
+            &det,
+            &p,
+            &PhasePlan {
+                phase: Phase::Training,
+                epochs: p.epochs,
+                learning_rate: p.learning_rate,
+                train_backbone: false,
+                epoch_offset: 0,
+                total_epochs,
+            },
+            &splits.train,
+            &splits.validation,
+            &mut history,
+            resumed.as_ref(),
+        )?;
+    }
     if p.fine_tune_blocks > 0 {
         // The head reads blocks up to features.17; features.18 is never run, so count from 17.
         let (hash, source) = (
@@ -533,6 +572,9 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             &ctx.device,
         )?;
         (tuned.weights_hash, tuned.weights_source) = (hash, source);
+        if let Some(c) = fine_tuned.or(parent_backbone) {
+            tuned = c.tuned_backbone(tuned, p.fine_tune_blocks + 1)?;
+        }
         det.backbone = tuned;
         run_phase(
             ctx,
@@ -550,6 +592,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             &splits.train,
             &splits.validation,
             &mut history,
+            fine_tuned,
         )?;
         det.backbone.refold()?;
     }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::export::st;
 use crate::model::backbone::Backbone;
 use crate::model::head::Head;
+use crate::train::midway::Part;
 use crate::train::optim::{AdamW, cosine_lr};
 use crate::train::{EpochMetrics, Event, Phase, RunContext};
 use candle_core::{D, DType, Tensor};
@@ -141,7 +142,15 @@ pub fn fine_tune(
     let total_epochs = cfg.epoch_offset + cfg.epochs;
     let warned = Mutex::new(HashSet::new());
     let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut part = None;
     if let Some((tensors, meta)) = resume {
+        let checkpoint = ctx.run_dir.checkpoints().join("fine_tune_last.safetensors");
+        part = Part::from_meta(meta).map_err(|what| {
+            Error::model(
+                format!("checkpoint has no valid `{what}`; it cannot be resumed"),
+                &checkpoint,
+            )
+        })?;
         let step = meta
             .get("optimizer_step")
             .and_then(|s| s.parse().ok())
@@ -151,7 +160,6 @@ pub fn fine_tune(
             .get("history")
             .and_then(|h| serde_json::from_str(h).ok())
             .unwrap_or_default();
-        let checkpoint = ctx.run_dir.checkpoints().join("fine_tune_last.safetensors");
         ctx.emit(Event::Restored {
             epoch: cfg.epoch_offset + history.len(),
             checkpoint,
@@ -160,7 +168,10 @@ pub fn fine_tune(
     let mut phase = ctx.phase(Phase::FineTuning, cfg.epochs as u64);
     phase.set(history.len() as u64);
     let started = std::time::Instant::now();
-    for e in history.len() + 1..=cfg.epochs {
+    let every = crate::train::midway::interval();
+    let mut saved = std::time::Instant::now();
+    let done = history.len();
+    for e in done + 1..=cfg.epochs {
         let epoch = cfg.epoch_offset + e;
         let mut rng = rand::rngs::StdRng::seed_from_u64(
             cfg.seed ^ 0xF1E7 ^ (e as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -168,7 +179,14 @@ pub fn fine_tune(
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
-        for (step, chunk) in order.chunks(batch).enumerate() {
+        // A run resumed from a checkpoint written part-way through this epoch skips its done steps.
+        let mut skip = 0;
+        if e == done + 1
+            && let Some(p) = part.take()
+        {
+            (skip, loss_sum, correct, seen) = (p.steps, p.loss_sum, p.correct, p.seen);
+        }
+        for (step, chunk) in order.chunks(batch).enumerate().skip(skip) {
             ctx.check()?;
             let items: Vec<&TrainImage> = chunk.iter().map(|&i| &train[i]).collect();
             let Some((x, y)) = load_batch(ctx, &pre, &items, cfg.seed, &warned)? else {
@@ -213,6 +231,17 @@ pub fn fine_tune(
                     loss: value,
                 });
             }
+            if step + 1 < steps_per_epoch && saved.elapsed() >= every {
+                let part = Part {
+                    steps: step + 1,
+                    loss_sum,
+                    correct,
+                    seen,
+                };
+                let done = cfg.epoch_offset + history.len();
+                save_checkpoint(ctx, backbone, head, &opt, done, &history, Some(&part))?;
+                saved = std::time::Instant::now();
+            }
         }
         let (validation_loss, validation_accuracy) =
             evaluate(ctx, backbone, head, &pre, validation, cfg.seed, &warned)?;
@@ -229,7 +258,8 @@ pub fn fine_tune(
         ctx.emit(Event::EpochEnd(metrics.clone()));
         history.push(metrics);
         phase.set(e as u64);
-        save_checkpoint(ctx, backbone, head, &opt, epoch, &history)?;
+        save_checkpoint(ctx, backbone, head, &opt, epoch, &history, None)?;
+        saved = std::time::Instant::now();
     }
     backbone.refold()?;
     Ok(history)
@@ -282,6 +312,7 @@ fn save_checkpoint(
     opt: &AdamW,
     epoch: usize,
     history: &[EpochMetrics],
+    part: Option<&Part>,
 ) -> Result<()> {
     let dim = head
         .layers
@@ -295,18 +326,16 @@ fn save_checkpoint(
     tensors.extend(head.export_tensors(&zeros, &ones)?);
     tensors.extend(opt.state());
     let path = ctx.run_dir.checkpoints().join("fine_tune_last.safetensors");
-    st::save(
-        &path,
-        &tensors,
-        &[
-            ("epoch", epoch.to_string()),
-            ("optimizer_step", opt.step.to_string()),
-            (
-                "history",
-                serde_json::to_string(history).unwrap_or_default(),
-            ),
-        ],
-    )?;
+    let mut meta = vec![
+        ("epoch", epoch.to_string()),
+        ("optimizer_step", opt.step.to_string()),
+        (
+            "history",
+            serde_json::to_string(history).unwrap_or_default(),
+        ),
+    ];
+    meta.extend(part.map(Part::meta).unwrap_or_default());
+    st::save(&path, &tensors, &meta)?;
     ctx.emit(Event::Checkpoint {
         epoch,
         path,

@@ -5,6 +5,7 @@ pub mod detect;
 pub mod detect_draw;
 pub mod detect_model;
 pub mod detect_params;
+pub mod detect_resume;
 pub mod image;
 pub mod image_finetune;
 pub mod image_model;

@@ -825,7 +825,13 @@ fn fit(
         let (tensors, meta) = st::load(&last_path, &ctx.device)?;
         restore(&vars, &tensors)?;
         let epoch: usize = meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-        opt.load_state(&tensors, epoch * steps_per_epoch)?;
+        // Batches of one window are skipped, so the step count is read, not computed (older
+        // checkpoints did not record it).
+        let step = meta
+            .get("optimizer_step")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(epoch * steps_per_epoch);
+        opt.load_state(&tensors, step)?;
         history = meta
             .get("history")
             .and_then(|h| serde_json::from_str(h).ok())
@@ -889,7 +895,8 @@ fn fit(
             let labels: Vec<u32> = batch.iter().map(|(_, l)| *l).collect();
             let x = net.normalize(&rows)?;
             let y = Tensor::from_vec(labels.clone(), labels.len(), &ctx.device)?;
-            let logits = net.cnn.forward_t(&x, true)?;
+            let dropout_seed = seed ^ ((epoch as u64) << 24) ^ (step as u64).wrapping_mul(0xD1B5);
+            let logits = net.cnn.forward_train(&x, dropout_seed)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             opt.learning_rate = cosine_lr(p.learning_rate, opt.step, total_steps, warmup);
             let loss_value = loss.to_scalar::<f32>()? as f64;
@@ -954,6 +961,7 @@ fn fit(
             &tensors,
             &[
                 ("epoch", epoch.to_string()),
+                ("optimizer_step", opt.step.to_string()),
                 ("bad_epochs", bad_epochs.to_string()),
                 ("history", history_json),
             ],

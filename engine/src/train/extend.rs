@@ -49,9 +49,10 @@ pub fn supported(template: &str, params: &ResolvedParams) -> std::result::Result
             "runs that fine-tuned backbone layers (fine_tune_blocks > 0) cannot be continued yet; train a new run".into(),
         ),
         "text-classifier" if text("algorithm") == "transfer" => Ok(()),
+        "object-detector" => Ok(()),
         "sound-classifier" if text("algorithm") == "transfer" => Ok(()),
         other => Err(format!(
-            "continuing a {other} run is not supported yet (image and multi-label image classifiers, text and sound classifiers with the transfer model can be continued); train a new run"
+            "continuing a {other} run is not supported yet (image and multi-label image classifiers, text and sound classifiers with the transfer model, and object detectors can be continued); train a new run"
         )),
     }
 }
@@ -74,13 +75,17 @@ pub fn inspect(parent: &Path) -> Result<Parent> {
             Some(parent),
         ));
     }
-    let last = dir.checkpoints().join("last.safetensors");
-    if !last.is_file() {
+    // The head fitter's checkpoint, or the object detector's.
+    let Some(last) = ["last.safetensors", crate::task::detect_resume::FILE]
+        .iter()
+        .map(|f| dir.checkpoints().join(f))
+        .find(|p| p.is_file())
+    else {
         return Err(Error::project(
-            "this run kept no head checkpoint (checkpoints/last.safetensors), so it cannot be continued",
+            "this run kept no checkpoint (checkpoints/last.safetensors), so it cannot be continued",
             Some(parent),
         ));
-    }
+    };
     let (_, meta) = st::load(&last, &candle_core::Device::Cpu)?;
     let epochs_before = meta
         .get("epoch")

@@ -10,6 +10,7 @@ pub mod event;
 pub mod extend;
 pub mod feature_cache;
 pub mod fit;
+pub mod midway;
 pub mod optim;
 pub mod run_dir;
 pub mod scan_report;

@@ -90,3 +90,34 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
+
+/// 8 generated 96×96 detection images (Create ML annotations) with 1–2 objects of `classes`
+/// (Fashion-MNIST items pasted on the bundled photos).
+pub fn detection_data(dir: &Path, seed: u64, classes: &[&str]) {
+    use lathe_engine::data::detect_synth::{self, SynthConfig};
+    let photos: Vec<RgbImage> = ["chelsea.png", "coffee.png"]
+        .iter()
+        .map(|n| {
+            image::open(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../assets/photos")
+                    .join(n),
+            )
+            .unwrap()
+            .to_rgb8()
+        })
+        .collect();
+    let sprites = detect_synth::load_sprites(&sample().join("train"), classes, 4).unwrap();
+    let cfg = SynthConfig {
+        num_images: 8,
+        width: 96,
+        height: 96,
+        min_objects: 1,
+        max_objects: 2,
+        min_size: 0.3,
+        max_size: 0.5,
+        seed,
+        extension: "png".into(),
+    };
+    detect_synth::generate(dir, &sprites, &photos, &cfg).unwrap();
+}

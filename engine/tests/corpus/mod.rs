@@ -1084,6 +1084,19 @@ pub fn generate(root: &Path) -> Vec<Case> {
 
     // ---------- detection annotations ----------
     let det = "object-detector";
+    // Where the outcome is "warning and training goes on", a tiny detector trains one epoch.
+    let det_train: &[&str] = &[
+        "--param",
+        "image_size=64",
+        "--param",
+        "head_channels=8",
+        "--param",
+        "batch_size=2",
+        "--param",
+        "fine_tune_blocks=0",
+        "--param",
+        "validation_split=0",
+    ];
     let d = dir("detect/malformed");
     detect_folder(&d, 3, "[{\"image\": \"img0.png\", \"annotations\": [");
     add(
@@ -1099,13 +1112,27 @@ pub fn generate(root: &Path) -> Vec<Case> {
     let mut entries = createml_ok(3);
     entries.push(r#"{"image": "img2.png", "annotations": [{"label": "cat", "coordinates": {"x": -30, "y": 10, "width": -8, "height": 5}}]}"#.into());
     detect_folder(&d, 3, &format!("[{}]", entries.join(",")));
-    add("detect/negative-box", det, d, &[], warned("img2.png"), None);
+    add(
+        "detect/negative-box",
+        det,
+        d,
+        det_train,
+        warned("img2.png"),
+        Some(warned("img2.png")),
+    );
 
     let d = dir("detect/huge-box");
     let mut entries = createml_ok(3);
     entries.push(r#"{"image": "img1.png", "annotations": [{"label": "cat", "coordinates": {"x": 20, "y": 20, "width": 1e30, "height": 1e308}}]}"#.into());
     detect_folder(&d, 3, &format!("[{}]", entries.join(",")));
-    add("detect/huge-box", det, d, &[], warned("img1.png"), None);
+    add(
+        "detect/huge-box",
+        det,
+        d,
+        det_train,
+        warned("img1.png"),
+        Some(warned("img1.png")),
+    );
 
     let d = dir("detect/unknown-image");
     let mut entries = createml_ok(3);
@@ -1118,9 +1145,9 @@ pub fn generate(root: &Path) -> Vec<Case> {
         "detect/unknown-image",
         det,
         d,
-        &[],
+        det_train,
         warned("ghost.png"),
-        None,
+        Some(warned("ghost.png")),
     );
 
     let d = dir("detect/escaping-path");
@@ -1146,9 +1173,9 @@ pub fn generate(root: &Path) -> Vec<Case> {
         "detect/corrupt-image",
         det,
         d,
-        &[],
+        det_train,
         warned("img1.png"),
-        None,
+        Some(warned("img1.png")),
     );
 
     let coco_images = r#"[{"id": 1, "file_name": "img0.png", "width": 40, "height": 40}, {"id": 2, "file_name": "img1.png", "width": 40, "height": 40}, {"id": 3, "file_name": "img2.png", "width": 40, "height": 40}]"#;
@@ -1183,9 +1210,9 @@ pub fn generate(root: &Path) -> Vec<Case> {
         "detect/coco-negative-and-huge-boxes",
         det,
         d,
-        &[],
+        det_train,
         warned("img0.png"),
-        None,
+        Some(warned("img0.png")),
     );
 
     let d = dir("detect/coco-short-bbox");

@@ -1,0 +1,218 @@
+//! The runs of a project, found in its `runs/` folder on a background job: interrupted ones (a
+//! checkpoint but no finished model) that can be resumed, with the epoch their checkpoint holds,
+//! and the newest finished one, which can be continued with more epochs.
+
+use lathe_engine::train::{Event, RunDir};
+use std::path::{Path, PathBuf};
+
+/// An interrupted run that `--resume` can continue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterruptedRun {
+    pub dir: PathBuf,
+    /// The last epoch its checkpoints hold (0 when the events do not say).
+    pub epoch: usize,
+    /// Epochs the run was set to train (0 when unknown).
+    pub epochs: usize,
+}
+
+impl InterruptedRun {
+    /// `Some` when `dir` is a run folder with a lock file and a checkpoint but no model.
+    pub fn read(dir: &Path) -> Option<Self> {
+        let run = RunDir {
+            root: dir.to_path_buf(),
+        };
+        let has_checkpoint = std::fs::read_dir(run.checkpoints())
+            .map(|mut e| e.next().is_some())
+            .unwrap_or(false);
+        if !run.lock_file().is_file()
+            || run.model().join("config.json").is_file()
+            || !has_checkpoint
+        {
+            return None;
+        }
+        let (mut epoch, mut epochs) = (0, 0);
+        if let Ok(text) = std::fs::read_to_string(run.events()) {
+            for line in text.lines() {
+                match serde_json::from_str::<Event>(line) {
+                    Ok(Event::Checkpoint {
+                        epoch: e,
+                        best: false,
+                        ..
+                    }) => epoch = e,
+                    // A resumed run picks up here; what came later was trained again.
+                    Ok(Event::Restored { epoch: e, .. }) => epoch = e,
+                    Ok(Event::EpochEnd(m)) => epochs = m.epochs,
+                    _ => {}
+                }
+            }
+        }
+        Some(Self {
+            dir: dir.to_path_buf(),
+            epoch,
+            epochs,
+        })
+    }
+
+    /// The run folder's name.
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Where it stopped: "epoch 3 of 10".
+    pub fn progress_text(&self) -> Option<String> {
+        match (self.epoch, self.epochs) {
+            (0, _) => None,
+            (k, 0) => Some(format!("epoch {k}")),
+            (k, n) => Some(format!("epoch {k} of {n}")),
+        }
+    }
+
+    /// The label of its button: "Resume training (epoch 3 of 10)".
+    pub fn button_text(&self) -> String {
+        match self.progress_text() {
+            Some(p) => format!("Resume training ({p})"),
+            None => "Resume training".into(),
+        }
+    }
+}
+
+/// What a project's `runs/` folder holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FoundRuns {
+    /// Interrupted runs, newest first.
+    pub interrupted: Vec<InterruptedRun>,
+    /// The newest finished run (it has a model).
+    pub finished: Option<PathBuf>,
+}
+
+/// Runs named `prefix*` under `runs`, plus `also` (an opened run folder) when it is interrupted.
+pub fn find(runs: &Path, prefix: &str, also: Option<&Path>) -> FoundRuns {
+    let mut found = FoundRuns::default();
+    let mut dirs: Vec<PathBuf> = lathe_engine::fsutil::sorted_entries(runs)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| {
+            d.is_dir()
+                && d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    // Folder names end in a UTC timestamp: the last sorts newest.
+    dirs.reverse();
+    for dir in &dirs {
+        if let Some(run) = InterruptedRun::read(dir) {
+            found.interrupted.push(run);
+        } else if found.finished.is_none() && dir.join("model/config.json").is_file() {
+            found.finished = Some(dir.clone());
+        }
+    }
+    if let Some(dir) = also
+        && !found.interrupted.iter().any(|r| r.dir == dir)
+        && let Some(run) = InterruptedRun::read(dir)
+    {
+        found.interrupted.insert(0, run);
+    }
+    found
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn line(e: &Event) -> String {
+        serde_json::to_string(e).unwrap()
+    }
+
+    #[test]
+    fn finds_interrupted_runs_with_their_epoch_and_the_newest_finished_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runs = tmp.path().join("runs");
+        let make = |name: &str, events: &[Event], model: bool, checkpoint: bool| {
+            let dir = runs.join(name);
+            std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
+            std::fs::write(dir.join("project.lock.toml"), "").unwrap();
+            let text: Vec<String> = events.iter().map(line).collect();
+            std::fs::write(dir.join("events.jsonl"), text.join("\n")).unwrap();
+            if checkpoint {
+                std::fs::write(dir.join("checkpoints/last.safetensors"), "x").unwrap();
+            }
+            if model {
+                std::fs::create_dir_all(dir.join("model")).unwrap();
+                std::fs::write(dir.join("model/config.json"), "{}").unwrap();
+            }
+            dir
+        };
+        let metrics = |epoch, epochs| {
+            Event::EpochEnd(lathe_engine::train::EpochMetrics {
+                epoch,
+                epochs,
+                train_loss: 1.0,
+                train_accuracy: None,
+                validation_loss: None,
+                validation_accuracy: None,
+                learning_rate: 0.1,
+                elapsed_secs: 0.0,
+            })
+        };
+        let checkpoint = |epoch, best| Event::Checkpoint {
+            epoch,
+            path: PathBuf::from("c"),
+            best,
+        };
+        make("image-classifier-20260101-000000", &[], true, true);
+        let finished = make("image-classifier-20260102-000000", &[], true, true);
+        // Killed after the epoch-3 event but before its checkpoint: the checkpoint holds 2.
+        let killed = make(
+            "image-classifier-20260103-000000",
+            &[
+                metrics(1, 10),
+                checkpoint(1, false),
+                checkpoint(1, true),
+                metrics(2, 10),
+                checkpoint(2, false),
+                metrics(3, 10),
+            ],
+            false,
+            true,
+        );
+        make("image-classifier-20260104-000000", &[], false, false);
+        make("sound-classifier-20260105-000000", &[], false, true);
+        let found = find(&runs, "image-classifier-", None);
+        assert_eq!(found.finished.as_ref(), Some(&finished));
+        assert_eq!(
+            found.interrupted,
+            vec![InterruptedRun {
+                dir: killed,
+                epoch: 2,
+                epochs: 10
+            }]
+        );
+        assert_eq!(
+            found.interrupted[0].button_text(),
+            "Resume training (epoch 2 of 10)"
+        );
+        // An opened run elsewhere is offered too; a finished one is not.
+        let elsewhere = tmp.path().join("elsewhere");
+        let other = make("../elsewhere", &[checkpoint(4, false)], false, true);
+        assert_eq!(
+            other.canonicalize().unwrap(),
+            elsewhere.canonicalize().unwrap()
+        );
+        let found = find(&runs, "image-classifier-", Some(&other));
+        assert_eq!(found.interrupted.len(), 2);
+        assert_eq!(
+            found.interrupted[0].button_text(),
+            "Resume training (epoch 4)"
+        );
+        assert_eq!(
+            find(&runs, "image-classifier-", Some(&finished))
+                .interrupted
+                .len(),
+            1
+        );
+    }
+}

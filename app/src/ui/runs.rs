@@ -1,0 +1,123 @@
+//! Picking up earlier runs: the banner over every project screen that offers to resume an
+//! interrupted run ("Resume training (epoch 3 of 10)") or to continue the newest finished one,
+//! and the "Continue training…" form (extra epochs) the Train screen shows for a finished run.
+
+use crate::app::View;
+use crate::command::Command;
+use crate::state::State;
+use std::path::Path;
+
+/// Interrupted runs listed in the banner (the rest are counted).
+const SHOWN: usize = 3;
+
+/// Whether the banner has something to say.
+pub fn banner_wanted(state: &State) -> bool {
+    state.project.is_some()
+        && !state.run_active
+        && (!state.resumable.is_empty()
+            || (state.run.status == lathe_engine::train::Status::NotStarted
+                && state.finished_run.is_some()))
+}
+
+/// The banner: resume an interrupted run, else continue the newest finished one.
+pub fn banner_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
+    ui.add_space(4.0);
+    if let Some(newest) = state.resumable.first() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                egui::RichText::new("Training was interrupted.")
+                    .strong()
+                    .color(ui.visuals().warn_fg_color),
+            );
+            ui.label(match newest.progress_text() {
+                Some(p) => format!(
+                    "{} stopped after {p}; its checkpoint is kept.",
+                    newest.name()
+                ),
+                None => format!("{} stopped; its checkpoint is kept.", newest.name()),
+            });
+            if ui
+                .button(newest.button_text())
+                .on_hover_text("Continues the run from its last checkpoint, in the same folder")
+                .clicked()
+            {
+                commands.push(Command::ResumeRun(newest.dir.clone()));
+            }
+        });
+        for older in state.resumable.iter().skip(1).take(SHOWN - 1) {
+            ui.horizontal(|ui| {
+                ui.weak(match older.progress_text() {
+                    Some(p) => format!("Also interrupted: {} ({p})", older.name()),
+                    None => format!("Also interrupted: {}", older.name()),
+                });
+                if ui
+                    .small_button(format!("Resume {}", older.name()))
+                    .clicked()
+                {
+                    commands.push(Command::ResumeRun(older.dir.clone()));
+                }
+            });
+        }
+        if state.resumable.len() > SHOWN {
+            ui.weak(format!(
+                "…and {} more interrupted runs",
+                state.resumable.len() - SHOWN
+            ));
+        }
+    } else if let Some(dir) = &state.finished_run {
+        ui.horizontal_wrapped(|ui| {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            ui.label(format!("The last run, {name}, finished."));
+            continue_ui(ui, state, view, dir, commands);
+        });
+    }
+    ui.add_space(4.0);
+}
+
+/// "Continue training…": opens a form with the number of extra epochs, which starts a new run
+/// (next to `from`) whose model starts from `from`'s.
+pub fn continue_ui(
+    ui: &mut egui::Ui,
+    state: &State,
+    view: &mut View,
+    from: &Path,
+    commands: &mut Vec<Command>,
+) {
+    if !view.continue_open {
+        let button = ui
+            .add_enabled(
+                state.continue_blocked.is_none(),
+                egui::Button::new("Continue training…"),
+            )
+            .on_hover_text("Train this model for more epochs, in a new run folder; features come from the cache");
+        let button = match &state.continue_blocked {
+            Some(why) => button.on_disabled_hover_text(why),
+            None => button,
+        };
+        if button.clicked() {
+            view.continue_open = true;
+        }
+        return;
+    }
+    ui.horizontal(|ui| {
+        let label = ui.label("Extra epochs");
+        ui.add(
+            egui::DragValue::new(&mut view.continue_epochs)
+                .range(1..=100_000)
+                .speed(0.2),
+        )
+        .labelled_by(label.id);
+        if ui.button("Start continuing").clicked() {
+            commands.push(Command::ContinueRun {
+                from: from.to_path_buf(),
+                epochs: view.continue_epochs,
+            });
+        }
+        if ui.button("Hide").clicked() {
+            view.continue_open = false;
+        }
+    });
+}
