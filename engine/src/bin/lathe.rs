@@ -1,5 +1,6 @@
 //! The `lathe` binary: a thin shim over [`lathe_engine::cli`].
 
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
