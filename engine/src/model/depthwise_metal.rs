@@ -6,7 +6,7 @@
 //! Built only with `--features metal` on macOS; it cannot be compiled or run on the Linux
 //! development machines. The shader's arithmetic is checked on the CPU by
 //! `engine/tests/metal_shader.rs`; this file's Rust is type-checked with
-//! `cargo check --target aarch64-apple-darwin --features metal`.
+//! `scripts/check-metal.sh` (`cargo check` for aarch64-apple-darwin with `--features metal`).
 
 use super::depthwise::DwGeometry;
 use candle_core::backend::BackendStorage;
