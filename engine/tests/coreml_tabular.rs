@@ -157,7 +157,12 @@ const MORE_VARIANTS: [(&str, &str, &str, &str); 6] = [
         "kind",
         "random_forest",
     ),
-    ("forest-binary", "tabular-classifier", "pass", "random_forest"),
+    (
+        "forest-binary",
+        "tabular-classifier",
+        "pass",
+        "random_forest",
+    ),
     (
         "forest-regression",
         "tabular-regressor",
@@ -522,9 +527,9 @@ fn forest_and_mlp_exports_agree_with_the_engine_and_broken_ones_are_caught() {
             .find(|l| l.name == "probabilities")
             .unwrap();
         p.input = vec!["clip.low".into()];
-        p.layer = Some(
-            coreml_proto::proto::neural_network_layer::Layer::Softmax(Default::default()),
-        );
+        p.layer = Some(coreml_proto::proto::neural_network_layer::Layer::Softmax(
+            Default::default(),
+        ));
     });
     assert_rejected(
         &python,
@@ -559,8 +564,12 @@ fn forest_and_mlp_exports_agree_with_the_engine_and_broken_ones_are_caught() {
                 && l.name.starts_with("standardize")
             {
                 let n = s.shape_scale[0] as usize;
-                s.scale = Some(lathe_engine::export::coreml::builder::fp32_weights(&vec![1.0; n]));
-                s.bias = Some(lathe_engine::export::coreml::builder::fp32_weights(&vec![0.0; n]));
+                s.scale = Some(lathe_engine::export::coreml::builder::fp32_weights(
+                    &vec![1.0; n],
+                ));
+                s.bias = Some(lathe_engine::export::coreml::builder::fp32_weights(
+                    &vec![0.0; n],
+                ));
             }
         }
     });

@@ -495,14 +495,7 @@ fn forest(
         // The frequencies over their total, or uniform when every one is 0:
         // (c + u/K) / (total + u) with u = 1 exactly when the total is 0, else 0.
         let k = outputs;
-        let total = b.inner_product(
-            "total",
-            &nonneg,
-            "total",
-            &vec![1.0; k * k],
-            None,
-            (k, k),
-        )?;
+        let total = b.inner_product("total", &nonneg, "total", &vec![1.0; k * k], None, (k, k))?;
         let t = b.activation(
             "none.scaled",
             &total,
@@ -874,8 +867,7 @@ fn mlp_network(
                         }
                     }
                     let levels = format!("{name}.levels");
-                    let levels =
-                        b.inner_product(&levels, z, &levels, &w_levels, None, (out, n))?;
+                    let levels = b.inner_product(&levels, z, &levels, &w_levels, None, (out, n))?;
                     b.add(&name, &[&numbers, &levels], &name)
                 }
                 None => numbers,
