@@ -175,7 +175,7 @@ const MORE_VARIANTS: [(&str, &str, &str, &str); 6] = [
 ];
 
 /// Parameters that keep the forests and MLPs of the tests small.
-const SMALL: [&str; 8] = [
+const SMALL: [&str; 10] = [
     "--param",
     "forest_trees=12",
     "--param",
@@ -183,7 +183,9 @@ const SMALL: [&str; 8] = [
     "--param",
     "mlp_hidden=16",
     "--param",
-    "mlp_epochs=40",
+    "mlp_epochs=60",
+    "--param",
+    "mlp_learning_rate=0.01",
 ];
 
 fn train_variant_with(
@@ -538,6 +540,47 @@ fn forest_and_mlp_exports_agree_with_the_engine_and_broken_ones_are_caught() {
         &extra,
         "forest normalized by softmax",
     );
+    // A forest whose leaves all hold 0 (no class has any frequency) predicts the uniform
+    // distribution, as the engine's `forest::probabilities` does.
+    let zero = tmp.path().join("zero-forest.mlmodel");
+    let mut labels = Vec::new();
+    mutate(forest, &zero, |m| {
+        let models = &mut pipeline_mut(m).models;
+        let Some(model::Type::NeuralNetworkClassifier(nn)) = &models.last().unwrap().r#type else {
+            panic!("last model is not the network")
+        };
+        let Some(coreml_proto::proto::neural_network_classifier::ClassLabels::StringClassLabels(l)) =
+            &nn.class_labels
+        else {
+            panic!("no string labels")
+        };
+        labels.clone_from(&l.vector);
+        let n = models.len();
+        let Some(model::Type::TreeEnsembleRegressor(t)) = &mut models[n - 2].r#type else {
+            panic!("the trees do not come before the network")
+        };
+        for node in &mut t.tree_ensemble.as_mut().unwrap().nodes {
+            for e in &mut node.evaluation_info {
+                e.evaluation_value = 0.0;
+            }
+        }
+    });
+    let uniform: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|l| (l.clone(), serde_json::json!(1.0 / labels.len() as f64)))
+        .collect();
+    let uniform_preds = tmp.path().join("uniform.jsonl");
+    let line = serde_json::json!({"input": "row", "label": labels[0], "probabilities": uniform});
+    std::fs::write(&uniform_preds, format!("{line}\n").repeat(60)).unwrap();
+    let d = assert_agrees(
+        &python,
+        &zero,
+        &uniform_preds,
+        &extra,
+        "forest without frequencies",
+    );
+    assert!(d < 1e-6, "{d}");
+
     // One tree of the regression forest left out.
     let (forest_reg, forest_reg_preds) = &exports[2];
     mutate(forest_reg, &broken, |m| {
