@@ -23,11 +23,19 @@
 //!    training range (bias + `THRESHOLD` layers: spec 1 has no clip layer; ±inf become the
 //!    range's ends, and level codes pass unchanged), one-hot encodes the level codes (`relu(1 − |x − level|)`, exact on whole codes), and applies the weights as two
 //!    inner products (numbers, levels) → add → softmax. `GLMClassifier` is not used: it can only
-//!    express one-vs-rest or binary logistic models, not the engine's multinomial softmax.
+//!    express one-vs-rest or binary logistic models, not the engine's multinomial softmax;
+//! 5. random forests: the trees as in 3 (leaf values already divided by the number of trees)
+//!    in a `TreeEnsembleRegressor`; a classifier's ensemble writes the averaged class
+//!    frequencies, which a small `NeuralNetworkClassifier` turns into the engine's
+//!    probabilities (`[1 − p, p]` with p clipped for two classes; else the frequencies over
+//!    their total, uniform when all are 0): Lathe grows one tree per class, so they need not
+//!    sum to 1 and no tree-ensemble transform normalizes them;
+//! 6. MLPs: the linear models' imputer and design layers, standardized with the training mean
+//!    and deviation, then inner product + ReLU layers and softmax (or the target's scale).
 //!
 //! Classifier outputs follow the Turi Create / Vision convention: `<target>` (the label) and
 //! `<target>Probability` (label → probability); a regressor outputs `<target>` (Double).
-//! `--precision fp16` stores the linear model's weights in half precision (spec 2); trees keep
+//! `--precision fp16` stores the linear and MLP weights in half precision (spec 2); trees keep
 //! their double thresholds and leaf values (Core ML has no half-precision tree ensembles).
 
 use crate::data::table_schema::{ColumnKind, FeatureColumn};
