@@ -1041,13 +1041,16 @@ fn network_model(
                 last.output = vec![label_name.to_string()];
             }
             let count = layers.len();
+            // Core ML's validator requires a network regressor to name its prediction.
+            let mut description = spec::description(
+                vec![input],
+                vec![feature(label_name, "Predicted value", spec::double_type())],
+            );
+            description.predicted_feature_name = label_name.into();
             (
                 spec::model(
                     version,
-                    spec::description(
-                        vec![input],
-                        vec![feature(label_name, "Predicted value", spec::double_type())],
-                    ),
+                    description,
                     model::Type::NeuralNetworkRegressor(NeuralNetworkRegressor {
                         layers,
                         ..Default::default()
