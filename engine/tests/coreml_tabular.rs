@@ -526,9 +526,9 @@ fn forest_and_mlp_exports_agree_with_the_engine_and_broken_ones_are_caught() {
         let layers = network(m);
         let p = layers
             .iter_mut()
-            .find(|l| l.name == "probabilities")
+            .find(|l| l.name == "forest.probabilities")
             .unwrap();
-        p.input = vec!["clip.low".into()];
+        p.input = vec!["forest.clip.low".into()];
         p.layer = Some(coreml_proto::proto::neural_network_layer::Layer::Softmax(
             Default::default(),
         ));

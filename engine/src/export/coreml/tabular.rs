@@ -478,21 +478,31 @@ fn forest(
         }),
     ));
     let mut b = NetworkBuilder::new(Precision::Fp32);
-    let nonneg = b.activation("clip.low", scores, "clip.low", Activation::Relu);
+    let nonneg = b.activation(
+        "forest.clip.low",
+        scores,
+        "forest.clip.low",
+        Activation::Relu,
+    );
     if outputs == 1 {
         // [1 − p, p] with p clipped into [0, 1]: q = relu(1 − relu(x)) = 1 − p.
         let t = b.activation(
-            "one_minus",
+            "forest.one_minus",
             &nonneg,
-            "one_minus",
+            "forest.one_minus",
             Activation::Linear {
                 alpha: -1.0,
                 beta: 1.0,
             },
         );
-        let q = b.activation("first_class", &t, "first_class", Activation::Relu);
+        let q = b.activation(
+            "forest.first_class",
+            &t,
+            "forest.first_class",
+            Activation::Relu,
+        );
         b.inner_product(
-            "probabilities",
+            "forest.probabilities",
             &q,
             probability_name,
             &[1.0, -1.0],
@@ -503,30 +513,46 @@ fn forest(
         // The frequencies over their total, or uniform when every one is 0:
         // (c + u/K) / (total + u) with u = 1 exactly when the total is 0, else 0.
         let k = outputs;
-        let total = b.inner_product("total", &nonneg, "total", &vec![1.0; k * k], None, (k, k))?;
+        let total = b.inner_product(
+            "forest.total",
+            &nonneg,
+            "forest.total",
+            &vec![1.0; k * k],
+            None,
+            (k, k),
+        )?;
         let t = b.activation(
-            "none.scaled",
+            "forest.none.scaled",
             &total,
-            "none.scaled",
+            "forest.none.scaled",
             Activation::Linear {
                 alpha: -NO_FREQUENCY_SCALE,
                 beta: 1.0,
             },
         );
-        let none = b.activation("none", &t, "none", Activation::Relu);
+        let none = b.activation("forest.none", &t, "forest.none", Activation::Relu);
         let uniform = b.activation(
-            "uniform",
+            "forest.uniform",
             &none,
-            "uniform",
+            "forest.uniform",
             Activation::Linear {
                 alpha: 1.0 / k as f32,
                 beta: 0.0,
             },
         );
-        let numerator = b.add("numerator", &[&nonneg, &uniform], "numerator");
-        let denominator = b.add("denominator", &[&total, &none], "denominator");
-        let inverse = b.inverse("inverse", &denominator, "inverse", INVERSE_EPSILON);
-        b.multiply("probabilities", &[&numerator, &inverse], probability_name);
+        let numerator = b.add("forest.numerator", &[&nonneg, &uniform], "forest.numerator");
+        let denominator = b.add("forest.denominator", &[&total, &none], "forest.denominator");
+        let inverse = b.inverse(
+            "forest.inverse",
+            &denominator,
+            "forest.inverse",
+            INVERSE_EPSILON,
+        );
+        b.multiply(
+            "forest.probabilities",
+            &[&numerator, &inverse],
+            probability_name,
+        );
     }
     let layers = b.finish();
     let count = layers.len();
