@@ -1,8 +1,8 @@
 //! Core ML export of the table models: the pipeline's interface (one input per CSV column,
 //! typed by the column's kind; classifier / regressor outputs; metadata; specification
 //! versions) checked by decoding the protobuf; and, when `LATHE_COREML_PYTHON` is set, every
-//! model family (boosted trees binary / multiclass / regression, logistic and ridge regression)
-//! run by the independent numpy evaluator of `tests/coreml/` on generated rows — with missing
+//! model family (boosted trees, random forests and MLPs binary / multiclass / regression,
+//! logistic and ridge regression) run by the independent numpy evaluator of `tests/coreml/` on generated rows — with missing
 //! values, out-of-range numbers, unseen levels and infinities — agreeing with `lathe predict`
 //! to 1e-4, and deliberately broken exports rejected.
 
@@ -146,6 +146,54 @@ const VARIANTS: [(&str, &str, &str, &str); 5] = [
 ];
 
 fn train_variant(tmp: &Path, cache: &Path, v: (&str, &str, &str, &str)) -> std::path::PathBuf {
+    train_variant_with(tmp, cache, v, &[])
+}
+
+/// Random forests and MLPs: (name, template, target, algorithm), small enough to train fast.
+const MORE_VARIANTS: [(&str, &str, &str, &str); 6] = [
+    (
+        "forest-multiclass",
+        "tabular-classifier",
+        "kind",
+        "random_forest",
+    ),
+    (
+        "forest-binary",
+        "tabular-classifier",
+        "pass",
+        "random_forest",
+    ),
+    (
+        "forest-regression",
+        "tabular-regressor",
+        "score",
+        "random_forest",
+    ),
+    ("mlp-multiclass", "tabular-classifier", "kind", "mlp"),
+    ("mlp-binary", "tabular-classifier", "pass", "mlp"),
+    ("mlp-regression", "tabular-regressor", "score", "mlp"),
+];
+
+/// Parameters that keep the forests and MLPs of the tests small.
+const SMALL: [&str; 10] = [
+    "--param",
+    "forest_trees=12",
+    "--param",
+    "forest_max_leaf_nodes=64",
+    "--param",
+    "mlp_hidden=16",
+    "--param",
+    "mlp_epochs=60",
+    "--param",
+    "mlp_learning_rate=0.01",
+];
+
+fn train_variant_with(
+    tmp: &Path,
+    cache: &Path,
+    v: (&str, &str, &str, &str),
+    extra: &[&str],
+) -> std::path::PathBuf {
     let (name, template, target, algorithm) = v;
     let ignore: Vec<&str> = ["kind", "pass", "score"]
         .into_iter()
@@ -167,7 +215,10 @@ fn train_variant(tmp: &Path, cache: &Path, v: (&str, &str, &str, &str)) -> std::
             &ignore,
             "--param",
             &algorithm,
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
     );
     run_dir
 }
@@ -355,6 +406,217 @@ fn table_exports_agree_with_the_engine_and_broken_exports_are_caught() {
         }
     });
     assert_rejected(&python, &broken, ridge_preds, &extra, "clipping skipped");
+}
+
+/// The layers of a pipeline's last model, a network.
+fn network(m: &mut Model) -> &mut Vec<coreml_proto::proto::NeuralNetworkLayer> {
+    match &mut pipeline_mut(m).models.last_mut().unwrap().r#type {
+        Some(model::Type::NeuralNetworkClassifier(nn)) => &mut nn.layers,
+        Some(model::Type::NeuralNetworkRegressor(nn)) => &mut nn.layers,
+        other => panic!("last model is not a network: {other:?}"),
+    }
+}
+
+/// The kinds of a pipeline's models, in order.
+fn kinds(m: &Model) -> Vec<&'static str> {
+    pipeline(m)
+        .models
+        .iter()
+        .map(|s| match &s.r#type {
+            Some(model::Type::CategoricalMapping(_)) => "mapping",
+            Some(model::Type::FeatureVectorizer(_)) => "vectorizer",
+            Some(model::Type::Imputer(_)) => "imputer",
+            Some(model::Type::TreeEnsembleClassifier(_)) => "trees classifier",
+            Some(model::Type::TreeEnsembleRegressor(_)) => "trees regressor",
+            Some(model::Type::NeuralNetworkClassifier(_)) => "network classifier",
+            Some(model::Type::NeuralNetworkRegressor(_)) => "network regressor",
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn forest_and_mlp_exports_agree_with_the_engine_and_broken_ones_are_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    generated_csv(&tmp.path().join("train.csv"), 1000, 1, false);
+    let rows = tmp.path().join("rows.csv");
+    generated_csv(&rows, 60, 7, true);
+    let table = rows.to_string_lossy().into_owned();
+    let extra = ["--table", table.as_str()];
+    let python = coreml_python();
+    let mut exports = Vec::new();
+    for v in MORE_VARIANTS {
+        let name = v.0;
+        let run_dir = train_variant_with(tmp.path(), &cache, v, &SMALL);
+        let model = tmp.path().join(format!("{name}.mlmodel"));
+        let info = export(&cache, &run_dir, &model, "fp32");
+        assert_eq!(info["specification_version"], 1, "{name}");
+        let m = spec::read(&model).unwrap();
+        let title = if name.starts_with("forest") {
+            "random forest"
+        } else {
+            "MLP"
+        };
+        let desc = m.description.as_ref().unwrap();
+        assert!(
+            desc.metadata
+                .as_ref()
+                .unwrap()
+                .short_description
+                .contains(title),
+            "{name}"
+        );
+        let expected: &[&str] = match name {
+            "forest-regression" => &["mapping", "mapping", "vectorizer", "trees regressor"],
+            "forest-multiclass" | "forest-binary" => &[
+                "mapping",
+                "mapping",
+                "vectorizer",
+                "trees regressor",
+                "network classifier",
+            ],
+            "mlp-regression" => &[
+                "mapping",
+                "mapping",
+                "vectorizer",
+                "imputer",
+                "network regressor",
+            ],
+            _ => &[
+                "mapping",
+                "mapping",
+                "vectorizer",
+                "imputer",
+                "network classifier",
+            ],
+        };
+        assert_eq!(kinds(&m), expected, "{name}");
+        let Some(python) = &python else {
+            continue;
+        };
+        let preds = tmp.path().join(format!("{name}.jsonl"));
+        predictions(&cache, &run_dir, std::slice::from_ref(&rows), &[], &preds);
+        assert_agrees(python, &model, &preds, &extra, &format!("{name} fp32"));
+        if name.starts_with("mlp") {
+            // fp16 weights (spec 2): reported, not held to 1e-4.
+            let model16 = tmp.path().join(format!("{name}-fp16.mlmodel"));
+            let info = export(&cache, &run_dir, &model16, "fp16");
+            assert_eq!(info["specification_version"], 2, "{name}");
+            let (_, r16) = check(
+                python,
+                &model16,
+                &preds,
+                &["--table", &table, "--tolerance", "1"],
+            );
+            eprintln!("{name} fp16: {r16}");
+        }
+        exports.push((model, preds));
+    }
+    let Some(python) = python else {
+        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
+        return;
+    };
+
+    // Deliberately wrong exports must fail the check.
+    let broken = tmp.path().join("broken.mlmodel");
+    // The forest's class frequencies through a softmax instead of over their total.
+    let (forest, forest_preds) = &exports[0];
+    mutate(forest, &broken, |m| {
+        let layers = network(m);
+        let p = layers
+            .iter_mut()
+            .find(|l| l.name == "forest.probabilities")
+            .unwrap();
+        p.input = vec!["forest.clip.low".into()];
+        p.layer = Some(coreml_proto::proto::neural_network_layer::Layer::Softmax(
+            Default::default(),
+        ));
+    });
+    assert_rejected(
+        &python,
+        &broken,
+        forest_preds,
+        &extra,
+        "forest normalized by softmax",
+    );
+    // A forest whose leaves all hold 0 (no class has any frequency) predicts the uniform
+    // distribution, as the engine's `forest::probabilities` does.
+    let zero = tmp.path().join("zero-forest.mlmodel");
+    let mut labels = Vec::new();
+    mutate(forest, &zero, |m| {
+        let models = &mut pipeline_mut(m).models;
+        let Some(model::Type::NeuralNetworkClassifier(nn)) = &models.last().unwrap().r#type else {
+            panic!("last model is not the network")
+        };
+        let Some(coreml_proto::proto::neural_network_classifier::ClassLabels::StringClassLabels(l)) =
+            &nn.class_labels
+        else {
+            panic!("no string labels")
+        };
+        labels.clone_from(&l.vector);
+        let n = models.len();
+        let Some(model::Type::TreeEnsembleRegressor(t)) = &mut models[n - 2].r#type else {
+            panic!("the trees do not come before the network")
+        };
+        for node in &mut t.tree_ensemble.as_mut().unwrap().nodes {
+            for e in &mut node.evaluation_info {
+                e.evaluation_value = 0.0;
+            }
+        }
+    });
+    let uniform: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|l| (l.clone(), serde_json::json!(1.0 / labels.len() as f64)))
+        .collect();
+    let uniform_preds = tmp.path().join("uniform.jsonl");
+    let line = serde_json::json!({"input": "row", "label": labels[0], "probabilities": uniform});
+    std::fs::write(&uniform_preds, format!("{line}\n").repeat(60)).unwrap();
+    let d = assert_agrees(
+        &python,
+        &zero,
+        &uniform_preds,
+        &extra,
+        "forest without frequencies",
+    );
+    assert!(d < 1e-6, "{d}");
+
+    // One tree of the regression forest left out.
+    let (forest_reg, forest_reg_preds) = &exports[2];
+    mutate(forest_reg, &broken, |m| {
+        let Some(model::Type::TreeEnsembleRegressor(t)) =
+            &mut pipeline_mut(m).models.last_mut().unwrap().r#type
+        else {
+            panic!("last model is not the trees")
+        };
+        let e = t.tree_ensemble.as_mut().unwrap();
+        e.nodes.retain(|n| n.tree_id != 0);
+    });
+    assert_rejected(
+        &python,
+        &broken,
+        forest_reg_preds,
+        &extra,
+        "one forest tree dropped",
+    );
+    // The MLP's inputs not standardized.
+    let (mlp, mlp_preds) = &exports[3];
+    mutate(mlp, &broken, |m| {
+        for l in network(m) {
+            if let Some(coreml_proto::proto::neural_network_layer::Layer::Scale(s)) = &mut l.layer
+                && l.name.starts_with("standardize")
+            {
+                let n = s.shape_scale[0] as usize;
+                s.scale = Some(lathe_engine::export::coreml::builder::fp32_weights(
+                    &vec![1.0; n],
+                ));
+                s.bias = Some(lathe_engine::export::coreml::builder::fp32_weights(
+                    &vec![0.0; n],
+                ));
+            }
+        }
+    });
+    assert_rejected(&python, &broken, mlp_preds, &extra, "MLP not standardized");
 }
 
 #[test]

@@ -776,6 +776,9 @@ def _as_blob(feature, value):
 
 
 def _network(spec, kind, nn, features):
+    if kind == "neuralNetworkRegressor" and not spec.description.predictedFeatureName:
+        # Core ML's validator (validateRegressorInterface) refuses such a model.
+        raise ValueError("neural network regressor without predictedFeatureName")
     blobs = {}
     for f in spec.description.input:
         if f.type.WhichOneof("Type") == "imageType":

@@ -398,6 +398,18 @@ class WholeModelsMatchReferences(unittest.TestCase):
         self.assertAlmostEqual(out["classProbability"]["yes"], p, places=12)
         self.assertAlmostEqual(out["classProbability"]["no"], 1 - p, places=12)
 
+    def test_network_regressor_must_name_its_prediction(self):
+        b = NeuralNetworkBuilder([("x", datatypes.Array(2))], [("y", datatypes.Double())],
+                                 mode="regressor")
+        b.add_inner_product("ip", np.array([[2.0, -1.0]]), np.array([0.5]), 2, 1, True, "x", "y")
+        if not b.spec.description.predictedFeatureName:
+            b.spec.description.predictedFeatureName = "y"
+        out = eval_spec.predict(b.spec, {"x": np.array([1.0, 3.0])})
+        self.assertAlmostEqual(out["y"], 2.0 - 3.0 + 0.5, places=12)
+        b.spec.description.predictedFeatureName = ""
+        with self.assertRaises(ValueError):
+            eval_spec.predict(b.spec, {"x": np.array([1.0, 3.0])})
+
 
 if __name__ == "__main__":
     unittest.main()

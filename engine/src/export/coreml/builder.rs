@@ -351,6 +351,29 @@ impl NetworkBuilder {
         )
     }
 
+    /// `1 / (x + epsilon)` (an `INVERSE` unary layer; Core ML reads an epsilon of 0 as 1e-6,
+    /// so give a positive one).
+    pub fn inverse(&mut self, name: &str, input: &str, output: &str, epsilon: f32) -> String {
+        let params = UnaryFunctionLayerParams {
+            r#type: unary_function_layer_params::Operation::Inverse as i32,
+            alpha: 0.0,
+            epsilon,
+            shift: 0.0,
+            scale: 1.0,
+        };
+        self.push(name, &[input], output, Layer::Unary(params))
+    }
+
+    /// Elementwise product of `inputs` (same shapes).
+    pub fn multiply(&mut self, name: &str, inputs: &[&str], output: &str) -> String {
+        self.push(
+            name,
+            inputs,
+            output,
+            Layer::Multiply(spec::MultiplyLayerParams { alpha: 0.0 }),
+        )
+    }
+
     /// Elementwise sum of `inputs` (same shapes).
     pub fn add(&mut self, name: &str, inputs: &[&str], output: &str) -> String {
         self.push(

@@ -23,11 +23,19 @@
 //!    training range (bias + `THRESHOLD` layers: spec 1 has no clip layer; ±inf become the
 //!    range's ends, and level codes pass unchanged), one-hot encodes the level codes (`relu(1 − |x − level|)`, exact on whole codes), and applies the weights as two
 //!    inner products (numbers, levels) → add → softmax. `GLMClassifier` is not used: it can only
-//!    express one-vs-rest or binary logistic models, not the engine's multinomial softmax.
+//!    express one-vs-rest or binary logistic models, not the engine's multinomial softmax;
+//! 5. random forests: the trees as in 3 (leaf values already divided by the number of trees)
+//!    in a `TreeEnsembleRegressor`; a classifier's ensemble writes the averaged class
+//!    frequencies, which a small `NeuralNetworkClassifier` turns into the engine's
+//!    probabilities (`[1 − p, p]` with p clipped for two classes; else the frequencies over
+//!    their total, uniform when all are 0): Lathe grows one tree per class, so they need not
+//!    sum to 1 and no tree-ensemble transform normalizes them;
+//! 6. MLPs: the linear models' imputer and design layers, standardized with the training mean
+//!    and deviation, then inner product + ReLU layers and softmax (or the target's scale).
 //!
 //! Classifier outputs follow the Turi Create / Vision convention: `<target>` (the label) and
 //! `<target>Probability` (label → probability); a regressor outputs `<target>` (Double).
-//! `--precision fp16` stores the linear model's weights in half precision (spec 2); trees keep
+//! `--precision fp16` stores the linear and MLP weights in half precision (spec 2); trees keep
 //! their double thresholds and leaf values (Core ML has no half-precision tree ensembles).
 
 use crate::data::table_schema::{ColumnKind, FeatureColumn};
@@ -35,9 +43,11 @@ use crate::error::{Error, Result};
 use crate::export::coreml::builder::{Activation, NetworkBuilder};
 use crate::export::coreml::spec::{self, feature};
 use crate::export::coreml::{Exported, Options, Precision, meta};
+use crate::model::forest::{Forest, ForestKind};
 use crate::model::gbt::{Gbt, Objective};
 use crate::model::gbt_tree::Tree;
 use crate::model::glm::Glm;
+use crate::model::mlp::Mlp;
 use crate::task::tabular_data::TargetKind;
 use crate::task::tabular_model::{Fitted, TabularModel};
 use coreml_proto::proto::{
@@ -55,24 +65,17 @@ use std::path::Path;
 /// Most tree nodes written (categorical ladders copy subtrees; this bounds the file).
 const MAX_NODES: usize = 20_000_000;
 
-/// Why a fitted table model cannot be exported to Core ML yet (`None`: it can).
-fn not_exportable(fitted: &Fitted) -> Option<Error> {
-    let kind = match fitted {
-        Fitted::Trees(_) | Fitted::Linear(_) => return None,
-        Fitted::Forest(_) => "random forest",
-        Fitted::Mlp(_) => "MLP",
-    };
-    Some(Error::Unsupported(format!(
-        "Core ML export of a {kind} table model is not available yet; train with --param algorithm=gbt or algorithm=linear to export Core ML (safetensors export works for every model)"
-    )))
-}
+/// A forest's "no class has any frequency" test: `relu(1 − BIG · total)` is 1 at a total of 0
+/// and 0 from `1 / BIG` on, far below the smallest nonzero total (one row of one leaf of one
+/// tree of a forest of at most 5000 trees over at most a few billion rows).
+const NO_FREQUENCY_SCALE: f32 = 1e18;
+
+/// Epsilon of the forest's `1 / total` (Core ML reads 0 as 1e-6, which would bias it).
+const INVERSE_EPSILON: f32 = 1e-30;
 
 /// Exports the table model in `model_dir` to `out`.
 pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exported> {
     let m = TabularModel::load(model_dir)?;
-    if let Some(e) = not_exportable(&m.fitted) {
-        return Err(e);
-    }
     let features = &m.schema.features;
     let mut taken: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
     let label_name = m.target.clone();
@@ -96,8 +99,8 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     let inputs: Vec<FeatureDescription> = features.iter().map(input_of).collect();
 
     let version = match (&m.fitted, options.precision) {
-        (Fitted::Linear(_), p) => p.specification_version(),
-        (Fitted::Trees(_) | Fitted::Forest(_) | Fitted::Mlp(_), _) => 1,
+        (Fitted::Linear(_) | Fitted::Mlp(_), p) => p.specification_version(),
+        (Fitted::Trees(_) | Fitted::Forest(_), _) => 1,
     };
     let mut models = Vec::new();
     let mut vector_inputs = Vec::new();
@@ -140,38 +143,42 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         }),
     ));
     let vector_feature = feature(&vector, "", vector_type.clone());
-    let (predictor, num_layers, kind_title) = match &m.fitted {
+    let mut imputed_input = |models: &mut Vec<Model>| {
+        let imputed_feature = feature(&fresh("imputed"), "", vector_type.clone());
+        models.push(imputer_model(
+            features,
+            vector_feature.clone(),
+            imputed_feature.clone(),
+            version,
+        ));
+        imputed_feature
+    };
+    let (predictor, num_layers, kind_title, network_name) = match &m.fitted {
         Fitted::Trees(gbt) => {
-            let predictor = trees(&m, gbt, vector_feature, &label_name, &probability_name)?;
-            (predictor, 0, "gradient-boosted trees")
+            let predictor = trees(
+                &m,
+                gbt,
+                vector_feature.clone(),
+                &label_name,
+                &probability_name,
+            )?;
+            (predictor, 0, "gradient-boosted trees", "")
         }
-        Fitted::Forest(_) | Fitted::Mlp(_) => {
-            return Err(not_exportable(&m.fitted).unwrap_or_else(|| {
-                Error::Unsupported("Core ML export: unsupported table model".into())
-            }));
+        Fitted::Forest(f) => {
+            let scores = fresh("scores");
+            let (predictor, layers) = forest(
+                &m,
+                f,
+                vector_feature.clone(),
+                &scores,
+                &label_name,
+                &probability_name,
+                &mut models,
+            )?;
+            (predictor, layers, "random forest", "probabilities")
         }
         Fitted::Linear(glm) => {
-            let imputed = fresh("imputed");
-            let imputed_feature = feature(&imputed, "", vector_type.clone());
-            models.push(spec::model(
-                version,
-                spec::description(vec![vector_feature], vec![imputed_feature.clone()]),
-                model::Type::Imputer(Imputer {
-                    imputed_value: Some(imputer::ImputedValue::ImputedDoubleArray(DoubleVector {
-                        vector: features
-                            .iter()
-                            .map(|f| {
-                                if f.kind == ColumnKind::Categorical {
-                                    0.0
-                                } else {
-                                    f.median
-                                }
-                            })
-                            .collect(),
-                    })),
-                    replace_value: Some(imputer::ReplaceValue::ReplaceDoubleValue(f64::NAN)),
-                }),
-            ));
+            let imputed_feature = imputed_input(&mut models);
             let (predictor, layers) = linear_network(
                 &m,
                 glm,
@@ -186,7 +193,20 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             } else {
                 "logistic regression"
             };
-            (predictor, layers, title)
+            (predictor, layers, title, "linear")
+        }
+        Fitted::Mlp(mlp) => {
+            let imputed_feature = imputed_input(&mut models);
+            let (predictor, layers) = mlp_network(
+                &m,
+                mlp,
+                imputed_feature,
+                &label_name,
+                &probability_name,
+                options.precision,
+                version,
+            )?;
+            (predictor, layers, "MLP", "mlp")
         }
     };
     let predictor = Model {
@@ -204,7 +224,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             Some(
                 model::Type::TreeEnsembleClassifier(_) | model::Type::TreeEnsembleRegressor(_),
             ) => "trees",
-            _ => "linear",
+            _ => network_name,
         })
         .enumerate()
         .map(|(i, n)| format!("{i}_{n}"))
@@ -338,33 +358,7 @@ fn trees(
     label_name: &str,
     probability_name: &str,
 ) -> Result<Model> {
-    let outputs = gbt.objective.outputs();
-    let domains: Vec<Option<usize>> = m
-        .schema
-        .features
-        .iter()
-        .map(|f| (f.kind == ColumnKind::Categorical).then(|| f.missing_code()))
-        .collect();
-    let mut writer = TreeWriter {
-        nodes: Vec::new(),
-        tree_id: 0,
-        next_id: 0,
-        output: 0,
-        domains: &domains,
-    };
-    for (t, round) in gbt.trees.iter().enumerate() {
-        for (j, tree) in round.iter().enumerate() {
-            writer.tree_id = (t * outputs + j) as u64;
-            writer.next_id = 1;
-            writer.output = j as u64;
-            writer.emit(tree, 0, 0)?;
-        }
-    }
-    let ensemble = TreeEnsembleParameters {
-        nodes: writer.nodes,
-        num_prediction_dimensions: outputs as u64,
-        base_prediction_value: gbt.base.clone(),
-    };
+    let ensemble = ensemble(m, &gbt.trees, gbt.objective.outputs(), gbt.base.clone())?;
     Ok(match gbt.objective {
         Objective::Regression => spec::model(
             1,
@@ -396,6 +390,216 @@ fn trees(
             )
         }
     })
+}
+
+/// `trees[round][output]` as Core ML tree-ensemble parameters: every tree adds its leaf to its
+/// output, on top of `base`.
+fn ensemble(
+    m: &TabularModel,
+    trees: &[Vec<Tree>],
+    outputs: usize,
+    base: Vec<f64>,
+) -> Result<TreeEnsembleParameters> {
+    let domains: Vec<Option<usize>> = m
+        .schema
+        .features
+        .iter()
+        .map(|f| (f.kind == ColumnKind::Categorical).then(|| f.missing_code()))
+        .collect();
+    let mut writer = TreeWriter {
+        nodes: Vec::new(),
+        tree_id: 0,
+        next_id: 0,
+        output: 0,
+        domains: &domains,
+    };
+    for (t, round) in trees.iter().enumerate() {
+        for (j, tree) in round.iter().enumerate() {
+            writer.tree_id = (t * outputs + j) as u64;
+            writer.next_id = 1;
+            writer.output = j as u64;
+            writer.emit(tree, 0, 0)?;
+        }
+    }
+    Ok(TreeEnsembleParameters {
+        nodes: writer.nodes,
+        num_prediction_dimensions: outputs as u64,
+        base_prediction_value: base,
+    })
+}
+
+/// The random forest over the feature vector. A regressor is one `TreeEnsembleRegressor` (the
+/// leaf values are already divided by the number of trees, so the sum is the forest's average).
+/// A classifier's trees sum into `scores` (class frequencies averaged over the trees; one per
+/// class, or the frequency of the second class for two), which a small network turns into the
+/// engine's probabilities; the tree ensemble is pushed onto `models` and the network returned,
+/// with its number of layers.
+fn forest(
+    m: &TabularModel,
+    f: &Forest,
+    input: FeatureDescription,
+    scores: &str,
+    label_name: &str,
+    probability_name: &str,
+    models: &mut Vec<Model>,
+) -> Result<(Model, usize)> {
+    let outputs = f.kind.outputs();
+    let ensemble = ensemble(m, &f.trees, outputs, Vec::new())?;
+    let classes = match f.kind {
+        ForestKind::Regression => {
+            let model = spec::model(
+                1,
+                spec::description(
+                    vec![input],
+                    vec![feature(label_name, "Predicted value", spec::double_type())],
+                ),
+                model::Type::TreeEnsembleRegressor(TreeEnsembleRegressor {
+                    tree_ensemble: Some(ensemble),
+                    post_evaluation_transform: TreeEnsemblePostEvaluationTransform::NoTransform
+                        as i32,
+                }),
+            );
+            return Ok((model, 0));
+        }
+        ForestKind::Classification { classes } => classes,
+    };
+    if m.labels.len() != classes.max(2) {
+        return Err(Error::Unsupported(
+            "Core ML export: the forest's classes do not match the labels (a bug)".into(),
+        ));
+    }
+    let scores_feature = feature(scores, "", spec::array_type(&[outputs], true));
+    models.push(spec::model(
+        1,
+        spec::description(vec![input], vec![scores_feature.clone()]),
+        model::Type::TreeEnsembleRegressor(TreeEnsembleRegressor {
+            tree_ensemble: Some(ensemble),
+            post_evaluation_transform: TreeEnsemblePostEvaluationTransform::NoTransform as i32,
+        }),
+    ));
+    let mut b = NetworkBuilder::new(Precision::Fp32);
+    let nonneg = b.activation(
+        "forest.clip.low",
+        scores,
+        "forest.clip.low",
+        Activation::Relu,
+    );
+    if outputs == 1 {
+        // [1 − p, p] with p clipped into [0, 1]: q = relu(1 − relu(x)) = 1 − p.
+        let t = b.activation(
+            "forest.one_minus",
+            &nonneg,
+            "forest.one_minus",
+            Activation::Linear {
+                alpha: -1.0,
+                beta: 1.0,
+            },
+        );
+        let q = b.activation(
+            "forest.first_class",
+            &t,
+            "forest.first_class",
+            Activation::Relu,
+        );
+        b.inner_product(
+            "forest.probabilities",
+            &q,
+            probability_name,
+            &[1.0, -1.0],
+            Some(&[0.0, 1.0]),
+            (2, 1),
+        )?;
+    } else {
+        // The frequencies over their total, or uniform when every one is 0:
+        // (c + u/K) / (total + u) with u = 1 exactly when the total is 0, else 0.
+        let k = outputs;
+        let total = b.inner_product(
+            "forest.total",
+            &nonneg,
+            "forest.total",
+            &vec![1.0; k * k],
+            None,
+            (k, k),
+        )?;
+        let t = b.activation(
+            "forest.none.scaled",
+            &total,
+            "forest.none.scaled",
+            Activation::Linear {
+                alpha: -NO_FREQUENCY_SCALE,
+                beta: 1.0,
+            },
+        );
+        let none = b.activation("forest.none", &t, "forest.none", Activation::Relu);
+        let uniform = b.activation(
+            "forest.uniform",
+            &none,
+            "forest.uniform",
+            Activation::Linear {
+                alpha: 1.0 / k as f32,
+                beta: 0.0,
+            },
+        );
+        let numerator = b.add("forest.numerator", &[&nonneg, &uniform], "forest.numerator");
+        let denominator = b.add("forest.denominator", &[&total, &none], "forest.denominator");
+        let inverse = b.inverse(
+            "forest.inverse",
+            &denominator,
+            "forest.inverse",
+            INVERSE_EPSILON,
+        );
+        b.multiply(
+            "forest.probabilities",
+            &[&numerator, &inverse],
+            probability_name,
+        );
+    }
+    let layers = b.finish();
+    let count = layers.len();
+    let nn = NeuralNetworkClassifier {
+        layers,
+        label_probability_layer_name: probability_name.into(),
+        class_labels: Some(neural_network_classifier::ClassLabels::StringClassLabels(
+            spec::strings(&m.labels),
+        )),
+        ..Default::default()
+    };
+    Ok((
+        spec::model(
+            1,
+            spec::classifier_description(vec![scores_feature], label_name, probability_name),
+            model::Type::NeuralNetworkClassifier(nn),
+        ),
+        count,
+    ))
+}
+
+/// The `Imputer` putting each number column's training median in place of NaN.
+fn imputer_model(
+    features: &[FeatureColumn],
+    input: FeatureDescription,
+    output: FeatureDescription,
+    version: i32,
+) -> Model {
+    spec::model(
+        version,
+        spec::description(vec![input], vec![output]),
+        model::Type::Imputer(Imputer {
+            imputed_value: Some(imputer::ImputedValue::ImputedDoubleArray(DoubleVector {
+                vector: features
+                    .iter()
+                    .map(|f| {
+                        if f.kind == ColumnKind::Categorical {
+                            0.0
+                        } else {
+                            f.median
+                        }
+                    })
+                    .collect(),
+            })),
+            replace_value: Some(imputer::ReplaceValue::ReplaceDoubleValue(f64::NAN)),
+        }),
+    )
 }
 
 /// Writes the engine's trees as Core ML tree nodes.
@@ -492,6 +696,252 @@ impl TreeWriter<'_> {
     }
 }
 
+/// The engine's design (`glm::design`) as network layers over the imputed feature vector: the
+/// numbers clipped into their training range, and the one-hot levels of the categorical codes.
+struct Design {
+    /// Blob of the clipped vector (one value per feature; level codes unchanged).
+    clipped: String,
+    /// `(feature, level, design column)` of every one-hot level, in design order.
+    levels: Vec<(usize, usize, usize)>,
+    /// Design column of each feature's first value.
+    offsets: Vec<usize>,
+    /// Design columns.
+    dim: usize,
+    num_features: usize,
+}
+
+impl Design {
+    /// Writes the clip layers.
+    fn new(b: &mut NetworkBuilder, features: &[FeatureColumn], x: &str) -> Result<Self> {
+        let num_features = features.len();
+        let mut offsets = Vec::with_capacity(num_features);
+        let mut dim = 0;
+        for f in features {
+            offsets.push(dim);
+            dim += match f.kind {
+                ColumnKind::Categorical => f.categories.len() + 1,
+                _ => 1,
+            };
+        }
+        let levels: Vec<(usize, usize, usize)> = features
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == ColumnKind::Categorical)
+            .flat_map(|(f, feat)| {
+                let off = offsets.get(f).copied().unwrap_or(0);
+                (0..=feat.categories.len()).map(move |l| (f, l, off + l))
+            })
+            .collect();
+        // Clip numbers into [min, max]: hi - max(hi - max(x, lo), 0). Level codes pass
+        // unchanged (exactly: small whole numbers) through [0, other-or-missing code]; after
+        // this every value is finite, so zero weights of later inner products never meet an
+        // infinity.
+        let (lo, hi): (Vec<f32>, Vec<f32>) = features
+            .iter()
+            .map(|f| match f.kind {
+                ColumnKind::Categorical => (0.0, f.missing_code() as f32),
+                _ => (f.min as f32, f.max.max(f.min) as f32),
+            })
+            .unzip();
+        let neg_lo: Vec<f32> = lo.iter().map(|v| -v).collect();
+        let lo_minus_hi: Vec<f32> = lo.iter().zip(&hi).map(|(l, h)| l - h).collect();
+        let t = b.bias("clip.shift_lo", x, "clip.shift_lo", &neg_lo);
+        let t = b.threshold("clip.max_lo", &t, "clip.max_lo", 1.0, 0.0);
+        let t = b.bias("clip.shift_hi", &t, "clip.shift_hi", &lo_minus_hi);
+        let t = b.threshold("clip.min_hi", &t, "clip.min_hi", -1.0, 0.0);
+        let clipped = b.scale("clip", &t, "clipped", &vec![-1.0; num_features], Some(&hi))?;
+        Ok(Self {
+            clipped,
+            levels,
+            offsets,
+            dim,
+            num_features,
+        })
+    }
+
+    /// Writes the one-hot layers (`relu(1 − |code − level|)`, exact on whole codes); `None`
+    /// without categorical columns.
+    fn onehot(&self, b: &mut NetworkBuilder) -> Result<Option<String>> {
+        if self.levels.is_empty() {
+            return Ok(None);
+        }
+        let n = self.levels.len();
+        let mut expand = vec![0f32; n * self.num_features];
+        let mut shift = vec![0f32; n];
+        for (r, &(f, l, _)) in self.levels.iter().enumerate() {
+            expand[r * self.num_features + f] = 1.0;
+            shift[r] = -(l as f32);
+        }
+        let t = b.inner_product(
+            "onehot.difference",
+            &self.clipped,
+            "onehot.difference",
+            &expand,
+            Some(&shift),
+            (n, self.num_features),
+        )?;
+        let t = b.abs("onehot.abs", &t, "onehot.abs");
+        let t = b.activation(
+            "onehot.one_minus",
+            &t,
+            "onehot.one_minus",
+            Activation::Linear {
+                alpha: -1.0,
+                beta: 1.0,
+            },
+        );
+        Ok(Some(b.activation("onehot", &t, "onehot", Activation::Relu)))
+    }
+}
+
+/// The MLP as a neural network over the imputed feature vector: the design (as the linear
+/// model's), standardized with the training mean and deviation (a scale layer for the numbers,
+/// one for the levels), then inner product + ReLU per hidden layer — the first one split into
+/// a numbers part and a levels part, summed — and the output layer, with softmax (classes) or
+/// `target_mean + target_std · output` (numbers). Returns it and its number of layers.
+fn mlp_network(
+    m: &TabularModel,
+    mlp: &Mlp,
+    input: FeatureDescription,
+    label_name: &str,
+    probability_name: &str,
+    precision: Precision,
+    version: i32,
+) -> Result<(Model, usize)> {
+    let features = &m.schema.features;
+    let num_features = features.len();
+    let x = input.name.clone();
+    let mut b = NetworkBuilder::new(precision);
+    let design = Design::new(&mut b, features, &x)?;
+    let mismatch = || {
+        Error::Unsupported(
+            "Core ML export: the MLP weights do not match the feature pipeline (a bug)".into(),
+        )
+    };
+    let dim = design.dim;
+    if dim != mlp.in_dim
+        || mlp.input_mean.len() != dim
+        || mlp.input_std.len() != dim
+        || mlp.layers.is_empty()
+    {
+        return Err(mismatch());
+    }
+    // z = (design − mean) / std = design · (1/std) − mean/std, per design column.
+    let standardize = |col: usize| {
+        let mean = mlp.input_mean.get(col).copied().unwrap_or(0.0);
+        let std = mlp.input_std.get(col).copied().unwrap_or(1.0);
+        (1.0 / std, -mean / std)
+    };
+    let (mut scale_num, mut shift_num) = (vec![1f32; num_features], vec![0f32; num_features]);
+    for (f, (feat, &off)) in features.iter().zip(&design.offsets).enumerate() {
+        if feat.kind != ColumnKind::Categorical {
+            (scale_num[f], shift_num[f]) = standardize(off);
+        }
+    }
+    let z_num = b.scale(
+        "standardize.numbers",
+        &design.clipped,
+        "standardized.numbers",
+        &scale_num,
+        Some(&shift_num),
+    )?;
+    let z_levels = match design.onehot(&mut b)? {
+        Some(onehot) => {
+            let (scale, shift): (Vec<f32>, Vec<f32>) = design
+                .levels
+                .iter()
+                .map(|&(_, _, col)| standardize(col))
+                .unzip();
+            Some(b.scale(
+                "standardize.levels",
+                &onehot,
+                "standardized.levels",
+                &scale,
+                Some(&shift),
+            )?)
+        }
+        None => None,
+    };
+
+    let last = mlp.layers.len() - 1;
+    let mut h = String::new();
+    let mut fan_in = dim;
+    for (i, (w, bias)) in mlp.layers.iter().enumerate() {
+        let out = bias.len();
+        if w.len() != out * fan_in {
+            return Err(mismatch());
+        }
+        let name = format!("mlp.{}", 2 * i);
+        let pre = if i == 0 {
+            // The design's columns of the first layer: numbers, then levels.
+            let mut w_num = vec![0f32; out * num_features];
+            for (f, (feat, &off)) in features.iter().zip(&design.offsets).enumerate() {
+                if feat.kind != ColumnKind::Categorical {
+                    for o in 0..out {
+                        w_num[o * num_features + f] = w[o * dim + off];
+                    }
+                }
+            }
+            let numbers = format!("{name}.numbers");
+            let numbers = b.inner_product(
+                &numbers,
+                &z_num,
+                &numbers,
+                &w_num,
+                Some(bias),
+                (out, num_features),
+            )?;
+            match &z_levels {
+                Some(z) => {
+                    let n = design.levels.len();
+                    let mut w_levels = vec![0f32; out * n];
+                    for (r, &(_, _, col)) in design.levels.iter().enumerate() {
+                        for o in 0..out {
+                            w_levels[o * n + r] = w[o * dim + col];
+                        }
+                    }
+                    let levels = format!("{name}.levels");
+                    let levels = b.inner_product(&levels, z, &levels, &w_levels, None, (out, n))?;
+                    b.add(&name, &[&numbers, &levels], &name)
+                }
+                None => numbers,
+            }
+        } else {
+            b.inner_product(&name, &h, &name, w, Some(bias), (out, fan_in))?
+        };
+        h = if i < last {
+            let relu = format!("mlp.{}", 2 * i + 1);
+            b.activation(&relu, &pre, &relu, Activation::Relu)
+        } else {
+            pre
+        };
+        fan_in = out;
+    }
+    if m.kind == TargetKind::Regression {
+        if fan_in != 1 {
+            return Err(mismatch());
+        }
+        b.scale(
+            "target",
+            &h,
+            label_name,
+            &[mlp.target_std as f32],
+            Some(&[mlp.target_mean as f32]),
+        )?;
+    } else if fan_in != m.labels.len() {
+        return Err(mismatch());
+    }
+    Ok(network_model(
+        m,
+        b,
+        &h,
+        input,
+        label_name,
+        probability_name,
+        version,
+    ))
+}
+
 /// The linear model as a neural network over the imputed feature vector; returns it and its
 /// number of layers.
 fn linear_network(
@@ -507,45 +957,20 @@ fn linear_network(
     let num_features = features.len();
     let outputs = glm.outputs();
     let x = input.name.clone();
-    // Design offsets of each feature's columns.
-    let mut offsets = Vec::with_capacity(num_features);
-    let mut d = 0;
-    for f in features {
-        offsets.push(d);
-        d += match f.kind {
-            ColumnKind::Categorical => f.categories.len() + 1,
-            _ => 1,
-        };
-    }
-    if d != glm.dim {
+    let mut b = NetworkBuilder::new(precision);
+    let design = Design::new(&mut b, features, &x)?;
+    if design.dim != glm.dim {
         return Err(Error::Unsupported(
             "Core ML export: the linear weights do not match the feature pipeline (a bug)".into(),
         ));
     }
     let weight = |k: usize, col: usize| glm.weight.get(k * glm.dim + col).copied().unwrap_or(0.0);
-    let mut b = NetworkBuilder::new(precision);
-
-    // Clip numbers into [min, max]: hi - max(hi - max(x, lo), 0). Level codes pass unchanged
-    // (exactly: small whole numbers) through [0, other-or-missing code]; after this every value
-    // is finite, so the zero weights of the inner products below never meet an infinity.
-    let (lo, hi): (Vec<f32>, Vec<f32>) = features
-        .iter()
-        .map(|f| match f.kind {
-            ColumnKind::Categorical => (0.0, f.missing_code() as f32),
-            _ => (f.min as f32, f.max.max(f.min) as f32),
-        })
-        .unzip();
-    let neg_lo: Vec<f32> = lo.iter().map(|v| -v).collect();
-    let lo_minus_hi: Vec<f32> = lo.iter().zip(&hi).map(|(l, h)| l - h).collect();
-    let t = b.bias("clip.shift_lo", &x, "clip.shift_lo", &neg_lo);
-    let t = b.threshold("clip.max_lo", &t, "clip.max_lo", 1.0, 0.0);
-    let t = b.bias("clip.shift_hi", &t, "clip.shift_hi", &lo_minus_hi);
-    let t = b.threshold("clip.min_hi", &t, "clip.min_hi", -1.0, 0.0);
-    let clipped = b.scale("clip", &t, "clipped", &vec![-1.0; num_features], Some(&hi))?;
+    let offsets = &design.offsets;
+    let clipped = design.clipped.clone();
 
     // Numbers: their weight columns; categorical positions get 0.
     let mut w_num = vec![0f32; outputs * num_features];
-    for (f, (feat, off)) in features.iter().zip(&offsets).enumerate() {
+    for (f, (feat, off)) in features.iter().zip(offsets).enumerate() {
         if feat.kind != ColumnKind::Categorical {
             for k in 0..outputs {
                 w_num[k * num_features + f] = weight(k, *off) as f32;
@@ -562,49 +987,16 @@ fn linear_network(
         (outputs, num_features),
     )?;
 
-    // Levels: one-hot of each categorical code, then their weight columns.
-    let levels: Vec<(usize, usize, usize)> = features
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.kind == ColumnKind::Categorical)
-        .flat_map(|(f, feat)| {
-            let off = offsets.get(f).copied().unwrap_or(0);
-            (0..=feat.categories.len()).map(move |l| (f, l, off + l))
-        })
-        .collect();
-    let logits = if levels.is_empty() {
-        numbers
-    } else {
+    // Levels: their weight columns over the one-hot codes.
+    let logits = if let Some(onehot) = design.onehot(&mut b)? {
+        let levels = &design.levels;
         let n = levels.len();
-        let mut expand = vec![0f32; n * num_features];
-        let mut shift = vec![0f32; n];
         let mut w_levels = vec![0f32; outputs * n];
-        for (r, &(f, l, col)) in levels.iter().enumerate() {
-            expand[r * num_features + f] = 1.0;
-            shift[r] = -(l as f32);
+        for (r, &(_, _, col)) in levels.iter().enumerate() {
             for k in 0..outputs {
                 w_levels[k * n + r] = weight(k, col) as f32;
             }
         }
-        let t = b.inner_product(
-            "onehot.difference",
-            &clipped,
-            "onehot.difference",
-            &expand,
-            Some(&shift),
-            (n, num_features),
-        )?;
-        let t = b.abs("onehot.abs", &t, "onehot.abs");
-        let t = b.activation(
-            "onehot.one_minus",
-            &t,
-            "onehot.one_minus",
-            Activation::Linear {
-                alpha: -1.0,
-                beta: 1.0,
-            },
-        );
-        let onehot = b.activation("onehot", &t, "onehot", Activation::Relu);
         let by_level = b.inner_product(
             "linear.levels",
             &onehot,
@@ -619,10 +1011,34 @@ fn linear_network(
             "logits".to_string()
         };
         b.add("linear", &[&numbers, &by_level], &out)
+    } else {
+        numbers
     };
-    let model = match m.kind {
+    Ok(network_model(
+        m,
+        b,
+        &logits,
+        input,
+        label_name,
+        probability_name,
+        version,
+    ))
+}
+
+/// The network of `b` as a classifier (softmax over `logits`) or regressor (the last layer
+/// writes the predicted value); returns it and its number of layers.
+fn network_model(
+    m: &TabularModel,
+    mut b: NetworkBuilder,
+    logits: &str,
+    input: FeatureDescription,
+    label_name: &str,
+    probability_name: &str,
+    version: i32,
+) -> (Model, usize) {
+    match m.kind {
         TargetKind::Classification => {
-            b.softmax("probabilities", &logits, probability_name);
+            b.softmax("probabilities", logits, probability_name);
             let layers = b.finish();
             let count = layers.len();
             let nn = NeuralNetworkClassifier {
@@ -651,13 +1067,16 @@ fn linear_network(
                 last.output = vec![label_name.to_string()];
             }
             let count = layers.len();
+            // Core ML's validator requires a network regressor to name its prediction.
+            let mut description = spec::description(
+                vec![input],
+                vec![feature(label_name, "Predicted value", spec::double_type())],
+            );
+            description.predicted_feature_name = label_name.into();
             (
                 spec::model(
                     version,
-                    spec::description(
-                        vec![input],
-                        vec![feature(label_name, "Predicted value", spec::double_type())],
-                    ),
+                    description,
                     model::Type::NeuralNetworkRegressor(NeuralNetworkRegressor {
                         layers,
                         ..Default::default()
@@ -666,6 +1085,5 @@ fn linear_network(
                 count,
             )
         }
-    };
-    Ok(model)
+    }
 }
