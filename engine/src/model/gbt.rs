@@ -199,7 +199,18 @@ fn argmax(row: &[f64]) -> usize {
 }
 
 /// Gradients and hessians of output `j` for every row.
-fn gradients(objective: Objective, raw: &[f64], y: &[f64], j: usize) -> (Vec<f32>, Vec<f32>) {
+/// Rows on which the training loss of each round is measured (at most).
+const TRAIN_LOSS_ROWS: usize = 10_000;
+
+/// Gradients and hessians of output `j`. Multiclass takes `probs`, the softmax of every row
+/// computed once per round (not once per class).
+fn gradients(
+    objective: Objective,
+    raw: &[f64],
+    probs: &[f64],
+    y: &[f64],
+    j: usize,
+) -> (Vec<f32>, Vec<f32>) {
     match objective {
         Objective::Regression => (
             raw.iter().zip(y).map(|(p, t)| (p - t) as f32).collect(),
@@ -213,18 +224,36 @@ fn gradients(objective: Objective, raw: &[f64], y: &[f64], j: usize) -> (Vec<f32
                 ((p - t) as f32, (p * (1.0 - p)).max(1e-16) as f32)
             })
             .unzip(),
-        Objective::Multiclass { classes } => raw
+        Objective::Multiclass { classes } => probs
             .par_chunks(classes)
             .zip(y.par_iter())
             .map(|(row, t)| {
-                let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = row.iter().map(|z| (z - m).exp()).sum();
-                let p = (row.get(j).copied().unwrap_or(m) - m).exp() / sum;
+                let p = row.get(j).copied().unwrap_or(0.0);
                 let target = f64::from(u8::from(*t as usize == j));
                 ((p - target) as f32, (p * (1.0 - p)).max(1e-16) as f32)
             })
             .unzip(),
     }
+}
+
+/// Row-wise softmax of multiclass raw scores (empty for the other objectives).
+fn row_probabilities(objective: Objective, raw: &[f64]) -> Vec<f64> {
+    let Objective::Multiclass { classes } = objective else {
+        return Vec::new();
+    };
+    let mut out = raw.to_vec();
+    out.par_chunks_mut(classes.max(1)).for_each(|row| {
+        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut sum = 0.0;
+        for z in row.iter_mut() {
+            *z = (*z - m).exp();
+            sum += *z;
+        }
+        for z in row.iter_mut() {
+            *z /= sum;
+        }
+    });
+    out
 }
 
 /// Starting scores: the mean, the log-odds, or the log class priors.
@@ -294,13 +323,24 @@ pub fn fit(
         stopped_early: false,
     };
     let mut gains_per_iteration: Vec<Vec<f64>> = Vec::new();
+    let loss_sample: Option<(Vec<usize>, Vec<f64>)> = (n > TRAIN_LOSS_ROWS).then(|| {
+        let rows: Vec<usize> = (0..TRAIN_LOSS_ROWS)
+            .map(|i| i * n / TRAIN_LOSS_ROWS)
+            .collect();
+        let ys = rows
+            .iter()
+            .map(|&r| y.get(r).copied().unwrap_or(0.0))
+            .collect();
+        (rows, ys)
+    });
     let mut best_loss = f64::INFINITY;
     let mut since_best = 0;
     for iteration in 1..=params.max_iterations.max(1) {
+        let probs = row_probabilities(objective, &raw);
         let grown: Vec<Grown> = (0..k)
             .into_par_iter()
             .map(|j| {
-                let (g, h) = gradients(objective, &raw, y, j);
+                let (g, h) = gradients(objective, &raw, &probs, y, j);
                 let mut rows: Vec<u32> = (0..n as u32).collect();
                 let (tree, leaves) =
                     gbt_tree::grow(&binned, &edges, &g, &h, &mut rows, &tree_params, None);
@@ -333,7 +373,19 @@ pub fn fit(
         }
         model.trees.push(trees);
         gains_per_iteration.push(gains);
-        let (train_loss, train_accuracy) = loss_of(objective, &raw, y);
+        // The training curve is measured on an evenly spaced sample of at most
+        // TRAIN_LOSS_ROWS rows (as scikit-learn's early stopping does): on large tables a full
+        // pass costs as much as growing a tree.
+        let (train_loss, train_accuracy) = match &loss_sample {
+            Some((sraw, sy)) => {
+                let sraw: Vec<f64> = sraw
+                    .iter()
+                    .flat_map(|&r| raw.get(r * k..(r + 1) * k).unwrap_or(&[]).iter().copied())
+                    .collect();
+                loss_of(objective, &sraw, sy)
+            }
+            None => loss_of(objective, &raw, y),
+        };
         crate::train::diverge::check_loss(
             train_loss,
             iteration,

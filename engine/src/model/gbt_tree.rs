@@ -202,20 +202,49 @@ struct Open {
     split: Option<Split>,
 }
 
-fn histogram(binned: &Binned, grad: &[f32], hess: &[f32], rows: &[u32]) -> Vec<Bin> {
+/// Per-feature gradient/hessian histograms of the node holding `rows`. The gradients (and
+/// hessians, unless they are one constant, as in least squares) are gathered in the node's row
+/// order once, so each feature's pass reads them sequentially and only its bin column at random.
+fn histogram(
+    binned: &Binned,
+    grad: &[f32],
+    hess: &[f32],
+    constant: Option<f32>,
+    rows: &[u32],
+) -> Vec<Bin> {
+    let at = |v: &[f32], r: u32| v.get(r as usize).copied().unwrap_or(0.0);
+    let g: Vec<f32> = rows.iter().map(|&r| at(grad, r)).collect();
+    let h: Vec<f32> = match constant {
+        Some(_) => Vec::new(),
+        None => rows.iter().map(|&r| at(hess, r)).collect(),
+    };
     let mut hist = vec![Bin::default(); binned.bins.len() * BINS];
     hist.par_chunks_mut(BINS)
         .zip(binned.bins.par_iter())
-        .for_each(|(h, col)| {
-            for &r in rows {
-                let r = r as usize;
-                let (Some(&b), Some(&g), Some(&hs)) = (col.get(r), grad.get(r), hess.get(r)) else {
-                    continue;
-                };
-                if let Some(bin) = h.get_mut(b as usize) {
-                    bin.g += f64::from(g);
-                    bin.h += f64::from(hs);
-                    bin.n += 1;
+        .for_each(|(out, col)| {
+            let Ok(out) = <&mut [Bin; BINS]>::try_from(out) else {
+                return;
+            };
+            match constant {
+                Some(h0) => {
+                    for (&r, &gi) in rows.iter().zip(&g) {
+                        let b = col.get(r as usize).copied().unwrap_or(MISSING_BIN);
+                        let bin = &mut out[b as usize];
+                        bin.g += f64::from(gi);
+                        bin.n += 1;
+                    }
+                    for bin in out.iter_mut() {
+                        bin.h = f64::from(h0) * f64::from(bin.n);
+                    }
+                }
+                None => {
+                    for ((&r, &gi), &hi) in rows.iter().zip(&g).zip(&h) {
+                        let b = col.get(r as usize).copied().unwrap_or(MISSING_BIN);
+                        let bin = &mut out[b as usize];
+                        bin.g += f64::from(gi);
+                        bin.h += f64::from(hi);
+                        bin.n += 1;
+                    }
                 }
             }
         });
@@ -383,7 +412,12 @@ pub fn grow_with(
                 .flatten()
         })
     };
-    let hist = histogram(binned, grad, hess, rows);
+    // One hessian for every row (least squares): histograms then only count rows.
+    let constant = hess
+        .first()
+        .copied()
+        .filter(|h0| hess.iter().all(|h| h == h0));
+    let hist = histogram(binned, grad, hess, constant, rows);
     let sums = rows.iter().fold(Sums::default(), |s, &r| Sums {
         g: s.g + f64::from(grad.get(r as usize).copied().unwrap_or(0.0)),
         h: s.h + f64::from(hess.get(r as usize).copied().unwrap_or(0.0)),
@@ -448,7 +482,7 @@ pub fn grow_with(
         } else {
             (&rows[mid..leaf.end], false)
         };
-        let small_hist = histogram(binned, grad, hess, small);
+        let small_hist = histogram(binned, grad, hess, constant, small);
         let big_hist = subtract(&leaf.hist, &small_hist);
         let (left_hist, right_hist) = if small_is_left {
             (small_hist, big_hist)

@@ -344,6 +344,22 @@ pub struct History {
 }
 
 fn train(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
+    on_pool(|| train_on_pool(ctx, kind))
+}
+
+/// Runs `f` on a rayon worker thread (unless already on one): the fits' many small parallel
+/// loops (per feature, per class, per round) then run inline or are stolen by the other
+/// workers, instead of waking the pool and putting the calling thread to sleep for each —
+/// which took a third of a single-threaded boosting run.
+fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    // From outside the pool, `join` runs both closures on a worker and waits for them.
+    rayon::join(f, || ()).0
+}
+
+fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
     let p = TabularParams::from_resolved(&ctx.params, ctx.project.seed);
     let data = ResolvedData::of(&ctx.project);
     let mut scanning = ctx.phase(Phase::Scanning, 1);
