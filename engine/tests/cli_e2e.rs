@@ -409,8 +409,7 @@ fn ctrl_c_cancels_cleanly_with_exit_130_and_keeps_the_checkpoint() {
 
 #[test]
 fn efficientnet_lite0_backbone_trains_exports_and_reloads() {
-    let Some(weights) = std::env::var_os("LATHE_EFFICIENTNET_LITE0") else {
-        eprintln!("skipped: set LATHE_EFFICIENTNET_LITE0 (scripts/test does)");
+    let Some(weights) = efficientnet_lite0() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -196,7 +196,6 @@ fn detector_exports_a_vision_pipeline_that_agrees_with_the_engine_before_nms() {
     assert!(b16 < b32 * 6 / 10, "fp16 {b16} vs fp32 {b32}");
 
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     let raw = tmp.path().join("raw.jsonl");
@@ -338,7 +337,6 @@ fn quokka_crops(n: usize, seed: u64) -> Vec<(image::RgbImage, [f32; 4])> {
 #[ignore = "a measurement (minutes on a CPU); run with --ignored"]
 fn quokka_measurement() {
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     let size = 416u32;

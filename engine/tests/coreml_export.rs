@@ -219,10 +219,6 @@ fn training_and_export_write_a_classifier_with_labels_preprocessing_and_metadata
 /// "same" padding is asymmetric exactly where it is at 224.
 const CHECK_SIZE: u32 = 96;
 
-fn coreml_python() -> Option<PathBuf> {
-    std::env::var_os("LATHE_COREML_PYTHON").map(PathBuf::from)
-}
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -336,7 +332,6 @@ fn nn_mut(m: &mut Model) -> &mut coreml_proto::proto::NeuralNetworkClassifier {
 #[test]
 fn mobilenet_v2_exports_agree_with_the_engine_and_broken_exports_are_caught() {
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -457,11 +452,7 @@ fn mobilenet_v2_exports_agree_with_the_engine_and_broken_exports_are_caught() {
 /// EfficientNet-Lite0 (TF "same" padding: asymmetric padding layers) when its weights are present.
 #[test]
 fn efficientnet_lite0_export_agrees_with_the_engine_when_its_weights_are_present() {
-    let (Some(python), Some(weights)) = (
-        coreml_python(),
-        std::env::var_os("LATHE_EFFICIENTNET_LITE0"),
-    ) else {
-        eprintln!("skipped: needs LATHE_COREML_PYTHON and LATHE_EFFICIENTNET_LITE0");
+    let (Some(python), Some(weights)) = (coreml_python(), efficientnet_lite0()) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -514,7 +505,6 @@ fn efficientnet_lite0_export_agrees_with_the_engine_when_its_weights_are_present
 #[test]
 fn the_numpy_evaluator_matches_references_on_coremltools_built_specs() {
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     let out = Command::new(python)

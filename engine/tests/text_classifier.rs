@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{json_lines, lathe, run, stderr, stdout};
+use common::{fetched, json_lines, lathe, run, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 const TOPICS: [(&str, [&str; 8]); 3] = [
@@ -368,11 +368,7 @@ fn transfer_without_encoder_weights_is_a_clear_error_and_auto_falls_back_to_maxe
 }
 
 fn minilm() -> Option<PathBuf> {
-    let dir = std::env::var_os("LATHE_MINILM").map(PathBuf::from);
-    if dir.is_none() {
-        eprintln!("skipped: set LATHE_MINILM to the folder scripts/fetch-minilm.sh prints");
-    }
-    dir
+    fetched("LATHE_MINILM", "the folder scripts/fetch-minilm.sh prints")
 }
 
 /// The encoder matches the numpy reference (scripts/minilm_reference.py, committed as

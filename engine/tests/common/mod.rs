@@ -7,6 +7,36 @@ use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A path that scripts/test fetches and passes in environment variable `var` (pretrained
+/// weights, the Core ML checker's Python; `how` says where it comes from). Without it the test
+/// prints why it is skipped and gets `None` — unless `LATHE_REQUIRE_FETCHED` is set, as
+/// scripts/test (and so CI) sets it: there a missing variable fails the test rather than letting
+/// it pass unchecked.
+pub fn fetched(var: &str, how: &str) -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os(var) {
+        return Some(PathBuf::from(v));
+    }
+    assert!(
+        std::env::var_os("LATHE_REQUIRE_FETCHED").is_none(),
+        "{var} is not set ({how}), and LATHE_REQUIRE_FETCHED forbids skipping"
+    );
+    eprintln!("skipped: set {var} ({how})");
+    None
+}
+
+/// The Core ML checker's Python (`scripts/coreml-env.sh` prints it), as [`fetched`].
+pub fn coreml_python() -> Option<PathBuf> {
+    fetched("LATHE_COREML_PYTHON", "scripts/coreml-env.sh prints it")
+}
+
+/// EfficientNet-Lite0's converted weights (`scripts/fetch-efficientnet-lite0.sh`), as [`fetched`].
+pub fn efficientnet_lite0() -> Option<PathBuf> {
+    fetched(
+        "LATHE_EFFICIENTNET_LITE0",
+        "scripts/fetch-efficientnet-lite0.sh prints it",
+    )
+}
+
 /// `lathe` with its feature cache in `cache`.
 pub fn lathe(cache: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lathe"));

@@ -1,6 +1,6 @@
-//! Helpers of the Core ML export tests: the checker's Python (`LATHE_COREML_PYTHON`, set by
-//! scripts/test through scripts/coreml-env.sh), `lathe export --format coreml`, running
-//! `tests/coreml/check.py`, and writing deliberately broken copies of an export.
+//! Helpers of the Core ML export tests: `lathe export --format coreml`, running
+//! `tests/coreml/check.py` (with `common::coreml_python`, set by scripts/test through
+//! scripts/coreml-env.sh), and writing deliberately broken copies of an export.
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,11 +9,6 @@ use coreml_proto::proto::Model;
 use lathe_engine::export::coreml::spec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The checker's Python, or `None` (the numeric tests then print "skipped" and pass).
-pub fn coreml_python() -> Option<PathBuf> {
-    std::env::var_os("LATHE_COREML_PYTHON").map(PathBuf::from)
-}
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
