@@ -89,15 +89,8 @@ impl TrainBatchNorm {
     }
 }
 
-/// `[N,C,H,W]` sizes of a contiguous f32 tensor on the CPU.
 fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("batch norm: {what} must be f32")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("batch norm: {what} must be contiguous"),
-    }
+    super::cpu_storage::f32_view("batch norm", s, l, what)
 }
 
 /// `(n, c, hw)` of an `[N,C,H,W]` layout.

@@ -7,6 +7,10 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    super::cpu_storage::f32_view("depthwise conv", s, l, what)
+}
+
 /// Geometry shared by the forward and backward kernels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DwGeometry {
@@ -36,16 +40,6 @@ impl DwGeometry {
             0
         };
         (lo, hi.max(lo))
-    }
-}
-
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("depthwise conv: {what} must be f32 on the CPU")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("depthwise conv: {what} must be contiguous"),
     }
 }
 

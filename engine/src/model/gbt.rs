@@ -242,17 +242,8 @@ fn row_probabilities(objective: Objective, raw: &[f64]) -> Vec<f64> {
         return Vec::new();
     };
     let mut out = raw.to_vec();
-    out.par_chunks_mut(classes.max(1)).for_each(|row| {
-        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut sum = 0.0;
-        for z in row.iter_mut() {
-            *z = (*z - m).exp();
-            sum += *z;
-        }
-        for z in row.iter_mut() {
-            *z /= sum;
-        }
-    });
+    out.par_chunks_mut(classes.max(1))
+        .for_each(softmax_in_place);
     out
 }
 
@@ -468,10 +459,21 @@ impl Gbt {
 
 /// Softmax of raw scores.
 pub fn softmax(raw: &[f64]) -> Vec<f32> {
-    let m = raw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = raw.iter().map(|z| (z - m).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.iter().map(|v| (v / s) as f32).collect()
+    let mut p = raw.to_vec();
+    softmax_in_place(&mut p);
+    p.iter().map(|&v| v as f32).collect()
+}
+
+/// Softmax of one row of raw scores, in place, in f64.
+fn softmax_in_place(row: &mut [f64]) {
+    let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    for z in row.iter_mut() {
+        *z = (*z - m).exp();
+    }
+    let s: f64 = row.iter().sum();
+    for z in row.iter_mut() {
+        *z /= s;
+    }
 }
 
 #[cfg(test)]

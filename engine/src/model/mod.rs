@@ -9,6 +9,7 @@ pub mod batch_norm_cuda;
 pub mod conv_bn;
 #[cfg(feature = "cuda")]
 pub mod conv_cuda;
+pub(crate) mod cpu_storage;
 pub mod crepe;
 pub mod depthwise;
 #[cfg(feature = "cuda")]

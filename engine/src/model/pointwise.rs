@@ -14,13 +14,7 @@ pub struct PointwiseBias {
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("pointwise conv: {what} must be f32 on the CPU")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("pointwise conv: {what} must be contiguous"),
-    }
+    super::cpu_storage::f32_view("pointwise conv", s, l, what)
 }
 
 /// `dst [m,n] = lhs [m,k] · rhs [k,n]`, all row-major.

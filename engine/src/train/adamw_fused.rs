@@ -25,25 +25,12 @@ pub struct ParamStep {
     pub eps: f32,
 }
 
-/// The contiguous f32 slice a layout covers, or why the fused update cannot use it.
 fn span<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("fused AdamW: {what} must be f32")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("fused AdamW: {what} must be contiguous"),
-    }
+    crate::model::cpu_storage::f32_view("fused AdamW", s, l, what)
 }
 
 fn span_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> Result<&'a mut [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!("fused AdamW: {what} must be f32")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&mut v[a..b]),
-        None => bail!("fused AdamW: {what} must be contiguous"),
-    }
+    crate::model::cpu_storage::f32_view_mut("fused AdamW", s, l, what)
 }
 
 impl InplaceOp2 for MomentsStep {
