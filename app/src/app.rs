@@ -850,6 +850,8 @@ impl Studio {
             },
             resume: false,
             continue_from: None,
+            // The window's threads (and a software renderer's) must win the CPU.
+            background: true,
         };
         // A resumed or continued run trains the project as that run locked it
         // (`project.lock.toml`: every parameter resolved), as `lathe train --resume/--continue` does.

@@ -45,6 +45,9 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // Decoding and feature extraction (rayon) run below the window's priority, so frames never
+    // wait for a busy core.
+    lathe_engine::train::priority::background_workers();
     let mut studio = Studio::new(StudioOptions {
         runs_home: args.runs.clone(),
         frame_stats_out: args.frame_stats.clone(),

@@ -110,3 +110,30 @@ fn broken_files_duplicates_leakage_and_imbalance_are_warnings() {
     }));
     assert_eq!(events.last().unwrap()["outcome"]["status"], "completed");
 }
+
+#[test]
+fn the_automatic_validation_split_is_not_counted_as_training_data_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, &["cats", "dogs"], 10, 0);
+    let out = run(lathe(&tmp.path().join("c"))
+        .args(["check", "--json"])
+        .arg(&data));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let splits = summary["splits"].as_array().unwrap();
+    let count = |name: &str| {
+        splits
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["num_examples"].as_u64())
+            .unwrap_or_else(|| panic!("no {name:?} split in {splits:?}"))
+    };
+    let (train, validation) = (count("train"), count("validation (automatic split)"));
+    assert!(validation > 0, "{splits:?}");
+    assert_eq!(
+        train + validation,
+        20,
+        "the held-out files are counted twice: {splits:?}"
+    );
+}

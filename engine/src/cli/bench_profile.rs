@@ -1,11 +1,12 @@
 //! `lathe bench --profile`: where MobileNetV2 feature extraction spends its time. Runs one
 //! batch layer by layer, waiting for the device after each layer, and sums the time per kind
-//! of layer (stem, depthwise, 1×1 expand/project split into matrix product and bias/ReLU6
-//! epilogue, residual adds, pooling). Waiting after every layer removes the overlap of launches,
-//! so the total is a little above the pipelined time; the shares are what matter.
+//! of layer. On CUDA it times the fused channels-last steps extraction runs
+//! (`model::mobilenet_nhwc`); elsewhere each layer, with the 1×1 layers split into matrix product
+//! and bias/ReLU6 epilogue. Waiting after every step removes the overlap of launches, so the
+//! total is a little above the pipelined time; the shares are what matter.
 
 use crate::model::backbone::Backbone;
-use crate::model::conv_bn::{ConvBn, ConvKind};
+use crate::model::conv_bn::ConvKind;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -48,16 +49,20 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
     let mobilenet = net
         .mobilenet_v2()
         .context("--profile supports the mobilenet_v2 backbone only")?;
-    // On CUDA the frozen network runs channels-last (see MobileNetV2::forward_cuda).
-    let nhwc = channels_last(device);
-    let forward = |layer: &ConvBn, y: &Tensor| -> candle_core::Result<Tensor> {
-        #[cfg(feature = "cuda")]
-        if nhwc {
-            return layer.forward_nhwc(y);
-        }
-        layer.forward(y, false)
-    };
     let mut totals = Totals::default();
+    // On CUDA the frozen network runs channels-last, fused: time the very steps extraction runs.
+    #[cfg(feature = "cuda")]
+    if channels_last(device) {
+        mobilenet.forward_cuda_steps(x, false, &mut |label, f| {
+            device.synchronize()?;
+            let t = Instant::now();
+            let y = f()?;
+            device.synchronize()?;
+            totals.add(label, t.elapsed().as_secs_f64());
+            Ok(y)
+        })?;
+        return Ok(totals);
+    }
     let (mut y, secs) = timed(device, || x.to_dtype(net.dtype))?;
     totals.add("input cast", secs);
     for (layers, residual) in mobilenet.blocks() {
@@ -66,12 +71,12 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
             let (w, _) = layer.folded();
             y = match layer.kind {
                 ConvKind::Dense => {
-                    let (out, s) = timed(device, || forward(layer, &y))?;
+                    let (out, s) = timed(device, || layer.forward(&y, false))?;
                     totals.add("3×3 stem convolution", s);
                     out
                 }
                 ConvKind::Depthwise => {
-                    let (out, s) = timed(device, || forward(layer, &y))?;
+                    let (out, s) = timed(device, || layer.forward(&y, false))?;
                     totals.add("3×3 depthwise (+bias, ReLU6)", s);
                     out
                 }
@@ -79,20 +84,13 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
                     // The matrix product alone, then the whole layer: the difference is the
                     // bias + activation epilogue.
                     let cout = w.dim(0)?;
-                    // The layer's own input cast (the last 1×1 conv stays f32 in bf16 runs).
                     let y = y.to_dtype(w.dtype())?;
                     let (_, gemm) = timed(device, || {
-                        if nhwc {
-                            let (n, h, wd, c) = y.dims4()?;
-                            y.reshape((n * h * wd, c))?
-                                .matmul(&w.reshape((cout, c))?.t()?)
-                        } else {
-                            let (n, c, h, wd) = y.dims4()?;
-                            w.reshape((cout, c))?
-                                .broadcast_matmul(&y.reshape((n, c, h * wd))?)
-                        }
+                        let (n, c, h, wd) = y.dims4()?;
+                        w.reshape((cout, c))?
+                            .broadcast_matmul(&y.reshape((n, c, h * wd))?)
                     })?;
-                    let (out, whole) = timed(device, || forward(layer, &y))?;
+                    let (out, whole) = timed(device, || layer.forward(&y, false))?;
                     let label = if layer.relu6 {
                         "1×1 expand: matrix product"
                     } else {
@@ -104,12 +102,6 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
                 }
             };
         }
-        if nhwc {
-            // The channels-last path keeps the residual stream in f32 (MobileNetV2::forward_cuda).
-            let (out, s) = timed(device, || y.to_dtype(DType::F32))?;
-            totals.add("residual stream to f32", s);
-            y = out;
-        }
         if residual {
             let (out, s) = timed(device, || &y + &input)?;
             totals.add("residual add", s);
@@ -117,13 +109,7 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
         }
     }
     let (_, s) = timed(device, || {
-        let pooled = if nhwc {
-            let (n, h, w, c) = y.dims4()?;
-            y.reshape((n, h * w, c))?.mean(1)?
-        } else {
-            crate::model::conv_bn::global_avg_pool(&y)?
-        };
-        pooled.to_dtype(DType::F32)
+        crate::model::conv_bn::global_avg_pool(&y)?.to_dtype(DType::F32)
     })?;
     totals.add("global average pool", s);
     Ok(totals)

@@ -179,6 +179,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             cache_dir: args.cache_dir.clone(),
             weights: args.weights.clone(),
         },
+        background: false,
     };
     let session = Session::start(project, options)?;
     let run_dir = session.run_dir().to_path_buf();

@@ -60,6 +60,39 @@ impl ScannedSplit {
         }
     }
 
+    /// Summaries of the training data and its validation data, as training will use them:
+    /// `validation` when one was given, else the automatic split held out of `self` (then the
+    /// training summary counts only the files left to train on, so "train" and "validation"
+    /// add up to the folder).
+    pub fn train_validation_summaries(
+        &self,
+        validation: Option<&ScannedSplit>,
+        train_files: &[LabeledFile],
+        validation_files: &[LabeledFile],
+    ) -> Vec<SplitSummary> {
+        match validation {
+            Some(v) => vec![self.summary(), v.summary()],
+            None if validation_files.is_empty() => vec![self.summary()],
+            None => {
+                let part = |name: &str, files: &[LabeledFile], skipped| {
+                    ScannedSplit {
+                        name: name.into(),
+                        root: self.root.clone(),
+                        labels: self.labels.clone(),
+                        files: files.to_vec(),
+                        issues: Vec::new(),
+                        num_skipped: skipped,
+                    }
+                    .summary()
+                };
+                vec![
+                    part(&self.name, train_files, self.num_skipped),
+                    part("validation (automatic split)", validation_files, 0),
+                ]
+            }
+        }
+    }
+
     /// Re-labels files to the index space of `labels` (e.g. the training classes); files whose
     /// class is not in `labels` are dropped and reported once per class.
     pub fn relabel(&mut self, labels: &[String]) {

@@ -41,6 +41,13 @@ pub struct ConvBn {
     /// Folded weights for inference.
     folded_weight: Tensor,
     folded_bias: Tensor,
+    /// The f32 folded weight while `folded_weight` holds a bf16/f16 copy ([`ConvBn::cast_folded`]).
+    master: Option<Tensor>,
+    /// For a 1×1 projection (no ReLU6) cast to bf16/f16: the f32 weight split into a high and a
+    /// low part, `[2·Cout, Cin, 1, 1]` in that dtype, whose sum is the f32 weight to about 16
+    /// significant bits. The fused CUDA path multiplies by both in one product and adds the
+    /// halves: rounding these weights to bf16 moved ImageNet probabilities the most.
+    split: Option<Tensor>,
     /// Unfolded pretrained tensors (for export of frozen layers).
     original: Vec<(String, Tensor)>,
     trainable: Option<TrainableParts>,
@@ -106,6 +113,8 @@ impl ConvBn {
             eps,
             folded_weight,
             folded_bias,
+            master: None,
+            split: None,
             original,
             trainable,
         })
@@ -320,6 +329,8 @@ impl ConvBn {
             )?;
             self.folded_weight = w;
             self.folded_bias = b;
+            self.master = None;
+            self.split = None;
         }
         Ok(())
     }
@@ -327,9 +338,38 @@ impl ConvBn {
     /// Casts the folded inference weights (e.g. to bf16 on a GPU). The bias stays f32: it is
     /// tiny, and folding batch norm can make it large next to the outputs, where bf16 rounding
     /// of it would shift every output of the channel.
+    /// The f32 master copy is kept, so casting back to f32 is exact.
     pub fn cast_folded(&mut self, dtype: DType) -> Result<()> {
-        self.folded_weight = self.folded_weight.to_dtype(dtype)?;
+        let master = match self.master.take() {
+            Some(m) => m,
+            None => self.folded_weight.to_dtype(DType::F32)?,
+        };
+        self.folded_weight = master.to_dtype(dtype)?;
+        self.split = None;
+        if dtype == DType::F32 {
+            return Ok(());
+        }
+        if self.kind == ConvKind::Pointwise && !self.relu6 {
+            let high = master.to_dtype(dtype)?;
+            let low = (&master - high.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+            self.split = Some(Tensor::cat(&[&high, &low], 0)?);
+        }
+        self.master = Some(master);
         Ok(())
+    }
+
+    /// The folded weight in f32 (exact: from the master copy when the layer was cast).
+    pub fn folded_weight_f32(&self) -> Result<Tensor> {
+        match &self.master {
+            Some(m) => Ok(m.clone()),
+            None => self.folded_weight.to_dtype(DType::F32),
+        }
+    }
+
+    /// The high/low split of a projection's weight (see the field), when the layer was cast to
+    /// bf16/f16.
+    pub fn split_weight(&self) -> Option<&Tensor> {
+        self.split.as_ref()
     }
 }
 
@@ -379,5 +419,95 @@ impl Linear {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.inner.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn layer(relu6: bool) -> ConvBn {
+        let dev = Device::Cpu;
+        let (co, ci) = (8, 16);
+        let tensors = HashMap::from([
+            (
+                "c.weight".to_string(),
+                Tensor::randn(0f32, 1.0, (co, ci, 1, 1), &dev).unwrap(),
+            ),
+            (
+                "b.weight".to_string(),
+                Tensor::randn(1f32, 0.5, co, &dev).unwrap(),
+            ),
+            (
+                "b.bias".to_string(),
+                Tensor::randn(0f32, 1.0, co, &dev).unwrap(),
+            ),
+            (
+                "b.running_mean".to_string(),
+                Tensor::zeros(co, DType::F32, &dev).unwrap(),
+            ),
+            (
+                "b.running_var".to_string(),
+                Tensor::ones(co, DType::F32, &dev).unwrap(),
+            ),
+        ]);
+        ConvBn::load(
+            &tensors,
+            "c",
+            "b",
+            ConvKind::Pointwise,
+            1,
+            relu6,
+            1e-5,
+            false,
+        )
+        .unwrap()
+    }
+
+    fn max_abs(t: &Tensor) -> f32 {
+        t.abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_cast_projection_keeps_a_split_weight_and_an_exact_master() {
+        let mut l = layer(false);
+        let exact = l.folded().0.clone();
+        l.cast_folded(DType::BF16).unwrap();
+        assert_eq!(l.folded().0.dtype(), DType::BF16);
+        let split = l
+            .split_weight()
+            .expect("a projection cast to bf16 keeps a split")
+            .clone();
+        assert_eq!(split.dims(), [16, 16, 1, 1]);
+        let halves = split.to_dtype(DType::F32).unwrap();
+        let sum = (halves.narrow(0, 0, 8).unwrap() + halves.narrow(0, 8, 8).unwrap()).unwrap();
+        let rounded = l.folded().0.to_dtype(DType::F32).unwrap();
+        let err_split = max_abs(&(&sum - &exact).unwrap());
+        let err_bf16 = max_abs(&(&rounded - &exact).unwrap());
+        // bf16 keeps 8 significant bits; high + low about 16.
+        assert!(err_split < err_bf16 / 100.0, "{err_split} vs {err_bf16}");
+        assert_eq!(
+            max_abs(&(l.folded_weight_f32().unwrap() - &exact).unwrap()),
+            0.0
+        );
+        l.cast_folded(DType::F32).unwrap();
+        assert_eq!(
+            max_abs(&(l.folded().0 - &exact).unwrap()),
+            0.0,
+            "back to f32 exactly"
+        );
+        assert!(l.split_weight().is_none());
+        // Layers with ReLU6 (expansions) keep no split.
+        let mut e = layer(true);
+        e.cast_folded(DType::BF16).unwrap();
+        assert!(e.split_weight().is_none());
     }
 }

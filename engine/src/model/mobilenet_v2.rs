@@ -155,44 +155,48 @@ impl MobileNetV2 {
         global_avg_pool(&y)
     }
 
-    /// [`MobileNetV2::forward`] on CUDA: the frozen blocks run channels-last (NHWC), where each
-    /// 1×1 convolution is one large matrix product; trainable blocks run as on the CPU, after one
+    /// [`MobileNetV2::forward`] on CUDA: the frozen blocks run channels-last (NHWC), fused as
+    /// `model::mobilenet_nhwc` describes; trainable blocks run as on the CPU, after one
     /// transpose back to NCHW.
     #[cfg(feature = "cuda")]
     fn forward_cuda(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_cuda_steps(x, train, &mut |_, f| f())
+    }
+
+    /// [`MobileNetV2::forward_cuda`] with every frozen step run through `step` (which
+    /// `lathe bench --profile` uses to time them). The residual stream between frozen blocks
+    /// has the blocks' dtype.
+    #[cfg(feature = "cuda")]
+    pub fn forward_cuda_steps(
+        &self,
+        x: &Tensor,
+        train: bool,
+        step: &mut crate::model::mobilenet_nhwc::Steps<'_>,
+    ) -> Result<Tensor> {
+        use crate::model::mobilenet_nhwc as nhwc;
+        let stream = self.blocks.get(1).map_or(x.dtype(), |b| {
+            b.layers.first().map_or(x.dtype(), |l| l.folded().0.dtype())
+        });
         let mut y = x.clone();
         let mut channels_last = true;
         for (i, block) in self.blocks.iter().enumerate() {
             if channels_last && block.trainable() {
-                y = y
-                    .permute((0, 3, 1, 2))?
-                    .contiguous()?
-                    .detach()
-                    .to_dtype(candle_core::DType::F32)?;
+                y = step(nhwc::CAST, &mut || {
+                    y.permute((0, 3, 1, 2))?
+                        .contiguous()?
+                        .detach()
+                        .to_dtype(candle_core::DType::F32)
+                })?;
                 channels_last = false;
             }
             if !channels_last {
                 y = block.forward(&y, train)?;
                 continue;
             }
-            let mut z = y.clone();
-            for layer in &block.layers {
-                z = layer.forward_nhwc(&z)?;
-            }
-            // The residual stream (block outputs: 16–320 channels, cheap) stays f32 when the
-            // layers run in bf16/f16, so only each block's change is rounded, not the running
-            // sum — as autocast does by keeping batch norm and the adds in f32. The stem (block
-            // 0) has no residual; its input is the NCHW image batch.
-            let z = z.to_dtype(candle_core::DType::F32)?;
-            y = if block.residual && i > 0 {
-                (z + &y)?
-            } else {
-                z
-            };
+            y = nhwc::block(i, &block.layers, block.residual, &y, stream, step)?;
         }
         if channels_last {
-            let (n, h, w, c) = y.dims4()?;
-            return y.reshape((n, h * w, c))?.mean(1);
+            return nhwc::pool(&y, step);
         }
         global_avg_pool(&y)
     }

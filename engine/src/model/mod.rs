@@ -6,6 +6,8 @@ pub mod backbone;
 pub mod batch_norm;
 #[cfg(feature = "cuda")]
 pub mod batch_norm_cuda;
+#[cfg(feature = "cuda")]
+pub mod block_cuda;
 pub mod conv_bn;
 #[cfg(feature = "cuda")]
 pub mod conv_cuda;
@@ -24,6 +26,8 @@ pub mod gbt_tree;
 pub mod glm;
 pub mod head;
 pub mod mlp;
+#[cfg(feature = "cuda")]
+pub mod mobilenet_nhwc;
 pub mod mobilenet_v2;
 pub mod pointwise;
 pub mod text_encoder;

@@ -129,27 +129,12 @@ pub fn scan_splits(
         issues.extend(s.issues.iter().cloned());
     }
     issues.extend(health::check(&train, &others, "sound file"));
-    let mut splits = vec![train.summary()];
     let (train_files, validation_files) = match &validation {
         Some(v) => (train.files.clone(), v.files.clone()),
         None => split::stratified(&train.files, labels.len(), validation_split, data.seed),
     };
-    match &validation {
-        Some(v) => splits.push(v.summary()),
-        None if !validation_files.is_empty() => {
-            let auto = ScannedSplit {
-                name: "validation".into(),
-                root: train.root.clone(),
-                labels: labels.clone(),
-                files: validation_files.clone(),
-                ..Default::default()
-            };
-            let mut s = auto.summary();
-            s.name = "validation (automatic split)".into();
-            splits.push(s);
-        }
-        None => {}
-    }
+    let mut splits =
+        train.train_validation_summaries(validation.as_ref(), &train_files, &validation_files);
     if let Some(t) = &test {
         splits.push(t.summary());
     }

@@ -124,7 +124,6 @@ pub fn scan_splits(
         issues.extend(s.issues.iter().cloned());
     }
     issues.extend(health::check(&train.split, &others, "text"));
-    let mut splits = vec![train.split.summary()];
     let (train_files, validation_files) = match &validation {
         Some(v) => (train.split.files.clone(), v.split.files.clone()),
         None => split::stratified(
@@ -134,22 +133,11 @@ pub fn scan_splits(
             data.seed,
         ),
     };
-    match &validation {
-        Some(v) => splits.push(v.split.summary()),
-        None if !validation_files.is_empty() => {
-            let auto = ScannedSplit {
-                name: "validation".into(),
-                root: train.split.root.clone(),
-                labels: labels.clone(),
-                files: validation_files.clone(),
-                ..Default::default()
-            };
-            let mut s = auto.summary();
-            s.name = "validation (automatic split)".into();
-            splits.push(s);
-        }
-        None => {}
-    }
+    let mut splits = train.split.train_validation_summaries(
+        validation.as_ref().map(|v| &v.split),
+        &train_files,
+        &validation_files,
+    );
     if let Some(t) = &test {
         splits.push(t.split.summary());
     }

@@ -12,6 +12,7 @@ pub mod feature_cache;
 pub mod fit;
 pub mod midway;
 pub mod optim;
+pub mod priority;
 pub mod run_dir;
 pub mod scan_report;
 pub mod session;

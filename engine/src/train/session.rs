@@ -37,6 +37,9 @@ pub struct SessionOptions {
     /// Start the head from this finished run's weights (`lathe train --continue`); the new run
     /// records it in `continued_from.json`.
     pub continue_from: Option<PathBuf>,
+    /// Run training at background priority ([`crate::train::priority`]), so an interactive
+    /// window stays smooth; the app sets it, the CLI does not.
+    pub background: bool,
 }
 
 /// A running (or finished) training.
@@ -147,9 +150,15 @@ impl Session {
             started: Instant::now(),
             resume: options.resume,
         };
+        let background = options.background;
         let handle = std::thread::Builder::new()
             .name("lathe-train".into())
-            .spawn(move || run(task, ctx))
+            .spawn(move || {
+                if background {
+                    crate::train::priority::lower_this_thread();
+                }
+                run(task, ctx)
+            })
             .map_err(|e| Error::io("starting training thread", &run_dir.root, e))?;
         Ok(Session {
             events: rx,
