@@ -44,6 +44,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    lathe_engine::allocator::tune();
     let args = Args::parse();
     // Decoding and feature extraction (rayon) run below the window's priority, so frames never
     // wait for a busy core.

@@ -1,6 +1,7 @@
 //! Lathe's engine: datasets and health checks, training sessions that stream events, evaluation,
 //! export, and the headless `lathe` CLI. Used by the `lathe-studio` app; never imports a GUI.
 
+pub mod allocator;
 pub mod cli;
 pub mod data;
 pub mod device;

@@ -5,5 +5,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    lathe_engine::allocator::tune();
     lathe_engine::cli::main()
 }
