@@ -1,10 +1,13 @@
 //! Settings of the allocator the `lathe` and `lathe-studio` binaries use (mimalloc).
 //!
 //! Training allocates and frees activations of tens of megabytes every step. By default mimalloc
-//! hands freed memory back to the OS after 1 s (10 ms in its v2), so the next step faults it in again and the
+//! returns freed memory to the OS after 1 s (10 ms in its v2), so the next step faults it in and the
 //! kernel zeroes every page: a `perf` profile of the CPU fine-tuning step showed 28 % of the time
-//! in `clear_page_erms`. Keeping freed memory for 10 s (longer than any step) made the step 1.3×
-//! faster on the 2-core development machine for 10 % more peak memory (docs/benchmarks.md).
+//! in `clear_page_erms`. So freed memory is kept for 10 s (longer than any step), and when it is
+//! returned it is only marked free (`MADV_FREE`: the OS takes the pages back under memory
+//! pressure, and reusing them first costs nothing) instead of decommitted. On the 2-core
+//! development machine: page faults per CPU fine-tuning run 11–15k → 3k, the step 1.15–1.3× faster,
+//! peak memory ~10 % higher (docs/benchmarks.md).
 
 // Links mimalloc (whose C functions are declared below) into every build that has the feature.
 #[cfg(feature = "mimalloc")]
@@ -23,6 +26,7 @@ pub fn tune() {
         #[allow(unsafe_code)]
         unsafe {
             mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS as std::ffi::c_long);
+            mi_option_set(MI_OPTION_PURGE_DECOMMITS, 0);
         }
     }
 }
@@ -30,6 +34,9 @@ pub fn tune() {
 /// `mi_option_purge_delay` in mimalloc's `mi_option_t` (the same in its v2 and v3).
 #[cfg(feature = "mimalloc")]
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+/// `mi_option_purge_decommits` (0: a purge resets the pages instead of decommitting them).
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_PURGE_DECOMMITS: std::ffi::c_int = 5;
 
 #[cfg(feature = "mimalloc")]
 #[allow(unsafe_code)]
@@ -42,7 +49,7 @@ unsafe extern "C" {
 #[cfg(all(test, feature = "mimalloc"))]
 mod tests {
     #[test]
-    fn sets_mimallocs_purge_delay() {
+    fn sets_mimallocs_purge_options() {
         // SAFETY: reads an integer option from mimalloc's global table.
         #[allow(unsafe_code)]
         let get = || unsafe { super::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
@@ -55,5 +62,9 @@ mod tests {
         );
         super::tune();
         assert_eq!(get(), super::PURGE_DELAY_MS as std::ffi::c_long);
+        // SAFETY: as above.
+        #[allow(unsafe_code)]
+        let decommits = unsafe { super::mi_option_get(super::MI_OPTION_PURGE_DECOMMITS) };
+        assert_eq!(decommits, 0);
     }
 }
