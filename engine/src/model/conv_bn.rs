@@ -374,11 +374,18 @@ impl ConvBn {
 }
 
 /// A 1×1 convolution as one batched matrix product: `W [Cout,Cin] · X[n] [Cin,H·W]` (no im2col copy).
+/// On the CPU in f32 it is [`crate::model::pointwise_train::Pointwise`], whose backward makes
+/// no per-image weight gradients.
 pub fn pointwise(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
     let (cout, cin, _, _) = w.dims4()?;
-    let x = x.reshape((n, c, h * wd))?;
     let w = w.reshape((cout, cin))?;
+    if x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
+        return x
+            .contiguous()?
+            .apply_op2(&w, crate::model::pointwise_train::Pointwise);
+    }
+    let x = x.reshape((n, c, h * wd))?;
     w.broadcast_matmul(&x)?.reshape((n, cout, h, wd))
 }
 

@@ -30,5 +30,6 @@ pub mod mlp;
 pub mod mobilenet_nhwc;
 pub mod mobilenet_v2;
 pub mod pointwise;
+pub mod pointwise_train;
 pub mod text_encoder;
 pub mod weights;

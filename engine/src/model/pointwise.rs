@@ -18,7 +18,6 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
 }
 
 /// `dst [m,n] = lhs [m,k] · rhs [k,n]`, all row-major.
-#[allow(unsafe_code)]
 fn matmul(
     dst: &mut [f32],
     lhs: &[f32],
@@ -28,9 +27,34 @@ fn matmul(
     n: usize,
     parallelism: Parallelism,
 ) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: the three slices are valid for the extents asserted above; the strides describe
-    // dense row-major matrices inside them; `dst` does not alias the inputs (it is `&mut`).
+    matmul_strided(dst, (m, k, n), (lhs, 1, k), (rhs, 1, n), false, parallelism);
+}
+
+/// `dst [m,n] = lhs [m,k] · rhs [k,n]` (or `+=` with `accumulate`), `dst` dense row-major and
+/// each operand given as (slice, column stride, row stride), so transposes cost nothing.
+#[allow(unsafe_code)]
+pub(crate) fn matmul_strided(
+    dst: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+    (lhs, lhs_cs, lhs_rs): (&[f32], usize, usize),
+    (rhs, rhs_cs, rhs_rs): (&[f32], usize, usize),
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, cs: usize, rs: usize| {
+        (rows.saturating_sub(1)) * rs + (cols.saturating_sub(1)) * cs
+    };
+    assert!(
+        dst.len() >= m * n
+            && (k == 0
+                || (last(m, k, lhs_cs, lhs_rs) < lhs.len()
+                    && last(k, n, rhs_cs, rhs_rs) < rhs.len()))
+    );
+    // SAFETY: the asserts above keep every element the strides reach inside its slice; `dst`
+    // is dense row-major within its extent and does not alias the inputs (it is `&mut`).
     unsafe {
         gemm::gemm(
             m,
@@ -39,14 +63,14 @@ fn matmul(
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             lhs.as_ptr(),
-            1,
-            k as isize,
+            lhs_cs as isize,
+            lhs_rs as isize,
             rhs.as_ptr(),
-            1,
-            n as isize,
-            0.0,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
             1.0,
             false,
             false,
