@@ -16,7 +16,7 @@ use std::time::Instant;
 fn timed(
     device: &Device,
     f: impl FnOnce() -> candle_core::Result<Tensor>,
-) -> Result<(Tensor, f64)> {
+) -> candle_core::Result<(Tensor, f64)> {
     device.synchronize()?;
     let t = Instant::now();
     let y = f()?;
@@ -54,11 +54,8 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
     #[cfg(feature = "cuda")]
     if channels_last(device) {
         mobilenet.forward_cuda_steps(x, false, &mut |label, f| {
-            device.synchronize()?;
-            let t = Instant::now();
-            let y = f()?;
-            device.synchronize()?;
-            totals.add(label, t.elapsed().as_secs_f64());
+            let (y, secs) = timed(device, f)?;
+            totals.add(label, secs);
             Ok(y)
         })?;
         return Ok(totals);

@@ -38,12 +38,17 @@ pub struct ScannedSplit {
 impl ScannedSplit {
     /// Counts per class with a few examples each, for the summary.
     pub fn summary(&self) -> SplitSummary {
+        self.summary_of(&self.name, &self.files, self.num_skipped)
+    }
+
+    /// [`ScannedSplit::summary`] of a subset of this split's files, under another name.
+    fn summary_of(&self, name: &str, files: &[LabeledFile], num_skipped: usize) -> SplitSummary {
         let classes = self
             .labels
             .iter()
             .enumerate()
             .map(|(i, label)| {
-                let of_class = self.files.iter().filter(|f| f.label == i);
+                let of_class = files.iter().filter(|f| f.label == i);
                 ClassCount {
                     label: label.clone(),
                     count: of_class.clone().count(),
@@ -52,11 +57,11 @@ impl ScannedSplit {
             })
             .collect();
         SplitSummary {
-            name: self.name.clone(),
+            name: name.to_string(),
             root: self.root.clone(),
             classes,
-            num_examples: self.files.len(),
-            num_skipped: self.num_skipped,
+            num_examples: files.len(),
+            num_skipped,
         }
     }
 
@@ -73,23 +78,10 @@ impl ScannedSplit {
         match validation {
             Some(v) => vec![self.summary(), v.summary()],
             None if validation_files.is_empty() => vec![self.summary()],
-            None => {
-                let part = |name: &str, files: &[LabeledFile], skipped| {
-                    ScannedSplit {
-                        name: name.into(),
-                        root: self.root.clone(),
-                        labels: self.labels.clone(),
-                        files: files.to_vec(),
-                        issues: Vec::new(),
-                        num_skipped: skipped,
-                    }
-                    .summary()
-                };
-                vec![
-                    part(&self.name, train_files, self.num_skipped),
-                    part("validation (automatic split)", validation_files, 0),
-                ]
-            }
+            None => vec![
+                self.summary_of(&self.name, train_files, self.num_skipped),
+                self.summary_of("validation (automatic split)", validation_files, 0),
+            ],
         }
     }
 

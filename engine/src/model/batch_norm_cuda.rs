@@ -121,13 +121,7 @@ extern "C" __global__ void bn_grad_input(const float* x, const float* dy, const 
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(SOURCE)
-            .map(|p| p.to_src())
-            .map_err(|e| e.to_string())
-    })
-    .as_deref()
-    .map_err(|e| candle_core::Error::Msg(format!("compiling the batch-norm CUDA kernels: {e}")))
+    crate::model::nvrtc::compiled(&PTX, || SOURCE.to_string(), "the batch-norm CUDA kernels")
 }
 
 fn f32_view<'a>(s: &'a CudaStorage, l: &Layout, what: &str) -> Result<CudaView<'a, f32>> {

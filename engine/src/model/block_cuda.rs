@@ -186,13 +186,11 @@ CLOSE(f16, float, f16_f32)
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(format!("{PRELUDE}{SOURCE}"))
-            .map(|p| p.to_src())
-            .map_err(|e| e.to_string())
-    })
-    .as_deref()
-    .map_err(|e| candle_core::Error::Msg(format!("compiling the block CUDA kernels: {e}")))
+    crate::model::nvrtc::compiled(
+        &PTX,
+        || format!("{PRELUDE}{SOURCE}"),
+        "the block CUDA kernels",
+    )
 }
 
 fn int(v: usize) -> Result<i32> {
@@ -211,12 +209,7 @@ fn view<'a, T>(s: &'a CudaSlice<T>, l: &Layout, what: &str) -> Result<CudaView<'
 }
 
 fn suffix(s: &CudaStorageSlice) -> Result<&'static str> {
-    Ok(match s {
-        CudaStorageSlice::F32(_) => "f32",
-        CudaStorageSlice::BF16(_) => "bf16",
-        CudaStorageSlice::F16(_) => "f16",
-        _ => bail!("fused block on CUDA: f32, bf16 or f16 tensors only"),
-    })
+    crate::model::nvrtc::dtype_suffix(s, "fused block")
 }
 
 /// 3×3 depthwise convolution + bias (+ ReLU6), NHWC, stride 1 or 2 (CUDA only), optionally
@@ -322,28 +315,21 @@ impl CustomOp3 for Depthwise3 {
         };
         let (k, b) = (view(k, l2, "kernel")?, view(b, l3, "biases")?);
         let dims = (n, h, w, c);
+        macro_rules! go {
+            ($variant:ident, $x:expr) => {
+                CudaStorageSlice::$variant(self.launch(
+                    &dev,
+                    (view($x, l1, "input")?, k, b),
+                    dims,
+                    (ho, wo),
+                    sfx,
+                )?)
+            };
+        }
         let slice = match &s1.slice {
-            CudaStorageSlice::F32(x) => CudaStorageSlice::F32(self.launch(
-                &dev,
-                (view(x, l1, "input")?, k, b),
-                dims,
-                (ho, wo),
-                sfx,
-            )?),
-            CudaStorageSlice::BF16(x) => CudaStorageSlice::BF16(self.launch(
-                &dev,
-                (view(x, l1, "input")?, k, b),
-                dims,
-                (ho, wo),
-                sfx,
-            )?),
-            CudaStorageSlice::F16(x) => CudaStorageSlice::F16(self.launch(
-                &dev,
-                (view(x, l1, "input")?, k, b),
-                dims,
-                (ho, wo),
-                sfx,
-            )?),
+            CudaStorageSlice::F32(x) => go!(F32, x),
+            CudaStorageSlice::BF16(x) => go!(BF16, x),
+            CudaStorageSlice::F16(x) => go!(F16, x),
             _ => bail!("fused depthwise: the input must be f32, bf16 or f16"),
         };
         Ok((
@@ -436,8 +422,10 @@ impl Close {
         };
         let bv = view(bs, b.1, "bias")?;
         let sizes = (shape.elem_count(), c);
+        // One arm per (product dtype, stream dtype) pair the kernels are instantiated for.
         macro_rules! go {
-            ($pv:ident, $rv:ident, $name:literal) => {{
+            ($ps:expr, $rv:ident, $name:literal) => {{
+                let pv = view($ps, p.1, "product")?;
                 let rv = match r {
                     Some((s, l)) => match &s.slice {
                         CudaStorageSlice::$rv(rs) => Some(view(rs, l, "residual")?),
@@ -445,31 +433,16 @@ impl Close {
                     },
                     None => None,
                 };
-                CudaStorageSlice::$rv(self.launch(&dev, ($pv, bv, rv), sizes, $name)?)
+                CudaStorageSlice::$rv(self.launch(&dev, (pv, bv, rv), sizes, $name)?)
             }};
         }
         use candle_core::DType::{BF16, F16, F32};
         let slice = match (&p.0.slice, self.stream) {
-            (CudaStorageSlice::F32(ps), F32) => {
-                let pv = view(ps, p.1, "product")?;
-                go!(pv, F32, "f32_f32")
-            }
-            (CudaStorageSlice::BF16(ps), BF16) => {
-                let pv = view(ps, p.1, "product")?;
-                go!(pv, BF16, "bf16_bf16")
-            }
-            (CudaStorageSlice::BF16(ps), F32) => {
-                let pv = view(ps, p.1, "product")?;
-                go!(pv, F32, "bf16_f32")
-            }
-            (CudaStorageSlice::F16(ps), F16) => {
-                let pv = view(ps, p.1, "product")?;
-                go!(pv, F16, "f16_f16")
-            }
-            (CudaStorageSlice::F16(ps), F32) => {
-                let pv = view(ps, p.1, "product")?;
-                go!(pv, F32, "f16_f32")
-            }
+            (CudaStorageSlice::F32(ps), F32) => go!(ps, F32, "f32_f32"),
+            (CudaStorageSlice::BF16(ps), BF16) => go!(ps, BF16, "bf16_bf16"),
+            (CudaStorageSlice::BF16(ps), F32) => go!(ps, F32, "bf16_f32"),
+            (CudaStorageSlice::F16(ps), F16) => go!(ps, F16, "f16_f16"),
+            (CudaStorageSlice::F16(ps), F32) => go!(ps, F32, "f16_f32"),
             (s, stream) => bail!(
                 "block close: a {} product with a {stream:?} stream",
                 suffix(s)?

@@ -257,13 +257,11 @@ INSTANCE(f16, f16)
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(format!("{PRELUDE}{SOURCE}"))
-            .map(|p| p.to_src())
-            .map_err(|e| e.to_string())
-    })
-    .as_deref()
-    .map_err(|e| candle_core::Error::Msg(format!("compiling the convolution CUDA kernels: {e}")))
+    crate::model::nvrtc::compiled(
+        &PTX,
+        || format!("{PRELUDE}{SOURCE}"),
+        "the convolution CUDA kernels",
+    )
 }
 
 fn int(v: usize) -> Result<i32> {
@@ -278,12 +276,7 @@ fn view<'a, T>(s: &'a CudaSlice<T>, l: &Layout, what: &str) -> Result<CudaView<'
 }
 
 fn suffix(s: &CudaStorageSlice) -> Result<&'static str> {
-    Ok(match s {
-        CudaStorageSlice::F32(_) => "f32",
-        CudaStorageSlice::BF16(_) => "bf16",
-        CudaStorageSlice::F16(_) => "f16",
-        _ => bail!("convolution on CUDA: f32, bf16 or f16 tensors only"),
-    })
+    crate::model::nvrtc::dtype_suffix(s, "convolution")
 }
 
 /// Launch shape of the channels-last kernels: x over one image's elements, y over images.

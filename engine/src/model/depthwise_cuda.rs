@@ -154,13 +154,11 @@ INSTANCE(f16, f16)
 /// The PTX of [`SOURCE`], compiled once per process.
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(format!("{PRELUDE}{SOURCE}"))
-            .map(|p| p.to_src())
-            .map_err(|e| e.to_string())
-    })
-    .as_deref()
-    .map_err(|e| candle_core::Error::Msg(format!("compiling the depthwise CUDA kernels: {e}")))
+    crate::model::nvrtc::compiled(
+        &PTX,
+        || format!("{PRELUDE}{SOURCE}"),
+        "the depthwise CUDA kernels",
+    )
 }
 
 /// Sizes of one call, as the kernels take them.
@@ -230,12 +228,7 @@ pub(crate) fn plane_grid(spatial: usize, planes: usize) -> LaunchConfig {
 }
 
 fn suffix(s: &CudaStorageSlice) -> Result<&'static str> {
-    Ok(match s {
-        CudaStorageSlice::F32(_) => "f32",
-        CudaStorageSlice::BF16(_) => "bf16",
-        CudaStorageSlice::F16(_) => "f16",
-        _ => bail!("depthwise conv on CUDA supports f32, bf16 and f16 tensors only"),
-    })
+    crate::model::nvrtc::dtype_suffix(s, "depthwise conv")
 }
 
 /// Which kernel a call runs.

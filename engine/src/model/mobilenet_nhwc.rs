@@ -36,18 +36,18 @@ fn bias_f32(layer: &ConvBn) -> Result<Tensor> {
     layer.folded().1.to_dtype(DType::F32)?.contiguous()
 }
 
-/// Whether `layers` is an inverted-residual block the fused kernels take: `[depthwise, project]`
-/// or `[expand, depthwise, project]` with a 3×3 depthwise of stride 1 or 2 over a multiple of 4
-/// channels and symmetric padding.
-fn fusable(layers: &[ConvBn]) -> bool {
+/// The (expand, depthwise, project) layers of an inverted-residual block the fused kernels take:
+/// `[depthwise, project]` or `[expand, depthwise, project]` with a 3×3 depthwise of stride 1 or
+/// 2 over a multiple of 4 channels and symmetric padding. `None` for any other block.
+fn fused_parts(layers: &[ConvBn]) -> Option<(Option<&ConvBn>, &ConvBn, &ConvBn)> {
     let (expand, dw, project) = match layers {
         [dw, project] => (None, dw, project),
         [expand, dw, project] => (Some(expand), dw, project),
-        _ => return false,
+        _ => return None,
     };
     let (w, _) = dw.folded();
     let dims = w.dims();
-    expand.is_none_or(|e| e.kind == ConvKind::Pointwise && e.relu6 && !e.tf_same)
+    let fits = expand.is_none_or(|e| e.kind == ConvKind::Pointwise && e.relu6 && !e.tf_same)
         && dw.kind == ConvKind::Depthwise
         && !dw.tf_same
         && dims.len() == 4
@@ -58,7 +58,8 @@ fn fusable(layers: &[ConvBn]) -> bool {
             .folded()
             .0
             .dim(0)
-            .is_ok_and(|c| c % super::block_cuda::VEC == 0)
+            .is_ok_and(|c| c % super::block_cuda::VEC == 0);
+    fits.then_some((expand, dw, project))
 }
 
 /// One frozen block channels-last. `x` is the block input (the NCHW image batch for the stem,
@@ -80,7 +81,7 @@ pub fn block(
         }
         _ => {}
     }
-    if !fusable(layers) {
+    let Some((expand, dw, project)) = fused_parts(layers) else {
         let mut z = x.clone();
         for layer in layers {
             z = step(OTHER, &mut || layer.forward_nhwc(&z))?;
@@ -91,11 +92,6 @@ pub fn block(
         } else {
             Ok(z)
         };
-    }
-    let (expand, dw, project) = match layers {
-        [dw, project] => (None, dw, project),
-        [expand, dw, project] => (Some(expand), dw, project),
-        _ => unreachable!("checked by fusable"),
     };
     let low = dw.folded().0.dtype();
     let mut z = if x.dtype() == low {

@@ -29,6 +29,8 @@ pub mod mlp;
 #[cfg(feature = "cuda")]
 pub mod mobilenet_nhwc;
 pub mod mobilenet_v2;
+#[cfg(feature = "cuda")]
+pub(crate) mod nvrtc;
 pub mod pointwise;
 pub mod pointwise_train;
 pub mod text_encoder;

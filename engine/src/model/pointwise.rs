@@ -80,6 +80,40 @@ pub(crate) fn matmul_strided(
     }
 }
 
+/// Whether `n` images run one per rayon task (when there are at least as many as threads: each
+/// product stays in one core's cache), and the parallelism inside each product then.
+pub(crate) fn image_split(n: usize) -> (bool, Parallelism) {
+    let threads = rayon::current_num_threads();
+    if n >= threads {
+        (true, Parallelism::None)
+    } else {
+        (false, Parallelism::Rayon(threads))
+    }
+}
+
+/// Runs `f(out[i], input[i], parallelism)` for every image `i`, where `out` and `input` hold
+/// images of `per_image.0` and `per_image.1` values, split as [`image_split`] says.
+pub(crate) fn for_each_image(
+    out: &mut [f32],
+    input: &[f32],
+    (out_len, in_len): (usize, usize),
+    f: impl Fn(&mut [f32], &[f32], Parallelism) + Sync,
+) {
+    if out_len == 0 || in_len == 0 {
+        return;
+    }
+    match image_split(out.len() / out_len.max(1)) {
+        (true, par) => out
+            .par_chunks_mut(out_len)
+            .zip(input.par_chunks(in_len))
+            .for_each(|(o, i)| f(o, i, par)),
+        (false, par) => out
+            .chunks_mut(out_len)
+            .zip(input.chunks(in_len))
+            .for_each(|(o, i)| f(o, i, par)),
+    }
+}
+
 fn bias_act(out: &mut [f32], bias: &[f32], plane: usize, relu6: bool) {
     for (row, b) in out.chunks_mut(plane).zip(bias) {
         if relu6 {
@@ -128,21 +162,10 @@ impl CustomOp3 for PointwiseBias {
         }
         let plane = h * w;
         let mut out = vec![0f32; n * cout * plane];
-        let threads = rayon::current_num_threads();
-        if n >= threads {
-            // One image per task: each product stays in one core's cache.
-            out.par_chunks_mut(cout * plane)
-                .zip(x.par_chunks(cin * plane))
-                .for_each(|(o, xi)| {
-                    matmul(o, wt, xi, cout, cin, plane, Parallelism::None);
-                    bias_act(o, b, plane, self.relu6);
-                });
-        } else {
-            for (o, xi) in out.chunks_mut(cout * plane).zip(x.chunks(cin * plane)) {
-                matmul(o, wt, xi, cout, cin, plane, Parallelism::Rayon(threads));
-                bias_act(o, b, plane, self.relu6);
-            }
-        }
+        for_each_image(&mut out, x, (cout * plane, cin * plane), |o, xi, par| {
+            matmul(o, wt, xi, cout, cin, plane, par);
+            bias_act(o, b, plane, self.relu6);
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, cout, h, w))))
     }
 }

@@ -4,24 +4,12 @@
 //! `[N, Cout, Cin]` weight gradient per step and reduces it; for the last MobileNetV2 blocks at
 //! batch 64 that is ~40 MB written, zeroed and summed per layer.
 
-use super::pointwise::matmul_strided;
+use super::pointwise::{for_each_image, image_split, matmul_strided};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     super::cpu_storage::f32_view("trainable 1×1 conv", s, l, what)
-}
-
-/// Images per rayon task and the parallelism inside each product: one image per task when there
-/// are at least as many images as threads, else every thread on each product.
-fn split(n: usize) -> (bool, Parallelism) {
-    let threads = rayon::current_num_threads();
-    if n >= threads {
-        (true, Parallelism::None)
-    } else {
-        (false, Parallelism::Rayon(threads))
-    }
 }
 
 /// `x [N,Cin,H,W]`, `w [Cout,Cin]` → `[N,Cout,H,W]`, differentiable in both (CPU, f32).
@@ -52,8 +40,8 @@ impl CustomOp2 for Pointwise {
         let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
         let plane = h * w;
         let mut out = vec![0f32; n * cout * plane];
-        let one = |(o, xi): (&mut [f32], &[f32]), par| {
-            // o [Cout, HW] = w [Cout, Cin] · xi [Cin, HW]
+        // out[n] [Cout, HW] = w [Cout, Cin] · x[n] [Cin, HW]
+        for_each_image(&mut out, x, (cout * plane, cin * plane), |o, xi, par| {
             matmul_strided(
                 o,
                 (cout, cin, plane),
@@ -62,17 +50,7 @@ impl CustomOp2 for Pointwise {
                 false,
                 par,
             );
-        };
-        match split(n) {
-            (true, par) => out
-                .par_chunks_mut(cout * plane)
-                .zip(x.par_chunks(cin * plane))
-                .for_each(|p| one(p, par)),
-            (false, par) => out
-                .chunks_mut(cout * plane)
-                .zip(x.chunks(cin * plane))
-                .for_each(|p| one(p, par)),
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, cout, h, w))))
     }
 
@@ -110,8 +88,8 @@ impl CustomOp2 for GradInput {
         let (g, wt) = (f32_slice(s1, l1, "gradient")?, f32_slice(s2, l2, "weight")?);
         let plane = h * w;
         let mut out = vec![0f32; n * cin * plane];
-        // dst [Cin, HW] = wᵀ [Cin, Cout] · g[n] [Cout, HW]; wᵀ(i, k) = w[k·Cin + i].
-        let one = |(o, gi): (&mut [f32], &[f32]), par| {
+        // out[n] [Cin, HW] = wᵀ [Cin, Cout] · g[n] [Cout, HW]; wᵀ(i, k) = w[k·Cin + i].
+        for_each_image(&mut out, g, (cin * plane, cout * plane), |o, gi, par| {
             matmul_strided(
                 o,
                 (cin, cout, plane),
@@ -120,17 +98,7 @@ impl CustomOp2 for GradInput {
                 false,
                 par,
             );
-        };
-        match split(n) {
-            (true, par) => out
-                .par_chunks_mut(cin * plane)
-                .zip(g.par_chunks(cout * plane))
-                .for_each(|p| one(p, par)),
-            (false, par) => out
-                .chunks_mut(cin * plane)
-                .zip(g.chunks(cout * plane))
-                .for_each(|p| one(p, par)),
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, cin, h, w))))
     }
 }
@@ -170,7 +138,7 @@ impl CustomOp2 for GradWeight {
         // Fixed chunks of images, each summed in order, then the chunks in order: the result does
         // not depend on how rayon schedules them (resumed runs must match uninterrupted ones to
         // the bit).
-        let (per_image, par) = split(n);
+        let (per_image, par) = image_split(n);
         let chunk = if per_image {
             n.div_ceil(rayon::current_num_threads())
         } else {

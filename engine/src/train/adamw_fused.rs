@@ -155,13 +155,7 @@ extern "C" __global__ void adamw_param(float* p, const float* mv, long n, float 
 
     fn ptx() -> Result<&'static str> {
         static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-        PTX.get_or_init(|| {
-            candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(SOURCE)
-                .map(|p| p.to_src())
-                .map_err(|e| e.to_string())
-        })
-        .as_deref()
-        .map_err(|e| candle_core::Error::Msg(format!("compiling the AdamW CUDA kernels: {e}")))
+        crate::model::nvrtc::compiled(&PTX, || SOURCE.to_string(), "the AdamW CUDA kernels")
     }
 
     fn grid(n: usize) -> LaunchConfig {
