@@ -78,7 +78,9 @@ fn train_and_preview(
     h.get_by_label("Preview").click();
     // Not `h.run()`: a table's preview shows a spinner while its rows load in the background,
     // and on a loaded machine that outlasts the harness's settle limit (64 frames).
-    wait_until(h, "the Preview screen", MINUTE, |s| s.state.screen == Screen::Preview);
+    wait_until(h, "the Preview screen", MINUTE, |s| {
+        s.state.screen == Screen::Preview
+    });
     assert_eq!(h.state().state.screen, Screen::Preview);
 }
 
