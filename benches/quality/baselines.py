@@ -1,0 +1,167 @@
+"""Standard scikit-learn baselines of the quality suite, fitted on exactly the train split Lathe
+gets and applied to its test split. Each returns a list of Baseline results (per-example test
+predictions for the paired bootstrap, or status "pending"/"failed" with the reason)."""
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CS = np.logspace(-4, 3, 8)  # the C grid of every LogisticRegressionCV (5-fold)
+
+
+@dataclass
+class Baseline:
+    name: str
+    status: str = "ok"          # ok | pending | failed
+    pred: np.ndarray | None = None
+    secs: float = 0.0
+    note: str = ""
+    info: dict = field(default_factory=dict)
+
+
+def folder_items(split_dir: Path, exts):
+    """(files, labels) of a class-folder split, sorted."""
+    files, labels = [], []
+    for d in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in exts:
+                files.append(f)
+                labels.append(d.name)
+    return files, np.array(labels)
+
+
+def _lr_cv(xtr, ytr, xte, scale=True):
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    lr = LogisticRegressionCV(Cs=CS, cv=5, max_iter=3000, n_jobs=2)
+    model = make_pipeline(StandardScaler(), lr) if scale else lr
+    model.fit(xtr, ytr)
+    return model.predict(xte), {"C": float(np.atleast_1d(lr.C_)[0])}
+
+
+def _timed(name, fn):
+    t = time.time()
+    try:
+        pred, info = fn()
+        return Baseline(name, pred=np.asarray(pred), secs=time.time() - t, info=info)
+    except Exception as e:  # a failed baseline is reported, never dropped
+        return Baseline(name, status="failed", secs=time.time() - t, note=f"{type(e).__name__}: {e}")
+
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def image_baselines(set_dir: Path, lathe: str | None, work: Path):
+    from PIL import Image
+    ftr, ytr = folder_items(set_dir / "train", IMAGE_EXTS)
+    fte, _ = folder_items(set_dir / "test", IMAGE_EXTS)
+
+    def pixels(files):
+        return np.stack([np.asarray(Image.open(f).convert("L").resize((16, 16), Image.BILINEAR),
+                                    np.float32).ravel() / 255 for f in files])
+    out = [_timed("pixels16-LR", lambda: _lr_cv(pixels(ftr), ytr, pixels(fte)))]
+    out.append(_backbone_lr(set_dir, lathe, work, ftr, ytr, fte))
+    return out
+
+
+def _lathe_features(lathe, data: Path, out_csv: Path):
+    import pandas as pd
+    r = subprocess.run([lathe, "features", "--data", str(data), "--out", str(out_csv)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError((r.stderr or r.stdout).strip().splitlines()[-1] if (r.stderr or r.stdout).strip() else f"exit {r.returncode}")
+    df = pd.read_csv(out_csv)
+    return df
+
+
+def _backbone_lr(set_dir, lathe, work, ftr, ytr, fte):
+    name = "mobilenetv2-features-LR"
+    if lathe is None:
+        return Baseline(name, status="pending", note="no lathe binary")
+    probe = subprocess.run([lathe, "features", "--help"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return Baseline(name, status="pending", note="`lathe features` not in this binary yet")
+
+    def fit():
+        dtr = _lathe_features(lathe, set_dir / "train", work / "features-train.csv")
+        dte = _lathe_features(lathe, set_dir / "test", work / "features-test.csv")
+        fcols = [c for c in dtr.columns if c.startswith("f") and c[1:].isdigit()]
+        key = lambda p: str(Path(p).resolve())  # noqa: E731
+        tr = dtr.set_index(dtr["path"].map(key)).loc[[key(f) for f in ftr]]
+        te = dte.set_index(dte["path"].map(key)).loc[[key(f) for f in fte]]
+        return _lr_cv(tr[fcols].to_numpy(np.float32), ytr, te[fcols].to_numpy(np.float32))
+    return _timed(name, fit)
+
+
+def text_baselines(set_dir: Path, **_):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    ftr, ytr = folder_items(set_dir / "train", {".txt"})
+    fte, _ = folder_items(set_dir / "test", {".txt"})
+
+    def fit():
+        read = lambda fs: [f.read_text(encoding="utf-8", errors="replace") for f in fs]  # noqa: E731
+        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+        xtr = vec.fit_transform(read(ftr))
+        return _lr_cv(xtr, ytr, vec.transform(read(fte)), scale=False)
+    return [_timed("tfidf12-LR", fit)]
+
+
+SOUND_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".m4a"}
+
+
+def sound_baselines(set_dir: Path, **_):
+    from audio_features import clip_stats
+    ftr, ytr = folder_items(set_dir / "train", SOUND_EXTS)
+    fte, _ = folder_items(set_dir / "test", SOUND_EXTS)
+
+    def fit():
+        xtr = np.stack([clip_stats(f) for f in ftr])
+        return _lr_cv(xtr, ytr, np.stack([clip_stats(f) for f in fte]))
+    return [_timed("logmel-mfcc-stats-LR", fit)]
+
+
+def _table_parts(train, target):
+    x = train.drop(columns=[target]).copy()
+    cats = [c for c in x.columns if x[c].dtype == object or x[c].dtype == bool]
+    nums = [c for c in x.columns if c not in cats]
+    return x, cats, nums
+
+
+def table_baselines(set_dir: Path, target: str, classify: bool, **_):
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import (HistGradientBoostingClassifier as HGBC,
+                                  HistGradientBoostingRegressor as HGBR)
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+    train = pd.read_csv(set_dir / "train.csv", keep_default_na=True)
+    test = pd.read_csv(set_dir / "test.csv", keep_default_na=True)
+    xtr, cats, nums = _table_parts(train, target)
+    xte = test[xtr.columns].copy()
+    ytr = train[target].astype(str) if classify else train[target].astype(float)
+    for c in cats:
+        xtr[c], xte[c] = xtr[c].astype(str).where(xtr[c].notna()), xte[c].astype(str).where(xte[c].notna())
+
+    def hgb():
+        enc = ColumnTransformer([("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                                        encoded_missing_value=np.nan, max_categories=250), cats)],
+                                remainder="passthrough", verbose_feature_names_out=False)
+        mask = [True] * len(cats) + [False] * len(nums)
+        est = (HGBC if classify else HGBR)(categorical_features=mask, random_state=0)
+        m = make_pipeline(enc, est).fit(xtr, ytr)
+        return m.predict(xte), {}
+
+    def linear():
+        enc = ColumnTransformer([
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), nums),
+            ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                                  OneHotEncoder(handle_unknown="ignore")), cats)])
+        est = LogisticRegression(max_iter=3000) if classify else Ridge()
+        m = make_pipeline(enc, est).fit(xtr, ytr)
+        return m.predict(xte), {}
+    return [_timed("HistGB", hgb), _timed("LogReg" if classify else "Ridge", linear)]

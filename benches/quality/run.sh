@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The quality suite's one command: fetch (pinned, sha256-checked) → prepare (fixed splits) → run
+# (Lathe defaults vs scikit-learn baselines, paired bootstrap), printing the table and writing
+# docs/quality.md + benches/quality/results.json. --smoke: tiny sets (CI), writes neither.
+# --only TEMPLATE: one template (writes results.json, not docs/quality.md).
+# Lathe binary: $LATHE, else target/release/lathe, else target/debug/lathe.
+# usage: benches/quality/run.sh [--only TEMPLATE] [--smoke]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) args+=(--smoke) ;;
+    --only) args+=(--only "${2:?--only needs a template}"); shift ;;
+    *) echo "usage: benches/quality/run.sh [--only TEMPLATE] [--smoke]" >&2; exit 2 ;;
+  esac
+  shift
+done
+python="$("$here/env.sh")"
+"$here/fetch.sh"
+cd "$here"
+"$python" prepare.py "${args[@]}"
+exec "$python" run.py "${args[@]}"
