@@ -77,7 +77,7 @@ def _lathe_features(lathe, data: Path, out_csv: Path):
     return df
 
 
-def _backbone_lr(set_dir, lathe, work, ftr, ytr, fte):
+def _backbone_lr(set_dir, lathe, work, ftr, ytr, fte, fit_fn=None):
     name = "mobilenetv2-features-LR"
     if lathe is None:
         return Baseline(name, status="pending", note="no lathe binary")
@@ -92,8 +92,43 @@ def _backbone_lr(set_dir, lathe, work, ftr, ytr, fte):
         key = lambda p: str(Path(p).resolve())  # noqa: E731
         tr = dtr.set_index(dtr["path"].map(key)).loc[[key(f) for f in ftr]]
         te = dte.set_index(dte["path"].map(key)).loc[[key(f) for f in fte]]
-        return _lr_cv(tr[fcols].to_numpy(np.float32), ytr, te[fcols].to_numpy(np.float32))
+        return (fit_fn or _lr_cv)(tr[fcols].to_numpy(np.float32), ytr, te[fcols].to_numpy(np.float32))
     return _timed(name, fit)
+
+
+def multilabel_items(split_dir: Path):
+    """(files, canonical label strings 'a;b' sorted) of a multi-label folder's labels.csv."""
+    import csv
+    with open(split_dir / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return ([split_dir / r["image"] for r in rows],
+            np.array([";".join(sorted(x for x in r["labels"].split(";") if x)) for r in rows]))
+
+
+def _ovr_lr_cv(xtr, ytr, xte):
+    """One standardized LogisticRegressionCV per label; a label is predicted at p >= 0.5."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.preprocessing import StandardScaler
+    labels = sorted({lab for s in ytr for lab in s.split(";") if lab})
+    sc = StandardScaler().fit(xtr)
+    xtr, xte = sc.transform(xtr), sc.transform(xte)
+    on = np.zeros((len(xte), len(labels)), bool)
+    for j, lab in enumerate(labels):
+        t = np.array([lab in s.split(";") for s in ytr])
+        on[:, j] = LogisticRegressionCV(Cs=CS, cv=5, max_iter=3000, n_jobs=2).fit(xtr, t).predict_proba(xte)[:, 1] >= 0.5
+    return np.array([";".join(lab for lab, o in zip(labels, row) if o) for row in on]), {}
+
+
+def multilabel_baselines(set_dir: Path, lathe: str | None, work: Path):
+    from PIL import Image
+    ftr, ytr = multilabel_items(set_dir / "train")
+    fte, _ = multilabel_items(set_dir / "test")
+
+    def pixels(files):
+        return np.stack([np.asarray(Image.open(f).convert("L").resize((28, 28), Image.BILINEAR),
+                                    np.float32).ravel() / 255 for f in files])
+    return [_timed("pixels28-perlabel-LR", lambda: _ovr_lr_cv(pixels(ftr), ytr, pixels(fte))),
+            _backbone_lr(set_dir, lathe, work, ftr, ytr, fte, fit_fn=_ovr_lr_cv)]
 
 
 def text_baselines(set_dir: Path, **_):

@@ -84,3 +84,34 @@ def tuxpaint_stamps(out, n_train, n_test):
         bg.alpha_composite(im, ((128 - im.width) // 2, (128 - im.height) // 2))
         imgs.append(np.asarray(bg.convert("RGB")))
     _write_split(out, np.stack(imgs), labels[sel], n_train, n_test)
+
+
+MULTI = ["Trouser", "Pullover", "Dress", "Sandal", "Sneaker", "Bag"]
+
+
+def fashion_multilabel(out, n_train, n_test):
+    """SYNTHETIC from Debian dataset-fashion-mnist: 56x56 canvases of a 2x2 grid, each cell
+    holding a real item (p = 0.6, at least one) of 6 classes; labels = the classes present.
+    Train items come from the official train split, test items from the test split.
+    Writes <split>/NNNNN.png + <split>/labels.csv (image,labels with ';')."""
+    d = RAW / "deb/usr/share/datasets/fashion-mnist"
+    rng = np.random.default_rng(0)
+    from PIL import Image
+    for split, n, prefix in (("train", n_train, "train"), ("test", n_test, "t10k")):
+        x, y = _idx(d / f"{prefix}-images-idx3-ubyte.gz"), _idx(d / f"{prefix}-labels-idx1-ubyte.gz")
+        pool = {c: np.flatnonzero(y == FASHION.index(c)) for c in MULTI}
+        (out / split).mkdir(parents=True, exist_ok=True)
+        rows = ["image,labels"]
+        for i in range(n):
+            canvas = np.zeros((56, 56), np.uint8)
+            cells = rng.random(4) < 0.6
+            if not cells.any():
+                cells[rng.integers(4)] = True
+            present = set()
+            for k in np.flatnonzero(cells):
+                c = MULTI[rng.integers(len(MULTI))]
+                canvas[28 * (k // 2):28 * (k // 2) + 28, 28 * (k % 2):28 * (k % 2) + 28] = x[rng.choice(pool[c])]
+                present.add(c)
+            Image.fromarray(canvas).save(out / split / f"{i:05d}.png")
+            rows.append(f"{i:05d}.png,{';'.join(sorted(present))}")
+        (out / split / "labels.csv").write_text("\n".join(rows) + "\n")

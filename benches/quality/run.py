@@ -1,7 +1,7 @@
 """The quality suite's runner: for each prepared set, fits the baselines and trains + predicts
 with Lathe's defaults on the same split, scores both, bootstraps Δ, prints the table, and writes
-benches/quality/results.json and docs/quality.md (full run) or .cache/quality/results-smoke.json
-(--smoke). Exits 1 if any step failed (never because Lathe loses to a baseline)."""
+benches/quality/results.json and docs/quality.md (full run of every template), else only
+.cache/quality/results-*.json (--smoke, --only). Exits 1 if any step failed (never because Lathe loses to a baseline)."""
 import argparse
 import json
 import shutil
@@ -18,7 +18,7 @@ import lathe_cli
 import report
 import stats
 from common import CACHE, ROOT, sets_dir
-from sets import IMG, SND, TRG, TXT, selected
+from sets import IMG, MLI, SND, TRG, TXT, selected
 
 EXTS = {IMG: B.IMAGE_EXTS, TXT: {".txt"}, SND: B.SOUND_EXTS}
 
@@ -27,7 +27,11 @@ def evaluate(s, set_dir: Path, lathe: str, work: Path):
     classify = s.template != TRG
     row = {"template": s.template, "dataset": s.name, "data": "real" if s.real else "synthetic",
            "source": s.prepare.__doc__.strip().replace("\n", " ")}
-    if s.template in EXTS:
+    if s.template == MLI:
+        ftr, ytr = B.multilabel_items(set_dir / "train")
+        fte, yte = B.multilabel_items(set_dir / "test")
+        bases = B.multilabel_baselines(set_dir, lathe, work)
+    elif s.template in EXTS:
         ftr, ytr = B.folder_items(set_dir / "train", EXTS[s.template])
         fte, yte = B.folder_items(set_dir / "test", EXTS[s.template])
         kw = {"set_dir": set_dir, "lathe": lathe, "work": work}
@@ -63,7 +67,7 @@ def evaluate(s, set_dir: Path, lathe: str, work: Path):
     if s.target:
         pred = lathe_cli.predict_table(lathe, run_dir, set_dir / "test.csv", len(yte), work, not classify)
     else:
-        pred = lathe_cli.predict_files(lathe, run_dir, fte, work)
+        pred = lathe_cli.predict_files(lathe, run_dir, fte, work, multilabel=s.template == MLI)
     row["lathe_secs"] += time.time() - t
     pred = np.asarray(pred) if classify else np.asarray(pred, float)
     row["lathe_score"] = score(yte, pred)
@@ -112,9 +116,11 @@ def main():
     for r in rows:
         for b in r.get("baselines", []):
             b.pop("_pred", None)
-    out = CACHE / "results-smoke.json" if a.smoke else ROOT / "benches/quality/results.json"
+    full = not a.smoke and not a.only
+    out = ROOT / "benches/quality/results.json" if full else \
+        CACHE / f"results-{'smoke' if a.smoke else 'full'}{'-' + a.only if a.only else ''}.json"
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=float))
-    if not a.smoke and not a.only:
+    if full:
         report.write_markdown(ROOT / "docs/quality.md", rows, meta)
     print(f"quality: {len(rows)} sets, {failed} failed, {meta['total_secs']:.0f} s; results in {out}", file=sys.stderr)
     return 1 if failed else 0

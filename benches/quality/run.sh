@@ -2,7 +2,7 @@
 # The quality suite's one command: fetch (pinned, sha256-checked) → prepare (fixed splits) → run
 # (Lathe defaults vs scikit-learn baselines, paired bootstrap), printing the table and writing
 # docs/quality.md + benches/quality/results.json. --smoke: tiny sets (CI), writes neither.
-# --only TEMPLATE: one template (writes results.json, not docs/quality.md).
+# --only TEMPLATE: one template (results in .cache/quality/results-full-TEMPLATE.json only).
 # Lathe binary: $LATHE, else target/release/lathe, else target/debug/lathe.
 # usage: benches/quality/run.sh [--only TEMPLATE] [--smoke]
 set -euo pipefail

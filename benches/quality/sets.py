@@ -10,6 +10,7 @@ import prep_text
 
 IMG, TXT, SND = "image-classifier", "text-classifier", "sound-classifier"
 TCL, TRG = "tabular-classifier", "tabular-regressor"
+MLI = "multi-label-image-classifier"
 
 
 @dataclass
@@ -33,6 +34,7 @@ SETS = [
     DataSet(IMG, "mnist-5k", prep_images.mnist_5k, (2000, 1000)),
     DataSet(IMG, "digits-8x8", prep_images.digits_8x8, (1200, 597)),
     DataSet(IMG, "tuxpaint-stamps", prep_images.tuxpaint_stamps, (330, 140)),
+    DataSet(MLI, "fashion-multilabel", prep_images.fashion_multilabel, (1500, 600), real=False),
     DataSet(TXT, "spamassassin", prep_text.spamassassin, (3000, 1000), (150, 60)),
     DataSet(TXT, "fortunes-topics", prep_text.fortunes_topics, (3000, 1000)),
     DataSet(TXT, "20newsgroups", prep_text.newsgroups20, (3000, 1000)),
