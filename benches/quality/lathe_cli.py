@@ -56,19 +56,25 @@ def _objects(stdout):
     return [json.loads(line) for line in stdout.splitlines() if line.strip().startswith("{")]
 
 
-def predict_files(lathe, run_dir: Path, files, work: Path, multilabel=False):
-    """Predicted label per file, in the order given (multi-label: the labels joined by ';',
-    sorted)."""
+def predict_objects(lathe, run_dir: Path, files, work: Path):
+    """`lathe predict --json`'s object per file, in the order given."""
     got = {}
     for i in range(0, len(files), BATCH):
         batch = [str(f) for f in files[i:i + BATCH]]
         for o in _objects(_run([lathe, "predict", str(run_dir), *batch, "--json", "--top", "1"],
                                work / "lathe.log")):
-            got[o["input"]] = ";".join(sorted(o["labels"])) if multilabel else o["label"]
+            got[o["input"]] = o
     missing = [str(f) for f in files if str(f) not in got]
     if missing:
         raise RuntimeError(f"lathe predict gave no answer for {len(missing)} inputs, e.g. {missing[0]}")
     return [got[str(f)] for f in files]
+
+
+def predict_files(lathe, run_dir: Path, files, work: Path, multilabel=False):
+    """Predicted label per file, in the order given (multi-label: the labels joined by ';',
+    sorted)."""
+    objs = predict_objects(lathe, run_dir, files, work)
+    return [";".join(sorted(o["labels"])) if multilabel else o["label"] for o in objs]
 
 
 def predict_table(lathe, run_dir: Path, csv: Path, n_rows, work: Path, regress):

@@ -18,12 +18,42 @@ import lathe_cli
 import report
 import stats
 from common import CACHE, ROOT, sets_dir
-from sets import IMG, MLI, SND, TRG, TXT, selected
+from sets import IMG, MLI, OD, SND, TRG, TXT, selected
+import detection
 
 EXTS = {IMG: B.IMAGE_EXTS, TXT: {".txt"}, SND: B.SOUND_EXTS}
 
 
+def evaluate_detector(s, set_dir: Path, lathe: str, work: Path):
+    """mAP@0.5 of Lathe's default detector and of the sliding-window baseline."""
+    train, test = detection.load(set_dir / "train"), detection.load(set_dir / "test")
+    classes = sorted({lab for _, bs in train for lab, _ in bs})
+    gts = [bs for _, bs in test]
+    row = {"template": s.template, "dataset": s.name, "data": "real" if s.real else "synthetic",
+           "source": s.prepare.__doc__.strip().replace("\n", " "),
+           "n_train": len(train), "n_test": len(test), "classes": len(classes), "majority": None}
+    t = time.time()
+    pb = detection.per_image(detection.baseline(train, test), gts, classes)
+    best = {"name": "HOG-window-LR", "status": "ok", "secs": time.time() - t, "note": "",
+            "score": detection.map50(pb, classes)}
+    row["baselines"], row["best_baseline"] = [best], best
+    run_dir = work / "run"
+    row["lathe_secs"] = lathe_cli.train(lathe, s.template, set_dir / "train", run_dir, work)
+    t = time.time()
+    objs = lathe_cli.predict_objects(lathe, run_dir, [p for p, _ in test], work)
+    row["lathe_secs"] += time.time() - t
+    dets = [[(b["label"], float(b["confidence"]), (b["x"] - b["width"] / 2, b["y"] - b["height"] / 2,
+                                                  b["x"] + b["width"] / 2, b["y"] + b["height"] / 2))
+             for b in o.get("boxes", [])] for o in objs]
+    pa = detection.per_image(dets, gts, classes)
+    row["lathe_score"] = detection.map50(pa, classes)
+    row["delta"] = detection.paired_delta(pa, pb, classes)
+    return row
+
+
 def evaluate(s, set_dir: Path, lathe: str, work: Path):
+    if s.template == OD:
+        return evaluate_detector(s, set_dir, lathe, work)
     classify = s.template != TRG
     row = {"template": s.template, "dataset": s.name, "data": "real" if s.real else "synthetic",
            "source": s.prepare.__doc__.strip().replace("\n", " ")}

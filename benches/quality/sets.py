@@ -3,6 +3,7 @@ whether it is real, the column to predict for tables, and its sizes in the full 
 (caps: n_train, n_test; None = not in that run)."""
 from dataclasses import dataclass
 
+import prep_detect
 import prep_images
 import prep_sound
 import prep_tables
@@ -11,6 +12,7 @@ import prep_text
 IMG, TXT, SND = "image-classifier", "text-classifier", "sound-classifier"
 TCL, TRG = "tabular-classifier", "tabular-regressor"
 MLI = "multi-label-image-classifier"
+OD = "object-detector"
 
 
 @dataclass
@@ -35,6 +37,7 @@ SETS = [
     DataSet(IMG, "digits-8x8", prep_images.digits_8x8, (1200, 597)),
     DataSet(IMG, "tuxpaint-stamps", prep_images.tuxpaint_stamps, (330, 140)),
     DataSet(MLI, "fashion-multilabel", prep_images.fashion_multilabel, (1500, 600), real=False),
+    DataSet(OD, "fashion-on-photos", prep_detect.fashion_on_photos, (240, 100), real=False),
     DataSet(TXT, "spamassassin", prep_text.spamassassin, (3000, 1000), (150, 60)),
     DataSet(TXT, "fortunes-topics", prep_text.fortunes_topics, (3000, 1000)),
     DataSet(TXT, "20newsgroups", prep_text.newsgroups20, (3000, 1000)),
