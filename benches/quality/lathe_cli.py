@@ -1,5 +1,5 @@
-"""Runs the Lathe CLI for the quality suite: finds the binary (env LATHE, else target/release,
-else target/debug), trains a template with its defaults (`lathe train --json`, events kept in the
+"""Runs the Lathe CLI for the quality suite: finds the binary (env LATHE, else target/release/lathe,
+else target/debug/lathe, else the same as lathe-cli), trains a template with its defaults (`lathe train --json`, events kept in the
 run folder's log), and collects per-example test predictions with `lathe predict --json`."""
 import json
 import os
@@ -19,7 +19,8 @@ def find_binary():
         if not Path(env).is_file():
             raise SystemExit(f"LATHE={env} does not exist")
         return env
-    for p in (ROOT / "target/release/lathe", ROOT / "target/debug/lathe"):
+    for p in (ROOT / "target/release/lathe", ROOT / "target/debug/lathe",
+              ROOT / "target/release/lathe-cli", ROOT / "target/debug/lathe-cli"):
         if p.is_file():
             return str(p)
     raise SystemExit("no lathe binary: build it (cargo build --release) or set LATHE=/path/to/lathe")
