@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Type-checks Lathe's Metal code (candle's Metal backend + engine/src/model/depthwise_metal.rs) for
+# Type-checks Lathe's Metal code (candle's Metal backend + engine/src/ops/depthwise_metal.rs) for
 # macOS on Linux: `cargo check` for aarch64-apple-darwin, which compiles no C and links nothing.
 # The defaults that build C for the target are left out (mimalloc; hf-hub's TLS), and
 # CARGO_FEATURE_PURE=1 makes blake3's build script take its pure-Rust path. Needs the target's

@@ -9,8 +9,10 @@ use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
 use crate::state::{ModelState, PreviewItem, ScanState, State, TextPreview};
 use crate::thumbnails::Thumbnails;
+pub use crate::ui::view::View;
 use lathe_engine::params::{ParamValue, ResolvedParams};
 use lathe_engine::task::{self, Model, ResolvedData};
+use lathe_engine::templates;
 use lathe_engine::train::{Control, Event, Outcome, RunDir, RunOptions, RunState, Status};
 use lathe_engine::{Project, Session, SessionOptions, Template};
 use std::collections::BTreeMap;
@@ -39,29 +41,6 @@ pub struct StudioOptions {
     pub frame_stats_out: Option<PathBuf>,
     /// Close the window once a run has finished and its model is loaded (for measurements).
     pub exit_when_done: bool,
-}
-
-/// UI-only state of the screens: text being typed, thumbnails.
-pub struct View {
-    pub thumbnails: Thumbnails,
-    /// Path typed into a data slot's text field.
-    pub typed_paths: BTreeMap<&'static str, String>,
-    /// Path typed on the preview screen.
-    pub typed_preview: String,
-    /// Text typed on a text model's preview screen.
-    pub typed_text: String,
-    /// When the typed text last changed and has not been sent for prediction yet.
-    pub text_edited: Option<Instant>,
-    /// The table row being edited on a table model's preview screen (a value per column).
-    pub row_values: Vec<String>,
-    /// The table row last picked from the grid.
-    pub picked_row: Option<usize>,
-    /// Uploaded preview images (detector previews), by file.
-    pub preview_textures: BTreeMap<PathBuf, egui::TextureHandle>,
-    /// The "Continue training…" form is open.
-    pub continue_open: bool,
-    /// Extra epochs typed into it.
-    pub continue_epochs: i64,
 }
 
 /// The whole app.
@@ -625,10 +604,10 @@ impl Studio {
                 self.opening = true;
                 self.jobs.spawn("open-run", move |tx| {
                     let dir = std::path::absolute(&dir).unwrap_or(dir);
-                    match std::fs::read_to_string(dir.join("events.jsonl")) {
+                    match std::fs::read_to_string(dir.join(lathe_engine::train::run_dir::EVENTS)) {
                         Ok(text) => {
                             // The lock file is the project as the run used it.
-                            let project = Project::load(&dir.join("project.lock.toml"))
+                            let project = Project::load(&dir.join(lathe_engine::train::run_dir::LOCK_FILE))
                                 .ok()
                                 .map(|mut p| {
                                     p.file = None;
@@ -726,7 +705,7 @@ impl Studio {
             return;
         };
         self.state.continue_blocked =
-            match lathe_engine::train::session::prepare(project, &self.options.overrides) {
+            match lathe_engine::session::prepare(project, &self.options.overrides) {
                 Ok(prepared) => {
                     lathe_engine::train::extend::supported(&project.template, &prepared.params)
                         .err()
@@ -891,9 +870,11 @@ impl Studio {
         self.jobs.spawn("start-session", move |tx| {
             // A resumed run first replays what it had done, so its plots continue.
             let replayed = match &start {
-                Start::Resume(dir) => std::fs::read_to_string(dir.join("events.jsonl"))
-                    .ok()
-                    .map(|t| Box::new(RunState::replay(&t))),
+                Start::Resume(dir) => {
+                    std::fs::read_to_string(dir.join(lathe_engine::train::run_dir::EVENTS))
+                        .ok()
+                        .map(|t| Box::new(RunState::replay(&t)))
+                }
                 _ => None,
             };
             let project = match &locked_from {
@@ -944,7 +925,7 @@ impl Studio {
         let slot = self.model.clone();
         let source = run_dir.to_path_buf();
         self.jobs.spawn("load-model", move |tx| {
-            let result = task::load_on::load_model_on(&source, "cpu")
+            let result = templates::load_on::load_model_on(&source, "cpu")
                 .map(|m| {
                     let labels = m.labels().to_vec();
                     if let Ok(mut s) = slot.lock() {
@@ -1110,7 +1091,7 @@ impl Studio {
         };
         self.state.exporting = true;
         self.jobs.spawn("export", move |tx| {
-            let result = lathe_engine::export::folder::export(&source, &format, None)
+            let result = lathe_engine::templates::export::export(&source, &format, None)
                 .map_err(|e| e.to_string());
             tx.send(JobResult::Exported { format, result });
         });
@@ -1197,7 +1178,7 @@ type SpecsAndDefaults = (
 /// The task's parameter specs and each one's value before the project (spec, then template).
 fn param_defaults(template_id: &str) -> Result<SpecsAndDefaults, String> {
     let template = Template::get(template_id).map_err(|e| e.to_string())?;
-    let task = task::by_id(&template.task).map_err(|e| e.to_string())?;
+    let task = templates::by_id(&template.task).map_err(|e| e.to_string())?;
     let specs = task.param_specs();
     let layer = template.param_layer().map_err(|e| e.to_string())?;
     let resolved = ResolvedParams::resolve(&specs, &[&layer]).map_err(|e| e.to_string())?;
@@ -1210,8 +1191,8 @@ fn scan(
     control: &Control,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<lathe_engine::data::DatasetSummary, String> {
-    let prepared = lathe_engine::train::session::prepare(project, &BTreeMap::new())
-        .map_err(|e| e.to_string())?;
+    let prepared =
+        lathe_engine::session::prepare(project, &BTreeMap::new()).map_err(|e| e.to_string())?;
     let data = ResolvedData::of(project);
     prepared
         .task

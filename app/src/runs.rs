@@ -25,7 +25,10 @@ impl InterruptedRun {
             .map(|mut e| e.next().is_some())
             .unwrap_or(false);
         if !run.lock_file().is_file()
-            || run.model().join("config.json").is_file()
+            || run
+                .model()
+                .join(lathe_engine::train::run_dir::MODEL_CONFIG)
+                .is_file()
             || !has_checkpoint
         {
             return None;

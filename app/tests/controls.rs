@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{MINUTE, harness, make_dataset, options, wait_until};
+use common::{MINUTE, epochwise_options, harness, make_dataset, wait_until};
 use egui_kittest::kittest::Queryable;
 use lathe_engine::train::Status;
 use lathe_studio::state::ScanState;
@@ -18,7 +18,7 @@ fn pause_resume_cancel_and_resume_an_interrupted_run() {
     let train = tmp.path().join("train");
     make_dataset(&train, &["a", "b", "c"], 5, 0);
     // Enough epochs that the run is still going when the buttons are pressed.
-    let mut h = harness(Studio::new(options(tmp.path(), 100_000)));
+    let mut h = harness(Studio::new(epochwise_options(tmp.path(), 100_000)));
     h.run();
     h.get_by_label("Image Classifier").click();
     h.run();

@@ -152,7 +152,7 @@ fn settings_form_edits_the_project_parameters() {
     }
     assert_eq!(
         h.state().state.param("head"),
-        Some(lathe_engine::params::ParamValue::Text("logistic".into()))
+        Some(lathe_engine::params::ParamValue::Text("auto".into()))
     );
     // A checkbox toggles a boolean parameter into the project; reset removes it.
     // The form shows groups in order of first appearance; its first checkbox is the first

@@ -407,7 +407,7 @@ fn sound_preview_draws_the_waveform_and_top_classes() {
 
 #[test]
 fn detector_preview_draws_boxes_over_the_image_and_lists_them() {
-    use lathe_engine::data::detect_synth::{self, SynthConfig};
+    use lathe_engine::templates::detect::synth::{self as detect_synth, SynthConfig};
     let tmp = tempfile::tempdir().unwrap();
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
     let sprites = detect_synth::load_sprites(

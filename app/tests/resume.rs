@@ -34,6 +34,10 @@ fn interrupted_project(dir: &Path, cache: &Path) -> (PathBuf, PathBuf, usize) {
     ] {
         project.params.insert(k.into(), toml::Value::Integer(v));
     }
+    // The AdamW head checkpoints every epoch, so the run can be interrupted after epoch 2.
+    project
+        .params
+        .insert("head".into(), toml::Value::String("mlp".into()));
     let file = dir.join("project.toml");
     project.save(&file).unwrap();
     let project = Project::load(&file).unwrap();

@@ -5,7 +5,7 @@
 //! `cargo run --example detection_data -- OUT_DIR [NUM_TRAIN] [NUM_TEST] [SIZE] [SEED] [png|jpg]`
 //! writes `OUT_DIR/train` and `OUT_DIR/test` (defaults: 1000, 200, 256, 7, png).
 
-use lathe_engine::data::detect_synth::{self, SynthConfig};
+use lathe_engine::templates::detect::synth::{self as detect_synth, SynthConfig};
 use std::path::{Path, PathBuf};
 
 fn main() -> anyhow::Result<()> {

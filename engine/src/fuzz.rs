@@ -67,7 +67,7 @@ pub fn project(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(p) = crate::project::Project::parse(text, Some(Path::new("project.toml")))
     {
-        let _ = crate::train::session::prepare(&p, &Default::default());
+        let _ = crate::session::prepare(&p, &Default::default());
     }
 }
 

@@ -5,8 +5,9 @@
 use crate::error::{Error, Result};
 use crate::params::{ParamValue, ResolvedParams};
 use crate::project::Project;
-use crate::task::{self, Task};
+use crate::task::Task;
 use crate::template::Template;
+use crate::templates;
 use crate::train::context::{Emitter, RunContext, RunOptions, Waker};
 use crate::train::control::Control;
 use crate::train::event::{Event, Outcome};
@@ -60,7 +61,7 @@ pub struct Prepared {
 /// Resolves a project's template, task and parameters (no IO beyond the embedded templates).
 pub fn prepare(project: &Project, overrides: &BTreeMap<String, ParamValue>) -> Result<Prepared> {
     let template = Template::get(&project.template)?;
-    let task = task::by_id(&template.task)?;
+    let task = templates::by_id(&template.task)?;
     let template_layer = template.param_layer()?;
     let project_layer = crate::params::layer_from_toml(&project.params)
         .map_err(|e| with_file(e, project.file.as_deref()))?;
@@ -215,15 +216,21 @@ fn run(task: Box<dyn Task>, ctx: RunContext) {
     });
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.train(&ctx)));
     let outcome = match result {
-        Ok(Ok(model_dir)) => Outcome::Completed { model_dir },
+        Ok(Ok(model_dir)) => {
+            export_formats(&ctx, &model_dir);
+            Outcome::Completed { model_dir }
+        }
         Ok(Err(Error::Cancelled)) => {
-            let last = ctx.run_dir.checkpoints().join("last.safetensors");
+            let last = ctx
+                .run_dir
+                .checkpoints()
+                .join(crate::train::run_dir::LAST_CHECKPOINT);
             Outcome::Cancelled {
                 checkpoint: last.exists().then_some(last),
             }
         }
         Ok(Err(e)) => Outcome::Failed {
-            message: crate::train::diverge::failure_message(
+            message: crate::fit::diverge::failure_message(
                 &e,
                 &crate::device::label(&ctx.device),
                 match ctx.params.0.get("batch_size") {
@@ -247,6 +254,14 @@ fn run(task: Box<dyn Task>, ctx: RunContext) {
         outcome,
         elapsed_secs: ctx.started.elapsed().as_secs_f64(),
     });
+}
+
+/// Every export the project asks for besides the model folder itself (`[export] formats`),
+/// after the task has written it. A failed export is a warning: the model folder is complete.
+fn export_formats(ctx: &RunContext, model_dir: &Path) {
+    if ctx.project.export.formats.iter().any(|f| f == "coreml") {
+        crate::templates::export_coreml_run(ctx, model_dir);
+    }
 }
 
 /// `project.lock.toml`: the project with every parameter resolved and absolute data paths.

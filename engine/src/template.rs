@@ -107,7 +107,7 @@ mod tests {
     fn every_template_parses_and_its_defaults_fit_its_task() {
         assert_eq!(Template::all().len(), SOURCES.len());
         for t in Template::all() {
-            let task = crate::task::for_template(&t.id).unwrap();
+            let task = crate::templates::for_template(&t.id).unwrap();
             let layer = t.param_layer().unwrap();
             ResolvedParams::resolve(&task.param_specs(), &[&layer]).unwrap();
         }

@@ -376,6 +376,9 @@ fn ctrl_c_cancels_cleanly_with_exit_130_and_keeps_the_checkpoint() {
             "early_stopping_patience=0",
             "--param",
             "batch_size=1",
+            // The AdamW head trains epoch by epoch (the L-BFGS logistic head finishes at once).
+            "--param",
+            "head=mlp",
         ])
         .arg("--data")
         .arg(&data)

@@ -12,10 +12,10 @@ mod coreml_checker;
 use common::*;
 use coreml_checker::*;
 use coreml_proto::proto::{Model, NeuralNetwork, model, neural_network_layer::Layer};
-use lathe_engine::data::detect_synth::{self, SynthConfig};
 use lathe_engine::export::coreml::spec;
-use lathe_engine::model::detect_head::STRIDE;
-use lathe_engine::task::detect_model::DetectorModel;
+use lathe_engine::nets::detect_head::STRIDE;
+use lathe_engine::templates::detect::model::DetectorModel;
+use lathe_engine::templates::detect::synth::{self as detect_synth, SynthConfig};
 use std::path::{Path, PathBuf};
 
 const SIZE: u32 = 96;

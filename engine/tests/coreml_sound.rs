@@ -19,7 +19,8 @@ use coreml_checker::*;
 use coreml_proto::proto::{Model, model, neural_network_layer::Layer};
 use lathe_engine::data::audio_decode::decode_to_vec;
 use lathe_engine::data::audio_frontend::FrontEndConfig;
-use lathe_engine::export::coreml::{sound, spec};
+use lathe_engine::export::coreml::spec;
+use lathe_engine::templates::sound::coreml as sound;
 use std::path::{Path, PathBuf};
 
 /// Writes mono 16 kHz samples as a 32-bit float WAV (decoded back exactly).
@@ -176,7 +177,7 @@ fn layers_of(m: &mut Model) -> &mut Vec<coreml_proto::proto::NeuralNetworkLayer>
 fn sound_export_agrees_with_the_engine_on_one_window_clips() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let run_dir = train(tmp.path(), &cache, "window_secs = 0.5");
+    let run_dir = train(tmp.path(), &cache, "algorithm = \"cnn\"\nwindow_secs = 0.5");
     let n = window_of(&run_dir);
     // 0.5 s = 50 frames of 400 samples every 160.
     assert_eq!(n, 49 * 160 + 400);

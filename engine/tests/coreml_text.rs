@@ -1,7 +1,7 @@
 //! Core ML export of the maxent text classifier: a `DictVectorizer` → network pipeline over term
 //! counts, with the tokenizer rules and vocabulary in the metadata and a sidecar; and, when
 //! `LATHE_COREML_PYTHON` is set, the numpy evaluator fed the engine's own term counts (from
-//! `lathe_engine::task::text_features::terms` with the model's rules) agrees with
+//! `lathe_engine::templates::text::features::terms` with the model's rules) agrees with
 //! `lathe predict` to 1e-4 on 24 texts, and broken exports are rejected.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,8 +13,8 @@ use common::*;
 use coreml_checker::*;
 use coreml_proto::proto::{Model, model, neural_network_layer::Layer};
 use lathe_engine::export::coreml::spec;
-use lathe_engine::task::text_features::terms;
-use lathe_engine::task::text_model::{Classifier, TextModel};
+use lathe_engine::templates::text::features::terms;
+use lathe_engine::templates::text::model::{Classifier, TextModel};
 use std::path::{Path, PathBuf};
 
 const TOPICS: [(&str, [&str; 6]); 3] = [

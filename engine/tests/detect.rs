@@ -8,7 +8,7 @@
 mod common;
 
 use common::{json_lines, lathe, run, stderr, stdout};
-use lathe_engine::data::detect_synth::{self, SynthConfig};
+use lathe_engine::templates::detect::synth::{self as detect_synth, SynthConfig};
 use std::path::{Path, PathBuf};
 
 fn photos() -> Vec<image::RgbImage> {

@@ -6,8 +6,8 @@
 
 mod common;
 
-use lathe_engine::model::backbone::Backbone;
-use lathe_engine::task::image_model::imagenet_probabilities;
+use lathe_engine::nets::backbone::Backbone;
+use lathe_engine::templates::image::model::imagenet_probabilities;
 
 fn top(p: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..p.len()).collect();

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use candle_core::{DType, Device, Tensor, Var};
-use lathe_engine::model::backbone::Backbone;
-use lathe_engine::model::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
-use lathe_engine::task::image_model::imagenet_probabilities;
+use lathe_engine::nets::backbone::Backbone;
+use lathe_engine::ops::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
+use lathe_engine::templates::image::model::imagenet_probabilities;
 
 fn gpu() -> Option<Device> {
     match Device::new_cuda(0) {

@@ -1,4 +1,4 @@
-//! The Metal depthwise kernels (`engine/src/model/depthwise.metal`) against the CPU ops, on the
+//! The Metal depthwise kernels (`engine/src/ops/depthwise.metal`) against the CPU ops, on the
 //! CPU: the shader is compiled as C++ with a small stand-in for `<metal_stdlib>`
 //! (`tests/metal_shim/`) and each kernel runs once per thread of its grid. This checks the
 //! shader's index math, padding, strides, bias/ReLU6, both gradients and the chunked kernel
@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use candle_core::{Device, Tensor, Var};
-use lathe_engine::model::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
+use lathe_engine::ops::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,7 +21,7 @@ fn runner() -> PathBuf {
     RUNNER
         .get_or_init(|| {
             let out = std::env::temp_dir().join(format!("lathe-metal-runner-{}", std::process::id()));
-            let shader = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/model/depthwise.metal");
+            let shader = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ops/depthwise.metal");
             let status = Command::new("c++")
                 .args(["-std=c++17", "-O1", "-Wall", "-Werror", "-Wno-attributes"])
                 .arg(format!("-I{}", shim_dir().display()))

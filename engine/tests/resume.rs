@@ -386,6 +386,8 @@ fn kill_9_during_sound_cnn_training_then_resume_gives_the_same_model() {
             .args(["--epochs", "12"])
             .args([
                 "--param",
+                "algorithm=cnn",
+                "--param",
                 "cnn_width=4",
                 "--param",
                 "batch_size=5",

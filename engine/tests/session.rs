@@ -8,7 +8,8 @@ mod common;
 use common::make_dataset;
 use lathe_engine::Project;
 use lathe_engine::params::ParamValue;
-use lathe_engine::train::{Event, Outcome, RunOptions, RunState, Session, SessionOptions, Status};
+use lathe_engine::session::{Session, SessionOptions};
+use lathe_engine::train::{Event, Outcome, RunOptions, RunState, Status};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ fn options(tmp: &std::path::Path, epochs: i64) -> SessionOptions {
             ("image_size".to_string(), ParamValue::Int(48)),
             ("batch_size".to_string(), ParamValue::Int(1)),
             ("early_stopping_patience".to_string(), ParamValue::Int(0)),
+            // The AdamW head checkpoints every epoch (the default L-BFGS head fits at once).
+            ("head".to_string(), ParamValue::Text("mlp".into())),
         ]),
         run: RunOptions {
             cache_dir: Some(tmp.join("cache")),

@@ -91,6 +91,8 @@ fn sound_train_evaluate_predict_export() {
             "--epochs",
             "20",
             "--param",
+            "algorithm=cnn",
+            "--param",
             "cnn_width=8",
             "--param",
             "batch_size=8",
@@ -283,7 +285,10 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         st.tensor("encoder.conv1.weight").unwrap().shape(),
         &[128, 1, 512, 1]
     );
-    assert!(st.tensor("classifier.4.weight").is_ok());
+    // The auto head on a few hundred windows: logistic regression (C by cross-validation).
+    assert!(st.tensor("classifier.1.weight").is_ok());
+    let selection = &report["training"]["leaderboard"][0]["head_selection"];
+    assert_eq!(selection["chosen"], "logistic", "{selection}");
     let out = run(lathe(&cache)
         .args(["evaluate", "--json"])
         .arg(&run_dir)
@@ -300,15 +305,10 @@ fn sound_transfer_and_auto_train_export_and_predict() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(json_lines(&stdout(&out))[0]["probabilities"].is_object());
 
-    // auto: both are trained, the choice is announced and recorded; the second run reuses the
-    // cached embeddings.
+    // auto: the statistics and transfer candidates are trained (the CNN only from 200 clips per
+    // class), the leaderboard is recorded, and the second run reuses the cached embeddings.
     let run_dir = tmp.path().join("auto");
     let events = train_with("auto", &run_dir);
-    assert!(
-        events.iter().any(|e| e["event"] == "warning"
-            && e["message"].as_str().unwrap().contains("algorithm auto")),
-        "no choice announced"
-    );
     assert!(
         events.iter().any(|e| e["event"] == "cache"),
         "embeddings not reused"
@@ -316,10 +316,22 @@ fn sound_transfer_and_auto_train_export_and_predict() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
             .unwrap();
+    let board: Vec<&str> = report["training"]["leaderboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["algorithm"].as_str().unwrap())
+        .collect();
+    assert_eq!(board, ["statistics", "transfer"]);
     let algorithm = report["training"]["algorithm"].as_str().unwrap();
-    assert!(["cnn", "transfer"].contains(&algorithm));
+    assert!(["statistics", "transfer"].contains(&algorithm));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("model/config.json")).unwrap())
             .unwrap();
-    assert_eq!(config["algorithm"], algorithm);
+    let encoder = if algorithm == "statistics" {
+        "logmel_stats"
+    } else {
+        "crepe_tiny"
+    };
+    assert_eq!(config["encoder"], encoder);
 }

@@ -687,3 +687,126 @@ fn check_takes_a_target_column() {
         stderr(&out)
     );
 }
+
+/// Labels drawn at random, independent of the features: whatever the model, it cannot beat
+/// always answering the most frequent class.
+fn random_label_csv(path: &Path, rows: usize, seed: u64) {
+    let mut rng = Lcg(seed);
+    let mut text = String::from("x1,x2,x3,label\n");
+    for _ in 0..rows {
+        let label = if rng.next() < 0.5 { "yes" } else { "no" };
+        text += &format!(
+            "{:.4},{:.4},{:.4},{label}\n",
+            rng.next(),
+            rng.next(),
+            rng.next()
+        );
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn warnings(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "warning")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_model_no_better_than_guessing_is_flagged_and_a_good_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let random = dir.path().join("random.csv");
+    random_label_csv(&random, 400, 11);
+    let o = train(
+        &cache,
+        &[
+            "--template",
+            "tabular-classifier",
+            "--target",
+            "label",
+            "--param",
+            "algorithm=boosted_trees",
+        ],
+        &random,
+        None,
+        &dir.path().join("run-random"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w = warnings(&json_lines(&stdout(&o)));
+    assert!(
+        w.iter().any(|m| m.contains("no better than guessing")),
+        "random labels must be flagged: {w:?}"
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run-random/report.json")).unwrap(),
+    )
+    .unwrap();
+    let v = &report["evaluation"]["validation"];
+    assert!(v["majority_accuracy"].as_f64().unwrap() >= 0.4, "{v}");
+
+    let learnable = dir.path().join("learnable.csv");
+    generated_csv(&learnable, 400, 12);
+    let o = train(
+        &cache,
+        &[
+            "--template",
+            "tabular-classifier",
+            "--target",
+            "kind",
+            "--param",
+            "algorithm=boosted_trees",
+        ],
+        &learnable,
+        None,
+        &dir.path().join("run-good"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w = warnings(&json_lines(&stdout(&o)));
+    assert!(
+        !w.iter().any(|m| m.contains("no better than guessing")),
+        "a learnable table must not be flagged: {w:?}"
+    );
+}
+
+#[test]
+fn small_tables_boost_every_round_and_refit_on_all_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let data = dir.path().join("t.csv");
+    // Noisy labels: validation loss wanders early, which used to stop boosting after ~20 rounds.
+    random_label_csv(&data, 600, 5);
+    let o = train(
+        &cache,
+        &[
+            "--template",
+            "tabular-classifier",
+            "--target",
+            "label",
+            "--param",
+            "algorithm=boosted_trees",
+        ],
+        &data,
+        None,
+        &dir.path().join("run"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = json_lines(&stdout(&o));
+    let rounds = events.iter().filter(|e| e["event"] == "epoch_end").count();
+    assert!(
+        rounds >= 50,
+        "a 600-row table must boost at least 50 rounds, got {rounds}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/report.json")).unwrap())
+            .unwrap();
+    let chosen = report["leaderboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chosen"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(chosen["refit"], true, "{chosen}");
+}

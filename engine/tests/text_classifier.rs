@@ -376,9 +376,9 @@ fn minilm() -> Option<PathBuf> {
 #[test]
 fn minilm_embeddings_match_the_reference_when_weights_are_present() {
     let Some(dir) = minilm() else { return };
-    let files = lathe_engine::model::text_encoder::locate(Some(&dir), false).unwrap();
+    let files = lathe_engine::nets::text_encoder::locate(Some(&dir), false).unwrap();
     let encoder =
-        lathe_engine::model::text_encoder::TextEncoder::load(&files, &candle_core::Device::Cpu)
+        lathe_engine::nets::text_encoder::TextEncoder::load(&files, &candle_core::Device::Cpu)
             .unwrap();
     let golden: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(

@@ -1,9 +1,9 @@
 //! The data screen: drop zones (or "Choose folder…") for training, validation and test data,
 //! then what the background scan found: counts per class, thumbnails, health warnings.
 
-use crate::app::View;
 use crate::command::{Command, DataSlot, Screen};
 use crate::state::{ScanState, State};
+use crate::ui::view::View;
 use crate::widgets::bars::class_counts_ui;
 use crate::widgets::drop_zone::{drop_zone_ui, dropped_paths, hover_overlay};
 use lathe_engine::data::{DataKind, DatasetSummary, Severity};

@@ -2,10 +2,10 @@
 //! matrix whose cells list their samples (the step toward fixing labels). Reports of other
 //! tasks are shown generically as key/value metrics.
 
-use crate::app::View;
 use crate::command::Command;
 use crate::report::{EvalView, format_value, scalar_rows};
 use crate::state::State;
+use crate::ui::view::View;
 use crate::widgets::bars::bar_row_ui;
 use crate::widgets::confusion::confusion_ui;
 use crate::widgets::drop_zone::{dropped_paths, hover_overlay};

@@ -35,7 +35,7 @@ pub fn export_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) 
     ui.add_space(8.0);
     for (format, button, about) in FORMATS {
         let task = state.template().map(|t| t.task.as_str());
-        if !lathe_engine::export::folder::supports_task(format, task) {
+        if !lathe_engine::templates::export::supports_task(format, task) {
             continue;
         }
         ui.horizontal(|ui| {

@@ -12,10 +12,11 @@ pub mod preview_text;
 pub mod runs;
 pub mod settings;
 pub mod train;
+pub mod view;
 
-use crate::app::View;
 use crate::command::{Command, Screen};
 use crate::state::State;
+use crate::ui::view::View;
 
 /// Draws the whole window.
 pub fn studio_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
@@ -93,18 +94,7 @@ fn top_bar_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
     });
 }
 
-/// Thousands separators: 6000 → "6,000".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::widgets::format::thousands;
 
 /// "1:05" or "1:02:03".
 pub fn duration_text(secs: f64) -> String {

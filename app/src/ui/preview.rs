@@ -2,11 +2,11 @@
 //! images or sound files, typed text, or a picked table row — and the predictions are drawn
 //! for the task too (see [`super::preview_results`]). Predictions run on background jobs.
 
-use crate::app::View;
 use crate::command::Command;
 use crate::preview_data::PreviewKind;
 use crate::state::State;
 use crate::ui::preview_results;
+use crate::ui::view::View;
 use crate::widgets::drop_zone::{drop_zone_ui, dropped_paths, hover_overlay};
 
 pub fn preview_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {

@@ -2,9 +2,9 @@
 //! every label with the ones above the threshold marked (multi-label), the waveform over the
 //! top classes (sound), and the image with its boxes drawn over it plus a list (detector).
 
-use crate::app::View;
 use crate::preview_data::{PreviewImage, Waveform};
 use crate::state::PreviewItem;
+use crate::ui::view::View;
 use crate::widgets::bars::bar_row_ui;
 use lathe_engine::task::{PredictedBox, Prediction};
 

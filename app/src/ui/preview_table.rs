@@ -2,10 +2,10 @@
 //! small grid — click one to predict it — and a form with the row's values to edit and predict
 //! again. Classifiers show class bars, regressors the predicted value.
 
-use crate::app::View;
 use crate::command::Command;
 use crate::state::State;
 use crate::ui::preview_results::{TOP_K, class_bars_ui};
+use crate::ui::view::View;
 
 pub fn table_preview_ui(
     ui: &mut egui::Ui,

@@ -2,10 +2,10 @@
 //! follow the typing: a short pause after the last keystroke sends the text to a background
 //! job, and the last result stays on screen until the next arrives.
 
-use crate::app::View;
 use crate::command::Command;
 use crate::state::State;
 use crate::ui::preview_results::{TOP_K, class_bars_ui};
+use crate::ui::view::View;
 use std::time::{Duration, Instant};
 
 /// Widest the text box grows (long lines are hard to read).

@@ -2,9 +2,9 @@
 //! interrupted run ("Resume training (epoch 3 of 10)") or to continue the newest finished one,
 //! and the "Continue training…" form (extra epochs) the Train screen shows for a finished run.
 
-use crate::app::View;
 use crate::command::Command;
 use crate::state::State;
+use crate::ui::view::View;
 use std::path::Path;
 
 /// Interrupted runs listed in the banner (the rest are counted).

@@ -1,10 +1,10 @@
 //! The Train screen: Start / Pause / Resume / Cancel, the current phase with progress and ETA,
 //! live loss and accuracy curves (train vs validation), warnings, and continuing a finished run.
 
-use crate::app::View;
 use crate::command::{Command, Screen};
 use crate::state::State;
 use crate::ui::runs::continue_ui;
+use crate::ui::view::View;
 use crate::ui::{duration_text, thousands};
 use crate::widgets::metric_plot::{Series, metric_plot_ui};
 use lathe_engine::train::{RunState, Status};

@@ -35,7 +35,7 @@ pub fn class_counts_ui(ui: &mut egui::Ui, id: &str, counts: &[(String, usize)]) 
                         *count as f32 / max as f32,
                         240.0,
                         color,
-                        &crate::ui::thousands(*count as u64),
+                        &crate::widgets::format::thousands(*count as u64),
                     );
                 });
                 ui.end_row();

@@ -4,4 +4,5 @@
 pub mod bars;
 pub mod confusion;
 pub mod drop_zone;
+pub mod format;
 pub mod metric_plot;

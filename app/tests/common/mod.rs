@@ -86,6 +86,15 @@ pub fn options(tmp: &Path, epochs: i64) -> StudioOptions {
     }
 }
 
+/// [`options`] with the AdamW-trained MLP head, which trains (and checkpoints) epoch by epoch:
+/// for tests that pause, cancel or resume mid-training (the default L-BFGS head fits at once).
+pub fn epochwise_options(tmp: &Path, epochs: i64) -> StudioOptions {
+    let mut o = options(tmp, epochs);
+    o.overrides
+        .insert("head".to_string(), ParamValue::Text("mlp".into()));
+    o
+}
+
 /// The real app in a headless harness.
 pub fn harness(studio: Studio) -> Harness<'static, Studio> {
     Harness::builder()

@@ -2,9 +2,9 @@
 //! decode + resize (one thread and all threads) and backbone feature extraction.
 
 use crate::data::image_decode::{IMAGE_EXTENSIONS, Preprocessing};
-use crate::model::backbone::Backbone;
-use crate::model::head::{Head, HeadKind};
-use crate::train::optim::AdamW;
+use crate::fit::optim::AdamW;
+use crate::nets::backbone::Backbone;
+use crate::nets::head::{Head, HeadKind};
 use anyhow::{Result, bail};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
@@ -258,7 +258,7 @@ fn fine_tune_bench(args: &BenchArgs, device: &Device) -> Result<(f64, Option<ser
 /// On a GPU: training batch norm + ReLU6 on the same random batch here and on the CPU — the
 /// largest differences of the output and of the input, scale and shift gradients.
 fn batch_norm_agreement(device: &Device) -> Result<serde_json::Value> {
-    use crate::model::batch_norm::TrainBatchNorm;
+    use crate::ops::batch_norm::TrainBatchNorm;
     let (n, c, h, w) = (16, 96, 14, 14);
     let x = (Tensor::randn(0f32, 1.0, (n, c, h, w), &Device::Cpu)? * 3.0)?;
     let r = Tensor::randn(0f32, 1.0, (n, c, h, w), &Device::Cpu)?;

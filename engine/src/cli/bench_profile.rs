@@ -1,12 +1,12 @@
 //! `lathe bench --profile`: where MobileNetV2 feature extraction spends its time. Runs one
 //! batch layer by layer, waiting for the device after each layer, and sums the time per kind
 //! of layer. On CUDA it times the fused channels-last steps extraction runs
-//! (`model::mobilenet_nhwc`); elsewhere each layer, with the 1×1 layers split into matrix product
+//! (`nets::mobilenet_nhwc`); elsewhere each layer, with the 1×1 layers split into matrix product
 //! and bias/ReLU6 epilogue. Waiting after every step removes the overlap of launches, so the
 //! total is a little above the pipelined time; the shares are what matter.
 
-use crate::model::backbone::Backbone;
-use crate::model::conv_bn::ConvKind;
+use crate::nets::backbone::Backbone;
+use crate::nets::conv_bn::ConvKind;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -106,7 +106,7 @@ fn pass(net: &Backbone, x: &Tensor, device: &Device) -> Result<Totals> {
         }
     }
     let (_, s) = timed(device, || {
-        crate::model::conv_bn::global_avg_pool(&y)?.to_dtype(DType::F32)
+        crate::nets::conv_bn::global_avg_pool(&y)?.to_dtype(DType::F32)
     })?;
     totals.add("global average pool", s);
     Ok(totals)

@@ -2,7 +2,7 @@
 //! encoder (all-MiniLM-L6-v2) on this machine, in sentences per second.
 
 use crate::data::text_data;
-use crate::model::text_encoder::{self, TextEncoder};
+use crate::nets::text_encoder::{self, TextEncoder};
 use anyhow::{Result, bail};
 use serde_json::json;
 use std::path::Path;

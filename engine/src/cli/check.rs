@@ -46,7 +46,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     }
     let mut overrides = std::collections::BTreeMap::new();
     if let Some(target) = &args.target {
-        let plain = crate::train::session::prepare(&project, &overrides)?;
+        let plain = crate::session::prepare(&project, &overrides)?;
         if !plain.task.param_specs().iter().any(|s| s.key == "target") {
             anyhow::bail!(
                 "--target does not apply to template {}; it is for table and text templates",
@@ -58,7 +58,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
             crate::params::ParamValue::Text(target.clone()),
         );
     }
-    let prepared = crate::train::session::prepare(&project, &overrides)?;
+    let prepared = crate::session::prepare(&project, &overrides)?;
     let data = ResolvedData::of(&project);
     let mut reporter = super::output::Reporter::new(super::output::Mode::detect(false));
     let summary = prepared.task.scan(

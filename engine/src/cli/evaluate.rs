@@ -2,7 +2,8 @@
 
 use super::output::{Mode, Reporter};
 use crate::eval::ClassificationReport;
-use crate::task::{self, Evaluation};
+use crate::task::Evaluation;
+use crate::templates;
 use crate::train::Phase;
 use anyhow::Result;
 use clap::Args;
@@ -29,7 +30,7 @@ pub struct EvaluateArgs {
 
 pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let device = crate::device::open(&args.device)?;
-    let model = task::load_model(&args.model, &device)?;
+    let model = templates::load_model(&args.model, &device)?;
     let mode = Mode::detect(args.json);
     let mut reporter = Reporter::new(if mode == Mode::Json {
         Mode::Plain
@@ -125,13 +126,24 @@ pub fn table(r: &ClassificationReport, split: &str) -> String {
         .max()
         .unwrap_or(5)
         .clamp(5, 28);
+    // Top-5 says nothing with five classes or fewer.
+    let top5 = if r.labels.len() > 5 {
+        format!("  top-5 {:.2}%", r.top5_accuracy * 100.0)
+    } else {
+        String::new()
+    };
     let mut s = format!(
-        "\n{split}: accuracy {:.2}%  top-5 {:.2}%  macro F1 {:.3}  ({} examples)\n\n",
+        "\n{split}: accuracy {:.2}% (always answering the most frequent class: {:.2}%){top5}  balanced accuracy {:.2}%  macro F1 {:.3}  ({} examples)\n",
         r.accuracy * 100.0,
-        r.top5_accuracy * 100.0,
+        r.majority_accuracy * 100.0,
+        r.balanced_accuracy * 100.0,
         r.macro_f1,
         r.num_examples
     );
+    if let Some(w) = crate::eval::usefulness::classifier_warning(r, split, "") {
+        s += &format!("warning: {}\n", w.trim_end());
+    }
+    s += "\n";
     s += &format!("  {:<width$}  precision  recall     f1  support\n", "class");
     for c in &r.per_class {
         let name: String = c.label.chars().take(width).collect();
@@ -145,8 +157,11 @@ pub fn table(r: &ClassificationReport, split: &str) -> String {
 
 /// A human summary of a regressor's evaluation.
 pub fn regression_table(r: &crate::eval::regression::RegressionReport, split: &str) -> String {
+    let warning = crate::eval::usefulness::regressor_warning(r, split, "")
+        .map(|w| format!("warning: {}\n", w.trim_end()))
+        .unwrap_or_default();
     format!(
-        "\n{split}: RMSE {:.4}  MAE {:.4}  R² {:.4}  max error {:.4}  ({} examples, target `{}`)\n",
+        "\n{split}: RMSE {:.4}  MAE {:.4}  R² {:.4}  max error {:.4}  ({} examples, target `{}`)\n{warning}",
         r.rmse, r.mae, r.r2, r.max_error, r.num_examples, r.target
     )
 }

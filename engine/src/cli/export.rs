@@ -3,7 +3,7 @@
 
 use crate::export::coreml;
 use crate::fsutil;
-use crate::task;
+use crate::templates;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -57,7 +57,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
-    let model_dir = task::model_dir(&args.model)?;
+    let model_dir = templates::model_dir(&args.model)?;
     match args.format {
         Format::Safetensors => {
             let coreml_only = args.precision != PrecisionArg::Fp32
@@ -113,7 +113,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
                 license: args.license,
                 version: args.model_version,
             };
-            let exported = coreml::export(&model_dir, &out, &options)?;
+            let exported = crate::templates::export_coreml(&model_dir, &out, &options)?;
             if args.json {
                 println!(
                     "{}",
@@ -142,7 +142,9 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
 /// `<run>/exports/model.mlmodel` for a run's model, else `<model folder>.mlmodel` beside it.
 fn default_coreml_out(model_dir: &std::path::Path) -> PathBuf {
     match model_dir.parent() {
-        Some(run) if model_dir.ends_with("model") && run.join("events.jsonl").exists() => {
+        Some(run)
+            if model_dir.ends_with("model") && run.join(crate::train::run_dir::EVENTS).exists() =>
+        {
             run.join("exports").join(coreml::DEFAULT_FILE_NAME)
         }
         _ => {
@@ -158,7 +160,9 @@ fn default_coreml_out(model_dir: &std::path::Path) -> PathBuf {
 /// `<run>/exports/<format>` for a run's model, else a sibling `<folder>-<format>`.
 fn default_out(model_dir: &std::path::Path, format: &str) -> PathBuf {
     match model_dir.parent() {
-        Some(run) if model_dir.ends_with("model") && run.join("events.jsonl").exists() => {
+        Some(run)
+            if model_dir.ends_with("model") && run.join(crate::train::run_dir::EVENTS).exists() =>
+        {
             run.join("exports").join(format)
         }
         _ => {

@@ -7,6 +7,7 @@ mod bench_text;
 mod check;
 mod evaluate;
 mod export;
+mod features;
 mod new;
 mod output;
 mod predict;
@@ -54,6 +55,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Export a trained model (safetensors folder or Core ML).
     Export(export::ExportArgs),
+    /// Write the backbone features of a folder of images as a CSV (embeddings for other tools).
+    Features(features::FeaturesArgs),
     /// Measure decoding and feature-extraction throughput on this machine.
     Bench(bench::BenchArgs),
 }
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Export(a) => export::run(a),
+        Command::Features(a) => features::run(a),
         Command::Bench(a) => bench::run(a),
     };
     match result {

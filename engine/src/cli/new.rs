@@ -2,8 +2,8 @@
 
 use crate::params::ParamKind;
 use crate::project::Project;
-use crate::task;
 use crate::template::Template;
+use crate::templates;
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ pub struct TemplatesArgs {
 pub fn templates(args: TemplatesArgs) -> Result<ExitCode> {
     if let Some(id) = &args.params {
         let template = Template::get(id)?;
-        let task = task::by_id(&template.task)?;
+        let task = templates::by_id(&template.task)?;
         let defaults = template.param_layer()?;
         let mut specs = task.param_specs();
         for s in &mut specs {
@@ -113,7 +113,7 @@ pub fn new(args: NewArgs) -> Result<ExitCode> {
     }
     project.params = template.params.clone();
     if let Some(t) = &args.target {
-        if !task::by_id(&template.task)?
+        if !templates::by_id(&template.task)?
             .param_specs()
             .iter()
             .any(|s| s.key == "target")

@@ -1,6 +1,7 @@
 //! `lathe predict`: run a trained model on files.
 
 use crate::task;
+use crate::templates;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ pub struct PredictArgs {
 
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let device = crate::device::open(&args.device)?;
-    let model = task::load_model(&args.model, &device)?;
+    let model = templates::load_model(&args.model, &device)?;
     let results = model.predict(&args.inputs, &mut |_, _| {});
     let mut failed = 0;
     for r in results {
@@ -103,6 +104,6 @@ fn draw(out: &std::path::Path, p: &task::Prediction, many: bool) -> Result<()> {
     } else {
         out.to_path_buf()
     };
-    task::detect_draw::draw(input, &p.boxes, &target)?;
+    templates::detect::draw::draw(input, &p.boxes, &target)?;
     Ok(())
 }

@@ -5,7 +5,8 @@ use super::output::{Mode, Reporter};
 use crate::eval::ClassificationReport;
 use crate::params::ParamValue;
 use crate::project::Project;
-use crate::train::{Outcome, Session, SessionOptions};
+use crate::session::{Session, SessionOptions};
+use crate::train::Outcome;
 use anyhow::{Result, bail};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -111,7 +112,7 @@ fn project_of(args: &TrainArgs) -> Result<Project> {
 
 /// `--param k=v` and `--epochs` parsed against the template's specs.
 fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, ParamValue>> {
-    let prepared = crate::train::session::prepare(project, &BTreeMap::new())?;
+    let prepared = crate::session::prepare(project, &BTreeMap::new())?;
     let specs = prepared.task.param_specs();
     let mut out = BTreeMap::new();
     for kv in &args.params {
@@ -147,12 +148,12 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (project, overrides, run_dir) = match (&args.resume, &args.continue_from) {
         (Some(dir), _) => (
-            Project::load(&dir.join("project.lock.toml"))?,
+            Project::load(&dir.join(crate::train::run_dir::LOCK_FILE))?,
             BTreeMap::new(),
             Some(dir.clone()),
         ),
         (None, Some(from)) => {
-            let mut project = Project::load(&from.join("project.lock.toml"))?;
+            let mut project = Project::load(&from.join(crate::train::run_dir::LOCK_FILE))?;
             if let Some(d) = &args.data {
                 project.data.train = std::path::absolute(d)?;
             }

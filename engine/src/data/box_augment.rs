@@ -205,7 +205,7 @@ mod tests {
             if let Some(b) = boxes.first() {
                 let seen = bright_box(&out);
                 assert!(
-                    crate::eval::map::iou(&b.rect, &seen) > 0.7,
+                    crate::data::boxes::iou(&b.rect, &seen) > 0.7,
                     "seed {seed}: {b:?} vs {seen:?}"
                 );
             }

@@ -42,6 +42,43 @@ pub fn stratified(
     (train, validation)
 }
 
+/// Cross-validation folds: `(row, fold)` for a stratified, seeded sample of at most `cap` of
+/// the rows (every row when there are fewer; at least two of each class), folds `0..folds`
+/// dealt round-robin within each class so every fold sees every class it can. Sorted by row.
+pub fn stratified_folds(
+    labels: &[u32],
+    cap: usize,
+    folds: usize,
+    seed: u64,
+) -> Vec<(usize, usize)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xC0FF_EE);
+    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        if let Some(v) = by_class.get_mut(l as usize) {
+            v.push(i);
+        }
+    }
+    let keep = cap as f64 / labels.len().max(1) as f64;
+    let mut out = Vec::new();
+    let mut next_fold = 0;
+    for mut members in by_class {
+        members.shuffle(&mut rng);
+        let take = if keep >= 1.0 {
+            members.len()
+        } else {
+            ((members.len() as f64 * keep).round() as usize)
+                .clamp(members.len().min(2), members.len())
+        };
+        for &i in members.iter().take(take) {
+            out.push((i, next_fold % folds));
+            next_fold += 1;
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -4,43 +4,11 @@
 //! IoU 0.50:0.05:0.95. Classes without ground truth are left out of the means, as COCO does.
 
 use crate::data::annotations::{ObjectBox, Rect};
+pub use crate::data::boxes::{Detection, iou, nms};
 use serde::{Deserialize, Serialize};
-
-/// One predicted box.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Detection {
-    pub label: usize,
-    pub score: f32,
-    pub rect: Rect,
-}
 
 /// One image's detections `(score, box)` and ground-truth boxes, of one class.
 pub type ClassImage = (Vec<(f32, Rect)>, Vec<Rect>);
-
-/// Intersection over union of two boxes (0 when either is empty).
-pub fn iou(a: &Rect, b: &Rect) -> f32 {
-    let w = (a.right().min(b.right()) - a.x.max(b.x)).max(0.0);
-    let h = (a.bottom().min(b.bottom()) - a.y.max(b.y)).max(0.0);
-    let inter = w * h;
-    let union = a.area() + b.area() - inter;
-    if union <= 0.0 { 0.0 } else { inter / union }
-}
-
-/// Per-class non-maximum suppression: in score order, keeps a box unless a kept box of the same
-/// class overlaps it by more than `iou_threshold`. Returns the kept boxes, best first.
-pub fn nms(mut detections: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
-    detections.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(detections.len());
-    for d in detections {
-        let suppressed = kept
-            .iter()
-            .any(|k| k.label == d.label && iou(&k.rect, &d.rect) > iou_threshold);
-        if !suppressed {
-            kept.push(d);
-        }
-    }
-    kept
-}
 
 /// Average precision of one class at one IoU threshold. `images` pairs each image's detections
 /// of the class with its ground-truth boxes of the class. `None` when there is no ground truth.

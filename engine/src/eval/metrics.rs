@@ -32,6 +32,13 @@ pub struct ClassificationReport {
     pub accuracy: f64,
     /// Share of examples whose label is among the 5 most probable (1.0 with ≤ 5 classes).
     pub top5_accuracy: f64,
+    /// Accuracy of always answering the most frequent true class: what a useless model gets.
+    #[serde(default)]
+    pub majority_accuracy: f64,
+    /// Mean recall over the classes present (= macro recall): accuracy that weighs every class
+    /// the same, whatever its size.
+    #[serde(default)]
+    pub balanced_accuracy: f64,
     pub macro_precision: f64,
     pub macro_recall: f64,
     pub macro_f1: f64,
@@ -95,10 +102,13 @@ impl ClassificationReport {
         let macro_of = |f: fn(&ClassMetrics) -> f64| {
             ratio(present.iter().map(|c| f(c)).sum(), present.len() as f64)
         };
+        let majority = per_class.iter().map(|c| c.support).max().unwrap_or(0);
         Self {
             num_examples: n,
             accuracy: ratio(correct as f64, n as f64),
             top5_accuracy: ratio(top5 as f64, n as f64),
+            majority_accuracy: ratio(majority as f64, n as f64),
+            balanced_accuracy: macro_of(|c| c.recall),
             macro_precision: macro_of(|c| c.precision),
             macro_recall: macro_of(|c| c.recall),
             macro_f1: macro_of(|c| c.f1),
@@ -154,5 +164,7 @@ mod tests {
         assert_eq!(r.per_class[0].support, 3);
         assert_eq!(r.top5_accuracy, 1.0);
         assert_eq!(r.samples[2].predicted, "b");
+        assert!((r.majority_accuracy - 0.5).abs() < 1e-12);
+        assert!((r.balanced_accuracy - (2.0 / 3.0 + 0.5 + 1.0) / 3.0).abs() < 1e-12);
     }
 }

@@ -2,8 +2,8 @@
 //! accuracy curves per epoch, and the confusion matrix as a heatmap.
 
 use crate::error::{Error, Result};
+use crate::eval::epoch::EpochMetrics;
 use crate::eval::metrics::ClassificationReport;
-use crate::train::event::EpochMetrics;
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;

@@ -1,5 +1,4 @@
 //! Exports: safetensors with Hugging Face–style sidecars, and Core ML (`.mlmodel`).
 
 pub mod coreml;
-pub mod folder;
 pub mod st;

@@ -9,8 +9,8 @@
 
 use crate::data::table_schema::Matrix;
 use crate::error::Result;
-use crate::model::gbt::{self, Round};
-use crate::model::gbt_tree::{self, Tree, TreeParams};
+use crate::learners::gbt::{self, Round};
+use crate::learners::gbt_tree::{self, Tree, TreeParams};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand::{Rng, RngCore};

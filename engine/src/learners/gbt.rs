@@ -6,7 +6,7 @@
 
 use crate::data::table_schema::Matrix;
 use crate::error::Result;
-use crate::model::gbt_tree::{self, Binned, Tree, TreeParams};
+use crate::learners::gbt_tree::{self, Binned, Tree, TreeParams};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rayon::prelude::*;
@@ -377,7 +377,7 @@ pub fn fit(
             }
             None => loss_of(objective, &raw, y),
         };
-        crate::train::diverge::check_loss(
+        crate::fit::diverge::check_loss(
             train_loss,
             iteration,
             "learning_rate",

@@ -1,5 +1,5 @@
 //! Linear models on table features: ridge regression (closed form) and multinomial logistic
-//! regression (full-batch Adam, early stopping on validation loss), both on standardized
+//! regression (L-BFGS, the iterate of best validation loss kept), both on standardized
 //! inputs with an L2 penalty. Inputs are the "design" of a table: numbers with the median
 //! imputed and ±inf clipped into the training range, categorical levels one-hot. The fitted
 //! weights are folded back to design space, so a predictor needs no scaling step.
@@ -266,7 +266,6 @@ fn cholesky_solve(a: &[f64], b: &[f64], dim: usize) -> Option<Vec<f64>> {
 pub struct LogisticParams {
     pub l2: f64,
     pub max_iterations: usize,
-    pub learning_rate: f64,
     /// Iterations without validation improvement before stopping (0 = never).
     pub patience: usize,
 }
@@ -281,72 +280,10 @@ pub struct LogisticRound {
     pub validation_accuracy: Option<f64>,
 }
 
-/// Mean cross-entropy, accuracy and (optionally) the gradient of softmax regression.
-fn softmax_pass(
-    z: &[f64],
-    dim: usize,
-    y: &[usize],
-    w: &[f64],
-    b: &[f64],
-    k: usize,
-    want_grad: bool,
-) -> (f64, f64, Vec<f64>) {
-    let n = y.len().max(1) as f64;
-    let glen = if want_grad { k * dim + k } else { 0 };
-    let (loss, ok, grad) = z
-        .par_chunks(dim.max(1))
-        .zip(y.par_iter())
-        .fold(
-            || (0.0, 0usize, vec![0.0; glen]),
-            |(mut loss, mut ok, mut g), (row, &t)| {
-                let logits: Vec<f64> = (0..k)
-                    .map(|c| {
-                        b.get(c).copied().unwrap_or(0.0)
-                            + w.get(c * dim..(c + 1) * dim)
-                                .unwrap_or(&[])
-                                .iter()
-                                .zip(row)
-                                .map(|(a, x)| a * x)
-                                .sum::<f64>()
-                    })
-                    .collect();
-                let m = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = logits.iter().map(|l| (l - m).exp()).collect();
-                let s: f64 = e.iter().sum();
-                loss += m + s.ln() - logits.get(t).copied().unwrap_or(m);
-                let arg = logits
-                    .iter()
-                    .enumerate()
-                    .fold(0, |bi, (i, v)| if *v > logits[bi] { i } else { bi });
-                ok += usize::from(arg == t);
-                if want_grad {
-                    for c in 0..k {
-                        let d = e.get(c).copied().unwrap_or(0.0) / s - f64::from(u8::from(c == t));
-                        for (j, x) in row.iter().enumerate() {
-                            if let Some(gv) = g.get_mut(c * dim + j) {
-                                *gv += d * x;
-                            }
-                        }
-                        if let Some(gb) = g.get_mut(k * dim + c) {
-                            *gb += d;
-                        }
-                    }
-                }
-                (loss, ok, g)
-            },
-        )
-        .reduce(
-            || (0.0, 0, vec![0.0; glen]),
-            |(l1, o1, mut g1), (l2, o2, g2)| {
-                g1.iter_mut().zip(g2).for_each(|(a, b)| *a += b);
-                (l1 + l2, o1 + o2, g1)
-            },
-        );
-    let grad = grad.into_iter().map(|g| g / n).collect();
-    (loss / n, ok as f64 / n, grad)
-}
-
-/// Multinomial logistic regression on design rows `x` with class indices `y`.
+/// Multinomial logistic regression on design rows `x` with class indices `y`: standardized
+/// inputs, mean cross-entropy + `l2`·‖w‖², fitted by L-BFGS (`learners::logistic`); with
+/// validation rows, the iterate of lowest validation loss is kept and `patience` iterations
+/// without improvement stop the fit.
 pub fn fit_logistic(
     train: (&[f64], &[usize]),
     validation: Option<(&[f64], &[usize])>,
@@ -355,66 +292,71 @@ pub fn fit_logistic(
     params: &LogisticParams,
     on_round: &mut dyn FnMut(&LogisticRound) -> Result<()>,
 ) -> Result<Glm> {
+    use crate::learners::logistic::{self, Link, Rows, Settings};
     let (x, y) = train;
     let k = classes.max(2);
     let (mean, std) = standardization(x, dim);
-    let z = standardize(x, dim, &mean, &std);
-    let vz = validation.map(|(vx, vy)| (standardize(vx, dim, &mean, &std), vy));
-    let mut theta = vec![0.0; k * dim + k];
-    let (mut m1, mut m2) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
-    let (beta1, beta2) = (0.9f64, 0.999f64);
-    let mut best = (f64::INFINITY, theta.clone());
-    let mut since_best = 0;
-    for it in 1..=params.max_iterations.max(1) {
-        let (w, b) = theta.split_at(k * dim);
-        let (loss, acc, mut grad) = softmax_pass(&z, dim, y, w, b, k, true);
-        for (g, t) in grad.iter_mut().zip(&theta).take(k * dim) {
-            *g += 2.0 * params.l2 * t;
-        }
-        let penalty: f64 = params.l2 * theta.iter().take(k * dim).map(|t| t * t).sum::<f64>();
-        for i in 0..theta.len() {
-            let g = grad.get(i).copied().unwrap_or(0.0);
-            let (a, s) = (&mut m1[i], &mut m2[i]);
-            *a = beta1 * *a + (1.0 - beta1) * g;
-            *s = beta2 * *s + (1.0 - beta2) * g * g;
-            let ah = *a / (1.0 - beta1.powi(it as i32));
-            let sh = *s / (1.0 - beta2.powi(it as i32));
-            theta[i] -= params.learning_rate * ah / (sh.sqrt() + 1e-8);
-        }
-        let (validation_loss, validation_accuracy) = match &vz {
-            Some((vx, vy)) => {
-                let (w, b) = theta.split_at(k * dim);
-                let (l, a, _) = softmax_pass(vx, dim, vy, w, b, k, false);
-                (Some(l), Some(a))
-            }
-            None => (None, None),
-        };
-        crate::train::diverge::check_loss(loss, it, "learning_rate", params.learning_rate, None)?;
-        on_round(&LogisticRound {
-            iteration: it,
-            train_loss: loss + penalty,
-            validation_loss,
-            train_accuracy: acc,
-            validation_accuracy,
-        })?;
-        let watched = validation_loss.unwrap_or(loss + penalty);
-        if watched < best.0 - 1e-7 {
-            best = (watched, theta.clone());
-            since_best = 0;
-        } else {
-            since_best += 1;
-            if params.patience > 0 && since_best >= params.patience {
-                break;
-            }
+    let to_f32 = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|a| a as f32).collect() };
+    let to_u32 = |v: &[usize]| -> Vec<u32> { v.iter().map(|&a| a as u32).collect() };
+    let z = to_f32(standardize(x, dim, &mean, &std));
+    let labels = to_u32(y);
+    let vz = validation.map(|(vx, vy)| (to_f32(standardize(vx, dim, &mean, &std)), to_u32(vy)));
+    fn rows<'a>(x: &'a [f32], labels: &'a [u32], dim: usize) -> Rows<'a> {
+        Rows {
+            x,
+            dim,
+            labels,
+            targets: &[],
+            weights: None,
         }
     }
-    let theta = best.1;
-    let (w, b) = theta.split_at(k * dim);
+    let settings = Settings {
+        // learners::logistic penalizes ½·l2·‖w‖²; this model's penalty is l2·‖w‖².
+        l2: 2.0 * params.l2,
+        max_iterations: params.max_iterations.max(1),
+        tolerance: 1e-4,
+    };
+    let mut best: Option<(f64, logistic::Logistic)> = None;
+    let mut since_best = 0;
+    let last = logistic::fit(
+        rows(&z, &labels, dim),
+        k,
+        Link::Softmax,
+        &settings,
+        None,
+        &mut |it, model| {
+            let (validation_loss, validation_accuracy) = match &vz {
+                Some((vx, vy)) => {
+                    let (l, a) = logistic::score(model, rows(vx, vy, dim));
+                    (Some(l), Some(a))
+                }
+                None => (None, None),
+            };
+            on_round(&LogisticRound {
+                iteration: it.iteration,
+                train_loss: it.loss,
+                validation_loss,
+                train_accuracy: it.accuracy,
+                validation_accuracy,
+            })?;
+            let Some(l) = validation_loss else {
+                return Ok(false);
+            };
+            if best.as_ref().is_none_or(|(b, _)| l < b - 1e-7) {
+                best = Some((l, model.clone()));
+                since_best = 0;
+            } else {
+                since_best += 1;
+            }
+            Ok(params.patience > 0 && since_best >= params.patience)
+        },
+    )?;
+    let chosen = best.map_or(last, |(_, m)| m);
     let m = Glm {
         classes: k,
         dim,
-        weight: w.to_vec(),
-        bias: b.to_vec(),
+        weight: chosen.weight.iter().map(|&v| v as f64).collect(),
+        bias: chosen.bias.iter().map(|&v| v as f64).collect(),
     };
     Ok(fold(m, &mean, &std, 0.0, 1.0))
 }
@@ -452,7 +394,6 @@ mod tests {
         let p = LogisticParams {
             l2: 1e-4,
             max_iterations: 200,
-            learning_rate: 0.1,
             patience: 0,
         };
         let mut last = 0.0;

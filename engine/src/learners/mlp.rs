@@ -6,8 +6,8 @@
 //! warm-up and cosine decay, early stopping on validation loss with the best weights kept.
 
 use crate::error::{Error, Result};
-use crate::model::gbt::Round;
-use crate::train::optim::{AdamW, cosine_lr};
+use crate::fit::optim::{AdamW, cosine_lr};
+use crate::learners::gbt::Round;
 use candle_core::{D, DType, Device, Tensor, Var};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

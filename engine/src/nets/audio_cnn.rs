@@ -141,9 +141,7 @@ impl AudioCnn {
         let h = h.permute((0, 1, 3, 2))?.reshape((b, c * m, t))?;
         let pooled = Tensor::cat(&[h.mean(D::Minus1)?, h.max(D::Minus1)?], 1)?;
         let pooled = match (train && self.cfg.dropout > 0.0, dropout_seed) {
-            (true, Some(seed)) => {
-                crate::model::head::dropout_mask(&pooled, self.cfg.dropout, seed)?
-            }
+            (true, Some(seed)) => crate::nets::head::dropout_mask(&pooled, self.cfg.dropout, seed)?,
             (true, None) => candle_nn::ops::dropout(&pooled, self.cfg.dropout)?,
             (false, _) => pooled,
         };

@@ -3,10 +3,10 @@
 
 use crate::data::image_decode::Preprocessing;
 use crate::error::{Error, Result};
-use crate::model::conv_bn::ConvBn;
-use crate::model::efficientnet_lite::{self, EfficientNetLite0};
-use crate::model::mobilenet_v2::{self, MobileNetV2};
-use crate::model::weights::{self, WeightsSpec};
+use crate::nets::conv_bn::ConvBn;
+use crate::nets::efficientnet_lite::{self, EfficientNetLite0};
+use crate::nets::mobilenet_v2::{self, MobileNetV2};
+use crate::nets::weights::{self, WeightsSpec};
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;

@@ -2,9 +2,9 @@
 //! MobileNet-style backbones. Frozen layers run with batch norm folded into the convolution
 //! (exact in eval mode, and faster); trainable layers keep `Var`s and batch norm in train mode.
 
-use crate::model::batch_norm::TrainBatchNorm;
-use crate::model::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
-use crate::model::pointwise::pointwise_bias;
+use crate::ops::batch_norm::TrainBatchNorm;
+use crate::ops::depthwise::{depthwise_conv2d, depthwise_conv2d_bias};
+use crate::ops::pointwise::pointwise_bias;
 use candle_core::{D, DType, Module, Result, Tensor, Var};
 use std::collections::HashMap;
 
@@ -201,8 +201,8 @@ impl ConvBn {
         #[cfg(feature = "cuda")]
         if x.device().is_cuda() && w.dims4()?.1 * w.dims4()?.2 * w.dims4()?.3 <= 64 {
             // Few inputs per output (the stem): a direct kernel beats im2col + gemm.
-            let op = super::conv_cuda::ConvBias {
-                layout: super::conv_cuda::ConvLayout::Dense,
+            let op = crate::ops::conv_cuda::ConvBias {
+                layout: crate::ops::conv_cuda::ConvLayout::Dense,
                 stride: self.stride,
                 padding,
                 relu6: self.relu6,
@@ -227,7 +227,7 @@ impl ConvBn {
     /// pixel of the batch.
     #[cfg(feature = "cuda")]
     pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
-        use super::conv_cuda::{BiasAct, ConvBias, ConvLayout};
+        use crate::ops::conv_cuda::{BiasAct, ConvBias, ConvLayout};
         if self.tf_same && self.stride > 1 {
             candle_core::bail!("the channels-last path has no TensorFlow 'same' padding");
         }
@@ -374,7 +374,7 @@ impl ConvBn {
 }
 
 /// A 1×1 convolution as one batched matrix product: `W [Cout,Cin] · X[n] [Cin,H·W]` (no im2col copy).
-/// On the CPU in f32 it is [`crate::model::pointwise_train::Pointwise`], whose backward makes
+/// On the CPU in f32 it is [`crate::ops::pointwise_train::Pointwise`], whose backward makes
 /// no per-image weight gradients.
 pub fn pointwise(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
@@ -383,7 +383,7 @@ pub fn pointwise(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
         return x
             .contiguous()?
-            .apply_op2(&w, crate::model::pointwise_train::Pointwise);
+            .apply_op2(&w, crate::ops::pointwise_train::Pointwise);
     }
     let x = x.reshape((n, c, h * wd))?;
     w.broadcast_matmul(&x)?.reshape((n, cout, h, wd))

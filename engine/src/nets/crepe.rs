@@ -7,7 +7,7 @@
 //! (`conv1.weight` of shape `(128, 1, 512, 1)`, `conv1_BN.running_mean`, …).
 
 use crate::error::{Error, Result};
-use crate::model::weights::{self, WeightsSpec};
+use crate::nets::weights::{self, WeightsSpec};
 use candle_core::{DType, Device, Module, Tensor};
 use std::collections::HashMap;
 use std::path::Path;

@@ -15,7 +15,7 @@
 //! Parameters have PyTorch names (`head.reduce.weight`, …) so the safetensors load in Python.
 
 use crate::data::annotations::{ObjectBox, Rect};
-use crate::eval::map::{Detection, nms};
+use crate::data::boxes::{Detection, nms};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -525,7 +525,7 @@ mod tests {
         for o in &objects {
             let d = dets.iter().find(|d| d.label == o.label).unwrap();
             assert!(
-                crate::eval::map::iou(&d.rect, &o.rect) > 0.999,
+                crate::data::boxes::iou(&d.rect, &o.rect) > 0.999,
                 "{d:?} vs {o:?}"
             );
             assert_eq!(d.score, 1.0);

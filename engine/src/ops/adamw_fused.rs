@@ -26,11 +26,11 @@ pub struct ParamStep {
 }
 
 fn span<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    crate::model::cpu_storage::f32_view("fused AdamW", s, l, what)
+    crate::ops::cpu_storage::f32_view("fused AdamW", s, l, what)
 }
 
 fn span_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> Result<&'a mut [f32]> {
-    crate::model::cpu_storage::f32_view_mut("fused AdamW", s, l, what)
+    crate::ops::cpu_storage::f32_view_mut("fused AdamW", s, l, what)
 }
 
 impl InplaceOp2 for MomentsStep {
@@ -155,7 +155,7 @@ extern "C" __global__ void adamw_param(float* p, const float* mv, long n, float 
 
     fn ptx() -> Result<&'static str> {
         static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-        crate::model::nvrtc::compiled(&PTX, || SOURCE.to_string(), "the AdamW CUDA kernels")
+        crate::ops::nvrtc::compiled(&PTX, || SOURCE.to_string(), "the AdamW CUDA kernels")
     }
 
     fn grid(n: usize) -> LaunchConfig {

@@ -121,7 +121,7 @@ extern "C" __global__ void bn_grad_input(const float* x, const float* dy, const 
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    crate::model::nvrtc::compiled(&PTX, || SOURCE.to_string(), "the batch-norm CUDA kernels")
+    crate::ops::nvrtc::compiled(&PTX, || SOURCE.to_string(), "the batch-norm CUDA kernels")
 }
 
 fn f32_view<'a>(s: &'a CudaStorage, l: &Layout, what: &str) -> Result<CudaView<'a, f32>> {

@@ -186,7 +186,7 @@ CLOSE(f16, float, f16_f32)
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    crate::model::nvrtc::compiled(
+    crate::ops::nvrtc::compiled(
         &PTX,
         || format!("{PRELUDE}{SOURCE}"),
         "the block CUDA kernels",
@@ -209,7 +209,7 @@ fn view<'a, T>(s: &'a CudaSlice<T>, l: &Layout, what: &str) -> Result<CudaView<'
 }
 
 fn suffix(s: &CudaStorageSlice) -> Result<&'static str> {
-    crate::model::nvrtc::dtype_suffix(s, "fused block")
+    crate::ops::nvrtc::dtype_suffix(s, "fused block")
 }
 
 /// 3×3 depthwise convolution + bias (+ ReLU6), NHWC, stride 1 or 2 (CUDA only), optionally

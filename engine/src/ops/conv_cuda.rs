@@ -257,7 +257,7 @@ INSTANCE(f16, f16)
 
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    crate::model::nvrtc::compiled(
+    crate::ops::nvrtc::compiled(
         &PTX,
         || format!("{PRELUDE}{SOURCE}"),
         "the convolution CUDA kernels",
@@ -276,7 +276,7 @@ fn view<'a, T>(s: &'a CudaSlice<T>, l: &Layout, what: &str) -> Result<CudaView<'
 }
 
 fn suffix(s: &CudaStorageSlice) -> Result<&'static str> {
-    crate::model::nvrtc::dtype_suffix(s, "convolution")
+    crate::ops::nvrtc::dtype_suffix(s, "convolution")
 }
 
 /// Launch shape of the channels-last kernels: x over one image's elements, y over images.

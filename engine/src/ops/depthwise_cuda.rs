@@ -154,7 +154,7 @@ INSTANCE(f16, f16)
 /// The PTX of [`SOURCE`], compiled once per process.
 fn ptx() -> Result<&'static str> {
     static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    crate::model::nvrtc::compiled(
+    crate::ops::nvrtc::compiled(
         &PTX,
         || format!("{PRELUDE}{SOURCE}"),
         "the depthwise CUDA kernels",
@@ -228,7 +228,7 @@ pub(crate) fn plane_grid(spatial: usize, planes: usize) -> LaunchConfig {
 }
 
 fn suffix(s: &CudaStorageSlice) -> Result<&'static str> {
-    crate::model::nvrtc::dtype_suffix(s, "depthwise conv")
+    crate::ops::nvrtc::dtype_suffix(s, "depthwise conv")
 }
 
 /// Which kernel a call runs.

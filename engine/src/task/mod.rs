@@ -1,34 +1,10 @@
-//! Tasks: one per kind of model (image classification, …) behind the [`Task`] trait, and the
-//! [`Model`] trait for exported models that predict and evaluate.
-
-pub mod detect;
-pub mod detect_draw;
-pub mod detect_model;
-pub mod detect_params;
-pub mod detect_resume;
-pub mod image;
-pub mod image_finetune;
-pub mod image_model;
-pub mod image_multilabel;
-pub mod image_multilabel_scan;
-pub mod image_params;
-pub mod image_scan;
-pub mod load_on;
-pub mod sound;
-pub mod sound_model;
-pub mod sound_params;
-pub mod sound_transfer;
-pub mod tabular;
-pub mod tabular_data;
-pub mod tabular_model;
-pub mod text;
-pub mod text_features;
-pub mod text_maxent;
-pub mod text_model;
-pub mod text_params;
+//! The contract between the session and the templates: the [`Task`] trait (scan, parameters,
+//! train, load) every template family implements, the [`Model`] trait of a trained model
+//! (predict, evaluate), and what they exchange ([`Prediction`], [`Evaluation`], [`ResolvedData`]).
+//! The registry of the families lives in the `templates` module.
 
 use crate::data::DatasetSummary;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::ClassificationReport;
 use crate::params::{ParamSpec, ResolvedParams};
 use crate::train::{Control, RunContext};
@@ -186,65 +162,4 @@ pub trait Model: Send {
         progress: ScanProgress<'_>,
         warn: &mut dyn FnMut(String),
     ) -> Result<Evaluation>;
-}
-
-/// All tasks of this build.
-pub fn all() -> Vec<Box<dyn Task>> {
-    vec![
-        Box::new(image::ImageClassification),
-        Box::new(image_multilabel::MultiLabelImageClassification),
-        Box::new(text::TextClassification),
-        Box::new(sound::SoundClassification),
-        Box::new(detect::ObjectDetection),
-        Box::new(tabular::TabularTask::classifier()),
-        Box::new(tabular::TabularTask::regressor()),
-    ]
-}
-
-/// The task with id `id`.
-pub fn by_id(id: &str) -> Result<Box<dyn Task>> {
-    all()
-        .into_iter()
-        .find(|t| t.id() == id)
-        .ok_or_else(|| Error::project(format!("no task \"{id}\" in this build of Lathe"), None))
-}
-
-/// The task that trains template `template_id`.
-pub fn for_template(template_id: &str) -> Result<Box<dyn Task>> {
-    let template = crate::template::Template::get(template_id)?;
-    by_id(&template.task)
-}
-
-/// Resolves `RUN_OR_MODEL_DIR` to the model folder (a run's `model/` or the folder itself).
-pub fn model_dir(path: &Path) -> Result<PathBuf> {
-    if path.join("config.json").is_file() {
-        return Ok(path.to_path_buf());
-    }
-    let inner = path.join("model");
-    if inner.join("config.json").is_file() {
-        return Ok(inner);
-    }
-    if !path.exists() {
-        return Err(Error::model(
-            "no such folder; give a run folder or an exported model folder",
-            path,
-        ));
-    }
-    Err(Error::model(
-        "not a Lathe model: no config.json here or in model/; give a finished run folder or an exported model folder",
-        path,
-    ))
-}
-
-/// Loads the model in a run or model folder, dispatching on the task recorded in `config.json`.
-pub fn load_model(path: &Path, device: &Device) -> Result<Box<dyn Model>> {
-    let dir = model_dir(path)?;
-    let config: serde_json::Value = crate::fsutil::read_json(&dir.join("config.json"))?;
-    let Some(task_id) = config.pointer("/lathe/task").and_then(|v| v.as_str()) else {
-        return Err(Error::model(
-            "config.json names no Lathe task (lathe.task); was it written by Lathe?",
-            dir.join("config.json"),
-        ));
-    };
-    by_id(task_id)?.load(&dir, device)
 }

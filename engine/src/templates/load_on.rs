@@ -2,7 +2,8 @@
 //! device (`cpu`, `auto`, `cuda:N`, `metal`) and dispatches on the task in `config.json`.
 
 use crate::error::Result;
-use crate::task::{Model, load_model};
+use crate::task::Model;
+use crate::templates::load_model;
 use std::path::Path;
 
 /// Loads the model in a run or model folder onto the device named `device`.

@@ -11,6 +11,8 @@ pub enum Phase {
     Scanning,
     Augmenting,
     ExtractingFeatures,
+    /// Choosing settings (e.g. a penalty) by cross-validation on the training rows.
+    CrossValidating,
     Training,
     FineTuning,
     Evaluating,
@@ -24,6 +26,7 @@ impl Phase {
             Self::Scanning => "Scanning data",
             Self::Augmenting => "Augmenting",
             Self::ExtractingFeatures => "Extracting features",
+            Self::CrossValidating => "Choosing settings by cross-validation",
             Self::Training => "Training",
             Self::FineTuning => "Fine-tuning",
             Self::Evaluating => "Evaluating",
@@ -36,24 +39,13 @@ impl Phase {
         match self {
             Self::Training | Self::FineTuning => "epochs",
             Self::Exporting => "files",
+            Self::CrossValidating => "fits",
             _ => "items",
         }
     }
 }
 
-/// Metrics at the end of one epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    pub epochs: usize,
-    pub train_loss: f64,
-    pub train_accuracy: Option<f64>,
-    pub validation_loss: Option<f64>,
-    pub validation_accuracy: Option<f64>,
-    pub learning_rate: f64,
-    pub elapsed_secs: f64,
-}
+pub use crate::eval::epoch::EpochMetrics;
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

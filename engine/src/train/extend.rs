@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::export::st;
 use crate::fsutil::atomic_write;
-use crate::model::head::Head;
+use crate::nets::head::Head;
 use crate::params::{ParamValue, ResolvedParams};
 use crate::train::context::RunContext;
 use crate::train::event::Event;
@@ -69,18 +69,24 @@ pub fn inspect(parent: &Path) -> Result<Parent> {
             Some(parent),
         ));
     }
-    if !dir.model().join("config.json").is_file() {
+    if !dir
+        .model()
+        .join(crate::train::run_dir::MODEL_CONFIG)
+        .is_file()
+    {
         return Err(Error::project(
             "this run has not finished (no model/config.json); finish it with `lathe train --resume` first",
             Some(parent),
         ));
     }
     // The head fitter's checkpoint, or the object detector's.
-    let Some(last) = ["last.safetensors", crate::task::detect_resume::FILE]
-        .iter()
-        .map(|f| dir.checkpoints().join(f))
-        .find(|p| p.is_file())
-    else {
+    let Some(last) = [
+        crate::train::run_dir::LAST_CHECKPOINT,
+        crate::train::run_dir::DETECTOR_CHECKPOINT,
+    ]
+    .iter()
+    .map(|f| dir.checkpoints().join(f))
+    .find(|p| p.is_file()) else {
         return Err(Error::project(
             "this run kept no checkpoint (checkpoints/last.safetensors), so it cannot be continued",
             Some(parent),
@@ -120,6 +126,11 @@ pub fn default_root(parent: &Path) -> PathBuf {
         n += 1;
     }
     candidate
+}
+
+/// Whether this run continues a finished one (`--continue`).
+pub fn is_continuation(ctx: &RunContext) -> bool {
+    ctx.run_dir.root.join(FILE).is_file()
 }
 
 /// When this run continues another, loads the finished run's best head weights into `head` and

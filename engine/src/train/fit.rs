@@ -4,10 +4,10 @@
 
 use crate::error::{Error, Result};
 use crate::export::st;
-use crate::model::head::{Head, HeadKind};
+use crate::fit::optim::{AdamW, cosine_lr};
+use crate::nets::head::{Head, HeadKind};
 use crate::train::context::RunContext;
 use crate::train::event::{EpochMetrics, Event, Phase};
-use crate::train::optim::{AdamW, cosine_lr};
 use candle_core::{D, DType, Device, Tensor};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -240,7 +240,7 @@ pub fn fit(
             let logits = head.forward(&xb, true, Some(dropout_seed))?;
             let loss = loss_of(&logits, &yb, multi)?;
             let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            crate::train::diverge::check_loss(
+            crate::fit::diverge::check_loss(
                 loss_value,
                 epoch,
                 "learning_rate",
@@ -268,7 +268,7 @@ pub fn fit(
         };
         if let Some(l) = validation_loss {
             // Weights that overflowed on the last step show here first.
-            crate::train::diverge::check_loss(
+            crate::fit::diverge::check_loss(
                 l,
                 epoch,
                 "learning_rate",
@@ -417,7 +417,7 @@ fn save_checkpoint(
         ),
     ];
     let dir = ctx.run_dir.checkpoints();
-    let last = dir.join("last.safetensors");
+    let last = dir.join(crate::train::run_dir::LAST_CHECKPOINT);
     st::save(&last, &tensors, &meta)?;
     ctx.emit(Event::Checkpoint {
         epoch,
@@ -442,7 +442,10 @@ fn restore(
     head: &Head,
     opt: &mut AdamW,
 ) -> Result<Option<(Tensor, Tensor, Progress)>> {
-    let path = ctx.run_dir.checkpoints().join("last.safetensors");
+    let path = ctx
+        .run_dir
+        .checkpoints()
+        .join(crate::train::run_dir::LAST_CHECKPOINT);
     if !path.exists() {
         return Ok(None);
     }

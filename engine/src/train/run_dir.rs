@@ -4,6 +4,19 @@
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
+/// A run folder's event log (one JSON event per line).
+pub const EVENTS: &str = "events.jsonl";
+/// A run folder's project with every parameter as used.
+pub const LOCK_FILE: &str = "project.lock.toml";
+/// The checkpoint of the last finished epoch, in `checkpoints/`.
+pub const LAST_CHECKPOINT: &str = "last.safetensors";
+/// The object detector's per-epoch checkpoint (head + trainable blocks + optimizer), in `checkpoints/`.
+pub const DETECTOR_CHECKPOINT: &str = "detector_last.safetensors";
+/// A model folder's configuration (labels, task, preprocessing).
+pub const MODEL_CONFIG: &str = "config.json";
+/// A model folder's weights.
+pub const MODEL_WEIGHTS: &str = "model.safetensors";
+
 /// Paths inside a run folder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunDir {
@@ -70,10 +83,10 @@ impl RunDir {
     }
 
     pub fn events(&self) -> PathBuf {
-        self.root.join("events.jsonl")
+        self.root.join(EVENTS)
     }
     pub fn lock_file(&self) -> PathBuf {
-        self.root.join("project.lock.toml")
+        self.root.join(LOCK_FILE)
     }
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")

@@ -124,7 +124,7 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
 /// 8 generated 96×96 detection images (Create ML annotations) with 1–2 objects of `classes`
 /// (Fashion-MNIST items pasted on the bundled photos).
 pub fn detection_data(dir: &Path, seed: u64, classes: &[&str]) {
-    use lathe_engine::data::detect_synth::{self, SynthConfig};
+    use lathe_engine::templates::detect::synth::{self as detect_synth, SynthConfig};
     let photos: Vec<RgbImage> = ["chelsea.png", "coffee.png"]
         .iter()
         .map(|n| {

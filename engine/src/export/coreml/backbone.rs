@@ -5,8 +5,8 @@
 
 use crate::error::Result;
 use crate::export::coreml::builder::{Activation, Conv2d, GlobalPool, NetworkBuilder};
-use crate::model::backbone::Backbone;
-use crate::model::conv_bn::{ConvBn, ConvKind};
+use crate::nets::backbone::Backbone;
+use crate::nets::conv_bn::{ConvBn, ConvKind};
 use candle_core::{DType, Tensor};
 
 /// A blob and its `[C, H, W]` shape.

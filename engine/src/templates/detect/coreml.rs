@@ -25,11 +25,11 @@
 use crate::error::{Error, Result};
 use crate::export::coreml::backbone::{FeatureMap, tapped_maps, values};
 use crate::export::coreml::builder::{Activation, Conv2d, NetworkBuilder};
-use crate::export::coreml::image::{backbone_license, backbone_title};
 use crate::export::coreml::spec::{self, image_input, image_scaler};
 use crate::export::coreml::{Exported, Options, meta};
-use crate::model::detect_head::TAPS;
-use crate::task::detect_model::DetectorModel;
+use crate::nets::detect_head::TAPS;
+use crate::templates::detect::model::DetectorModel;
+use crate::templates::image::coreml::{backbone_license, backbone_title};
 use candle_core::Device;
 use coreml_proto::proto::{
     ArrayFeatureType, BorderAmounts, FeatureDescription, FeatureType, Model, MultiplyLayerParams,

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::eval::map::{Detection, DetectionReport};
 use crate::export::st;
 use crate::fsutil::{read_json, replace_dir, write_json};
-use crate::model::backbone::Backbone;
-use crate::model::detect_head::{self, DecodeConfig, DetectHead, RawBoxes, STRIDE, TAPS};
+use crate::nets::backbone::Backbone;
+use crate::nets::detect_head::{self, DecodeConfig, DetectHead, RawBoxes, STRIDE, TAPS};
 use crate::task::{Evaluation, Model, PredictedBox, Prediction, ScanProgress};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -272,7 +272,7 @@ pub fn write_model_dir(
     let mut tensors = det.backbone.state_dict();
     tensors.extend(det.head.state_dict());
     st::save(
-        &staging.join("model.safetensors"),
+        &staging.join(crate::train::run_dir::MODEL_WEIGHTS),
         &tensors,
         &[
             ("lathe_task", TASK_ID.into()),
@@ -308,7 +308,7 @@ pub fn write_model_dir(
         "label2id": label2id,
         "lathe": { "task": TASK_ID, "template": template, "version": env!("CARGO_PKG_VERSION"), "format_version": MODEL_FORMAT_VERSION },
     });
-    write_json(&staging.join("config.json"), &config)?;
+    write_json(&staging.join(crate::train::run_dir::MODEL_CONFIG), &config)?;
     let preprocessor = json!({
         "image_processor_type": "LatheImageProcessor",
         "do_convert_rgb": true,
@@ -336,7 +336,7 @@ pub struct DetectorModel {
 impl DetectorModel {
     /// Loads a folder written by [`write_model_dir`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let config_path = dir.join("config.json");
+        let config_path = dir.join(crate::train::run_dir::MODEL_CONFIG);
         let config: serde_json::Value = read_json(&config_path)?;
         let bad = |what: &str| {
             Error::model(
@@ -385,7 +385,7 @@ impl DetectorModel {
                 )
             })
         };
-        let weights = dir.join("model.safetensors");
+        let weights = dir.join(crate::train::run_dir::MODEL_WEIGHTS);
         let (tensors, _) = st::load(&weights, device)?;
         let head = DetectHead::from_tensors(&tensors, labels.len(), channels)
             .map_err(|e| Error::model(format!("{e}"), &weights))?;

@@ -3,7 +3,7 @@
 
 use crate::data::box_augment::BoxAugment;
 use crate::error::{Error, Result};
-use crate::model::detect_head::{DecodeConfig, SIZE_MULTIPLE};
+use crate::nets::detect_head::{DecodeConfig, SIZE_MULTIPLE};
 use crate::params::{ParamKind, ParamSpec, ParamValue, ResolvedParams};
 use std::path::PathBuf;
 

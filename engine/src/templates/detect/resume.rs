@@ -10,18 +10,18 @@
 
 use crate::error::{Error, Result};
 use crate::export::st;
-use crate::model::backbone::Backbone;
-use crate::model::detect_head::DetectHead;
-use crate::task::detect_model::Detector;
+use crate::fit::optim::AdamW;
+use crate::nets::backbone::Backbone;
+use crate::nets::detect_head::DetectHead;
+use crate::templates::detect::model::Detector;
 use crate::train::midway::Part;
-use crate::train::optim::AdamW;
 use crate::train::{EpochMetrics, Event, RunContext};
 use candle_core::Tensor;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint's file name in `checkpoints/`.
-pub const FILE: &str = "detector_last.safetensors";
+pub const FILE: &str = crate::train::run_dir::DETECTOR_CHECKPOINT;
 
 /// A loaded checkpoint.
 pub struct Checkpoint {

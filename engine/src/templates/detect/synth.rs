@@ -148,7 +148,7 @@ pub fn generate(
                 };
                 if boxes
                     .iter()
-                    .all(|(_, b)| crate::eval::map::iou(b, &r) == 0.0)
+                    .all(|(_, b)| crate::data::boxes::iou(b, &r) == 0.0)
                 {
                     placed = Some((x, y));
                     break;

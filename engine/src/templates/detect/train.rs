@@ -12,15 +12,15 @@ use crate::data::{ClassCount, DataKind, DatasetSummary, HealthIssue, Severity, S
 use crate::error::Result;
 use crate::eval::map::DetectionReport;
 use crate::eval::plots;
+use crate::fit::optim::{AdamW, cosine_lr};
 use crate::fsutil::write_json;
-use crate::model::backbone::Backbone;
-use crate::model::detect_head::{self, DetectHead, STRIDE};
+use crate::nets::backbone::Backbone;
+use crate::nets::detect_head::{self, DetectHead, STRIDE};
 use crate::params::{ParamSpec, ResolvedParams};
-use crate::task::detect_model::{self, Detector, DetectorModel, TASK_ID};
-pub use crate::task::detect_params::{DetectParams, param_specs};
-use crate::task::detect_resume::{self, Checkpoint};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
-use crate::train::optim::{AdamW, cosine_lr};
+use crate::templates::detect::model::{self as detect_model, Detector, DetectorModel, TASK_ID};
+pub use crate::templates::detect::params::{DetectParams, param_specs};
+use crate::templates::detect::resume::{self as detect_resume, Checkpoint};
 use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
@@ -399,7 +399,7 @@ fn run_phase(
             );
             let loss = batch_loss(det, &x, &objects, plan.train_backbone)?;
             let value = scalar(&loss.total)?;
-            crate::train::diverge::check_loss(
+            crate::fit::diverge::check_loss(
                 value,
                 epoch,
                 if plan.train_backbone {
@@ -680,10 +680,7 @@ fn write_outputs(
     phase.set(3);
     ctx.emit(Event::Exported {
         format: "safetensors".into(),
-        path: target.join("model.safetensors"),
+        path: target.join(crate::train::run_dir::MODEL_WEIGHTS),
     });
-    if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        crate::export::coreml::export_run(ctx, &target);
-    }
     Ok(target)
 }

@@ -9,22 +9,28 @@ use crate::data::image_folder::LabeledFile;
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::export::st;
-use crate::model::backbone::Backbone;
-use crate::model::head::Head;
+use crate::nets::backbone::Backbone;
+use crate::nets::head::Head;
 use crate::params::{ParamSpec, ResolvedParams};
-use crate::task::image_finetune::{FineTuneConfig, TrainImage, fine_tune};
-use crate::task::image_model::{self, ExportedImageModel, ImageModel, TrainingSummary};
-pub use crate::task::image_params::{ImageParams, param_specs};
-pub use crate::task::image_scan::{ImageSplits, image_scan, scan_splits};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
+use crate::templates::image::finetune::{FineTuneConfig, TrainImage, fine_tune};
+use crate::templates::image::model::{
+    self as image_model, ExportedImageModel, ImageModel, TrainingSummary,
+};
+pub use crate::templates::image::params::{ImageParams, param_specs};
+pub use crate::templates::image::scan::{ImageSplits, image_scan, scan_splits};
 use crate::train::feature_cache::FeatureCache;
-use crate::train::fit::{self, Features, FitConfig};
+use crate::train::fit::{Features, FitConfig};
+use crate::train::head_choice;
 use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+
+/// What to try when the model is no better than guessing.
+const IMAGE_ADVICE: &str = "Check that each class folder holds the right images, add more images per class, or try another backbone.";
 
 /// Image classification with transfer learning.
 pub struct ImageClassification;
@@ -177,24 +183,35 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         seed: ctx.project.seed,
     };
     let validation = (!validation_set.is_empty()).then_some(&validation_set);
-    let outcome = fit::fit(ctx, &train_set, validation, splits.labels.len(), &cfg)?;
+    let fitted = head_choice::fit_head(
+        ctx,
+        &p.head_choice,
+        &train_set,
+        validation,
+        splits.labels.len(),
+        &cfg,
+    )?;
+    let outcome = fitted.final_outcome();
     let mut summary = TrainingSummary {
-        history: outcome.history.clone(),
-        best_epoch: outcome.best_epoch,
-        stopped_early: outcome.stopped_early,
+        history: fitted.outcome.history.clone(),
+        best_epoch: fitted.outcome.best_epoch,
+        stopped_early: fitted.outcome.stopped_early,
+        head_selection: Some(fitted.report()),
     };
 
     if p.fine_tune_blocks == 0 {
         let mut reports = Vec::new();
-        for (name, set, paths) in [
-            ("validation", &validation_set, &inputs[1]),
-            ("test", &test_set, &inputs[2]),
+        // Validation figures come from the head fitted on training rows only (the final
+        // model may have been refitted on training + validation rows).
+        for (name, set, paths, model) in [
+            ("validation", &validation_set, &inputs[1], &fitted.outcome),
+            ("test", &test_set, &inputs[2], outcome),
         ] {
             if set.is_empty() {
                 continue;
             }
             let mut phase = ctx.phase(Phase::Evaluating, set.len() as u64);
-            let probs = outcome.probabilities(set, &ctx.device)?;
+            let probs = model.probabilities(set, &ctx.device)?;
             let truth: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
             reports.push(report(ctx, name, &splits.labels, &truth, &probs, paths));
             phase.set(set.len() as u64);
@@ -207,6 +224,9 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             labels: &splits.labels,
             multi_label: None,
         };
+        if let Some(w) = crate::eval::usefulness::first_classifier_warning(&reports, IMAGE_ADVICE) {
+            ctx.warn(w, None);
+        }
         return image_model::write_run_outputs(ctx, &exported, &splits, &summary, &reports);
     }
 
@@ -239,7 +259,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             tuned = Backbone::from_tensors(&p.backbone, merged, p.image_size, p.fine_tune_blocks)?;
             tuned.set_precision(precision)?;
             (tuned.weights_hash, tuned.weights_source) = (hash, source);
-            Head::from_tensors(p.head.clone(), tensors)?
+            Head::from_tensors(outcome.head.kind.clone(), tensors)?
         }
         None => {
             let raw: HashMap<String, Tensor> = outcome
@@ -247,7 +267,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                 .export_tensors(&outcome.mean, &outcome.std)?
                 .into_iter()
                 .collect();
-            Head::from_tensors(p.head.clone(), &raw)?
+            Head::from_tensors(outcome.head.kind.clone(), &raw)?
         }
     };
     let images = |part: Part| -> Vec<TrainImage> {
@@ -269,7 +289,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         learning_rate: p.fine_tune_learning_rate,
         weight_decay: p.weight_decay,
         seed: ctx.project.seed,
-        epoch_offset: outcome.history.len(),
+        epoch_offset: summary.history.len(),
     };
     let ft_history = fine_tune(
         ctx,
@@ -280,7 +300,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         &ft,
         resumed.as_ref(),
     )?;
-    summary.best_epoch = outcome.history.len() + ft_history.len();
+    summary.best_epoch = summary.history.len() + ft_history.len();
     summary.history.extend(ft_history);
     let mut reports = Vec::new();
     for (name, part) in [("validation", Part::Validation), ("test", Part::Test)] {
@@ -317,6 +337,9 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         labels: &splits.labels,
         multi_label: None,
     };
+    if let Some(w) = crate::eval::usefulness::first_classifier_warning(&reports, IMAGE_ADVICE) {
+        ctx.warn(w, None);
+    }
     image_model::write_run_outputs(ctx, &exported, &splits, &summary, &reports)
 }
 

@@ -14,9 +14,9 @@ use crate::export::coreml::builder::{Activation, NetworkBuilder};
 use crate::export::coreml::spec::{ClassifierSpec, ModelMetadata, image_input, image_scaler};
 use crate::export::coreml::{Exported, Options, spec};
 use crate::fsutil::read_json;
-use crate::model::head::HeadKind;
+use crate::nets::head::HeadKind;
 use crate::task::Model;
-use crate::task::image_model::ImageModel;
+use crate::templates::image::model::ImageModel;
 use candle_core::Device;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,7 +51,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     };
     let features = pooled_features(&mut b, backbone, &input)?;
 
-    let names = crate::model::head::Head::layer_names(&head.kind);
+    let names = crate::nets::head::Head::layer_names(&head.kind);
     let last = head.layers.len().saturating_sub(1);
     let mut blob = features.blob;
     for (i, ((w, bias), name)) in head.layers.iter().zip(names).enumerate() {

@@ -7,10 +7,10 @@ use crate::data::augment::Augmentation;
 use crate::data::image_decode::{self, Preprocessing};
 use crate::error::{Error, Result};
 use crate::export::st;
-use crate::model::backbone::Backbone;
-use crate::model::head::Head;
+use crate::fit::optim::{AdamW, cosine_lr};
+use crate::nets::backbone::Backbone;
+use crate::nets::head::Head;
 use crate::train::midway::Part;
-use crate::train::optim::{AdamW, cosine_lr};
 use crate::train::{EpochMetrics, Event, Phase, RunContext};
 use candle_core::{D, DType, Tensor};
 use rand::SeedableRng;
@@ -206,7 +206,7 @@ pub fn fine_tune(
             )?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            crate::train::diverge::check_loss(
+            crate::fit::diverge::check_loss(
                 value,
                 epoch,
                 "fine_tune_learning_rate",

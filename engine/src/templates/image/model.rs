@@ -8,10 +8,10 @@ use crate::error::{Error, Result};
 use crate::eval::{ClassificationReport, plots};
 use crate::export::st;
 use crate::fsutil::{read_json, replace_dir, write_json};
-use crate::model::backbone::Backbone;
-use crate::model::head::{Head, HeadKind};
-use crate::task::image::{ImageSplits, image_scan};
+use crate::nets::backbone::Backbone;
+use crate::nets::head::{Head, HeadKind};
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
+use crate::templates::image::classifier::{ImageSplits, image_scan};
 use crate::train::EpochMetrics;
 use crate::train::{Event, Phase, RunContext};
 use candle_core::{D, DType, Device, Tensor};
@@ -39,6 +39,8 @@ pub struct TrainingSummary {
     pub history: Vec<EpochMetrics>,
     pub best_epoch: usize,
     pub stopped_early: bool,
+    /// How the head was chosen (`train::head_choice`), when it was.
+    pub head_selection: Option<serde_json::Value>,
 }
 
 /// Writes `report.json`, the plots and the `model/` folder of a finished run.
@@ -67,6 +69,7 @@ pub fn write_run_outputs(
             "best_epoch": outcome.best_epoch,
             "stopped_early": outcome.stopped_early,
             "history": outcome.history,
+            "head_selection": outcome.head_selection,
         },
         "evaluation": reports.iter().map(|(k, v)| (k.clone(), v)).collect::<BTreeMap<_, _>>(),
         "elapsed_secs": ctx.started.elapsed().as_secs_f64(),
@@ -88,11 +91,8 @@ pub fn write_run_outputs(
     phase.set(total_files as u64);
     ctx.emit(Event::Exported {
         format: "safetensors".into(),
-        path: target.join("model.safetensors"),
+        path: target.join(crate::train::run_dir::MODEL_WEIGHTS),
     });
-    if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        crate::export::coreml::export_run(ctx, &target);
-    }
     Ok(target)
 }
 
@@ -157,7 +157,7 @@ pub fn write_model_dir(
     tensors.extend(model.head.export_tensors(model.mean, model.std)?);
     let labels_json = serde_json::to_string(model.labels).unwrap_or_default();
     st::save(
-        &staging.join("model.safetensors"),
+        &staging.join(crate::train::run_dir::MODEL_WEIGHTS),
         &tensors,
         &[
             ("lathe_task", task_id(model).into()),
@@ -198,7 +198,7 @@ pub fn write_model_dir(
         "threshold": model.multi_label,
         "lathe": { "task": task_id(model), "template": template, "version": env!("CARGO_PKG_VERSION"), "format_version": MODEL_FORMAT_VERSION },
     });
-    write_json(&staging.join("config.json"), &config)?;
+    write_json(&staging.join(crate::train::run_dir::MODEL_CONFIG), &config)?;
     let preprocessor = json!({
         "image_processor_type": "LatheImageProcessor",
         "do_convert_rgb": true,
@@ -221,7 +221,7 @@ pub fn write_model_dir(
 /// The task that trained (and loads) `model`.
 fn task_id(model: &ExportedImageModel) -> &'static str {
     if model.multi_label.is_some() {
-        crate::task::image_multilabel::TASK_ID
+        crate::templates::image::multilabel::TASK_ID
     } else {
         "image-classification"
     }
@@ -245,7 +245,7 @@ pub struct ImageModel {
 impl ImageModel {
     /// Loads a model folder written by [`write_model_dir`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let config_path = dir.join("config.json");
+        let config_path = dir.join(crate::train::run_dir::MODEL_CONFIG);
         let config: serde_json::Value = read_json(&config_path)?;
         let bad = |what: &str| {
             Error::model(
@@ -284,9 +284,13 @@ impl ImageModel {
             v.try_into()
                 .map_err(|_| Error::model(format!("`{key}` must have 3 values"), &pre_path))
         };
-        let (tensors, _) = st::load(&dir.join("model.safetensors"), device)?;
-        let head = Head::from_tensors(head_kind, &tensors)
-            .map_err(|e| Error::model(format!("{e}"), dir.join("model.safetensors")))?;
+        let (tensors, _) = st::load(&dir.join(crate::train::run_dir::MODEL_WEIGHTS), device)?;
+        let head = Head::from_tensors(head_kind, &tensors).map_err(|e| {
+            Error::model(
+                format!("{e}"),
+                dir.join(crate::train::run_dir::MODEL_WEIGHTS),
+            )
+        })?;
         let mut backbone = Backbone::from_tensors(backbone_id, tensors, size, 0)?;
         backbone.preprocessing = Preprocessing {
             width: size,
@@ -455,7 +459,7 @@ impl Model for ImageModel {
         warn: &mut dyn FnMut(String),
     ) -> Result<Evaluation> {
         if let Some(threshold) = self.multi_label {
-            return crate::task::image_multilabel::evaluate_folder(
+            return crate::templates::image::multilabel::evaluate_folder(
                 &self.backbone,
                 &self.head,
                 &self.device,
@@ -505,8 +509,7 @@ impl Model for ImageModel {
 pub fn imagenet_probabilities(backbone: &Backbone, image: &[u8]) -> Result<Vec<f32>> {
     let pre = &backbone.preprocessing;
     let x = pre.load(image).map_err(Error::Unsupported)?;
-    let fc =
-        crate::model::conv_bn::Linear::load(&backbone.tensors, backbone.imagenet_classifier())?;
+    let fc = crate::nets::conv_bn::Linear::load(&backbone.tensors, backbone.imagenet_classifier())?;
     let device = backbone
         .tensors
         .get(&format!("{}.weight", backbone.imagenet_classifier()))

@@ -6,16 +6,19 @@
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
 use crate::eval::MultiLabelReport;
-use crate::model::backbone::Backbone;
-use crate::model::head::Head;
+use crate::nets::backbone::Backbone;
+use crate::nets::head::Head;
 use crate::params::{ParamKind, ParamSpec, ParamValue, ResolvedParams};
-use crate::task::image::{Item, Part, extract_features};
-use crate::task::image_model::{self, ExportedImageModel, ImageModel, TrainingSummary};
-use crate::task::image_multilabel_scan::{MultiLabelSplits, scan_folder, scan_multilabel};
-use crate::task::image_params::ImageParams;
-use crate::task::image_scan::ImageSplits;
 use crate::task::{Evaluation, Model, ResolvedData, ScanProgress, Task};
-use crate::train::fit::{self, Features, FitConfig};
+use crate::templates::image::classifier::{Item, Part, extract_features};
+use crate::templates::image::model::{
+    self as image_model, ExportedImageModel, ImageModel, TrainingSummary,
+};
+use crate::templates::image::multilabel_scan::{MultiLabelSplits, scan_folder, scan_multilabel};
+use crate::templates::image::params::ImageParams;
+use crate::templates::image::scan::ImageSplits;
+use crate::train::fit::{Features, FitConfig};
+use crate::train::head_choice;
 use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::Device;
@@ -29,7 +32,7 @@ pub struct MultiLabelImageClassification;
 
 /// The image classifier's parameters (fine-tuning aside) plus the labels file and threshold.
 fn param_specs() -> Vec<ParamSpec> {
-    let mut specs: Vec<ParamSpec> = crate::task::image_params::param_specs()
+    let mut specs: Vec<ParamSpec> = crate::templates::image::params::param_specs()
         .into_iter()
         .filter(|s| !s.key.starts_with("fine_tune"))
         .collect();
@@ -198,14 +201,18 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         seed: ctx.project.seed,
     };
     let validation = (!validation_set.is_empty()).then_some(&validation_set);
-    let outcome = fit::fit(ctx, &train_set, validation, k, &cfg)?;
+    let fitted = head_choice::fit_head(ctx, &p.head_choice, &train_set, validation, k, &cfg)?;
+    let outcome = fitted.final_outcome();
     let mut reports = Vec::new();
-    for (name, set, slot) in [("validation", &validation_set, 1), ("test", &test_set, 2)] {
+    for (name, set, slot, model) in [
+        ("validation", &validation_set, 1, &fitted.outcome),
+        ("test", &test_set, 2, outcome),
+    ] {
         if set.is_empty() {
             continue;
         }
         let mut phase = ctx.phase(Phase::Evaluating, set.len() as u64);
-        let probs = outcome.probabilities(set, &ctx.device)?;
+        let probs = model.probabilities(set, &ctx.device)?;
         let r = MultiLabelReport::compute(
             &splits.labels,
             &truths[slot],
@@ -223,9 +230,10 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         phase.set(set.len() as u64);
     }
     let summary = TrainingSummary {
-        history: outcome.history.clone(),
-        best_epoch: outcome.best_epoch,
-        stopped_early: outcome.stopped_early,
+        history: fitted.outcome.history.clone(),
+        best_epoch: fitted.outcome.best_epoch,
+        stopped_early: fitted.outcome.stopped_early,
+        head_selection: Some(fitted.report()),
     };
     let MultiLabelSplits {
         labels,

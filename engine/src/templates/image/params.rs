@@ -2,9 +2,10 @@
 //! checked [`ImageParams`] the pipeline reads.
 
 use crate::data::augment::Augmentation;
-use crate::model::backbone::BACKBONES;
-use crate::model::head::HeadKind;
+use crate::nets::backbone::BACKBONES;
+use crate::nets::head::HeadKind;
 use crate::params::{ParamKind, ParamSpec, ParamValue, ResolvedParams};
+use crate::train::head_choice::HeadChoice;
 use std::path::PathBuf;
 
 /// Parameters after checking.
@@ -14,6 +15,8 @@ pub struct ImageParams {
     pub weights: Option<PathBuf>,
     pub image_size: u32,
     pub head: HeadKind,
+    /// `head = auto | logistic | mlp`: which heads train and how (`train::head_choice`).
+    pub head_choice: HeadChoice,
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
@@ -34,13 +37,12 @@ pub struct ImageParams {
 
 impl ImageParams {
     pub fn from_resolved(p: &ResolvedParams) -> Self {
-        let head = match p.text("head") {
-            "mlp" => HeadKind::Mlp {
-                hidden: p.usize("mlp_hidden"),
-                dropout: p.float("dropout") as f32,
-            },
-            _ => HeadKind::Logistic,
-        };
+        let head_choice = HeadChoice::parse(
+            p.text("head"),
+            p.usize("mlp_hidden"),
+            p.float("dropout") as f32,
+        );
+        let head = head_choice.kind();
         let weights = Some(p.text("weights"))
             .filter(|w| !w.is_empty())
             .map(PathBuf::from);
@@ -49,6 +51,7 @@ impl ImageParams {
             weights,
             image_size: p.usize("image_size") as u32,
             head,
+            head_choice,
             epochs: p.usize("epochs"),
             batch_size: p.usize("batch_size"),
             learning_rate: p.float("learning_rate"),
@@ -100,9 +103,9 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "head",
             "Classifier",
             "Model",
-            "logistic: fast and robust; mlp: one hidden layer, can fit more complex boundaries.",
-            &["logistic", "mlp"],
-            "logistic",
+            "auto: logistic regression with its penalty chosen by cross-validation, and from 1,000 images an MLP too, keeping the better on validation; logistic: that regression alone; mlp: one hidden layer, for more complex boundaries.",
+            &["auto", "logistic", "mlp"],
+            "auto",
         ),
         ParamSpec::int(
             "mlp_hidden",

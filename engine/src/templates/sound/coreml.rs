@@ -12,7 +12,7 @@
 //! - `LOG` with shift `log_offset` (natural log of mel power + 1e-6), then the per-band
 //!   standardization `(x − mean) / std` as a bias and a scale layer;
 //!
-//! then the CNN (`model::audio_cnn`): four 3×3 convolutions with batch norm folded in, ReLU,
+//! then the CNN (`nets::audio_cnn`): four 3×3 convolutions with batch norm folded in, ReLU,
 //! 2×2 max pooling after the first three, mean and max over time per (channel, band), the
 //! linear classifier and a softmax. Specification version 1 (2 with fp16 weights).
 //!
@@ -32,9 +32,9 @@ use crate::export::coreml::builder::{Activation, Conv2d, NetworkBuilder};
 use crate::export::coreml::spec::{self, ClassifierSpec, feature};
 use crate::export::coreml::{Exported, Options, meta};
 use crate::fsutil::read_json;
-use crate::model::audio_cnn::AudioCnnConfig;
+use crate::nets::audio_cnn::AudioCnnConfig;
 use crate::task::Model;
-use crate::task::sound_model::SoundModel;
+use crate::templates::sound::model::SoundModel;
 use candle_core::{Device, Tensor};
 use coreml_proto::proto::{
     FlattenLayerParams, PermuteLayerParams, PoolingLayerParams, ReduceLayerParams,
@@ -44,7 +44,7 @@ use coreml_proto::proto::{
 use std::collections::HashMap;
 use std::path::Path;
 
-mod crepe;
+use crate::templates::sound::coreml_crepe as crepe;
 
 /// Name of the samples input (as Create ML's sound classifiers name theirs).
 pub const INPUT: &str = "audioSamples";
@@ -53,7 +53,7 @@ pub const LABEL_OUTPUT: &str = "classLabel";
 /// Name of the probabilities output (and of the softmax blob).
 pub const PROBABILITY_OUTPUT: &str = "classLabelProbability";
 
-/// Batch-norm epsilon of the CNN (`model::audio_cnn`).
+/// Batch-norm epsilon of the CNN (`nets::audio_cnn`).
 const BN_EPS: f64 = 1e-5;
 
 /// Samples in one window of `cfg`: the span of `window_frames` analysis frames.
@@ -66,7 +66,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     // Loading checks the folder as prediction does (labels, front end, weights fit the network).
     let model = SoundModel::load(model_dir, &Device::Cpu)?;
     let labels = model.labels().to_vec();
-    let config_path = model_dir.join("config.json");
+    let config_path = model_dir.join(crate::train::run_dir::MODEL_CONFIG);
     let config: serde_json::Value = read_json(&config_path)?;
     let fe_path = model_dir.join("feature_extractor_config.json");
     let fe: serde_json::Value = read_json(&fe_path)?;
@@ -77,7 +77,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
                 &fe_path,
             )
         })?;
-    let weights_path = model_dir.join("model.safetensors");
+    let weights_path = model_dir.join(crate::train::run_dir::MODEL_WEIGHTS);
     let (tensors, _) = crate::export::st::load(&weights_path, &Device::Cpu)?;
     let weights = Weights {
         tensors: &tensors,
@@ -98,6 +98,11 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
                     frontend.n_mels, cnn.width
                 ),
             )
+        }
+        "transfer" if config["encoder"].as_str() == Some("logmel_stats") => {
+            return Err(Error::Unsupported(
+                "Core ML export of the log-mel statistics sound model is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
+            ));
         }
         "transfer" => {
             let head = serde_json::from_value(config["head"].clone())
@@ -150,7 +155,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     user.insert("trim_silence".into(), trims.to_string());
     user.insert(
         "frontend".into(),
-        serde_json::to_string(&crate::task::sound_model::feature_extractor_config(
+        serde_json::to_string(&crate::templates::sound::model::feature_extractor_config(
             &frontend,
         ))
         .unwrap_or_default(),
@@ -195,13 +200,13 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
 }
 
 /// The model folder's tensors, read by name.
-struct Weights<'a> {
-    tensors: &'a HashMap<String, Tensor>,
-    path: &'a Path,
+pub(crate) struct Weights<'a> {
+    pub(crate) tensors: &'a HashMap<String, Tensor>,
+    pub(crate) path: &'a Path,
 }
 
 impl Weights<'_> {
-    fn tensor(&self, name: &str) -> Result<&Tensor> {
+    pub(crate) fn tensor(&self, name: &str) -> Result<&Tensor> {
         self.tensors.get(name).ok_or_else(|| {
             Error::model(
                 format!("missing tensor `{name}`; re-export the model"),
@@ -210,11 +215,11 @@ impl Weights<'_> {
         })
     }
 
-    fn values(&self, name: &str) -> Result<Vec<f32>> {
+    pub(crate) fn values(&self, name: &str) -> Result<Vec<f32>> {
         values(self.tensor(name)?)
     }
 
-    fn dims(&self, name: &str) -> Result<Vec<usize>> {
+    pub(crate) fn dims(&self, name: &str) -> Result<Vec<usize>> {
         Ok(self.tensor(name)?.dims().to_vec())
     }
 }
@@ -492,7 +497,7 @@ fn fold_batch_norm(
 }
 
 /// `reshape` to `[C, H, W]` (channel-first order: no data moves).
-fn reshape(
+pub(crate) fn reshape(
     b: &mut NetworkBuilder,
     name: &str,
     input: &str,
@@ -507,7 +512,7 @@ fn reshape(
 }
 
 /// `permute` of the `[Seq, C, H, W]` axes.
-fn permute(
+pub(crate) fn permute(
     b: &mut NetworkBuilder,
     name: &str,
     input: &str,
@@ -521,7 +526,7 @@ fn permute(
 }
 
 /// A reduction over `axis` (`H`: `[C, H, W]` → `[C, 1, W]`; `C`: → `[1, H, W]`).
-fn reduce(
+pub(crate) fn reduce(
     b: &mut NetworkBuilder,
     name: &str,
     input: &str,
@@ -538,7 +543,7 @@ fn reduce(
 }
 
 /// `[C, H, W]` → `[C·H·W, 1, 1]`, channel-first.
-fn flatten(b: &mut NetworkBuilder, name: &str, input: &str, output: &str) -> String {
+pub(crate) fn flatten(b: &mut NetworkBuilder, name: &str, input: &str, output: &str) -> String {
     let params = FlattenLayerParams {
         mode: coreml_proto::proto::flatten_layer_params::FlattenOrder::ChannelFirst as i32,
     };
@@ -546,7 +551,7 @@ fn flatten(b: &mut NetworkBuilder, name: &str, input: &str, output: &str) -> Str
 }
 
 /// A unary function `f(x)` with `alpha` (the exponent of `POWER`), scale 1, shift 0.
-fn unary(
+pub(crate) fn unary(
     b: &mut NetworkBuilder,
     name: &str,
     input: &str,

@@ -1,4 +1,4 @@
-//! The transfer sound classifier (CREPE-tiny embeddings + head, `task::sound_transfer`) as
+//! The transfer sound classifier (CREPE-tiny embeddings + head, `templates::sound::transfer`) as
 //! standard layers over one window of raw samples, computing what `window_features` computes:
 //!
 //! - frames of 1024 samples every 640: the window (zero-padded or cut to `R × 640` samples,
@@ -14,12 +14,14 @@
 //!   engine), flattened in the engine's order (mean block, then std; channel-major), the head,
 //!   softmax.
 
-use super::{PROBABILITY_OUTPUT, Weights, flatten, permute, reduce, reshape, unary};
 use crate::error::{Error, Result};
 use crate::export::coreml::builder::{Activation, NetworkBuilder};
-use crate::model::crepe::FRAME;
-use crate::model::head::{Head, HeadKind};
-use crate::task::sound_transfer::FRAME_HOP;
+use crate::nets::crepe::FRAME;
+use crate::nets::head::{Head, HeadKind};
+use crate::templates::sound::coreml::{
+    INPUT, PROBABILITY_OUTPUT, Weights, flatten, permute, reduce, reshape, unary,
+};
+use crate::templates::sound::transfer::FRAME_HOP;
 use coreml_proto::proto::{
     ConvolutionLayerParams, PoolingLayerParams, SliceLayerParams, ValidPadding,
     convolution_layer_params::ConvolutionPaddingType, neural_network_layer::Layer,
@@ -27,9 +29,9 @@ use coreml_proto::proto::{
     slice_layer_params::SliceAxis, unary_function_layer_params::Operation,
 };
 
-/// CREPE's batch-norm epsilon (`model::crepe`).
+/// CREPE's batch-norm epsilon (`nets::crepe`).
 const BN_EPS: f32 = 1e-3;
-/// Added to each frame's standard deviation before dividing (`model::crepe`).
+/// Added to each frame's standard deviation before dividing (`nets::crepe`).
 const STD_EPS: f32 = 1e-8;
 /// Layers of CREPE that make the embedding: (kernel stride, padding left / right).
 const LAYERS: [(usize, (usize, usize)); 5] = [
@@ -50,11 +52,16 @@ pub fn frames(window: usize) -> usize {
 }
 
 /// The CREPE encoder, pooling and `head` from `INPUT` (`window` samples) to the softmax.
-pub fn network(b: &mut NetworkBuilder, window: usize, head: &HeadKind, w: &Weights) -> Result<()> {
+pub(crate) fn network(
+    b: &mut NetworkBuilder,
+    window: usize,
+    head: &HeadKind,
+    w: &Weights,
+) -> Result<()> {
     let frames = frames(window);
     let rows = frames + 1;
     let total = rows * FRAME_HOP;
-    let mut x = reshape(b, "samples", super::INPUT, "samples.row", [1, 1, window]);
+    let mut x = reshape(b, "samples", INPUT, "samples.row", [1, 1, window]);
     if window < total {
         x = b.zero_pad(
             "samples.pad",
@@ -243,11 +250,11 @@ pub fn network(b: &mut NetworkBuilder, window: usize, head: &HeadKind, w: &Weigh
         channels = c_out;
     }
     let embed = channels * width;
-    if 2 * embed != crate::task::sound_transfer::FEATURE_DIM {
+    if 2 * embed != crate::templates::sound::transfer::FEATURE_DIM {
         return Err(Error::model(
             format!(
                 "the CREPE weights give {embed} values per frame, the head expects {}",
-                crate::task::sound_transfer::FEATURE_DIM / 2
+                crate::templates::sound::transfer::FEATURE_DIM / 2
             ),
             w.path,
         ));

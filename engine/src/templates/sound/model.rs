@@ -10,12 +10,13 @@ use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::export::st;
 use crate::fsutil::{read_json, replace_dir, write_json};
-use crate::model::audio_cnn::{AudioCnn, AudioCnnConfig};
-use crate::model::crepe::Crepe;
-use crate::model::head::{Head, HeadKind};
-use crate::task::sound::sound_scan;
-use crate::task::sound_transfer::{self, SampleWindower};
+use crate::nets::audio_cnn::{AudioCnn, AudioCnnConfig};
+use crate::nets::crepe::Crepe;
+use crate::nets::head::{Head, HeadKind};
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
+use crate::templates::sound::encoder::Encoder;
+use crate::templates::sound::train::sound_scan;
+use crate::templates::sound::transfer::SampleWindower;
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde_json::json;
@@ -95,7 +96,7 @@ impl SoundNet {
 
 /// The transfer model: CREPE-tiny window features and a head on raw features.
 pub struct TransferNet {
-    pub encoder: Crepe,
+    pub encoder: Encoder,
     pub head: Head,
     /// Window and hop in samples (the same timing as the log-mel windows).
     pub window: usize,
@@ -109,11 +110,11 @@ impl TransferNet {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
-        let f = sound_transfer::window_features(&self.encoder, windows, &self.device)?;
+        let f = self.encoder.window_features(windows, &self.device)?;
         let n = f.len();
         let x = Tensor::from_vec(
             f.into_iter().flatten().collect::<Vec<f32>>(),
-            (n, sound_transfer::FEATURE_DIM),
+            (n, self.encoder.feature_dim()),
             &self.device,
         )?;
         let logits = self.head.forward(&x, false, None)?;
@@ -258,7 +259,7 @@ pub fn write_model_dir(
     std::fs::create_dir_all(&staging).map_err(|e| Error::io("creating", &staging, e))?;
     let labels_json = serde_json::to_string(labels).unwrap_or_default();
     st::save(
-        &staging.join("model.safetensors"),
+        &staging.join(crate::train::run_dir::MODEL_WEIGHTS),
         tensors,
         &[("lathe_task", TASK_ID.into()), ("labels", labels_json)],
     )?;
@@ -279,7 +280,7 @@ pub fn write_model_dir(
     if let (Some(c), Some(extra)) = (config.as_object_mut(), model_config.as_object()) {
         c.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    write_json(&staging.join("config.json"), &config)?;
+    write_json(&staging.join(crate::train::run_dir::MODEL_CONFIG), &config)?;
     write_json(
         &staging.join("feature_extractor_config.json"),
         &feature_extractor_config(frontend),
@@ -297,7 +298,7 @@ pub struct SoundModel {
 impl SoundModel {
     /// Loads a model folder written by [`write_model_dir`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let config_path = dir.join("config.json");
+        let config_path = dir.join(crate::train::run_dir::MODEL_CONFIG);
         let config: serde_json::Value = read_json(&config_path)?;
         let bad = |what: &str| {
             Error::model(
@@ -327,7 +328,7 @@ impl SoundModel {
                     &fe_path,
                 )
             })?;
-        let weights = dir.join("model.safetensors");
+        let weights = dir.join(crate::train::run_dir::MODEL_WEIGHTS);
         let (tensors, _) = st::load(&weights, device)?;
         let get = |k: &str| {
             tensors
@@ -360,15 +361,24 @@ impl SoundModel {
                     serde_json::from_value(config["head"].clone()).map_err(|_| bad("head"))?;
                 let head = Head::from_tensors(kind, &tensors)
                     .map_err(|e| Error::model(format!("{e}"), &weights))?;
-                let enc: HashMap<String, Tensor> = tensors
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        k.strip_prefix("encoder.")
-                            .map(|n| (n.to_string(), v.clone()))
-                    })
-                    .collect();
-                let encoder = Crepe::from_tensors(&enc, device)
-                    .map_err(|e| Error::model(format!("{e}"), &weights))?;
+                let encoder = match config["encoder"].as_str() {
+                    Some("logmel_stats") => Encoder::statistics(&frontend),
+                    // Models from before the statistics encoder name CREPE or nothing.
+                    Some("crepe_tiny") | None => {
+                        let enc: HashMap<String, Tensor> = tensors
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                k.strip_prefix("encoder.")
+                                    .map(|n| (n.to_string(), v.clone()))
+                            })
+                            .collect();
+                        Encoder::Crepe(Box::new(
+                            Crepe::from_tensors(&enc, device)
+                                .map_err(|e| Error::model(format!("{e}"), &weights))?,
+                        ))
+                    }
+                    Some(_) => return Err(bad("encoder")),
+                };
                 let hop = frontend.hop_length;
                 SoundPredictor::Transfer(TransferNet {
                     encoder,

@@ -3,18 +3,19 @@
 
 use crate::data::audio_augment::SoundAugment;
 use crate::data::audio_frontend::FrontEndConfig;
-use crate::model::head::HeadKind;
 use crate::params::{ParamKind, ParamSpec, ParamValue, ResolvedParams};
+use crate::train::head_choice::HeadChoice;
 use std::path::PathBuf;
 
 /// Parameters after checking.
 #[derive(Clone, Debug)]
 pub struct SoundParams {
-    /// `cnn`, `transfer` or `auto`.
+    /// `auto`, `statistics`, `transfer` or `cnn`.
     pub algorithm: String,
     /// CREPE weights for `transfer` (empty: the embedded copy).
     pub weights: Option<PathBuf>,
-    pub transfer_head: HeadKind,
+    /// The head on encoder features (`statistics`, `transfer`).
+    pub transfer_head: HeadChoice,
     pub transfer_epochs: usize,
     pub frontend: FrontEndConfig,
     pub cnn_width: usize,
@@ -32,13 +33,7 @@ pub struct SoundParams {
 
 impl SoundParams {
     pub fn from_resolved(p: &ResolvedParams) -> Self {
-        let transfer_head = match p.text("transfer_head") {
-            "logistic" => HeadKind::Logistic,
-            _ => HeadKind::Mlp {
-                hidden: 256,
-                dropout: 0.3,
-            },
-        };
+        let transfer_head = HeadChoice::parse(p.text("transfer_head"), 256, 0.3);
         Self {
             algorithm: p.text("algorithm").to_string(),
             weights: Some(p.text("weights"))
@@ -77,9 +72,9 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "algorithm",
             "Model",
             "Model",
-            "cnn: a compact CNN on log-mel spectrograms trained from scratch; transfer: a head on pretrained CREPE-tiny embeddings; auto: train both, keep the better on validation.",
-            &["cnn", "transfer", "auto"],
-            "cnn",
+            "auto: train the candidates and keep the best on validation (statistics and transfer always; the CNN too from 200 clips per class); statistics: logistic regression on log-mel statistics per window (mean, spread and change of each band); transfer: a head on pretrained CREPE-tiny embeddings; cnn: a compact CNN on log-mel spectrograms trained from scratch.",
+            &["auto", "statistics", "transfer", "cnn"],
+            "auto",
         ),
         ParamSpec::new(
             "weights",
@@ -93,9 +88,9 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "transfer_head",
             "Transfer classifier",
             "Model",
-            "Head on the pretrained embeddings: logistic or an MLP with 256 hidden units.",
-            &["logistic", "mlp"],
-            "mlp",
+            "Head on the window features (statistics, transfer): auto = logistic regression with its penalty chosen by cross-validation, and from 1,000 windows an MLP with 256 hidden units too, the better on validation kept; or either alone.",
+            &["auto", "logistic", "mlp"],
+            "auto",
         ),
         ParamSpec::int(
             "transfer_epochs",

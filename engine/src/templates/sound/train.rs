@@ -11,18 +11,20 @@ use crate::data::{DataKind, DatasetSummary, HealthIssue, health, split};
 use crate::error::{Error, Result};
 use crate::eval::{ClassificationReport, plots};
 use crate::export::st;
+use crate::fit::optim::{AdamW, cosine_lr};
 use crate::fsutil::write_json;
-use crate::model::audio_cnn::{AudioCnn, AudioCnnConfig};
-use crate::model::crepe::Crepe;
-use crate::model::head::Head;
+use crate::nets::audio_cnn::{AudioCnn, AudioCnnConfig};
+use crate::nets::crepe::Crepe;
+use crate::nets::head::Head;
 use crate::params::{ParamSpec, ResolvedParams};
-use crate::task::sound_model::{self, SoundModel, SoundNet, TransferNet};
-pub use crate::task::sound_params::{SoundParams, param_specs};
-use crate::task::sound_transfer;
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
+use crate::templates::sound::encoder::Encoder;
+use crate::templates::sound::model::{self as sound_model, SoundModel, SoundNet, TransferNet};
+pub use crate::templates::sound::params::{SoundParams, param_specs};
+use crate::templates::sound::transfer as sound_transfer;
 use crate::train::feature_cache::FeatureCache;
 use crate::train::fit::{self as train_fit, Features, FitConfig};
-use crate::train::optim::{AdamW, cosine_lr};
+use crate::train::head_choice;
 use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
 use candle_core::{D, DType, Device, Tensor, Var};
@@ -33,6 +35,9 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+/// What to try when the model is no better than guessing.
+const SOUND_ADVICE: &str = "Check that each class folder holds the right clips, add more clips per class (several seconds each helps), or try another encoder.";
 
 /// Sound classification (a CNN on log-mel windows).
 pub struct SoundClassification;
@@ -280,57 +285,51 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             &data.train,
         ));
     }
-    if p.algorithm == "auto" && val_clips.is_empty() {
-        ctx.warn(
-            "algorithm = \"auto\" needs validation data to choose; keeping the CNN (set validation_split > 0)",
-            None,
-        );
-    }
-
-    let mut candidates: Vec<Trained> = Vec::new();
-    if p.algorithm != "transfer" {
-        candidates.push(train_cnn(
-            ctx,
-            &p,
-            mel,
-            splits.labels.len(),
-            &train_clips,
-            &val_clips,
-        )?);
-    }
-    if p.algorithm == "transfer" || (p.algorithm == "auto" && !val_clips.is_empty()) {
-        let t = sound_transfer_train(
-            ctx,
-            &p,
-            splits.labels.len(),
-            &train_clips,
-            &val_clips,
-            &test_clips,
-        )?;
-        candidates.push(t);
-    }
-    // The best validation accuracy wins (the CNN on ties: it needs no encoder).
+    warn_short_clips(ctx, &p, &train_clips);
+    let algorithms = candidates_for(ctx, &p, &splits, val_clips.is_empty());
+    let mut leaderboard = Vec::new();
     let mut chosen: Option<Trained> = None;
-    for c in candidates {
-        let better = match &chosen {
-            None => true,
-            Some(b) => c.validation_accuracy > b.validation_accuracy,
+    let mut mel = Some(mel);
+    for algorithm in algorithms {
+        let started = std::time::Instant::now();
+        let trained = match algorithm {
+            "cnn" => train_cnn(
+                ctx,
+                &p,
+                mel.take()
+                    .unwrap_or_else(|| LogMel::new(p.frontend.clone())),
+                splits.labels.len(),
+                &train_clips,
+                &val_clips,
+            )?,
+            "transfer" => {
+                let weights = p
+                    .weights
+                    .as_ref()
+                    .map(|w| ctx.project.resolve(w))
+                    .or(ctx.options.weights.clone());
+                let encoder =
+                    Encoder::Crepe(Box::new(Crepe::load(weights.as_deref(), &ctx.device)?));
+                let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
+            }
+            _ => {
+                let encoder = Encoder::statistics(&p.frontend);
+                let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
+            }
         };
-        if let Some(b) = &chosen {
-            ctx.warn(
-                format!(
-                    "algorithm auto: {} reached validation accuracy {:.4}, {} {:.4}; keeping {}",
-                    b.name,
-                    b.validation_accuracy.unwrap_or(0.0),
-                    c.name,
-                    c.validation_accuracy.unwrap_or(0.0),
-                    if better { c.name } else { b.name }
-                ),
-                None,
-            );
-        }
+        let better = chosen.as_ref().is_none_or(|b| {
+            trained.validation_accuracy.unwrap_or(0.0) > b.validation_accuracy.unwrap_or(0.0)
+        });
+        leaderboard.push(json!({
+            "algorithm": trained.name,
+            "validation_accuracy": trained.validation_accuracy,
+            "fit_secs": started.elapsed().as_secs_f64(),
+            "head_selection": trained.head_selection,
+        }));
         if better {
-            chosen = Some(c);
+            chosen = Some(trained);
         }
     }
     let Some(chosen) = chosen else {
@@ -356,13 +355,73 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         reports.push((name.to_string(), r));
         phase.set(clips.len() as u64);
     }
-    write_run_outputs(ctx, &chosen, &p, &splits, &reports)
+    if let Some(w) = crate::eval::usefulness::first_classifier_warning(&reports, SOUND_ADVICE) {
+        ctx.warn(w, None);
+    }
+    write_run_outputs(ctx, &chosen, &p, &splits, &reports, &leaderboard)
+}
+
+/// Warns when most training clips are much shorter than a window: each is zero-padded to a
+/// full window, so the window setting, not the sound, decides much of what the model sees.
+fn warn_short_clips(ctx: &RunContext, p: &SoundParams, clips: &[Clip]) {
+    let rate = audio_decode::SAMPLE_RATE as f64;
+    let mut secs: Vec<f64> = clips.iter().map(|c| c.wave.len() as f64 / rate).collect();
+    if secs.is_empty() {
+        return;
+    }
+    secs.sort_by(f64::total_cmp);
+    let median = secs[secs.len() / 2];
+    let window = (p.frontend.window_frames * p.frontend.hop_length) as f64 / rate;
+    if median < window / 2.0 {
+        ctx.warn(
+            format!(
+                "half the training clips are shorter than {median:.2} s while a window is {window:.2} s: each short clip is padded with silence to a full window; set window_secs near the clips' length (e.g. {:.1})",
+                (median * 1.2).max(0.1)
+            ),
+            None,
+        );
+    }
+}
+
+/// Clips per class from which `auto` also trains the CNN from scratch (below it, a network
+/// trained from nothing rarely beats the encoders and costs minutes).
+const CNN_MIN_CLIPS_PER_CLASS: usize = 200;
+
+/// The candidates `algorithm` asks for, cheapest first (ties go to the earlier one).
+fn candidates_for(
+    ctx: &RunContext,
+    p: &SoundParams,
+    splits: &SoundSplits,
+    no_validation: bool,
+) -> Vec<&'static str> {
+    match p.algorithm.as_str() {
+        "cnn" => vec!["cnn"],
+        "transfer" => vec!["transfer"],
+        "statistics" => vec!["statistics"],
+        _ if no_validation => {
+            ctx.warn(
+                "algorithm = \"auto\" needs validation data to choose; training the statistics model only (set validation_split > 0)",
+                None,
+            );
+            vec!["statistics"]
+        }
+        _ => {
+            let per_class = splits.train.len() / splits.labels.len().max(1);
+            let mut v = vec!["statistics", "transfer"];
+            if per_class >= CNN_MIN_CLIPS_PER_CLASS {
+                v.push("cnn");
+            }
+            v
+        }
+    }
 }
 
 /// A trained candidate model.
 pub(crate) struct Trained {
     pub name: &'static str,
     pub validation_accuracy: Option<f64>,
+    /// How the head on encoder features was chosen (`train::head_choice`).
+    pub head_selection: Option<serde_json::Value>,
     pub outcome: FitOutcome,
     pub model: TrainedModel,
 }
@@ -434,6 +493,7 @@ fn train_cnn(
     Ok(Trained {
         name: "cnn",
         validation_accuracy,
+        head_selection: None,
         outcome,
         model: TrainedModel::Cnn { net, varmap },
     })
@@ -449,31 +509,22 @@ fn accuracy(probs: &[Vec<f32>], clips: &[Clip]) -> f64 {
     correct as f64 / clips.len().max(1) as f64
 }
 
-/// Trains the transfer candidate: cached CREPE window features, then a head.
-fn sound_transfer_train(
+/// Trains a candidate on an encoder's window features (cached by file content, window and
+/// encoder), then a head (`train::head_choice`); a file's probabilities average its windows'.
+fn train_on_encoder(
     ctx: &RunContext,
     p: &SoundParams,
+    encoder: Encoder,
     num_classes: usize,
-    train_clips: &[Clip],
-    val_clips: &[Clip],
-    test_clips: &[Clip],
+    [train_clips, val_clips, test_clips]: [&[Clip]; 3],
 ) -> Result<Trained> {
-    let weights = p
-        .weights
-        .as_ref()
-        .map(|w| ctx.project.resolve(w))
-        .or(ctx.options.weights.clone());
-    let encoder = Crepe::load(weights.as_deref(), &ctx.device)?;
     let hop = p.frontend.hop_length;
     let (window, window_hop) = (
         p.frontend.window_frames * hop,
         p.frontend.window_hop_frames * hop,
     );
-    let signature = format!(
-        "crepe_tiny/{}/win{window}/hop{window_hop}/frame_hop{}/std2pass",
-        encoder.weights_hash,
-        sound_transfer::FRAME_HOP
-    );
+    let signature = encoder.signature(window, window_hop);
+    let dim = encoder.feature_dim();
     let seed = ctx.project.seed;
     // (clip, augmented copy?) for every clip of every split.
     let mut jobs: Vec<(usize, &Clip, bool)> = Vec::new();
@@ -485,24 +536,19 @@ fn sound_transfer_train(
     }
     jobs.extend(val_clips.iter().map(|c| (1, c, false)));
     jobs.extend(test_clips.iter().map(|c| (2, c, false)));
-    let mut cache =
-        match FeatureCache::open(&ctx.cache_dir(), &signature, sound_transfer::FEATURE_DIM) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                ctx.warn(
-                    format!("feature cache unavailable, features will not be reused ({e})"),
-                    None,
-                );
-                None
-            }
-        };
+    let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, dim) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            ctx.warn(
+                format!("feature cache unavailable, features will not be reused ({e})"),
+                None,
+            );
+            None
+        }
+    };
     let mut phase = ctx.phase(Phase::ExtractingFeatures, jobs.len() as u64);
     let mut reused = 0usize;
-    let mut sets = [
-        Features::new(sound_transfer::FEATURE_DIM),
-        Features::new(sound_transfer::FEATURE_DIM),
-        Features::new(sound_transfer::FEATURE_DIM),
-    ];
+    let mut sets = [Features::new(dim), Features::new(dim), Features::new(dim)];
     // Which clip of its split each window row belongs to (for file-level probabilities).
     let mut owners: [Vec<usize>; 3] = Default::default();
     let mut index_in_split = [0usize; 3];
@@ -541,7 +587,7 @@ fn sound_transfer_train(
                 f
             }
             None => {
-                let f = sound_transfer::window_features(&encoder, &windows, &ctx.device)?;
+                let f = encoder.window_features(&windows, &ctx.device)?;
                 if let Some(c) = cache.as_mut() {
                     let fresh: Vec<([u8; 32], Vec<f32>)> =
                         keys.iter().copied().zip(f.iter().cloned()).collect();
@@ -580,7 +626,7 @@ fn sound_transfer_train(
     }
     let [train_set, val_set, test_set] = sets;
     let cfg = FitConfig {
-        head: p.transfer_head.clone(),
+        head: p.transfer_head.kind(),
         epochs: p.transfer_epochs,
         batch_size: 64,
         learning_rate: 1e-3,
@@ -589,8 +635,19 @@ fn sound_transfer_train(
         seed,
     };
     let validation = (!val_set.is_empty()).then_some(&val_set);
-    let outcome = train_fit::fit(ctx, &train_set, validation, num_classes, &cfg)?;
-    let per_file = |set: &Features, owners: &[usize], n: usize| -> Result<Vec<Vec<f32>>> {
+    let fitted = head_choice::fit_head(
+        ctx,
+        &p.transfer_head,
+        &train_set,
+        validation,
+        num_classes,
+        &cfg,
+    )?;
+    let per_file = |outcome: &train_fit::FitOutcome,
+                    set: &Features,
+                    owners: &[usize],
+                    n: usize|
+     -> Result<Vec<Vec<f32>>> {
         let probs = outcome.probabilities(set, &ctx.device)?;
         let mut sums = vec![vec![0f64; num_classes]; n];
         let mut counts = vec![0usize; n];
@@ -608,23 +665,26 @@ fn sound_transfer_train(
             .map(|(s, &c)| s.iter().map(|v| (v / c.max(1) as f64) as f32).collect())
             .collect())
     };
-    let validation_probs = per_file(&val_set, &owners[1], val_clips.len())?;
-    let test_probs = per_file(&test_set, &owners[2], test_clips.len())?;
+    // Validation from the head fitted on training windows; test and export from the final one.
+    let final_outcome = fitted.final_outcome();
+    let validation_probs = per_file(&fitted.outcome, &val_set, &owners[1], val_clips.len())?;
+    let test_probs = per_file(final_outcome, &test_set, &owners[2], test_clips.len())?;
     let validation_accuracy =
         (!val_clips.is_empty()).then(|| accuracy(&validation_probs, val_clips));
-    let raw: HashMap<String, Tensor> = outcome
+    let raw: HashMap<String, Tensor> = final_outcome
         .head
-        .export_tensors(&outcome.mean, &outcome.std)?
+        .export_tensors(&final_outcome.mean, &final_outcome.std)?
         .into_iter()
         .collect();
-    let head = Head::from_tensors(p.transfer_head.clone(), &raw)?;
+    let head = Head::from_tensors(final_outcome.head.kind.clone(), &raw)?;
     Ok(Trained {
-        name: "transfer",
+        name: encoder.algorithm(),
         validation_accuracy,
+        head_selection: Some(fitted.report()),
         outcome: FitOutcome {
-            history: outcome.history.clone(),
-            best_epoch: outcome.best_epoch,
-            stopped_early: outcome.stopped_early,
+            history: fitted.outcome.history.clone(),
+            best_epoch: fitted.outcome.best_epoch,
+            stopped_early: fitted.outcome.stopped_early,
         },
         model: TrainedModel::Transfer {
             net: TransferNet {
@@ -639,6 +699,9 @@ fn sound_transfer_train(
         },
     })
 }
+
+/// Smallest per-band standard deviation the CNN's input normalization divides by (log units).
+const MIN_BAND_STD: f64 = 1.0;
 
 /// Per-mel-band mean and standard deviation of the clean training windows.
 fn band_stats(clips: &[Clip], n_mels: usize) -> (Vec<f32>, Vec<f32>) {
@@ -659,7 +722,10 @@ fn band_stats(clips: &[Clip], n_mels: usize) -> (Vec<f32>, Vec<f32>) {
     let std = sq
         .iter()
         .zip(&sum)
-        .map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt().max(1e-3)) as f32)
+        // Floor of one log unit: a band that is empty in every clean clip (telephone audio
+        // above 4 kHz) has a spread near 0, and the first augmented window with noise there
+        // would otherwise reach thousands after normalization and drown everything else.
+        .map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt().max(MIN_BAND_STD)) as f32)
         .collect();
     (mean, std)
 }
@@ -885,7 +951,7 @@ fn fit(
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             opt.learning_rate = cosine_lr(p.learning_rate, opt.step, total_steps, warmup);
             let loss_value = loss.to_scalar::<f32>()? as f64;
-            crate::train::diverge::check_loss(
+            crate::fit::diverge::check_loss(
                 loss_value,
                 epoch,
                 "learning_rate",
@@ -1000,6 +1066,7 @@ fn write_run_outputs(
     p: &SoundParams,
     splits: &SoundSplits,
     reports: &[(String, ClassificationReport)],
+    leaderboard: &[serde_json::Value],
 ) -> Result<PathBuf> {
     let dir = &ctx.run_dir;
     let outcome = &chosen.outcome;
@@ -1018,6 +1085,7 @@ fn write_run_outputs(
         "training": {
             "algorithm": chosen.name,
             "validation_accuracy": chosen.validation_accuracy,
+            "leaderboard": leaderboard,
             "epochs_run": outcome.history.len(),
             "best_epoch": outcome.best_epoch,
             "stopped_early": outcome.stopped_early,
@@ -1045,12 +1113,7 @@ fn write_run_outputs(
             )
         }
         TrainedModel::Transfer { net, .. } => {
-            let mut t: Vec<(String, Tensor)> = net
-                .encoder
-                .tensors
-                .iter()
-                .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
-                .collect();
+            let mut t: Vec<(String, Tensor)> = net.encoder.tensors();
             for (i, (w, b)) in net.head.layers.iter().enumerate() {
                 let name = Head::layer_names(&net.head.kind)
                     .get(i)
@@ -1060,23 +1123,26 @@ fn write_run_outputs(
                 t.push((format!("{name}.bias"), b.as_tensor().clone()));
             }
             t.sort_by(|a, b| a.0.cmp(&b.0));
-            (
-                t,
-                json!({
-                    "algorithm": "transfer",
-                    "encoder": "crepe_tiny",
-                    "head": net.head.kind,
-                    "feature_dim": sound_transfer::FEATURE_DIM,
-                    "window_samples": net.window,
-                    "window_hop_samples": net.hop,
-                    "frame_hop_samples": sound_transfer::FRAME_HOP,
-                }),
-                json!({
-                    "id": "crepe_tiny",
-                    "weights_source": net.encoder.weights_source,
-                    "weights_blake3": net.encoder.weights_hash,
-                }),
-            )
+            let mut config = json!({
+                "algorithm": "transfer",
+                "encoder": net.encoder.id(),
+                "head": net.head.kind,
+                "feature_dim": net.encoder.feature_dim(),
+                "window_samples": net.window,
+                "window_hop_samples": net.hop,
+            });
+            let encoder = match &net.encoder {
+                Encoder::Crepe(c) => {
+                    config["frame_hop_samples"] = json!(sound_transfer::FRAME_HOP);
+                    json!({
+                        "id": net.encoder.id(),
+                        "weights_source": c.weights_source,
+                        "weights_blake3": c.weights_hash,
+                    })
+                }
+                Encoder::LogMelStats(_) => json!({ "id": net.encoder.id() }),
+            };
+            (t, config, encoder)
         }
     };
     let data_hash = |files: &[LabeledFile]| {
@@ -1125,10 +1191,7 @@ fn write_run_outputs(
     phase.set(total_files as u64);
     ctx.emit(Event::Exported {
         format: "safetensors".into(),
-        path: target.join("model.safetensors"),
+        path: target.join(crate::train::run_dir::MODEL_WEIGHTS),
     });
-    if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        crate::export::coreml::export_run(ctx, &target);
-    }
     Ok(target)
 }

@@ -9,7 +9,7 @@
 //! timbre — what instrument families differ by. Larger encoders (Whisper, AST) need a download.
 
 use crate::error::Result;
-use crate::model::crepe::{self, Crepe};
+use crate::nets::crepe::{self, Crepe};
 use candle_core::{Device, Tensor};
 
 /// Samples between CREPE frames inside a window (40 ms).

@@ -43,13 +43,13 @@ use crate::error::{Error, Result};
 use crate::export::coreml::builder::{Activation, NetworkBuilder};
 use crate::export::coreml::spec::{self, feature};
 use crate::export::coreml::{Exported, Options, Precision, meta};
-use crate::model::forest::{Forest, ForestKind};
-use crate::model::gbt::{Gbt, Objective};
-use crate::model::gbt_tree::Tree;
-use crate::model::glm::Glm;
-use crate::model::mlp::Mlp;
-use crate::task::tabular_data::TargetKind;
-use crate::task::tabular_model::{Fitted, TabularModel};
+use crate::learners::forest::{Forest, ForestKind};
+use crate::learners::gbt::{Gbt, Objective};
+use crate::learners::gbt_tree::Tree;
+use crate::learners::glm::Glm;
+use crate::learners::mlp::Mlp;
+use crate::templates::tabular::data::TargetKind;
+use crate::templates::tabular::model::{Fitted, TabularModel};
 use coreml_proto::proto::{
     CategoricalMapping, DoubleVector, FeatureDescription, FeatureVectorizer, Imputer, Model,
     NeuralNetworkClassifier, NeuralNetworkRegressor, Pipeline, PipelineClassifier,

@@ -40,6 +40,42 @@ pub struct Part {
 }
 
 impl Part {
+    /// `self` followed by `other`'s rows (same columns).
+    pub fn concat(&self, other: &Part) -> Part {
+        let columns = self
+            .x
+            .columns
+            .iter()
+            .zip(&other.x.columns)
+            .map(|(a, b)| a.iter().chain(b).copied().collect())
+            .collect();
+        Part {
+            x: crate::data::table_schema::Matrix {
+                columns,
+                num_rows: self.x.num_rows + other.x.num_rows,
+            },
+            y: self.y.iter().chain(&other.y).copied().collect(),
+            names: self.names.iter().chain(&other.names).cloned().collect(),
+        }
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn rows(&self, indices: &[usize]) -> Part {
+        let pick =
+            |v: &[f64]| -> Vec<f64> { indices.iter().filter_map(|&i| v.get(i).copied()).collect() };
+        Part {
+            x: crate::data::table_schema::Matrix {
+                columns: self.x.columns.iter().map(|c| pick(c)).collect(),
+                num_rows: indices.iter().filter(|&&i| i < self.y.len()).count(),
+            },
+            y: pick(&self.y),
+            names: indices
+                .iter()
+                .filter_map(|&i| self.names.get(i).cloned())
+                .collect(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.y.len()
     }
@@ -61,6 +97,7 @@ impl Part {
 }
 
 /// Everything training needs from the data.
+#[derive(Clone)]
 pub struct TableData {
     pub target: String,
     pub schema: Schema,

@@ -10,14 +10,14 @@ use crate::error::{Error, Result};
 use crate::eval::{plots, tabular_plots};
 use crate::export::st;
 use crate::fsutil::{read_json, replace_dir, write_json};
-use crate::model::forest::{Forest, ForestKind};
-use crate::model::gbt::{self, Gbt, Objective};
-use crate::model::gbt_tree::{Node, Tree};
-use crate::model::glm::{self, Glm};
-use crate::model::mlp::Mlp;
-use crate::task::tabular::{Candidate, History, Report, TabularTask, evaluate_part};
-use crate::task::tabular_data::{self, TableData, TargetKind};
+use crate::learners::forest::{Forest, ForestKind};
+use crate::learners::gbt::{self, Gbt, Objective};
+use crate::learners::gbt_tree::{Node, Tree};
+use crate::learners::glm::{self, Glm};
+use crate::learners::mlp::Mlp;
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
+use crate::templates::tabular::data::{self as tabular_data, TableData, TargetKind};
+use crate::templates::tabular::train::{Candidate, History, Report, TabularTask, evaluate_part};
 use crate::train::{Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -230,7 +230,7 @@ impl TabularModel {
 
     /// Loads a model folder written by [`write_model_dir`].
     pub fn load(dir: &Path) -> Result<Self> {
-        let config_path = dir.join("config.json");
+        let config_path = dir.join(crate::train::run_dir::MODEL_CONFIG);
         let config: serde_json::Value = read_json(&config_path)?;
         let bad = |what: &str| {
             Error::model(
@@ -257,7 +257,7 @@ impl TabularModel {
             }
         }
         let algorithm = config["algorithm"].as_str().unwrap_or_default().to_string();
-        let st_path = dir.join("model.safetensors");
+        let st_path = dir.join(crate::train::run_dir::MODEL_WEIGHTS);
         let (tensors, _) = st::load(&st_path, &Device::Cpu)?;
         let fitted = match config.pointer("/model/type").and_then(|v| v.as_str()) {
             Some("gradient_boosted_trees") => {
@@ -699,11 +699,8 @@ pub fn write_run_outputs(
     phase.set(total);
     ctx.emit(Event::Exported {
         format: "safetensors".into(),
-        path: target.join("model.safetensors"),
+        path: target.join(crate::train::run_dir::MODEL_WEIGHTS),
     });
-    if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        crate::export::coreml::export_run(ctx, &target);
-    }
     Ok(target)
 }
 
@@ -721,7 +718,7 @@ pub fn write_model_dir(
     std::fs::create_dir_all(&staging).map_err(|e| Error::io("creating", &staging, e))?;
     let labels_json = serde_json::to_string(&model.labels).unwrap_or_default();
     st::save(
-        &staging.join("model.safetensors"),
+        &staging.join(crate::train::run_dir::MODEL_WEIGHTS),
         &model.tensors()?,
         &[
             ("lathe_task", model.task_id().into()),
@@ -729,7 +726,10 @@ pub fn write_model_dir(
             ("target", model.target.clone()),
         ],
     )?;
-    write_json(&staging.join("config.json"), &model.config(template))?;
+    write_json(
+        &staging.join(crate::train::run_dir::MODEL_CONFIG),
+        &model.config(template),
+    )?;
     write_json(&staging.join("manifest.json"), manifest)?;
     replace_dir(&staging, target)
 }

@@ -8,14 +8,14 @@ use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::eval::regression::RegressionReport;
-use crate::model::forest::{self, ForestKind, ForestParams};
-use crate::model::gbt::{self, GbtParams, Objective, Round};
-use crate::model::glm::{self, LogisticParams};
-use crate::model::mlp::{self, MlpParams};
+use crate::learners::forest::{self, ForestKind, ForestParams};
+use crate::learners::gbt::{self, GbtParams, Objective, Round};
+use crate::learners::glm::{self, LogisticParams};
+use crate::learners::mlp::{self, MlpParams};
 use crate::params::{ParamSpec, ParamValue, ResolvedParams};
-use crate::task::tabular_data::{self, Part, TableData, TargetKind};
-use crate::task::tabular_model::{self, Fitted, TabularModel};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
+use crate::templates::tabular::data::{self as tabular_data, Part, TableData, TargetKind};
+use crate::templates::tabular::model::{self as tabular_model, Fitted, TabularModel};
 use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
 use candle_core::Device;
 use serde::Serialize;
@@ -86,10 +86,18 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
             "auto",
         ),
         ParamSpec::int(
+            "time_limit",
+            "Time limit (s)",
+            "Model",
+            "auto starts no further candidate after this many seconds; 0 = 60 s plus 1 s per 2,000 training rows. On tables above 50,000 rows the random forest and the MLP are first fitted on 20,000 rows and skipped when that does not beat the best so far.",
+            (0, 1_000_000),
+            0,
+        ),
+        ParamSpec::int(
             "max_iterations",
             "Boosting rounds",
             "Boosted trees",
-            "Most boosting rounds (trees per output); early stopping usually ends sooner. The default, 100, is scikit-learn's and LightGBM's.",
+            "Most boosting rounds (trees per output). The default, 100, is scikit-learn's and LightGBM's; as in scikit-learn, early stopping on validation loss applies only to tables above 10,000 training rows.",
             (1, 10_000),
             100,
         ),
@@ -225,6 +233,7 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
 }
 
 /// The table settings, checked.
+#[derive(Clone)]
 struct TabularParams {
     target: String,
     ignore: Vec<String>,
@@ -236,9 +245,20 @@ struct TabularParams {
     patience: usize,
     forest: ForestParams,
     mlp: MlpParams,
+    /// Seconds after which `auto` starts no further candidate (0: 60 s + 1 s per 2,000 rows).
+    time_limit: f64,
 }
 
 impl TabularParams {
+    /// The time limit for a table of `rows` training rows.
+    fn time_limit_secs(&self, rows: usize) -> f64 {
+        if self.time_limit > 0.0 {
+            self.time_limit
+        } else {
+            60.0 + rows as f64 / 2_000.0
+        }
+    }
+
     fn from_resolved(p: &ResolvedParams, seed: u64) -> Self {
         let patience = p.usize("early_stopping_rounds");
         Self {
@@ -283,6 +303,7 @@ impl TabularParams {
                 patience,
                 seed,
             },
+            time_limit: p.usize("time_limit") as f64,
         }
     }
 }
@@ -335,6 +356,98 @@ pub struct Candidate {
     /// does not grow with the load of a shared machine.
     pub fit_cpu_secs: Option<f64>,
     pub chosen: bool,
+    /// The chosen model was fitted again on training + validation rows for the final model.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refit: bool,
+    /// Why this candidate was not fitted on all rows (then `value` is its score on a sample,
+    /// or null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl Candidate {
+    fn skipped(algorithm: &str, kind: TargetKind, value: f64, reason: String) -> Self {
+        Self {
+            algorithm: algorithm.to_string(),
+            metric: match kind {
+                TargetKind::Classification => "accuracy",
+                TargetKind::Regression => "rmse",
+            }
+            .into(),
+            value,
+            iterations: 0,
+            fit_secs: 0.0,
+            fit_cpu_secs: None,
+            chosen: false,
+            refit: false,
+            skipped: Some(reason),
+        }
+    }
+}
+
+/// Whether `value` beats `best` (higher accuracy, lower RMSE).
+fn beats(kind: TargetKind, value: f64, best: f64) -> bool {
+    match kind {
+        TargetKind::Classification => value > best,
+        TargetKind::Regression => value < best,
+    }
+}
+
+/// Training rows above which the slow candidates (random forest, MLP) are first fitted on a
+/// sample, and fitted on every row only when the sample's model already beats the best so far.
+const SAMPLE_FIRST_ROWS: usize = 50_000;
+/// Rows of that sample.
+const SAMPLE_ROWS: usize = 20_000;
+
+/// For a slow candidate on a large table: fits it on a sample and returns its validation score
+/// and the reason to skip the full fit when it does not beat `best`; `None` to fit it fully.
+fn sample_first(
+    ctx: &RunContext,
+    table: &TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    algorithm: &str,
+    best: f64,
+) -> Result<Option<(f64, String)>> {
+    let slow = matches!(algorithm, "random_forest" | "mlp");
+    if !slow || table.train.len() <= SAMPLE_FIRST_ROWS || table.validation.is_empty() {
+        return Ok(None);
+    }
+    let mut sampled = table.clone();
+    let step = table.train.len() as f64 / SAMPLE_ROWS as f64;
+    let rows: Vec<usize> = (0..SAMPLE_ROWS)
+        .map(|i| (i as f64 * step) as usize)
+        .collect();
+    sampled.train = table.train.rows(&rows);
+    let (fitted, _) = fit_algorithm(ctx, &sampled, kind, p, algorithm, false)?;
+    let model = TabularModel::new(kind, &sampled, fitted, algorithm);
+    let (metric, value) = score(&model, &table.validation);
+    if beats(kind, value, best) {
+        return Ok(None);
+    }
+    Ok(Some((
+        value,
+        format!(
+            "fitted on a {SAMPLE_ROWS}-row sample first, its validation {metric} {value:.4} does not beat the best so far ({best:.4}); the full fit was skipped"
+        ),
+    )))
+}
+
+/// Fits one candidate on `table`'s training rows.
+fn fit_algorithm(
+    ctx: &RunContext,
+    table: &TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    algorithm: &str,
+    plot: bool,
+) -> Result<(Fitted, History)> {
+    match algorithm {
+        "boosted_trees" => fit_trees(ctx, table, kind, p, plot),
+        "random_forest" => fit_forest(ctx, table, kind, p, plot),
+        "mlp" => fit_mlp(ctx, table, kind, p, plot),
+        _ => fit_linear(ctx, table, kind, p, plot),
+    }
 }
 
 /// The training history of the chosen candidate, for the report and its plots.
@@ -392,17 +505,33 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
     }
     let mut leaderboard: Vec<Candidate> = Vec::new();
     let mut best: Option<(Fitted, History)> = None;
+    let all_started = Instant::now();
+    let time_limit = p.time_limit_secs(table.train.len());
     for (i, algorithm) in algorithms.iter().enumerate() {
+        let best_value = leaderboard.iter().find(|c| c.chosen).map(|c| c.value);
+        if let Some(best_value) = best_value {
+            let elapsed = all_started.elapsed().as_secs_f64();
+            let skip = if elapsed > time_limit {
+                Some((
+                    f64::NAN,
+                    format!(
+                        "skipped: the time limit of {time_limit:.0} s was reached after {elapsed:.0} s (set time_limit to give it more)"
+                    ),
+                ))
+            } else {
+                sample_first(ctx, &table, kind, &p, algorithm, best_value)?
+            };
+            if let Some((value, reason)) = skip {
+                ctx.warn(format!("{algorithm}: {reason}"), None);
+                leaderboard.push(Candidate::skipped(algorithm, kind, value, reason));
+                continue;
+            }
+        }
         // Only the first candidate draws the loss curve; the others report progress only.
         let plot = i == 0;
         let started = Instant::now();
         let cpu_started = crate::train::cpu_time::process_cpu_secs();
-        let (fitted, history) = match *algorithm {
-            "boosted_trees" => fit_trees(ctx, &table, kind, &p, plot)?,
-            "random_forest" => fit_forest(ctx, &table, kind, &p, plot)?,
-            "mlp" => fit_mlp(ctx, &table, kind, &p, plot)?,
-            _ => fit_linear(ctx, &table, kind, &p, plot)?,
-        };
+        let (fitted, history) = fit_algorithm(ctx, &table, kind, &p, algorithm, plot)?;
         let fit_secs = started.elapsed().as_secs_f64();
         let fit_cpu_secs = cpu_started
             .zip(crate::train::cpu_time::process_cpu_secs())
@@ -414,13 +543,7 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             &table.validation
         };
         let (metric, value) = score(&model, part);
-        let better = leaderboard
-            .iter()
-            .find(|c| c.chosen)
-            .is_none_or(|c| match kind {
-                TargetKind::Classification => value > c.value,
-                TargetKind::Regression => value < c.value,
-            });
+        let better = best_value.is_none_or(|b| beats(kind, value, b));
         if better {
             leaderboard.iter_mut().for_each(|c| c.chosen = false);
         }
@@ -433,6 +556,8 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             fit_secs,
             fit_cpu_secs,
             chosen: better,
+            refit: false,
+            skipped: None,
         });
         if better {
             best = Some((model.fitted, history));
@@ -446,14 +571,25 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         .find(|c| c.chosen)
         .map(|c| c.algorithm.clone())
         .unwrap_or_default();
+    let refitted = refit(ctx, &table, kind, &p, &chosen, &fitted)?;
+    if let (Some(_), Some(c)) = (&refitted, leaderboard.iter_mut().find(|c| c.chosen)) {
+        c.refit = true;
+    }
     let model = TabularModel::new(kind, &table, fitted, &chosen);
+    // Validation figures come from the model fitted on training rows only; the test figures and
+    // the exported model from the refit on training + validation rows, when there is one.
+    let final_model = refitted.map(|f| TabularModel::new(kind, &table, f, &chosen));
     let mut reports = Vec::new();
     for (name, part) in [("validation", &table.validation), ("test", &table.test)] {
         if part.is_empty() {
             continue;
         }
         let mut phase = ctx.phase(Phase::Evaluating, part.len() as u64);
-        let r = evaluate_part(&model, part);
+        let evaluated = match (name, &final_model) {
+            ("test", Some(m)) => m,
+            _ => &model,
+        };
+        let r = evaluate_part(evaluated, part);
         phase.set(part.len() as u64);
         let (metric, value, n) = match &r {
             Report::Classification(c) => ("accuracy", c.accuracy, c.num_examples),
@@ -467,6 +603,15 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         });
         reports.push((name.to_string(), r));
     }
+    let advice = "Check that the target column is the one to predict and that the other columns carry information about it; more rows help.";
+    let warning = reports.first().and_then(|(split, r)| match r {
+        Report::Classification(c) => crate::eval::usefulness::classifier_warning(c, split, advice),
+        Report::Regression(r) => crate::eval::usefulness::regressor_warning(r, split, advice),
+    });
+    if let Some(w) = warning {
+        ctx.warn(w, None);
+    }
+    let model = final_model.unwrap_or(model);
     tabular_model::write_run_outputs(ctx, &model, &table, &history, &leaderboard, &reports)
 }
 
@@ -511,6 +656,41 @@ pub fn evaluate_part(model: &TabularModel, part: &Part) -> Report {
     }
 }
 
+/// Training rows above which boosting stops early on validation loss (scikit-learn's rule).
+const EARLY_STOPPING_ROWS: usize = 10_000;
+/// Tables of at most this many training rows refit the chosen model on training + validation.
+const REFIT_ROWS: usize = 10_000;
+
+/// The chosen model fitted again on training + validation rows (boosting for the number of
+/// rounds it kept), on tables small enough that the held-out rows matter and the refit is
+/// cheap; `None` when there is no refit (large tables, no validation rows, the MLP).
+fn refit(
+    ctx: &RunContext,
+    table: &TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    chosen: &str,
+    fitted: &Fitted,
+) -> Result<Option<Fitted>> {
+    if table.validation.is_empty() || table.train.len() > REFIT_ROWS {
+        return Ok(None);
+    }
+    let mut p = p.clone();
+    let mut merged = table.clone();
+    merged.train = table.train.concat(&table.validation);
+    merged.validation = Default::default();
+    let (f, _) = match (chosen, fitted) {
+        ("boosted_trees", Fitted::Trees(m)) => {
+            p.gbt.max_iterations = m.trees.len().max(1);
+            fit_trees(ctx, &merged, kind, &p, false)?
+        }
+        ("random_forest", _) => fit_forest(ctx, &merged, kind, &p, false)?,
+        ("linear", _) => fit_linear(ctx, &merged, kind, &p, false)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(f))
+}
+
 fn fit_trees(
     ctx: &RunContext,
     table: &TableData,
@@ -531,12 +711,18 @@ fn fit_trees(
     let mut epochs = Vec::new();
     let validation = (!table.validation.is_empty())
         .then_some((&table.validation.x, table.validation.y.as_slice()));
+    // As scikit-learn's HistGradientBoosting: early stopping only on tables above
+    // EARLY_STOPPING_ROWS rows; a small validation split is too noisy to stop on.
+    let mut params = p.gbt.clone();
+    if table.train.len() <= EARLY_STOPPING_ROWS {
+        params.patience = 0;
+    }
     let model = gbt::fit(
         (&table.train.x, &table.train.y),
         validation,
         &table.schema.categorical(),
         objective,
-        &p.gbt,
+        &params,
         &mut |r| {
             ctx.check()?;
             let m = EpochMetrics {
@@ -741,7 +927,6 @@ fn fit_linear(
             let params = LogisticParams {
                 l2: p.linear_l2,
                 max_iterations: total,
-                learning_rate: 0.05,
                 patience: p.patience.max(1) * 3,
             };
             let mut epochs = Vec::new();
@@ -761,7 +946,7 @@ fn fit_linear(
                         train_accuracy: Some(r.train_accuracy),
                         validation_loss: r.validation_loss,
                         validation_accuracy: r.validation_accuracy,
-                        learning_rate: params.learning_rate,
+                        learning_rate: 0.0,
                         elapsed_secs: started.elapsed().as_secs_f64(),
                     };
                     if plot {

@@ -19,9 +19,9 @@ use crate::export::coreml::builder::{Activation, NetworkBuilder};
 use crate::export::coreml::spec::{self, feature};
 use crate::export::coreml::{Exported, Options, meta};
 use crate::fsutil::write_json;
-use crate::task::text_features::{MAX_CHARS, Vectorizer};
-use crate::task::text_maxent::Maxent;
-use crate::task::text_model::{Classifier, TextModel};
+use crate::templates::text::features::{MAX_CHARS, Vectorizer};
+use crate::templates::text::maxent::Maxent;
+use crate::templates::text::model::{Classifier, TextModel};
 use candle_core::Device;
 use coreml_proto::proto::{
     DictVectorizer, DictionaryFeatureType, NeuralNetworkClassifier, Pipeline, PipelineClassifier,

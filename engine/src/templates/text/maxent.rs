@@ -1,14 +1,18 @@
 //! Multinomial logistic regression (maximum entropy) on sparse TF-IDF rows, trained full-batch
-//! with L-BFGS (two-loop recursion, Armijo backtracking) on mean cross-entropy + L2. Gradients are
+//! with L-BFGS (`learners::lbfgs`) on mean cross-entropy + L2. Gradients are
 //! summed over documents in parallel; only the non-zero features of a document are touched, so a
 //! 50k-term vocabulary over thousands of mails trains in seconds. Each iteration is reported as an
 //! epoch; the iterate with the lowest validation loss is kept.
 
 use crate::error::{Error, Result};
-use crate::task::text_features::SparseRow;
+use crate::learners::lbfgs;
+use crate::templates::text::features::SparseRow;
 use crate::train::RunContext;
 use crate::train::event::{EpochMetrics, Event, Phase};
 use rayon::prelude::*;
+
+/// Gradient tolerance of the solver (scikit-learn's `tol`).
+const GTOL: f64 = 1e-5;
 
 /// Checked maxent training settings.
 #[derive(Clone, Debug)]
@@ -187,10 +191,6 @@ fn objective(
     (ce + 0.5 * l2 * reg, ce, acc, g)
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// Trains on `train`, reporting every iteration and keeping the iterate with the best
 /// validation loss (or the last one without validation data).
 pub fn train(
@@ -207,109 +207,55 @@ pub fn train(
             path: ctx.project.resolve(&ctx.project.data.train),
         });
     }
-    const MEMORY: usize = 10;
-    let mut theta = vec![0f64; dim * classes + classes];
-    let (mut f, _, _, mut g) = objective(&theta, train, dim, classes, cfg.l2);
-    let mut history_sy: Vec<(Vec<f64>, Vec<f64>, f64)> = Vec::new();
     let mut metrics = Vec::new();
-    let mut best: (f64, usize, Vec<f64>) = (f64::INFINITY, 0, theta.clone());
+    let mut best: (f64, usize, Vec<f64>) = (f64::INFINITY, 0, Vec::new());
     let mut since_best = 0;
     let started = std::time::Instant::now();
     let mut phase = ctx.phase(Phase::Training, cfg.max_iterations as u64);
-    for iter in 1..=cfg.max_iterations {
-        ctx.check()?;
-        // Two-loop recursion: d = -H·g.
-        let mut q = g.clone();
-        let mut alphas = Vec::with_capacity(history_sy.len());
-        for (s, y, rho) in history_sy.iter().rev() {
-            let a = rho * dot(s, &q);
-            for (qi, yi) in q.iter_mut().zip(y) {
-                *qi -= a * yi;
+    let last = lbfgs::minimize(
+        vec![0f64; dim * classes + classes],
+        cfg.max_iterations,
+        GTOL,
+        &mut |theta| {
+            let (f, ce, acc, g) = objective(theta, train, dim, classes, cfg.l2);
+            (f, g, (ce, acc))
+        },
+        &mut |s| {
+            ctx.check()?;
+            let &(ce, acc) = s.extra;
+            let (validation_loss, validation_accuracy) =
+                match validation.filter(|v| !v.rows.is_empty()) {
+                    Some(v) => {
+                        let (l, a, _) = evaluate(s.theta, v, dim, classes, false);
+                        (Some(l), Some(a))
+                    }
+                    None => (None, None),
+                };
+            let m = EpochMetrics {
+                epoch: s.iteration,
+                epochs: cfg.max_iterations,
+                train_loss: ce,
+                train_accuracy: Some(acc),
+                validation_loss,
+                validation_accuracy,
+                learning_rate: s.step,
+                elapsed_secs: started.elapsed().as_secs_f64(),
+            };
+            ctx.emit(Event::EpochEnd(m.clone()));
+            metrics.push(m);
+            phase.set(s.iteration as u64);
+            let watched = validation_loss.unwrap_or(s.value);
+            if watched < best.0 - 1e-6 {
+                best = (watched, s.iteration, s.theta.to_vec());
+                since_best = 0;
+            } else {
+                since_best += 1;
             }
-            alphas.push(a);
-        }
-        let gamma = history_sy
-            .last()
-            .map(|(s, y, _)| dot(s, y) / dot(y, y).max(1e-300))
-            .unwrap_or_else(|| 1.0 / dot(&g, &g).sqrt().max(1e-12));
-        for v in &mut q {
-            *v *= gamma;
-        }
-        for ((s, y, rho), a) in history_sy.iter().zip(alphas.iter().rev()) {
-            let b = rho * dot(y, &q);
-            for (qi, si) in q.iter_mut().zip(s) {
-                *qi += (a - b) * si;
-            }
-        }
-        let mut d: Vec<f64> = q.iter().map(|v| -v).collect();
-        let mut gtd = dot(&g, &d);
-        if gtd >= 0.0 {
-            history_sy.clear();
-            let scale = 1.0 / dot(&g, &g).sqrt().max(1e-12);
-            d = g.iter().map(|v| -v * scale).collect();
-            gtd = dot(&g, &d);
-        }
-        // Armijo backtracking.
-        let mut t = 1.0;
-        let mut next = None;
-        for _ in 0..40 {
-            let cand: Vec<f64> = theta.iter().zip(&d).map(|(x, di)| x + t * di).collect();
-            let (fc, ce, acc, gc) = objective(&cand, train, dim, classes, cfg.l2);
-            if fc.is_finite() && fc <= f + 1e-4 * t * gtd {
-                next = Some((cand, fc, ce, acc, gc));
-                break;
-            }
-            t *= 0.5;
-        }
-        let Some((cand, fc, ce, acc, gc)) = next else {
-            break; // no descent possible: converged to machine precision
-        };
-        let s: Vec<f64> = cand.iter().zip(&theta).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = gc.iter().zip(&g).map(|(a, b)| a - b).collect();
-        let sy = dot(&s, &y);
-        if sy > 1e-12 {
-            if history_sy.len() == MEMORY {
-                history_sy.remove(0);
-            }
-            history_sy.push((s, y, 1.0 / sy));
-        }
-        let improvement = f - fc;
-        (theta, f, g) = (cand, fc, gc);
-        let (validation_loss, validation_accuracy) = match validation.filter(|v| !v.rows.is_empty())
-        {
-            Some(v) => {
-                let (l, a, _) = evaluate(&theta, v, dim, classes, false);
-                (Some(l), Some(a))
-            }
-            None => (None, None),
-        };
-        let m = EpochMetrics {
-            epoch: iter,
-            epochs: cfg.max_iterations,
-            train_loss: ce,
-            train_accuracy: Some(acc),
-            validation_loss,
-            validation_accuracy,
-            learning_rate: t,
-            elapsed_secs: started.elapsed().as_secs_f64(),
-        };
-        ctx.emit(Event::EpochEnd(m.clone()));
-        metrics.push(m);
-        phase.set(iter as u64);
-        let watched = validation_loss.unwrap_or(f);
-        if watched < best.0 - 1e-6 {
-            best = (watched, iter, theta.clone());
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        let converged = improvement.abs() <= 1e-9 * f.abs().max(1.0)
-            || g.iter().fold(0f64, |m, v| m.max(v.abs())) < 1e-7;
-        if converged
-            || (cfg.patience > 0 && validation_loss.is_some() && since_best >= cfg.patience)
-        {
-            break;
-        }
+            Ok(cfg.patience > 0 && validation_loss.is_some() && since_best >= cfg.patience)
+        },
+    )?;
+    if best.2.is_empty() {
+        best.2 = last;
     }
     phase.set(cfg.max_iterations as u64);
     let (_, best_iter, theta) = best;
@@ -329,6 +275,94 @@ pub fn train(
         metrics,
         best_iter,
     ))
+}
+
+/// Inverse L2 strengths (scikit-learn's `C`) the cross-validation tries, weakest penalty last.
+pub const C_GRID: &[f64] = &[0.3, 1.0, 3.0, 10.0, 30.0, 100.0];
+/// Most training texts the cross-validation looks at.
+const CV_ROWS: usize = 3000;
+/// Folds of the cross-validation.
+const CV_FOLDS: usize = 3;
+
+/// One `C` and its cross-validated accuracy.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CvScore {
+    pub c: f64,
+    pub accuracy: f64,
+}
+
+/// Chooses the L2 penalty by stratified 3-fold cross-validation on (a sample of) `train`, as
+/// scikit-learn's `LogisticRegressionCV` does with `C`: returns the `l2` for a fit on all of
+/// `train` (`1 / (C·n)`) and every `C`'s score.
+pub fn choose_l2(
+    ctx: &RunContext,
+    train: &SparseSet,
+    dim: usize,
+    classes: usize,
+) -> Result<(f64, Vec<CvScore>)> {
+    let assignment =
+        crate::data::split::stratified_folds(train.labels, CV_ROWS, CV_FOLDS, ctx.project.seed);
+    let mut correct = vec![0f64; C_GRID.len()];
+    let mut phase = ctx.phase(Phase::CrossValidating, (CV_FOLDS * C_GRID.len()) as u64);
+    let mut done = 0;
+    for fold in 0..CV_FOLDS {
+        let pick = |held: bool| -> (Vec<SparseRow>, Vec<u32>) {
+            assignment
+                .iter()
+                .filter(|a| (a.1 == fold) == held)
+                .map(|a| (train.rows[a.0].clone(), train.labels[a.0]))
+                .unzip()
+        };
+        let (fit_rows, fit_labels) = pick(false);
+        let (held_rows, held_labels) = pick(true);
+        let fit_set = SparseSet {
+            rows: &fit_rows,
+            labels: &fit_labels,
+        };
+        let held_set = SparseSet {
+            rows: &held_rows,
+            labels: &held_labels,
+        };
+        let mut theta = vec![0f64; dim * classes + classes];
+        for (slot, &c) in C_GRID.iter().enumerate() {
+            let l2 = 1.0 / (c * fit_rows.len().max(1) as f64);
+            theta = lbfgs::minimize(
+                theta,
+                100,
+                GTOL * 10.0,
+                &mut |th| {
+                    let (f, _, _, g) = objective(th, &fit_set, dim, classes, l2);
+                    (f, g, ())
+                },
+                &mut |_| {
+                    ctx.check()?;
+                    Ok(false)
+                },
+            )?;
+            let (_, acc, _) = evaluate(&theta, &held_set, dim, classes, false);
+            correct[slot] += acc * held_rows.len() as f64;
+            done += 1;
+            phase.set(done);
+        }
+    }
+    let total = assignment.len().max(1) as f64;
+    let scores: Vec<CvScore> = C_GRID
+        .iter()
+        .zip(&correct)
+        .map(|(&c, &k)| CvScore {
+            c,
+            accuracy: k / total,
+        })
+        .collect();
+    // Best accuracy; ties go to the stronger penalty (the smaller C, earlier in the grid).
+    let best = scores
+        .iter()
+        .fold(None::<&CvScore>, |b, s| match b {
+            Some(b) if b.accuracy >= s.accuracy - 1e-12 => Some(b),
+            _ => Some(s),
+        })
+        .map_or(1.0, |s| s.c);
+    Ok((1.0 / (best * train.rows.len().max(1) as f64), scores))
 }
 
 #[cfg(test)]

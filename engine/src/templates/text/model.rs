@@ -14,11 +14,11 @@ use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::export::st;
 use crate::fsutil::{read_json, replace_dir, write_json};
-use crate::model::head::{Head, HeadKind};
-use crate::model::text_encoder::{self, EncoderFiles, TextEncoder};
-use crate::task::text_features::{TokenizerRules, Vectorizer};
-use crate::task::text_maxent::Maxent;
+use crate::nets::head::{Head, HeadKind};
+use crate::nets::text_encoder::{self, EncoderFiles, TextEncoder};
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
+use crate::templates::text::features::{TokenizerRules, Vectorizer};
+use crate::templates::text::maxent::Maxent;
 use candle_core::{D, DType, Device, Tensor};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -122,7 +122,7 @@ impl TextModel {
             Classifier::Maxent { vectorizer, model } => {
                 config["vectorizer"] = json!({
                     "segmentation": "Unicode words (UAX #29), lower-cased; punctuation dropped",
-                    "max_chars": crate::task::text_features::MAX_CHARS,
+                    "max_chars": crate::templates::text::features::MAX_CHARS,
                     "rules": vectorizer.rules,
                     "terms": "word n-grams `w:a b`, character n-grams of \" word \" `c:…`",
                     "tf": "1 + ln(count)",
@@ -176,7 +176,7 @@ impl TextModel {
             }
         };
         st::save(
-            &staging.join("model.safetensors"),
+            &staging.join(crate::train::run_dir::MODEL_WEIGHTS),
             &tensors,
             &[
                 ("lathe_task", "text-classification".into()),
@@ -184,14 +184,14 @@ impl TextModel {
                 ("labels", labels_json),
             ],
         )?;
-        write_json(&staging.join("config.json"), &config)?;
+        write_json(&staging.join(crate::train::run_dir::MODEL_CONFIG), &config)?;
         write_json(&staging.join("manifest.json"), manifest)?;
         replace_dir(&staging, target)
     }
 
     /// Loads a model folder written by [`TextModel::write`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let config_path = dir.join("config.json");
+        let config_path = dir.join(crate::train::run_dir::MODEL_CONFIG);
         let config: serde_json::Value = read_json(&config_path)?;
         let bad = |what: &str| {
             Error::model(
@@ -213,7 +213,7 @@ impl TextModel {
             text: config["text_column"].as_str().unwrap_or("text").to_string(),
             label: config["target"].as_str().unwrap_or("label").to_string(),
         };
-        let st_path = dir.join("model.safetensors");
+        let st_path = dir.join(crate::train::run_dir::MODEL_WEIGHTS);
         let (tensors, _) = st::load(&st_path, &Device::Cpu)?;
         let get = |name: &str| -> Result<Vec<f32>> {
             let t = tensors.get(name).ok_or_else(|| {

@@ -2,10 +2,10 @@
 //! checked [`TextParams`] the pipeline reads.
 
 use crate::data::text_data::Columns;
-use crate::model::head::HeadKind;
+use crate::nets::head::HeadKind;
 use crate::params::{ParamKind, ParamSpec, ParamValue, ResolvedParams};
-use crate::task::text_features::TokenizerRules;
-use crate::task::text_maxent::MaxentConfig;
+use crate::templates::text::features::TokenizerRules;
+use crate::templates::text::maxent::MaxentConfig;
 use std::path::PathBuf;
 
 /// Which algorithm(s) to train.
@@ -25,6 +25,8 @@ pub struct TextParams {
     pub validation_split: f64,
     pub rules: TokenizerRules,
     pub maxent: MaxentConfig,
+    /// Choose maxent's L2 penalty by cross-validation (then `maxent.l2` is not used).
+    pub choose_regularization: bool,
     pub encoder: Option<PathBuf>,
     pub head: HeadKind,
     pub epochs: usize,
@@ -63,6 +65,7 @@ impl TextParams {
                 max_features: p.usize("max_features"),
                 min_count: p.usize("min_count"),
             },
+            choose_regularization: p.bool("choose_regularization"),
             maxent: MaxentConfig {
                 l2: p.float("regularization"),
                 max_iterations: p.usize("max_iterations"),
@@ -169,9 +172,16 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "regularization",
             "L2 regularization",
             "Maxent",
-            "Penalty on large weights; raise it if the model overfits a small dataset.",
+            "Penalty on large weights, used when choose_regularization is off; raise it if the model overfits a small dataset.",
             (0.0, 10.0),
             1e-4,
+        ),
+        ParamSpec::bool(
+            "choose_regularization",
+            "Choose regularization",
+            "Maxent",
+            "Choose the L2 penalty by 3-fold cross-validation on the training texts (as scikit-learn's LogisticRegressionCV chooses C); off uses the value above.",
+            true,
         ),
         ParamSpec::int(
             "max_iterations",

@@ -10,14 +10,14 @@ use crate::data::{DataKind, DatasetSummary, HealthIssue, health, split};
 use crate::error::{Error, Result};
 use crate::eval::{ClassificationReport, plots};
 use crate::fsutil::write_json;
-use crate::model::head::Head;
-use crate::model::text_encoder::{self, TextEncoder};
+use crate::nets::head::Head;
+use crate::nets::text_encoder::{self, TextEncoder};
 use crate::params::{ParamSpec, ResolvedParams};
-use crate::task::text_features::Vectorizer;
-use crate::task::text_maxent::{self, SparseSet};
-use crate::task::text_model::{Classifier, TextModel};
-pub use crate::task::text_params::{Algorithm, TextParams, param_specs};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
+use crate::templates::text::features::Vectorizer;
+use crate::templates::text::maxent::{self as text_maxent, SparseSet};
+use crate::templates::text::model::{Classifier, TextModel};
+pub use crate::templates::text::params::{Algorithm, TextParams, param_specs};
 use crate::train::feature_cache::FeatureCache;
 use crate::train::fit::{self, Features, FitConfig};
 use crate::train::scan_report::SplitSizes;
@@ -26,6 +26,9 @@ use candle_core::{Device, Tensor};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+/// What to try when the model is no better than guessing.
+const TEXT_ADVICE: &str = "Check that each class holds the right texts and add more examples per class; try algorithm = \"transfer\" with a sentence encoder.";
 
 /// Text classification.
 pub struct TextClassification;
@@ -252,7 +255,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     };
     let mut candidates: Vec<Candidate> = Vec::new();
     if p.algorithm != Algorithm::Transfer {
-        candidates.push(train_maxent(ctx, &p, &splits)?);
+        candidates.push(train_maxent(ctx, &p, &splits, &mut notes)?);
     }
     if let Some(files) = &encoder_files {
         candidates.push(train_transfer(ctx, &p, &splits, files)?);
@@ -295,10 +298,18 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         });
         reports.push((name.to_string(), r));
     }
+    if let Some(w) = crate::eval::usefulness::first_classifier_warning(&reports, TEXT_ADVICE) {
+        ctx.warn(w, None);
+    }
     write_run_outputs(ctx, &c, &splits, &reports, &notes)
 }
 
-fn train_maxent(ctx: &RunContext, p: &TextParams, splits: &TextSplits) -> Result<Candidate> {
+fn train_maxent(
+    ctx: &RunContext,
+    p: &TextParams,
+    splits: &TextSplits,
+    notes: &mut Vec<serde_json::Value>,
+) -> Result<Candidate> {
     let sets = [&splits.train, &splits.validation, &splits.test];
     let total: usize = sets.iter().map(|s| s.len()).sum();
     let mut phase = ctx.phase(Phase::ExtractingFeatures, total as u64);
@@ -332,13 +343,25 @@ fn train_maxent(ctx: &RunContext, p: &TextParams, splits: &TextSplits) -> Result
         rows: &rows[1],
         labels: &yva,
     };
+    let mut cfg = p.maxent.clone();
+    if p.choose_regularization {
+        let (l2, scores) =
+            text_maxent::choose_l2(ctx, &train, vectorizer.dim(), splits.labels.len())?;
+        notes.push(json!({
+            "algorithm": "maxent",
+            "regularization": l2,
+            "chosen_by": "stratified 3-fold cross-validation of C (l2 = 1 / (C·n))",
+            "cross_validation": scores,
+        }));
+        cfg.l2 = l2;
+    }
     let (model, history, best_epoch) = text_maxent::train(
         ctx,
         &train,
         Some(&validation),
         vectorizer.dim(),
         splits.labels.len(),
-        &p.maxent,
+        &cfg,
     )?;
     let probs = [
         rows[1]
@@ -601,10 +624,7 @@ fn write_run_outputs(
     phase.set(total as u64);
     ctx.emit(Event::Exported {
         format: "safetensors".into(),
-        path: target.join("model.safetensors"),
+        path: target.join(crate::train::run_dir::MODEL_WEIGHTS),
     });
-    if ctx.project.export.formats.iter().any(|f| f == "coreml") {
-        crate::export::coreml::export_run(ctx, &target);
-    }
     Ok(target)
 }

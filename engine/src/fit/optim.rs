@@ -1,7 +1,7 @@
 //! AdamW with decoupled weight decay, whose moments can be saved in checkpoints (candle's own
 //! AdamW keeps them private), and the learning-rate schedule (linear warm-up, cosine decay).
 
-use crate::train::adamw_fused::{MomentsStep, ParamStep};
+use crate::ops::adamw_fused::{MomentsStep, ParamStep};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::task;
+use crate::templates;
 use std::path::{Path, PathBuf};
 
 /// Export formats this build can write.
@@ -21,7 +21,7 @@ pub fn supports(format: &str) -> bool {
 /// known, e.g. a run opened without its project).
 pub fn supports_task(format: &str, task: Option<&str>) -> bool {
     match (format, task) {
-        ("coreml", Some(task)) => crate::export::coreml::supports_task(task),
+        ("coreml", Some(task)) => crate::templates::coreml_supports_task(task),
         _ => supports(format),
     }
 }
@@ -29,7 +29,9 @@ pub fn supports_task(format: &str, task: Option<&str>) -> bool {
 /// `<run>/exports/<format>` for a run's model, else a sibling `<folder>-<format>`.
 pub fn default_out(model_dir: &Path, format: &str) -> PathBuf {
     match model_dir.parent() {
-        Some(run) if model_dir.ends_with("model") && run.join("events.jsonl").exists() => {
+        Some(run)
+            if model_dir.ends_with("model") && run.join(crate::train::run_dir::EVENTS).exists() =>
+        {
             run.join("exports").join(format)
         }
         _ => {
@@ -46,7 +48,7 @@ pub fn default_out(model_dir: &Path, format: &str) -> PathBuf {
 /// [`default_out`]), replacing an earlier export there. Returns the folder written — or, for
 /// `coreml`, the `.mlmodel` file (`<default_out>.mlmodel` unless `out` is given).
 pub fn export(model: &Path, format: &str, out: Option<&Path>) -> Result<PathBuf> {
-    let model_dir = task::model_dir(model)?;
+    let model_dir = templates::model_dir(model)?;
     if !supports(format) {
         return Err(Error::project(
             format!(
@@ -70,7 +72,7 @@ pub fn export(model: &Path, format: &str, out: Option<&Path>) -> Result<PathBuf>
             }
         };
         let options = crate::export::coreml::Options::default();
-        return Ok(crate::export::coreml::export(&model_dir, &out, &options)?.path);
+        return Ok(crate::templates::export_coreml(&model_dir, &out, &options)?.path);
     }
     let out = out
         .map(Path::to_path_buf)

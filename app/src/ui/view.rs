@@ -1,0 +1,30 @@
+//! `View`: the UI-only state the screens keep between frames (text being typed, thumbnails,
+//! uploaded textures, open forms) — owned by the app, drawn by `ui/`, never by the engine.
+
+use crate::thumbnails::Thumbnails;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// UI-only state of the screens: text being typed, thumbnails.
+pub struct View {
+    pub thumbnails: Thumbnails,
+    /// Path typed into a data slot's text field.
+    pub typed_paths: BTreeMap<&'static str, String>,
+    /// Path typed on the preview screen.
+    pub typed_preview: String,
+    /// Text typed on a text model's preview screen.
+    pub typed_text: String,
+    /// When the typed text last changed and has not been sent for prediction yet.
+    pub text_edited: Option<Instant>,
+    /// The table row being edited on a table model's preview screen (a value per column).
+    pub row_values: Vec<String>,
+    /// The table row last picked from the grid.
+    pub picked_row: Option<usize>,
+    /// Uploaded preview images (detector previews), by file.
+    pub preview_textures: BTreeMap<PathBuf, egui::TextureHandle>,
+    /// The "Continue training…" form is open.
+    pub continue_open: bool,
+    /// Extra epochs typed into it.
+    pub continue_epochs: i64,
+}

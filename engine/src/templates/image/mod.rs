@@ -1,0 +1,13 @@
+//! The image families: the image classifier (`classifier`: extraction on the frozen backbone,
+//! head; `finetune`: fine-tuning the last blocks) and the multi-label classifier (`multilabel`,
+//! `multilabel_scan`), their shared scan and parameters, the model folder (`model`: export,
+//! load, predict, evaluate) and the Core ML export (`coreml`).
+
+pub mod classifier;
+pub mod coreml;
+pub mod finetune;
+pub mod model;
+pub mod multilabel;
+pub mod multilabel_scan;
+pub mod params;
+pub mod scan;
