@@ -8,6 +8,7 @@ pub mod audio_frontend;
 pub mod augment;
 pub mod box_augment;
 pub mod boxes;
+pub mod class_splits;
 pub mod contain;
 pub mod health;
 pub mod image_decode;

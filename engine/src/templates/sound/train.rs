@@ -6,8 +6,9 @@
 
 use crate::data::audio_decode::{self, AUDIO_EXTENSIONS};
 use crate::data::audio_frontend::{self, LogMel};
-use crate::data::image_folder::{self, FolderScan, LabeledFile, ScannedSplit};
-use crate::data::{DataKind, DatasetSummary, HealthIssue, health, split};
+use crate::data::image_folder::{FolderScan, LabeledFile};
+use crate::data::{DataKind, DatasetSummary};
+use crate::data::class_splits::{self, ClassSplits, SplitSources};
 use crate::error::{Error, Result};
 use crate::eval::{ClassificationReport, plots};
 use crate::export::st;
@@ -84,14 +85,8 @@ pub fn sound_scan(split: &str) -> FolderScan<'_> {
     }
 }
 
-/// The scanned splits of a sound dataset, relabelled to the training classes.
-pub struct SoundSplits {
-    pub labels: Vec<String>,
-    pub train: Vec<LabeledFile>,
-    pub validation: Vec<LabeledFile>,
-    pub test: Vec<LabeledFile>,
-    pub summary: DatasetSummary,
-}
+/// The scanned splits of a sound dataset.
+pub type SoundSplits = ClassSplits;
 
 /// Scans every split, runs the health checks and splits validation off training if needed.
 pub fn scan_splits(
@@ -100,62 +95,20 @@ pub fn scan_splits(
     progress: ScanProgress<'_>,
     control: &Control,
 ) -> Result<SoundSplits> {
-    let check = || {
+    let sources = SplitSources {
+        train: &data.train,
+        validation: data.validation.as_deref(),
+        test: data.test.as_deref(),
+        scan: &sound_scan,
+        noun: "sound file",
+        kind: DataKind::Sound,
+    };
+    class_splits::scan(&sources, validation_split, data.seed, progress, &|| {
         if control.is_cancelled() {
             Err(Error::Cancelled)
         } else {
             Ok(())
         }
-    };
-    let scan_one = |root: &Path, name: &str, progress: &mut dyn FnMut(u64, u64)| {
-        image_folder::scan(
-            root,
-            &sound_scan(name),
-            &mut |d, t| progress(d as u64, t as u64),
-            &check,
-        )
-    };
-    let train = scan_one(&data.train, "train", progress)?;
-    let mut validation = match &data.validation {
-        Some(p) => Some(scan_one(p, "validation", progress)?),
-        None => None,
-    };
-    let mut test = match &data.test {
-        Some(p) => Some(scan_one(p, "test", progress)?),
-        None => None,
-    };
-    let labels = train.labels.clone();
-    for s in validation.iter_mut().chain(test.iter_mut()) {
-        s.relabel(&labels);
-    }
-    let others: Vec<&ScannedSplit> = validation.iter().chain(test.iter()).collect();
-    let mut issues: Vec<HealthIssue> = train.issues.clone();
-    for s in &others {
-        issues.extend(s.issues.iter().cloned());
-    }
-    issues.extend(health::check(&train, &others, "sound file"));
-    let (train_files, validation_files) = match &validation {
-        Some(v) => (train.files.clone(), v.files.clone()),
-        None => split::stratified(&train.files, labels.len(), validation_split, data.seed),
-    };
-    let mut splits =
-        train.train_validation_summaries(validation.as_ref(), &train_files, &validation_files);
-    if let Some(t) = &test {
-        splits.push(t.summary());
-    }
-    let summary = DatasetSummary {
-        kind: DataKind::Sound,
-        labels: labels.clone(),
-        splits,
-        issues,
-        facts: Default::default(),
-    };
-    Ok(SoundSplits {
-        labels,
-        train: train_files,
-        validation: validation_files,
-        test: test.map(|t| t.files).unwrap_or_default(),
-        summary,
     })
 }
 
