@@ -1,11 +1,16 @@
-//! The sound classifier: scan and CNN training (`train`), transfer learning on a pretrained
-//! encoder (`transfer`), parameters, the model (`model`: streaming predict, evaluate) and the
-//! Core ML export with the log-mel front end inside (`coreml`, `coreml_crepe`).
+//! The sound classifier: scan, decoding and the candidates of `algorithm` (`train`), the CNN
+//! from scratch (`cnn`), window encoders — CREPE or log-mel statistics — (`encoder`, `transfer`)
+//! and the head on their features (`encoder_fit`), parameters, the run's outputs (`outputs`), the
+//! model (`model`: streaming predict, evaluate) and the Core ML export with the log-mel front end
+//! inside (`coreml`, `coreml_crepe`).
 
+pub mod cnn;
 pub mod coreml;
 pub mod coreml_crepe;
 pub mod encoder;
+pub mod encoder_fit;
 pub mod model;
+pub mod outputs;
 pub mod params;
 pub mod train;
 pub mod transfer;

@@ -1,0 +1,208 @@
+//! A sound candidate on a pretrained or classic window encoder (`encoder`): window features
+//! cached by file content, window and encoder, then the head (`train::head_choice`); a file's
+//! probabilities average its windows'.
+
+use super::params::SoundParams;
+use super::train::{Clip, FitOutcome, Trained, TrainedModel, accuracy};
+use crate::error::Result;
+use crate::nets::head::Head;
+use crate::templates::sound::encoder::Encoder;
+use crate::templates::sound::model::TransferNet;
+use crate::templates::sound::transfer as sound_transfer;
+use crate::train::feature_cache::FeatureCache;
+use crate::train::fit::{self as train_fit, Features, FitConfig};
+use crate::train::head_choice;
+use crate::train::{Event, Phase, RunContext};
+use candle_core::Tensor;
+use std::collections::HashMap;
+
+/// Trains a candidate on an encoder's window features (cached by file content, window and
+/// encoder), then a head (`train::head_choice`); a file's probabilities average its windows'.
+pub(super) fn train_on_encoder(
+    ctx: &RunContext,
+    p: &SoundParams,
+    encoder: Encoder,
+    num_classes: usize,
+    [train_clips, val_clips, test_clips]: [&[Clip]; 3],
+) -> Result<Trained> {
+    let hop = p.frontend.hop_length;
+    let (window, window_hop) = (
+        p.frontend.window_frames * hop,
+        p.frontend.window_hop_frames * hop,
+    );
+    let signature = encoder.signature(window, window_hop);
+    let dim = encoder.feature_dim();
+    let seed = ctx.project.seed;
+    // (clip, augmented copy?) for every clip of every split.
+    let mut jobs: Vec<(usize, &Clip, bool)> = Vec::new();
+    for c in train_clips {
+        jobs.push((0, c, false));
+        if p.augment.any() {
+            jobs.push((0, c, true));
+        }
+    }
+    jobs.extend(val_clips.iter().map(|c| (1, c, false)));
+    jobs.extend(test_clips.iter().map(|c| (2, c, false)));
+    let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, dim) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            ctx.warn(
+                format!("feature cache unavailable, features will not be reused ({e})"),
+                None,
+            );
+            None
+        }
+    };
+    let mut phase = ctx.phase(Phase::ExtractingFeatures, jobs.len() as u64);
+    let mut reused = 0usize;
+    let mut sets = [Features::new(dim), Features::new(dim), Features::new(dim)];
+    // Which clip of its split each window row belongs to (for file-level probabilities).
+    let mut owners: [Vec<usize>; 3] = Default::default();
+    let mut index_in_split = [0usize; 3];
+    let mut total_windows = 0usize;
+    for (j, (split, clip, augmented)) in jobs.iter().enumerate() {
+        ctx.check()?;
+        let content = clip.hash;
+        let wave = if *augmented {
+            let mut h = [0u8; 8];
+            h.copy_from_slice(&content[..8]);
+            p.augment.apply(&clip.wave, seed ^ u64::from_le_bytes(h))
+        } else {
+            clip.wave.clone()
+        };
+        let windows = sound_transfer::sample_windows(&wave, window, window_hop);
+        let variant = |i: usize| {
+            format!(
+                "{}{i}/{}",
+                if *augmented {
+                    format!("aug{seed}/")
+                } else {
+                    String::new()
+                },
+                windows.len()
+            )
+        };
+        let keys: Vec<[u8; 32]> = (0..windows.len())
+            .map(|i| FeatureCache::key(&signature, &content, &variant(i)))
+            .collect();
+        let cached: Option<Vec<Vec<f32>>> = cache
+            .as_ref()
+            .and_then(|c| keys.iter().map(|k| c.get(k).map(<[f32]>::to_vec)).collect());
+        let feats = match cached {
+            Some(f) => {
+                reused += f.len();
+                f
+            }
+            None => {
+                let f = encoder.window_features(&windows, &ctx.device)?;
+                if let Some(c) = cache.as_mut() {
+                    let fresh: Vec<([u8; 32], Vec<f32>)> =
+                        keys.iter().copied().zip(f.iter().cloned()).collect();
+                    if let Err(e) = c.insert_many(&fresh) {
+                        ctx.warn(
+                            format!(
+                                "could not write the feature cache, continuing without it ({e})"
+                            ),
+                            None,
+                        );
+                        cache = None;
+                    }
+                }
+                f
+            }
+        };
+        total_windows += feats.len();
+        let s = *split;
+        for f in &feats {
+            sets[s].push(f, clip.label as u32);
+            owners[s].push(index_in_split[s]);
+        }
+        if !*augmented {
+            index_in_split[s] += 1;
+        }
+        phase.set(j as u64 + 1);
+    }
+    if reused > 0
+        && let Some(c) = cache.as_ref()
+    {
+        ctx.emit(Event::Cache {
+            reused,
+            total: total_windows,
+            path: c.path().to_path_buf(),
+        });
+    }
+    let [train_set, val_set, test_set] = sets;
+    let cfg = FitConfig {
+        head: p.transfer_head.kind(),
+        epochs: p.transfer_epochs,
+        batch_size: 64,
+        learning_rate: 1e-3,
+        weight_decay: 1e-4,
+        patience: 20,
+        seed,
+    };
+    let validation = (!val_set.is_empty()).then_some(&val_set);
+    let fitted = head_choice::fit_head(
+        ctx,
+        &p.transfer_head,
+        &train_set,
+        validation,
+        num_classes,
+        &cfg,
+    )?;
+    let per_file = |outcome: &train_fit::FitOutcome,
+                    set: &Features,
+                    owners: &[usize],
+                    n: usize|
+     -> Result<Vec<Vec<f32>>> {
+        let probs = outcome.probabilities(set, &ctx.device)?;
+        let mut sums = vec![vec![0f64; num_classes]; n];
+        let mut counts = vec![0usize; n];
+        for (row, &o) in probs.iter().zip(owners) {
+            if let (Some(s), Some(c)) = (sums.get_mut(o), counts.get_mut(o)) {
+                for (a, v) in s.iter_mut().zip(row) {
+                    *a += *v as f64;
+                }
+                *c += 1;
+            }
+        }
+        Ok(sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, &c)| s.iter().map(|v| (v / c.max(1) as f64) as f32).collect())
+            .collect())
+    };
+    // Validation from the head fitted on training windows; test and export from the final one.
+    let final_outcome = fitted.final_outcome();
+    let validation_probs = per_file(&fitted.outcome, &val_set, &owners[1], val_clips.len())?;
+    let test_probs = per_file(final_outcome, &test_set, &owners[2], test_clips.len())?;
+    let validation_accuracy =
+        (!val_clips.is_empty()).then(|| accuracy(&validation_probs, val_clips));
+    let raw: HashMap<String, Tensor> = final_outcome
+        .head
+        .export_tensors(&final_outcome.mean, &final_outcome.std)?
+        .into_iter()
+        .collect();
+    let head = Head::from_tensors(final_outcome.head.kind.clone(), &raw)?;
+    Ok(Trained {
+        name: encoder.algorithm(),
+        validation_accuracy,
+        head_selection: Some(fitted.report()),
+        outcome: FitOutcome {
+            history: fitted.outcome.history.clone(),
+            best_epoch: fitted.outcome.best_epoch,
+            stopped_early: fitted.outcome.stopped_early,
+        },
+        model: TrainedModel::Transfer {
+            net: TransferNet {
+                encoder,
+                head,
+                window,
+                hop: window_hop,
+                device: ctx.device.clone(),
+            },
+            validation: validation_probs,
+            test: test_probs,
+        },
+    })
+}
