@@ -4,5 +4,6 @@
 
 pub mod coreml;
 pub mod data;
+pub mod fit;
 pub mod model;
 pub mod train;
