@@ -194,18 +194,16 @@ pub fn choose_c(
             log_loss: l / total,
         })
         .collect();
-    // Best accuracy (softmax) or loss (multi-label); ties go to the lower loss.
-    let key = |s: &CvScore| match link {
-        Link::Softmax => (-(s.accuracy * 1e9).round(), s.log_loss),
-        Link::Sigmoid => (0.0, s.log_loss),
-    };
+    // Softmax: among the C whose accuracy is within one standard error of the best (on a few
+    // hundred rows, accuracy differences between neighbouring C are noise), the lowest log loss
+    // — a proper score that does not reward the overconfident, weakly penalized fits.
+    // Multi-label: the lowest loss.
+    let best_accuracy = scores.iter().map(|s| s.accuracy).fold(0.0, f64::max);
+    let se = (best_accuracy * (1.0 - best_accuracy) / assignment.len().max(1) as f64).sqrt();
     let best = scores
         .iter()
-        .min_by(|a, b| {
-            key(a)
-                .partial_cmp(&key(b))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
+        .filter(|s| link == Link::Sigmoid || s.accuracy >= best_accuracy - se - 1e-12)
+        .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss))
         .map_or(1.0, |s| s.c);
     Ok(CvChoice {
         c: best,

@@ -289,6 +289,7 @@ const CV_FOLDS: usize = 3;
 pub struct CvScore {
     pub c: f64,
     pub accuracy: f64,
+    pub log_loss: f64,
 }
 
 /// Chooses the L2 penalty by stratified 3-fold cross-validation on (a sample of) `train`, as
@@ -303,6 +304,7 @@ pub fn choose_l2(
     let assignment =
         crate::data::split::stratified_folds(train.labels, CV_ROWS, CV_FOLDS, ctx.project.seed);
     let mut correct = vec![0f64; C_GRID.len()];
+    let mut losses = vec![0f64; C_GRID.len()];
     let mut phase = ctx.phase(Phase::CrossValidating, (CV_FOLDS * C_GRID.len()) as u64);
     let mut done = 0;
     for fold in 0..CV_FOLDS {
@@ -339,8 +341,9 @@ pub fn choose_l2(
                     Ok(false)
                 },
             )?;
-            let (_, acc, _) = evaluate(&theta, &held_set, dim, classes, false);
+            let (loss, acc, _) = evaluate(&theta, &held_set, dim, classes, false);
             correct[slot] += acc * held_rows.len() as f64;
+            losses[slot] += loss * held_rows.len() as f64;
             done += 1;
             phase.set(done);
         }
@@ -348,19 +351,21 @@ pub fn choose_l2(
     let total = assignment.len().max(1) as f64;
     let scores: Vec<CvScore> = C_GRID
         .iter()
-        .zip(&correct)
-        .map(|(&c, &k)| CvScore {
+        .zip(correct.iter().zip(&losses))
+        .map(|(&c, (&k, &l))| CvScore {
             c,
             accuracy: k / total,
+            log_loss: l / total,
         })
         .collect();
-    // Best accuracy; ties go to the stronger penalty (the smaller C, earlier in the grid).
+    // Among the C within one standard error of the best accuracy, the lowest log loss (as the
+    // image head chooses, `train::fit_logistic`).
+    let best_accuracy = scores.iter().map(|s| s.accuracy).fold(0.0, f64::max);
+    let se = (best_accuracy * (1.0 - best_accuracy) / total).sqrt();
     let best = scores
         .iter()
-        .fold(None::<&CvScore>, |b, s| match b {
-            Some(b) if b.accuracy >= s.accuracy - 1e-12 => Some(b),
-            _ => Some(s),
-        })
+        .filter(|s| s.accuracy >= best_accuracy - se - 1e-12)
+        .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss))
         .map_or(1.0, |s| s.c);
     Ok((1.0 / (best * train.rows.len().max(1) as f64), scores))
 }
