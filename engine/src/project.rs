@@ -55,7 +55,7 @@ pub struct DataPaths {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportSettings {
-    /// `safetensors` (always written) and/or `coreml`.
+    /// `safetensors` (always written), `coreml` and/or `onnx`.
     #[serde(default = "default_formats")]
     pub formats: Vec<String>,
 }
@@ -154,10 +154,10 @@ impl Project {
         })?;
         project.file = file.map(Path::to_path_buf);
         for format in &project.export.formats {
-            if !["safetensors", "coreml"].contains(&format.as_str()) {
+            if !["safetensors", "coreml", "onnx"].contains(&format.as_str()) {
                 return Err(Error::project(
                     format!(
-                        "unknown export format \"{format}\" in [export] formats; use safetensors or coreml"
+                        "unknown export format \"{format}\" in [export] formats; use safetensors, coreml or onnx"
                     ),
                     file,
                 ));
@@ -261,12 +261,12 @@ mod tests {
                 .to_string()
                 .contains("format_version")
         );
-        let format = "format_version = 1\ntemplate = \"x\"\n[data]\ntrain = \"t\"\n[export]\nformats = [\"onnx\"]\n";
+        let format = "format_version = 1\ntemplate = \"x\"\n[data]\ntrain = \"t\"\n[export]\nformats = [\"tflite\"]\n";
         assert!(
             Project::parse(format, f)
                 .unwrap_err()
                 .to_string()
-                .contains("onnx")
+                .contains("tflite")
         );
     }
 }

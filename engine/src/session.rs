@@ -259,6 +259,9 @@ fn run(task: Box<dyn Task>, ctx: RunContext) {
 /// Every export the project asks for besides the model folder itself (`[export] formats`),
 /// after the task has written it. A failed export is a warning: the model folder is complete.
 fn export_formats(ctx: &RunContext, model_dir: &Path) {
+    if ctx.project.export.formats.iter().any(|f| f == "onnx") {
+        crate::templates::export_onnx_run(ctx, model_dir);
+    }
     if ctx.project.export.formats.iter().any(|f| f == "coreml") {
         crate::templates::export_coreml_run(ctx, model_dir);
     }

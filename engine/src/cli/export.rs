@@ -1,5 +1,5 @@
 //! `lathe export`: copy a trained model out as a safetensors folder, or write it as a Core ML
-//! `.mlmodel` (fp32 or fp16 weights).
+//! `.mlmodel` (fp32 or fp16 weights) or an ONNX `.onnx` (fp32).
 
 use crate::export::coreml;
 use crate::fsutil;
@@ -15,6 +15,8 @@ pub enum Format {
     Safetensors,
     /// A Core ML .mlmodel.
     Coreml,
+    /// An ONNX .onnx (opset 17, ai.onnx.ml 3), for ONNX Runtime and the tools that read ONNX.
+    Onnx,
 }
 
 /// Weight precision of a Core ML export.
@@ -32,23 +34,23 @@ pub struct ExportArgs {
     pub model: PathBuf,
     #[arg(long, value_enum)]
     pub format: Format,
-    /// Where to write (default: <run>/exports/<format> — model.mlmodel for Core ML — or next to
-    /// the model folder).
+    /// Where to write (default: <run>/exports/<format> — model.mlmodel for Core ML, model.onnx
+    /// for ONNX — or next to the model folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Core ML weight precision.
+    /// Core ML weight precision (ONNX exports are fp32).
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: PrecisionArg,
-    /// Core ML metadata: author.
+    /// Core ML / ONNX metadata: author.
     #[arg(long)]
     pub author: Option<String>,
-    /// Core ML metadata: license.
+    /// Core ML / ONNX metadata: license.
     #[arg(long)]
     pub license: Option<String>,
-    /// Core ML metadata: model version.
+    /// Core ML / ONNX metadata: model version.
     #[arg(long = "model-version")]
     pub model_version: Option<String>,
-    /// Core ML metadata: short description.
+    /// Core ML / ONNX metadata: short description.
     #[arg(long)]
     pub description: Option<String>,
     /// Print one JSON object describing the written file.
@@ -95,6 +97,45 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
                 );
             }
             eprintln!("Exported safetensors model to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Format::Onnx => {
+            if args.precision != PrecisionArg::Fp32 {
+                bail!(
+                    "--precision fp16 is not available for --format onnx yet; leave it out (fp32)"
+                );
+            }
+            let out = match args.out {
+                Some(p) if p.is_dir() => p.join(crate::export::onnx::DEFAULT_FILE_NAME),
+                Some(p) => p,
+                None => default_coreml_out(&model_dir).with_extension("onnx"),
+            };
+            let options = crate::export::onnx::Options {
+                description: args.description,
+                author: args.author,
+                license: args.license,
+                version: args.model_version,
+            };
+            let exported = crate::templates::export_onnx(&model_dir, &out, &options)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "format": "onnx",
+                        "path": exported.path,
+                        "bytes": exported.bytes,
+                        "precision": "fp32",
+                        "opset": exported.opset,
+                        "nodes": exported.nodes,
+                    })
+                );
+            }
+            eprintln!(
+                "Exported ONNX model (fp32, {:.1} MB, opset {}) to {}",
+                exported.bytes as f64 / 1e6,
+                exported.opset,
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Format::Coreml => {

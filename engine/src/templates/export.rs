@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Export formats this build can write.
 pub fn formats() -> &'static [&'static str] {
-    &["safetensors", "coreml"]
+    &["safetensors", "coreml", "onnx"]
 }
 
 /// Whether this build can write `format`.
@@ -22,6 +22,7 @@ pub fn supports(format: &str) -> bool {
 pub fn supports_task(format: &str, task: Option<&str>) -> bool {
     match (format, task) {
         ("coreml", Some(task)) => crate::templates::coreml_supports_task(task),
+        ("onnx", Some(task)) => crate::templates::onnx_supports_task(task),
         _ => supports(format),
     }
 }
@@ -46,7 +47,8 @@ pub fn default_out(model_dir: &Path, format: &str) -> PathBuf {
 
 /// Exports the model of a run or model folder `model` as `format` into `out` (default:
 /// [`default_out`]), replacing an earlier export there. Returns the folder written — or, for
-/// `coreml`, the `.mlmodel` file (`<default_out>.mlmodel` unless `out` is given).
+/// `coreml` / `onnx`, the `.mlmodel` / `.onnx` file (`<default_out>.mlmodel` / `.onnx` unless
+/// `out` is given).
 pub fn export(model: &Path, format: &str, out: Option<&Path>) -> Result<PathBuf> {
     let model_dir = templates::model_dir(model)?;
     if !supports(format) {
@@ -73,6 +75,15 @@ pub fn export(model: &Path, format: &str, out: Option<&Path>) -> Result<PathBuf>
         };
         let options = crate::export::coreml::Options::default();
         return Ok(crate::templates::export_coreml(&model_dir, &out, &options)?.path);
+    }
+    if format == "onnx" {
+        let out = match out {
+            Some(p) if p.is_dir() => p.join(crate::export::onnx::DEFAULT_FILE_NAME),
+            Some(p) => p.to_path_buf(),
+            None => default_out(&model_dir, format).with_extension("onnx"),
+        };
+        let options = crate::export::onnx::Options::default();
+        return Ok(crate::templates::export_onnx(&model_dir, &out, &options)?.path);
     }
     let out = out
         .map(Path::to_path_buf)
@@ -109,6 +120,7 @@ mod tests {
         assert!(supports_task("coreml", Some("sound-classification")));
         assert!(supports_task("coreml", None));
         assert!(supports_task("safetensors", Some("sound-classification")));
+        assert!(supports_task("onnx", Some("tabular-classification")));
     }
 
     #[test]
@@ -138,7 +150,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("inside the model folder"), "{e}");
-        let e = export(&run, "onnx", None).unwrap_err().to_string();
-        assert!(e.contains("onnx") && e.contains("safetensors"), "{e}");
+        let e = export(&run, "tflite", None).unwrap_err().to_string();
+        assert!(e.contains("tflite") && e.contains("safetensors"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! The template families — one folder each (`image/`, `detect/`, `sound/`, `text/`, `tabular/`),
 //! holding its scan, parameters, training, model (load / predict / evaluate) and exports — and
 //! their registry: every [`Task`] of this build, model loading by the task recorded in a model
-//! folder, and Core ML export dispatched to the family that wrote the model.
+//! folder, and Core ML and ONNX exports dispatched to the family that wrote the model.
 //!
 //! Adding a template: a new folder here with a type implementing [`Task`], a TOML in
 //! `templates/` at the repository root, and one line in [`all`].
@@ -150,6 +150,78 @@ pub fn export_coreml_run(ctx: &crate::train::RunContext, model_dir: &Path) {
         }),
         Err(e) => ctx.warn(
             format!("Core ML export failed ({e}); the model folder is complete, retry with `lathe export --format coreml`"),
+            Some(model_dir),
+        ),
+    }
+}
+
+/// Tasks whose models export to ONNX.
+pub const ONNX_TASKS: &[&str] = &[
+    "image-classification",
+    "multi-label-image-classification",
+    "tabular-classification",
+    "tabular-regression",
+    "text-classification",
+];
+
+/// Whether models of `task` (a task id, `config.json`'s `lathe.task`) export to ONNX.
+pub fn onnx_supports_task(task: &str) -> bool {
+    ONNX_TASKS.contains(&task)
+}
+
+/// Exports the model in `model_dir` (a Lathe model folder) as an ONNX model at `out`, through
+/// the family that wrote it.
+pub fn export_onnx(
+    model_dir: &Path,
+    out: &Path,
+    options: &crate::export::onnx::Options,
+) -> Result<crate::export::onnx::Exported> {
+    let config_path = model_dir.join(crate::train::run_dir::MODEL_CONFIG);
+    let config: serde_json::Value = crate::fsutil::read_json(&config_path)?;
+    let task = config
+        .pointer("/lathe/task")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+    }
+    match task {
+        "image-classification" | "multi-label-image-classification" => {
+            image::onnx::export(model_dir, out, options)
+        }
+        "tabular-classification" | "tabular-regression" => {
+            tabular::onnx::export(model_dir, out, options)
+        }
+        "text-classification" => text::onnx::export(model_dir, out, options),
+        "" => Err(Error::model(
+            "config.json names no Lathe task (lathe.task); was it written by Lathe?",
+            config_path,
+        )),
+        other => Err(Error::Unsupported(format!(
+            "ONNX export of \"{other}\" models is not available in this build yet; use --format safetensors or coreml"
+        ))),
+    }
+}
+
+/// Where a training run writes its ONNX model: `<run>/exports/model.onnx`.
+pub fn onnx_run_output(run_dir: &crate::train::run_dir::RunDir) -> PathBuf {
+    run_dir
+        .root
+        .join("exports")
+        .join(crate::export::onnx::DEFAULT_FILE_NAME)
+}
+
+/// The `formats = ["onnx"]` step of a training run, as [`export_coreml_run`]: a failure is a
+/// warning.
+pub fn export_onnx_run(ctx: &crate::train::RunContext, model_dir: &Path) {
+    let out = onnx_run_output(&ctx.run_dir);
+    match export_onnx(model_dir, &out, &crate::export::onnx::Options::default()) {
+        Ok(e) => ctx.emit(crate::train::Event::Exported {
+            format: "onnx".into(),
+            path: e.path,
+        }),
+        Err(e) => ctx.warn(
+            format!("ONNX export failed ({e}); the model folder is complete, retry with `lathe export --format onnx`"),
             Some(model_dir),
         ),
     }

@@ -1,7 +1,7 @@
 //! The image families: the image classifier (`classifier`: extraction on the frozen backbone,
 //! head; `finetune`: fine-tuning the last blocks) and the multi-label classifier (`multilabel`,
 //! `multilabel_scan`), their shared scan and parameters, the model folder (`model`: export,
-//! load, predict, evaluate) and the Core ML export (`coreml`).
+//! load, predict, evaluate), the Core ML export (`coreml`) and the ONNX export (`onnx`).
 
 pub mod classifier;
 pub mod coreml;
@@ -9,5 +9,6 @@ pub mod finetune;
 pub mod model;
 pub mod multilabel;
 pub mod multilabel_scan;
+pub mod onnx;
 pub mod params;
 pub mod scan;

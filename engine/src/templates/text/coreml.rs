@@ -49,7 +49,7 @@ pub fn sidecar_path(out: &Path) -> PathBuf {
 }
 
 /// How an app turns a text into the `terms` input (metadata `tokenizer`, and the sidecar).
-fn tokenizer_rules(v: &Vectorizer) -> serde_json::Value {
+pub(crate) fn tokenizer_rules(v: &Vectorizer) -> serde_json::Value {
     serde_json::json!({
         "input": INPUT,
         "max_chars": MAX_CHARS,

@@ -1,10 +1,11 @@
 //! The text classifier: parameters, the pipeline and the `auto` choice (`train`), tokenizer and
-//! TF-IDF (`features`), sparse L-BFGS logistic regression (`maxent`), the model (`model`) and
-//! the Core ML pipeline (`coreml`).
+//! TF-IDF (`features`), sparse L-BFGS logistic regression (`maxent`), the model (`model`),
+//! the Core ML pipeline (`coreml`) and the ONNX graph (`onnx`).
 
 pub mod coreml;
 pub mod features;
 pub mod maxent;
 pub mod model;
+pub mod onnx;
 pub mod params;
 pub mod train;
