@@ -743,3 +743,53 @@ fn maxent_text_classifier_agrees_with_onnx_runtime() {
     let worst = compare_probabilities("maxent", &onnx, &labels, &engine, 1e-5);
     eprintln!("text maxent: |Δp| = {worst:e} on {} texts", texts.len());
 }
+
+// ---- the project's [export] formats ----
+
+#[test]
+fn a_project_asking_for_onnx_gets_it_after_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_dataset(
+        &tmp.path().join("train"),
+        &["circles", "stripes", "bands"],
+        6,
+        0,
+    );
+    std::fs::write(
+        tmp.path().join("project.toml"),
+        "format_version = 1\nname = \"shapes\"\ntemplate = \"image-classifier\"\n\
+         [data]\ntrain = \"train\"\n[params]\nepochs = 3\nimage_size = 64\n\
+         [export]\nformats = [\"safetensors\", \"onnx\"]\n",
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let run_dir = tmp.path().join("run");
+    let out = run(lathe(&cache)
+        .arg("train")
+        .arg(tmp.path().join("project.toml"))
+        .args(["--json", "--out"])
+        .arg(&run_dir));
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let exported = events
+        .iter()
+        .find(|e| e["event"] == "exported" && e["format"] == "onnx")
+        .unwrap_or_else(|| panic!("no ONNX export event in {events:?}"));
+    let path = PathBuf::from(exported["path"].as_str().unwrap());
+    assert_eq!(path, run_dir.join("exports/model.onnx"));
+    let m = lathe_engine::export::onnx::read(&path).unwrap();
+    assert_eq!(m.ir_version, 8);
+    assert_eq!(m.opset_import[0].version, 17);
+    let g = m.graph.unwrap();
+    assert_eq!(g.input[0].name, "image");
+    let outputs: Vec<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(outputs, ["probabilities", "label"]);
+    let labels = m.metadata_props.iter().find(|p| p.key == "labels").unwrap();
+    assert_eq!(labels.value, r#"["bands","circles","stripes"]"#);
+    // fp16 is not written yet, and the CLI says so.
+    let o = run(lathe(&cache)
+        .args(["export", "--format", "onnx", "--precision", "fp16"])
+        .arg(&run_dir));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("fp16"), "{}", stderr(&o));
+}
