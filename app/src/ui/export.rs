@@ -6,7 +6,7 @@ use crate::command::Command;
 use crate::state::State;
 
 /// Formats the app knows how to offer, with what they are for.
-const FORMATS: [(&str, &str, &str); 2] = [
+const FORMATS: [(&str, &str, &str); 3] = [
     (
         "safetensors",
         "Export safetensors",
@@ -16,6 +16,11 @@ const FORMATS: [(&str, &str, &str); 2] = [
         "coreml",
         "Export Core ML",
         "A Core ML model for Apple apps.",
+    ),
+    (
+        "onnx",
+        "Export ONNX",
+        "An ONNX model for ONNX Runtime: Windows, Linux, Android, the web and servers.",
     ),
 ];
 
