@@ -190,6 +190,8 @@ struct Candidate {
     validation_accuracy: Option<f64>,
     /// Class probabilities on validation and test (computed during training).
     probs: [Vec<Vec<f32>>; 2],
+    /// How maxent's penalty was chosen (cross-validation), when it was.
+    regularization: Option<serde_json::Value>,
 }
 
 fn accuracy(probs: &[Vec<f32>], truth: &[LabeledFile]) -> Option<f64> {
@@ -255,7 +257,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     };
     let mut candidates: Vec<Candidate> = Vec::new();
     if p.algorithm != Algorithm::Transfer {
-        candidates.push(train_maxent(ctx, &p, &splits, &mut notes)?);
+        candidates.push(train_maxent(ctx, &p, &splits)?);
     }
     if let Some(files) = &encoder_files {
         candidates.push(train_transfer(ctx, &p, &splits, files)?);
@@ -265,6 +267,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             "algorithm": c.model.algorithm(),
             "validation_accuracy": c.validation_accuracy,
             "epochs_run": c.history.len(),
+            "regularization": c.regularization,
         }));
     }
     // The better validation accuracy wins; ties (and no validation data) keep the first (maxent).
@@ -304,12 +307,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     write_run_outputs(ctx, &c, &splits, &reports, &notes)
 }
 
-fn train_maxent(
-    ctx: &RunContext,
-    p: &TextParams,
-    splits: &TextSplits,
-    notes: &mut Vec<serde_json::Value>,
-) -> Result<Candidate> {
+fn train_maxent(ctx: &RunContext, p: &TextParams, splits: &TextSplits) -> Result<Candidate> {
     let sets = [&splits.train, &splits.validation, &splits.test];
     let total: usize = sets.iter().map(|s| s.len()).sum();
     let mut phase = ctx.phase(Phase::ExtractingFeatures, total as u64);
@@ -344,13 +342,13 @@ fn train_maxent(
         labels: &yva,
     };
     let mut cfg = p.maxent.clone();
+    let mut regularization = None;
     if p.choose_regularization {
         let (l2, scores) =
             text_maxent::choose_l2(ctx, &train, vectorizer.dim(), splits.labels.len())?;
-        notes.push(json!({
-            "algorithm": "maxent",
-            "regularization": l2,
-            "chosen_by": "stratified 3-fold cross-validation of C (l2 = 1 / (C·n))",
+        regularization = Some(json!({
+            "l2": l2,
+            "chosen_by": "stratified 3-fold cross-validation of C (l2 = 1 / (C·n)): the lowest log loss within one standard error of the best accuracy",
             "cross_validation": scores,
         }));
         cfg.l2 = l2;
@@ -387,6 +385,7 @@ fn train_maxent(
         stopped_early,
         validation_accuracy,
         probs,
+        regularization,
     })
 }
 
@@ -458,6 +457,7 @@ fn train_transfer(
         stopped_early: outcome.stopped_early,
         validation_accuracy,
         probs,
+        regularization: None,
     })
 }
 
