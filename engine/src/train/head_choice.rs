@@ -1,9 +1,10 @@
 //! Which head a feature-based template trains (`head = auto | logistic | mlp`) and how: the
 //! logistic head by L-BFGS with `C` chosen by cross-validation (`train::fit_logistic`), the MLP
 //! by AdamW with early stopping (`train::fit`); `auto` trains both when there are enough rows
-//! for an MLP to have a chance and keeps the better on validation accuracy. A chosen logistic
-//! head is refitted on training + validation rows for the final model (validation figures come
-//! from the fit before the refit). A run that continues another keeps the AdamW path.
+//! for an MLP to have a chance and keeps the MLP only when its validation accuracy beats the
+//! logistic head's by more than one standard error. A chosen logistic head is refitted on
+//! training + validation rows for the final model (validation figures come from the fit before
+//! the refit). A run that continues another keeps the AdamW path.
 
 use crate::error::Result;
 use crate::nets::head::HeadKind;
@@ -190,10 +191,16 @@ pub fn fit_head(
         fit_secs: started.elapsed().as_secs_f64(),
         cross_validation: Some(cv.clone()),
     };
+    // The MLP must beat the logistic head by more than one standard error of the validation
+    // accuracy: on a few hundred validation rows one image decides a tie, and the logistic head
+    // (refit on every row) is the safer default. Measured on mnist-5k: MLP 0.960 vs logistic
+    // 0.955 on 200 validation images picked the MLP, which then scored 0.943 on 1,000 test images.
+    let n_val = validation.map_or(0, |v| v.len()).max(1) as f64;
     let mlp_wins = match (&mlp, candidates.first()) {
         (Some(_), Some(m)) => {
-            m.validation_accuracy.unwrap_or(0.0)
-                > logistic_candidate.validation_accuracy.unwrap_or(0.0)
+            let logistic = logistic_candidate.validation_accuracy.unwrap_or(0.0);
+            let se = (logistic * (1.0 - logistic) / n_val).sqrt();
+            m.validation_accuracy.unwrap_or(0.0) > logistic + se
         }
         _ => false,
     };
