@@ -1,9 +1,9 @@
 //! Scanning an image dataset: class folders for train / validation / test, health checks, and
 //! the automatic stratified validation split.
 
-use crate::data::image_decode::{self, IMAGE_EXTENSIONS};
 use crate::data::DataKind;
 use crate::data::class_splits::{self, ClassSplits, SplitSources};
+use crate::data::image_decode::{self, IMAGE_EXTENSIONS};
 use crate::data::image_folder::FolderScan;
 use crate::error::{Error, Result};
 use crate::task::{ResolvedData, ScanProgress};
