@@ -124,6 +124,11 @@ fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
 }
 
+/// Standard error of an accuracy (a proportion `p`) measured on `n` examples.
+pub fn proportion_standard_error(p: f64, n: usize) -> f64 {
+    (p * (1.0 - p) / n.max(1) as f64).sqrt()
+}
+
 /// Index of the largest value (first on ties).
 pub fn argmax(p: &[f32]) -> usize {
     let mut best = 0;

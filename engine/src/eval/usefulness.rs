@@ -11,8 +11,7 @@ const MIN_EXAMPLES: usize = 10;
 /// Whether `accuracy` on `n` examples is within noise of `majority` (one-sided 95 %: the
 /// majority share plus 1.645 standard errors of a proportion).
 pub fn within_noise_of_majority(accuracy: f64, majority: f64, n: usize) -> bool {
-    let se = (majority * (1.0 - majority) / n.max(1) as f64).sqrt();
-    accuracy <= majority + 1.645 * se
+    accuracy <= majority + 1.645 * crate::eval::metrics::proportion_standard_error(majority, n)
 }
 
 /// The warning for a classifier evaluated on `split`, if it is no better than guessing.

@@ -10,6 +10,28 @@ use crate::learners::lbfgs;
 use crate::ops::pointwise::matmul_strided;
 use rayon::prelude::*;
 
+/// One inverse L2 strength `C` (scikit-learn's) and its cross-validated scores.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CvScore {
+    pub c: f64,
+    pub accuracy: f64,
+    pub log_loss: f64,
+}
+
+/// The `C` to keep: among those whose CV accuracy is within one standard error of the best
+/// (`rows` held-out rows in all; on a few hundred rows accuracy differences between neighbouring
+/// `C` are noise), the lowest CV log loss — a proper score that does not reward overconfident,
+/// weakly penalized fits. Without `by_accuracy` (multi-label), the lowest log loss.
+pub fn choose_c(scores: &[CvScore], rows: usize, by_accuracy: bool) -> f64 {
+    let best = scores.iter().map(|s| s.accuracy).fold(0.0, f64::max);
+    let se = crate::eval::metrics::proportion_standard_error(best, rows);
+    scores
+        .iter()
+        .filter(|s| !by_accuracy || s.accuracy >= best - se - 1e-12)
+        .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss))
+        .map_or(1.0, |s| s.c)
+}
+
 /// What the model predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {

@@ -46,6 +46,15 @@ impl Control {
         self.inner.cancelled.load(Ordering::SeqCst)
     }
 
+    /// `Err(Error::Cancelled)` once cancelled: the check scans call between files.
+    pub fn check_cancelled(&self) -> crate::error::Result<()> {
+        if self.is_cancelled() {
+            Err(crate::error::Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn is_paused(&self) -> bool {
         self.inner.paused.lock().map(|p| *p).unwrap_or(false)
     }

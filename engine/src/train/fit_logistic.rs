@@ -6,7 +6,7 @@
 
 use crate::data::split::stratified_folds;
 use crate::error::Result;
-use crate::learners::logistic::{self, Link, Logistic, Rows, Settings};
+use crate::learners::logistic::{self, CvScore, Link, Logistic, Rows, Settings};
 use crate::nets::head::{Head, HeadKind};
 use crate::train::context::RunContext;
 use crate::train::event::{EpochMetrics, Event, Phase};
@@ -20,14 +20,6 @@ pub const C_GRID: &[f64] = &[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
 const CV_ROWS: usize = 3000;
 /// Iterations per cross-validation fit (warm-started, so most stop well before).
 const CV_ITERATIONS: usize = 100;
-
-/// One `C` of the grid and its cross-validated scores.
-#[derive(Clone, Debug, Serialize)]
-pub struct CvScore {
-    pub c: f64,
-    pub accuracy: f64,
-    pub log_loss: f64,
-}
 
 /// How `C` was chosen, for the report.
 #[derive(Clone, Debug, Serialize)]
@@ -194,17 +186,7 @@ pub fn choose_c(
             log_loss: l / total,
         })
         .collect();
-    // Softmax: among the C whose accuracy is within one standard error of the best (on a few
-    // hundred rows, accuracy differences between neighbouring C are noise), the lowest log loss
-    // — a proper score that does not reward the overconfident, weakly penalized fits.
-    // Multi-label: the lowest loss.
-    let best_accuracy = scores.iter().map(|s| s.accuracy).fold(0.0, f64::max);
-    let se = (best_accuracy * (1.0 - best_accuracy) / assignment.len().max(1) as f64).sqrt();
-    let best = scores
-        .iter()
-        .filter(|s| link == Link::Sigmoid || s.accuracy >= best_accuracy - se - 1e-12)
-        .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss))
-        .map_or(1.0, |s| s.c);
+    let best = logistic::choose_c(&scores, assignment.len(), link == Link::Softmax);
     Ok(CvChoice {
         c: best,
         folds,

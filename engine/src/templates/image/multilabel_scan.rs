@@ -184,13 +184,7 @@ pub fn scan_multilabel(
     progress: ScanProgress<'_>,
     control: &Control,
 ) -> Result<MultiLabelSplits> {
-    let check = || {
-        if control.is_cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
-    };
+    let check = || control.check_cancelled();
     let mut scan = |root: &Path, name: &str| {
         scan_folder(
             root,

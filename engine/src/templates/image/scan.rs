@@ -5,7 +5,7 @@ use crate::data::DataKind;
 use crate::data::class_splits::{self, ClassSplits, SplitSources};
 use crate::data::image_decode::{self, IMAGE_EXTENSIONS};
 use crate::data::image_folder::FolderScan;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::task::{ResolvedData, ScanProgress};
 use crate::train::Control;
 use std::path::Path;
@@ -44,10 +44,6 @@ pub fn scan_splits(
         kind: DataKind::Images,
     };
     class_splits::scan(&sources, validation_split, seed, progress, &|| {
-        if control.is_cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
+        control.check_cancelled()
     })
 }

@@ -95,11 +95,7 @@ pub fn scan_splits(
         kind: DataKind::Sound,
     };
     class_splits::scan(&sources, validation_split, data.seed, progress, &|| {
-        if control.is_cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
+        control.check_cancelled()
     })
 }
 

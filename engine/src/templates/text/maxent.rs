@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::learners::lbfgs;
+use crate::learners::logistic::CvScore;
 use crate::templates::text::features::SparseRow;
 use crate::train::RunContext;
 use crate::train::event::{EpochMetrics, Event, Phase};
@@ -284,14 +285,6 @@ const CV_ROWS: usize = 3000;
 /// Folds of the cross-validation.
 const CV_FOLDS: usize = 3;
 
-/// One `C` and its cross-validated accuracy.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct CvScore {
-    pub c: f64,
-    pub accuracy: f64,
-    pub log_loss: f64,
-}
-
 /// Chooses the L2 penalty by stratified 3-fold cross-validation on (a sample of) `train`, as
 /// scikit-learn's `LogisticRegressionCV` does with `C`: returns the `l2` for a fit on all of
 /// `train` (`1 / (C·n)`) and every `C`'s score.
@@ -358,15 +351,7 @@ pub fn choose_l2(
             log_loss: l / total,
         })
         .collect();
-    // Among the C within one standard error of the best accuracy, the lowest log loss (as the
-    // image head chooses, `train::fit_logistic`).
-    let best_accuracy = scores.iter().map(|s| s.accuracy).fold(0.0, f64::max);
-    let se = (best_accuracy * (1.0 - best_accuracy) / total).sqrt();
-    let best = scores
-        .iter()
-        .filter(|s| s.accuracy >= best_accuracy - se - 1e-12)
-        .min_by(|a, b| a.log_loss.total_cmp(&b.log_loss))
-        .map_or(1.0, |s| s.c);
+    let best = crate::learners::logistic::choose_c(&scores, assignment.len(), true);
     Ok((1.0 / (best * train.rows.len().max(1) as f64), scores))
 }
 

@@ -90,13 +90,7 @@ pub fn scan_splits(
     progress: ScanProgress<'_>,
     control: &Control,
 ) -> Result<TextSplits> {
-    let check = || {
-        if control.is_cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
-    };
+    let check = || control.check_cancelled();
     let mut load = |root: &Path, name: &str| {
         text_data::load(
             root,
