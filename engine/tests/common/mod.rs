@@ -64,6 +64,14 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Whisper tiny.en's converted encoder weights (`scripts/fetch-whisper-tiny.sh`), as [`fetched`].
+pub fn whisper_tiny() -> Option<PathBuf> {
+    fetched(
+        "LATHE_WHISPER_TINY",
+        "scripts/fetch-whisper-tiny.sh prints it",
+    )
+}
+
 /// The bundled Fashion-MNIST sample.
 pub fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/fashion-mnist")
