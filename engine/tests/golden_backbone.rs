@@ -87,3 +87,39 @@ fn efficientnet_lite0_recognizes_the_cat_and_the_coffee_when_its_weights_are_pre
     assert!([281, 282, 285].contains(&top(&cat, 1)[0]));
     assert_eq!(top(&coffee, 1), vec![967]);
 }
+
+/// EfficientNet-Lite2 (25 MB, `scripts/fetch-efficientnet-lite2.sh`) at its native 260 px and at
+/// the default 224 px: the scaled stages (widths ×1.1, depths ×1.2) must line up with the weights
+/// and still recognize the photos.
+#[test]
+fn efficientnet_lite2_recognizes_the_cat_and_the_coffee_when_its_weights_are_present() {
+    let Some(path) = common::efficientnet_lite2() else {
+        return;
+    };
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/photos");
+    for size in [260, 224] {
+        let backbone = Backbone::load(
+            "efficientnet_lite2",
+            size,
+            Some(std::path::Path::new(&path)),
+            0,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(backbone.feature_dim, 1280);
+        let probs = |name: &str| {
+            imagenet_probabilities(&backbone, &std::fs::read(assets.join(name)).unwrap()).unwrap()
+        };
+        let (cat, coffee) = (probs("chelsea.png"), probs("coffee.png"));
+        println!(
+            "lite2 @{size}: cat top-3 {:?} p={:.3}; coffee top-3 {:?} p={:.3}",
+            top(&cat, 3),
+            cat[285],
+            top(&coffee, 3),
+            coffee[967]
+        );
+        assert!(top(&cat, 3).contains(&285), "{:?}", top(&cat, 3));
+        assert!([281, 282, 285].contains(&top(&cat, 1)[0]));
+        assert_eq!(top(&coffee, 1), vec![967]);
+    }
+}

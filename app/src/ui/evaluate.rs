@@ -2,6 +2,7 @@
 //! matrix whose cells list their samples (the step toward fixing labels). Reports of other
 //! tasks are shown generically as key/value metrics.
 
+use crate::choices::Choice;
 use crate::command::Command;
 use crate::report::{EvalView, format_value, scalar_rows};
 use crate::state::State;
@@ -70,6 +71,21 @@ pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: 
         }
         if !parts.is_empty() {
             ui.weak(parts.join(" · "));
+        }
+        if !r.choices.is_empty() {
+            ui.add_space(8.0);
+            egui::CollapsingHeader::new(
+                egui::RichText::new("How this model was chosen")
+                    .strong()
+                    .size(16.0),
+            )
+            .id_salt("choices")
+            .default_open(true)
+            .show(ui, |ui| {
+                for choice in &r.choices {
+                    choice_ui(ui, choice);
+                }
+            });
         }
     }
     for (name, evaluation) in evaluations {
@@ -209,6 +225,60 @@ fn samples_ui(ui: &mut egui::Ui, r: &ClassificationReport, t: usize, p: usize, v
     if samples.len() > SAMPLES_SHOWN {
         ui.weak(format!("…and {} more", samples.len() - SAMPLES_SHOWN));
     }
+}
+
+/// One decision: a row per candidate with its score as a bar (scaled to the best), its time and
+/// a note; the winner in bold with a check mark.
+fn choice_ui(ui: &mut egui::Ui, choice: &Choice) {
+    ui.add_space(4.0);
+    ui.label(egui::RichText::new(format!("{} — by {}", choice.title, choice.score_label)).strong());
+    if let Some(reason) = &choice.reason {
+        ui.weak(reason);
+    }
+    let scores: Vec<f64> = choice.rows.iter().filter_map(|r| r.score).collect();
+    let best = if choice.lower_is_better {
+        scores.iter().copied().fold(f64::INFINITY, f64::min)
+    } else {
+        scores.iter().copied().fold(0.0, f64::max)
+    };
+    let color = ui.visuals().selection.bg_fill;
+    egui::Grid::new(("choice", &choice.title))
+        .num_columns(4)
+        .spacing([12.0, 4.0])
+        .show(ui, |ui| {
+            for row in &choice.rows {
+                let name = if row.chosen {
+                    egui::RichText::new(format!("✔ {}", row.name)).strong()
+                } else {
+                    egui::RichText::new(format!("   {}", row.name))
+                };
+                ui.label(name);
+                match row.score {
+                    Some(s) => {
+                        // Bars grow with quality: the best fills the width.
+                        let fraction = if choice.lower_is_better {
+                            if s > 0.0 { best / s } else { 1.0 }
+                        } else if best > 0.0 {
+                            s / best
+                        } else {
+                            0.0
+                        };
+                        ui.horizontal(|ui| {
+                            bar_row_ui(ui, fraction as f32, 120.0, color, &format!("{s:.3}"))
+                        });
+                    }
+                    None => {
+                        ui.weak("—");
+                    }
+                }
+                match row.seconds {
+                    Some(t) => ui.weak(format!("{t:.1} s")),
+                    None => ui.weak(""),
+                };
+                ui.weak(row.note.as_deref().unwrap_or(""));
+                ui.end_row();
+            }
+        });
 }
 
 fn generic_ui(ui: &mut egui::Ui, split: &str, value: &serde_json::Value) {

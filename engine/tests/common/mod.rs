@@ -37,10 +37,21 @@ pub fn efficientnet_lite0() -> Option<PathBuf> {
     )
 }
 
-/// `lathe` with its feature cache in `cache`.
+/// EfficientNet-Lite2's converted weights (`scripts/fetch-efficientnet-lite2.sh`), as [`fetched`].
+pub fn efficientnet_lite2() -> Option<PathBuf> {
+    fetched(
+        "LATHE_EFFICIENTNET_LITE2",
+        "scripts/fetch-efficientnet-lite2.sh prints it",
+    )
+}
+
+/// `lathe` with its feature cache in `cache` and an empty weights folder inside it (so
+/// `backbone = "auto"` sees only the built-in backbone unless a test installs more there).
 pub fn lathe(cache: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lathe"));
-    c.env("LATHE_CACHE_DIR", cache).env("HF_HUB_OFFLINE", "1");
+    c.env("LATHE_CACHE_DIR", cache)
+        .env("LATHE_WEIGHTS_DIR", cache.join("weights"))
+        .env("HF_HUB_OFFLINE", "1");
     c
 }
 

@@ -13,6 +13,7 @@ use crate::nets::backbone::Backbone;
 use crate::nets::head::Head;
 use crate::params::{ParamSpec, ResolvedParams};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
+use crate::templates::image::backbone_choice::load_backbone;
 use crate::templates::image::finetune::{FineTuneConfig, TrainImage, fine_tune};
 use crate::templates::image::model::{
     self as image_model, ExportedImageModel, ImageModel, TrainingSummary,
@@ -116,14 +117,20 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         .map(|w| ctx.project.resolve(w))
         .or(ctx.options.weights.clone());
     let precision = crate::device::precision(&p.precision, &ctx.device)?;
-    let mut backbone = Backbone::load(
-        &p.backbone,
-        p.image_size,
+    let batch = match p.extraction_batch_size {
+        0 if ctx.device.is_cpu() => 32,
+        0 => 256,
+        n => n,
+    };
+    let (backbone, backbone_selection) = load_backbone(
+        ctx,
+        &p,
         weights.as_deref(),
-        0,
-        &ctx.device,
+        &splits.train,
+        splits.labels.len(),
+        batch,
+        &|set, row, file| set.push(row, file.label as u32),
     )?;
-    backbone.set_precision(precision)?;
 
     let mut items: Vec<Item> = Vec::new();
     for f in &splits.train {
@@ -151,11 +158,6 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         augmentation: None,
     }));
 
-    let batch = match p.extraction_batch_size {
-        0 if ctx.device.is_cpu() => 32,
-        0 => 256,
-        n => n,
-    };
     let features = extract_features(ctx, &backbone, &items, batch)?;
     let mut sets = [
         Features::new(backbone.feature_dim),
@@ -197,6 +199,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         best_epoch: fitted.outcome.best_epoch,
         stopped_early: fitted.outcome.stopped_early,
         head_selection: Some(fitted.report()),
+        backbone_selection: backbone_selection.map(|s| serde_json::json!(s)),
     };
 
     if p.fine_tune_blocks == 0 {
@@ -232,7 +235,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
 
     // Fine-tuning: the head, moved to raw-feature space, trains on together with the last blocks.
     let mut tuned = Backbone::load(
-        &p.backbone,
+        &backbone.id,
         p.image_size,
         weights.as_deref(),
         p.fine_tune_blocks,
@@ -256,7 +259,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                     .map(|(k, v)| (k.clone(), v.clone())),
             );
             let (hash, source) = (tuned.weights_hash.clone(), tuned.weights_source.clone());
-            tuned = Backbone::from_tensors(&p.backbone, merged, p.image_size, p.fine_tune_blocks)?;
+            tuned = Backbone::from_tensors(&backbone.id, merged, p.image_size, p.fine_tune_blocks)?;
             tuned.set_precision(precision)?;
             (tuned.weights_hash, tuned.weights_source) = (hash, source);
             Head::from_tensors(outcome.head.kind.clone(), tensors)?
@@ -370,6 +373,17 @@ pub(crate) fn extract_features(
     items: &[Item],
     batch_size: usize,
 ) -> Result<Vec<Option<Vec<f32>>>> {
+    extract_features_as(ctx, backbone, items, batch_size, Phase::ExtractingFeatures)
+}
+
+/// [`extract_features`] reporting its progress as `phase`.
+pub(crate) fn extract_features_as(
+    ctx: &RunContext,
+    backbone: &Backbone,
+    items: &[Item],
+    batch_size: usize,
+    phase: Phase,
+) -> Result<Vec<Option<Vec<f32>>>> {
     let signature = backbone.signature();
     let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, backbone.feature_dim) {
         Ok(c) => Some(c),
@@ -408,7 +422,7 @@ pub(crate) fn extract_features(
             path: c.path().to_path_buf(),
         });
     }
-    let mut phase = ctx.phase(Phase::ExtractingFeatures, items.len() as u64);
+    let mut phase = ctx.phase(phase, items.len() as u64);
     let mut done = cached as u64;
     phase.set(done);
     let mut failed: HashSet<PathBuf> = HashSet::new();

@@ -188,6 +188,7 @@ pub(crate) fn backbone_title(id: &str) -> &str {
     match id {
         "mobilenet_v2" => "MobileNetV2",
         "efficientnet_lite0" => "EfficientNet-Lite0",
+        "efficientnet_lite2" => "EfficientNet-Lite2",
         other => other,
     }
 }
@@ -197,6 +198,9 @@ pub(crate) fn backbone_license(id: &str) -> &'static str {
         "mobilenet_v2" => "torchvision MobileNetV2 ImageNet weights, BSD-3-Clause",
         "efficientnet_lite0" => {
             "EfficientNet-Lite0 ImageNet weights (TensorFlow TPU models), Apache-2.0"
+        }
+        "efficientnet_lite2" => {
+            "EfficientNet-Lite2 ImageNet weights (TensorFlow TPU models), Apache-2.0"
         }
         _ => "see the backbone's weights",
     }

@@ -3,6 +3,7 @@
 //! `multilabel_scan`), their shared scan and parameters, the model folder (`model`: export,
 //! load, predict, evaluate), the Core ML export (`coreml`) and the ONNX export (`onnx`).
 
+pub mod backbone_choice;
 pub mod classifier;
 pub mod coreml;
 pub mod finetune;

@@ -41,6 +41,8 @@ pub struct TrainingSummary {
     pub stopped_early: bool,
     /// How the head was chosen (`train::head_choice`), when it was.
     pub head_selection: Option<serde_json::Value>,
+    /// How `backbone = "auto"` chose (`backbone_choice`), when it did.
+    pub backbone_selection: Option<serde_json::Value>,
 }
 
 /// Writes `report.json`, the plots and the `model/` folder of a finished run.
@@ -70,6 +72,7 @@ pub fn write_run_outputs(
             "stopped_early": outcome.stopped_early,
             "history": outcome.history,
             "head_selection": outcome.head_selection,
+            "backbone_selection": outcome.backbone_selection,
         },
         "evaluation": reports.iter().map(|(k, v)| (k.clone(), v)).collect::<BTreeMap<_, _>>(),
         "elapsed_secs": ctx.started.elapsed().as_secs_f64(),

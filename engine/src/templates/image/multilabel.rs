@@ -10,6 +10,7 @@ use crate::nets::backbone::Backbone;
 use crate::nets::head::Head;
 use crate::params::{ParamKind, ParamSpec, ParamValue, ResolvedParams};
 use crate::task::{Evaluation, Model, ResolvedData, ScanProgress, Task};
+use crate::templates::image::backbone_choice::load_backbone;
 use crate::templates::image::classifier::{Item, Part, extract_features};
 use crate::templates::image::model::{
     self as image_model, ExportedImageModel, ImageModel, TrainingSummary,
@@ -128,14 +129,24 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         .as_ref()
         .map(|w| ctx.project.resolve(w))
         .or(ctx.options.weights.clone());
-    let mut backbone = Backbone::load(
-        &p.backbone,
-        p.image_size,
+    let batch = match p.extraction_batch_size {
+        0 if ctx.device.is_cpu() => 32,
+        0 => 256,
+        n => n,
+    };
+    let k = splits.labels.len();
+    let (backbone, backbone_selection) = load_backbone(
+        ctx,
+        &p,
         weights.as_deref(),
-        0,
-        &ctx.device,
+        &splits.train,
+        k,
+        batch,
+        &|set, row, file| {
+            let target = splits.targets.get(&file.path).cloned().unwrap_or_default();
+            set.push_multi(row, &target, k);
+        },
     )?;
-    backbone.set_precision(crate::device::precision(&p.precision, &ctx.device)?)?;
 
     let mut items = Vec::new();
     for f in &splits.train {
@@ -162,13 +173,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         part: Part::Test,
         augmentation: None,
     }));
-    let batch = match p.extraction_batch_size {
-        0 if ctx.device.is_cpu() => 32,
-        0 => 256,
-        n => n,
-    };
     let features = extract_features(ctx, &backbone, &items, batch)?;
-    let k = splits.labels.len();
     let mut sets = [
         Features::new(backbone.feature_dim),
         Features::new(backbone.feature_dim),
@@ -234,6 +239,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         best_epoch: fitted.outcome.best_epoch,
         stopped_early: fitted.outcome.stopped_early,
         head_selection: Some(fitted.report()),
+        backbone_selection: backbone_selection.map(|s| serde_json::json!(s)),
     };
     let MultiLabelSplits {
         labels,

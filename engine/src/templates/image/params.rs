@@ -2,7 +2,7 @@
 //! checked [`ImageParams`] the pipeline reads.
 
 use crate::data::augment::Augmentation;
-use crate::nets::backbone::BACKBONES;
+use crate::nets::backbone::BACKBONE_CHOICES;
 use crate::nets::head::HeadKind;
 use crate::params::{ParamKind, ParamSpec, ParamValue, ResolvedParams};
 use crate::train::head_choice::HeadChoice;
@@ -79,9 +79,9 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "backbone",
             "Backbone",
             "Model",
-            "Pretrained network that turns each image into features.",
-            BACKBONES,
-            "mobilenet_v2",
+            "Pretrained network that turns each image into features. auto compares every installed backbone on a sample of the training images and keeps the best by cross-validated accuracy; MobileNetV2 is built in, the EfficientNet-Lite weights are installed by scripts/fetch-efficientnet-lite0.sh and -lite2.sh.",
+            BACKBONE_CHOICES,
+            "auto",
         ),
         ParamSpec::new(
             "weights",
