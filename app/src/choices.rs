@@ -151,7 +151,7 @@ fn sound_leaderboard(board: &Value, chosen: &str) -> Option<Choice> {
             score: c["validation_accuracy"].as_f64(),
             seconds: c["fit_secs"].as_f64(),
             chosen: c["algorithm"] == chosen,
-            note: None,
+            note: text(&c["skipped"]),
         })
         .collect();
     Some(Choice {

@@ -320,9 +320,22 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|c| c["validation_accuracy"].is_number())
         .map(|c| c["algorithm"].as_str().unwrap())
         .collect();
     assert_eq!(board, ["statistics", "transfer"]);
+    // What auto left out, and why, is on the leaderboard too.
+    let skipped: Vec<&str> = report["training"]["leaderboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| {
+            c["skipped"]
+                .as_str()
+                .map(|_| c["algorithm"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(skipped, ["whisper", "cnn"]);
     let algorithm = report["training"]["algorithm"].as_str().unwrap();
     assert!(["statistics", "transfer"].contains(&algorithm));
     let config: serde_json::Value =
@@ -334,4 +347,93 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         "crepe_tiny"
     };
     assert_eq!(config["encoder"], encoder);
+}
+
+/// The Whisper encoder candidate (`scripts/fetch-whisper-tiny.sh`): trained by name with its
+/// weights given, exported with the encoder inside the model folder and reloaded for evaluate
+/// and predict; and `auto` runs it as a candidate once the weights are installed in the weights
+/// folder (never otherwise: auto does not download).
+#[test]
+fn whisper_candidate_trains_exports_reloads_and_joins_auto_when_installed() {
+    let Some(weights) = whisper_tiny() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let (train, test) = (tmp.path().join("train"), tmp.path().join("test"));
+    for class in 0..3 {
+        for k in 0..6 {
+            clip(&train, class, k);
+        }
+        for k in 10..12 {
+            clip(&test, class, k);
+        }
+    }
+    let train_with = |extra: &[&str], out: &Path| {
+        let o = run(lathe(&cache)
+            .args(["train", "--template", "sound-classifier", "--json"])
+            .args(extra)
+            .args([
+                "--param",
+                "window_secs=0.5",
+                "--param",
+                "validation_split=0.2",
+            ])
+            .arg("--data")
+            .arg(&train)
+            .arg("--test")
+            .arg(&test)
+            .arg("--out")
+            .arg(out));
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(out.join("report.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let run_dir = tmp.path().join("whisper");
+    let weights_param = format!("whisper_weights={}", weights.display());
+    let report = train_with(
+        &["--param", "algorithm=whisper", "--param", &weights_param],
+        &run_dir,
+    );
+    assert_eq!(report["training"]["algorithm"], "whisper");
+    let trained = report["evaluation"]["test"]["accuracy"].as_f64().unwrap();
+    assert!(trained >= 0.66, "whisper test accuracy {trained}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("model/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["encoder"], "whisper_tiny_en");
+    let bytes = std::fs::read(run_dir.join("model/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(st.tensor("encoder.model.encoder.conv1.weight").is_ok());
+    let out = run(lathe(&cache)
+        .args(["evaluate", "--json"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&test));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!((eval["accuracy"].as_f64().unwrap() - trained).abs() <= 1.0 / 6.0 + 1e-9);
+
+    // Not installed: auto leaves Whisper out. Installed: it is a candidate.
+    let board = |report: &serde_json::Value| -> Vec<String> {
+        report["training"]["leaderboard"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["validation_accuracy"].is_number())
+            .map(|c| c["algorithm"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let without = train_with(&["--param", "algorithm=auto"], &tmp.path().join("auto0"));
+    assert!(!board(&without).contains(&"whisper".to_string()));
+    std::fs::create_dir_all(cache.join("weights")).unwrap();
+    std::fs::copy(&weights, cache.join("weights/whisper_tiny_en.safetensors")).unwrap();
+    let with = train_with(&["--param", "algorithm=auto"], &tmp.path().join("auto1"));
+    assert!(
+        board(&with).contains(&"whisper".to_string()),
+        "{}",
+        with["training"]["leaderboard"]
+    );
 }

@@ -11,7 +11,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use lathe_engine::nets::whisper_encoder::{self, WhisperEncoder, MAX_SAMPLES};
+use lathe_engine::nets::whisper_encoder::{self, MAX_SAMPLES, WhisperEncoder};
 use serde_json::Value;
 
 /// Log-mel values are O(1); the reference's are rounded to 5 decimals. Measured max |Δ| 5.0e-6
@@ -241,9 +241,10 @@ fn clip_lengths_errors_and_extra_tensors() {
             "{e}"
         );
     }
-    assert!(enc
-        .encode(&Tensor::zeros((80, 3001), candle_core::DType::F32, &Device::Cpu).unwrap())
-        .is_err());
+    assert!(
+        enc.encode(&Tensor::zeros((80, 3001), candle_core::DType::F32, &Device::Cpu).unwrap())
+            .is_err()
+    );
 
     // A Hugging Face file also holds the decoder: its tensors are ignored and not kept.
     let mut t = enc.tensors.clone();

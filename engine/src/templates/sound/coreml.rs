@@ -104,6 +104,11 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
                 "Core ML export of the log-mel statistics sound model is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
             ));
         }
+        "transfer" if config["encoder"].as_str() == Some("whisper_tiny_en") => {
+            return Err(Error::Unsupported(
+                "Core ML export of the Whisper-encoder sound model is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
+            ));
+        }
         "transfer" => {
             let head = serde_json::from_value(config["head"].clone())
                 .map_err(|_| Error::model("config.json has no valid `head`", &config_path))?;

@@ -1,5 +1,6 @@
 //! What turns one window of raw 16 kHz samples into the feature vector a sound head learns from:
-//! CREPE-tiny embeddings pooled over time (`transfer`), or the classic statistics of the log-mel
+//! CREPE-tiny embeddings pooled over time (`transfer`), Whisper tiny.en's encoder rows pooled over
+//! time (`whisper`: speech, languages, speakers), or the classic statistics of the log-mel
 //! spectrogram — per band the mean, the standard deviation and the standard deviation of the
 //! frame-to-frame change (`statistics`: no weights, seconds to train, and strong on small sets
 //! of clean recordings). Frames of exact digital silence (zero padding of a clip shorter than a
@@ -8,6 +9,7 @@
 use crate::data::audio_frontend::{FrontEndConfig, LogMel};
 use crate::error::Result;
 use crate::nets::crepe::Crepe;
+use crate::nets::whisper_encoder::{self, WhisperEncoder};
 use crate::templates::sound::transfer as sound_transfer;
 use candle_core::{Device, Tensor};
 
@@ -15,6 +17,7 @@ use candle_core::{Device, Tensor};
 pub enum Encoder {
     Crepe(Box<Crepe>),
     LogMelStats(Box<LogMel>),
+    Whisper(Box<WhisperEncoder>),
 }
 
 /// Statistics per log-mel band: mean, standard deviation, standard deviation of the delta.
@@ -31,6 +34,7 @@ impl Encoder {
         match self {
             Self::Crepe(_) => "crepe_tiny",
             Self::LogMelStats(_) => "logmel_stats",
+            Self::Whisper(_) => "whisper_tiny_en",
         }
     }
 
@@ -39,6 +43,7 @@ impl Encoder {
         match self {
             Self::Crepe(_) => "transfer",
             Self::LogMelStats(_) => "statistics",
+            Self::Whisper(_) => "whisper",
         }
     }
 
@@ -46,6 +51,7 @@ impl Encoder {
         match self {
             Self::Crepe(_) => sound_transfer::FEATURE_DIM,
             Self::LogMelStats(m) => STATS_PER_BAND * m.cfg.n_mels,
+            Self::Whisper(w) => 2 * w.dim,
         }
     }
 
@@ -62,6 +68,10 @@ impl Encoder {
                 "logmel_stats/v1/win{window}/hop{hop}/{}",
                 serde_json::to_string(&m.cfg).unwrap_or_default()
             ),
+            Self::Whisper(w) => format!(
+                "whisper_tiny_en/{}/win{window}/hop{hop}/trimmed-mean-std",
+                w.weights_hash
+            ),
         }
     }
 
@@ -69,6 +79,11 @@ impl Encoder {
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         match self {
             Self::Crepe(c) => c
+                .tensors
+                .iter()
+                .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
+                .collect(),
+            Self::Whisper(w) => w
                 .tensors
                 .iter()
                 .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
@@ -82,8 +97,25 @@ impl Encoder {
         match self {
             Self::Crepe(c) => sound_transfer::window_features(c, windows, device),
             Self::LogMelStats(m) => Ok(windows.iter().map(|w| log_mel_stats(m, w)).collect()),
+            Self::Whisper(w) => windows
+                .iter()
+                .map(|x| w.embed_pooled(trim_padding(x, whisper_encoder::MIN_SAMPLES)))
+                .collect(),
         }
     }
+}
+
+/// `window` without the digital silence that pads a clip shorter than a window (trailing exact
+/// zeros), keeping at least `min` samples: an encoder that pools over time then describes the
+/// clip's sound rather than the padding.
+pub fn trim_padding(window: &[f32], min: usize) -> &[f32] {
+    let end = window
+        .iter()
+        .rposition(|&v| v != 0.0)
+        .map_or(0, |i| i + 1)
+        .max(min)
+        .min(window.len());
+    &window[..end]
 }
 
 /// Mean, standard deviation and delta standard deviation of each band over the window's

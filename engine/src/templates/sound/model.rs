@@ -13,6 +13,7 @@ use crate::fsutil::{read_json, replace_dir, write_json};
 use crate::nets::audio_cnn::{AudioCnn, AudioCnnConfig};
 use crate::nets::crepe::Crepe;
 use crate::nets::head::{Head, HeadKind};
+use crate::nets::whisper_encoder::WhisperEncoder;
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
 use crate::templates::sound::encoder::Encoder;
 use crate::templates::sound::train::sound_scan;
@@ -361,22 +362,26 @@ impl SoundModel {
                     serde_json::from_value(config["head"].clone()).map_err(|_| bad("head"))?;
                 let head = Head::from_tensors(kind, &tensors)
                     .map_err(|e| Error::model(format!("{e}"), &weights))?;
+                let encoder_tensors = || -> HashMap<String, Tensor> {
+                    tensors
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            k.strip_prefix("encoder.")
+                                .map(|n| (n.to_string(), v.clone()))
+                        })
+                        .collect()
+                };
                 let encoder = match config["encoder"].as_str() {
                     Some("logmel_stats") => Encoder::statistics(&frontend),
+                    Some("whisper_tiny_en") => Encoder::Whisper(Box::new(
+                        WhisperEncoder::from_tensors(&encoder_tensors(), device)
+                            .map_err(|e| Error::model(format!("{e}"), &weights))?,
+                    )),
                     // Models from before the statistics encoder name CREPE or nothing.
-                    Some("crepe_tiny") | None => {
-                        let enc: HashMap<String, Tensor> = tensors
-                            .iter()
-                            .filter_map(|(k, v)| {
-                                k.strip_prefix("encoder.")
-                                    .map(|n| (n.to_string(), v.clone()))
-                            })
-                            .collect();
-                        Encoder::Crepe(Box::new(
-                            Crepe::from_tensors(&enc, device)
-                                .map_err(|e| Error::model(format!("{e}"), &weights))?,
-                        ))
-                    }
+                    Some("crepe_tiny") | None => Encoder::Crepe(Box::new(
+                        Crepe::from_tensors(&encoder_tensors(), device)
+                            .map_err(|e| Error::model(format!("{e}"), &weights))?,
+                    )),
                     Some(_) => return Err(bad("encoder")),
                 };
                 let hop = frontend.hop_length;

