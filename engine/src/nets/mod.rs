@@ -12,6 +12,7 @@ pub mod head;
 #[cfg(feature = "cuda")]
 pub mod mobilenet_nhwc;
 pub mod mobilenet_v2;
+pub mod speech_embedding;
 pub mod text_encoder;
 pub mod weights;
 pub mod whisper_encoder;
