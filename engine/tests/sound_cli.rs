@@ -323,7 +323,7 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         .filter(|c| c["validation_accuracy"].is_number())
         .map(|c| c["algorithm"].as_str().unwrap())
         .collect();
-    assert_eq!(board, ["statistics", "transfer"]);
+    assert_eq!(board, ["statistics", "speech", "transfer"]);
     // What auto left out, and why, is on the leaderboard too.
     let skipped: Vec<&str> = report["training"]["leaderboard"]
         .as_array()
@@ -337,16 +337,37 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         .collect();
     assert_eq!(skipped, ["whisper", "cnn"]);
     let algorithm = report["training"]["algorithm"].as_str().unwrap();
-    assert!(["statistics", "transfer"].contains(&algorithm));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("model/config.json")).unwrap())
             .unwrap();
-    let encoder = if algorithm == "statistics" {
-        "logmel_stats"
-    } else {
-        "crepe_tiny"
+    let encoder = match algorithm {
+        "statistics" => "logmel_stats",
+        "speech" => "speech_embedding",
+        "transfer" => "crepe_tiny",
+        other => panic!("auto chose {other}"),
     };
     assert_eq!(config["encoder"], encoder);
+
+    // speech: Google's speech embedding (built in) + a head; the model folder carries the
+    // encoder and reloads for evaluate.
+    let run_dir = tmp.path().join("speech");
+    train_with("speech", &run_dir);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["training"]["algorithm"], "speech");
+    let trained = report["evaluation"]["test"]["accuracy"].as_f64().unwrap();
+    let bytes = std::fs::read(run_dir.join("model/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(st.tensor("encoder.conv19.weight").is_ok());
+    let out = run(lathe(&cache)
+        .args(["evaluate", "--json"])
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&test));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!((eval["accuracy"].as_f64().unwrap() - trained).abs() <= 1.0 / 6.0 + 1e-9);
 }
 
 /// The Whisper encoder candidate (`scripts/fetch-whisper-tiny.sh`): trained by name with its

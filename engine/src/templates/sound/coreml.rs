@@ -104,9 +104,14 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
                 "Core ML export of the log-mel statistics sound model is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
             ));
         }
-        "transfer" if config["encoder"].as_str() == Some("whisper_tiny_en") => {
+        "transfer"
+            if matches!(
+                config["encoder"].as_str(),
+                Some("whisper_tiny_en" | "speech_embedding")
+            ) =>
+        {
             return Err(Error::Unsupported(
-                "Core ML export of the Whisper-encoder sound model is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
+                "Core ML export of the Whisper and speech-embedding sound models is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
             ));
         }
         "transfer" => {

@@ -1,6 +1,7 @@
 //! What turns one window of raw 16 kHz samples into the feature vector a sound head learns from:
-//! CREPE-tiny embeddings pooled over time (`transfer`), Whisper tiny.en's encoder rows pooled over
-//! time (`whisper`: speech, languages, speakers), or the classic statistics of the log-mel
+//! CREPE-tiny embeddings pooled over time (`transfer`), Google's speech embedding pooled over time
+//! (`speech`: words and phrases, built in), Whisper tiny.en's encoder rows pooled over time
+//! (`whisper`: speech, languages, speakers), or the classic statistics of the log-mel
 //! spectrogram — per band the mean, the standard deviation and the standard deviation of the
 //! frame-to-frame change (`statistics`: no weights, seconds to train, and strong on small sets
 //! of clean recordings). Frames of exact digital silence (zero padding of a clip shorter than a
@@ -9,6 +10,7 @@
 use crate::data::audio_frontend::{FrontEndConfig, LogMel};
 use crate::error::Result;
 use crate::nets::crepe::Crepe;
+use crate::nets::speech_embedding::{self, SpeechEmbedding};
 use crate::nets::whisper_encoder::{self, WhisperEncoder};
 use crate::templates::sound::transfer as sound_transfer;
 use candle_core::{Device, Tensor};
@@ -18,6 +20,7 @@ pub enum Encoder {
     Crepe(Box<Crepe>),
     LogMelStats(Box<LogMel>),
     Whisper(Box<WhisperEncoder>),
+    Speech(Box<SpeechEmbedding>),
 }
 
 /// Statistics per log-mel band: mean, standard deviation, standard deviation of the delta.
@@ -35,6 +38,7 @@ impl Encoder {
             Self::Crepe(_) => "crepe_tiny",
             Self::LogMelStats(_) => "logmel_stats",
             Self::Whisper(_) => "whisper_tiny_en",
+            Self::Speech(_) => "speech_embedding",
         }
     }
 
@@ -44,6 +48,7 @@ impl Encoder {
             Self::Crepe(_) => "transfer",
             Self::LogMelStats(_) => "statistics",
             Self::Whisper(_) => "whisper",
+            Self::Speech(_) => "speech",
         }
     }
 
@@ -52,6 +57,7 @@ impl Encoder {
             Self::Crepe(_) => sound_transfer::FEATURE_DIM,
             Self::LogMelStats(m) => STATS_PER_BAND * m.cfg.n_mels,
             Self::Whisper(w) => 2 * w.dim,
+            Self::Speech(_) => 2 * speech_embedding::EMBED_DIM,
         }
     }
 
@@ -72,6 +78,10 @@ impl Encoder {
                 "whisper_tiny_en/{}/win{window}/hop{hop}/trimmed-mean-std",
                 w.weights_hash
             ),
+            Self::Speech(s) => format!(
+                "speech_embedding/{}/win{window}/hop{hop}/trimmed-mean-std",
+                s.weights_hash
+            ),
         }
     }
 
@@ -79,6 +89,11 @@ impl Encoder {
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         match self {
             Self::Crepe(c) => c
+                .tensors
+                .iter()
+                .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
+                .collect(),
+            Self::Speech(s) => s
                 .tensors
                 .iter()
                 .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
@@ -101,8 +116,23 @@ impl Encoder {
                 .iter()
                 .map(|x| w.embed_pooled(trim_padding(x, whisper_encoder::MIN_SAMPLES)))
                 .collect(),
+            Self::Speech(s) => windows
+                .iter()
+                .map(|x| {
+                    let rows = s.embed(trim_padding(x, speech_embedding::MIN_SAMPLES))?;
+                    mean_and_std_over_rows(&rows)
+                })
+                .collect(),
         }
     }
+}
+
+/// The mean over rows of `[rows, dim]`, then the standard deviation (population) over rows.
+fn mean_and_std_over_rows(rows: &Tensor) -> Result<Vec<f32>> {
+    let rows = rows.to_dtype(candle_core::DType::F32)?;
+    let mean = rows.mean_keepdim(0)?;
+    let std = rows.broadcast_sub(&mean)?.sqr()?.mean(0)?.sqrt()?;
+    Ok(Tensor::cat(&[mean.squeeze(0)?, std], 0)?.to_vec1()?)
 }
 
 /// `window` without the digital silence that pads a clip shorter than a window (trailing exact

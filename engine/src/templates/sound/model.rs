@@ -13,6 +13,7 @@ use crate::fsutil::{read_json, replace_dir, write_json};
 use crate::nets::audio_cnn::{AudioCnn, AudioCnnConfig};
 use crate::nets::crepe::Crepe;
 use crate::nets::head::{Head, HeadKind};
+use crate::nets::speech_embedding::SpeechEmbedding;
 use crate::nets::whisper_encoder::WhisperEncoder;
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
 use crate::templates::sound::encoder::Encoder;
@@ -373,6 +374,10 @@ impl SoundModel {
                 };
                 let encoder = match config["encoder"].as_str() {
                     Some("logmel_stats") => Encoder::statistics(&frontend),
+                    Some("speech_embedding") => Encoder::Speech(Box::new(
+                        SpeechEmbedding::from_tensors(&encoder_tensors(), device)
+                            .map_err(|e| Error::model(format!("{e}"), &weights))?,
+                    )),
                     Some("whisper_tiny_en") => Encoder::Whisper(Box::new(
                         WhisperEncoder::from_tensors(&encoder_tensors(), device)
                             .map_err(|e| Error::model(format!("{e}"), &weights))?,

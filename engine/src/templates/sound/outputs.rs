@@ -100,6 +100,11 @@ pub(super) fn write_run_outputs(
                         "weights_blake3": c.weights_hash,
                     })
                 }
+                Encoder::Speech(s) => json!({
+                    "id": net.encoder.id(),
+                    "weights_source": s.weights_source,
+                    "weights_blake3": s.weights_hash,
+                }),
                 Encoder::Whisper(w) => json!({
                     "id": net.encoder.id(),
                     "weights_source": w.weights_source,

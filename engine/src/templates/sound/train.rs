@@ -15,6 +15,7 @@ use crate::data::{DataKind, DatasetSummary};
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
 use crate::nets::crepe::Crepe;
+use crate::nets::speech_embedding::SpeechEmbedding;
 use crate::nets::weights;
 use crate::nets::whisper_encoder::{self, WhisperEncoder};
 use crate::params::{ParamSpec, ResolvedParams};
@@ -254,6 +255,11 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
                 train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
             }
+            "speech" => {
+                let encoder = Encoder::Speech(Box::new(SpeechEmbedding::load(None, &ctx.device)?));
+                let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
+            }
             "whisper" => {
                 let weights = p.whisper_weights.as_ref().map(|w| ctx.project.resolve(w));
                 let encoder = Encoder::Whisper(Box::new(WhisperEncoder::load(
@@ -350,6 +356,7 @@ fn candidates_for(
         "transfer" => only("transfer"),
         "statistics" => only("statistics"),
         "whisper" => only("whisper"),
+        "speech" => only("speech"),
         _ if no_validation => {
             ctx.warn(
                 "algorithm = \"auto\" needs validation data to choose; training the statistics model only (set validation_split > 0)",
@@ -359,7 +366,7 @@ fn candidates_for(
         }
         _ => {
             let per_class = splits.train.len() / splits.labels.len().max(1);
-            let mut v = vec!["statistics", "transfer"];
+            let mut v = vec!["statistics", "speech", "transfer"];
             let mut skipped = Vec::new();
             // Whisper joins when its weights are here (given, installed, or in the hub cache);
             // auto never downloads them.
