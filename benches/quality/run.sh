@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
 done
 python="$("$here/env.sh")"
 "$here/fetch.sh"
-# A full run gives `backbone = "auto"` every backbone the project can fetch offline, installed in
+# A full run gives `auto` every backbone and encoder the project can fetch offline, installed in
 # the suite's own weights folder (the smoke run keeps whatever folder the caller set).
 smoke=0
 for a in "${args[@]+"${args[@]}"}"; do [ "$a" = --smoke ] && smoke=1; done
@@ -26,6 +26,7 @@ if [ "$smoke" = 0 ]; then
   export LATHE_WEIGHTS_DIR="$here/../../.cache/quality/weights"
   "$here/../../scripts/fetch-efficientnet-lite0.sh" >/dev/null
   "$here/../../scripts/fetch-efficientnet-lite2.sh" >/dev/null
+  "$here/../../scripts/fetch-whisper-tiny.sh" >/dev/null
 fi
 cd "$here"
 "$python" prepare.py "${args[@]}"
