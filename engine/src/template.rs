@@ -36,6 +36,10 @@ const SOURCES: &[(&str, &str)] = &[
         "tabular-regressor.toml",
         include_str!("../../templates/tabular-regressor.toml"),
     ),
+    (
+        "activity-classifier.toml",
+        include_str!("../../templates/activity-classifier.toml"),
+    ),
 ];
 
 /// A template: what the picker card shows and the defaults a new project starts from.

@@ -450,7 +450,7 @@ def sound_features(spec, p):
         raise ValueError(f"prediction of {p.get('input')} has no 'samples' (the decoded clip)")
     x = np.asarray(p["samples"], dtype=np.float32).astype(np.float64)
     want = list(inp.type.multiArrayType.shape)
-    if [len(x)] != want:
+    if [len(x)] != want and len(x) != int(np.prod(want)):  # rank-3 windows come flattened
         raise ValueError(f"{p.get('input')}: {len(x)} samples, the model takes {want}")
     return {inp.name: x}
 

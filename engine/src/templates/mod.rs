@@ -6,6 +6,7 @@
 //! Adding a template: a new folder here with a type implementing [`Task`], a TOML in
 //! `templates/` at the repository root, and one line in [`all`].
 
+pub mod activity;
 pub mod detect;
 pub mod export;
 pub mod image;
@@ -30,6 +31,7 @@ pub fn all() -> Vec<Box<dyn Task>> {
         Box::new(detect::train::ObjectDetection),
         Box::new(tabular::train::TabularTask::classifier()),
         Box::new(tabular::train::TabularTask::regressor()),
+        Box::new(activity::train::ActivityClassification),
     ]
 }
 
@@ -84,6 +86,7 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Box<dyn Model>> {
 
 /// Tasks whose models export to Core ML.
 pub const COREML_TASKS: &[&str] = &[
+    "activity-classification",
     "image-classification",
     "multi-label-image-classification",
     "object-detection",
@@ -120,6 +123,7 @@ pub fn export_coreml(model_dir: &Path, out: &Path, options: &Options) -> Result<
         }
         "text-classification" => text::coreml::export(model_dir, out, options),
         "sound-classification" => sound::coreml::export(model_dir, out, options),
+        "activity-classification" => activity::coreml::export(model_dir, out, options),
         "" => Err(Error::model(
             "config.json names no Lathe task (lathe.task); was it written by Lathe?",
             config_path,

@@ -1,0 +1,16 @@
+//! The activity classifier: motion-sensor recordings (one file per session in class folders, or
+//! one table with session and label columns) → windows of `prediction_window` samples →
+//! a statistics + boosted-trees candidate and a compact 1-D CNN; `algorithm = "auto"` keeps the
+//! better on validation. Files: `scan` (both layouts, health checks, session splits), `params`,
+//! `windows`, `features` (per-window statistics), `cnn` (network, augmentation, training),
+//! `train` (the task and its pipeline), `model` (model folder, load / predict / evaluate) and
+//! `coreml` (the CNN as a `NeuralNetworkClassifier`).
+
+pub mod cnn;
+pub mod coreml;
+pub mod features;
+pub mod model;
+pub mod params;
+pub mod scan;
+pub mod train;
+pub mod windows;

@@ -1,0 +1,1043 @@
+//! Reading motion recordings in both layouts — a folder per activity holding one CSV / JSON file
+//! per session, or one table with session, label and sensor columns — into [`Session`]s of
+//! numbers, with the health checks (ragged rows, text or NaN in sensor columns, sessions shorter
+//! than a window, a sample rate that varies, activities with too few sessions, the same session
+//! in training and test) and the seeded by-session validation split.
+
+use super::params::ActivityParams;
+use crate::data::table::MISSING_TOKENS;
+use crate::data::{ClassCount, DataKind, DatasetSummary, HealthIssue, SplitSummary};
+use crate::error::{Error, Result};
+use crate::task::ResolvedData;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Extensions of recording files in the folder layout.
+pub const RECORDING_EXTENSIONS: &[&str] = &["csv", "tsv", "txt", "json"];
+/// Column names taken as the timestamp (compared lower-case).
+const TIME_NAMES: &[&str] = &[
+    "timestamp",
+    "time",
+    "t",
+    "time_s",
+    "time_ms",
+    "timestamp_ms",
+    "seconds",
+    "elapsed",
+];
+const SESSION_NAMES: &[&str] = &[
+    "session",
+    "session_id",
+    "sessionid",
+    "recording",
+    "recording_id",
+];
+const LABEL_NAMES: &[&str] = &["label", "activity", "class"];
+/// Fewest training sessions per activity below which a warning says so.
+const FEW_SESSIONS: usize = 3;
+
+/// One recording session: its samples `[len, channels]` row-major.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// `file.csv` or `table.csv#ID` (what predictions and reports name it by).
+    pub name: String,
+    pub path: PathBuf,
+    pub label: usize,
+    pub channels: usize,
+    pub data: Vec<f32>,
+    /// What identifies the session across splits (content hash, or the table's session id).
+    pub key: String,
+    /// Samples per second measured from its timestamps, if it has them.
+    pub rate: Option<f64>,
+}
+
+impl Session {
+    pub fn len(&self) -> usize {
+        self.data.len() / self.channels.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The scanned data: sessions of every split with the columns and sample rate they share.
+#[derive(Clone, Debug)]
+pub struct ActivityData {
+    pub labels: Vec<String>,
+    /// The sensor columns, in model input order.
+    pub columns: Vec<String>,
+    pub timestamp_column: Option<String>,
+    pub sample_rate: f64,
+    pub train: Vec<Session>,
+    pub validation: Vec<Session>,
+    pub test: Vec<Session>,
+    pub summary: DatasetSummary,
+}
+
+/// A file's rows as text cells, before typing.
+pub struct Records {
+    pub columns: Vec<String>,
+    /// (file line or record number, cells in `columns` order).
+    pub rows: Vec<(u64, Vec<String>)>,
+    /// Lines with the wrong number of fields.
+    pub ragged: Vec<u64>,
+}
+
+/// Reads a CSV (`,` `;` or tab, a header row) or a JSON array of objects as text cells.
+pub fn read_records(path: &Path) -> Result<Records> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('[');
+    if is_json {
+        return read_json(text, path);
+    }
+    let header = text.lines().next().unwrap_or_default();
+    let delimiter = [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|d| header.bytes().filter(|b| b == d).count())
+        .unwrap_or(b',');
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let columns: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::data(format!("cannot read the header line ({e})"), path))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if columns.iter().all(|c| c.is_empty()) {
+        return Err(Error::data(
+            "the file has no header line naming its columns; add one (e.g. timestamp,accel_x,accel_y,accel_z)",
+            path,
+        ));
+    }
+    let mut out = Records {
+        columns,
+        rows: Vec::new(),
+        ragged: Vec::new(),
+    };
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                if record.len() == 1 && record.get(0).is_some_and(|c| c.trim().is_empty()) {
+                    continue;
+                }
+                if record.len() != out.columns.len() {
+                    out.ragged.push(line);
+                    continue;
+                }
+                out.rows
+                    .push((line, record.iter().map(|c| c.trim().to_string()).collect()));
+            }
+            Err(e) => {
+                out.ragged.push(e.position().map(|p| p.line()).unwrap_or(0));
+                if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_json(text: &str, path: &Path) -> Result<Records> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        Error::data(
+            format!("not a JSON array of objects ({e}); give one object per sample, e.g. [{{\"accel_x\": 0.1, …}}]"),
+            path,
+        )
+    })?;
+    let Some(items) = value.as_array() else {
+        return Err(Error::data(
+            "not a JSON array of objects; give one object per sample",
+            path,
+        ));
+    };
+    let mut columns: Vec<String> = Vec::new();
+    for item in items {
+        if let Some(o) = item.as_object() {
+            for k in o.keys() {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
+                }
+            }
+        }
+    }
+    let mut out = Records {
+        columns,
+        rows: Vec::new(),
+        ragged: Vec::new(),
+    };
+    for (i, item) in items.iter().enumerate() {
+        let Some(o) = item.as_object() else {
+            out.ragged.push(i as u64 + 1);
+            continue;
+        };
+        let cells = out
+            .columns
+            .iter()
+            .map(|c| match o.get(c) {
+                Some(serde_json::Value::String(s)) => s.trim().to_string(),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(v) => v.to_string(),
+            })
+            .collect();
+        out.rows.push((i as u64 + 1, cells));
+    }
+    Ok(out)
+}
+
+/// How the columns of the data are used.
+#[derive(Clone, Debug)]
+pub struct ColumnRoles {
+    pub sensors: Vec<String>,
+    pub timestamp: Option<String>,
+    pub session: Option<String>,
+    pub label: Option<String>,
+}
+
+fn find(columns: &[String], given: &str, names: &[&str]) -> Option<String> {
+    if !given.is_empty() {
+        return columns.iter().find(|c| *c == given).cloned();
+    }
+    columns
+        .iter()
+        .find(|c| names.contains(&c.to_lowercase().as_str()))
+        .cloned()
+}
+
+fn is_missing(cell: &str) -> bool {
+    MISSING_TOKENS.contains(&cell)
+}
+
+/// Decides the sensor, timestamp, session and label columns from a header and some rows.
+pub fn column_roles(
+    records: &Records,
+    p: &ActivityParams,
+    table: bool,
+    path: &Path,
+) -> Result<ColumnRoles> {
+    let columns = &records.columns;
+    let need = |given: &str, what: &str| -> Result<()> {
+        if !given.is_empty() && !columns.iter().any(|c| c == given) {
+            return Err(Error::data(
+                format!(
+                    "there is no {what} column \"{given}\"; the columns are: {}",
+                    columns.join(", ")
+                ),
+                path,
+            ));
+        }
+        Ok(())
+    };
+    need(&p.timestamp_column, "timestamp")?;
+    let timestamp = find(columns, &p.timestamp_column, TIME_NAMES);
+    let (session, label) = if table {
+        need(&p.session_column, "session")?;
+        need(&p.label_column, "label")?;
+        let session = find(columns, &p.session_column, SESSION_NAMES).ok_or_else(|| {
+            Error::data(
+                format!(
+                    "a single table needs a session column (session or session_id); name it with --param session_column=… (columns: {})",
+                    columns.join(", ")
+                ),
+                path,
+            )
+        })?;
+        let label = find(columns, &p.label_column, LABEL_NAMES).ok_or_else(|| {
+            Error::data(
+                format!(
+                    "a single table needs a label column (label or activity); name it with --param label_column=… (columns: {})",
+                    columns.join(", ")
+                ),
+                path,
+            )
+        })?;
+        (Some(session), Some(label))
+    } else {
+        (None, None)
+    };
+    let reserved: Vec<&String> = [&timestamp, &session, &label]
+        .into_iter()
+        .flatten()
+        .collect();
+    let sensors: Vec<String> = if p.features.is_empty() {
+        columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !reserved.contains(c))
+            .filter(|(i, _)| {
+                let (mut numbers, mut texts) = (0usize, 0usize);
+                for (_, row) in records.rows.iter().take(2000) {
+                    let cell = row.get(*i).map(String::as_str).unwrap_or("");
+                    if is_missing(cell) {
+                        continue;
+                    }
+                    if cell.parse::<f64>().is_ok() {
+                        numbers += 1;
+                    } else {
+                        texts += 1;
+                    }
+                }
+                numbers > 0 && numbers >= texts
+            })
+            .map(|(_, c)| c.clone())
+            .collect()
+    } else {
+        for f in &p.features {
+            if !columns.contains(f) {
+                return Err(Error::data(
+                    format!(
+                        "there is no sensor column \"{f}\" (--param features); the columns are: {}",
+                        columns.join(", ")
+                    ),
+                    path,
+                ));
+            }
+        }
+        p.features.clone()
+    };
+    if sensors.is_empty() {
+        return Err(Error::data(
+            format!(
+                "no numeric sensor column found (columns: {}); name them with --param features=accel_x,accel_y,…",
+                columns.join(", ")
+            ),
+            path,
+        ));
+    }
+    Ok(ColumnRoles {
+        sensors,
+        timestamp,
+        session,
+        label,
+    })
+}
+
+/// Rows dropped from one file, by reason.
+#[derive(Default)]
+struct Dropped {
+    ragged: Vec<u64>,
+    text: Vec<(u64, String)>,
+    missing: Vec<(u64, String)>,
+}
+
+impl Dropped {
+    fn total(&self) -> usize {
+        self.ragged.len() + self.text.len() + self.missing.len()
+    }
+
+    /// One warning line, or none.
+    fn message(&self, kept: usize) -> Option<String> {
+        if self.total() == 0 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if let Some(l) = self.ragged.first() {
+            parts.push(format!(
+                "{} with the wrong number of fields (first: line {l})",
+                self.ragged.len()
+            ));
+        }
+        if let Some((l, c)) = self.text.first() {
+            parts.push(format!(
+                "{} with text in a sensor column (first: line {l}, column {c})",
+                self.text.len()
+            ));
+        }
+        if let Some((l, c)) = self.missing.first() {
+            parts.push(format!(
+                "{} with a missing or NaN sensor value (first: line {l}, column {c})",
+                self.missing.len()
+            ));
+        }
+        Some(format!(
+            "{} rows skipped ({}); {kept} rows kept — fix the file to use them",
+            self.total(),
+            parts.join("; ")
+        ))
+    }
+}
+
+/// Parsed rows: per kept row its sensor values and timestamp.
+struct Parsed {
+    values: Vec<f32>,
+    times: Vec<f64>,
+    /// Indices (into `records.rows`) of the kept rows.
+    kept: Vec<usize>,
+    dropped: Dropped,
+}
+
+fn parse_rows(records: &Records, roles: &ColumnRoles, rows: &[usize]) -> Parsed {
+    let idx: Vec<Option<usize>> = roles
+        .sensors
+        .iter()
+        .map(|s| records.columns.iter().position(|c| c == s))
+        .collect();
+    let t_idx = roles
+        .timestamp
+        .as_ref()
+        .and_then(|t| records.columns.iter().position(|c| c == t));
+    let mut out = Parsed {
+        values: Vec::with_capacity(rows.len() * idx.len()),
+        times: Vec::new(),
+        kept: Vec::new(),
+        dropped: Dropped {
+            ragged: records.ragged.clone(),
+            ..Default::default()
+        },
+    };
+    let mut row_values = Vec::with_capacity(idx.len());
+    'rows: for &r in rows {
+        let Some((line, cells)) = records.rows.get(r) else {
+            continue;
+        };
+        row_values.clear();
+        for (k, i) in idx.iter().enumerate() {
+            let name = roles.sensors.get(k).cloned().unwrap_or_default();
+            let cell = i
+                .and_then(|i| cells.get(i))
+                .map(String::as_str)
+                .unwrap_or("");
+            if is_missing(cell) {
+                out.dropped.missing.push((*line, name));
+                continue 'rows;
+            }
+            match cell.parse::<f64>() {
+                Ok(v) if v.is_finite() => row_values.push(v as f32),
+                Ok(_) => {
+                    out.dropped.missing.push((*line, name));
+                    continue 'rows;
+                }
+                Err(_) => {
+                    out.dropped.text.push((*line, name));
+                    continue 'rows;
+                }
+            }
+        }
+        if let Some(ti) = t_idx {
+            let t = cells
+                .get(ti)
+                .and_then(|c| c.parse::<f64>().ok())
+                .filter(|t| t.is_finite());
+            match t {
+                Some(t) => out.times.push(t),
+                None => {
+                    out.dropped
+                        .missing
+                        .push((*line, roles.timestamp.clone().unwrap_or_default()));
+                    continue 'rows;
+                }
+            }
+        }
+        out.values.extend_from_slice(&row_values);
+        out.kept.push(r);
+    }
+    out
+}
+
+/// Samples per second from timestamps (seconds, or milliseconds when the column's name says so
+/// or the steps are ≥ 1), and whether the steps are irregular.
+fn rate_of(times: &[f64], column: &str) -> Option<(f64, bool)> {
+    let mut dt: Vec<f64> = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| d.is_finite())
+        .collect();
+    if dt.len() < 2 {
+        return None;
+    }
+    let mut sorted = dt.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    if median <= 0.0 {
+        return None;
+    }
+    let name = column.to_lowercase();
+    let scale = if name.ends_with("ns") || median >= 1e5 {
+        1e-9
+    } else if name.contains("ms") || median >= 1.0 {
+        1e-3
+    } else {
+        1.0
+    };
+    let off = dt
+        .iter_mut()
+        .filter(|d| (**d - median).abs() > 0.5 * median)
+        .count();
+    Some((1.0 / (median * scale), off * 10 > dt.len()))
+}
+
+/// Which split a source feeds.
+#[derive(Clone, Copy, PartialEq)]
+enum Split {
+    Train,
+    Validation,
+    Test,
+}
+
+impl Split {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Validation => "validation",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// Everything the scan gathers before labels are fixed.
+struct Gathered {
+    sessions: Vec<(Split, String, Session)>,
+    issues: Vec<HealthIssue>,
+    short: Vec<PathBuf>,
+    roles: Option<ColumnRoles>,
+    irregular: Vec<PathBuf>,
+}
+
+/// Reads one split's source (a folder of class folders, or one table) into sessions labelled by
+/// name (the label index is filled in later).
+fn gather(
+    source: &Path,
+    split: Split,
+    p: &ActivityParams,
+    g: &mut Gathered,
+    cancelled: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    if source.is_file() {
+        return gather_table(source, split, p, g);
+    }
+    if !source.is_dir() {
+        return Err(Error::data(
+            format!(
+                "no such {} folder or table; give a folder with one folder per activity, or a CSV with session and label columns",
+                split.name()
+            ),
+            source,
+        ));
+    }
+    for class_dir in crate::fsutil::sorted_entries(source)? {
+        if !class_dir.is_dir() {
+            continue;
+        }
+        let label = class_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for file in crate::fsutil::sorted_entries(&class_dir)? {
+            cancelled()?;
+            let ext = file
+                .extension()
+                .map(|e| e.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            if !file.is_file() || !RECORDING_EXTENSIONS.contains(&ext.as_str()) {
+                continue;
+            }
+            let records = match read_records(&file) {
+                Ok(r) => r,
+                Err(e) => {
+                    g.issues.push(HealthIssue::warning(
+                        "unreadable_file",
+                        format!("cannot read this recording ({e}); it was skipped"),
+                        vec![file.clone()],
+                    ));
+                    continue;
+                }
+            };
+            if g.roles.is_none() {
+                g.roles = Some(column_roles(&records, p, false, &file)?);
+            }
+            let Some(roles) = g.roles.clone() else {
+                continue;
+            };
+            if let Some(m) = roles.sensors.iter().find(|s| !records.columns.contains(s)) {
+                g.issues.push(HealthIssue::warning(
+                    "missing_column",
+                    format!(
+                        "this recording has no column \"{m}\" (the first recording has it); it was skipped — give every recording the same columns"
+                    ),
+                    vec![file.clone()],
+                ));
+                continue;
+            }
+            let rows: Vec<usize> = (0..records.rows.len()).collect();
+            let parsed = parse_rows(&records, &roles, &rows);
+            let key = crate::fsutil::hash_hex(
+                &parsed
+                    .values
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            );
+            let name = file.to_string_lossy().into_owned();
+            push_session(g, split, &label, name, &file, key, parsed, &roles);
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_session(
+    g: &mut Gathered,
+    split: Split,
+    label: &str,
+    name: String,
+    file: &Path,
+    key: String,
+    parsed: Parsed,
+    roles: &ColumnRoles,
+) {
+    let kept = parsed.kept.len();
+    if let Some(m) = parsed.dropped.message(kept) {
+        g.issues.push(HealthIssue::warning(
+            "bad_rows",
+            format!("{name}: {m}"),
+            vec![file.to_path_buf()],
+        ));
+    }
+    let rate = match &roles.timestamp {
+        Some(t) => match rate_of(&parsed.times, t) {
+            Some((r, irregular)) => {
+                if irregular {
+                    g.irregular.push(file.to_path_buf());
+                }
+                Some(r)
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let session = Session {
+        name,
+        path: file.to_path_buf(),
+        label: 0,
+        channels: roles.sensors.len(),
+        data: parsed.values,
+        key,
+        rate,
+    };
+    g.sessions.push((split, label.to_string(), session));
+}
+
+fn gather_table(source: &Path, split: Split, p: &ActivityParams, g: &mut Gathered) -> Result<()> {
+    let records = read_records(source)?;
+    let roles = column_roles(&records, p, true, source)?;
+    if let Some(prev) = &g.roles
+        && let Some(m) = prev.sensors.iter().find(|s| !records.columns.contains(s))
+    {
+        return Err(Error::data(
+            format!(
+                "this table has no sensor column \"{m}\" that the training data has; give every split the same columns"
+            ),
+            source,
+        ));
+    }
+    let roles = match &g.roles {
+        Some(prev) => ColumnRoles {
+            sensors: prev.sensors.clone(),
+            ..roles
+        },
+        None => roles,
+    };
+    g.roles.get_or_insert_with(|| roles.clone());
+    let col = |name: &Option<String>| {
+        name.as_ref()
+            .and_then(|n| records.columns.iter().position(|c| c == n))
+    };
+    let (Some(si), Some(li)) = (col(&roles.session), col(&roles.label)) else {
+        return Err(Error::data(
+            "the session or label column is missing",
+            source,
+        ));
+    };
+    // Sessions in order of first appearance; each keeps the label of its first row.
+    let mut order: Vec<String> = Vec::new();
+    let mut rows_of: HashMap<String, (String, Vec<usize>)> = HashMap::new();
+    let mut unlabeled = Vec::new();
+    let mut mixed: BTreeSet<String> = BTreeSet::new();
+    for (r, (line, cells)) in records.rows.iter().enumerate() {
+        let id = cells.get(si).cloned().unwrap_or_default();
+        let label = cells.get(li).cloned().unwrap_or_default();
+        if is_missing(&id) || is_missing(&label) {
+            unlabeled.push(*line);
+            continue;
+        }
+        let entry = rows_of.entry(id.clone()).or_insert_with(|| {
+            order.push(id.clone());
+            (label.clone(), Vec::new())
+        });
+        if entry.0 != label {
+            mixed.insert(id);
+            continue;
+        }
+        entry.1.push(r);
+    }
+    if let Some(first) = unlabeled.first() {
+        g.issues.push(HealthIssue::warning(
+            "bad_rows",
+            format!(
+                "{} rows have no session id or label (first: line {first}) and were skipped",
+                unlabeled.len()
+            ),
+            vec![source.to_path_buf()],
+        ));
+    }
+    if let Some(first) = mixed.first() {
+        g.issues.push(HealthIssue::warning(
+            "mixed_labels",
+            format!(
+                "{} sessions have rows with more than one label (first: session \"{first}\"); only the rows with the session's first label are used — give each session one activity",
+                mixed.len()
+            ),
+            vec![source.to_path_buf()],
+        ));
+    }
+    let file_name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut ragged_reported = false;
+    for id in order {
+        let Some((label, rows)) = rows_of.remove(&id) else {
+            continue;
+        };
+        let mut parsed = parse_rows(&records, &roles, &rows);
+        if ragged_reported {
+            parsed.dropped.ragged.clear();
+        }
+        ragged_reported = true;
+        let name = format!("{file_name}#{id}");
+        push_session(g, split, &label, name, source, id, parsed, &roles);
+    }
+    Ok(())
+}
+
+/// Scans every split, runs the health checks and splits validation sessions off training when
+/// no validation data is given.
+pub fn scan(
+    data: &ResolvedData,
+    p: &ActivityParams,
+    cancelled: &dyn Fn() -> Result<()>,
+) -> Result<ActivityData> {
+    let mut g = Gathered {
+        sessions: Vec::new(),
+        issues: Vec::new(),
+        short: Vec::new(),
+        roles: None,
+        irregular: Vec::new(),
+    };
+    gather(&data.train, Split::Train, p, &mut g, cancelled)?;
+    if let Some(v) = &data.validation {
+        gather(v, Split::Validation, p, &mut g, cancelled)?;
+    }
+    if let Some(t) = &data.test {
+        gather(t, Split::Test, p, &mut g, cancelled)?;
+    }
+    let Some(roles) = g.roles.clone() else {
+        return Err(Error::data(
+            "no recordings found; give a folder with one folder per activity holding CSV or JSON files (one per session), or a CSV with session, label and sensor columns",
+            &data.train,
+        ));
+    };
+    // Sessions shorter than one window are skipped.
+    let window = p.prediction_window;
+    let mut kept: Vec<(Split, String, Session)> = Vec::new();
+    for (split, label, s) in std::mem::take(&mut g.sessions) {
+        if s.len() < window {
+            g.short.push(s.path.clone());
+            g.issues.push(HealthIssue::warning(
+                "short_session",
+                format!(
+                    "{}: {} usable samples, shorter than one prediction window ({window}); it was skipped — record longer sessions or lower prediction_window",
+                    s.name,
+                    s.len()
+                ),
+                vec![s.path.clone()],
+            ));
+            continue;
+        }
+        kept.push((split, label, s));
+    }
+    // Labels: the activities with a usable training session.
+    let labels: Vec<String> = kept
+        .iter()
+        .filter(|(sp, _, _)| *sp == Split::Train)
+        .map(|(_, l, _)| l.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if labels.is_empty() {
+        return Err(Error::data(
+            format!(
+                "no usable training session: every recording is unreadable or shorter than one prediction window ({window} samples); see the warnings, or lower prediction_window"
+            ),
+            &data.train,
+        ));
+    }
+    let index: HashMap<&str, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
+    let (mut train, mut validation, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unknown: BTreeSet<String> = BTreeSet::new();
+    for (split, label, mut s) in kept {
+        let Some(&i) = index.get(label.as_str()) else {
+            unknown.insert(label);
+            continue;
+        };
+        s.label = i;
+        match split {
+            Split::Train => train.push(s),
+            Split::Validation => validation.push(s),
+            Split::Test => test.push(s),
+        }
+    }
+    if !unknown.is_empty() {
+        g.issues.push(HealthIssue::warning(
+            "unknown_label",
+            format!(
+                "activities not in the training data were skipped: {}",
+                unknown.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            Vec::new(),
+        ));
+    }
+    if labels.len() < 2 {
+        g.issues.push(HealthIssue::error(
+            "too_few_classes",
+            format!(
+                "only one activity (\"{}\") has usable sessions; add recordings of at least one other activity",
+                labels.join("")
+            ),
+            vec![data.train.clone()],
+        ));
+    }
+    if data.validation.is_none() && p.validation_split > 0.0 {
+        (train, validation) = split_sessions(train, labels.len(), p.validation_split, data.seed);
+    }
+    // Too few sessions per activity.
+    for (i, l) in labels.iter().enumerate() {
+        let n = train.iter().filter(|s| s.label == i).count()
+            + validation.iter().filter(|s| s.label == i).count();
+        if n < FEW_SESSIONS {
+            g.issues.push(HealthIssue::warning(
+                "too_few_examples",
+                format!(
+                    "activity \"{l}\" has only {n} usable training session(s); record at least {FEW_SESSIONS} (better 10+, from different people) so the model learns what varies between recordings"
+                ),
+                Vec::new(),
+            ));
+        }
+    }
+    // The same session in training and test.
+    let seen: BTreeMap<&str, &Session> = train
+        .iter()
+        .chain(&validation)
+        .map(|s| (s.key.as_str(), s))
+        .collect();
+    let leaked: Vec<&Session> = test
+        .iter()
+        .filter(|s| seen.contains_key(s.key.as_str()))
+        .collect();
+    if let Some(first) = leaked.first() {
+        g.issues.push(HealthIssue::warning(
+            "train_test_leakage",
+            format!(
+                "{} test session(s) are also in the training data (first: {}); the test accuracy will be too optimistic — keep each session in one split",
+                leaked.len(),
+                first.name
+            ),
+            leaked.iter().map(|s| s.path.clone()).collect(),
+        ));
+    }
+    // Sample rate: timestamps, else the parameter.
+    let mut rates: Vec<f64> = train
+        .iter()
+        .chain(&validation)
+        .chain(&test)
+        .filter_map(|s| s.rate)
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let sample_rate = rates.get(rates.len() / 2).copied().unwrap_or(p.sample_rate);
+    let off: Vec<&Session> = train
+        .iter()
+        .chain(&validation)
+        .chain(&test)
+        .filter(|s| s.rate.is_some_and(|r| (r / sample_rate - 1.0).abs() > 0.1))
+        .collect();
+    if let Some(first) = off.first() {
+        g.issues.push(HealthIssue::warning(
+            "sample_rate_varies",
+            format!(
+                "{} session(s) are sampled at another rate than the usual {sample_rate:.1} Hz (first: {} at {:.1} Hz); windows of {window} samples then span different times — resample them to one rate",
+                off.len(),
+                first.name,
+                first.rate.unwrap_or(0.0)
+            ),
+            off.iter().map(|s| s.path.clone()).collect(),
+        ));
+    }
+    if !g.irregular.is_empty() {
+        g.issues.push(HealthIssue::warning(
+            "sample_rate_varies",
+            format!(
+                "{} recording(s) have irregular timestamps (more than 10% of the steps differ from the usual step by over half); the sample rate varies within them",
+                g.irregular.len()
+            ),
+            g.irregular.clone(),
+        ));
+    }
+    let summary = summary_of(
+        data,
+        &labels,
+        [&train, &validation, &test],
+        &roles,
+        sample_rate,
+        p,
+        g.issues,
+    );
+    Ok(ActivityData {
+        labels,
+        columns: roles.sensors,
+        timestamp_column: roles.timestamp,
+        sample_rate,
+        train,
+        validation,
+        test,
+        summary,
+    })
+}
+
+/// Splits `fraction` of each activity's sessions into validation (seeded; an activity with one
+/// session stays in training).
+pub fn split_sessions(
+    sessions: Vec<Session>,
+    num_labels: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Session>, Vec<Session>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5e55_1075);
+    let mut by_label: Vec<Vec<Session>> = vec![Vec::new(); num_labels];
+    for s in sessions {
+        if let Some(v) = by_label.get_mut(s.label) {
+            v.push(s);
+        }
+    }
+    let (mut train, mut validation) = (Vec::new(), Vec::new());
+    for mut group in by_label {
+        group.shuffle(&mut rng);
+        let n = group.len();
+        let take = if n >= 2 {
+            ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
+        } else {
+            0
+        };
+        for (i, s) in group.into_iter().enumerate() {
+            if i < take {
+                validation.push(s);
+            } else {
+                train.push(s);
+            }
+        }
+    }
+    train.sort_by(|a, b| a.name.cmp(&b.name));
+    validation.sort_by(|a, b| a.name.cmp(&b.name));
+    (train, validation)
+}
+
+fn summary_of(
+    data: &ResolvedData,
+    labels: &[String],
+    splits: [&Vec<Session>; 3],
+    roles: &ColumnRoles,
+    sample_rate: f64,
+    p: &ActivityParams,
+    issues: Vec<HealthIssue>,
+) -> DatasetSummary {
+    let roots = [
+        data.train.clone(),
+        data.validation
+            .clone()
+            .unwrap_or_else(|| data.train.clone()),
+        data.test.clone().unwrap_or_default(),
+    ];
+    let mut out = Vec::new();
+    for ((name, sessions), root) in ["train", "validation", "test"]
+        .into_iter()
+        .zip(splits)
+        .zip(roots)
+    {
+        if sessions.is_empty() && name != "train" {
+            continue;
+        }
+        let classes = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let of: Vec<&Session> = sessions.iter().filter(|s| s.label == i).collect();
+                ClassCount {
+                    label: l.clone(),
+                    count: of.len(),
+                    examples: of.iter().take(3).map(|s| s.path.clone()).collect(),
+                }
+            })
+            .collect();
+        out.push(SplitSummary {
+            name: name.into(),
+            root,
+            classes,
+            num_examples: sessions.len(),
+            num_skipped: 0,
+        });
+    }
+    let total: usize = splits.iter().map(|s| s.len()).sum();
+    let samples: usize = splits.iter().flat_map(|s| s.iter()).map(Session::len).sum();
+    let mut facts = BTreeMap::new();
+    facts.insert("sessions".into(), total.to_string());
+    facts.insert("samples".into(), samples.to_string());
+    facts.insert("sensor columns".into(), roles.sensors.join(", "));
+    facts.insert(
+        "sample rate".into(),
+        match &roles.timestamp {
+            Some(t) => format!("{sample_rate:.1} Hz (from column {t})"),
+            None => format!("{sample_rate:.1} Hz (sample_rate parameter)"),
+        },
+    );
+    facts.insert(
+        "prediction window".into(),
+        format!(
+            "{} samples ({:.2} s)",
+            p.prediction_window,
+            p.prediction_window as f64 / sample_rate.max(1e-9)
+        ),
+    );
+    DatasetSummary {
+        kind: DataKind::Table,
+        labels: labels.to_vec(),
+        splits: out,
+        issues,
+        facts,
+    }
+}
+
+/// The sensor values of every usable row of `records` (`[rows, sensors]` row-major) and how many
+/// rows were unusable (prediction reads a recording this way).
+pub fn numbers(records: &Records, roles: &ColumnRoles) -> (Vec<f32>, usize) {
+    let rows: Vec<usize> = (0..records.rows.len()).collect();
+    let parsed = parse_rows(records, roles, &rows);
+    let bad = parsed.dropped.total();
+    (parsed.values, bad)
+}
