@@ -6,7 +6,10 @@ and runs it in ONNX Runtime (CPU) on the given inputs, printing one JSON object:
 Inputs come from a JSON spec file: `{"<input name>": {"dtype": "float32" | "uint8",
 "shape": [...], "file": "<raw little-endian values>"}}` (raw files carry NaN exactly, which JSON
 cannot). Usage: `python check.py MODEL.onnx --inputs SPEC.json` (without `--inputs` it only
-checks and describes the model). The Rust tests (engine/tests/onnx_export.rs) call it with the
+checks and describes the model). With `--rows`, each input is cut along its first axis and the
+model runs once per row (models with a fixed batch of 1: the sound classifier's window of
+samples, the detector's image): the outputs of row i are `"rows"[i]` (`{name: nested list}`),
+boxes of any count per row included. The Rust tests (engine/tests/onnx_export.rs) call it with the
 python of scripts/onnx-env.sh.
 """
 
@@ -23,6 +26,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("model")
     ap.add_argument("--inputs", help="JSON spec of the inputs (see the module docstring)")
+    ap.add_argument(
+        "--rows", action="store_true", help="run once per row of the inputs' first axis"
+    )
     args = ap.parse_args()
 
     model = onnx.load(args.model)
@@ -46,12 +52,24 @@ def main() -> int:
             data = np.fromfile(s["file"], dtype=np.dtype(s["dtype"]).newbyteorder("<"))
             feeds[name] = data.reshape(s["shape"]).astype(np.dtype(s["dtype"]))
         names = [o.name for o in session.get_outputs()]
-        for name, value in zip(names, session.run(names, feeds)):
-            value = np.asarray(value)
-            if value.dtype.kind in "OUS":
-                result["outputs"][name] = value.astype(str).tolist()
-            else:
-                result["outputs"][name] = value.astype(np.float64).tolist()
+
+        def run(feeds):
+            out = {}
+            for name, value in zip(names, session.run(names, feeds)):
+                value = np.asarray(value)
+                if value.dtype.kind in "OUS":
+                    out[name] = value.astype(str).tolist()
+                else:
+                    out[name] = value.astype(np.float64).tolist()
+            return out
+
+        if args.rows:
+            count = min(len(v) for v in feeds.values())
+            result["rows"] = [
+                run({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(count)
+            ]
+        else:
+            result["outputs"] = run(feeds)
     json.dump(result, sys.stdout)
     print()
     return 0

@@ -166,6 +166,7 @@ pub const ONNX_TASKS: &[&str] = &[
     "tabular-classification",
     "tabular-regression",
     "text-classification",
+    "sound-classification",
 ];
 
 /// Whether models of `task` (a task id, `config.json`'s `lathe.task`) export to ONNX.
@@ -197,6 +198,7 @@ pub fn export_onnx(
             tabular::onnx::export(model_dir, out, options)
         }
         "text-classification" => text::onnx::export(model_dir, out, options),
+        "sound-classification" => sound::onnx::export(model_dir, out, options),
         "" => Err(Error::model(
             "config.json names no Lathe task (lathe.task); was it written by Lathe?",
             config_path,

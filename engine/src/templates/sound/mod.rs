@@ -2,7 +2,7 @@
 //! from scratch (`cnn`), window encoders — CREPE or log-mel statistics — (`encoder`, `transfer`)
 //! and the head on their features (`encoder_fit`), parameters, the run's outputs (`outputs`), the
 //! model (`model`: streaming predict, evaluate) and the Core ML export with the log-mel front end
-//! inside (`coreml`, `coreml_crepe`).
+//! inside (`coreml`, `coreml_crepe`) and the ONNX export (`onnx`).
 
 pub mod cnn;
 pub mod coreml;
@@ -10,6 +10,7 @@ pub mod coreml_crepe;
 pub mod encoder;
 pub mod encoder_fit;
 pub mod model;
+pub mod onnx;
 pub mod outputs;
 pub mod params;
 pub mod train;
