@@ -284,6 +284,29 @@ fn project(root: &Path, body: &str) -> PathBuf {
     path
 }
 
+/// A folder per activity (`still`, `shake`) of `per_class` CSV sessions of 150 samples.
+fn activity_folder(root: &Path, per_class: usize) {
+    for (c, class) in ["still", "shake"].iter().enumerate() {
+        for k in 0..per_class {
+            let mut s = String::from("timestamp,acc_x,acc_y,acc_z\n");
+            for i in 0..150 {
+                let t = i as f32 / 50.0;
+                let v = if c == 0 {
+                    0.01 * ((i * 7 + k) % 5) as f32
+                } else {
+                    (t * 12.0 + k as f32).sin() * 3.0
+                };
+                s.push_str(&format!(
+                    "{t:.2},{v:.4},{:.4},{:.4}\n",
+                    0.5 * v,
+                    9.8 + 0.2 * v
+                ));
+            }
+            write(&root.join(class).join(format!("s{k}.csv")), s);
+        }
+    }
+}
+
 /// Writes every case under `root` and returns them.
 pub fn generate(root: &Path) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -1387,6 +1410,92 @@ pub fn generate(root: &Path) -> Vec<Case> {
         p,
         &[],
         refused("nowhere"),
+        None,
+    );
+
+    // ---------- activity recordings ----------
+    let act = "activity-classifier";
+    let act_params: &[&str] = &[
+        "--param",
+        "algorithm=boosted_trees",
+        "--param",
+        "max_iterations=5",
+    ];
+    let header = "timestamp,acc_x,acc_y,acc_z\n";
+    let rows = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("{:.2},0.1,0.2,9.8\n", i as f32 / 50.0))
+            .collect()
+    };
+    let d = dir("activity/ragged");
+    activity_folder(&d, 3);
+    write(
+        &d.join("still/ragged.csv"),
+        format!("{header}{}0.9,0.1\n{}", rows(100), rows(20)),
+    );
+    add(
+        "activity/ragged-rows",
+        act,
+        d,
+        act_params,
+        warned("ragged.csv"),
+        Some(warned("ragged.csv")),
+    );
+
+    let d = dir("activity/text");
+    activity_folder(&d, 3);
+    write(
+        &d.join("shake/text.csv"),
+        format!("{header}{}1.0,abc,0.2,9.8\n{}", rows(100), rows(20)),
+    );
+    add(
+        "activity/text-in-sensor-column",
+        act,
+        d,
+        act_params,
+        warned("text.csv"),
+        Some(warned("text.csv")),
+    );
+
+    let d = dir("activity/one-row");
+    activity_folder(&d, 3);
+    write(
+        &d.join("still/one_row.csv"),
+        format!("{header}0,0.1,0.2,9.8\n"),
+    );
+    add(
+        "activity/one-row-session",
+        act,
+        d,
+        act_params,
+        warned("one_row.csv"),
+        Some(warned("one_row.csv")),
+    );
+
+    let d = dir("activity/nan");
+    activity_folder(&d, 3);
+    write(
+        &d.join("shake/nan.csv"),
+        format!("{header}{}1.0,NaN,0.2,9.8\n{}", rows(100), rows(20)),
+    );
+    add(
+        "activity/nan-in-sensor-column",
+        act,
+        d,
+        act_params,
+        warned("nan.csv"),
+        Some(warned("nan.csv")),
+    );
+
+    let d = dir("activity/nothing-usable");
+    write(&d.join("still/a.csv"), format!("{header}{}", rows(3)));
+    write(&d.join("shake/b.csv"), format!("{header}{}", rows(2)));
+    add(
+        "activity/nothing-usable",
+        act,
+        d,
+        act_params,
+        refused("activity_nothing-usable"),
         None,
     );
 
