@@ -200,3 +200,44 @@ def table_baselines(set_dir: Path, target: str, classify: bool, **_):
         m = make_pipeline(enc, est).fit(xtr, ytr)
         return m.predict(xte), {}
     return [_timed("HistGB", hgb), _timed("LogReg" if classify else "Ridge", linear)]
+
+
+def activity_baselines(set_dir: Path, **_):
+    """Per-window statistics (as Lathe's: per channel and per x/y/z magnitude mean, std, min,
+    max, energy, lag-1 autocorrelation; windows of 100 samples every 50) + scikit-learn's
+    HistGradientBoostingClassifier on the same session split; a session's answer is the mean of
+    its windows' probabilities."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    ftr, ytr = folder_items(set_dir / "train", {".csv"})
+    fte, _ = folder_items(set_dir / "test", {".csv"})
+
+    def windows(f, w=100, hop=50):
+        x = np.loadtxt(f, delimiter=",", skiprows=1)[:, 1:]
+        starts = list(range(0, len(x) - w + 1, hop))
+        if starts and starts[-1] + w < len(x):
+            starts.append(len(x) - w)
+        return [x[s:s + w] for s in starts]
+
+    def stats(win):
+        series = [win[:, c] for c in range(win.shape[1])]
+        series += [np.linalg.norm(win[:, g:g + 3], axis=1) for g in (0, 3)]
+        out = []
+        for s in series:
+            m, v = s.mean(), s.var()
+            ac = ((s[:-1] - m) * (s[1:] - m)).sum() / (len(s) * v) if v > 1e-12 else 0.0
+            out += [m, np.sqrt(v), s.min(), s.max(), (s * s).mean(), ac]
+        return out
+
+    def fit():
+        xs, ys = [], []
+        for f, y in zip(ftr, ytr):
+            for w in windows(f):
+                xs.append(stats(w))
+                ys.append(y)
+        clf = HistGradientBoostingClassifier(random_state=0).fit(np.array(xs), np.array(ys))
+        pred = []
+        for f in fte:
+            p = clf.predict_proba(np.array([stats(w) for w in windows(f)])).mean(axis=0)
+            pred.append(clf.classes_[int(np.argmax(p))])
+        return np.array(pred), {"windows": len(xs)}
+    return [_timed("window-stats-HGB", fit)]

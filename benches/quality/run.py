@@ -18,10 +18,10 @@ import lathe_cli
 import report
 import stats
 from common import CACHE, ROOT, sets_dir
-from sets import IMG, MLI, OD, SND, TRG, TXT, selected
+from sets import ACT, IMG, MLI, OD, SND, TRG, TXT, selected
 import detection
 
-EXTS = {IMG: B.IMAGE_EXTS, TXT: {".txt"}, SND: B.SOUND_EXTS}
+EXTS = {IMG: B.IMAGE_EXTS, TXT: {".txt"}, SND: B.SOUND_EXTS, ACT: {".csv"}}
 
 
 def evaluate_detector(s, set_dir: Path, lathe: str, work: Path):
@@ -65,7 +65,8 @@ def evaluate(s, set_dir: Path, lathe: str, work: Path):
         ftr, ytr = B.folder_items(set_dir / "train", EXTS[s.template])
         fte, yte = B.folder_items(set_dir / "test", EXTS[s.template])
         kw = {"set_dir": set_dir, "lathe": lathe, "work": work}
-        bases = {IMG: B.image_baselines, TXT: B.text_baselines, SND: B.sound_baselines}[s.template](**kw)
+        bases = {IMG: B.image_baselines, TXT: B.text_baselines, SND: B.sound_baselines,
+                 ACT: B.activity_baselines}[s.template](**kw)
     else:
         train, test = pd.read_csv(set_dir / "train.csv"), pd.read_csv(set_dir / "test.csv")
         ytr = train[s.target].astype(str).to_numpy() if classify else train[s.target].to_numpy(float)

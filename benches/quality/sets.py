@@ -3,6 +3,7 @@ whether it is real, the column to predict for tables, and its sizes in the full 
 (caps: n_train, n_test; None = not in that run)."""
 from dataclasses import dataclass
 
+import prep_activity
 import prep_detect
 import prep_images
 import prep_sound
@@ -13,6 +14,7 @@ IMG, TXT, SND = "image-classifier", "text-classifier", "sound-classifier"
 TCL, TRG = "tabular-classifier", "tabular-regressor"
 MLI = "multi-label-image-classifier"
 OD = "object-detector"
+ACT = "activity-classifier"
 
 
 @dataclass
@@ -58,6 +60,7 @@ SETS = [
     DataSet(TRG, "diamonds-price", prep_tables.diamonds_price, (43152, 10788), (150, 60), target="price"),
     DataSet(TRG, "ames-housing", prep_tables.ames, (2344, 586), target="SalePrice"),
     DataSet(TRG, "boston-housing", prep_tables.boston, (404, 102), target="cmedv"),
+    DataSet(ACT, "synthetic-gait", prep_activity.synthetic_activities, (200, 100), (50, 25), real=False),
 ]
 
 
