@@ -167,6 +167,7 @@ pub const ONNX_TASKS: &[&str] = &[
     "tabular-regression",
     "text-classification",
     "sound-classification",
+    "object-detection",
 ];
 
 /// Whether models of `task` (a task id, `config.json`'s `lathe.task`) export to ONNX.
@@ -199,6 +200,7 @@ pub fn export_onnx(
         }
         "text-classification" => text::onnx::export(model_dir, out, options),
         "sound-classification" => sound::onnx::export(model_dir, out, options),
+        "object-detection" => detect::onnx::export(model_dir, out, options),
         "" => Err(Error::model(
             "config.json names no Lathe task (lathe.task); was it written by Lathe?",
             config_path,

@@ -88,3 +88,36 @@ pub fn pooled_features(g: &mut Graph, backbone: &Backbone, x: &Map) -> Result<Ma
         width: 1,
     })
 }
+
+/// The outputs of blocks `taps` of `backbone` on `x` (a normalized `[N, 3, H, W]` image), in
+/// order: the feature maps a detection head reads.
+pub fn tapped_maps(
+    g: &mut Graph,
+    backbone: &Backbone,
+    x: &Map,
+    taps: &[usize],
+) -> Result<Vec<Map>> {
+    let last = taps.iter().copied().max().unwrap_or(0);
+    let mut x = x.clone();
+    let mut out = Vec::with_capacity(taps.len());
+    for (i, (layers, residual)) in backbone.blocks().into_iter().enumerate().take(last + 1) {
+        let mut y = x.clone();
+        for layer in layers {
+            y = conv_bn(g, layer, &y)?;
+        }
+        if residual {
+            y.name = g.node("Add", &[&y.name, &x.name], vec![]);
+        }
+        if taps.contains(&i) {
+            out.push(y.clone());
+        }
+        x = y;
+    }
+    if out.len() != taps.len() {
+        return Err(crate::error::Error::Unsupported(format!(
+            "backbone {} has no blocks {taps:?} to feed a detection head",
+            backbone.id
+        )));
+    }
+    Ok(out)
+}

@@ -152,6 +152,18 @@ impl Graph {
         self.node_to(op, inputs, &out, attributes)
     }
 
+    /// A default-domain node with several named outputs (e.g. `TopK`'s values and indices).
+    pub fn node_multi(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attributes: Vec<AttributeProto>,
+    ) {
+        let outputs = outputs.iter().map(|s| s.to_string()).collect();
+        self.push("", op, inputs, outputs, attributes);
+    }
+
     /// An `ai.onnx.ml` node with one fresh output; returns it.
     pub fn ml_node(
         &mut self,
