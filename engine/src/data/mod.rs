@@ -4,6 +4,7 @@
 pub mod annotations;
 pub mod audio_augment;
 pub mod audio_decode;
+pub mod audio_facts;
 pub mod audio_frontend;
 pub mod augment;
 pub mod box_augment;

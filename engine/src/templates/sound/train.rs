@@ -8,6 +8,7 @@ use super::cnn::{file_probabilities, train_cnn};
 use super::encoder_fit::train_on_encoder;
 use super::outputs::write_run_outputs;
 use crate::data::audio_decode::{self, AUDIO_EXTENSIONS};
+use crate::data::audio_facts;
 use crate::data::audio_frontend::{self, LogMel};
 use crate::data::class_splits::{self, ClassSplits, SplitSources};
 use crate::data::image_folder::{FolderScan, LabeledFile};
@@ -53,7 +54,14 @@ impl Task for SoundClassification {
         progress: ScanProgress<'_>,
         control: &Control,
     ) -> Result<DatasetSummary> {
-        Ok(scan_splits(data, params.float("validation_split"), progress, control)?.summary)
+        Ok(scan_splits(
+            data,
+            params.float("validation_split"),
+            params.float("window_secs"),
+            progress,
+            control,
+        )?
+        .summary)
     }
 
     fn train(&self, ctx: &RunContext) -> Result<PathBuf> {
@@ -83,9 +91,12 @@ pub fn sound_scan(split: &str) -> FolderScan<'_> {
 pub type SoundSplits = ClassSplits;
 
 /// Scans every split, runs the health checks and splits validation off training if needed.
+/// Scans the class folders, then reads every file's header for the summary's sample rates and
+/// clip lengths and their warnings (`data::audio_facts`); `window_secs` is the analysis window.
 pub fn scan_splits(
     data: &ResolvedData,
     validation_split: f64,
+    window_secs: f64,
     progress: ScanProgress<'_>,
     control: &Control,
 ) -> Result<SoundSplits> {
@@ -97,9 +108,18 @@ pub fn scan_splits(
         noun: "sound file",
         kind: DataKind::Sound,
     };
-    class_splits::scan(&sources, validation_split, data.seed, progress, &|| {
+    let mut splits = class_splits::scan(&sources, validation_split, data.seed, progress, &|| {
         control.check_cancelled()
-    })
+    })?;
+    let files: Vec<PathBuf> = [&splits.train, &splits.validation, &splits.test]
+        .into_iter()
+        .flatten()
+        .map(|f| f.path.clone())
+        .collect();
+    let (facts, issues) = audio_facts::summarize(&files, window_secs);
+    splits.summary.facts.extend(facts);
+    splits.summary.issues.extend(issues);
+    Ok(splits)
 }
 
 /// A decoded file: its label, path, clean windows and (training files) the waveform.
@@ -172,6 +192,8 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     let splits = scan_splits(
         &data,
         p.validation_split,
+        p.frontend.window_frames as f64 * p.frontend.hop_length as f64
+            / audio_decode::SAMPLE_RATE as f64,
         &mut |d, t| {
             scanning.set_total(t);
             scanning.set(d)
@@ -228,7 +250,6 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             &data.train,
         ));
     }
-    warn_short_clips(ctx, &p, &train_clips);
     let (algorithms, mut leaderboard) = candidates_for(ctx, &p, &splits, val_clips.is_empty());
     let mut chosen: Option<Trained> = None;
     let mut mel = Some(mel);
@@ -315,28 +336,6 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         ctx.warn(w, None);
     }
     write_run_outputs(ctx, &chosen, &p, &splits, &reports, &leaderboard)
-}
-
-/// Warns when most training clips are much shorter than a window: each is zero-padded to a
-/// full window, so the window setting, not the sound, decides much of what the model sees.
-fn warn_short_clips(ctx: &RunContext, p: &SoundParams, clips: &[Clip]) {
-    let rate = audio_decode::SAMPLE_RATE as f64;
-    let mut secs: Vec<f64> = clips.iter().map(|c| c.wave.len() as f64 / rate).collect();
-    if secs.is_empty() {
-        return;
-    }
-    secs.sort_by(f64::total_cmp);
-    let median = secs[secs.len() / 2];
-    let window = (p.frontend.window_frames * p.frontend.hop_length) as f64 / rate;
-    if median < window / 2.0 {
-        ctx.warn(
-            format!(
-                "half the training clips are shorter than {median:.2} s while a window is {window:.2} s: each short clip is padded with silence to a full window; set window_secs near the clips' length (e.g. {:.1})",
-                (median * 1.2).max(0.1)
-            ),
-            None,
-        );
-    }
 }
 
 /// Clips per class from which `auto` also trains the CNN from scratch (below it, a network
