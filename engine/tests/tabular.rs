@@ -158,7 +158,13 @@ fn classifier_train_evaluate_predict_export() {
         .collect();
     assert_eq!(
         names,
-        ["boosted_trees", "linear", "random_forest", "mlp"],
+        [
+            "boosted_trees",
+            "linear",
+            "random_forest",
+            "mlp",
+            "ensemble"
+        ],
         "{board:?}"
     );
     let chosen = board.iter().find(|c| c["chosen"] == true).unwrap();

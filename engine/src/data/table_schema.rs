@@ -51,13 +51,16 @@ impl FeatureColumn {
         self.categories.len()
     }
 
-    /// The number a cell becomes; `bad` is set when a numeric cell is not a number.
+    /// The number a cell becomes; `bad` is set when a numeric cell is not a number. Numbers are
+    /// rounded to the nearest f32: exported models (Core ML, ONNX) take f32 inputs, so training
+    /// and `lathe predict` see exactly the values an app will pass, and a tree's split decides
+    /// the same way in every runtime.
     pub fn encode(&self, cell: Option<&str>, index: &HashMap<&str, usize>, bad: &mut bool) -> f64 {
         match self.kind {
             ColumnKind::Numeric => match cell {
                 None => f64::NAN,
                 Some(c) => match parse_number(c) {
-                    Some(v) => v,
+                    Some(v) => f64::from(v as f32),
                     None => {
                         *bad = true;
                         f64::NAN

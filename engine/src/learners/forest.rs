@@ -54,6 +54,9 @@ pub struct ForestParams {
     pub max_features: f64,
     pub max_bins: usize,
     pub seed: u64,
+    /// Weight of each class's rows (classification; empty = all 1): every tree's bootstrap
+    /// draws rows with probability ∝ their weight (`class_weight = balanced`).
+    pub class_weights: Vec<f64>,
 }
 
 /// A fitted forest: `outputs = Σ trees`, leaf values already divided by the number of trees.
@@ -124,6 +127,20 @@ pub fn fit(
         .map(|j| y.iter().map(|&t| -tree_target(kind, t, j) as f32).collect())
         .collect();
     let hess = vec![1.0f32; n];
+    // With class weights, each bootstrap draws rows with probability ∝ their weight (a
+    // class-balanced bootstrap): fully grown trees have pure leaves, which weights on the
+    // rows of a plain bootstrap would hardly change.
+    let cumulative: Option<Vec<f64>> = match kind {
+        ForestKind::Regression => None,
+        ForestKind::Classification { .. } => gbt::row_weights(&params.class_weights, y).map(|w| {
+            w.iter()
+                .scan(0.0, |acc, v| {
+                    *acc += v.max(0.0);
+                    Some(*acc)
+                })
+                .collect()
+        }),
+    };
     let m = features_per_node(kind, params.max_features, p);
     let mut forest = Forest {
         kind,
@@ -143,7 +160,18 @@ pub fn fit(
             .into_par_iter()
             .map(|t| {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(tree_seed(params.seed, t));
-                let mut rows: Vec<u32> = (0..n).map(|_| rng.random_range(0..n as u32)).collect();
+                let mut rows: Vec<u32> = match &cumulative {
+                    Some(c) => {
+                        let total = c.last().copied().unwrap_or(0.0);
+                        (0..n)
+                            .map(|_| {
+                                let u = rng.random_range(0.0..1.0) * total;
+                                c.partition_point(|&v| v <= u).min(n - 1) as u32
+                            })
+                            .collect()
+                    }
+                    None => (0..n).map(|_| rng.random_range(0..n as u32)).collect(),
+                };
                 rows.sort_unstable();
                 let bootstrap = rows.clone();
                 (0..k)
@@ -330,6 +358,7 @@ mod tests {
             max_features: 0.0,
             max_bins: 255,
             seed: 7,
+            class_weights: Vec::new(),
         }
     }
 

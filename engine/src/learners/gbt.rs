@@ -51,6 +51,18 @@ pub struct GbtParams {
     /// Rounds without validation improvement before stopping (0 = never stop early).
     pub patience: usize,
     pub seed: u64,
+    /// Weight of each class's rows in the loss (classification; empty = all 1): the gradients,
+    /// hessians and starting scores are weighted by it (`class_weight = balanced`).
+    pub class_weights: Vec<f64>,
+}
+
+/// Per-row weights `class_weights[y]` (classification), or `None` when there are none.
+pub fn row_weights(class_weights: &[f64], y: &[f64]) -> Option<Vec<f64>> {
+    (!class_weights.is_empty()).then(|| {
+        y.iter()
+            .map(|t| class_weights.get(*t as usize).copied().unwrap_or(1.0))
+            .collect()
+    })
 }
 
 /// What one boosting round reports.
@@ -247,20 +259,23 @@ fn row_probabilities(objective: Objective, raw: &[f64]) -> Vec<f64> {
     out
 }
 
-/// Starting scores: the mean, the log-odds, or the log class priors.
-fn base_scores(objective: Objective, y: &[f64]) -> Vec<f64> {
-    let n = y.len().max(1) as f64;
+/// Starting scores: the mean, the log-odds, or the log class priors (with row `weights`, the
+/// weighted ones).
+fn base_scores(objective: Objective, y: &[f64], weights: Option<&[f64]>) -> Vec<f64> {
+    let w = |i: usize| weights.and_then(|w| w.get(i).copied()).unwrap_or(1.0);
+    let n = (0..y.len()).map(w).sum::<f64>().max(1e-12);
     match objective {
-        Objective::Regression => vec![y.iter().sum::<f64>() / n],
+        Objective::Regression => vec![y.iter().enumerate().map(|(i, t)| w(i) * t).sum::<f64>() / n],
         Objective::Binary => {
-            let p = (y.iter().sum::<f64>() / n).clamp(1e-6, 1.0 - 1e-6);
+            let p = (y.iter().enumerate().map(|(i, t)| w(i) * t).sum::<f64>() / n)
+                .clamp(1e-6, 1.0 - 1e-6);
             vec![(p / (1.0 - p)).ln()]
         }
         Objective::Multiclass { classes } => {
             let mut counts = vec![0.0; classes];
-            for t in y {
+            for (i, t) in y.iter().enumerate() {
                 if let Some(c) = counts.get_mut(*t as usize) {
-                    *c += 1.0;
+                    *c += w(i);
                 }
             }
             counts.iter().map(|c| (c / n).max(1e-6).ln()).collect()
@@ -288,7 +303,11 @@ pub fn fit(
     let edges = edges_of(x, categorical, params.max_bins, params.seed);
     let binned = bin_matrix(x, &edges, categorical);
     let valid = validation.map(|(vx, vy)| (bin_matrix(vx, &edges, categorical), vy));
-    let base = base_scores(objective, y);
+    let weights = match objective {
+        Objective::Regression => None,
+        _ => row_weights(&params.class_weights, y),
+    };
+    let base = base_scores(objective, y, weights.as_deref());
     let mut raw: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
     let mut vraw: Vec<f64> = valid
         .as_ref()
@@ -331,7 +350,13 @@ pub fn fit(
         let grown: Vec<Grown> = (0..k)
             .into_par_iter()
             .map(|j| {
-                let (g, h) = gradients(objective, &raw, &probs, y, j);
+                let (mut g, mut h) = gradients(objective, &raw, &probs, y, j);
+                if let Some(w) = &weights {
+                    for ((g, h), w) in g.iter_mut().zip(h.iter_mut()).zip(w) {
+                        *g *= *w as f32;
+                        *h *= *w as f32;
+                    }
+                }
                 let mut rows: Vec<u32> = (0..n as u32).collect();
                 let (tree, leaves) =
                     gbt_tree::grow(&binned, &edges, &g, &h, &mut rows, &tree_params, None);
@@ -493,6 +518,7 @@ mod tests {
             max_bins: 255,
             patience: 10,
             seed: 1,
+            class_weights: Vec::new(),
         }
     }
 

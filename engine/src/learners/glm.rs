@@ -292,6 +292,20 @@ pub fn fit_logistic(
     params: &LogisticParams,
     on_round: &mut dyn FnMut(&LogisticRound) -> Result<()>,
 ) -> Result<Glm> {
+    fit_logistic_weighted(train, validation, dim, classes, params, &[], on_round)
+}
+
+/// [`fit_logistic`] with each class's rows weighted by `class_weights[class]` in the training
+/// loss (empty = all 1; `class_weight = balanced`); validation loss stays unweighted.
+pub fn fit_logistic_weighted(
+    train: (&[f64], &[usize]),
+    validation: Option<(&[f64], &[usize])>,
+    dim: usize,
+    classes: usize,
+    params: &LogisticParams,
+    class_weights: &[f64],
+    on_round: &mut dyn FnMut(&LogisticRound) -> Result<()>,
+) -> Result<Glm> {
     use crate::learners::logistic::{self, Link, Rows, Settings};
     let (x, y) = train;
     let k = classes.max(2);
@@ -318,8 +332,17 @@ pub fn fit_logistic(
     };
     let mut best: Option<(f64, logistic::Logistic)> = None;
     let mut since_best = 0;
+    let row_weights: Option<Vec<f32>> = (!class_weights.is_empty()).then(|| {
+        y.iter()
+            .map(|&c| class_weights.get(c).copied().unwrap_or(1.0) as f32)
+            .collect()
+    });
+    let train_rows = Rows {
+        weights: row_weights.as_deref(),
+        ..rows(&z, &labels, dim)
+    };
     let last = logistic::fit(
-        rows(&z, &labels, dim),
+        train_rows,
         k,
         Link::Softmax,
         &settings,

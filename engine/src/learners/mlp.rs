@@ -31,6 +31,9 @@ pub struct MlpParams {
     /// Epochs without validation improvement before stopping (0 = never stop early).
     pub patience: usize,
     pub seed: u64,
+    /// Weight of each class's rows in the training loss (classification; empty = all 1): the
+    /// cross-entropy of a batch is Σ wᵢ·ℓᵢ / Σ wᵢ, as PyTorch's `weight=` (`class_weight = balanced`).
+    pub class_weights: Vec<f64>,
 }
 
 /// A fitted MLP in design space.
@@ -131,6 +134,19 @@ fn evaluate(
     Ok((loss / n, (classes > 0).then(|| correct as f64 / n)))
 }
 
+/// Σ wᵢ·(−log softmax(out)ᵢ[yᵢ]) / Σ wᵢ with wᵢ = `class_weights[yᵢ]`.
+fn weighted_cross_entropy(
+    out: &Tensor,
+    y: &Tensor,
+    class_weights: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let log_p = candle_nn::ops::log_softmax(out, D::Minus1)?;
+    let picked = log_p.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let w = class_weights.index_select(y, 0)?;
+    let total = (picked * &w)?.sum_all()?.neg()?;
+    total / f64::from(w.sum_all()?.to_scalar::<f32>()?.max(1e-12))
+}
+
 /// Fits an MLP on design rows `train.0` (row-major, `dim` columns) with targets `train.1`
 /// (numbers, or class indices as f64 when `classes > 0`), early-stopping on `validation`.
 /// `on_epoch` is called after every epoch; an error from it (a cancellation) stops training.
@@ -172,6 +188,14 @@ pub fn fit(
     };
     let xs = Tensor::from_vec(standardized(x, dim, &mean, &std), (n, dim), &device)?;
     let ys = targets(y)?;
+    let class_weights = (classes > 0 && !params.class_weights.is_empty())
+        .then(|| {
+            let w: Vec<f32> = (0..classes)
+                .map(|c| params.class_weights.get(c).copied().unwrap_or(1.0) as f32)
+                .collect();
+            Tensor::from_vec(w, classes, &device)
+        })
+        .transpose()?;
     let val = match validation.filter(|(_, vy)| !vy.is_empty()) {
         Some((vx, vy)) => Some((
             Tensor::from_vec(standardized(vx, dim, &mean, &std), (vy.len(), dim), &device)?,
@@ -244,7 +268,10 @@ pub fn fit(
             let loss = if classes == 0 {
                 (out - &yb)?.sqr()?.mean_all()?
             } else {
-                candle_nn::loss::cross_entropy(&out, &yb)?
+                match &class_weights {
+                    Some(cw) => weighted_cross_entropy(&out, &yb, cw)?,
+                    None => candle_nn::loss::cross_entropy(&out, &yb)?,
+                }
             };
             let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {
@@ -391,6 +418,7 @@ mod tests {
             weight_decay: 1e-4,
             patience: 8,
             seed: 3,
+            class_weights: Vec::new(),
         }
     }
 

@@ -76,6 +76,19 @@ const INVERSE_EPSILON: f32 = 1e-30;
 /// Exports the table model in `model_dir` to `out`.
 pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exported> {
     let m = TabularModel::load(model_dir)?;
+    if let Fitted::Ensemble(e) = &m.fitted {
+        let best = e
+            .heaviest()
+            .map_or("boosted_trees", |b| b.algorithm.as_str());
+        return Err(Error::Unsupported(format!(
+            "Core ML export of a weighted ensemble ({}) is not supported: Core ML pipelines cannot average a tree ensemble's probabilities with other models'. Export it as ONNX (`lathe export --format onnx`) or safetensors, or train one model for Core ML with `--param algorithm={best}`",
+            e.members
+                .iter()
+                .map(|m| format!("{} × {:.2}", m.algorithm, m.weight))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        )));
+    }
     let features = &m.schema.features;
     let mut taken: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
     let label_name = m.target.clone();
@@ -100,7 +113,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
 
     let version = match (&m.fitted, options.precision) {
         (Fitted::Linear(_) | Fitted::Mlp(_), p) => p.specification_version(),
-        (Fitted::Trees(_) | Fitted::Forest(_), _) => 1,
+        (Fitted::Trees(_) | Fitted::Forest(_) | Fitted::Ensemble(_), _) => 1,
     };
     let mut models = Vec::new();
     let mut vector_inputs = Vec::new();
@@ -154,6 +167,11 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         imputed_feature
     };
     let (predictor, num_layers, kind_title, network_name) = match &m.fitted {
+        Fitted::Ensemble(_) => {
+            return Err(Error::Unsupported(
+                "Core ML export: an ensemble was not refused before building (a bug)".into(),
+            ));
+        }
         Fitted::Trees(gbt) => {
             let predictor = trees(
                 &m,

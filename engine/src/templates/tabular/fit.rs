@@ -354,12 +354,13 @@ pub(super) fn fit_linear(
             };
             let mut epochs = Vec::new();
             let validation = (!vy.is_empty()).then_some((vx.as_slice(), vy.as_slice()));
-            let m = glm::fit_logistic(
+            let m = glm::fit_logistic_weighted(
                 (&x, &y),
                 validation,
                 dim,
                 table.labels.len(),
                 &params,
+                &p.class_weights,
                 &mut |r| {
                     ctx.check()?;
                     let m = EpochMetrics {

@@ -1,9 +1,11 @@
 //! The table classifier and regressor: target, splits and summary (`data`), parameters,
-//! candidates and leaderboard (`train`), the model (`model`: export, load, predict, evaluate),
-//! the Core ML pipelines (`coreml`) and the ONNX graph (`onnx`, trees in `onnx_trees`).
+//! candidates and leaderboard (`train`), greedy ensemble selection (`ensemble`), the model
+//! (`model`: export, load, predict, evaluate), the Core ML pipelines (`coreml`) and the ONNX
+//! graph (`onnx`, trees in `onnx_trees`).
 
 pub mod coreml;
 pub mod data;
+pub mod ensemble;
 pub mod fit;
 pub mod model;
 pub mod onnx;

@@ -34,6 +34,80 @@ pub enum Fitted {
     Linear(Glm),
     Forest(Forest),
     Mlp(Mlp),
+    /// A weighted average of other models' probabilities (classification) or values.
+    Ensemble(Ensemble),
+}
+
+/// Greedy ensemble selection's result (`ensemble.rs`): members and their weights (summing
+/// to 1). Members are never ensembles themselves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ensemble {
+    pub members: Vec<Member>,
+}
+
+/// One model of an ensemble.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    pub algorithm: String,
+    pub weight: f64,
+    pub fitted: Fitted,
+}
+
+impl Ensemble {
+    /// The member of largest weight (the first of equal ones).
+    pub fn heaviest(&self) -> Option<&Member> {
+        self.members
+            .iter()
+            .reduce(|a, b| if b.weight > a.weight { b } else { a })
+    }
+}
+
+/// Raw outputs of every row of `x` (an ensemble's: its averaged probabilities or values).
+fn raw_of(fitted: &Fitted, kind: TargetKind, schema: &Schema, x: &Matrix) -> Vec<Vec<f64>> {
+    match fitted {
+        Fitted::Trees(m) => m.raw_all(x),
+        Fitted::Linear(m) => {
+            let (d, dim) = glm::design(schema, x);
+            d.chunks(dim.max(1)).map(|r| m.raw(r)).collect()
+        }
+        Fitted::Forest(m) => m.raw_all(x),
+        Fitted::Mlp(m) => m.raw_all(&glm::design(schema, x).0),
+        Fitted::Ensemble(e) => {
+            let mut out: Vec<Vec<f64>> = Vec::new();
+            for member in &e.members {
+                let raw = raw_of(&member.fitted, kind, schema, x);
+                let rows = raw.iter().map(|r| match kind {
+                    TargetKind::Classification => probabilities_of(&member.fitted, r)
+                        .into_iter()
+                        .map(f64::from)
+                        .collect(),
+                    TargetKind::Regression => r.clone(),
+                });
+                if out.is_empty() {
+                    out = rows
+                        .map(|r| r.iter().map(|v| member.weight * v).collect())
+                        .collect();
+                } else {
+                    for (o, r) in out.iter_mut().zip(rows) {
+                        for (a, v) in o.iter_mut().zip(r) {
+                            *a += member.weight * v;
+                        }
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Class probabilities from raw outputs.
+fn probabilities_of(fitted: &Fitted, raw: &[f64]) -> Vec<f32> {
+    match fitted {
+        Fitted::Trees(m) => m.probabilities(raw),
+        Fitted::Linear(_) | Fitted::Mlp(_) => gbt::softmax(raw),
+        Fitted::Forest(m) => m.probabilities(raw),
+        Fitted::Ensemble(_) => raw.iter().map(|&p| p as f32).collect(),
+    }
 }
 
 /// A table model with its feature pipeline.
@@ -61,40 +135,58 @@ impl TabularModel {
 
     /// Raw outputs (scores or the predicted number) of every row of `x`.
     pub fn raw_all(&self, x: &Matrix) -> Vec<Vec<f64>> {
-        match &self.fitted {
-            Fitted::Trees(m) => m.raw_all(x),
-            Fitted::Linear(m) => {
-                let (d, dim) = glm::design(&self.schema, x);
-                d.chunks(dim.max(1)).map(|r| m.raw(r)).collect()
-            }
-            Fitted::Forest(m) => m.raw_all(x),
-            Fitted::Mlp(m) => m.raw_all(&glm::design(&self.schema, x).0),
-        }
+        raw_of(&self.fitted, self.kind, &self.schema, x)
     }
 
     /// Class probabilities from raw outputs.
     pub fn probabilities(&self, raw: &[f64]) -> Vec<f32> {
-        match &self.fitted {
-            Fitted::Trees(m) => m.probabilities(raw),
-            Fitted::Linear(_) | Fitted::Mlp(_) => gbt::softmax(raw),
-            Fitted::Forest(m) => m.probabilities(raw),
-        }
+        probabilities_of(&self.fitted, raw)
     }
 
-    /// Split gain share per feature (trees), or none.
+    /// Split gain share per feature (trees), or none; an ensemble's is its tree members'
+    /// shares averaged by their weights (renormalized over those members).
     pub fn importance(&self) -> Vec<(String, f64)> {
-        let gain = match &self.fitted {
-            Fitted::Trees(m) => &m.feature_gain,
-            Fitted::Forest(m) => &m.feature_gain,
-            Fitted::Linear(_) | Fitted::Mlp(_) => return Vec::new(),
+        fn shares(fitted: &Fitted) -> Option<Vec<f64>> {
+            let gain = match fitted {
+                Fitted::Trees(m) => &m.feature_gain,
+                Fitted::Forest(m) => &m.feature_gain,
+                Fitted::Linear(_) | Fitted::Mlp(_) | Fitted::Ensemble(_) => return None,
+            };
+            let total: f64 = gain.iter().sum::<f64>().max(1e-300);
+            Some(gain.iter().map(|g| g / total).collect())
+        }
+        let share = match &self.fitted {
+            Fitted::Ensemble(e) => {
+                let mut sum: Vec<f64> = Vec::new();
+                let mut weight = 0.0;
+                for m in &e.members {
+                    if let Some(s) = shares(&m.fitted) {
+                        sum.resize(s.len().max(sum.len()), 0.0);
+                        for (a, v) in sum.iter_mut().zip(s) {
+                            *a += m.weight * v;
+                        }
+                        weight += m.weight;
+                    }
+                }
+                if weight <= 0.0 {
+                    return Vec::new();
+                }
+                sum.iter().map(|v| v / weight).collect()
+            }
+            other => match shares(other) {
+                Some(s) => s,
+                None => return Vec::new(),
+            },
         };
-        let total: f64 = gain.iter().sum::<f64>().max(1e-300);
-        self.schema
-            .names()
-            .into_iter()
-            .zip(gain)
-            .map(|(n, g)| (n, g / total))
-            .collect()
+        self.schema.names().into_iter().zip(share).collect()
+    }
+
+    /// The algorithm whose training curve the report draws (an ensemble's heaviest member).
+    pub fn curve_algorithm(&self) -> &str {
+        match &self.fitted {
+            Fitted::Ensemble(e) => e.heaviest().map_or("ensemble", |m| m.algorithm.as_str()),
+            _ => &self.algorithm,
+        }
     }
 
     fn task_id(&self) -> &'static str {
@@ -106,44 +198,7 @@ impl TabularModel {
 
     /// The model's tensors with PyTorch-style dotted names.
     fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        let cpu = Device::Cpu;
-        let mut out = Vec::new();
-        match &self.fitted {
-            Fitted::Trees(m) => {
-                out = tree_tensors(&m.base, &m.trees, &m.feature_gain)?;
-            }
-            Fitted::Forest(m) => {
-                let base = vec![0.0; m.kind.outputs()];
-                out = tree_tensors(&base, &m.trees, &m.feature_gain)?;
-            }
-            Fitted::Mlp(m) => {
-                out.push((
-                    "mlp.input_mean".into(),
-                    Tensor::new(m.input_mean.as_slice(), &cpu)?,
-                ));
-                out.push((
-                    "mlp.input_std".into(),
-                    Tensor::new(m.input_std.as_slice(), &cpu)?,
-                ));
-                for (i, (w, b)) in m.tensors()?.into_iter().enumerate() {
-                    out.push((format!("mlp.{}.weight", 2 * i), w));
-                    out.push((format!("mlp.{}.bias", 2 * i), b));
-                }
-                out.push((
-                    "mlp.target_mean".into(),
-                    Tensor::new(&[m.target_mean], &cpu)?,
-                ));
-                out.push(("mlp.target_std".into(), Tensor::new(&[m.target_std], &cpu)?));
-            }
-            Fitted::Linear(m) => {
-                out.push((
-                    "linear.weight".into(),
-                    Tensor::from_vec(m.weight.clone(), (m.outputs(), m.dim), &cpu)?,
-                ));
-                out.push(("linear.bias".into(), Tensor::new(m.bias.as_slice(), &cpu)?));
-            }
-        }
-        Ok(out)
+        tensors_of(&self.fitted)
     }
 
     /// `config.json`: everything a predictor needs besides the tensors.
@@ -160,60 +215,11 @@ impl TabularModel {
             .enumerate()
             .map(|(i, l)| (l, i))
             .collect();
-        let (model_type, output) = match (self.kind, &self.fitted) {
-            (TargetKind::Regression, _) => ("lathe_tabular_regressor", "the predicted number"),
-            (TargetKind::Classification, Fitted::Trees(m)) if m.objective == Objective::Binary => (
-                "lathe_tabular_classifier",
-                "one score s: P(id2label[1]) = sigmoid(s), P(id2label[0]) = 1 − sigmoid(s)",
-            ),
-            (TargetKind::Classification, Fitted::Forest(m)) if m.kind.outputs() == 1 => (
-                "lathe_tabular_classifier",
-                "one output p: P(id2label[1]) = clip(p, 0, 1), P(id2label[0]) = 1 − that",
-            ),
-            (TargetKind::Classification, Fitted::Forest(_)) => (
-                "lathe_tabular_classifier",
-                "one averaged class frequency per class: probabilities = max(outputs, 0) / sum(max(outputs, 0))",
-            ),
-            (TargetKind::Classification, _) => (
-                "lathe_tabular_classifier",
-                "one score per class: probabilities = softmax(scores)",
-            ),
+        let model_type = match self.kind {
+            TargetKind::Classification => "lathe_tabular_classifier",
+            TargetKind::Regression => "lathe_tabular_regressor",
         };
-        let tree_rule = "encode each row with `features`; then for each tree t (nodes tree_offsets[t]..tree_offsets[t+1], node indices local to the tree, root first) walk from the root: at a node with feature f = trees.feature[n] ≥ 0, a categorical node (is_categorical) sends the row left when bit code of categories_left[n] (8 × u32, low word first) is set; a numeric node sends NaN left iff missing_left, else left iff x[f] <= threshold; a leaf (feature = -1) adds trees.value[n] to output tree_output[t]; outputs start at base_score";
-        let design_rule = "encode each row with `features`, then build the design: numeric and boolean columns with NaN replaced by `median` and values clipped to [min, max]; categorical columns one-hot over their codes (categories then one <missing or other> level)";
-        let model = match &self.fitted {
-            Fitted::Trees(m) => json!({
-                "type": "gradient_boosted_trees",
-                "objective": m.objective,
-                "num_iterations": m.trees.len(),
-                "num_outputs": m.objective.outputs(),
-                "apply": tree_rule,
-                "output": output,
-            }),
-            Fitted::Forest(m) => json!({
-                "type": "random_forest",
-                "forest": m.kind,
-                "num_trees": m.trees.len(),
-                "num_outputs": m.kind.outputs(),
-                "apply": format!("{tree_rule} (all zero: leaf values are already divided by the number of trees, so the outputs are the forest's average)"),
-                "output": output,
-            }),
-            Fitted::Mlp(m) => json!({
-                "type": "mlp",
-                "num_outputs": m.outputs(),
-                "hidden": m.hidden(),
-                "design": glm::design_names(&self.schema),
-                "apply": format!("{design_rule}; z = (design − mlp.input_mean) / mlp.input_std; outputs = mlp.4(relu(mlp.2(relu(mlp.0(z))))) with mlp.N(x) = x · mlp.N.weightᵀ + mlp.N.bias; a regressor's number is mlp.target_mean + mlp.target_std · output"),
-                "output": output,
-            }),
-            Fitted::Linear(m) => json!({
-                "type": if self.kind == TargetKind::Regression { "ridge_regression" } else { "logistic_regression" },
-                "num_outputs": m.outputs(),
-                "design": glm::design_names(&self.schema),
-                "apply": format!("{design_rule}; outputs = linear.bias + linear.weight · design"),
-                "output": output,
-            }),
-        };
+        let model = model_json(&self.fitted, self.kind, &self.schema);
         json!({
             "model_type": model_type,
             "algorithm": self.algorithm,
@@ -259,57 +265,14 @@ impl TabularModel {
         let algorithm = config["algorithm"].as_str().unwrap_or_default().to_string();
         let st_path = dir.join(crate::train::run_dir::MODEL_WEIGHTS);
         let (tensors, _) = st::load(&st_path, &Device::Cpu)?;
-        let fitted = match config.pointer("/model/type").and_then(|v| v.as_str()) {
-            Some("gradient_boosted_trees") => {
-                let objective: Objective =
-                    serde_json::from_value(config["model"]["objective"].clone())
-                        .map_err(|_| bad("model.objective"))?;
-                let (base, trees, feature_gain) =
-                    trees_from(&tensors, objective.outputs(), &st_path)?;
-                Fitted::Trees(Gbt {
-                    objective,
-                    base,
-                    best_iteration: trees.len(),
-                    trees,
-                    feature_gain,
-                    stopped_early: false,
-                })
-            }
-            Some("random_forest") => {
-                let kind: ForestKind = serde_json::from_value(config["model"]["forest"].clone())
-                    .map_err(|_| bad("model.forest"))?;
-                let (_, trees, feature_gain) = trees_from(&tensors, kind.outputs(), &st_path)?;
-                Fitted::Forest(Forest {
-                    kind,
-                    trees,
-                    feature_gain,
-                })
-            }
-            Some("mlp") => Fitted::Mlp(mlp_from(&tensors, kind, &schema, &st_path)?),
-            Some("ridge_regression" | "logistic_regression") => {
-                let w = get(&tensors, "linear.weight", &st_path)?;
-                let (outputs, dim) = w.dims2()?;
-                let weight = w.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-                let bias = vec1_f64(&tensors, "linear.bias", &st_path)?;
-                if bias.len() != outputs || dim != glm::design_dim(&schema) {
-                    return Err(Error::model(
-                        "linear weights do not match the feature pipeline in config.json",
-                        &st_path,
-                    ));
-                }
-                Fitted::Linear(Glm {
-                    classes: if kind == TargetKind::Regression {
-                        0
-                    } else {
-                        outputs
-                    },
-                    dim,
-                    weight,
-                    bias,
-                })
-            }
-            _ => return Err(bad("model.type")),
-        };
+        let fitted = fitted_from(
+            &config["model"],
+            &tensors,
+            kind,
+            &schema,
+            (&config_path, &st_path),
+            true,
+        )?;
         Ok(Self {
             kind,
             target: target.to_string(),
@@ -319,6 +282,227 @@ impl TabularModel {
             fitted,
         })
     }
+}
+
+/// Rebuilds a model from its `model` object of `config.json` and its tensors (an ensemble's
+/// members from theirs, without their prefix; `top` is false inside an ensemble, where another
+/// ensemble is not allowed).
+fn fitted_from(
+    model: &serde_json::Value,
+    tensors: &HashMap<String, Tensor>,
+    kind: TargetKind,
+    schema: &Schema,
+    paths: (&Path, &Path),
+    top: bool,
+) -> Result<Fitted> {
+    let (config_path, st_path) = paths;
+    let bad = |what: &str| {
+        Error::model(
+            format!("config.json has no valid `{what}`; re-export the model"),
+            config_path,
+        )
+    };
+    Ok(match model["type"].as_str() {
+        Some("gradient_boosted_trees") => {
+            let objective: Objective = serde_json::from_value(model["objective"].clone())
+                .map_err(|_| bad("model.objective"))?;
+            let (base, trees, feature_gain) = trees_from(&tensors, objective.outputs(), st_path)?;
+            Fitted::Trees(Gbt {
+                objective,
+                base,
+                best_iteration: trees.len(),
+                trees,
+                feature_gain,
+                stopped_early: false,
+            })
+        }
+        Some("random_forest") => {
+            let kind: ForestKind =
+                serde_json::from_value(model["forest"].clone()).map_err(|_| bad("model.forest"))?;
+            let (_, trees, feature_gain) = trees_from(&tensors, kind.outputs(), st_path)?;
+            Fitted::Forest(Forest {
+                kind,
+                trees,
+                feature_gain,
+            })
+        }
+        Some("mlp") => Fitted::Mlp(mlp_from(&tensors, kind, schema, st_path)?),
+        Some("ridge_regression" | "logistic_regression") => {
+            let w = get(&tensors, "linear.weight", st_path)?;
+            let (outputs, dim) = w.dims2()?;
+            let weight = w.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let bias = vec1_f64(&tensors, "linear.bias", st_path)?;
+            if bias.len() != outputs || dim != glm::design_dim(schema) {
+                return Err(Error::model(
+                    "linear weights do not match the feature pipeline in config.json",
+                    st_path,
+                ));
+            }
+            Fitted::Linear(Glm {
+                classes: if kind == TargetKind::Regression {
+                    0
+                } else {
+                    outputs
+                },
+                dim,
+                weight,
+                bias,
+            })
+        }
+        Some("weighted_ensemble") if top => {
+            let members = model["members"]
+                .as_array()
+                .ok_or_else(|| bad("model.members"))?;
+            let mut out = Vec::with_capacity(members.len());
+            for (i, m) in members.iter().enumerate() {
+                let prefix = format!("member{i}.");
+                let own: HashMap<String, Tensor> = tensors
+                    .iter()
+                    .filter_map(|(name, t)| {
+                        name.strip_prefix(&prefix)
+                            .map(|rest| (rest.to_string(), t.clone()))
+                    })
+                    .collect();
+                let weight = m["weight"]
+                    .as_f64()
+                    .filter(|w| w.is_finite() && *w >= 0.0)
+                    .ok_or_else(|| bad("model.members.weight"))?;
+                out.push(Member {
+                    algorithm: m["algorithm"].as_str().unwrap_or_default().to_string(),
+                    weight,
+                    fitted: fitted_from(&m["model"], &own, kind, schema, paths, false)?,
+                });
+            }
+            let total: f64 = out.iter().map(|m| m.weight).sum();
+            if out.is_empty() || (total - 1.0).abs() > 1e-6 {
+                return Err(bad("model.members"));
+            }
+            Fitted::Ensemble(Ensemble { members: out })
+        }
+        _ => return Err(bad("model.type")),
+    })
+}
+
+/// The `model` object of `config.json`: the type, its rule and its output.
+fn model_json(fitted: &Fitted, kind: TargetKind, schema: &Schema) -> serde_json::Value {
+    let output = match (kind, fitted) {
+        (TargetKind::Regression, _) => "the predicted number",
+        (TargetKind::Classification, Fitted::Trees(m)) if m.objective == Objective::Binary => {
+            "one score s: P(id2label[1]) = sigmoid(s), P(id2label[0]) = 1 − sigmoid(s)"
+        }
+        (TargetKind::Classification, Fitted::Forest(m)) if m.kind.outputs() == 1 => {
+            "one output p: P(id2label[1]) = clip(p, 0, 1), P(id2label[0]) = 1 − that"
+        }
+        (TargetKind::Classification, Fitted::Forest(_)) => {
+            "one averaged class frequency per class: probabilities = max(outputs, 0) / sum(max(outputs, 0))"
+        }
+        (TargetKind::Classification, Fitted::Ensemble(_)) => {
+            "the probabilities themselves: the weighted average of the members' probabilities"
+        }
+        (TargetKind::Classification, _) => "one score per class: probabilities = softmax(scores)",
+    };
+    let tree_rule = "encode each row with `features`; then for each tree t (nodes tree_offsets[t]..tree_offsets[t+1], node indices local to the tree, root first) walk from the root: at a node with feature f = trees.feature[n] ≥ 0, a categorical node (is_categorical) sends the row left when bit code of categories_left[n] (8 × u32, low word first) is set; a numeric node sends NaN left iff missing_left, else left iff x[f] <= threshold; a leaf (feature = -1) adds trees.value[n] to output tree_output[t]; outputs start at base_score";
+    let design_rule = "encode each row with `features`, then build the design: numeric and boolean columns with NaN replaced by `median` and values clipped to [min, max]; categorical columns one-hot over their codes (categories then one <missing or other> level)";
+    match fitted {
+        Fitted::Trees(m) => json!({
+            "type": "gradient_boosted_trees",
+            "objective": m.objective,
+            "num_iterations": m.trees.len(),
+            "num_outputs": m.objective.outputs(),
+            "apply": tree_rule,
+            "output": output,
+        }),
+        Fitted::Forest(m) => json!({
+            "type": "random_forest",
+            "forest": m.kind,
+            "num_trees": m.trees.len(),
+            "num_outputs": m.kind.outputs(),
+            "apply": format!("{tree_rule} (all zero: leaf values are already divided by the number of trees, so the outputs are the forest's average)"),
+            "output": output,
+        }),
+        Fitted::Mlp(m) => json!({
+            "type": "mlp",
+            "num_outputs": m.outputs(),
+            "hidden": m.hidden(),
+            "design": glm::design_names(schema),
+            "apply": format!("{design_rule}; z = (design − mlp.input_mean) / mlp.input_std; outputs = mlp.4(relu(mlp.2(relu(mlp.0(z))))) with mlp.N(x) = x · mlp.N.weightᵀ + mlp.N.bias; a regressor's number is mlp.target_mean + mlp.target_std · output"),
+            "output": output,
+        }),
+        Fitted::Linear(m) => json!({
+            "type": if kind == TargetKind::Regression { "ridge_regression" } else { "logistic_regression" },
+            "num_outputs": m.outputs(),
+            "design": glm::design_names(schema),
+            "apply": format!("{design_rule}; outputs = linear.bias + linear.weight · design"),
+            "output": output,
+        }),
+        Fitted::Ensemble(e) => json!({
+            "type": "weighted_ensemble",
+            "num_members": e.members.len(),
+            "members": e.members.iter().enumerate().map(|(i, m)| json!({
+                "algorithm": m.algorithm,
+                "weight": m.weight,
+                "tensor_prefix": format!("member{i}."),
+                "model": model_json(&m.fitted, kind, schema),
+            })).collect::<Vec<_>>(),
+            "apply": "apply every member (its `model` rule, with its tensors named without its tensor_prefix) to the row; a classifier's output is Σ weight × the member's class probabilities, a regressor's Σ weight × the member's number (the weights sum to 1)",
+            "output": output,
+        }),
+    }
+}
+
+/// A model's tensors with PyTorch-style dotted names; an ensemble's member `i` has its own
+/// under the prefix `member{i}.`.
+fn tensors_of(fitted: &Fitted) -> Result<Vec<(String, Tensor)>> {
+    let cpu = Device::Cpu;
+    let mut out = Vec::new();
+    match fitted {
+        Fitted::Trees(m) => {
+            out = tree_tensors(&m.base, &m.trees, &m.feature_gain)?;
+        }
+        Fitted::Forest(m) => {
+            let base = vec![0.0; m.kind.outputs()];
+            out = tree_tensors(&base, &m.trees, &m.feature_gain)?;
+        }
+        Fitted::Mlp(m) => {
+            out.push((
+                "mlp.input_mean".into(),
+                Tensor::new(m.input_mean.as_slice(), &cpu)?,
+            ));
+            out.push((
+                "mlp.input_std".into(),
+                Tensor::new(m.input_std.as_slice(), &cpu)?,
+            ));
+            for (i, (w, b)) in m.tensors()?.into_iter().enumerate() {
+                out.push((format!("mlp.{}.weight", 2 * i), w));
+                out.push((format!("mlp.{}.bias", 2 * i), b));
+            }
+            out.push((
+                "mlp.target_mean".into(),
+                Tensor::new(&[m.target_mean], &cpu)?,
+            ));
+            out.push(("mlp.target_std".into(), Tensor::new(&[m.target_std], &cpu)?));
+        }
+        Fitted::Ensemble(e) => {
+            for (i, m) in e.members.iter().enumerate() {
+                if matches!(m.fitted, Fitted::Ensemble(_)) {
+                    return Err(Error::Unsupported(
+                        "an ensemble member is itself an ensemble (a bug)".into(),
+                    ));
+                }
+                for (name, t) in tensors_of(&m.fitted)? {
+                    out.push((format!("member{i}.{name}"), t));
+                }
+            }
+        }
+        Fitted::Linear(m) => {
+            out.push((
+                "linear.weight".into(),
+                Tensor::from_vec(m.weight.clone(), (m.outputs(), m.dim), &cpu)?,
+            ));
+            out.push(("linear.bias".into(), Tensor::new(m.bias.as_slice(), &cpu)?));
+        }
+    }
+    Ok(out)
 }
 
 /// Trees as flat node arrays (`trees.*`), shared by boosting and forests.
@@ -612,6 +796,7 @@ pub fn write_run_outputs(
             "issues": data.issues,
         },
         "training": {
+            "curve_of": model.curve_algorithm(),
             "iterations_run": history.epochs.len(),
             "stopped_early": history.stopped_early,
             "history": history.epochs,
@@ -626,7 +811,7 @@ pub fn write_run_outputs(
         TargetKind::Classification => "cross-entropy",
         TargetKind::Regression => "mean squared error",
     };
-    let x_unit = match model.algorithm.as_str() {
+    let x_unit = match model.curve_algorithm() {
         "boosted_trees" => "Loss per boosting round",
         "random_forest" => "Loss by number of trees",
         "mlp" => "Loss per epoch",

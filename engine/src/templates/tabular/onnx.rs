@@ -18,6 +18,9 @@
 //!   one-hot (`Relu(1 − |code − level|)`, exact on whole codes) — then `Gemm` + `Softmax`
 //!   (linear), or standardization and `Gemm`/`Relu` layers (MLP).
 //!
+//! - a weighted ensemble: every member's graph as above (its own initializers), each member's
+//!   probabilities (or value) times its weight, then one `Sum`.
+//!
 //! Outputs: a classifier writes `probabilities` (float `[N, classes]`, in `labels` order) and
 //! `label` (string `[N]`, the most probable); a regressor writes `value` (float `[N, 1]`).
 
@@ -60,88 +63,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         .collect();
     let x = where_nan(&mut g, INPUT, &fill, nf);
     let classes = m.labels.len();
-    let (scores, title) = match &m.fitted {
-        Fitted::Trees(gbt) => {
-            let outputs = gbt.objective.outputs();
-            let raw = onnx_trees::ensemble(
-                &mut g,
-                &x,
-                &gbt.trees,
-                outputs,
-                &gbt.base,
-                &domains(features),
-            )?;
-            let scores = match gbt.objective {
-                Objective::Regression => Scores::Value(raw),
-                Objective::Binary => {
-                    let p = g.node("Sigmoid", &[&raw], vec![]);
-                    Scores::Probabilities(two_classes(&mut g, &p))
-                }
-                Objective::Multiclass { .. } => {
-                    Scores::Probabilities(g.node("Softmax", &[&raw], vec![graph::int("axis", 1)]))
-                }
-            };
-            (scores, "gradient-boosted trees")
-        }
-        Fitted::Forest(f) => {
-            let outputs = f.kind.outputs();
-            let raw = onnx_trees::ensemble(&mut g, &x, &f.trees, outputs, &[], &domains(features))?;
-            let scores = match f.kind {
-                ForestKind::Regression => Scores::Value(raw),
-                ForestKind::Classification { .. } if outputs == 1 => {
-                    let (zero, one) = (g.floats("zero", &[], &[0.0]), g.floats("one", &[], &[1.0]));
-                    let p = g.node("Clip", &[&raw, &zero, &one], vec![]);
-                    Scores::Probabilities(two_classes(&mut g, &p))
-                }
-                ForestKind::Classification { .. } => {
-                    Scores::Probabilities(forest_frequencies(&mut g, &raw, outputs))
-                }
-            };
-            (scores, "random forest")
-        }
-        Fitted::Linear(glm) => {
-            let (design, dim) = design(&mut g, features, &x);
-            if dim != glm.dim {
-                return Err(mismatch("linear"));
-            }
-            let w: Vec<f32> = glm.weight.iter().map(|&v| v as f32).collect();
-            let b: Vec<f32> = glm.bias.iter().map(|&v| v as f32).collect();
-            let k = glm.outputs();
-            if w.len() != k * dim || b.len() != k {
-                return Err(mismatch("linear"));
-            }
-            let w = g.floats("linear.weight", &[k as i64, dim as i64], &w);
-            let b = g.floats("linear.bias", &[k as i64], &b);
-            let raw = g.node("Gemm", &[&design, &w, &b], vec![graph::int("transB", 1)]);
-            let scores = match m.kind {
-                TargetKind::Regression => Scores::Value(raw),
-                TargetKind::Classification => {
-                    Scores::Probabilities(g.node("Softmax", &[&raw], vec![graph::int("axis", 1)]))
-                }
-            };
-            let title = match m.kind {
-                TargetKind::Regression => "ridge regression",
-                TargetKind::Classification => "logistic regression",
-            };
-            (scores, title)
-        }
-        Fitted::Mlp(mlp) => {
-            let (design, dim) = design(&mut g, features, &x);
-            let raw = mlp_layers(&mut g, mlp, &design, dim)?;
-            let scores = match m.kind {
-                TargetKind::Regression => {
-                    let std = g.floats("target.std", &[], &[mlp.target_std as f32]);
-                    let mean = g.floats("target.mean", &[], &[mlp.target_mean as f32]);
-                    let t = g.node("Mul", &[&raw, &std], vec![]);
-                    Scores::Value(g.node("Add", &[&t, &mean], vec![]))
-                }
-                TargetKind::Classification => {
-                    Scores::Probabilities(g.node("Softmax", &[&raw], vec![graph::int("axis", 1)]))
-                }
-            };
-            (scores, "MLP")
-        }
-    };
+    let (scores, title) = scores_of(&mut g, m.kind, &m.fitted, &x, features, true)?;
     match scores {
         Scores::Value(v) => {
             g.node_to("Identity", &[&v], "value", vec![]);
@@ -213,6 +135,114 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     )?;
     let model = g.finish("lathe_tabular", &description, props);
     onnx::write(out, &model)
+}
+
+/// The graph of one model from the filled features `x`: its probabilities or value and its
+/// title; an ensemble (only at the `top`) sums its members' graphs times their weights.
+fn scores_of(
+    g: &mut Graph,
+    kind: TargetKind,
+    fitted: &Fitted,
+    x: &str,
+    features: &[FeatureColumn],
+    top: bool,
+) -> Result<(Scores, &'static str)> {
+    Ok(match fitted {
+        Fitted::Trees(gbt) => {
+            let outputs = gbt.objective.outputs();
+            let raw =
+                onnx_trees::ensemble(g, &x, &gbt.trees, outputs, &gbt.base, &domains(features))?;
+            let scores = match gbt.objective {
+                Objective::Regression => Scores::Value(raw),
+                Objective::Binary => {
+                    let p = g.node("Sigmoid", &[&raw], vec![]);
+                    Scores::Probabilities(two_classes(g, &p))
+                }
+                Objective::Multiclass { .. } => {
+                    Scores::Probabilities(g.node("Softmax", &[&raw], vec![graph::int("axis", 1)]))
+                }
+            };
+            (scores, "gradient-boosted trees")
+        }
+        Fitted::Forest(f) => {
+            let outputs = f.kind.outputs();
+            let raw = onnx_trees::ensemble(g, &x, &f.trees, outputs, &[], &domains(features))?;
+            let scores = match f.kind {
+                ForestKind::Regression => Scores::Value(raw),
+                ForestKind::Classification { .. } if outputs == 1 => {
+                    let (zero, one) = (g.floats("zero", &[], &[0.0]), g.floats("one", &[], &[1.0]));
+                    let p = g.node("Clip", &[&raw, &zero, &one], vec![]);
+                    Scores::Probabilities(two_classes(g, &p))
+                }
+                ForestKind::Classification { .. } => {
+                    Scores::Probabilities(forest_frequencies(g, &raw, outputs))
+                }
+            };
+            (scores, "random forest")
+        }
+        Fitted::Linear(glm) => {
+            let (design, dim) = design(g, features, &x);
+            if dim != glm.dim {
+                return Err(mismatch("linear"));
+            }
+            let w: Vec<f32> = glm.weight.iter().map(|&v| v as f32).collect();
+            let b: Vec<f32> = glm.bias.iter().map(|&v| v as f32).collect();
+            let k = glm.outputs();
+            if w.len() != k * dim || b.len() != k {
+                return Err(mismatch("linear"));
+            }
+            let w = g.floats("linear.weight", &[k as i64, dim as i64], &w);
+            let b = g.floats("linear.bias", &[k as i64], &b);
+            let raw = g.node("Gemm", &[&design, &w, &b], vec![graph::int("transB", 1)]);
+            let scores = match kind {
+                TargetKind::Regression => Scores::Value(raw),
+                TargetKind::Classification => {
+                    Scores::Probabilities(g.node("Softmax", &[&raw], vec![graph::int("axis", 1)]))
+                }
+            };
+            let title = match kind {
+                TargetKind::Regression => "ridge regression",
+                TargetKind::Classification => "logistic regression",
+            };
+            (scores, title)
+        }
+        Fitted::Ensemble(e) if top => {
+            // Each member's probabilities (or values) × its weight, then one Sum.
+            let mut weighted = Vec::with_capacity(e.members.len());
+            for member in &e.members {
+                let (member_scores, _) = scores_of(g, kind, &member.fitted, x, features, false)?;
+                let s = match member_scores {
+                    Scores::Value(v) | Scores::Probabilities(v) => v,
+                };
+                let w = g.floats("ensemble.weight", &[], &[member.weight as f32]);
+                weighted.push(g.node("Mul", &[&s, &w], vec![]));
+            }
+            let refs: Vec<&str> = weighted.iter().map(String::as_str).collect();
+            let sum = g.node("Sum", &refs, vec![]);
+            let scores = match kind {
+                TargetKind::Regression => Scores::Value(sum),
+                TargetKind::Classification => Scores::Probabilities(sum),
+            };
+            (scores, "weighted ensemble")
+        }
+        Fitted::Ensemble(_) => return Err(mismatch("ensemble member")),
+        Fitted::Mlp(mlp) => {
+            let (design, dim) = design(g, features, &x);
+            let raw = mlp_layers(g, mlp, &design, dim)?;
+            let scores = match kind {
+                TargetKind::Regression => {
+                    let std = g.floats("target.std", &[], &[mlp.target_std as f32]);
+                    let mean = g.floats("target.mean", &[], &[mlp.target_mean as f32]);
+                    let t = g.node("Mul", &[&raw, &std], vec![]);
+                    Scores::Value(g.node("Add", &[&t, &mean], vec![]))
+                }
+                TargetKind::Classification => {
+                    Scores::Probabilities(g.node("Softmax", &[&raw], vec![graph::int("axis", 1)]))
+                }
+            };
+            (scores, "MLP")
+        }
+    })
 }
 
 /// What the model computes before its outputs.

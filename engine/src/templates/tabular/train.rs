@@ -1,9 +1,11 @@
 //! The table templates (`tabular-classifier`, `tabular-regressor`): read a CSV / JSON-lines
 //! table, type its columns, then train the candidates — histogram gradient-boosted trees, a
-//! linear model (logistic or ridge), a random forest and an MLP — keep the best by validation
-//! metric (`algorithm = "auto"`, a leaderboard in `report.json`), evaluate on validation and
-//! test, and export.
+//! linear model (logistic or ridge), a random forest and an MLP — and a weighted ensemble of
+//! them (greedy selection on their validation predictions, `ensemble.rs`); keep the best by
+//! validation metric (`algorithm = "auto"`, a leaderboard in `report.json`), evaluate on
+//! validation and test, and export.
 
+use super::ensemble::{self, Predictions};
 use super::fit::{beats, fit_algorithm, refit, sample_first};
 use crate::data::DatasetSummary;
 use crate::error::{Error, Result};
@@ -15,7 +17,9 @@ use crate::learners::mlp::MlpParams;
 use crate::params::{ParamSpec, ParamValue, ResolvedParams};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::templates::tabular::data::{self as tabular_data, Part, TargetKind};
-use crate::templates::tabular::model::{self as tabular_model, Fitted, TabularModel};
+use crate::templates::tabular::model::{
+    self as tabular_model, Ensemble, Fitted, Member, TabularModel,
+};
 use crate::train::{Control, EpochMetrics, Event, Phase, RunContext};
 use candle_core::Device;
 use serde::Serialize;
@@ -50,7 +54,7 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
         TargetKind::Classification => "logistic regression",
         TargetKind::Regression => "ridge regression",
     };
-    vec![
+    let mut specs = vec![
         ParamSpec::new(
             "target",
             "Target column",
@@ -229,7 +233,18 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
             (1e-6, 1.0),
             1e-3,
         ),
-    ]
+    ];
+    if kind == TargetKind::Classification {
+        specs.push(ParamSpec::choice(
+            "class_weight",
+            "Class weights",
+            "Model",
+            "none, or balanced: every class weighs the same in training (rows weighted n / (classes × rows of their class)) in every candidate — boosted trees, forest, linear and MLP. Raises the recall of rare classes, usually at some cost in accuracy; compare balanced accuracy and macro F1 in the report.",
+            &["none", "balanced"],
+            "none",
+        ));
+    }
+    specs
 }
 
 /// The table settings, checked.
@@ -247,6 +262,10 @@ pub(super) struct TabularParams {
     pub(super) mlp: MlpParams,
     /// Seconds after which `auto` starts no further candidate (0: 60 s + 1 s per 2,000 rows).
     pub(super) time_limit: f64,
+    /// `class_weight = balanced` (classification).
+    pub(super) balanced: bool,
+    /// Weight of each class's rows in training (empty = all 1); set by [`Self::balance`].
+    pub(super) class_weights: Vec<f64>,
 }
 
 impl TabularParams {
@@ -281,6 +300,7 @@ impl TabularParams {
                 max_bins: p.usize("max_bins"),
                 patience,
                 seed,
+                class_weights: Vec::new(),
             },
             linear_l2: p.float("linear_l2"),
             linear_iterations: p.usize("linear_iterations"),
@@ -293,6 +313,7 @@ impl TabularParams {
                 max_features: p.float("forest_max_features"),
                 max_bins: p.usize("max_bins"),
                 seed,
+                class_weights: Vec::new(),
             },
             mlp: MlpParams {
                 hidden: p.usize("mlp_hidden"),
@@ -302,9 +323,37 @@ impl TabularParams {
                 weight_decay: 1e-4,
                 patience,
                 seed,
+                class_weights: Vec::new(),
             },
             time_limit: p.usize("time_limit") as f64,
+            balanced: p.text("class_weight") == "balanced",
+            class_weights: Vec::new(),
         }
+    }
+
+    /// With `class_weight = balanced` and `classes` classes: weights n / (k · n_c) from the
+    /// training targets `y` (k = classes present; an absent class keeps 1), given to every
+    /// learner.
+    fn balance(&mut self, y: &[f64], classes: usize) {
+        if !self.balanced || classes < 2 {
+            return;
+        }
+        let mut counts = vec![0usize; classes];
+        for t in y {
+            if let Some(c) = counts.get_mut(*t as usize) {
+                *c += 1;
+            }
+        }
+        let present = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
+        let n = y.len() as f64;
+        let w: Vec<f64> = counts
+            .iter()
+            .map(|&c| if c > 0 { n / (present * c as f64) } else { 1.0 })
+            .collect();
+        self.gbt.class_weights = w.clone();
+        self.forest.class_weights = w.clone();
+        self.mlp.class_weights = w.clone();
+        self.class_weights = w;
     }
 }
 
@@ -363,6 +412,19 @@ pub struct Candidate {
     /// or null).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// The ensemble's members and weights (summing to 1).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<MemberWeight>,
+    /// How `value` was measured, where it needs saying (the ensemble's cross-fit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One member of the ensemble on the leaderboard.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberWeight {
+    pub algorithm: String,
+    pub weight: f64,
 }
 
 impl Candidate {
@@ -381,11 +443,14 @@ impl Candidate {
             chosen: false,
             refit: false,
             skipped: Some(reason),
+            weights: Vec::new(),
+            note: None,
         }
     }
 }
 
 /// The training history of the chosen candidate, for the report and its plots.
+#[derive(Clone)]
 pub struct History {
     pub epochs: Vec<EpochMetrics>,
     pub stopped_early: bool,
@@ -408,7 +473,7 @@ fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 }
 
 fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
-    let p = TabularParams::from_resolved(&ctx.params, ctx.project.seed);
+    let mut p = TabularParams::from_resolved(&ctx.params, ctx.project.seed);
     let data = ResolvedData::of(&ctx.project);
     let mut scanning = ctx.phase(Phase::Scanning, 1);
     let table = tabular_data::load(&data, &p.target, &p.ignore, kind, p.validation_split)?;
@@ -428,6 +493,9 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
     if table.train.is_empty() {
         return Err(Error::data("no training rows are left", &data.train));
     }
+    if kind == TargetKind::Classification {
+        p.balance(&table.train.y, table.labels.len());
+    }
     let algorithms: Vec<&str> = match p.algorithm.as_str() {
         "auto" => vec!["boosted_trees", "linear", "random_forest", "mlp"],
         one => vec![one],
@@ -439,7 +507,9 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         );
     }
     let mut leaderboard: Vec<Candidate> = Vec::new();
-    let mut best: Option<(Fitted, History)> = None;
+    // Every candidate fitted on all rows: its model, history and validation predictions.
+    let mut fitted_all: Vec<Fit> = Vec::new();
+    let mut best: Option<usize> = None;
     let all_started = Instant::now();
     let time_limit = p.time_limit_secs(table.train.len());
     for (i, algorithm) in algorithms.iter().enumerate() {
@@ -481,6 +551,7 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         let better = best_value.is_none_or(|b| beats(kind, value, b));
         if better {
             leaderboard.iter_mut().for_each(|c| c.chosen = false);
+            best = Some(fitted_all.len());
         }
         leaderboard.push(Candidate {
             algorithm: algorithm.to_string(),
@@ -493,20 +564,82 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             chosen: better,
             refit: false,
             skipped: None,
+            weights: Vec::new(),
+            note: None,
         });
-        if better {
-            best = Some((model.fitted, history));
-        }
+        fitted_all.push(Fit {
+            algorithm: algorithm.to_string(),
+            validation: validation_predictions(&model, &table.validation),
+            fitted: model.fitted,
+            history,
+        });
     }
-    let Some((fitted, history)) = best else {
+    let Some(best) = best else {
         return Err(Error::Unsupported("no model was trained".into()));
     };
-    let chosen = leaderboard
+    let best_value = leaderboard
         .iter()
         .find(|c| c.chosen)
-        .map(|c| c.algorithm.clone())
-        .unwrap_or_default();
-    let refitted = refit(ctx, &table, kind, &p, &chosen, &fitted)?;
+        .map_or(f64::NAN, |c| c.value);
+    let mut ensembled = ensemble_entry(kind, &table, &fitted_all, best_value);
+    // Core ML cannot hold the ensemble yet: a project that asks for Core ML keeps the best single
+    // model, and the leaderboard says why.
+    if ctx.project.export.formats.iter().any(|f| f == "coreml")
+        && let Some((entry, _)) = ensembled.as_mut()
+        && entry.chosen
+    {
+        entry.chosen = false;
+        let why = "; not kept: this project exports Core ML ([export] formats), which cannot hold an ensemble — the best single model is kept (remove \"coreml\" from the formats to keep the ensemble)";
+        entry.note = Some(entry.note.take().unwrap_or_default() + why);
+    }
+    if let Some((entry, _)) = &ensembled {
+        if entry.chosen {
+            leaderboard.iter_mut().for_each(|c| c.chosen = false);
+        }
+        leaderboard.push(entry.clone());
+    }
+    let (fitted, history, chosen, refitted) = match ensembled {
+        Some((entry, members)) if entry.chosen => {
+            // The members refit on training + validation rows (where the chosen single model
+            // would be), with the weights selected before the refit.
+            let mut refit_members = Vec::with_capacity(members.members.len());
+            let mut any_refit = false;
+            for m in &members.members {
+                let f = refit(ctx, &table, kind, &p, &m.algorithm, &m.fitted)?;
+                any_refit |= f.is_some();
+                refit_members.push(Member {
+                    fitted: f.unwrap_or_else(|| m.fitted.clone()),
+                    ..m.clone()
+                });
+            }
+            let history = members
+                .heaviest()
+                .and_then(|h| fitted_all.iter().find(|f| f.algorithm == h.algorithm))
+                .map(|f| f.history.clone())
+                .unwrap_or(History {
+                    epochs: Vec::new(),
+                    stopped_early: false,
+                });
+            let refitted = any_refit.then(|| {
+                Fitted::Ensemble(Ensemble {
+                    members: refit_members,
+                })
+            });
+            (
+                Fitted::Ensemble(members),
+                history,
+                ENSEMBLE.to_string(),
+                refitted,
+            )
+        }
+        _ => {
+            let Some(f) = fitted_all.into_iter().nth(best) else {
+                return Err(Error::Unsupported("no model was trained".into()));
+            };
+            let refitted = refit(ctx, &table, kind, &p, &f.algorithm, &f.fitted)?;
+            (f.fitted, f.history, f.algorithm, refitted)
+        }
+    };
     if let (Some(_), Some(c)) = (&refitted, leaderboard.iter_mut().find(|c| c.chosen)) {
         c.refit = true;
     }
@@ -548,6 +681,105 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
     }
     let model = final_model.unwrap_or(model);
     tabular_model::write_run_outputs(ctx, &model, &table, &history, &leaderboard, &reports)
+}
+
+/// The leaderboard name of the weighted ensemble.
+pub const ENSEMBLE: &str = "ensemble";
+
+/// A candidate fitted on all training rows.
+struct Fit {
+    algorithm: String,
+    fitted: Fitted,
+    history: History,
+    /// Row-major predictions on the validation rows (class probabilities, or one value).
+    validation: Vec<f64>,
+}
+
+/// `model`'s predictions on `part`: class probabilities (classification) or values, row-major.
+fn validation_predictions(model: &TabularModel, part: &Part) -> Vec<f64> {
+    model
+        .raw_all(&part.x)
+        .into_iter()
+        .flat_map(|raw| match model.kind {
+            TargetKind::Classification => model
+                .probabilities(&raw)
+                .into_iter()
+                .map(f64::from)
+                .collect::<Vec<_>>(),
+            TargetKind::Regression => vec![raw.first().copied().unwrap_or(f64::NAN)],
+        })
+        .collect()
+}
+
+/// Greedy ensemble selection over the candidates fitted on all rows (at least 2, with
+/// validation rows): its leaderboard entry (chosen when its cross-fit metric beats
+/// `best_value` and it mixes at least two candidates) and the ensemble of the fitted members.
+fn ensemble_entry(
+    kind: TargetKind,
+    table: &tabular_data::TableData,
+    fitted: &[Fit],
+    best_value: f64,
+) -> Option<(Candidate, Ensemble)> {
+    if fitted.len() < 2 || table.validation.is_empty() {
+        return None;
+    }
+    let started = Instant::now();
+    let width = match kind {
+        TargetKind::Classification => table.labels.len(),
+        TargetKind::Regression => 1,
+    };
+    let predictions: Vec<Predictions<'_>> = fitted
+        .iter()
+        .map(|f| Predictions {
+            values: &f.validation,
+            width,
+        })
+        .collect();
+    let selected = ensemble::fit(kind, &predictions, &table.validation.y)?;
+    let members: Vec<Member> = fitted
+        .iter()
+        .zip(&selected.weights)
+        .filter(|(_, w)| **w > 0.0)
+        .map(|(f, w)| Member {
+            algorithm: f.algorithm.clone(),
+            weight: *w,
+            fitted: f.fitted.clone(),
+        })
+        .collect();
+    let mixes = members.len() >= 2;
+    let chosen = mixes && beats(kind, selected.cross_fit, best_value);
+    let (metric, loss) = match kind {
+        TargetKind::Classification => ("accuracy", "log loss"),
+        TargetKind::Regression => ("rmse", "squared error"),
+    };
+    let mut note = format!(
+        "greedy selection ({} rounds, with replacement) of the candidates' validation predictions by {loss}; the weights are fitted on the validation rows, so `value` is a 2-fold cross-fit (weights selected on one half of the validation rows, scored on the other, both ways); with the weights fitted on all validation rows, scored on them: {metric} {:.4} (optimistic)",
+        ensemble::ROUNDS,
+        selected.in_sample
+    );
+    if !mixes {
+        note += "; it selected a single candidate, so it is not an ensemble and cannot be chosen";
+    }
+    let entry = Candidate {
+        algorithm: ENSEMBLE.to_string(),
+        metric: metric.into(),
+        value: selected.cross_fit,
+        iterations: ensemble::ROUNDS,
+        fit_secs: started.elapsed().as_secs_f64(),
+        fit_cpu_secs: None,
+        chosen,
+        refit: false,
+        skipped: None,
+        weights: members
+            .iter()
+            .map(|m| MemberWeight {
+                algorithm: m.algorithm.clone(),
+                weight: m.weight,
+            })
+            .collect(),
+        note: Some(note),
+    };
+    Some((entry, Ensemble { members }))
 }
 
 /// A split's evaluation.
