@@ -3,11 +3,14 @@
 //! background threads ([`crate::jobs`]), and the engine wakes the UI through a repaint waker.
 
 use crate::command::{Command, DataSlot, Screen};
+use crate::file_dialog::{DialogMode, DialogPurpose, DialogRequest, NativeAnswer, NativeDialog};
 use crate::frame_stats::FrameStats;
 use crate::jobs::{JobResult, JobSender, Jobs, Repaint};
 use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
-use crate::state::{ModelState, PreviewItem, ScanState, State, TextPreview};
+use crate::state::{
+    FileBrowser, ModelState, PreviewItem, ScanState, State, TableColumns, TextPreview, Unsaved,
+};
 use crate::thumbnails::Thumbnails;
 pub use crate::ui::view::View;
 use lathe_engine::params::{ParamValue, ResolvedParams};
@@ -41,6 +44,11 @@ pub struct StudioOptions {
     pub frame_stats_out: Option<PathBuf>,
     /// Close the window once a run has finished and its model is loaded (for measurements).
     pub exit_when_done: bool,
+    /// Always use the built-in file browser, never the system's dialog
+    /// (`LATHE_BUILTIN_DIALOGS=1`, `--builtin-dialogs`).
+    pub builtin_dialogs: bool,
+    /// The system's file dialog (default: rfd's); tests put a stand-in here.
+    pub native_dialog: Option<NativeDialog>,
 }
 
 /// The whole app.
@@ -68,6 +76,18 @@ pub struct Studio {
     row_generation: u64,
     /// Counts looks through the project's runs; only the latest one's result is kept.
     runs_generation: u64,
+    /// The system's file dialog showed nothing once: the built-in browser is used from then on.
+    native_failed: bool,
+    /// The system's file dialog is open (one at a time).
+    native_open: bool,
+    /// Counts the built-in browser's listings and path checks; only the latest one's result is kept.
+    browse_generation: u64,
+    /// What to do once the project is saved (the unsaved-changes prompt's "Save").
+    after_save: Option<Unsaved>,
+    /// Close the window at the next `logic` (the user quit, nothing is left unsaved).
+    quit_requested: bool,
+    /// The window is closing for good: its close request is not cancelled again.
+    quitting: bool,
 }
 
 /// How a training session starts.
@@ -111,6 +131,9 @@ impl Studio {
                 preview_textures: BTreeMap::new(),
                 continue_open: false,
                 continue_epochs: 10,
+                dialog_path: String::new(),
+                dialog_name: String::new(),
+                dialog_selected: Vec::new(),
             },
             options,
             frame_stats: FrameStats::default(),
@@ -127,6 +150,12 @@ impl Studio {
             text_generation: 0,
             row_generation: 0,
             runs_generation: 0,
+            native_failed: false,
+            native_open: false,
+            browse_generation: 0,
+            after_save: None,
+            quit_requested: false,
+            quitting: false,
         }
     }
 
@@ -211,6 +240,16 @@ impl Studio {
             self.run(c);
         }
         self.run_pending();
+        // The window's close button (or the window manager) asks to close: ask about unsaved
+        // changes first.
+        if !self.quitting && ctx.input(|i| i.viewport().close_requested()) && self.unsaved() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.state.confirm = Some(Unsaved::Quit);
+        }
+        if std::mem::take(&mut self.quit_requested) {
+            self.quitting = true;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         if !self.commands.is_empty() {
             ctx.request_repaint();
         }
@@ -339,8 +378,67 @@ impl Studio {
                 self.state.dirty = false;
                 self.state.info(format!("Saved {}", path.display()));
                 self.remember(path);
+                if let Some(action) = self.after_save.take() {
+                    self.proceed(action);
+                }
             }
-            JobResult::ProjectSaved(Err(e)) => self.state.error(e),
+            JobResult::ProjectSaved(Err(e)) => {
+                self.after_save = None;
+                self.state.error(e);
+            }
+            JobResult::NativeDialog { request, answer } => {
+                self.native_open = false;
+                match answer {
+                    NativeAnswer::Chosen(paths) => {
+                        if let Some(c) = request.answer(paths) {
+                            self.run(c);
+                        }
+                    }
+                    NativeAnswer::Cancelled => self.dialog_cancelled(&request),
+                    NativeAnswer::Unavailable(why) => {
+                        self.native_failed = true;
+                        self.state
+                            .info(format!("{why}; Lathe's own file browser is used instead"));
+                        self.open_browser(request);
+                    }
+                }
+            }
+            JobResult::Listed { generation, result } => {
+                if generation == self.browse_generation
+                    && let Some(b) = self.state.file_dialog.as_mut()
+                {
+                    if let Ok(l) = &result {
+                        self.view.dialog_path = l.dir.display().to_string();
+                    }
+                    self.view.dialog_selected.clear();
+                    b.listing = Some(result);
+                }
+            }
+            JobResult::TypedChecked { generation, result } => {
+                if generation == self.browse_generation {
+                    match result {
+                        Ok(crate::file_dialog::Typed::Browse(dir)) => self.browse(dir),
+                        Ok(crate::file_dialog::Typed::Choose(paths)) => {
+                            self.run(Command::BrowseChosen(paths))
+                        }
+                        Ok(crate::file_dialog::Typed::Replace(path)) => {
+                            if let Some(b) = self.state.file_dialog.as_mut() {
+                                b.replace = Some(path);
+                            }
+                        }
+                        Err(e) => {
+                            if let Some(b) = self.state.file_dialog.as_mut() {
+                                b.problem = Some(e);
+                            }
+                        }
+                    }
+                }
+            }
+            JobResult::TableColumns { generation, result } => {
+                if generation == self.scan_generation {
+                    self.state.table_columns = Some(result);
+                }
+            }
             JobResult::SessionStarted { result, replayed } => match result {
                 Ok(session) => {
                     if let Some(state) = replayed {
@@ -470,13 +568,13 @@ impl Studio {
                     tx.send(JobResult::ProjectLoaded(loaded));
                 });
             }
-            Command::OpenProjectDialog => self.dialog(|| {
-                let file = rfd::AsyncFileDialog::new()
-                    .set_title("Open a Lathe project")
-                    .add_filter("Lathe project", &["toml"])
-                    .pick_file();
-                pollster::block_on(file).map(|f| Command::OpenProject(f.path().to_path_buf()))
-            }),
+            Command::OpenProjectDialog => {
+                if self.unsaved() {
+                    self.state.confirm = Some(Unsaved::Open);
+                } else {
+                    self.proceed(Unsaved::Open);
+                }
+            }
             Command::SaveProject => {
                 let file = self.state.project.as_ref().and_then(|p| p.file.clone());
                 self.run(match file {
@@ -484,16 +582,30 @@ impl Studio {
                     None => Command::SaveProjectAs,
                 });
             }
-            Command::SaveProjectAs => self.dialog(|| {
-                let file = rfd::AsyncFileDialog::new()
-                    .set_title("Save the Lathe project")
-                    .set_file_name("project.toml")
-                    .add_filter("Lathe project", &["toml"])
-                    .save_file();
-                pollster::block_on(file).map(|f| Command::SaveProjectTo(f.path().to_path_buf()))
-            }),
+            Command::SaveProjectAs => {
+                if self.state.project.is_none() {
+                    return;
+                }
+                let file = self.state.project.as_ref().and_then(|p| p.file.clone());
+                let request = DialogRequest::new(
+                    DialogPurpose::SaveProject,
+                    DialogMode::Save,
+                    "Save the Lathe project",
+                )
+                .extensions(&["toml"])
+                .file_name(
+                    &file
+                        .as_ref()
+                        .and_then(|f| f.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "project.toml".into()),
+                )
+                .start(file.as_ref().and_then(|f| f.parent()).map(Path::to_path_buf));
+                self.ask(request);
+            }
             Command::SaveProjectTo(path) => {
                 let Some(project) = self.state.project.clone() else {
+                    self.after_save = None;
                     return;
                 };
                 self.jobs.spawn("save-project", move |tx| {
@@ -506,27 +618,47 @@ impl Studio {
                 });
             }
             Command::CloseProject => {
+                if self.state.project.is_none() {
+                    return;
+                }
                 if self.state.run_active {
                     self.state
                         .error("A training is running: cancel it before closing the project");
                     return;
                 }
-                self.cancel_scan();
-                let templates = std::mem::take(&mut self.state.templates);
-                let recent = std::mem::take(&mut self.state.recent);
-                self.state = State {
-                    templates,
-                    recent,
-                    ..State::default()
-                };
-                self.clear_model();
+                if self.unsaved() {
+                    self.state.confirm = Some(Unsaved::Close);
+                } else {
+                    self.proceed(Unsaved::Close);
+                }
             }
+            Command::Quit => {
+                if self.unsaved() {
+                    self.state.confirm = Some(Unsaved::Quit);
+                } else {
+                    self.proceed(Unsaved::Quit);
+                }
+            }
+            Command::ConfirmSave => {
+                if let Some(action) = self.state.confirm.take() {
+                    self.after_save = Some(action);
+                    self.run(Command::SaveProject);
+                }
+            }
+            Command::ConfirmDiscard => {
+                if let Some(action) = self.state.confirm.take() {
+                    self.proceed(action);
+                }
+            }
+            Command::ConfirmCancel => self.state.confirm = None,
             Command::Show(screen) => self.state.screen = screen,
             Command::SetData(slot, path) => {
                 let Some(project) = self.state.project.as_mut() else {
                     return;
                 };
-                let path = path.map(|p| std::path::absolute(&p).unwrap_or(p));
+                let path = path
+                    .map(crate::file_dialog::expand_home)
+                    .map(|p| std::path::absolute(&p).unwrap_or(p));
                 match slot {
                     DataSlot::Train => project.data.train = path.unwrap_or_default(),
                     DataSlot::Validation => project.data.validation = path,
@@ -540,21 +672,15 @@ impl Studio {
                 None => self.state.error("Drop a folder (one subfolder per class), not single files from different places"),
             },
             Command::ChooseData(slot) => {
-                // Table templates read one file; the others a folder.
-                let table = self.state.preview_kind() == PreviewKind::Table;
-                self.dialog(move || {
-                    let dialog = rfd::AsyncFileDialog::new().set_title(slot.title());
-                    let chosen = if table {
-                        pollster::block_on(
-                            dialog
-                                .add_filter("Tables", &["csv", "tsv", "json", "jsonl", "ndjson"])
-                                .pick_file(),
-                        )
-                    } else {
-                        pollster::block_on(dialog.pick_folder())
-                    };
-                    chosen.map(|f| Command::SetData(slot, Some(f.path().into())))
-                })
+                let start = self.data_path(slot).or_else(|| self.data_path(DataSlot::Train));
+                let request = DialogRequest::new(
+                    DialogPurpose::Data(slot),
+                    self.data_mode(),
+                    slot.title(),
+                )
+                .extensions(&crate::file_dialog::TABLE_EXTENSIONS)
+                .start(start.and_then(|p| p.parent().map(Path::to_path_buf)));
+                self.ask(request);
             }
             Command::SetParam { key, value } => self.set_param(&key, value),
             Command::ResetParam(key) => {
@@ -563,6 +689,9 @@ impl Studio {
                     self.state.dirty = true;
                 }
                 self.check_continue_support();
+                if scan_relevant(&key) {
+                    self.rescan();
+                }
             }
             Command::SetSeed(seed) => {
                 if let Some(p) = self.state.project.as_mut() {
@@ -632,35 +761,206 @@ impl Studio {
                 predicted,
             } => self.state.selected_cell = Some((split, truth, predicted)),
             Command::EvaluateFolder(data) => self.evaluate(data),
-            Command::ChooseEvaluateFolder => self.dialog(|| {
-                let folder = rfd::AsyncFileDialog::new()
-                    .set_title("Labelled data to evaluate on")
-                    .pick_folder();
-                pollster::block_on(folder).map(|f| Command::EvaluateFolder(f.path().into()))
-            }),
+            Command::ChooseEvaluateFolder => {
+                let start = self
+                    .data_path(DataSlot::Test)
+                    .or_else(|| self.data_path(DataSlot::Train));
+                let request = DialogRequest::new(
+                    DialogPurpose::Evaluate,
+                    self.data_mode(),
+                    "Labelled data to evaluate on",
+                )
+                .extensions(&crate::file_dialog::TABLE_EXTENSIONS)
+                .start(start.and_then(|p| p.parent().map(Path::to_path_buf)));
+                self.ask(request);
+            }
             Command::Predict(files) => self.predict(files),
             Command::PredictText(text) => self.predict_text(text),
             Command::PredictRow(values) => self.predict_row(values),
-            Command::ChoosePreviewFiles => self.dialog(|| {
-                let files = rfd::AsyncFileDialog::new()
-                    .set_title("Files to preview")
-                    .pick_files();
-                pollster::block_on(files)
-                    .map(|fs| Command::Predict(fs.iter().map(|f| f.path().to_path_buf()).collect()))
-            }),
+            Command::ChoosePreviewFiles => {
+                let start = self.data_path(DataSlot::Test).or_else(|| self.data_path(DataSlot::Train));
+                let request =
+                    DialogRequest::new(DialogPurpose::Preview, DialogMode::Files, "Files to preview")
+                        .start(start);
+                self.ask(request);
+            }
             Command::Export(format) => self.export(format),
             Command::OpenFolder(path) => open_folder(&path, &self.jobs.sender()),
             Command::DismissNotice => self.state.notice = None,
+            Command::BrowseTo(dir) => self.browse(dir),
+            Command::BrowseTyped(text) => {
+                let Some(b) = self.state.file_dialog.as_mut() else {
+                    return;
+                };
+                b.problem = None;
+                b.replace = None;
+                let request = b.request.clone();
+                let current = b.shown_dir().to_path_buf();
+                self.browse_generation += 1;
+                let generation = self.browse_generation;
+                self.jobs.spawn("check-path", move |tx| {
+                    let result = crate::file_dialog::check_typed(&text, &current, &request);
+                    tx.send(JobResult::TypedChecked { generation, result });
+                });
+            }
+            Command::BrowseHidden(show) => {
+                if let Some(b) = self.state.file_dialog.as_mut() {
+                    b.show_hidden = show;
+                    let dir = b.shown_dir().to_path_buf();
+                    self.browse(dir);
+                }
+            }
+            Command::BrowseChosen(paths) => {
+                if let Some(b) = self.state.file_dialog.take() {
+                    self.browse_generation += 1;
+                    match b.request.answer(paths) {
+                        Some(c) => self.run(c),
+                        None => self.dialog_cancelled(&b.request),
+                    }
+                }
+            }
+            Command::BrowseCancel => {
+                if let Some(b) = self.state.file_dialog.take() {
+                    self.browse_generation += 1;
+                    self.dialog_cancelled(&b.request);
+                }
+            }
         }
     }
 
-    /// Shows a native dialog on a background thread; its answer comes back as a command.
-    fn dialog(&self, ask: impl FnOnce() -> Option<Command> + Send + 'static) {
-        self.jobs.spawn("dialog", move |tx| {
-            if let Some(c) = ask() {
-                tx.send(JobResult::Command(c));
+    /// Whether the open project has changes that closing it would lose.
+    fn unsaved(&self) -> bool {
+        self.state.project.is_some() && self.state.dirty
+    }
+
+    /// Does what waited for the unsaved-changes prompt (or needed none).
+    fn proceed(&mut self, action: Unsaved) {
+        match action {
+            Unsaved::Close => self.close_project(),
+            Unsaved::Quit => self.quit_requested = true,
+            Unsaved::Open => {
+                let start = self
+                    .state
+                    .project
+                    .as_ref()
+                    .and_then(|p| p.file.as_ref())
+                    .or(self.state.recent.first())
+                    .and_then(|f| f.parent())
+                    .map(Path::to_path_buf);
+                let request = DialogRequest::new(
+                    DialogPurpose::OpenProject,
+                    DialogMode::File,
+                    "Open a Lathe project",
+                )
+                .extensions(&["toml"])
+                .start(start);
+                self.ask(request);
             }
+        }
+    }
+
+    /// Back to the template picker, keeping the templates and recent projects.
+    fn close_project(&mut self) {
+        if self.state.run_active {
+            self.state
+                .error("A training is running: cancel it before closing the project");
+            return;
+        }
+        self.cancel_scan();
+        let templates = std::mem::take(&mut self.state.templates);
+        let recent = std::mem::take(&mut self.state.recent);
+        self.state = State {
+            templates,
+            recent,
+            ..State::default()
+        };
+        self.clear_model();
+    }
+
+    /// A file dialog closed without an answer: a save that waited for it is off.
+    fn dialog_cancelled(&mut self, request: &DialogRequest) {
+        if request.purpose == DialogPurpose::SaveProject {
+            self.after_save = None;
+        }
+    }
+
+    /// Asks for files or folders: the system's dialog on a background thread (its answer comes
+    /// back as a job result), or the built-in browser where that showed nothing before or the
+    /// built-in one is asked for.
+    fn ask(&mut self, request: DialogRequest) {
+        if self.state.file_dialog.is_some() || self.native_open {
+            return;
+        }
+        if self.options.builtin_dialogs || self.native_failed {
+            self.open_browser(request);
+            return;
+        }
+        let native = self
+            .options
+            .native_dialog
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::file_dialog::rfd_dialog));
+        self.native_open = true;
+        self.jobs.spawn("dialog", move |tx| {
+            let answer = native(&request);
+            tx.send(JobResult::NativeDialog { request, answer });
         });
+    }
+
+    /// Opens the built-in file browser in the request's folder (else the home folder).
+    fn open_browser(&mut self, request: DialogRequest) {
+        let dir = request
+            .start
+            .clone()
+            .or_else(crate::file_dialog::home_dir)
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        self.view.dialog_name = request.file_name.clone().unwrap_or_default();
+        self.view.dialog_path = dir.display().to_string();
+        self.view.dialog_selected.clear();
+        self.state.file_dialog = Some(FileBrowser::new(request, dir.clone()));
+        self.browse(dir);
+    }
+
+    /// Lists `dir` for the built-in browser in the background.
+    fn browse(&mut self, dir: PathBuf) {
+        let Some(b) = self.state.file_dialog.as_mut() else {
+            return;
+        };
+        b.dir = dir.clone();
+        b.listing = None;
+        b.problem = None;
+        b.replace = None;
+        let request = b.request.clone();
+        let show_hidden = b.show_hidden;
+        self.browse_generation += 1;
+        let generation = self.browse_generation;
+        self.jobs.spawn("list-folder", move |tx| {
+            let result = crate::file_dialog::list(&dir, &request, show_hidden);
+            tx.send(JobResult::Listed { generation, result });
+        });
+    }
+
+    /// A data slot's path, resolved against the project's folder.
+    fn data_path(&self, slot: DataSlot) -> Option<PathBuf> {
+        let project = self.state.project.as_ref()?;
+        let path = match slot {
+            DataSlot::Train => {
+                Some(project.data.train.as_path()).filter(|p| !p.as_os_str().is_empty())
+            }
+            DataSlot::Validation => project.data.validation.as_deref(),
+            DataSlot::Test => project.data.test.as_deref(),
+        }?;
+        Some(project.resolve(path))
+    }
+
+    /// What the project's data is: a table file, a folder, or (text) either.
+    fn data_mode(&self) -> DialogMode {
+        match self.state.preview_kind() {
+            PreviewKind::Table => DialogMode::File,
+            PreviewKind::Text => DialogMode::FolderOrFile,
+            _ => DialogMode::Folder,
+        }
     }
 
     fn remember(&mut self, file: PathBuf) {
@@ -691,6 +991,7 @@ impl Studio {
         self.state.exports.clear();
         self.state.resumable.clear();
         self.state.finished_run = None;
+        self.state.table_columns = None;
         self.view.continue_open = false;
         self.state.screen = Screen::Data;
         self.rescan();
@@ -735,8 +1036,7 @@ impl Studio {
             self.state.dirty = true;
         }
         self.check_continue_support();
-        // Scan-relevant parameters (e.g. the validation split) change the summary.
-        if key.contains("split") {
+        if scan_relevant(key) {
             self.rescan();
         }
     }
@@ -756,13 +1056,26 @@ impl Studio {
         };
         if project.data.train.as_os_str().is_empty() {
             self.state.scan = ScanState::Idle;
+            self.state.table_columns = None;
             return;
         }
         let control = Control::new();
         self.scan_control = Some(control.clone());
         let generation = self.scan_generation;
         self.state.scan = ScanState::Running { done: 0, total: 0 };
+        // A table's columns, for the target dropdown (read apart from the scan, which stops at a
+        // missing target).
+        let target = (self.state.preview_kind() == PreviewKind::Table).then(|| {
+            match self.state.param("target") {
+                Some(ParamValue::Text(t)) => t,
+                _ => String::new(),
+            }
+        });
         self.jobs.spawn("scan", move |tx| {
+            if let Some(target) = target {
+                let result = table_columns(&ResolvedData::of(&project).train, &target);
+                tx.send(JobResult::TableColumns { generation, result });
+            }
             let result = scan(&project, &control, &mut |done, total| {
                 tx.send(JobResult::ScanProgress {
                     generation,
@@ -1183,6 +1496,22 @@ fn param_defaults(template_id: &str) -> Result<SpecsAndDefaults, String> {
     let layer = template.param_layer().map_err(|e| e.to_string())?;
     let resolved = ResolvedParams::resolve(&specs, &[&layer]).map_err(|e| e.to_string())?;
     Ok((specs, resolved.0))
+}
+
+/// Parameters that change what the scan finds (the validation split, the table's target and
+/// ignored columns).
+fn scan_relevant(key: &str) -> bool {
+    key.contains("split") || key == "target" || key == "ignore_columns"
+}
+
+/// A table's columns and the one the model predicts with the `target` parameter `wanted`.
+fn table_columns(path: &Path, wanted: &str) -> Result<TableColumns, String> {
+    let table = lathe_engine::data::table::read(path).map_err(|e| e.to_string())?;
+    let target = templates::tabular::data::find_target(&table, wanted).ok();
+    Ok(TableColumns {
+        columns: table.columns,
+        target,
+    })
 }
 
 /// Scans a project's data as `lathe check` does.

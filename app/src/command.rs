@@ -95,8 +95,16 @@ pub enum Command {
     SaveProjectAs,
     /// Saves the project to this file.
     SaveProjectTo(PathBuf),
-    /// Back to the template picker.
+    /// Back to the template picker (asking about unsaved changes first).
     CloseProject,
+    /// Closes the window (asking about unsaved changes first).
+    Quit,
+    /// The unsaved-changes prompt: save, then do what was asked.
+    ConfirmSave,
+    /// The unsaved-changes prompt: do what was asked without saving.
+    ConfirmDiscard,
+    /// The unsaved-changes prompt: keep the project open as it is.
+    ConfirmCancel,
     Show(Screen),
     /// Sets (or clears) a data folder; the data is scanned again in the background.
     SetData(DataSlot, Option<PathBuf>),
@@ -147,5 +155,15 @@ pub enum Command {
     Export(String),
     /// Opens a folder in the system's file manager.
     OpenFolder(PathBuf),
+    /// The built-in file browser shows this folder.
+    BrowseTo(PathBuf),
+    /// A path typed into the built-in file browser (a folder to show, or the answer).
+    BrowseTyped(String),
+    /// The built-in file browser lists hidden files too (or not).
+    BrowseHidden(bool),
+    /// The built-in file browser's answer.
+    BrowseChosen(Vec<PathBuf>),
+    /// The built-in file browser was closed without an answer.
+    BrowseCancel,
     DismissNotice,
 }

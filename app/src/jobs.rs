@@ -1,11 +1,13 @@
 //! Background work: every slow thing the app does (scanning data, loading and running models,
-//! reading reports, file dialogs, saving, exporting) runs on a named thread and reports back
-//! here; the UI thread only drains results. Each result wakes the UI through [`Repaint`].
+//! reading reports, file dialogs and the built-in browser's listings, saving, exporting) runs on
+//! a named thread and reports back here; the UI thread only drains results. Each result wakes
+//! the UI through [`Repaint`].
 
 use crate::command::Command;
+use crate::file_dialog::{DialogRequest, Listing, NativeAnswer, Typed};
 use crate::preview_data::TableRows;
 use crate::report::{EvalView, ReportView};
-use crate::state::PreviewItem;
+use crate::state::{PreviewItem, TableColumns};
 use lathe_engine::Project;
 use lathe_engine::Session;
 use lathe_engine::data::DatasetSummary;
@@ -96,6 +98,26 @@ pub enum JobResult {
     Runs {
         generation: u64,
         found: crate::runs::FoundRuns,
+    },
+    /// The system's file dialog answered (or showed nothing).
+    NativeDialog {
+        request: DialogRequest,
+        answer: NativeAnswer,
+    },
+    /// The built-in file browser's folder was listed; `generation` tells the latest from stale ones.
+    Listed {
+        generation: u64,
+        result: Result<Listing, String>,
+    },
+    /// A path typed into the built-in file browser was checked.
+    TypedChecked {
+        generation: u64,
+        result: Result<Typed, String>,
+    },
+    /// A table project's training table was read for its columns (with scan `generation`).
+    TableColumns {
+        generation: u64,
+        result: Result<TableColumns, String>,
     },
     /// A job failed before it could report anything more specific.
     Failed(String),

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod choices;
 pub mod command;
+pub mod file_dialog;
 pub mod frame_stats;
 pub mod jobs;
 pub mod preview_data;

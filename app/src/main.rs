@@ -41,6 +41,11 @@ struct Args {
     /// Folder for runs of unsaved projects (default ~/Lathe).
     #[arg(long)]
     runs: Option<PathBuf>,
+    /// Use Lathe's own file browser instead of the system's file dialog (also
+    /// LATHE_BUILTIN_DIALOGS=1). Without it the built-in one is used where the system's does not
+    /// open (no XDG desktop portal).
+    #[arg(long)]
+    builtin_dialogs: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +58,8 @@ fn main() -> std::process::ExitCode {
         runs_home: args.runs.clone(),
         frame_stats_out: args.frame_stats.clone(),
         exit_when_done: args.exit_when_done,
+        builtin_dialogs: args.builtin_dialogs
+            || std::env::var_os("LATHE_BUILTIN_DIALOGS").is_some_and(|v| !v.is_empty() && v != "0"),
         ..Default::default()
     });
     if let Some(t) = &args.template {

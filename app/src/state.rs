@@ -3,6 +3,7 @@
 //! handlers change it; screens read it.
 
 use crate::command::Screen;
+use crate::file_dialog::{DialogRequest, Listing};
 use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
 use crate::runs::InterruptedRun;
@@ -73,6 +74,62 @@ pub struct TextPreview {
     pub result: Result<Prediction, String>,
 }
 
+/// What waits for the answer of the unsaved-changes prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unsaved {
+    /// Close the project.
+    Close,
+    /// Close the window.
+    Quit,
+    /// Open another project.
+    Open,
+}
+
+/// The built-in file browser (shown where no system file dialog answers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileBrowser {
+    pub request: DialogRequest,
+    /// The folder asked for; the listing says which one is shown.
+    pub dir: PathBuf,
+    /// `None` while the folder is being listed.
+    pub listing: Option<Result<Listing, String>>,
+    pub show_hidden: bool,
+    /// Why the typed path was not taken.
+    pub problem: Option<String>,
+    /// An existing file the save would replace, waiting for "Replace".
+    pub replace: Option<PathBuf>,
+}
+
+impl FileBrowser {
+    pub fn new(request: DialogRequest, dir: PathBuf) -> Self {
+        Self {
+            request,
+            dir,
+            listing: None,
+            show_hidden: false,
+            problem: None,
+            replace: None,
+        }
+    }
+
+    /// The folder shown (the listed one, else the one asked for).
+    pub fn shown_dir(&self) -> &std::path::Path {
+        match &self.listing {
+            Some(Ok(l)) => &l.dir,
+            _ => &self.dir,
+        }
+    }
+}
+
+/// The columns of a table project's training table, for the target dropdown.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableColumns {
+    pub columns: Vec<String>,
+    /// The column the model predicts: the `target` parameter, else the first column named
+    /// target, label, class or y; `None` when neither is in the table.
+    pub target: Option<String>,
+}
+
 /// Everything the screens show.
 #[derive(Default)]
 pub struct State {
@@ -119,6 +176,12 @@ pub struct State {
     pub exports: Vec<(String, PathBuf)>,
     pub exporting: bool,
     pub notice: Option<Notice>,
+    /// The built-in file browser, while open.
+    pub file_dialog: Option<FileBrowser>,
+    /// The unsaved-changes prompt, while open: what the user asked for.
+    pub confirm: Option<Unsaved>,
+    /// The training table's columns (table projects), read with each scan.
+    pub table_columns: Option<Result<TableColumns, String>>,
 }
 
 impl State {
@@ -151,6 +214,11 @@ impl State {
             ScanState::Done(s) => !s.has_errors(),
             _ => false,
         }
+    }
+
+    /// A modal (the file browser or the unsaved-changes prompt) is open.
+    pub fn modal_open(&self) -> bool {
+        self.file_dialog.is_some() || self.confirm.is_some()
     }
 
     pub fn info(&mut self, text: impl Into<String>) {

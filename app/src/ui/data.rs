@@ -1,12 +1,16 @@
 //! The data screen: drop zones (or "Choose folder…") for training, validation and test data,
-//! then what the background scan found: counts per class, thumbnails, health warnings.
+//! the column to predict (tables), then what the background scan found: counts per class,
+//! thumbnails, health warnings.
 
 use crate::command::{Command, DataSlot, Screen};
+use crate::preview_data::PreviewKind;
 use crate::state::{ScanState, State};
 use crate::ui::view::View;
 use crate::widgets::bars::class_counts_ui;
 use crate::widgets::drop_zone::{drop_zone_ui, dropped_paths, hover_overlay};
+use crate::widgets::format::plain_words;
 use lathe_engine::data::{DataKind, DatasetSummary, Severity};
+use lathe_engine::params::ParamValue;
 use std::path::Path;
 
 /// Thumbnails shown per class.
@@ -20,11 +24,12 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
     };
     let hint = state
         .template()
-        .map(|t| t.data_hint.clone())
+        .map(|t| plain_words(&t.data_hint))
         .unwrap_or_default();
+    let table = state.preview_kind() == PreviewKind::Table;
     ui.heading("Data");
     if let Some(t) = state.template() {
-        ui.label(&t.data_layout);
+        ui.label(plain_words(&t.data_layout));
     }
     ui.add_space(6.0);
     let mut zones = Vec::new();
@@ -49,7 +54,7 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
             slot.title(),
             current.as_deref(),
             slot_hint,
-            if state.preview_kind() == crate::preview_data::PreviewKind::Table {
+            if table {
                 "Choose file…"
             } else {
                 "Choose folder…"
@@ -61,9 +66,13 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
         if zone.clear_clicked {
             commands.push(Command::SetData(slot, None));
         }
-        typed_path_ui(ui, slot, view, commands);
+        typed_path_ui(ui, slot, table, view, commands);
         zones.push((slot, zone.rect));
         ui.add_space(4.0);
+        if table && slot == DataSlot::Train {
+            target_ui(ui, state, commands);
+            ui.add_space(4.0);
+        }
     }
 
     // Files dropped anywhere on this screen go to the zone under the pointer, else training.
@@ -95,7 +104,12 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
             });
         }
         ScanState::Failed(e) => {
-            ui.colored_label(ui.visuals().error_fg_color, e);
+            // A table without a known target: the dropdown above says what to do, in plain words.
+            let no_target =
+                table && matches!(&state.table_columns, Some(Ok(c)) if c.target.is_none());
+            if !no_target {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
         }
         ScanState::Done(summary) => {
             ui.horizontal(|ui| {
@@ -113,20 +127,88 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
     }
 }
 
-fn typed_path_ui(ui: &mut egui::Ui, slot: DataSlot, view: &mut View, commands: &mut Vec<Command>) {
+fn typed_path_ui(
+    ui: &mut egui::Ui,
+    slot: DataSlot,
+    table: bool,
+    view: &mut View,
+    commands: &mut Vec<Command>,
+) {
     ui.horizontal(|ui| {
         let text = view.typed_paths.entry(slot.split()).or_default();
         let edit = ui.add(
             egui::TextEdit::singleline(text)
-                .hint_text("…or type a folder path")
+                .hint_text(if table {
+                    "…or type a file path (~ is your home folder)"
+                } else {
+                    "…or type a folder path (~ is your home folder)"
+                })
                 .desired_width(420.0),
         );
         let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if (ui.button("Use").clicked() || enter) && !text.trim().is_empty() {
-            commands.push(Command::SetData(slot, Some(text.trim().into())));
+            let path = crate::file_dialog::typed_path(text, None);
+            commands.push(Command::SetData(slot, Some(path)));
             text.clear();
         }
     });
+}
+
+/// The column a table model predicts: a dropdown of the training table's columns. Choosing one
+/// sets the `target` parameter, which scans the data again.
+fn target_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
+    let Some(Ok(columns)) = &state.table_columns else {
+        return;
+    };
+    ui.horizontal(|ui| {
+        let label = ui.strong("Column to predict");
+        target_combo_ui(ui, columns, label.id, commands);
+        if columns.target.is_none() {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                match state.param("target") {
+                    Some(ParamValue::Text(t)) if !t.trim().is_empty() => format!(
+                        "This table has no column \u{201c}{}\u{201d}: choose the column the model should predict.",
+                        t.trim()
+                    ),
+                    _ => "Choose the column the model should predict.".to_string(),
+                },
+            );
+        } else {
+            ui.weak("The model learns to predict this column from the others.");
+        }
+    });
+}
+
+/// The dropdown of a table's columns; picking one sets the `target` parameter (shared with the
+/// Settings screen).
+pub fn target_combo_ui(
+    ui: &mut egui::Ui,
+    columns: &crate::state::TableColumns,
+    label: egui::Id,
+    commands: &mut Vec<Command>,
+) {
+    let current = columns.target.as_deref();
+    egui::ComboBox::from_id_salt("target_column")
+        .selected_text(current.unwrap_or("Choose a column…"))
+        .width(220.0)
+        .show_ui(ui, |ui| {
+            for c in &columns.columns {
+                if ui
+                    .selectable_label(current == Some(c.as_str()), c)
+                    .clicked()
+                    && current != Some(c.as_str())
+                {
+                    commands.push(Command::SetParam {
+                        key: "target".into(),
+                        value: ParamValue::Text(c.clone()),
+                    });
+                }
+            }
+        })
+        .response
+        .labelled_by(label)
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Column to predict"));
 }
 
 /// The scan's findings.

@@ -17,10 +17,16 @@ const SAMPLES_SHOWN: usize = 60;
 
 pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
     ui.heading("Evaluate");
+    let table = state.preview_kind() == crate::preview_data::PreviewKind::Table;
     ui.horizontal(|ui| {
         let can = state.model.loaded && !state.evaluating;
+        let label = if table {
+            "Evaluate on another table…"
+        } else {
+            "Evaluate on a folder…"
+        };
         if ui
-            .add_enabled(can, egui::Button::new("Evaluate on a folder…"))
+            .add_enabled(can, egui::Button::new(label))
             .on_disabled_hover_text("Needs a trained model")
             .clicked()
         {
@@ -33,12 +39,17 @@ pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: 
     });
     if state.model.loaded {
         let dropped = dropped_paths(ui.ctx());
-        if let Some(folder) = dropped.into_iter().find(|p| p.is_dir()) {
+        // A table model evaluates on a table file; the others on a labelled folder.
+        if let Some(folder) = dropped.into_iter().find(|p| table || p.is_dir()) {
             commands.push(Command::EvaluateFolder(folder));
         }
         hover_overlay(
             ui.ctx(),
-            "Drop a labelled folder to evaluate the model on it",
+            if table {
+                "Drop a table to evaluate the model on it"
+            } else {
+                "Drop a labelled folder to evaluate the model on it"
+            },
         );
     }
     let mut evaluations: Vec<(String, &EvalView)> = state
@@ -248,9 +259,9 @@ fn choice_ui(ui: &mut egui::Ui, choice: &Choice) {
         .show(ui, |ui| {
             for row in &choice.rows {
                 let name = if row.chosen {
-                    egui::RichText::new(format!("✔ {}", row.name)).strong()
+                    egui::RichText::new(format!("{} (chosen)", row.name)).strong()
                 } else {
-                    egui::RichText::new(format!("   {}", row.name))
+                    egui::RichText::new(row.name.as_str())
                 };
                 ui.label(name);
                 match row.score {

@@ -1,7 +1,9 @@
 //! The screens, one file each, and the frame around them (top bar with the project's tabs,
-//! notices). Every function draws from `&State` and turns clicks into [`Command`]s.
+//! notices, keyboard shortcuts, the modal dialogs). Every function draws from `&State` and turns
+//! clicks and keys into [`Command`]s.
 
 pub mod data;
+pub mod dialogs;
 pub mod evaluate;
 pub mod export;
 pub mod picker;
@@ -18,8 +20,57 @@ use crate::command::{Command, Screen};
 use crate::state::State;
 use crate::ui::view::View;
 
+/// The keyboard shortcuts: (modifiers, key, what it does). Listed in the order they are matched
+/// (Ctrl+Shift+S before Ctrl+S).
+pub const SHORTCUTS: [(egui::Modifiers, egui::Key, &str); 6] = [
+    (
+        egui::Modifiers::COMMAND.plus(egui::Modifiers::SHIFT),
+        egui::Key::S,
+        "Save project as…",
+    ),
+    (egui::Modifiers::COMMAND, egui::Key::S, "Save project"),
+    (egui::Modifiers::COMMAND, egui::Key::O, "Open project…"),
+    (egui::Modifiers::COMMAND, egui::Key::W, "Close project"),
+    (egui::Modifiers::COMMAND, egui::Key::Q, "Quit"),
+    (egui::Modifiers::COMMAND, egui::Key::Enter, "Start training"),
+];
+
+/// "Ctrl+S" (or "⌘S" on a Mac) for a shortcut of [`SHORTCUTS`] by its description.
+pub fn shortcut_text(ctx: &egui::Context, what: &str) -> String {
+    SHORTCUTS
+        .iter()
+        .find(|(_, _, w)| *w == what)
+        .map(|(m, k, _)| ctx.format_shortcut(&egui::KeyboardShortcut::new(*m, *k)))
+        .unwrap_or_default()
+}
+
+/// Turns pressed shortcuts into commands (none while a modal dialog is open).
+fn shortcuts(ctx: &egui::Context, state: &State, commands: &mut Vec<Command>) {
+    if state.modal_open() {
+        return;
+    }
+    let has_project = state.project.is_some();
+    for (modifiers, key, what) in SHORTCUTS {
+        let command = match what {
+            "Save project as…" if has_project => Command::SaveProjectAs,
+            "Save project" if has_project => Command::SaveProject,
+            "Open project…" => Command::OpenProjectDialog,
+            "Close project" if has_project => Command::CloseProject,
+            "Quit" => Command::Quit,
+            "Start training" if state.ready_to_train() && !state.run_active => {
+                Command::StartTraining
+            }
+            _ => continue,
+        };
+        if ctx.input_mut(|i| i.consume_shortcut(&egui::KeyboardShortcut::new(modifiers, key))) {
+            commands.push(command);
+        }
+    }
+}
+
 /// Draws the whole window.
 pub fn studio_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
+    shortcuts(ui.ctx(), state, commands);
     egui::Panel::top("top_bar").show(ui, |ui| top_bar_ui(ui, state, commands));
     if runs::banner_wanted(state) {
         egui::Panel::top("runs_banner").show(ui, |ui| runs::banner_ui(ui, state, view, commands));
@@ -52,6 +103,11 @@ pub fn studio_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &m
                 Screen::Export => export::export_ui(ui, state, commands),
             });
     });
+    if let Some(browser) = &state.file_dialog {
+        dialogs::file_browser_ui(ui.ctx(), browser, view, commands);
+    } else if let Some(action) = state.confirm {
+        dialogs::unsaved_ui(ui.ctx(), state, action, commands);
+    }
 }
 
 fn top_bar_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
@@ -81,13 +137,34 @@ fn top_bar_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
             }
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            if ui.button("Close").clicked() {
+            let ctx = ui.ctx().clone();
+            let hint = |what: &str| format!("{what} ({})", shortcut_text(&ctx, what));
+            if ui
+                .button("Close")
+                .on_hover_text(hint("Close project"))
+                .clicked()
+            {
                 commands.push(Command::CloseProject);
             }
-            if ui.button("Open project…").clicked() {
+            if ui
+                .button("Open project…")
+                .on_hover_text(hint("Open project…"))
+                .clicked()
+            {
                 commands.push(Command::OpenProjectDialog);
             }
-            if ui.button("Save project").clicked() {
+            if ui
+                .button("Save as…")
+                .on_hover_text(hint("Save project as…"))
+                .clicked()
+            {
+                commands.push(Command::SaveProjectAs);
+            }
+            if ui
+                .button("Save project")
+                .on_hover_text(hint("Save project"))
+                .clicked()
+            {
                 commands.push(Command::SaveProject);
             }
         });

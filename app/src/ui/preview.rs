@@ -63,13 +63,15 @@ fn files_ui(
         commands.push(Command::ChoosePreviewFiles);
     }
     ui.horizontal(|ui| {
-        ui.add(
+        let edit = ui.add(
             egui::TextEdit::singleline(&mut view.typed_preview)
-                .hint_text("…or type a file path")
+                .hint_text("…or type a file path (~ is your home folder)")
                 .desired_width(420.0),
         );
-        if ui.button("Predict").clicked() && !view.typed_preview.trim().is_empty() {
-            commands.push(Command::Predict(vec![view.typed_preview.trim().into()]));
+        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (ui.button("Predict").clicked() || enter) && !view.typed_preview.trim().is_empty() {
+            let path = crate::file_dialog::typed_path(&view.typed_preview, None);
+            commands.push(Command::Predict(vec![path]));
             view.typed_preview.clear();
         }
     });

@@ -3,6 +3,7 @@
 
 use crate::command::{Command, Screen};
 use crate::state::State;
+use crate::widgets::format::plain_words;
 use lathe_engine::params::{ParamKind, ParamSpec, ParamValue};
 
 /// Devices offered (the engine reports which work on this machine when training starts).
@@ -79,72 +80,21 @@ pub fn settings_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>
 }
 
 fn param_row_ui(ui: &mut egui::Ui, state: &State, spec: &ParamSpec, commands: &mut Vec<Command>) {
-    let label = ui.label(&spec.label).on_hover_text(&spec.help);
+    let help = plain_words(&spec.help);
+    let label = ui.label(&spec.label).on_hover_text(&help);
     let value = state
         .param(&spec.key)
         .unwrap_or_else(|| spec.default.clone());
     let mut changed: Option<ParamValue> = None;
-    let mut set = |value: ParamValue| changed = Some(value);
     let mut reset = false;
     ui.horizontal(|ui| {
-        match (&spec.kind, &value) {
-            (ParamKind::Bool, ParamValue::Bool(b)) => {
-                let mut b = *b;
-                if ui.checkbox(&mut b, "").labelled_by(label.id).changed() {
-                    set(ParamValue::Bool(b));
-                }
-            }
-            (ParamKind::Int { min, max }, ParamValue::Int(i)) => {
-                let mut i = *i;
-                if ui
-                    .add(egui::DragValue::new(&mut i).range(*min..=*max))
-                    .labelled_by(label.id)
-                    .changed()
-                {
-                    set(ParamValue::Int(i));
-                }
-            }
-            (ParamKind::Float { min, max }, ParamValue::Float(f)) => {
-                let mut f = *f;
-                let speed = ((max - min) / 1000.0).clamp(1e-6, 1.0);
-                if ui
-                    .add(
-                        egui::DragValue::new(&mut f)
-                            .range(*min..=*max)
-                            .speed(speed)
-                            .max_decimals(6),
-                    )
-                    .labelled_by(label.id)
-                    .changed()
-                {
-                    set(ParamValue::Float(f));
-                }
-            }
-            (ParamKind::Choice { options }, ParamValue::Text(current)) => {
-                egui::ComboBox::from_id_salt(("choice", &spec.key))
-                    .selected_text(current.as_str())
-                    .show_ui(ui, |ui| {
-                        for o in options {
-                            if ui.selectable_label(o == current, o).clicked() {
-                                set(ParamValue::Text(o.clone()));
-                            }
-                        }
-                    })
-                    .response
-                    .widget_info(|| {
-                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, &spec.label)
-                    });
-            }
-            (_, v) => {
-                let mut text = v.display();
-                if ui
-                    .add(egui::TextEdit::singleline(&mut text).desired_width(240.0))
-                    .labelled_by(label.id)
-                    .changed()
-                {
-                    set(ParamValue::Text(text));
-                }
-            }
+        // A table's target: a dropdown of its columns, once the data has been read.
+        if spec.key == "target"
+            && let Some(Ok(columns)) = &state.table_columns
+        {
+            crate::ui::data::target_combo_ui(ui, columns, label.id, commands);
+        } else {
+            changed = value_ui(ui, spec, &value, label.id);
         }
         let overridden = state
             .project
@@ -159,7 +109,7 @@ fn param_row_ui(ui: &mut egui::Ui, state: &State, spec: &ParamSpec, commands: &m
             reset = true;
         }
     });
-    ui.weak(&spec.help);
+    ui.weak(&help);
     if let Some(value) = changed {
         commands.push(Command::SetParam {
             key: spec.key.clone(),
@@ -168,5 +118,65 @@ fn param_row_ui(ui: &mut egui::Ui, state: &State, spec: &ParamSpec, commands: &m
     }
     if reset {
         commands.push(Command::ResetParam(spec.key.clone()));
+    }
+}
+
+/// The editor of one parameter's value; the new value when it changed.
+fn value_ui(
+    ui: &mut egui::Ui,
+    spec: &ParamSpec,
+    value: &ParamValue,
+    label: egui::Id,
+) -> Option<ParamValue> {
+    match (&spec.kind, value) {
+        (ParamKind::Bool, ParamValue::Bool(b)) => {
+            let mut b = *b;
+            ui.checkbox(&mut b, "")
+                .labelled_by(label)
+                .changed()
+                .then_some(ParamValue::Bool(b))
+        }
+        (ParamKind::Int { min, max }, ParamValue::Int(i)) => {
+            let mut i = *i;
+            ui.add(egui::DragValue::new(&mut i).range(*min..=*max))
+                .labelled_by(label)
+                .changed()
+                .then_some(ParamValue::Int(i))
+        }
+        (ParamKind::Float { min, max }, ParamValue::Float(f)) => {
+            let mut f = *f;
+            let speed = ((max - min) / 1000.0).clamp(1e-6, 1.0);
+            ui.add(
+                egui::DragValue::new(&mut f)
+                    .range(*min..=*max)
+                    .speed(speed)
+                    .max_decimals(6),
+            )
+            .labelled_by(label)
+            .changed()
+            .then_some(ParamValue::Float(f))
+        }
+        (ParamKind::Choice { options }, ParamValue::Text(current)) => {
+            let mut picked = None;
+            egui::ComboBox::from_id_salt(("choice", &spec.key))
+                .selected_text(current.as_str())
+                .show_ui(ui, |ui| {
+                    for o in options {
+                        if ui.selectable_label(o == current, o).clicked() {
+                            picked = Some(ParamValue::Text(o.clone()));
+                        }
+                    }
+                })
+                .response
+                .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, &spec.label));
+            picked
+        }
+        (_, v) => {
+            let mut text = v.display();
+            ui.add(egui::TextEdit::singleline(&mut text).desired_width(240.0))
+                .labelled_by(label)
+                .changed()
+                .then_some(ParamValue::Text(text))
+        }
     }
 }

@@ -27,4 +27,10 @@ pub struct View {
     pub continue_open: bool,
     /// Extra epochs typed into it.
     pub continue_epochs: i64,
+    /// The path field of the built-in file browser.
+    pub dialog_path: String,
+    /// The file name field of the built-in file browser (saving).
+    pub dialog_name: String,
+    /// Files selected in the built-in file browser.
+    pub dialog_selected: Vec<PathBuf>,
 }

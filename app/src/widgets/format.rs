@@ -13,3 +13,44 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// Text meant for the command line, in plain words for the window: every parenthesis that names
+/// a command-line flag (" (--target COL)", " (`--target COL`)") is left out.
+pub fn plain_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('(') {
+        let Some(len) = rest[open..].find(')') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + len];
+        let (before, after) = (&rest[..open], &rest[open + len + 1..]);
+        if inner.contains("--") {
+            out.push_str(before.trim_end_matches(' '));
+        } else {
+            out.push_str(&rest[..=open + len]);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_flags_are_left_out() {
+        assert_eq!(
+            plain_words("one numeric column is the value to predict (--target COL)"),
+            "one numeric column is the value to predict"
+        );
+        assert_eq!(
+            plain_words("The column to predict (`--target COL`); empty picks a column (target)."),
+            "The column to predict; empty picks a column (target)."
+        );
+        assert_eq!(plain_words("no (paren"), "no (paren");
+        assert_eq!(plain_words("a (b) c"), "a (b) c");
+    }
+}
