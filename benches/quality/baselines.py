@@ -1,6 +1,7 @@
 """Standard scikit-learn baselines of the quality suite, fitted on exactly the train split Lathe
 gets and applied to its test split. Each returns a list of Baseline results (per-example test
 predictions for the paired bootstrap, or status "pending"/"failed" with the reason)."""
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -64,12 +65,26 @@ def image_baselines(set_dir: Path, lathe: str | None, work: Path):
                                     np.float32).ravel() / 255 for f in files])
     out = [_timed("pixels16-LR", lambda: _lr_cv(pixels(ftr), ytr, pixels(fte)))]
     out.append(_backbone_lr(set_dir, lathe, work, ftr, ytr, fte))
+    # The same baseline on every other backbone `backbone = auto` may choose from (installed in
+    # the weights folder): the best of them on test is the bar, which flatters the baseline.
+    for backbone, weights in installed_backbones():
+        out.append(_backbone_lr(set_dir, lathe, work, ftr, ytr, fte, backbone=backbone, weights=weights))
     return out
 
 
-def _lathe_features(lathe, data: Path, out_csv: Path):
+def installed_backbones():
+    """(id, weights file) of the optional backbones installed in $LATHE_WEIGHTS_DIR."""
+    folder = os.environ.get("LATHE_WEIGHTS_DIR")
+    if not folder:
+        return []
+    return [(b, Path(folder) / f"{b}.safetensors") for b in ("efficientnet_lite0", "efficientnet_lite2")
+            if (Path(folder) / f"{b}.safetensors").is_file()]
+
+
+def _lathe_features(lathe, data: Path, out_csv: Path, backbone="mobilenet_v2", weights=None):
     import pandas as pd
-    r = subprocess.run([lathe, "features", "--data", str(data), "--out", str(out_csv)],
+    extra = ["--backbone", backbone] + (["--weights", str(weights)] if weights else [])
+    r = subprocess.run([lathe, "features", "--data", str(data), "--out", str(out_csv)] + extra,
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError((r.stderr or r.stdout).strip().splitlines()[-1] if (r.stderr or r.stdout).strip() else f"exit {r.returncode}")
@@ -77,8 +92,9 @@ def _lathe_features(lathe, data: Path, out_csv: Path):
     return df
 
 
-def _backbone_lr(set_dir, lathe, work, ftr, ytr, fte, fit_fn=None):
-    name = "mobilenetv2-features-LR"
+def _backbone_lr(set_dir, lathe, work, ftr, ytr, fte, fit_fn=None, backbone="mobilenet_v2", weights=None):
+    name = {"mobilenet_v2": "mobilenetv2", "efficientnet_lite0": "effnet-lite0",
+            "efficientnet_lite2": "effnet-lite2"}.get(backbone, backbone) + "-features-LR"
     if lathe is None:
         return Baseline(name, status="pending", note="no lathe binary")
     probe = subprocess.run([lathe, "features", "--help"], capture_output=True, text=True)
@@ -86,8 +102,8 @@ def _backbone_lr(set_dir, lathe, work, ftr, ytr, fte, fit_fn=None):
         return Baseline(name, status="pending", note="`lathe features` not in this binary yet")
 
     def fit():
-        dtr = _lathe_features(lathe, set_dir / "train", work / "features-train.csv")
-        dte = _lathe_features(lathe, set_dir / "test", work / "features-test.csv")
+        dtr = _lathe_features(lathe, set_dir / "train", work / f"features-{backbone}-train.csv", backbone, weights)
+        dte = _lathe_features(lathe, set_dir / "test", work / f"features-{backbone}-test.csv", backbone, weights)
         fcols = [c for c in dtr.columns if c.startswith("f") and c[1:].isdigit()]
         key = lambda p: str(Path(p).resolve())  # noqa: E731
         tr = dtr.set_index(dtr["path"].map(key)).loc[[key(f) for f in ftr]]

@@ -106,6 +106,30 @@ def evaluate(s, set_dir: Path, lathe: str, work: Path):
     return row
 
 
+def merge_into_full(template, rows, meta):
+    """Replaces one template's rows in benches/quality/results.json (the last full run) with a
+    re-run's and rewrites docs/quality.md; the re-run's command, date and commit are listed."""
+    path = ROOT / "benches/quality/results.json"
+    if not path.exists():
+        return
+    full = json.loads(path.read_text())
+    merged, placed = [], False
+    for r in full["rows"]:
+        if r["template"] == template:
+            if not placed:
+                merged += rows
+                placed = True
+        else:
+            merged.append(r)
+    if not placed:
+        merged += rows
+    full["meta"].setdefault("reruns", {})[template] = meta
+    full["rows"] = merged
+    path.write_text(json.dumps(full, indent=1, default=float))
+    report.write_markdown(ROOT / "docs/quality.md", merged, full["meta"])
+    print(f"quality: {template} rows merged into {path} and docs/quality.md", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--smoke", action="store_true")
@@ -153,6 +177,8 @@ def main():
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=float))
     if full:
         report.write_markdown(ROOT / "docs/quality.md", rows, meta)
+    elif a.only and not a.smoke and not failed:
+        merge_into_full(a.only, rows, meta)
     print(f"quality: {len(rows)} sets, {failed} failed, {meta['total_secs']:.0f} s; results in {out}", file=sys.stderr)
     return 1 if failed else 0
 
