@@ -130,6 +130,97 @@ fn continue_a_finished_run_with_more_epochs_and_more_data() {
     );
 }
 
+/// Copies a folder tree (files and folders only).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A project folder (data + runs) trained in one place, copied elsewhere and the original
+/// deleted: the copied run folder evaluates, predicts, exports and continues next to itself, its
+/// data found relative to it (`project.lock.toml` and `events.jsonl` still name the old place).
+#[test]
+fn a_copied_run_folder_works_and_continues_next_to_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let original = tmp.path().join("server/project");
+    let data = original.join("data");
+    make_dataset(&data, &["circles", "stripes"], 6, 0);
+    let first = original.join("runs/first");
+    let out = run(lathe(&cache)
+        .args(["train", "--template", "image-classifier", "--json"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&first)
+        .args(["--epochs", "2", "--param", "image_size=32"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let moved = tmp.path().join("laptop/copy");
+    copy_tree(&original, &moved);
+    std::fs::remove_dir_all(tmp.path().join("server")).unwrap();
+    let copy = moved.join("runs/first");
+    let lock = std::fs::read_to_string(copy.join("project.lock.toml")).unwrap();
+    assert!(
+        lock.contains("server"),
+        "the lock names the old place: {lock}"
+    );
+
+    let out = run(lathe(&cache)
+        .args(["evaluate", "--json"])
+        .arg(&copy)
+        .arg("--data")
+        .arg(moved.join("data")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(lathe(&cache)
+        .args(["predict", "--json"])
+        .arg(&copy)
+        .arg(moved.join("data/circles/000.png")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("circles"), "{}", stdout(&out));
+    let out = run(lathe(&cache)
+        .args(["export", "--format", "safetensors"])
+        .arg(&copy)
+        .arg("--out")
+        .arg(tmp.path().join("exported")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Without --data: the recorded data folder is gone, its copy next to the run is used.
+    let out = run(lathe(&cache)
+        .args(["train", "--json", "--continue"])
+        .arg(&copy)
+        .args(["--epochs", "2"]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    let continued = moved.join("runs/first-continued");
+    assert!(continued.join("model/config.json").is_file());
+    assert!(!tmp.path().join("server").exists());
+    let lock = std::fs::read_to_string(continued.join("project.lock.toml")).unwrap();
+    assert!(lock.contains("laptop"), "{lock}");
+    assert!(!lock.contains("server"), "{lock}");
+    let ev = events(&continued);
+    let restored = of_kind(&ev, "restored");
+    assert_eq!(restored.len(), 1, "{ev:?}");
+    assert!(
+        restored[0]["checkpoint"]
+            .as_str()
+            .unwrap()
+            .contains("laptop/copy/runs/first/checkpoints")
+    );
+}
+
 #[test]
 fn continue_refuses_unfinished_runs_and_unsupported_templates() {
     let tmp = tempfile::tempdir().unwrap();

@@ -148,12 +148,13 @@ fn overrides(args: &TrainArgs, project: &Project) -> Result<BTreeMap<String, Par
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (project, overrides, run_dir) = match (&args.resume, &args.continue_from) {
         (Some(dir), _) => (
-            Project::load(&dir.join(crate::train::run_dir::LOCK_FILE))?,
+            crate::train::run_dir::load_lock(dir)?,
             BTreeMap::new(),
             Some(dir.clone()),
         ),
         (None, Some(from)) => {
-            let mut project = Project::load(&from.join(crate::train::run_dir::LOCK_FILE))?;
+            // A copied or moved run folder finds its data relative to itself.
+            let mut project = crate::train::run_dir::load_lock(from)?;
             if let Some(d) = &args.data {
                 project.data.train = std::path::absolute(d)?;
             }

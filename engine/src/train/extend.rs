@@ -30,6 +30,17 @@ pub struct Parent {
     pub epochs_before: usize,
 }
 
+impl Parent {
+    /// The checkpoint as seen from the continuing run now at `root`: the recorded path, else the
+    /// same path relative to the run folder when the folders were copied or moved together.
+    pub fn checkpoint_from(&self, root: &Path) -> PathBuf {
+        match crate::train::run_dir::recorded_root(root) {
+            Some(recorded) => crate::train::run_dir::relocate(&self.checkpoint, &recorded, root),
+            None => self.checkpoint.clone(),
+        }
+    }
+}
+
 /// Whether a run of `template` with `params` can be continued: its model is a head fitted on
 /// cached features (`train::fit`), and no backbone layers were fine-tuned.
 pub fn supported(template: &str, params: &ResolvedParams) -> std::result::Result<(), String> {
@@ -143,7 +154,7 @@ pub fn start_head(ctx: &RunContext, head: &Head) -> Result<Option<(Tensor, Tenso
     let text = std::fs::read_to_string(&file).map_err(|e| Error::io("reading", &file, e))?;
     let parent: Parent = serde_json::from_str(&text)
         .map_err(|e| Error::project(format!("not a valid {FILE} ({e})"), Some(&file)))?;
-    let path = &parent.checkpoint;
+    let path = &parent.checkpoint_from(&ctx.run_dir.root);
     let (tensors, _) = st::load(path, &ctx.device)?;
     let bad = |what: String| {
         Error::model(

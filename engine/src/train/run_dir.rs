@@ -102,6 +102,94 @@ impl RunDir {
     }
 }
 
+/// Where a run folder was when it was written: the `run_dir` of the first `started` event in its
+/// `events.jsonl`. A folder that was copied or moved records the old place.
+pub fn recorded_root(root: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(root.join(EVENTS)).ok()?;
+    text.lines().find_map(
+        |line| match serde_json::from_str::<crate::train::event::Event>(line) {
+            Ok(crate::train::event::Event::Started { run_dir, .. }) => Some(run_dir),
+            _ => None,
+        },
+    )
+}
+
+/// A path a run recorded while its folder was at `recorded`, as seen from the folder now at
+/// `root`: unchanged when it exists (or the folder has not moved), else the same path relative to
+/// the folder (`../../data/train` stays `../../data/train` next to the copy) when that exists.
+/// A run folder copied together with its data (a whole project folder) keeps working.
+pub fn relocate(path: &Path, recorded: &Path, root: &Path) -> PathBuf {
+    if path.as_os_str().is_empty() || path.exists() || recorded == root {
+        return path.to_path_buf();
+    }
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let moved = if path.is_absolute() {
+        normalize(&root.join(relative_path(recorded, path)))
+    } else {
+        return path.to_path_buf();
+    };
+    if moved.exists() {
+        moved
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// The run folder's `project.lock.toml`, its data paths relocated ([`relocate`]) when the folder
+/// was copied or moved since the run wrote them.
+pub fn load_lock(root: &Path) -> Result<crate::project::Project> {
+    let dir = RunDir {
+        root: root.to_path_buf(),
+    };
+    let mut project = crate::project::Project::load(&dir.lock_file())?;
+    if let Some(recorded) = recorded_root(root) {
+        let here = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        let data = &mut project.data;
+        data.train = relocate(&data.train, &recorded, &here);
+        data.validation = data
+            .validation
+            .take()
+            .map(|p| relocate(&p, &recorded, &here));
+        data.test = data.test.take().map(|p| relocate(&p, &recorded, &here));
+    }
+    Ok(project)
+}
+
+/// `to` relative to the folder `from` (both absolute): `../../data` for `/p/runs/r` → `/p/data`.
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from_norm = normalize(from);
+    let from: Vec<_> = from_norm.components().collect();
+    let to_norm = normalize(to);
+    let to: Vec<_> = to_norm.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+/// Removes `.` and resolves `..` lexically (no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 /// `YYYYMMDD-HHMMSS` in UTC, without a date crate.
 pub fn utc_stamp(t: std::time::SystemTime) -> String {
     let secs = t
@@ -159,5 +247,30 @@ mod tests {
         let run = RunDir::create(&dir.path().join("r")).unwrap();
         std::fs::write(run.events(), "x").unwrap();
         assert!(RunDir::create(&run.root).is_err());
+    }
+
+    #[test]
+    fn paths_of_a_moved_run_are_found_relative_to_it() {
+        assert_eq!(
+            relative_path(Path::new("/p/runs/r"), Path::new("/p/data/train")),
+            PathBuf::from("../../data/train")
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let new = tmp.path().join("copy");
+        std::fs::create_dir_all(new.join("runs/r")).unwrap();
+        std::fs::create_dir_all(new.join("data/train")).unwrap();
+        let recorded = Path::new("/gone/project/runs/r");
+        let here = new.join("runs/r");
+        assert_eq!(
+            relocate(Path::new("/gone/project/data/train"), recorded, &here),
+            new.join("data/train")
+        );
+        // Not found next to the copy either: the recorded path, so errors name it.
+        assert_eq!(
+            relocate(Path::new("/gone/project/other"), recorded, &here),
+            PathBuf::from("/gone/project/other")
+        );
+        // A path that still exists is kept.
+        assert_eq!(relocate(tmp.path(), recorded, &here), tmp.path());
     }
 }

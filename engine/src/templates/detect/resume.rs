@@ -112,7 +112,7 @@ pub fn parent(ctx: &RunContext) -> Result<Option<Checkpoint>> {
             Some(&file),
         )
     })?;
-    read(&parent.checkpoint, ctx).map(Some)
+    read(&parent.checkpoint_from(&ctx.run_dir.root), ctx).map(Some)
 }
 
 fn read(path: &Path, ctx: &RunContext) -> Result<Checkpoint> {
