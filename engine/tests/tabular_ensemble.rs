@@ -4,15 +4,17 @@
 //! a table whose signal is half a sharp step in one column (trees) and half a small linear
 //! effect spread over 100 columns (linear model), saved, reloaded by `lathe predict` /
 //! `lathe evaluate` with the training-time predictions, exported to ONNX and agreeing with
-//! `lathe predict` in ONNX Runtime (`LATHE_ONNX_PYTHON`, from scripts/onnx-env.sh), and refused
-//! by the Core ML export with a message naming the alternative; balanced class weights raising
+//! `lathe predict` in ONNX Runtime (`LATHE_ONNX_PYTHON`, from scripts/onnx-env.sh) and in Core ML
+//! (the spec read by tests/coreml/check.py, `LATHE_COREML_PYTHON`); balanced class weights raising
 //! the minority class's recall in every learner.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod coreml_checker;
 
 use common::*;
+use coreml_checker::{assert_agrees, assert_rejected, export, mutate, predictions};
 use lathe_engine::templates::tabular::data::TargetKind;
 use lathe_engine::templates::tabular::ensemble::{self, Predictions};
 use std::path::{Path, PathBuf};
@@ -330,21 +332,53 @@ fn ensemble_is_chosen_reloaded_and_exported_classifier() {
         "{evaluated}"
     );
 
-    // Core ML cannot average the members: the export says so and names the alternative.
-    let o = run(lathe(&cache)
-        .args(["export", "--format", "coreml", "--out"])
-        .arg(tmp.path().join("m.mlmodel"))
-        .arg(&run_dir));
-    assert!(
-        !o.status.success(),
-        "Core ML export of an ensemble succeeded"
-    );
-    let err = stderr(&o);
-    assert!(
-        err.contains("ensemble") && err.contains("--param algorithm=") && err.contains("onnx"),
-        "{err}"
-    );
-    assert!(!tmp.path().join("m.mlmodel").exists());
+    // Core ML: every member's raw outputs in the pipeline, weighted and summed by a last
+    // network; the checker (tests/coreml/check.py, the spec read in numpy) agrees with
+    // `lathe predict`, and an export whose weights are swapped is caught.
+    if let Some(python) = coreml_python() {
+        let preds = tmp.path().join("preds.jsonl");
+        let table = test.to_string_lossy().into_owned();
+        predictions(&cache, &run_dir, std::slice::from_ref(&test), &[], &preds);
+        let model = tmp.path().join("m.mlmodel");
+        let described = export(&cache, &run_dir, &model, "fp32");
+        assert!(model.is_file(), "{described}");
+        let d = assert_agrees(
+            &python,
+            &model,
+            &preds,
+            &["--table", table.as_str()],
+            "ensemble classifier Core ML",
+        );
+        eprintln!("ensemble classifier: Core ML |Δp| = {d:e}");
+        let broken = tmp.path().join("broken.mlmodel");
+        mutate(&model, &broken, |m| {
+            let Some(coreml_proto::proto::model::Type::PipelineClassifier(p)) = &mut m.r#type
+            else {
+                panic!("not a pipeline classifier")
+            };
+            let p = p.pipeline.as_mut().expect("its pipeline");
+            let Some(coreml_proto::proto::model::Type::NeuralNetworkClassifier(nn)) =
+                &mut p.models.last_mut().unwrap().r#type
+            else {
+                panic!("the last model is not the weighting network")
+            };
+            // The last member left out of the sum.
+            let sum = nn
+                .layers
+                .iter_mut()
+                .find(|l| l.name == "ensemble")
+                .expect("the summing layer");
+            assert!(sum.input.len() >= 2, "{:?}", sum.input);
+            sum.input.pop();
+        });
+        assert_rejected(
+            &python,
+            &broken,
+            &preds,
+            &["--table", table.as_str()],
+            "a member left out of the sum",
+        );
+    }
 
     // ONNX: the weighted sum of the members' graphs agrees with `lathe predict`.
     let Some(python) = fetched("LATHE_ONNX_PYTHON", "scripts/onnx-env.sh prints it") else {
@@ -401,6 +435,22 @@ fn ensemble_is_chosen_reloaded_and_exported_regressor() {
             (v - want).abs() <= 1e-9 * want.abs().max(1.0),
             "{v} vs {want}"
         );
+    }
+    // Core ML: the pipeline's weighted sum of the members' values.
+    if let Some(python) = coreml_python() {
+        let preds = tmp.path().join("preds.jsonl");
+        let table = test.to_string_lossy().into_owned();
+        predictions(&cache, &run_dir, std::slice::from_ref(&test), &[], &preds);
+        let model = tmp.path().join("m.mlmodel");
+        export(&cache, &run_dir, &model, "fp32");
+        let d = assert_agrees(
+            &python,
+            &model,
+            &preds,
+            &["--table", table.as_str()],
+            "ensemble regressor Core ML",
+        );
+        eprintln!("ensemble regressor: Core ML |Δvalue| = {d:e}");
     }
     let Some(python) = fetched("LATHE_ONNX_PYTHON", "scripts/onnx-env.sh prints it") else {
         return;

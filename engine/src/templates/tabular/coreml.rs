@@ -48,6 +48,7 @@ use crate::learners::gbt::{Gbt, Objective};
 use crate::learners::gbt_tree::Tree;
 use crate::learners::glm::Glm;
 use crate::learners::mlp::Mlp;
+use crate::templates::tabular::coreml_ensemble;
 use crate::templates::tabular::data::TargetKind;
 use crate::templates::tabular::model::{Fitted, TabularModel};
 use coreml_proto::proto::{
@@ -68,7 +69,7 @@ const MAX_NODES: usize = 20_000_000;
 /// A forest's "no class has any frequency" test: `relu(1 − BIG · total)` is 1 at a total of 0
 /// and 0 from `1 / BIG` on, far below the smallest nonzero total (one row of one leaf of one
 /// tree of a forest of at most 5000 trees over at most a few billion rows).
-const NO_FREQUENCY_SCALE: f32 = 1e18;
+pub(super) const NO_FREQUENCY_SCALE: f32 = 1e18;
 
 /// Epsilon of the forest's `1 / total` (Core ML reads 0 as 1e-6, which would bias it).
 const INVERSE_EPSILON: f32 = 1e-30;
@@ -76,19 +77,6 @@ const INVERSE_EPSILON: f32 = 1e-30;
 /// Exports the table model in `model_dir` to `out`.
 pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exported> {
     let m = TabularModel::load(model_dir)?;
-    if let Fitted::Ensemble(e) = &m.fitted {
-        let best = e
-            .heaviest()
-            .map_or("boosted_trees", |b| b.algorithm.as_str());
-        return Err(Error::Unsupported(format!(
-            "Core ML export of a weighted ensemble ({}) is not supported: Core ML pipelines cannot average a tree ensemble's probabilities with other models'. Export it as ONNX (`lathe export --format onnx`) or safetensors, or train one model for Core ML with `--param algorithm={best}`",
-            e.members
-                .iter()
-                .map(|m| format!("{} × {:.2}", m.algorithm, m.weight))
-                .collect::<Vec<_>>()
-                .join(" + ")
-        )));
-    }
     let features = &m.schema.features;
     let mut taken: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
     let label_name = m.target.clone();
@@ -111,9 +99,11 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     };
     let inputs: Vec<FeatureDescription> = features.iter().map(input_of).collect();
 
-    let version = match (&m.fitted, options.precision) {
-        (Fitted::Linear(_) | Fitted::Mlp(_), p) => p.specification_version(),
-        (Fitted::Trees(_) | Fitted::Forest(_) | Fitted::Ensemble(_), _) => 1,
+    // Half-precision weights need specification 2; only networks over the design hold any.
+    let version = if uses_design(&m.fitted) {
+        options.precision.specification_version()
+    } else {
+        1
     };
     let mut models = Vec::new();
     let mut vector_inputs = Vec::new();
@@ -156,7 +146,8 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         }),
     ));
     let vector_feature = feature(&vector, "", vector_type.clone());
-    let mut imputed_input = |models: &mut Vec<Model>| {
+    // Linear models and MLPs (also as ensemble members) share one imputed feature vector.
+    let imputed = uses_design(&m.fitted).then(|| {
         let imputed_feature = feature(&fresh("imputed"), "", vector_type.clone());
         models.push(imputer_model(
             features,
@@ -165,12 +156,25 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             version,
         ));
         imputed_feature
+    });
+    let design_input = || {
+        imputed.clone().ok_or_else(|| {
+            Error::Unsupported("Core ML export: no imputed feature vector (a bug)".into())
+        })
     };
     let (predictor, num_layers, kind_title, network_name) = match &m.fitted {
-        Fitted::Ensemble(_) => {
-            return Err(Error::Unsupported(
-                "Core ML export: an ensemble was not refused before building (a bug)".into(),
-            ));
+        Fitted::Ensemble(e) => {
+            let (predictor, layers) = coreml_ensemble::members(
+                &m,
+                e,
+                (&vector_feature, imputed.as_ref()),
+                (&label_name, &probability_name),
+                options.precision,
+                version,
+                &mut fresh,
+                &mut models,
+            )?;
+            (predictor, layers, "weighted ensemble", "ensemble")
         }
         Fitted::Trees(gbt) => {
             let predictor = trees(
@@ -196,7 +200,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             (predictor, layers, "random forest", "probabilities")
         }
         Fitted::Linear(glm) => {
-            let imputed_feature = imputed_input(&mut models);
+            let imputed_feature = design_input()?;
             let (predictor, layers) = linear_network(
                 &m,
                 glm,
@@ -214,7 +218,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             (predictor, layers, title, "linear")
         }
         Fitted::Mlp(mlp) => {
-            let imputed_feature = imputed_input(&mut models);
+            let imputed_feature = design_input()?;
             let (predictor, layers) = mlp_network(
                 &m,
                 mlp,
@@ -242,6 +246,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             Some(
                 model::Type::TreeEnsembleClassifier(_) | model::Type::TreeEnsembleRegressor(_),
             ) => "trees",
+            Some(model::Type::NeuralNetwork(_)) => "member_network",
             _ => network_name,
         })
         .enumerate()
@@ -267,10 +272,32 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     );
     user.insert("target".into(), m.target.clone());
     user.insert("algorithm".into(), m.algorithm.clone());
+    if let Fitted::Ensemble(e) = &m.fitted {
+        let members: Vec<serde_json::Value> = e
+            .members
+            .iter()
+            .map(|m| serde_json::json!({"algorithm": m.algorithm, "weight": m.weight}))
+            .collect();
+        user.insert(
+            "members".into(),
+            serde_json::to_string(&members).unwrap_or_default(),
+        );
+    }
     user.insert(
         "missing_values".into(),
         "numeric and boolean inputs: NaN; categorical inputs: an empty string (any text that is not a training level counts as missing or other)".into(),
     );
+    let kind_title = match &m.fitted {
+        Fitted::Ensemble(e) => format!(
+            "{kind_title}: {}",
+            e.members
+                .iter()
+                .map(|m| format!("{} × {:.2}", m.algorithm.replace('_', " "), m.weight))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        ),
+        _ => kind_title.to_string(),
+    };
     let what = match m.kind {
         TargetKind::Classification => format!(
             "Table classifier ({kind_title}) predicting `{}` ({} labels: {}) from {} columns, trained with Lathe.",
@@ -412,7 +439,7 @@ fn trees(
 
 /// `trees[round][output]` as Core ML tree-ensemble parameters: every tree adds its leaf to its
 /// output, on top of `base`.
-fn ensemble(
+pub(super) fn ensemble(
     m: &TabularModel,
     trees: &[Vec<Tree>],
     outputs: usize,
@@ -487,42 +514,66 @@ fn forest(
         ));
     }
     let scores_feature = feature(scores, "", spec::array_type(&[outputs], true));
-    models.push(spec::model(
+    models.push(raw_trees_model(ensemble, input, scores_feature.clone()));
+    let mut b = NetworkBuilder::new(Precision::Fp32);
+    forest_probabilities(&mut b, "forest", scores, outputs, probability_name)?;
+    Ok(classifier_network(
+        m,
+        b,
+        vec![scores_feature],
+        label_name,
+        probability_name,
         1,
-        spec::description(vec![input], vec![scores_feature.clone()]),
+    ))
+}
+
+/// A `TreeEnsembleRegressor` writing the trees' raw sums (no transform) into `output`, an
+/// array of `numPredictionDimensions` values: a forest's averaged frequencies or values, or
+/// (base included) boosting's scores.
+pub(super) fn raw_trees_model(
+    ensemble: TreeEnsembleParameters,
+    input: FeatureDescription,
+    output: FeatureDescription,
+) -> Model {
+    spec::model(
+        1,
+        spec::description(vec![input], vec![output]),
         model::Type::TreeEnsembleRegressor(TreeEnsembleRegressor {
             tree_ensemble: Some(ensemble),
             post_evaluation_transform: TreeEnsemblePostEvaluationTransform::NoTransform as i32,
         }),
-    ));
-    let mut b = NetworkBuilder::new(Precision::Fp32);
-    let nonneg = b.activation(
-        "forest.clip.low",
-        scores,
-        "forest.clip.low",
-        Activation::Relu,
-    );
+    )
+}
+
+/// Layers turning a forest classifier's averaged class frequencies (blob `scores`, `outputs`
+/// values) into the engine's probabilities (`forest::probabilities`) in blob `out`: `[1 − p, p]`
+/// with p clipped into [0, 1] for one output; else the frequencies clipped at 0 over their
+/// total, uniform when every one is 0. Layer and blob names start with `prefix`.
+pub(super) fn forest_probabilities(
+    b: &mut NetworkBuilder,
+    prefix: &str,
+    scores: &str,
+    outputs: usize,
+    out: &str,
+) -> Result<()> {
+    let n = |s: &str| format!("{prefix}.{s}");
+    let nonneg = b.activation(&n("clip.low"), scores, &n("clip.low"), Activation::Relu);
     if outputs == 1 {
         // [1 − p, p] with p clipped into [0, 1]: q = relu(1 − relu(x)) = 1 − p.
         let t = b.activation(
-            "forest.one_minus",
+            &n("one_minus"),
             &nonneg,
-            "forest.one_minus",
+            &n("one_minus"),
             Activation::Linear {
                 alpha: -1.0,
                 beta: 1.0,
             },
         );
-        let q = b.activation(
-            "forest.first_class",
-            &t,
-            "forest.first_class",
-            Activation::Relu,
-        );
+        let q = b.activation(&n("first_class"), &t, &n("first_class"), Activation::Relu);
         b.inner_product(
-            "forest.probabilities",
+            &n("probabilities"),
             &q,
-            probability_name,
+            out,
             &[1.0, -1.0],
             Some(&[0.0, 1.0]),
             (2, 1),
@@ -532,64 +583,38 @@ fn forest(
         // (c + u/K) / (total + u) with u = 1 exactly when the total is 0, else 0.
         let k = outputs;
         let total = b.inner_product(
-            "forest.total",
+            &n("total"),
             &nonneg,
-            "forest.total",
+            &n("total"),
             &vec![1.0; k * k],
             None,
             (k, k),
         )?;
         let t = b.activation(
-            "forest.none.scaled",
+            &n("none.scaled"),
             &total,
-            "forest.none.scaled",
+            &n("none.scaled"),
             Activation::Linear {
                 alpha: -NO_FREQUENCY_SCALE,
                 beta: 1.0,
             },
         );
-        let none = b.activation("forest.none", &t, "forest.none", Activation::Relu);
+        let none = b.activation(&n("none"), &t, &n("none"), Activation::Relu);
         let uniform = b.activation(
-            "forest.uniform",
+            &n("uniform"),
             &none,
-            "forest.uniform",
+            &n("uniform"),
             Activation::Linear {
                 alpha: 1.0 / k as f32,
                 beta: 0.0,
             },
         );
-        let numerator = b.add("forest.numerator", &[&nonneg, &uniform], "forest.numerator");
-        let denominator = b.add("forest.denominator", &[&total, &none], "forest.denominator");
-        let inverse = b.inverse(
-            "forest.inverse",
-            &denominator,
-            "forest.inverse",
-            INVERSE_EPSILON,
-        );
-        b.multiply(
-            "forest.probabilities",
-            &[&numerator, &inverse],
-            probability_name,
-        );
+        let numerator = b.add(&n("numerator"), &[&nonneg, &uniform], &n("numerator"));
+        let denominator = b.add(&n("denominator"), &[&total, &none], &n("denominator"));
+        let inverse = b.inverse(&n("inverse"), &denominator, &n("inverse"), INVERSE_EPSILON);
+        b.multiply(&n("probabilities"), &[&numerator, &inverse], out);
     }
-    let layers = b.finish();
-    let count = layers.len();
-    let nn = NeuralNetworkClassifier {
-        layers,
-        label_probability_layer_name: probability_name.into(),
-        class_labels: Some(neural_network_classifier::ClassLabels::StringClassLabels(
-            spec::strings(&m.labels),
-        )),
-        ..Default::default()
-    };
-    Ok((
-        spec::model(
-            1,
-            spec::classifier_description(vec![scores_feature], label_name, probability_name),
-            model::Type::NeuralNetworkClassifier(nn),
-        ),
-        count,
-    ))
+    Ok(())
 }
 
 /// The `Imputer` putting each number column's training median in place of NaN.
@@ -629,6 +654,26 @@ struct TreeWriter<'a> {
     output: u64,
     /// Per feature: the largest code of a categorical feature (its "other or missing" code).
     domains: &'a [Option<usize>],
+}
+
+/// The threshold a Core ML tree needs on a **double** input to split as the engine does: the
+/// engine reads a cell as f32 and sends `x ≤ t` left, so a double `d` goes left exactly when it
+/// rounds (to nearest, ties to even) to an f32 at or below `t`. That is `d ≤` the midpoint
+/// between the largest f32 at or below `t` and the next f32 — or just below the midpoint when a
+/// tie would round up. (`0.8429` typed in an app is above `f32(0.8429)`, which a split may sit
+/// on exactly: the plain threshold would send it right.)
+pub(super) fn double_threshold(t: f64) -> f64 {
+    let low = super::onnx_trees::floor_f32(t);
+    let high = low.next_up();
+    if !low.is_finite() || !high.is_finite() {
+        return t;
+    }
+    let mid = (f64::from(low) + f64::from(high)) / 2.0;
+    if low.to_bits() % 2 == 0 {
+        mid
+    } else {
+        mid.next_down()
+    }
 }
 
 impl TreeWriter<'_> {
@@ -680,7 +725,8 @@ impl TreeWriter<'_> {
             return Ok(());
         }
         if n.categories_left.is_none() {
-            let (t, f) = self.branch(id, n.feature, n.threshold, n.missing_left);
+            let threshold = double_threshold(n.threshold);
+            let (t, f) = self.branch(id, n.feature, threshold, n.missing_left);
             self.emit(tree, n.left, t)?;
             return self.emit(tree, n.right, f);
         }
@@ -826,11 +872,35 @@ fn mlp_network(
     precision: Precision,
     version: i32,
 ) -> Result<(Model, usize)> {
+    let mut b = NetworkBuilder::new(precision);
+    let out = match m.kind {
+        TargetKind::Classification => "logits",
+        TargetKind::Regression => label_name,
+    };
+    mlp_layers(&mut b, m, mlp, &input.name, out)?;
+    Ok(network_model(
+        m,
+        b,
+        out,
+        vec![input],
+        label_name,
+        probability_name,
+        version,
+    ))
+}
+
+/// The MLP's layers over the imputed feature vector `x`, writing its raw outputs (class
+/// scores, or the value in the target's scale) into blob `out`.
+pub(super) fn mlp_layers(
+    b: &mut NetworkBuilder,
+    m: &TabularModel,
+    mlp: &Mlp,
+    x: &str,
+    out: &str,
+) -> Result<()> {
     let features = &m.schema.features;
     let num_features = features.len();
-    let x = input.name.clone();
-    let mut b = NetworkBuilder::new(precision);
-    let design = Design::new(&mut b, features, &x)?;
+    let design = Design::new(b, features, x)?;
     let mismatch = || {
         Error::Unsupported(
             "Core ML export: the MLP weights do not match the feature pipeline (a bug)".into(),
@@ -863,7 +933,7 @@ fn mlp_network(
         &scale_num,
         Some(&shift_num),
     )?;
-    let z_levels = match design.onehot(&mut b)? {
+    let z_levels = match design.onehot(b)? {
         Some(onehot) => {
             let (scale, shift): (Vec<f32>, Vec<f32>) = design
                 .levels
@@ -885,47 +955,59 @@ fn mlp_network(
     let mut h = String::new();
     let mut fan_in = dim;
     for (i, (w, bias)) in mlp.layers.iter().enumerate() {
-        let out = bias.len();
-        if w.len() != out * fan_in {
+        let width = bias.len();
+        if w.len() != width * fan_in {
             return Err(mismatch());
         }
         let name = format!("mlp.{}", 2 * i);
+        // A classifier's last layer writes the raw scores into `out`.
+        let blob = if i == last && m.kind == TargetKind::Classification {
+            out.to_string()
+        } else {
+            name.clone()
+        };
         let pre = if i == 0 {
             // The design's columns of the first layer: numbers, then levels.
-            let mut w_num = vec![0f32; out * num_features];
+            let mut w_num = vec![0f32; width * num_features];
             for (f, (feat, &off)) in features.iter().zip(&design.offsets).enumerate() {
                 if feat.kind != ColumnKind::Categorical {
-                    for o in 0..out {
+                    for o in 0..width {
                         w_num[o * num_features + f] = w[o * dim + off];
                     }
                 }
             }
             let numbers = format!("{name}.numbers");
+            let numbers_out = if z_levels.is_some() {
+                numbers.clone()
+            } else {
+                blob.clone()
+            };
             let numbers = b.inner_product(
                 &numbers,
                 &z_num,
-                &numbers,
+                &numbers_out,
                 &w_num,
                 Some(bias),
-                (out, num_features),
+                (width, num_features),
             )?;
             match &z_levels {
                 Some(z) => {
                     let n = design.levels.len();
-                    let mut w_levels = vec![0f32; out * n];
+                    let mut w_levels = vec![0f32; width * n];
                     for (r, &(_, _, col)) in design.levels.iter().enumerate() {
-                        for o in 0..out {
+                        for o in 0..width {
                             w_levels[o * n + r] = w[o * dim + col];
                         }
                     }
                     let levels = format!("{name}.levels");
-                    let levels = b.inner_product(&levels, z, &levels, &w_levels, None, (out, n))?;
-                    b.add(&name, &[&numbers, &levels], &name)
+                    let levels =
+                        b.inner_product(&levels, z, &levels, &w_levels, None, (width, n))?;
+                    b.add(&name, &[&numbers, &levels], &blob)
                 }
                 None => numbers,
             }
         } else {
-            b.inner_product(&name, &h, &name, w, Some(bias), (out, fan_in))?
+            b.inner_product(&name, &h, &blob, w, Some(bias), (width, fan_in))?
         };
         h = if i < last {
             let relu = format!("mlp.{}", 2 * i + 1);
@@ -933,7 +1015,7 @@ fn mlp_network(
         } else {
             pre
         };
-        fan_in = out;
+        fan_in = width;
     }
     if m.kind == TargetKind::Regression {
         if fan_in != 1 {
@@ -942,22 +1024,14 @@ fn mlp_network(
         b.scale(
             "target",
             &h,
-            label_name,
+            out,
             &[mlp.target_std as f32],
             Some(&[mlp.target_mean as f32]),
         )?;
     } else if fan_in != m.labels.len() {
         return Err(mismatch());
     }
-    Ok(network_model(
-        m,
-        b,
-        &h,
-        input,
-        label_name,
-        probability_name,
-        version,
-    ))
+    Ok(())
 }
 
 /// The linear model as a neural network over the imputed feature vector; returns it and its
@@ -971,12 +1045,37 @@ fn linear_network(
     precision: Precision,
     version: i32,
 ) -> Result<(Model, usize)> {
+    let mut b = NetworkBuilder::new(precision);
+    let out = match m.kind {
+        TargetKind::Classification => "logits",
+        TargetKind::Regression => label_name,
+    };
+    linear_layers(&mut b, m, glm, &input.name, out)?;
+    Ok(network_model(
+        m,
+        b,
+        out,
+        vec![input],
+        label_name,
+        probability_name,
+        version,
+    ))
+}
+
+/// The linear model's layers over the imputed feature vector `x`, writing its raw outputs
+/// (logits, or the value) into blob `out`: the design, then two inner products (numbers,
+/// levels) summed.
+pub(super) fn linear_layers(
+    b: &mut NetworkBuilder,
+    m: &TabularModel,
+    glm: &Glm,
+    x: &str,
+    out: &str,
+) -> Result<()> {
     let features = &m.schema.features;
     let num_features = features.len();
     let outputs = glm.outputs();
-    let x = input.name.clone();
-    let mut b = NetworkBuilder::new(precision);
-    let design = Design::new(&mut b, features, &x)?;
+    let design = Design::new(b, features, x)?;
     if design.dim != glm.dim {
         return Err(Error::Unsupported(
             "Core ML export: the linear weights do not match the feature pipeline (a bug)".into(),
@@ -996,17 +1095,23 @@ fn linear_network(
         }
     }
     let bias: Vec<f32> = glm.bias.iter().map(|&v| v as f32).collect();
+    // Without levels the numbers' inner product is the output.
+    let numbers_out = if design.levels.is_empty() {
+        out
+    } else {
+        "linear.numbers"
+    };
     let numbers = b.inner_product(
         "linear.numbers",
         &clipped,
-        "linear.numbers",
+        numbers_out,
         &w_num,
         Some(&bias),
         (outputs, num_features),
     )?;
 
     // Levels: their weight columns over the one-hot codes.
-    let logits = if let Some(onehot) = design.onehot(&mut b)? {
+    if let Some(onehot) = design.onehot(b)? {
         let levels = &design.levels;
         let n = levels.len();
         let mut w_levels = vec![0f32; outputs * n];
@@ -1023,24 +1128,9 @@ fn linear_network(
             None,
             (outputs, n),
         )?;
-        let out = if m.kind == TargetKind::Regression {
-            label_name.to_string()
-        } else {
-            "logits".to_string()
-        };
-        b.add("linear", &[&numbers, &by_level], &out)
-    } else {
-        numbers
-    };
-    Ok(network_model(
-        m,
-        b,
-        &logits,
-        input,
-        label_name,
-        probability_name,
-        version,
-    ))
+        b.add("linear", &[&numbers, &by_level], out);
+    }
+    Ok(())
 }
 
 /// The network of `b` as a classifier (softmax over `logits`) or regressor (the last layer
@@ -1049,7 +1139,7 @@ fn network_model(
     m: &TabularModel,
     mut b: NetworkBuilder,
     logits: &str,
-    input: FeatureDescription,
+    inputs: Vec<FeatureDescription>,
     label_name: &str,
     probability_name: &str,
     version: i32,
@@ -1057,51 +1147,111 @@ fn network_model(
     match m.kind {
         TargetKind::Classification => {
             b.softmax("probabilities", logits, probability_name);
-            let layers = b.finish();
-            let count = layers.len();
-            let nn = NeuralNetworkClassifier {
-                layers,
-                label_probability_layer_name: probability_name.into(),
-                class_labels: Some(neural_network_classifier::ClassLabels::StringClassLabels(
-                    spec::strings(&m.labels),
-                )),
-                ..Default::default()
-            };
-            (
-                spec::model(
-                    version,
-                    spec::classifier_description(vec![input], label_name, probability_name),
-                    model::Type::NeuralNetworkClassifier(nn),
-                ),
-                count,
-            )
+            classifier_network(m, b, inputs, label_name, probability_name, version)
         }
-        TargetKind::Regression => {
-            let mut layers = b.finish();
-            // Without levels the inner product itself is the output.
-            if let Some(last) = layers.last_mut()
-                && last.output.first().is_some_and(|o| o != label_name)
-            {
-                last.output = vec![label_name.to_string()];
+        TargetKind::Regression => regressor_network(b, inputs, label_name, version),
+    }
+}
+
+/// The network of `b`, whose layers write the class probabilities into blob
+/// `probability_name`, as a `NeuralNetworkClassifier` over `inputs` with the model's labels;
+/// returns it and its number of layers.
+pub(super) fn classifier_network(
+    m: &TabularModel,
+    b: NetworkBuilder,
+    inputs: Vec<FeatureDescription>,
+    label_name: &str,
+    probability_name: &str,
+    version: i32,
+) -> (Model, usize) {
+    let layers = b.finish();
+    let count = layers.len();
+    let nn = NeuralNetworkClassifier {
+        layers,
+        label_probability_layer_name: probability_name.into(),
+        class_labels: Some(neural_network_classifier::ClassLabels::StringClassLabels(
+            spec::strings(&m.labels),
+        )),
+        ..Default::default()
+    };
+    (
+        spec::model(
+            version,
+            spec::classifier_description(inputs, label_name, probability_name),
+            model::Type::NeuralNetworkClassifier(nn),
+        ),
+        count,
+    )
+}
+
+/// The network of `b`, whose last layer writes the predicted value into blob `label_name`, as
+/// a `NeuralNetworkRegressor` over `inputs`; returns it and its number of layers.
+pub(super) fn regressor_network(
+    b: NetworkBuilder,
+    inputs: Vec<FeatureDescription>,
+    label_name: &str,
+    version: i32,
+) -> (Model, usize) {
+    let layers = b.finish();
+    let count = layers.len();
+    // Core ML's validator requires a network regressor to name its prediction.
+    let mut description = spec::description(
+        inputs,
+        vec![feature(label_name, "Predicted value", spec::double_type())],
+    );
+    description.predicted_feature_name = label_name.into();
+    (
+        spec::model(
+            version,
+            description,
+            model::Type::NeuralNetworkRegressor(NeuralNetworkRegressor {
+                layers,
+                ..Default::default()
+            }),
+        ),
+        count,
+    )
+}
+
+/// Whether the model (or a member of the ensemble) is a network over the linear models'
+/// design, which reads the imputed feature vector.
+fn uses_design(fitted: &Fitted) -> bool {
+    match fitted {
+        Fitted::Linear(_) | Fitted::Mlp(_) => true,
+        Fitted::Trees(_) | Fitted::Forest(_) => false,
+        Fitted::Ensemble(e) => e.members.iter().any(|m| uses_design(&m.fitted)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::double_threshold;
+
+    /// Every double near a split goes the way its f32 reading goes in the engine.
+    #[test]
+    fn double_thresholds_split_as_the_f32_engine_does() {
+        for t in [
+            0.8429f64,
+            f64::from(0.8429f32),
+            -3.25,
+            0.0,
+            1e-3,
+            123_456.79,
+            -0.1,
+        ] {
+            let b = double_threshold(t);
+            let mut d = f64::from(super::super::onnx_trees::floor_f32(t));
+            let step = f64::from((d as f32).next_up()) - d;
+            d -= 2.0 * step;
+            while d < f64::from(t as f32) + 2.0 * step {
+                let engine = f64::from(d as f32) <= t;
+                assert_eq!(d <= b, engine, "t = {t}, d = {d}, boundary {b}");
+                d += step / 64.0;
             }
-            let count = layers.len();
-            // Core ML's validator requires a network regressor to name its prediction.
-            let mut description = spec::description(
-                vec![input],
-                vec![feature(label_name, "Predicted value", spec::double_type())],
-            );
-            description.predicted_feature_name = label_name.into();
-            (
-                spec::model(
-                    version,
-                    description,
-                    model::Type::NeuralNetworkRegressor(NeuralNetworkRegressor {
-                        layers,
-                        ..Default::default()
-                    }),
-                ),
-                count,
-            )
+            // The exact neighbours of the boundary.
+            for d in [b, b.next_up(), b.next_down()] {
+                assert_eq!(d <= b, f64::from(d as f32) <= t, "t = {t}, d = {d}");
+            }
         }
     }
 }

@@ -581,17 +581,7 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         .iter()
         .find(|c| c.chosen)
         .map_or(f64::NAN, |c| c.value);
-    let mut ensembled = ensemble_entry(kind, &table, &fitted_all, best_value);
-    // Core ML cannot hold the ensemble yet: a project that asks for Core ML keeps the best single
-    // model, and the leaderboard says why.
-    if ctx.project.export.formats.iter().any(|f| f == "coreml")
-        && let Some((entry, _)) = ensembled.as_mut()
-        && entry.chosen
-    {
-        entry.chosen = false;
-        let why = "; not kept: this project exports Core ML ([export] formats), which cannot hold an ensemble — the best single model is kept (remove \"coreml\" from the formats to keep the ensemble)";
-        entry.note = Some(entry.note.take().unwrap_or_default() + why);
-    }
+    let ensembled = ensemble_entry(kind, &table, &fitted_all, best_value);
     if let Some((entry, _)) = &ensembled {
         if entry.chosen {
             leaderboard.iter_mut().for_each(|c| c.chosen = false);
