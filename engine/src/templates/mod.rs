@@ -168,6 +168,7 @@ pub const ONNX_TASKS: &[&str] = &[
     "text-classification",
     "sound-classification",
     "object-detection",
+    "activity-classification",
 ];
 
 /// Whether models of `task` (a task id, `config.json`'s `lathe.task`) export to ONNX.
@@ -201,6 +202,7 @@ pub fn export_onnx(
         "text-classification" => text::onnx::export(model_dir, out, options),
         "sound-classification" => sound::onnx::export(model_dir, out, options),
         "object-detection" => detect::onnx::export(model_dir, out, options),
+        "activity-classification" => activity::onnx::export(model_dir, out, options),
         "" => Err(Error::model(
             "config.json names no Lathe task (lathe.task); was it written by Lathe?",
             config_path,

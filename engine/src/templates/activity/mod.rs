@@ -4,12 +4,14 @@
 //! better on validation. Files: `scan` (both layouts, health checks, session splits), `params`,
 //! `windows`, `features` (per-window statistics), `cnn` (network, augmentation, training),
 //! `train` (the task and its pipeline), `model` (model folder, load / predict / evaluate) and
-//! `coreml` (the CNN as a `NeuralNetworkClassifier`).
+//! `coreml` (the CNN as a `NeuralNetworkClassifier`) and `onnx` (either candidate as one ONNX
+//! graph, the trees' window statistics computed in it).
 
 pub mod cnn;
 pub mod coreml;
 pub mod features;
 pub mod model;
+pub mod onnx;
 pub mod params;
 pub mod scan;
 pub mod train;

@@ -6,6 +6,10 @@
 //! categorical split (a set of codes goes left) becomes a ladder of `x ≤ c + ½` nodes over the
 //! runs of consecutive codes that go the same way, each leading to a copy of the matching
 //! subtree (as the Core ML export does): the same leaf for every code, exactly.
+//!
+//! [`ensemble_f64`] writes the same trees over a double input with double thresholds, leaf and
+//! base values (`*_as_tensor` attributes): for features the graph computes in f64 (the activity
+//! classifier's window statistics), so every split decides exactly as the engine's f64 one.
 
 use crate::error::{Error, Result};
 use crate::export::onnx::graph::{self, Graph};
@@ -21,6 +25,8 @@ struct Arrays {
     node_ids: Vec<i64>,
     features: Vec<i64>,
     values: Vec<f32>,
+    /// The thresholds as the engine holds them (f64), for [`ensemble_f64`].
+    values_f64: Vec<f64>,
     modes: Vec<String>,
     true_ids: Vec<i64>,
     false_ids: Vec<i64>,
@@ -29,6 +35,7 @@ struct Arrays {
     target_node_ids: Vec<i64>,
     target_ids: Vec<i64>,
     target_weights: Vec<f32>,
+    target_weights_f64: Vec<f64>,
 }
 
 /// Writes the engine's trees as ONNX nodes.
@@ -42,7 +49,7 @@ struct Writer<'a> {
 }
 
 /// The largest f32 not above `t`: `x ≤ t` ⇔ `x ≤ floor_f32(t)` for every f32 `x`.
-fn floor_f32(t: f64) -> f32 {
+pub(super) fn floor_f32(t: f64) -> f32 {
     let f = t as f32;
     if f64::from(f) > t { f.next_down() } else { f }
 }
@@ -60,11 +67,13 @@ impl Writer<'_> {
         id: i64,
         mode: &str,
         feature: usize,
-        value: f32,
+        value: (f32, f64),
         children: (i64, i64),
         miss: bool,
     ) {
         let (t, f) = children;
+        let (value, value_f64) = value;
+        self.a.values_f64.push(value_f64);
         self.a.tree_ids.push(self.tree_id);
         self.a.node_ids.push(id);
         self.a.features.push(feature as i64);
@@ -75,7 +84,13 @@ impl Writer<'_> {
         self.a.missing_true.push(i64::from(miss));
     }
 
-    fn branch(&mut self, id: i64, feature: usize, value: f32, missing_true: bool) -> (i64, i64) {
+    fn branch(
+        &mut self,
+        id: i64,
+        feature: usize,
+        value: (f32, f64),
+        missing_true: bool,
+    ) -> (i64, i64) {
         let (t, f) = (self.fresh(), self.fresh());
         self.node(id, "BRANCH_LEQ", feature, value, (t, f), missing_true);
         (t, f)
@@ -94,15 +109,17 @@ impl Writer<'_> {
             ));
         };
         if n.is_leaf() {
-            self.node(id, "LEAF", 0, 0.0, (0, 0), false);
+            self.node(id, "LEAF", 0, (0.0, 0.0), (0, 0), false);
             self.a.target_tree_ids.push(self.tree_id);
             self.a.target_node_ids.push(id);
             self.a.target_ids.push(self.output);
             self.a.target_weights.push(n.value as f32);
+            self.a.target_weights_f64.push(n.value);
             return Ok(());
         }
         if n.categories_left.is_none() {
-            let (t, f) = self.branch(id, n.feature, floor_f32(n.threshold), n.missing_left);
+            let threshold = (floor_f32(n.threshold), n.threshold);
+            let (t, f) = self.branch(id, n.feature, threshold, n.missing_left);
             self.emit(tree, n.left, t)?;
             return self.emit(tree, n.right, f);
         }
@@ -126,7 +143,8 @@ impl Writer<'_> {
             if k + 1 == runs.len() {
                 self.emit(tree, child, current)?;
             } else {
-                let (t, f) = self.branch(current, n.feature, *end as f32 + 0.5, false);
+                let half = (*end as f32 + 0.5, *end as f64 + 0.5);
+                let (t, f) = self.branch(current, n.feature, half, false);
                 self.emit(tree, child, t)?;
                 current = f;
             }
@@ -145,6 +163,76 @@ pub fn ensemble(
     base: &[f64],
     domains: &[Option<usize>],
 ) -> Result<String> {
+    let a = arrays(trees, outputs, domains)?;
+    let mut attrs = common_attributes(&a, outputs);
+    attrs.push(graph::floats("nodes_values", a.values));
+    attrs.push(graph::floats("target_weights", a.target_weights));
+    if !base.is_empty() {
+        attrs.push(graph::floats(
+            "base_values",
+            base.iter().map(|&v| v as f32).collect(),
+        ));
+    }
+    Ok(g.ml_node("TreeEnsembleRegressor", &[x], attrs))
+}
+
+/// As [`ensemble`], over a double `x` `[N, features]` (numeric features only, no categorical
+/// domains): thresholds, leaf values and `base` are written as double tensors, so each split
+/// compares in f64 exactly as the engine does. Returns the float `[N, outputs]` sums.
+pub fn ensemble_f64(
+    g: &mut Graph,
+    x: &str,
+    trees: &[Vec<Tree>],
+    outputs: usize,
+    base: &[f64],
+) -> Result<String> {
+    let a = arrays(trees, outputs, &[])?;
+    let mut attrs = common_attributes(&a, outputs);
+    attrs.push(doubles("nodes_values_as_tensor", &a.values_f64));
+    attrs.push(doubles("target_weights_as_tensor", &a.target_weights_f64));
+    if !base.is_empty() {
+        attrs.push(doubles("base_values_as_tensor", base));
+    }
+    Ok(g.ml_node("TreeEnsembleRegressor", &[x], attrs))
+}
+
+/// A double tensor attribute `[values.len()]`.
+fn doubles(name: &str, values: &[f64]) -> crate::export::onnx::proto::AttributeProto {
+    graph::tensor(
+        name,
+        crate::export::onnx::proto::TensorProto {
+            dims: vec![values.len() as i64],
+            data_type: crate::export::onnx::proto::data_type::DOUBLE,
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        },
+    )
+}
+
+/// The attributes both forms share (structure, modes, targets; not the values).
+fn common_attributes(
+    a: &Arrays,
+    outputs: usize,
+) -> Vec<crate::export::onnx::proto::AttributeProto> {
+    vec![
+        graph::int("n_targets", outputs as i64),
+        graph::string("aggregate_function", "SUM"),
+        graph::string("post_transform", "NONE"),
+        graph::ints("nodes_treeids", a.tree_ids.clone()),
+        graph::ints("nodes_nodeids", a.node_ids.clone()),
+        graph::ints("nodes_featureids", a.features.clone()),
+        graph::strings("nodes_modes", &a.modes),
+        graph::ints("nodes_truenodeids", a.true_ids.clone()),
+        graph::ints("nodes_falsenodeids", a.false_ids.clone()),
+        graph::ints("nodes_missing_value_tracks_true", a.missing_true.clone()),
+        graph::ints("target_treeids", a.target_tree_ids.clone()),
+        graph::ints("target_nodeids", a.target_node_ids.clone()),
+        graph::ints("target_ids", a.target_ids.clone()),
+    ]
+}
+
+/// The flat node arrays of `trees[round][output]`.
+fn arrays(trees: &[Vec<Tree>], outputs: usize, domains: &[Option<usize>]) -> Result<Arrays> {
     let mut w = Writer {
         a: Arrays::default(),
         tree_id: 0,
@@ -165,38 +253,15 @@ pub fn ensemble(
         for j in 0..outputs {
             w.tree_id = j as i64;
             w.output = j as i64;
-            w.node(0, "LEAF", 0, 0.0, (0, 0), false);
+            w.node(0, "LEAF", 0, (0.0, 0.0), (0, 0), false);
             w.a.target_tree_ids.push(j as i64);
             w.a.target_node_ids.push(0);
             w.a.target_ids.push(j as i64);
             w.a.target_weights.push(0.0);
+            w.a.target_weights_f64.push(0.0);
         }
     }
-    let a = w.a;
-    let mut attrs = vec![
-        graph::int("n_targets", outputs as i64),
-        graph::string("aggregate_function", "SUM"),
-        graph::string("post_transform", "NONE"),
-        graph::ints("nodes_treeids", a.tree_ids),
-        graph::ints("nodes_nodeids", a.node_ids),
-        graph::ints("nodes_featureids", a.features),
-        graph::floats("nodes_values", a.values),
-        graph::strings("nodes_modes", &a.modes),
-        graph::ints("nodes_truenodeids", a.true_ids),
-        graph::ints("nodes_falsenodeids", a.false_ids),
-        graph::ints("nodes_missing_value_tracks_true", a.missing_true),
-        graph::ints("target_treeids", a.target_tree_ids),
-        graph::ints("target_nodeids", a.target_node_ids),
-        graph::ints("target_ids", a.target_ids),
-        graph::floats("target_weights", a.target_weights),
-    ];
-    if !base.is_empty() {
-        attrs.push(graph::floats(
-            "base_values",
-            base.iter().map(|&v| v as f32).collect(),
-        ));
-    }
-    Ok(g.ml_node("TreeEnsembleRegressor", &[x], attrs))
+    Ok(w.a)
 }
 
 #[cfg(test)]
