@@ -70,6 +70,21 @@ pub struct BenchArgs {
     /// line); default: generated sentences.
     #[arg(long, value_name = "FILE")]
     pub texts: Option<PathBuf>,
+    /// Also run PyTorch's reference (benches/reference/mobilenet_v2.py: torchvision MobileNetV2
+    /// with the same weights) on the same device, alternating with Lathe --rounds times, and
+    /// print both sides' medians and the ratio of each step. Needs a Python with torch.
+    #[arg(long)]
+    pub reference: bool,
+    /// The Python that runs the reference (default: /opt/torch/.venv/bin/python, python3 or
+    /// python, the first that imports torch).
+    #[arg(long, value_name = "PYTHON", requires = "reference")]
+    pub reference_python: Option<PathBuf>,
+    /// Folder of the reference scripts.
+    #[arg(long, value_name = "DIR", requires = "reference")]
+    pub reference_dir: Option<PathBuf>,
+    /// Rounds of each side with --reference.
+    #[arg(long, default_value_t = 3, requires = "reference")]
+    pub rounds: usize,
 }
 
 fn collect_images(dir: &Path, limit: usize, out: &mut Vec<PathBuf>) {
@@ -340,62 +355,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let batch = if args.batch == 0 { 32 } else { args.batch };
         return super::bench_text::run(dir, texts, args.count, batch, &args.device, args.json);
     }
+    if args.reference {
+        return run_with_reference(&args);
+    }
     let decode = if args.no_decode {
         None
     } else {
         Some(decode_bench(&args)?)
     };
     let device = crate::device::open(&args.device)?;
-    let batch = match args.batch {
-        0 if device.is_cpu() => 32,
-        0 => 256,
-        n => n,
-    };
-    let precisions = args.precision.clone().unwrap_or_else(|| {
-        if device.is_cpu() {
-            "f32".into()
-        } else {
-            "f32,tf32,bf16".into()
-        }
-    });
-    let mut extraction = Vec::new();
-    for name in precisions
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        // tf32: f32 tensors with cuBLAS allowed TF32 tensor cores — what PyTorch's default f32
-        // convolutions do (`torch.backends.cudnn.allow_tf32` is on by default).
-        let tf32 = name == "tf32";
-        if tf32 && !device.is_cuda() {
-            bail!("--precision tf32 needs a CUDA device");
-        }
-        let dtype = if tf32 {
-            DType::F32
-        } else {
-            crate::device::precision(name, &device)?
-        };
-        candle_core::cuda::set_gemm_reduced_precision_f32(tf32);
-        let result = extract_bench(&args, &device, batch, dtype);
-        candle_core::cuda::set_gemm_reduced_precision_f32(false);
-        let (ips, profile) = result?;
-        extraction.push(
-            json!({ "backbone": "mobilenet_v2", "batch": batch, "batches": args.batches,
-            "size": args.image_size, "dtype": if tf32 { "tf32" } else { dtype.as_str() },
-            "images_per_sec": ips, "profile": profile }),
-        );
-    }
-    let fine_tune = if args.fine_tune_batch > 0 {
-        let (ips, profile) = fine_tune_bench(&args, &device)?;
-        Some(
-            json!({ "backbone": "mobilenet_v2", "batch": args.fine_tune_batch, "trainable_blocks": args.fine_tune_blocks,
-            "steps": args.fine_tune_steps, "size": args.image_size,
-            "frozen_dtype": crate::device::auto_precision(&device).as_str(), "images_per_sec": ips,
-            "profile": profile }),
-        )
-    } else {
-        None
-    };
+    let batch = batch_size(&args, &device);
+    let (extraction, fine_tune) = measure(&args, &device, batch)?;
     let agreement = if device.is_cpu() {
         None
     } else {
@@ -467,6 +437,108 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 ms("optimizer_ms")
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The backbone batch size: `--batch`, else 32 on the CPU and 256 on a GPU.
+fn batch_size(args: &BenchArgs, device: &Device) -> usize {
+    match args.batch {
+        0 if device.is_cpu() => 32,
+        0 => 256,
+        n => n,
+    }
+}
+
+/// Feature extraction at each precision and the fine-tuning step: their JSON.
+fn measure(
+    args: &BenchArgs,
+    device: &Device,
+    batch: usize,
+) -> Result<(Vec<serde_json::Value>, Option<serde_json::Value>)> {
+    let precisions = args.precision.clone().unwrap_or_else(|| {
+        if device.is_cpu() {
+            "f32".into()
+        } else {
+            "f32,tf32,bf16".into()
+        }
+    });
+    let mut extraction = Vec::new();
+    for name in precisions
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        // tf32: f32 tensors with cuBLAS allowed TF32 tensor cores — what PyTorch's default f32
+        // convolutions do (`torch.backends.cudnn.allow_tf32` is on by default).
+        let tf32 = name == "tf32";
+        if tf32 && !device.is_cuda() {
+            bail!("--precision tf32 needs a CUDA device");
+        }
+        let dtype = if tf32 {
+            DType::F32
+        } else {
+            crate::device::precision(name, device)?
+        };
+        candle_core::cuda::set_gemm_reduced_precision_f32(tf32);
+        let result = extract_bench(args, device, batch, dtype);
+        candle_core::cuda::set_gemm_reduced_precision_f32(false);
+        let (ips, profile) = result?;
+        extraction.push(
+            json!({ "backbone": "mobilenet_v2", "batch": batch, "batches": args.batches,
+            "size": args.image_size, "dtype": if tf32 { "tf32" } else { dtype.as_str() },
+            "images_per_sec": ips, "profile": profile }),
+        );
+    }
+    let fine_tune = if args.fine_tune_batch > 0 {
+        let (ips, profile) = fine_tune_bench(args, device)?;
+        Some(
+            json!({ "backbone": "mobilenet_v2", "batch": args.fine_tune_batch, "trainable_blocks": args.fine_tune_blocks,
+            "steps": args.fine_tune_steps, "size": args.image_size,
+            "frozen_dtype": crate::device::auto_precision(device).as_str(), "images_per_sec": ips,
+            "profile": profile }),
+        )
+    } else {
+        None
+    };
+    Ok((extraction, fine_tune))
+}
+
+/// `--reference`: Lathe and PyTorch alternating on one device, `--rounds` times each.
+fn run_with_reference(args: &BenchArgs) -> Result<ExitCode> {
+    let device = crate::device::open(&args.device)?;
+    let batch = batch_size(args, &device);
+    let scratch = std::env::temp_dir().join(format!("lathe-bench-{}", std::process::id()));
+    let reference = super::bench_reference::Reference::locate(
+        args.reference_python.as_deref(),
+        args.reference_dir.as_deref(),
+        &scratch,
+    )?;
+    let torch_device = super::bench_reference::torch_device(&args.device);
+    let (mut lathe_runs, mut torch_runs) = (Vec::new(), Vec::new());
+    let rounds = args.rounds.max(1);
+    for round in 1..=rounds {
+        eprintln!("round {round}/{rounds}: Lathe");
+        let (extraction, fine_tune) = measure(args, &device, batch)?;
+        lathe_runs.push(json!({ "feature_extraction": extraction, "fine_tune_step": fine_tune }));
+        eprintln!("round {round}/{rounds}: PyTorch");
+        torch_runs.push(reference.run(args, &torch_device, batch)?);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let summary = super::bench_reference::summarize(&lathe_runs, &torch_runs);
+    let about = torch_runs.first().cloned().unwrap_or_default();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "machine": { "threads": rayon::current_num_threads(), "device": crate::device::label(&device), "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
+                "reference": about["reference"], "reference_threads": about["threads"],
+                "batch": batch, "size": args.image_size, "rounds": rounds,
+                "summary": summary, "lathe_runs": lathe_runs, "reference_runs": torch_runs,
+            })
+        );
+    } else {
+        super::bench_reference::print(&summary, &crate::device::label(&device), &about, rounds);
     }
     Ok(ExitCode::SUCCESS)
 }

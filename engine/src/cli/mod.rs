@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_profile;
+mod bench_reference;
 mod bench_text;
 mod check;
 mod evaluate;
