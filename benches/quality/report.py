@@ -4,6 +4,7 @@ import datetime
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 from common import ROOT
 
@@ -56,7 +57,7 @@ def notes(rows):
         for b in r.get("baselines", []):
             if b["status"] != "ok":
                 out.append(f"- {r['template']}/{r['dataset']}: baseline {b['name']} **{b['status']}** — {b['note']}")
-            elif b is not r.get("best_baseline"):
+            elif b["name"] != (r.get("best_baseline") or {}).get("name"):
                 out.append(f"- {r['template']}/{r['dataset']}: other baseline {b['name']} = {_f(b['score'])} "
                            f"({_f(b['secs'], 1)} s)")
     return "\n".join(out)
@@ -67,6 +68,12 @@ def reruns(meta):
     lines = [f"- **{t}** rows re-measured by `{m['command']}` on {m['date']}, commit {m['commit']} "
              f"({m['total_secs'] / 60:.1f} min; Lathe `{m['lathe']}`)." for t, m in sorted(meta.get("reruns", {}).items())]
     return ("\nRe-measured since (these rows replace the full run's):\n\n" + "\n".join(lines) + "\n") if lines else ""
+
+
+def reading():
+    """The hand-kept commentary (benches/quality/reading.md), so regenerating keeps it."""
+    f = Path(__file__).with_name("reading.md")
+    return ("\n" + f.read_text().strip() + "\n") if f.exists() else ""
 
 
 def write_markdown(path, rows, meta):
@@ -89,7 +96,8 @@ baseline = its feature extraction + fit + predict. Splits are fixed (seed 0, str
 `benches/quality/prepare.py` makes them from the pinned packages that `benches/quality/fetch.sh` downloads.
 
 Baselines: images — logistic regression (C by 5-fold CV, `LogisticRegressionCV`) on standardized
-MobileNetV2 pooled features from `lathe features`, and on 16×16 grayscale pixels; text — TF-IDF
+pooled features from `lathe features` of MobileNetV2 and of every other backbone `backbone = auto`
+may choose that is installed (EfficientNet-Lite0, Lite2), and on 16×16 grayscale pixels; text — TF-IDF
 (word 1–2-grams, sublinear tf, min_df 2) + logistic regression, C by 5-fold CV; sound — log-mel (64)
 and MFCC (20) mean + std per clip, standardized, logistic regression with C by 5-fold CV;
 detection — a sliding-window logistic regression on HOG-like features of 20×20 windows at 3 scales
@@ -98,7 +106,7 @@ multi-label — one standardized logistic regression per label (C by 5-fold CV, 
 p ≥ 0.5) on 28×28 grayscale pixels and on the backbone features; tables —
 HistGradientBoosting with defaults (native categoricals) and logistic regression (C = 1) / ridge
 (α = 1) on median-imputed standardized numbers + one-hot categoricals.
-
+{reading()}
 {table(rows)}
 
 ## Notes
