@@ -600,3 +600,60 @@ fn auto_backbone_compares_the_installed_backbones_and_reports_why() {
         stderr(&out)
     );
 }
+
+/// `lathe features` writes one row per image — path, class (the subfolder), the backbone's pooled
+/// features — for a folder of class subfolders, and for a folder of images without subfolders
+/// (a multi-label folder) with an empty class; a folder without images is a clear error.
+#[test]
+fn features_of_class_folders_and_of_a_flat_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let classes = tmp.path().join("classes");
+    make_dataset(&classes, &["a", "b"], 3, 0);
+    let out = tmp.path().join("classes.csv");
+    let o = run(lathe(&cache)
+        .args(["features", "--image-size", "32", "--data"])
+        .arg(&classes)
+        .arg("--out")
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    assert_eq!(rows.iter().filter(|r| r.contains(",a,")).count(), 3);
+    // MobileNetV2's 1280 pooled features after the path and the class.
+    assert_eq!(rows[0].split(',').count(), 2 + 1280);
+
+    let flat = tmp.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    for i in 0..4 {
+        class_image(i % 2, i, 32)
+            .save(flat.join(format!("{i:03}.png")))
+            .unwrap();
+    }
+    let out = tmp.path().join("flat.csv");
+    let o = run(lathe(&cache)
+        .args(["features", "--image-size", "32", "--data"])
+        .arg(&flat)
+        .arg("--out")
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    assert!(
+        rows.iter().all(|r| r.split(',').nth(1) == Some("")),
+        "{text}"
+    );
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run(lathe(&cache)
+        .args(["features", "--data"])
+        .arg(&empty)
+        .arg("--out")
+        .arg(tmp.path().join("empty.csv")));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no images found"), "{}", stderr(&o));
+    assert!(!tmp.path().join("empty.csv").exists());
+}

@@ -14,10 +14,11 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  lathe features --data photos/train --out train-features.csv\n\nEach row: the image's path, its class (the folder it is in) and the backbone's pooled features. Unreadable images are skipped with a warning."
+    after_help = "Example:\n  lathe features --data photos/train --out train-features.csv\n\nEach row: the image's path, its class (the subfolder it is in; empty for a folder of images without class subfolders) and the backbone's pooled features. Unreadable images are skipped with a warning."
 )]
 pub struct FeaturesArgs {
-    /// A folder with one subfolder per class.
+    /// A folder with one subfolder per class (the class column is the subfolder), or a folder of
+    /// images (the class column is empty).
     #[arg(long)]
     pub data: PathBuf,
     /// The CSV to write (replaced atomically).
@@ -67,9 +68,17 @@ pub fn run(args: FeaturesArgs) -> Result<ExitCode> {
             files.push((f, label.clone()));
         }
     }
+    // A folder of images without class subfolders (a multi-label folder, or images to
+    // label): every image in it, with an empty class.
+    if files.is_empty() {
+        files = image_folder::list_files(&args.data, &mut issues)
+            .into_iter()
+            .map(|f| (f, String::new()))
+            .collect();
+    }
     if files.is_empty() {
         bail!(
-            "no images found; give a folder with one subfolder per class: {}",
+            "no images found in {}; give a folder of images, or one with a subfolder per class",
             args.data.display()
         );
     }
