@@ -462,13 +462,12 @@ impl Studio {
                     // An interrupted run is offered for resuming, wherever its folder is.
                     self.find_runs(Some(run_dir.clone()));
                 }
-                self.state.run = *state;
-                if self.state.run.status == Status::Completed {
-                    self.load_run_outputs(&run_dir);
-                    self.state.screen = Screen::Evaluate;
+                self.show_run(&run_dir, *state);
+                self.state.screen = if self.state.run.status == Status::Completed {
+                    Screen::Evaluate
                 } else {
-                    self.state.screen = Screen::Train;
-                }
+                    Screen::Train
+                };
             }
             JobResult::Report { run_dir, result } => {
                 if self.state.run.run_dir.as_deref() == Some(run_dir.as_path()) {
@@ -542,6 +541,17 @@ impl Studio {
                 if generation == self.runs_generation {
                     self.state.resumable = found.interrupted;
                     self.state.finished_run = found.finished;
+                    // A project just opened shows its newest finished run, as training it left it.
+                    if let (Some(dir), Some(state)) =
+                        (&self.state.finished_run, found.finished_state)
+                        && !self.state.run_active
+                        && !self.opening
+                        && self.state.run.status == Status::NotStarted
+                        && self.state.run.run_dir.is_none()
+                    {
+                        let dir = dir.clone();
+                        self.show_run(&dir, *state);
+                    }
                 }
             }
         }
@@ -732,11 +742,13 @@ impl Studio {
             Command::OpenRun(dir) => {
                 self.opening = true;
                 self.jobs.spawn("open-run", move |tx| {
+                    let dir = crate::file_dialog::expand_home(dir);
                     let dir = std::path::absolute(&dir).unwrap_or(dir);
-                    match std::fs::read_to_string(dir.join(lathe_engine::train::run_dir::EVENTS)) {
-                        Ok(text) => {
-                            // The lock file is the project as the run used it.
-                            let project = Project::load(&dir.join(lathe_engine::train::run_dir::LOCK_FILE))
+                    match crate::runs::replay(&dir) {
+                        Ok(state) => {
+                            // The lock file is the project as the run used it, its data found
+                            // next to the folder when the folder was copied or moved.
+                            let project = lathe_engine::train::run_dir::load_lock(&dir)
                                 .ok()
                                 .map(|mut p| {
                                     p.file = None;
@@ -745,13 +757,10 @@ impl Studio {
                             tx.send(JobResult::RunOpened {
                                 run_dir: dir,
                                 project,
-                                state: Box::new(RunState::replay(&text)),
+                                state: Box::new(state),
                             })
                         }
-                        Err(e) => tx.send(JobResult::Failed(format!(
-                            "cannot read the run's events.jsonl ({e}); give a Lathe run folder: {}",
-                            dir.display()
-                        ))),
+                        Err(e) => tx.send(JobResult::Failed(e)),
                     }
                 });
             }
@@ -984,6 +993,7 @@ impl Studio {
         self.state.project = Some(project);
         self.state.scan = ScanState::Idle;
         self.state.run = RunState::default();
+        self.state.run_from_disk = false;
         self.state.report = None;
         self.state.extra_evaluation = None;
         self.state.selected_cell = None;
@@ -1168,6 +1178,7 @@ impl Studio {
         };
         self.clear_model();
         self.state.run = RunState::default();
+        self.state.run_from_disk = false;
         self.state.report = None;
         self.state.extra_evaluation = None;
         self.state.selected_cell = None;
@@ -1191,7 +1202,8 @@ impl Studio {
                 _ => None,
             };
             let project = match &locked_from {
-                Some(dir) => Project::load(&RunDir { root: dir.clone() }.lock_file()),
+                // A copied or moved run folder finds its data relative to itself.
+                Some(dir) => lathe_engine::train::run_dir::load_lock(dir),
                 None => Ok(project),
             };
             let result = project
@@ -1219,14 +1231,28 @@ impl Studio {
         }
     }
 
+    /// Makes the run in `dir` (its events replayed into `state`) the current one: the Train screen
+    /// shows its curves, and a finished run's report and model fill Evaluate, Preview and Export.
+    fn show_run(&mut self, dir: &Path, mut state: RunState) {
+        state.run_dir = Some(dir.to_path_buf());
+        self.clear_model();
+        self.state.run = state;
+        self.state.run_from_disk = true;
+        self.state.report = None;
+        self.state.extra_evaluation = None;
+        self.state.selected_cell = None;
+        self.state.exports.clear();
+        self.view.continue_open = false;
+        if self.state.run.status == Status::Completed {
+            self.load_run_outputs(dir);
+        }
+    }
+
     /// Reads a finished run's report and loads its model, both in the background.
     fn load_run_outputs(&mut self, run_dir: &Path) {
         let dir = run_dir.to_path_buf();
         self.jobs.spawn("read-report", move |tx| {
-            let result =
-                lathe_engine::fsutil::read_json::<serde_json::Value>(&dir.join("report.json"))
-                    .map(|v| ReportView::from_json(&v))
-                    .map_err(|e| e.to_string());
+            let result = ReportView::read(&dir);
             tx.send(JobResult::Report {
                 run_dir: dir,
                 result,

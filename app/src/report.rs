@@ -89,6 +89,36 @@ impl ReportView {
     }
 }
 
+impl ReportView {
+    /// Sample paths a run recorded where its folder was at `recorded`, as seen from the folder now
+    /// at `root` (the engine's [`lathe_engine::train::run_dir::relocate`]): a run folder copied
+    /// together with its data lists its samples where they now are.
+    pub fn relocate_samples(&mut self, recorded: &std::path::Path, root: &std::path::Path) {
+        for (_, evaluation) in &mut self.evaluations {
+            if let EvalView::Classification(r) = evaluation {
+                for s in &mut r.samples {
+                    s.input = lathe_engine::train::run_dir::relocate(&s.input, recorded, root);
+                }
+            }
+        }
+    }
+
+    /// Reads a run folder's `report.json`, its sample paths relocated when the folder moved.
+    pub fn read(run_dir: &std::path::Path) -> Result<Self, String> {
+        let value =
+            lathe_engine::fsutil::read_json::<serde_json::Value>(&run_dir.join("report.json"))
+                .map_err(|e| e.to_string())?;
+        let mut view = Self::from_json(&value);
+        if let Some(recorded) = lathe_engine::train::run_dir::recorded_root(run_dir) {
+            let here = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
+            if recorded != here {
+                view.relocate_samples(&recorded, &here);
+            }
+        }
+        Ok(view)
+    }
+}
+
 /// Flattens a JSON report into (key, value text) rows for the generic view: numbers, text and
 /// booleans at any depth (`per_class.0.precision`), arrays of numbers as one row.
 pub fn scalar_rows(value: &Value) -> Vec<(String, String)> {

@@ -1,9 +1,25 @@
 //! The runs of a project, found in its `runs/` folder on a background job: interrupted ones (a
 //! checkpoint but no finished model) that can be resumed, with the epoch their checkpoint holds,
-//! and the newest finished one, which can be continued with more epochs.
+//! and the newest finished one, which can be continued with more epochs and which a reopened
+//! project shows (its events replayed, as [`replay`] reads any run folder).
 
-use lathe_engine::train::{Event, RunDir};
+use lathe_engine::train::{Event, RunDir, RunState};
 use std::path::{Path, PathBuf};
+
+/// A run folder's `events.jsonl` folded into a [`RunState`], which names the folder where it is
+/// now (a copied or moved folder's events record the old place).
+pub fn replay(dir: &Path) -> Result<RunState, String> {
+    let text =
+        std::fs::read_to_string(dir.join(lathe_engine::train::run_dir::EVENTS)).map_err(|e| {
+            format!(
+                "cannot read the run's events.jsonl ({e}); give a Lathe run folder: {}",
+                dir.display()
+            )
+        })?;
+    let mut state = RunState::replay(&text);
+    state.run_dir = Some(dir.to_path_buf());
+    Ok(state)
+}
 
 /// An interrupted run that `--resume` can continue.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +105,8 @@ pub struct FoundRuns {
     pub interrupted: Vec<InterruptedRun>,
     /// The newest finished run (it has a model).
     pub finished: Option<PathBuf>,
+    /// The newest finished run's events, replayed (what a reopened project shows).
+    pub finished_state: Option<Box<RunState>>,
 }
 
 /// Runs named `prefix*` under `runs`, plus `also` (an opened run folder) when it is interrupted.
@@ -118,6 +136,11 @@ pub fn find(runs: &Path, prefix: &str, also: Option<&Path>) -> FoundRuns {
     {
         found.interrupted.insert(0, run);
     }
+    found.finished_state = found
+        .finished
+        .as_deref()
+        .and_then(|d| replay(d).ok())
+        .map(Box::new);
     found
 }
 

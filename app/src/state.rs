@@ -147,6 +147,9 @@ pub struct State {
     pub scan: ScanState,
     /// The current (or last) run, folded from its events.
     pub run: RunState,
+    /// The current run was read from its folder (opened, or the newest finished run of a reopened
+    /// project) rather than trained in this window.
+    pub run_from_disk: bool,
     /// A session is starting or running.
     pub run_active: bool,
     pub pause_requested: bool,

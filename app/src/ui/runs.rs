@@ -2,7 +2,7 @@
 //! interrupted run ("Resume training (epoch 3 of 10)") or to continue the newest finished one,
 //! and the "Continue training…" form (extra epochs) the Train screen shows for a finished run.
 
-use crate::command::Command;
+use crate::command::{Command, Screen};
 use crate::state::State;
 use crate::ui::view::View;
 use std::path::Path;
@@ -14,9 +14,21 @@ const SHOWN: usize = 3;
 pub fn banner_wanted(state: &State) -> bool {
     state.project.is_some()
         && !state.run_active
-        && (!state.resumable.is_empty()
-            || (state.run.status == lathe_engine::train::Status::NotStarted
-                && state.finished_run.is_some()))
+        && (!state.resumable.is_empty() || finished_shown(state).is_some())
+}
+
+/// The finished run the banner offers to continue: the run read from its folder (a reopened
+/// project's newest, or an opened one) while another screen than Train (which has its own button)
+/// shows; else, before any run is shown, the project's newest finished run.
+fn finished_shown(state: &State) -> Option<&Path> {
+    use lathe_engine::train::Status;
+    match state.run.status {
+        Status::NotStarted => state.finished_run.as_deref(),
+        Status::Completed if state.run_from_disk && state.screen != Screen::Train => {
+            state.run.run_dir.as_deref()
+        }
+        _ => None,
+    }
 }
 
 /// The banner: resume an interrupted run, else continue the newest finished one.
@@ -64,13 +76,17 @@ pub fn banner_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &m
                 state.resumable.len() - SHOWN
             ));
         }
-    } else if let Some(dir) = &state.finished_run {
+    } else if let Some(dir) = finished_shown(state) {
         ui.horizontal_wrapped(|ui| {
             let name = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            ui.label(format!("The last run, {name}, finished."));
+            ui.label(if state.finished_run.as_deref() == Some(dir) {
+                format!("The last run, {name}, finished.")
+            } else {
+                format!("Showing the run {name}, which finished.")
+            });
             continue_ui(ui, state, view, dir, commands);
         });
     }
