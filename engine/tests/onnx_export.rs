@@ -536,6 +536,37 @@ fn image_classifiers_agree_with_onnx_runtime() {
         // convolutions sum in other orders): 1e-4.
         let worst = compare_probabilities(name, &onnx, &labels, &engine, 1e-4);
         eprintln!("image {name}: |Δp| = {worst:e} on {n} images");
+        // fp16 weights: about half the file, the same top label, |Δp| ≤ 2e-3.
+        let half = tmp.path().join(format!("{name}-fp16.onnx"));
+        let o = run(lathe(&cache)
+            .args([
+                "export",
+                "--format",
+                "onnx",
+                "--precision",
+                "fp16",
+                "--json",
+                "--out",
+            ])
+            .arg(&half)
+            .arg(&run_dir));
+        assert!(o.status.success(), "fp16 export failed: {}", stderr(&o));
+        let described = json_lines(&stdout(&o)).remove(0);
+        assert_eq!(described["precision"], "fp16");
+        let (full, halved) = (
+            std::fs::metadata(&model).unwrap().len(),
+            std::fs::metadata(&half).unwrap().len(),
+        );
+        assert!(
+            (halved as f64) < 0.6 * full as f64,
+            "fp16 file {halved} B vs fp32 {full} B"
+        );
+        let onnx16 = check(&python, &half, Some(&spec));
+        assert_eq!(onnx16["metadata"]["precision"], "fp16");
+        let worst16 = compare_probabilities(name, &onnx16, &labels, &engine, 2e-3);
+        eprintln!(
+            "image {name} fp16: |Δp| = {worst16:e} on {n} images, {halved} B (fp32 {full} B)"
+        );
     }
 }
 

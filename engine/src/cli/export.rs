@@ -1,5 +1,5 @@
 //! `lathe export`: copy a trained model out as a safetensors folder, or write it as a Core ML
-//! `.mlmodel` (fp32 or fp16 weights) or an ONNX `.onnx` (fp32).
+//! `.mlmodel` (fp32 or fp16 weights) or an ONNX `.onnx` (fp32 or fp16 weights).
 
 use crate::export::coreml;
 use crate::fsutil;
@@ -19,7 +19,7 @@ pub enum Format {
     Onnx,
 }
 
-/// Weight precision of a Core ML export.
+/// Weight precision of a Core ML or ONNX export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionArg {
     /// 32-bit weights: computes what `lathe predict` computes.
@@ -38,7 +38,8 @@ pub struct ExportArgs {
     /// for ONNX — or next to the model folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Core ML weight precision (ONNX exports are fp32).
+    /// Weight precision: fp16 halves the file (Core ML: half-precision weights, specification 2;
+    /// ONNX: FLOAT16 weights cast to float in the graph, which still computes in f32).
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: PrecisionArg,
     /// Core ML / ONNX metadata: author.
@@ -100,17 +101,15 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Format::Onnx => {
-            if args.precision != PrecisionArg::Fp32 {
-                bail!(
-                    "--precision fp16 is not available for --format onnx yet; leave it out (fp32)"
-                );
-            }
             let out = match args.out {
                 Some(p) if p.is_dir() => p.join(crate::export::onnx::DEFAULT_FILE_NAME),
                 Some(p) => p,
                 None => default_coreml_out(&model_dir).with_extension("onnx"),
             };
+            let fp16 = args.precision == PrecisionArg::Fp16;
+            let precision = if fp16 { "fp16" } else { "fp32" };
             let options = crate::export::onnx::Options {
+                fp16,
                 description: args.description,
                 author: args.author,
                 license: args.license,
@@ -124,14 +123,14 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
                         "format": "onnx",
                         "path": exported.path,
                         "bytes": exported.bytes,
-                        "precision": "fp32",
+                        "precision": precision,
                         "opset": exported.opset,
                         "nodes": exported.nodes,
                     })
                 );
             }
             eprintln!(
-                "Exported ONNX model (fp32, {:.1} MB, opset {}) to {}",
+                "Exported ONNX model ({precision}, {:.1} MB, opset {}) to {}",
                 exported.bytes as f64 / 1e6,
                 exported.opset,
                 out.display()

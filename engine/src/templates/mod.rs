@@ -192,7 +192,7 @@ pub fn export_onnx(
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
     }
-    match task {
+    let exported = match task {
         "image-classification" | "multi-label-image-classification" => {
             image::onnx::export(model_dir, out, options)
         }
@@ -210,7 +210,13 @@ pub fn export_onnx(
         other => Err(Error::Unsupported(format!(
             "ONNX export of \"{other}\" models is not available in this build yet; use --format safetensors or coreml"
         ))),
+    }?;
+    if !options.fp16 {
+        return Ok(exported);
     }
+    let mut model = crate::export::onnx::read(&exported.path)?;
+    crate::export::onnx::fp16::halve_weights(&mut model);
+    crate::export::onnx::write(&exported.path, &model)
 }
 
 /// Where a training run writes its ONNX model: `<run>/exports/model.onnx`.

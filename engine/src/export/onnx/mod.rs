@@ -7,6 +7,7 @@
 //! Opsets: the default domain at 17 and `ai.onnx.ml` at 3; IR version 8.
 
 pub mod backbone;
+pub mod fp16;
 pub mod graph;
 pub mod meta;
 pub mod proto;
@@ -31,9 +32,11 @@ pub const ML_OPSET: i64 = 3;
 /// The `ai.onnx.ml` domain.
 pub const ML_DOMAIN: &str = "ai.onnx.ml";
 
-/// What to write besides the graph (ONNX exports are fp32).
+/// What to write besides the graph.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
+    /// Store the large weights as FLOAT16, cast to float in the graph ([`fp16`]).
+    pub fp16: bool,
     /// Metadata overrides (`description`, `author`, `license`, `version` in `metadata_props`).
     pub description: Option<String>,
     pub author: Option<String>,

@@ -17,6 +17,7 @@ pub mod data_type {
     pub const INT64: i32 = 7;
     pub const STRING: i32 = 8;
     pub const BOOL: i32 = 9;
+    pub const FLOAT16: i32 = 10;
     pub const DOUBLE: i32 = 11;
 }
 
