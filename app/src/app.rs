@@ -323,6 +323,7 @@ impl Studio {
                 if let Some(run_dir) = self.state.run.run_dir.clone() {
                     self.load_run_outputs(&run_dir);
                 }
+                self.find_runs(self.state.run.run_dir.clone());
                 self.state
                     .info("Training finished: see Evaluate, Preview and Export");
             }
@@ -459,7 +460,10 @@ impl Studio {
                 self.opening = false;
                 if let Some(p) = project {
                     self.set_project(*p);
-                    // An interrupted run is offered for resuming, wherever its folder is.
+                    self.state.dirty = false;
+                    // The runs listed are the ones beside it; an interrupted run is offered for
+                    // resuming, wherever its folder is.
+                    self.state.runs_folder = run_dir.parent().map(Path::to_path_buf);
                     self.find_runs(Some(run_dir.clone()));
                 }
                 self.show_run(&run_dir, *state);
@@ -469,6 +473,11 @@ impl Studio {
                     Screen::Train
                 };
             }
+            JobResult::RunShown { run_dir, result } => match result {
+                Ok(state) if !self.state.run_active => self.show_run(&run_dir, *state),
+                Ok(_) => {}
+                Err(e) => self.state.error(e),
+            },
             JobResult::Report { run_dir, result } => {
                 if self.state.run.run_dir.as_deref() == Some(run_dir.as_path()) {
                     match result {
@@ -541,6 +550,7 @@ impl Studio {
                 if generation == self.runs_generation {
                     self.state.resumable = found.interrupted;
                     self.state.finished_run = found.finished;
+                    self.state.runs = found.all;
                     // A project just opened shows its newest finished run, as training it left it.
                     if let (Some(dir), Some(state)) =
                         (&self.state.finished_run, found.finished_state)
@@ -764,6 +774,27 @@ impl Studio {
                     }
                 });
             }
+            Command::OpenRunDialog => {
+                if self.unsaved() {
+                    self.state.confirm = Some(Unsaved::OpenRun);
+                } else {
+                    self.proceed(Unsaved::OpenRun);
+                }
+            }
+            Command::ShowRun(dir) => {
+                if self.state.run_active {
+                    self.state
+                        .error("A training is running: wait for it (or cancel it) to look at another run");
+                    return;
+                }
+                self.jobs.spawn("show-run", move |tx| {
+                    let result = crate::runs::replay(&dir).map(Box::new);
+                    tx.send(JobResult::RunShown {
+                        run_dir: dir,
+                        result,
+                    });
+                });
+            }
             Command::SelectCell {
                 split,
                 truth,
@@ -862,6 +893,30 @@ impl Studio {
                     "Open a Lathe project",
                 )
                 .extensions(&["toml"])
+                .start(start);
+                self.ask(request);
+            }
+            Unsaved::OpenRun => {
+                // Start in the folder of the run shown, else where this project's runs go.
+                let start = self
+                    .state
+                    .run
+                    .run_dir
+                    .as_ref()
+                    .and_then(|d| d.parent())
+                    .map(Path::to_path_buf)
+                    .or_else(|| {
+                        self.state
+                            .project
+                            .is_some()
+                            .then(|| self.runs_folder())
+                            .filter(|d| d.is_dir())
+                    });
+                let request = DialogRequest::new(
+                    DialogPurpose::OpenRun,
+                    DialogMode::Folder,
+                    "Open a Lathe run folder",
+                )
                 .start(start);
                 self.ask(request);
             }
@@ -1001,6 +1056,8 @@ impl Studio {
         self.state.exports.clear();
         self.state.resumable.clear();
         self.state.finished_run = None;
+        self.state.runs.clear();
+        self.state.runs_folder = None;
         self.state.table_columns = None;
         self.view.continue_open = false;
         self.state.screen = Screen::Data;
@@ -1097,10 +1154,17 @@ impl Studio {
         });
     }
 
-    /// The folder runs go under: next to a saved project, else the runs home.
+    /// The folder runs go under (in its `runs/`): next to a saved project; for a project opened
+    /// from a run in a `runs/` folder, beside that run; else the runs home.
     fn runs_base(&self) -> PathBuf {
         if let Some(file) = self.state.project.as_ref().and_then(|p| p.file.as_ref())
             && let Some(parent) = file.parent()
+        {
+            return parent.to_path_buf();
+        }
+        if let Some(folder) = &self.state.runs_folder
+            && folder.file_name().is_some_and(|n| n == "runs")
+            && let Some(parent) = folder.parent()
         {
             return parent.to_path_buf();
         }
@@ -1110,14 +1174,28 @@ impl Studio {
             .unwrap_or_else(default_runs_home)
     }
 
+    /// The folder the project's runs are listed from: `runs/` next to a saved project, else the
+    /// folder of the run it was opened from, else the runs home's.
+    fn runs_folder(&self) -> PathBuf {
+        let saved = self
+            .state
+            .project
+            .as_ref()
+            .is_some_and(|p| p.file.is_some());
+        match &self.state.runs_folder {
+            Some(folder) if !saved => folder.clone(),
+            _ => self.runs_base().join("runs"),
+        }
+    }
+
     /// Looks through the project's runs in the background (and `also`, an opened run folder):
     /// interrupted ones to resume, the newest finished one to continue.
     fn find_runs(&mut self, also: Option<PathBuf>) {
         let Some(project) = &self.state.project else {
             return;
         };
-        let runs = self.runs_base().join("runs");
         let prefix = format!("{}-", project.template);
+        let runs = self.runs_folder();
         self.runs_generation += 1;
         let generation = self.runs_generation;
         self.jobs.spawn("find-runs", move |tx| {

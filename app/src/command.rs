@@ -133,8 +133,14 @@ pub enum Command {
         from: PathBuf,
         epochs: i64,
     },
-    /// Shows a finished (or interrupted) run: its events, report and model.
+    /// Opens a run folder from anywhere: its project (as the run locked it) and the run, whose
+    /// events, report and model the screens show.
     OpenRun(PathBuf),
+    /// Shows a folder dialog for a run folder to open.
+    OpenRunDialog,
+    /// Makes a run of the open project the current one (the runs list): the Train screen shows its
+    /// curves, Evaluate, Preview and Export its report and model.
+    ShowRun(PathBuf),
     /// Selects a confusion-matrix cell: (split, true class, predicted class).
     SelectCell {
         split: String,

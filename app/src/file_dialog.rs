@@ -26,6 +26,8 @@ pub enum DialogPurpose {
     /// A data slot of the project.
     Data(DataSlot),
     OpenProject,
+    /// A run folder to open.
+    OpenRun,
     SaveProject,
     /// Labelled data to evaluate the model on.
     Evaluate,
@@ -114,6 +116,7 @@ impl DialogRequest {
         Some(match self.purpose {
             DialogPurpose::Data(slot) => Command::SetData(slot, Some(paths.swap_remove(0))),
             DialogPurpose::OpenProject => Command::OpenProject(paths.swap_remove(0)),
+            DialogPurpose::OpenRun => Command::OpenRun(paths.swap_remove(0)),
             DialogPurpose::SaveProject => Command::SaveProjectTo(paths.swap_remove(0)),
             DialogPurpose::Evaluate => Command::EvaluateFolder(paths.swap_remove(0)),
             DialogPurpose::Preview => Command::Predict(paths),

@@ -61,6 +61,11 @@ pub enum JobResult {
         project: Option<Box<Project>>,
         state: Box<RunState>,
     },
+    /// A run of the open project was read (`ShowRun`).
+    RunShown {
+        run_dir: PathBuf,
+        result: Result<Box<RunState>, String>,
+    },
     Report {
         run_dir: PathBuf,
         result: Result<ReportView, String>,

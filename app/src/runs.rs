@@ -98,6 +98,147 @@ impl InterruptedRun {
     }
 }
 
+/// How a run ended, as its events tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// It finished and has a model.
+    Finished,
+    /// Cancelled, or stopped without saying so (killed, the power went); still training when it
+    /// is the window's own run.
+    Interrupted,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Finished => "finished",
+            Self::Interrupted => "interrupted",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One run in the runs list: its folder, template, date, how it ended and its headline result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub template: String,
+    /// When its events were last written, "2026-01-02 13:45 UTC".
+    pub date: String,
+    pub status: RunStatus,
+    /// The headline result in `report.json`: (split, metric, value), test before validation.
+    pub metric: Option<(String, String, f64)>,
+}
+
+impl RunSummary {
+    /// `None` when `dir` has no `events.jsonl` (not a run folder).
+    pub fn read(dir: &Path) -> Option<Self> {
+        let run = RunDir {
+            root: dir.to_path_buf(),
+        };
+        let events = run.events();
+        let text = std::fs::read_to_string(&events).ok()?;
+        let mut template = String::new();
+        let mut outcome = None;
+        for line in text.lines() {
+            // Only the first and last events matter; skip the rest without parsing them.
+            if !(line.contains("\"started\"") || line.contains("\"finished\"")) {
+                continue;
+            }
+            match serde_json::from_str::<Event>(line) {
+                Ok(Event::Started { template: t, .. }) => {
+                    template = t;
+                    // A resumed run goes on after an earlier end.
+                    outcome = None;
+                }
+                Ok(Event::Finished { outcome: o, .. }) => outcome = Some(o),
+                _ => {}
+            }
+        }
+        let has_model = run
+            .model()
+            .join(lathe_engine::train::run_dir::MODEL_CONFIG)
+            .is_file();
+        let status = match outcome {
+            Some(lathe_engine::train::Outcome::Completed { .. }) if has_model => {
+                RunStatus::Finished
+            }
+            Some(lathe_engine::train::Outcome::Failed { .. }) => RunStatus::Failed,
+            _ => RunStatus::Interrupted,
+        };
+        if template.is_empty()
+            && let Ok(p) = lathe_engine::Project::load(&run.lock_file())
+        {
+            template = p.template;
+        }
+        let date = std::fs::metadata(&events)
+            .and_then(|m| m.modified())
+            .map(date_text)
+            .unwrap_or_default();
+        let metric = lathe_engine::fsutil::read_json::<serde_json::Value>(&run.report_json())
+            .ok()
+            .and_then(|r| headline(&r));
+        Some(Self {
+            dir: dir.to_path_buf(),
+            template,
+            date,
+            status,
+            metric,
+        })
+    }
+
+    /// The run folder's name.
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// "test accuracy 93.1%", "validation R² 0.912"; empty without a report.
+    pub fn metric_text(&self) -> String {
+        let Some((split, metric, value)) = &self.metric else {
+            return String::new();
+        };
+        match metric.as_str() {
+            "accuracy" => format!("{split} accuracy {:.1}%", value * 100.0),
+            "r2" => format!("{split} R\u{b2} {value:.3}"),
+            "map50" => format!("{split} mAP@0.5 {value:.3}"),
+            other => format!("{split} {other} {value:.4}"),
+        }
+    }
+}
+
+/// The headline result of a `report.json`: test before validation; accuracy, else R², else mAP,
+/// else RMSE.
+pub fn headline(report: &serde_json::Value) -> Option<(String, String, f64)> {
+    let evaluation = report.get("evaluation")?;
+    ["test", "validation"].iter().find_map(|split| {
+        let e = evaluation.get(*split)?;
+        ["accuracy", "r2", "map50", "map", "rmse"]
+            .iter()
+            .find_map(|k| {
+                e.get(*k)?
+                    .as_f64()
+                    .map(|v| (split.to_string(), k.to_string(), v))
+            })
+    })
+}
+
+/// "2026-01-02 13:45 UTC".
+fn date_text(t: std::time::SystemTime) -> String {
+    let s = lathe_engine::train::run_dir::utc_stamp(t);
+    format!(
+        "{}-{}-{} {}:{} UTC",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13]
+    )
+}
+
 /// What a project's `runs/` folder holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FoundRuns {
@@ -107,6 +248,8 @@ pub struct FoundRuns {
     pub finished: Option<PathBuf>,
     /// The newest finished run's events, replayed (what a reopened project shows).
     pub finished_state: Option<Box<RunState>>,
+    /// Every run, newest first (an opened run folder elsewhere first).
+    pub all: Vec<RunSummary>,
 }
 
 /// Runs named `prefix*` under `runs`, plus `also` (an opened run folder) when it is interrupted.
@@ -136,6 +279,13 @@ pub fn find(runs: &Path, prefix: &str, also: Option<&Path>) -> FoundRuns {
     {
         found.interrupted.insert(0, run);
     }
+    found.all = dirs.iter().filter_map(|d| RunSummary::read(d)).collect();
+    if let Some(dir) = also
+        && !found.all.iter().any(|r| r.dir == dir)
+        && let Some(run) = RunSummary::read(dir)
+    {
+        found.all.insert(0, run);
+    }
     found.finished_state = found
         .finished
         .as_deref()
@@ -151,6 +301,93 @@ mod tests {
 
     fn line(e: &Event) -> String {
         serde_json::to_string(e).unwrap()
+    }
+
+    #[test]
+    fn run_summaries_say_how_runs_ended_and_their_headline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let write =
+            |name: &str, events: &[Event], model: bool, report: Option<serde_json::Value>| {
+                let dir = tmp.path().join(name);
+                std::fs::create_dir_all(&dir).unwrap();
+                let text: Vec<String> = events.iter().map(line).collect();
+                std::fs::write(dir.join("events.jsonl"), text.join("\n")).unwrap();
+                if model {
+                    std::fs::create_dir_all(dir.join("model")).unwrap();
+                    std::fs::write(dir.join("model/config.json"), "{}").unwrap();
+                }
+                if let Some(r) = report {
+                    std::fs::write(dir.join("report.json"), r.to_string()).unwrap();
+                }
+                dir
+            };
+        let started = Event::Started {
+            run_dir: PathBuf::from("/elsewhere"),
+            template: "tabular-regressor".into(),
+            device: "cpu".into(),
+            seed: 1,
+            lathe_version: "0".into(),
+            resumed: false,
+        };
+        let finished = |outcome| Event::Finished {
+            outcome,
+            elapsed_secs: 1.0,
+        };
+        let completed = lathe_engine::train::Outcome::Completed {
+            model_dir: PathBuf::from("m"),
+        };
+        let report = serde_json::json!({"evaluation": {
+            "validation": {"rmse": 0.5, "r2": 0.5},
+            "test": {"rmse": 0.25, "r2": 0.912}}});
+        let done = write(
+            "done",
+            &[started.clone(), finished(completed.clone())],
+            true,
+            Some(report),
+        );
+        let run = RunSummary::read(&done).unwrap();
+        assert_eq!(run.status, RunStatus::Finished);
+        assert_eq!(run.template, "tabular-regressor");
+        assert_eq!(run.metric_text(), "test R\u{b2} 0.912");
+        assert!(run.date.ends_with(" UTC"), "{}", run.date);
+        let killed = write("killed", std::slice::from_ref(&started), false, None);
+        assert_eq!(
+            RunSummary::read(&killed).unwrap().status,
+            RunStatus::Interrupted
+        );
+        let failed = write(
+            "failed",
+            &[
+                started.clone(),
+                finished(lathe_engine::train::Outcome::Failed {
+                    message: "x".into(),
+                }),
+            ],
+            false,
+            None,
+        );
+        assert_eq!(RunSummary::read(&failed).unwrap().status, RunStatus::Failed);
+        // Resumed after a cancel: the later start counts.
+        let resumed = write(
+            "resumed",
+            &[
+                started.clone(),
+                finished(lathe_engine::train::Outcome::Cancelled { checkpoint: None }),
+                started.clone(),
+            ],
+            false,
+            None,
+        );
+        assert_eq!(
+            RunSummary::read(&resumed).unwrap().status,
+            RunStatus::Interrupted
+        );
+        assert!(RunSummary::read(tmp.path()).is_none());
+        let classifier = serde_json::json!({"evaluation": {"validation": {"accuracy": 0.75}}});
+        assert_eq!(
+            headline(&classifier),
+            Some(("validation".into(), "accuracy".into(), 0.75))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::command::Screen;
 use crate::file_dialog::{DialogRequest, Listing};
 use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
-use crate::runs::InterruptedRun;
+use crate::runs::{InterruptedRun, RunSummary};
 use lathe_engine::data::DatasetSummary;
 use lathe_engine::params::{ParamSpec, ParamValue};
 use lathe_engine::task::Prediction;
@@ -83,6 +83,8 @@ pub enum Unsaved {
     Quit,
     /// Open another project.
     Open,
+    /// Open a run folder.
+    OpenRun,
 }
 
 /// The built-in file browser (shown where no system file dialog answers).
@@ -157,6 +159,10 @@ pub struct State {
     pub resumable: Vec<InterruptedRun>,
     /// The project's newest finished run, which can be continued with more epochs.
     pub finished_run: Option<PathBuf>,
+    /// Every run of the project (its `runs/` folder), newest first, for the runs list.
+    pub runs: Vec<RunSummary>,
+    /// Where the runs of a project without a file are: the folder of the run it was opened from.
+    pub runs_folder: Option<PathBuf>,
     /// Why runs of this project (its template and parameters) cannot be continued; `None`: they can.
     pub continue_blocked: Option<String>,
     /// The finished run's `report.json`.

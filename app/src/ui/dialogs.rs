@@ -239,6 +239,7 @@ pub fn unsaved_ui(
         Unsaved::Close => "closing it",
         Unsaved::Quit => "quitting",
         Unsaved::Open => "opening another project",
+        Unsaved::OpenRun => "opening a run",
     };
     let modal = egui::Modal::new(egui::Id::unique("unsaved_changes")).show(ctx, |ui| {
         ui.set_max_width(460.0);

@@ -17,6 +17,7 @@ const SAMPLES_SHOWN: usize = 60;
 
 pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
     ui.heading("Evaluate");
+    shown_run_ui(ui, state, commands);
     let table = state.preview_kind() == crate::preview_data::PreviewKind::Table;
     ui.horizontal(|ui| {
         let can = state.model.loaded && !state.evaluating;
@@ -111,6 +112,35 @@ pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: 
                 EvalView::Generic(v) => generic_ui(ui, &name, v),
             });
     }
+}
+
+/// Which run the report is of ("Run image-classifier-20260102-000000 · finished … · test
+/// accuracy 93.1%"), and a way to the other runs.
+fn shown_run_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
+    let Some(dir) = &state.run.run_dir else {
+        return;
+    };
+    ui.horizontal_wrapped(|ui| {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut text = format!("Run {name}");
+        if let Some(r) = state.runs.iter().find(|r| &r.dir == dir)
+            && !r.date.is_empty()
+        {
+            text.push_str(&format!(" \u{b7} {}", r.date));
+        }
+        ui.weak(text).on_hover_text(dir.display().to_string());
+        if state.runs.len() > 1
+            && ui
+                .link("Other runs")
+                .on_hover_text("The runs list on the Train screen")
+                .clicked()
+        {
+            commands.push(Command::Show(crate::command::Screen::Train));
+        }
+    });
 }
 
 fn classification_ui(

@@ -110,9 +110,59 @@ pub fn studio_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &m
     }
 }
 
+/// The File menu: open a project or a run, save, close, quit.
+fn file_menu_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
+    let ctx = ui.ctx().clone();
+    let has_project = state.project.is_some();
+    let mut item = |ui: &mut egui::Ui, label: &str, shortcut: Option<&str>, enabled, command| {
+        let mut button = egui::Button::new(label);
+        if let Some(what) = shortcut {
+            button = button.shortcut_text(shortcut_text(&ctx, what));
+        }
+        if ui.add_enabled(enabled, button).clicked() {
+            commands.push(command);
+        }
+    };
+    ui.menu_button("File", |ui| {
+        item(
+            ui,
+            "Open project…",
+            Some("Open project…"),
+            true,
+            Command::OpenProjectDialog,
+        );
+        item(ui, "Open run…", None, true, Command::OpenRunDialog);
+        ui.separator();
+        item(
+            ui,
+            "Save project",
+            Some("Save project"),
+            has_project,
+            Command::SaveProject,
+        );
+        item(
+            ui,
+            "Save project as…",
+            Some("Save project as…"),
+            has_project,
+            Command::SaveProjectAs,
+        );
+        item(
+            ui,
+            "Close project",
+            Some("Close project"),
+            has_project,
+            Command::CloseProject,
+        );
+        ui.separator();
+        item(ui, "Quit", Some("Quit"), true, Command::Quit);
+    });
+}
+
 fn top_bar_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         ui.heading("Lathe Studio");
+        file_menu_ui(ui, state, commands);
         let Some(project) = &state.project else {
             return;
         };

@@ -28,6 +28,13 @@ pub fn picker_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) 
         if ui.button("Open project…").clicked() {
             commands.push(Command::OpenProjectDialog);
         }
+        if ui
+            .button("Open run…")
+            .on_hover_text("Open a run folder (it holds events.jsonl, report.json and model/)")
+            .clicked()
+        {
+            commands.push(Command::OpenRunDialog);
+        }
     });
     if !state.recent.is_empty() {
         ui.add_space(8.0);

@@ -1,6 +1,7 @@
 //! Picking up earlier runs: the banner over every project screen that offers to resume an
 //! interrupted run ("Resume training (epoch 3 of 10)") or to continue the newest finished one,
-//! and the "Continue training…" form (extra epochs) the Train screen shows for a finished run.
+//! the "Continue training…" form (extra epochs) the Train screen shows for a finished run, and
+//! the runs list (every run of the project; a click makes one the current run) with "Open run…".
 
 use crate::command::{Command, Screen};
 use crate::state::State;
@@ -136,4 +137,97 @@ pub fn continue_ui(
             view.continue_open = false;
         }
     });
+}
+
+/// The runs list: every run of the project with its template, date, status and headline result;
+/// clicking a run's name makes it the current run. "Open run…" opens a run folder from anywhere.
+pub fn runs_list_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
+    let current = state.run.run_dir.as_deref();
+    // The window's own run, training now, before its folder is listed.
+    let training = state
+        .run_active
+        .then_some(current)
+        .flatten()
+        .filter(|d| !state.runs.iter().any(|r| r.dir == *d));
+    let count = state.runs.len() + usize::from(training.is_some());
+    egui::CollapsingHeader::new(egui::RichText::new(format!("Runs ({count})")).strong())
+        .id_salt("runs_list")
+        .default_open(true)
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.weak("Click a run to see it on Train, Evaluate, Preview and Export.");
+                if ui
+                    .button("Open run…")
+                    .on_hover_text("Open a run folder from anywhere (a copied or moved one too)")
+                    .clicked()
+                {
+                    commands.push(Command::OpenRunDialog);
+                }
+            });
+            if count == 0 {
+                ui.weak("No runs yet.");
+                return;
+            }
+            egui::Grid::new("runs_grid")
+                .num_columns(5)
+                .spacing([16.0, 4.0])
+                .striped(true)
+                .show(ui, |ui| {
+                    for h in ["Run", "Template", "Date", "Status", "Result"] {
+                        ui.strong(h);
+                    }
+                    ui.end_row();
+                    if let Some(dir) = training {
+                        ui.add(egui::Button::selectable(true, dir_name(dir)));
+                        ui.label(template_title(state, &state.run.template));
+                        ui.label("now");
+                        ui.label("training");
+                        ui.label("");
+                        ui.end_row();
+                    }
+                    for run in &state.runs {
+                        let selected = current == Some(run.dir.as_path());
+                        let name = ui
+                            .add_enabled(
+                                !state.run_active || selected,
+                                egui::Button::selectable(selected, run.name()),
+                            )
+                            .on_hover_text(run.dir.display().to_string());
+                        if name.clicked() && !selected {
+                            commands.push(Command::ShowRun(run.dir.clone()));
+                        }
+                        ui.label(template_title(state, &run.template));
+                        ui.label(&run.date);
+                        let status = if state.run_active && selected {
+                            "training"
+                        } else {
+                            run.status.text()
+                        };
+                        match run.status {
+                            crate::runs::RunStatus::Failed => {
+                                ui.colored_label(ui.visuals().error_fg_color, status)
+                            }
+                            _ => ui.label(status),
+                        };
+                        ui.label(run.metric_text());
+                        ui.end_row();
+                    }
+                });
+        });
+}
+
+/// A template's title ("Image Classifier"), else its id.
+fn template_title(state: &State, id: &str) -> String {
+    state
+        .templates
+        .iter()
+        .find(|t| t.id == id)
+        .map(|t| t.title.clone())
+        .unwrap_or_else(|| id.to_string())
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -36,6 +36,10 @@ pub fn train_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mu
         commands.push(Command::Show(Screen::Evaluate));
     }
     warnings_ui(ui, run);
+    if state.project.is_some() || !state.runs.is_empty() {
+        ui.add_space(10.0);
+        crate::ui::runs::runs_list_ui(ui, state, commands);
+    }
 }
 
 /// "93.1%" for accuracies, plain numbers otherwise.
