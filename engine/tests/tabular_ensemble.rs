@@ -241,6 +241,26 @@ fn greedy_selection_mixes_half_right_models_and_leaves_noise_out() {
 }
 
 #[test]
+fn an_ensemble_must_be_clearly_better_than_the_best_single_model() {
+    // Better on every row: clearly better.
+    let single: Vec<f64> = (0..50).map(|i| 1.0 + (i % 5) as f64 * 0.1).collect();
+    let better: Vec<f64> = single.iter().map(|l| l - 0.2).collect();
+    assert!(ensemble::clearly_better(&better, &single));
+    // Better on average through two lucky rows, worse on others: not clearly better.
+    let mut lucky = single.clone();
+    lucky[0] -= 3.0;
+    lucky[1] -= 3.0;
+    for l in lucky.iter_mut().skip(2).step_by(2) {
+        *l += 0.1;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(mean(&lucky) < mean(&single));
+    assert!(!ensemble::clearly_better(&lucky, &single));
+    // Equal: not better.
+    assert!(!ensemble::clearly_better(&single, &single));
+}
+
+#[test]
 fn log_loss_selection_prefers_the_calibrated_model() {
     // Both put the true class first on 3 rows of 4; the first is certain (and certainly wrong on
     // the fourth), the second says 0.8.

@@ -127,6 +127,33 @@ pub struct Selected {
     pub in_sample: f64,
     /// Mean log loss (classification) or MSE of the cross-fit predictions.
     pub cross_fit_loss: f64,
+    /// The cross-fit predictions' loss on each validation row (for [`clearly_better`]).
+    pub cross_fit_row_losses: Vec<f64>,
+}
+
+/// Each row's loss (−log p[y], or the squared error) of one candidate's predictions.
+pub fn row_losses(kind: TargetKind, candidate: &Predictions<'_>, y: &[f64]) -> Vec<f64> {
+    candidate
+        .values
+        .chunks(candidate.width.max(1))
+        .zip(y)
+        .map(|(p, &t)| loss(kind, p, t))
+        .collect()
+}
+
+/// Whether the ensemble's per-row losses beat the best single model's by more than one standard
+/// error of the mean paired difference: on a small or heavy-tailed validation set a blend that is
+/// better by chance (a few rows) would otherwise be kept, and its weaker members can extrapolate
+/// badly on rows unlike the validation ones.
+pub fn clearly_better(ensemble: &[f64], single: &[f64]) -> bool {
+    let d: Vec<f64> = single.iter().zip(ensemble).map(|(s, e)| s - e).collect();
+    let n = d.len();
+    if n < 2 {
+        return false;
+    }
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    mean > (var / n as f64).sqrt()
 }
 
 /// Selects the weights on all `y.len()` validation rows and scores them by a 2-fold cross-fit
@@ -167,6 +194,11 @@ pub fn fit(kind: TargetKind, candidates: &[Predictions<'_>], y: &[f64]) -> Optio
             .map(|(p, &t)| loss(kind, p, t))
             .sum::<f64>()
             / n as f64,
+        cross_fit_row_losses: out_of_fold
+            .iter()
+            .zip(y)
+            .map(|(p, &t)| loss(kind, p, t))
+            .collect(),
         weights,
     })
 }

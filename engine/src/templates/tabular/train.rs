@@ -737,7 +737,18 @@ fn ensemble_entry(
         })
         .collect();
     let mixes = members.len() >= 2;
-    let chosen = mixes && beats(kind, selected.cross_fit, best_value);
+    // The best single candidate's per-row losses, against which the ensemble must be clearly
+    // better (not only better on average by a few rows).
+    let single = predictions
+        .iter()
+        .map(|p| ensemble::row_losses(kind, p, &table.validation.y))
+        .min_by(|a, b| {
+            let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            mean(a).total_cmp(&mean(b))
+        })
+        .unwrap_or_default();
+    let clear = ensemble::clearly_better(&selected.cross_fit_row_losses, &single);
+    let chosen = mixes && clear && beats(kind, selected.cross_fit, best_value);
     let (metric, loss) = match kind {
         TargetKind::Classification => ("accuracy", "log loss"),
         TargetKind::Regression => ("rmse", "squared error"),
@@ -749,6 +760,11 @@ fn ensemble_entry(
     );
     if !mixes {
         note += "; it selected a single candidate, so it is not an ensemble and cannot be chosen";
+    } else if !clear && beats(kind, selected.cross_fit, best_value) {
+        note += &format!(
+            "; not kept: its cross-fit {loss} is not better than the best single model's by more than one standard error over the {} validation rows (a gain that small can be chance)",
+            table.validation.y.len()
+        );
     }
     let entry = Candidate {
         algorithm: ENSEMBLE.to_string(),
