@@ -6,9 +6,13 @@
 //! with `lathe predict --json` with the same top label on every clip: |Δp| ≤ 1e-5 for the CNN,
 //! 3e-5 for `statistics` and 5e-5 for `speech` — the graph's front end sums the DFT directly in
 //! float32 where the engine runs realfft's FFT, and the log of quiet mel bands amplifies those
-//! last-bit differences (measured on x86-64, ONNX Runtime 1.22: cnn 8.2e-6, statistics 1.1e-5,
-//! speech 2.6e-5). Clips shorter than a window exercise the digital-silence rules
-//! (the statistics leave padded frames out; the speech embedding trims trailing zeros). CREPE
+//! last-bit differences (measured on x86-64, ONNX Runtime 1.22: cnn 8.2e-6, statistics 4.4e-6,
+//! the earlier statistics layout 1.1e-5, speech 2.6e-5). Clips shorter than a window exercise the digital-silence rules
+//! (the statistics leave padded frames out; the speech embedding trims trailing zeros). The
+//! statistics model is the current layout (`logmel_mfcc_stats`: per-band statistics then the
+//! MFCC standard deviations); a model of the earlier layout (`logmel_stats`, made from it by
+//! keeping the head's per-band columns) still predicts and exports with its own graph; Core ML
+//! export of either is refused with a clear message. CREPE
 //! (`transfer`) and Whisper models give a clear error naming what exports.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -147,9 +151,21 @@ fn check(python: &Path, model: &Path, windows: Option<(&[Vec<f32>], &Path)>) -> 
 /// Trains with `params`, exports, and compares ONNX Runtime with `lathe predict` on 24 clips
 /// of the given lengths (each at most one window); returns the largest |Δp|.
 fn agrees(name: &str, params: &str, lengths: &dyn Fn(usize) -> usize, tolerance: f64) -> f64 {
+    agrees_edited(name, params, lengths, tolerance, &|_| {})
+}
+
+/// [`agrees`] with the trained run folder passed through `edit` before export and prediction.
+fn agrees_edited(
+    name: &str,
+    params: &str,
+    lengths: &dyn Fn(usize) -> usize,
+    tolerance: f64,
+    edit: &dyn Fn(&Path),
+) -> f64 {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let run_dir = train(tmp.path(), &cache, params);
+    edit(&run_dir);
     let model = tmp.path().join("sound.onnx");
     let o = export_onnx(&cache, &run_dir, &model);
     assert!(o.status.success(), "{name}: export failed: {}", stderr(&o));
@@ -238,14 +254,84 @@ fn agrees(name: &str, params: &str, lengths: &dyn Fn(usize) -> usize, tolerance:
     worst
 }
 
+/// The model folder's `config.json` and the width of its head's first layer.
+fn encoder_and_width(run_dir: &Path) -> (serde_json::Value, usize) {
+    let model = run_dir.join("model");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    let tensors =
+        candle_core::safetensors::load(model.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    let (_, width) = tensors["classifier.1.weight"].dims2().unwrap();
+    (config["encoder"].clone(), width)
+}
+
+/// Core ML export of a statistics model (either layout) is refused with a clear message.
+fn coreml_refuses(run_dir: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sound.mlmodel");
+    let o = run(lathe(&tmp.path().join("cache"))
+        .args(["export", "--format", "coreml", "--out"])
+        .arg(&out)
+        .arg(run_dir));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("Core ML export of the log-mel statistics sound model"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
 #[test]
 fn statistics_sound_model_agrees_with_onnx_runtime() {
-    // Lengths from 0.3 s to a full window: padded frames are left out in both.
-    agrees(
+    // Lengths from 0.3 s to a full window: padded frames are left out in both. The model is
+    // the current layout: 64 bands × (mean, std, delta std), then 20 MFCC stds and 20 MFCC
+    // delta stds, all computed in the graph.
+    agrees_edited(
         "statistics",
         "algorithm = \"statistics\"\ntransfer_head = \"logistic\"",
         &|i| 4_800 + (i * 1_733) % 11_400,
         3e-5,
+        &|run_dir| {
+            let (encoder, width) = encoder_and_width(run_dir);
+            assert_eq!(encoder, "logmel_mfcc_stats");
+            assert_eq!(width, 3 * 64 + 2 * 20);
+            coreml_refuses(run_dir);
+        },
+    );
+}
+
+/// A model saved with the earlier statistics layout (`logmel_stats`: the 192 per-band
+/// statistics alone) predicts and exports as before: made here from a fresh one by naming the
+/// old encoder and keeping only the head's per-band columns.
+#[test]
+fn legacy_statistics_sound_model_agrees_with_onnx_runtime() {
+    agrees_edited(
+        "statistics (logmel_stats)",
+        "algorithm = \"statistics\"\ntransfer_head = \"logistic\"",
+        &|i| 4_800 + (i * 1_733) % 11_400,
+        3e-5,
+        &|run_dir| {
+            let model = run_dir.join("model");
+            let config_path = model.join("config.json");
+            let mut config: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+            config["encoder"] = "logmel_stats".into();
+            config["feature_dim"] = (3 * 64).into();
+            std::fs::write(&config_path, config.to_string()).unwrap();
+            let weights = model.join("model.safetensors");
+            let mut tensors =
+                candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+            let w = tensors["classifier.1.weight"].narrow(1, 0, 3 * 64).unwrap();
+            tensors.insert("classifier.1.weight".into(), w);
+            candle_core::safetensors::save(&tensors, &weights).unwrap();
+            assert_eq!(
+                encoder_and_width(run_dir),
+                (serde_json::json!("logmel_stats"), 3 * 64)
+            );
+            coreml_refuses(run_dir);
+        },
     );
 }
 

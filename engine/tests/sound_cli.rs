@@ -341,7 +341,7 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("model/config.json")).unwrap())
             .unwrap();
     let encoder = match algorithm {
-        "statistics" => "logmel_stats",
+        "statistics" => "logmel_mfcc_stats",
         "speech" => "speech_embedding",
         "transfer" => "crepe_tiny",
         other => panic!("auto chose {other}"),

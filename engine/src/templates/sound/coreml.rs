@@ -99,7 +99,12 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
                 ),
             )
         }
-        "transfer" if config["encoder"].as_str() == Some("logmel_stats") => {
+        "transfer"
+            if matches!(
+                config["encoder"].as_str(),
+                Some("logmel_stats" | "logmel_mfcc_stats")
+            ) =>
+        {
             return Err(Error::Unsupported(
                 "Core ML export of the log-mel statistics sound model is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
             ));

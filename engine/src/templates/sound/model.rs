@@ -373,7 +373,9 @@ impl SoundModel {
                         .collect()
                 };
                 let encoder = match config["encoder"].as_str() {
-                    Some("logmel_stats") => Encoder::statistics(&frontend),
+                    // The MFCC parts are in the layout only of models that name them.
+                    Some("logmel_mfcc_stats") => Encoder::statistics_layout(&frontend, true),
+                    Some("logmel_stats") => Encoder::statistics_layout(&frontend, false),
                     Some("speech_embedding") => Encoder::Speech(Box::new(
                         SpeechEmbedding::from_tensors(&encoder_tensors(), device)
                             .map_err(|e| Error::model(format!("{e}"), &weights))?,

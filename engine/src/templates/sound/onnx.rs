@@ -18,6 +18,11 @@
 //!   the floor: zero padding) left out as the engine does — a `Greater` test per frame, then
 //!   `NonZero` + `Gather` keep the sounding frames in order (all of them when none sounds), so
 //!   the deltas are taken between consecutive kept frames exactly as the engine takes them;
+//!   for `logmel_mfcc_stats` models (what training writes now; `logmel_stats` ones keep the graph
+//!   above) also the standard deviation of each of 20 MFCCs and of their deltas: the centered
+//!   kept rows and the centered deltas times the constant DCT-II matrix `[n_mels, 20]`
+//!   (`MatMul`; centering first commutes with the DCT and keeps float32 off large offsets), then
+//!   the same mean of squares and masked delta variance;
 //! - `speech`: Google's speech embedding (`nets::speech_embedding`) with its own front end
 //!   (magnitude spectrum, its 32-band mel matrix, `Log(mel + 0.001)`), its 20 convolutions,
 //!   batch norm, LeakyReLU floored at −0.4 and max-pools; the rows the engine would compute on
@@ -42,6 +47,7 @@ use crate::nets::audio_cnn::AudioCnnConfig;
 use crate::nets::head::{Head, HeadKind};
 use crate::nets::speech_embedding as se;
 use crate::task::Model;
+use crate::templates::sound::encoder as stats_encoder;
 use crate::templates::sound::model::SoundModel;
 use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -91,9 +97,10 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     let config: serde_json::Value = read_json(&config_path)?;
     let algorithm = config["algorithm"].as_str().unwrap_or_default();
     let encoder = config["encoder"].as_str();
+    let mfcc = encoder == Some(stats_encoder::MFCC_STATS_ID);
     let kind = match (algorithm, encoder) {
         ("cnn", _) => "cnn",
-        ("transfer", Some("logmel_stats")) => "statistics",
+        ("transfer", Some(stats_encoder::STATS_ID | stats_encoder::MFCC_STATS_ID)) => "statistics",
         ("transfer", Some("speech_embedding")) => "speech",
         ("transfer", Some("whisper_tiny_en")) => {
             return Err(unsupported("whisper (Whisper tiny.en encoder)"));
@@ -157,8 +164,12 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
                 .map_err(|e| Error::model(format!("{e}"), &weights_path))?;
             let (features, what) = if kind == "statistics" {
                 (
-                    statistics(&mut g, &frontend, window)?,
-                    "log-mel statistics + head",
+                    statistics(&mut g, &frontend, window, mfcc)?,
+                    if mfcc {
+                        "log-mel and MFCC statistics + head"
+                    } else {
+                        "log-mel statistics + head"
+                    },
                 )
             } else {
                 (
@@ -365,8 +376,9 @@ fn log_mel(g: &mut Graph, fe: &FrontEndConfig, samples: &str) -> String {
     g.node("Log", &[&e], vec![])
 }
 
-/// The log-mel statistics `[1, 3 · n_mels]` of a window of `window` samples.
-fn statistics(g: &mut Graph, fe: &FrontEndConfig, window: usize) -> Result<String> {
+/// The log-mel statistics `[1, 3 · n_mels]` of a window of `window` samples; with `mfcc`, then
+/// the standard deviations of the 20 MFCCs and of their deltas (`[1, 3 · n_mels + 40]`).
+fn statistics(g: &mut Graph, fe: &FrontEndConfig, window: usize, mfcc: bool) -> Result<String> {
     if window < fe.win_length {
         return Err(Error::Unsupported(
             "ONNX export: the window is shorter than one analysis frame; re-train with a longer window_secs".into(),
@@ -464,7 +476,36 @@ fn statistics(g: &mut Graph, fe: &FrontEndConfig, window: usize) -> Result<Strin
     );
     let dvar = g.node("Div", &[&dsum, &count], vec![]);
     let dstd = g.node("Sqrt", &[&dvar], vec![]);
-    Ok(g.node("Concat", &[&mean, &std, &dstd], vec![graph::int("axis", 1)]))
+    if !mfcc {
+        return Ok(g.node("Concat", &[&mean, &std, &dstd], vec![graph::int("axis", 1)]));
+    }
+    // MFCCs: rows · DCT `[bands, N_MFCC]`. The standard deviation of a linear map of the rows is
+    // that of the centered rows mapped, and the deltas' centered values map the same way.
+    let basis = stats_encoder::dct_matrix(fe.n_mels);
+    let n_mfcc = basis.len();
+    let dct: Vec<f32> = (0..fe.n_mels)
+        .flat_map(|m| basis.iter().map(move |row| row[m] as f32))
+        .collect();
+    let dct = g.floats("mfcc.dct", &[bands, n_mfcc as i64], &dct);
+    let mc = g.node("MatMul", &[&centered, &dct], vec![]);
+    let msq = g.node("Mul", &[&mc, &mc], vec![]);
+    let mvar = g.node("ReduceMean", &[&msq], mean_attrs());
+    let mstd = g.node("Sqrt", &[&mvar], vec![]);
+    let mdc = g.node("MatMul", &[&dc, &dct], vec![]);
+    let mdsq = g.node("Mul", &[&mdc, &mdc], vec![]);
+    let mdsq = g.node("Mul", &[&mdsq, &weight], vec![]);
+    let mdsum = g.node(
+        "ReduceSum",
+        &[&mdsq, &axes0],
+        vec![graph::int("keepdims", 1)],
+    );
+    let mdvar = g.node("Div", &[&mdsum, &count], vec![]);
+    let mdstd = g.node("Sqrt", &[&mdvar], vec![]);
+    Ok(g.node(
+        "Concat",
+        &[&mean, &std, &dstd, &mstd, &mdstd],
+        vec![graph::int("axis", 1)],
+    ))
 }
 
 /// The speech embedding's features `[1, 192]`: mean and standard deviation of the embedding
