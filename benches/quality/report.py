@@ -54,6 +54,8 @@ def table(rows):
 def notes(rows):
     out = []
     for r in rows:
+        if r.get("note"):
+            out.append(f"- {r['template']}/{r['dataset']}: {r['note']}")
         for b in r.get("baselines", []):
             if b["status"] != "ok":
                 out.append(f"- {r['template']}/{r['dataset']}: baseline {b['name']} **{b['status']}** — {b['note']}")
