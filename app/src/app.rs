@@ -134,6 +134,8 @@ impl Studio {
                 dialog_path: String::new(),
                 dialog_name: String::new(),
                 dialog_selected: Vec::new(),
+                details_requested: Default::default(),
+                mistakes_shown: BTreeMap::new(),
             },
             options,
             frame_stats: FrameStats::default(),
@@ -508,6 +510,52 @@ impl Studio {
                     Err(e) => self.state.error(e),
                 }
             }
+            JobResult::Details(details) => self.state.sample_details.extend(details),
+            JobResult::LabelFixed(result) => {
+                self.state.fixing = false;
+                match result {
+                    Ok(fix) => {
+                        let name = fix
+                            .to
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        let in_project = self
+                            .state
+                            .data_folders()
+                            .iter()
+                            .any(|d| fix.from.starts_with(d));
+                        self.state.info(format!(
+                            "Moved {name} from {} to {}{}",
+                            fix.old_label,
+                            fix.new_label,
+                            if in_project {
+                                "; the data changed: train again to use the fixed label"
+                            } else {
+                                ""
+                            }
+                        ));
+                        self.state.label_fixes.push(fix);
+                        if in_project {
+                            self.rescan();
+                        }
+                    }
+                    Err(e) => self.state.error(format!("The file was not moved: {e}")),
+                }
+            }
+            JobResult::FixUndone { to, result } => {
+                self.state.fixing = false;
+                match result {
+                    Ok(back) => {
+                        self.state.label_fixes.retain(|f| f.to != to);
+                        self.state.info(format!("Moved back to {}", back.display()));
+                        self.rescan();
+                    }
+                    Err(e) => self
+                        .state
+                        .error(format!("The file was not moved back: {e}")),
+                }
+            }
             JobResult::Predicted(items) => {
                 self.state.predicting = false;
                 self.view.preview_textures.clear();
@@ -800,6 +848,67 @@ impl Studio {
                 truth,
                 predicted,
             } => self.state.selected_cell = Some((split, truth, predicted)),
+            Command::LoadDetails(inputs) => {
+                let kind = self.state.preview_kind();
+                let mut tables: Vec<PathBuf> = self.state.data_folders();
+                if let Some((folder, _)) = &self.state.extra_evaluation {
+                    tables.push(folder.clone());
+                }
+                self.jobs.spawn("sample-details", move |tx| {
+                    let details = inputs
+                        .into_iter()
+                        .map(|input| {
+                            let sample = crate::mistakes::SampleKind::of(&input, kind);
+                            let detail = crate::mistakes::details(&input, &sample, &tables);
+                            (input, detail)
+                        })
+                        .collect();
+                    tx.send(JobResult::Details(details));
+                });
+            }
+            Command::FixLabel {
+                input,
+                label,
+                class,
+            } => {
+                if self.state.fixing || self.state.run_active {
+                    return;
+                }
+                let Some(root) =
+                    crate::mistakes::class_root(&input, &label, &self.state.label_folders())
+                else {
+                    self.state.error(format!(
+                        "{} is not in a class folder of this project's data, so its label cannot be changed here",
+                        input.display()
+                    ));
+                    return;
+                };
+                self.state.fixing = true;
+                self.jobs.spawn("fix-label", move |tx| {
+                    let result = crate::mistakes::move_to_class(&input, &root, &class).map(|to| {
+                        crate::mistakes::LabelFix {
+                            from: input,
+                            to,
+                            old_label: label,
+                            new_label: class,
+                        }
+                    });
+                    tx.send(JobResult::LabelFixed(result));
+                });
+            }
+            Command::UndoFix(to) => {
+                if self.state.fixing {
+                    return;
+                }
+                let Some(fix) = self.state.label_fixes.iter().find(|f| f.to == to).cloned() else {
+                    return;
+                };
+                self.state.fixing = true;
+                self.jobs.spawn("undo-fix", move |tx| {
+                    let result = crate::mistakes::undo(&fix);
+                    tx.send(JobResult::FixUndone { to, result });
+                });
+            }
             Command::EvaluateFolder(data) => self.evaluate(data),
             Command::ChooseEvaluateFolder => {
                 let start = self
@@ -1058,6 +1167,9 @@ impl Studio {
         self.state.finished_run = None;
         self.state.runs.clear();
         self.state.runs_folder = None;
+        self.state.label_fixes.clear();
+        self.state.sample_details.clear();
+        self.view.details_requested.clear();
         self.state.table_columns = None;
         self.view.continue_open = false;
         self.state.screen = Screen::Data;
@@ -1267,6 +1379,10 @@ impl Studio {
         self.state.notice = None;
         if let Start::Resume(dir) = &start {
             self.state.resumable.retain(|r| &r.dir != dir);
+        }
+        if start == Start::Fresh {
+            // The moved files are the data now.
+            self.state.label_fixes.clear();
         }
         self.state.screen = Screen::Train;
         self.jobs.spawn("start-session", move |tx| {

@@ -147,6 +147,18 @@ pub enum Command {
         truth: usize,
         predicted: usize,
     },
+    /// Reads what the Mistakes view shows of these samples (text excerpts, table rows, sound
+    /// lengths).
+    LoadDetails(Vec<PathBuf>),
+    /// Moves a sample of a folder dataset (`input`, now in the class folder `label`) into the
+    /// class folder `class` (never overwriting); the data needs training again.
+    FixLabel {
+        input: PathBuf,
+        label: String,
+        class: String,
+    },
+    /// Moves a fixed sample (now at this path) back where it was.
+    UndoFix(PathBuf),
     /// Evaluates the current model on a labelled folder.
     EvaluateFolder(PathBuf),
     ChooseEvaluateFolder,

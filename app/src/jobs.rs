@@ -79,6 +79,15 @@ pub enum JobResult {
         result: Result<EvalView, String>,
     },
     Predicted(Vec<PreviewItem>),
+    /// What the Mistakes view shows of samples, by input.
+    Details(Vec<(PathBuf, Result<String, String>)>),
+    /// A sample was moved into another class folder.
+    LabelFixed(Result<crate::mistakes::LabelFix, String>),
+    /// A fixed sample (at `to`) was moved back.
+    FixUndone {
+        to: PathBuf,
+        result: Result<PathBuf, String>,
+    },
     /// Typed text was predicted; `generation` tells the latest request from stale ones.
     PredictedText {
         generation: u64,

@@ -8,6 +8,7 @@ pub mod command;
 pub mod file_dialog;
 pub mod frame_stats;
 pub mod jobs;
+pub mod mistakes;
 pub mod preview_data;
 pub mod report;
 pub mod runs;

@@ -4,6 +4,7 @@
 
 use crate::command::Screen;
 use crate::file_dialog::{DialogRequest, Listing};
+use crate::mistakes::LabelFix;
 use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
 use crate::runs::{InterruptedRun, RunSummary};
@@ -172,6 +173,13 @@ pub struct State {
     pub evaluating: bool,
     /// Selected confusion-matrix cell: (split, true class, predicted class).
     pub selected_cell: Option<(String, usize, usize)>,
+    /// What the Mistakes view shows of a sample besides its name (a text excerpt, a table row, a
+    /// sound's length), read in the background, by input.
+    pub sample_details: BTreeMap<PathBuf, Result<String, String>>,
+    /// Samples moved into another class folder ("Move to …"), which can be undone.
+    pub label_fixes: Vec<LabelFix>,
+    /// A sample is being moved (or moved back).
+    pub fixing: bool,
     pub model: ModelState,
     pub previews: Vec<PreviewItem>,
     pub predicting: bool,
@@ -223,6 +231,40 @@ impl State {
             ScanState::Done(s) => !s.has_errors(),
             _ => false,
         }
+    }
+
+    /// The project's data folders (training, validation, test), where the Mistakes view moves
+    /// files between class folders.
+    pub fn data_folders(&self) -> Vec<PathBuf> {
+        let Some(project) = &self.project else {
+            return Vec::new();
+        };
+        let data = lathe_engine::task::ResolvedData::of(project);
+        let mut folders = Vec::new();
+        if !project.data.train.as_os_str().is_empty() {
+            folders.push(data.train);
+        }
+        folders.extend(data.validation);
+        folders.extend(data.test);
+        folders
+    }
+
+    /// The folders a sample's label can be fixed in: the project's data folders and the folder
+    /// evaluated on the Evaluate screen.
+    pub fn label_folders(&self) -> Vec<PathBuf> {
+        let mut folders = self.data_folders();
+        if let Some((folder, _)) = &self.extra_evaluation {
+            folders.push(folder.clone());
+        }
+        folders
+    }
+
+    /// Labels were fixed in the project's data since the run shown: training again uses them.
+    pub fn needs_retraining(&self) -> bool {
+        let folders = self.data_folders();
+        self.label_fixes
+            .iter()
+            .any(|f| folders.iter().any(|d| f.from.starts_with(d)))
     }
 
     /// A modal (the file browser or the unsaved-changes prompt) is open.

@@ -4,20 +4,26 @@
 
 use crate::choices::Choice;
 use crate::command::Command;
+use crate::mistakes::{SampleKind, mistakes};
 use crate::report::{EvalView, format_value, scalar_rows};
 use crate::state::State;
 use crate::ui::view::View;
 use crate::widgets::bars::bar_row_ui;
 use crate::widgets::confusion::confusion_ui;
 use crate::widgets::drop_zone::{dropped_paths, hover_overlay};
-use lathe_engine::eval::ClassificationReport;
+use lathe_engine::eval::{ClassificationReport, SampleResult};
 
 /// Samples listed for a selected cell.
 const SAMPLES_SHOWN: usize = 60;
+/// Mistakes shown at first, and added by each "Show more".
+const MISTAKES_PAGE: usize = 24;
+/// Width of one mistake's card.
+const MISTAKE_WIDTH: f32 = 190.0;
 
 pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut Vec<Command>) {
     ui.heading("Evaluate");
     shown_run_ui(ui, state, commands);
+    retrain_note_ui(ui, state);
     let table = state.preview_kind() == crate::preview_data::PreviewKind::Table;
     ui.horizontal(|ui| {
         let can = state.model.loaded && !state.evaluating;
@@ -112,6 +118,21 @@ pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: 
                 EvalView::Generic(v) => generic_ui(ui, &name, v),
             });
     }
+}
+
+/// "The data changed": labels fixed since the run shown, which training again uses.
+pub fn retrain_note_ui(ui: &mut egui::Ui, state: &State) {
+    if !state.needs_retraining() {
+        return;
+    }
+    let n = state.label_fixes.len();
+    ui.colored_label(
+        ui.visuals().warn_fg_color,
+        format!(
+            "The data changed: {n} file{} moved to another class since this run. Train again to use the fixed labels.",
+            if n == 1 { "" } else { "s" }
+        ),
+    );
 }
 
 /// Which run the report is of ("Run image-classifier-20260102-000000 · finished … · test
@@ -233,6 +254,235 @@ fn classification_ui(
     {
         samples_ui(ui, r, *t, *p, view);
     }
+    ui.add_space(6.0);
+    mistakes_ui(ui, split, r, state, view, commands);
+}
+
+/// The Mistakes view (fastai's "top losses"): the split's misclassified samples, most confident
+/// first, each shown as what it is, with its label and the prediction; a sample of a folder
+/// dataset can be moved to another class folder (and back).
+fn mistakes_ui(
+    ui: &mut egui::Ui,
+    split: &str,
+    r: &ClassificationReport,
+    state: &State,
+    view: &mut View,
+    commands: &mut Vec<Command>,
+) {
+    let wrong = mistakes(r);
+    let header = if wrong.is_empty() {
+        "Mistakes: none".to_string()
+    } else {
+        format!("Mistakes ({}), most confident first", wrong.len())
+    };
+    egui::CollapsingHeader::new(egui::RichText::new(header).strong())
+        .id_salt(("mistakes", split))
+        .default_open(!wrong.is_empty())
+        .show(ui, |ui| {
+            if wrong.is_empty() {
+                ui.weak("Every sample here is classified right.");
+                return;
+            }
+            let kind = state.preview_kind();
+            let shown = view
+                .mistakes_shown
+                .get(split)
+                .copied()
+                .unwrap_or(MISTAKES_PAGE)
+                .min(wrong.len());
+            let kinds: Vec<SampleKind> = wrong[..shown]
+                .iter()
+                .map(|s| SampleKind::of(&s.input, kind))
+                .collect();
+            if kinds
+                .iter()
+                .any(|k| matches!(k, SampleKind::TableRow { .. }))
+            {
+                ui.label(
+                    "These samples are rows of a table. Changing a row's label from here is not \
+                     supported yet: edit its label cell in the table (the file and line are \
+                     shown), then train again.",
+                );
+            }
+            // Text excerpts, table rows and sound lengths are read in the background.
+            let missing: Vec<std::path::PathBuf> = wrong[..shown]
+                .iter()
+                .zip(&kinds)
+                .filter(|(s, k)| {
+                    k.needs_details()
+                        && !state.sample_details.contains_key(&s.input)
+                        && !view.details_requested.contains(&s.input)
+                })
+                .map(|(s, _)| s.input.clone())
+                .collect();
+            if !missing.is_empty() {
+                view.details_requested.extend(missing.iter().cloned());
+                commands.push(Command::LoadDetails(missing));
+            }
+            let folders = state.label_folders();
+            ui.horizontal_wrapped(|ui| {
+                ui.spacing_mut().item_spacing = egui::vec2(8.0, 8.0);
+                for (sample, sample_kind) in wrong[..shown].iter().zip(&kinds) {
+                    mistake_ui(
+                        ui,
+                        sample,
+                        sample_kind,
+                        &r.labels,
+                        &folders,
+                        state,
+                        view,
+                        commands,
+                    );
+                }
+            });
+            if wrong.len() > shown {
+                let more = (wrong.len() - shown).min(MISTAKES_PAGE);
+                if ui
+                    .button(format!(
+                        "Show {more} more (of {} not shown)",
+                        wrong.len() - shown
+                    ))
+                    .clicked()
+                {
+                    view.mistakes_shown
+                        .insert(split.to_string(), shown + MISTAKES_PAGE);
+                }
+            }
+        });
+}
+
+/// One misclassified sample: what it is, its label, the prediction, and fixing its label.
+#[allow(clippy::too_many_arguments)]
+fn mistake_ui(
+    ui: &mut egui::Ui,
+    sample: &SampleResult,
+    kind: &SampleKind,
+    labels: &[String],
+    folders: &[std::path::PathBuf],
+    state: &State,
+    view: &mut View,
+    commands: &mut Vec<Command>,
+) {
+    let fix = state.label_fixes.iter().find(|f| f.from == sample.input);
+    let path = fix.map_or(sample.input.as_path(), |f| f.to.as_path());
+    let name = match kind {
+        SampleKind::TableRow { .. } => sample.input.display().to_string(),
+        _ => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string()),
+    };
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.set_width(MISTAKE_WIDTH);
+        ui.vertical(|ui| {
+            let detail = state.sample_details.get(&sample.input);
+            match kind {
+                SampleKind::Image => {
+                    view.thumbnails.show(ui, path, 112.0);
+                }
+                SampleKind::Text | SampleKind::TableRow { .. } => match detail {
+                    Some(Ok(text)) => {
+                        ui.add(egui::Label::new(egui::RichText::new(text).small()).wrap());
+                    }
+                    Some(Err(e)) => {
+                        ui.small(e.as_str());
+                    }
+                    None => {
+                        ui.spinner();
+                    }
+                },
+                SampleKind::Sound | SampleKind::Other => {}
+            }
+            let name_label = match (kind, detail) {
+                (SampleKind::Sound, Some(Ok(length))) => format!("{name}, {length}"),
+                _ => name,
+            };
+            ui.add(
+                egui::Label::new(egui::RichText::new(&name_label).monospace().small()).truncate(),
+            )
+            .on_hover_text(path.display().to_string());
+            ui.label(format!("labelled {}", sample.label));
+            ui.label(format!(
+                "predicted {}, {:.0}%",
+                sample.predicted,
+                sample.confidence * 100.0
+            ));
+            let busy = state.fixing || state.run_active;
+            if let Some(fix) = fix {
+                ui.horizontal(|ui| {
+                    ui.strong(format!("Moved to {}", fix.new_label));
+                    let undo = ui.add_enabled(!busy, egui::Button::new("Undo"));
+                    let file = file_name(&fix.to);
+                    undo.widget_info(|| {
+                        egui::WidgetInfo::labeled(
+                            egui::Role::Button,
+                            !busy,
+                            format!("Undo moving {file}"),
+                        )
+                    });
+                    if undo
+                        .on_hover_text(format!("Move it back to {}", fix.from.display()))
+                        .clicked()
+                    {
+                        commands.push(Command::UndoFix(fix.to.clone()));
+                    }
+                });
+            } else if matches!(kind, SampleKind::TableRow { .. }) {
+                ui.weak("Label: edit it in the table")
+                    .on_hover_text("Changing a table row's label from Lathe is not supported yet");
+            } else if crate::mistakes::class_root(&sample.input, &sample.label, folders).is_some() {
+                let file = file_name(&sample.input);
+                let fix_to = |class: &str| Command::FixLabel {
+                    input: sample.input.clone(),
+                    label: sample.label.clone(),
+                    class: class.to_string(),
+                };
+                let button = ui
+                    .add_enabled(
+                        !busy,
+                        egui::Button::new(format!("Move to {}", sample.predicted)),
+                    )
+                    .on_hover_text(format!(
+                        "Move the file into the {} folder (its name kept, or a free one); \
+                         train again afterwards",
+                        sample.predicted
+                    ));
+                button.widget_info(|| {
+                    egui::WidgetInfo::labeled(
+                        egui::Role::Button,
+                        !busy,
+                        format!("Move {file} to {}", sample.predicted),
+                    )
+                });
+                if button.clicked() {
+                    commands.push(fix_to(&sample.predicted));
+                }
+                let others: Vec<&String> = labels
+                    .iter()
+                    .filter(|l| **l != sample.label && **l != sample.predicted)
+                    .collect();
+                if !others.is_empty() {
+                    ui.add_enabled_ui(!busy, |ui| {
+                        ui.menu_button("Other class…", |ui| {
+                            for class in others {
+                                if ui.button(format!("Move to {class}")).clicked() {
+                                    commands.push(fix_to(class));
+                                }
+                            }
+                        });
+                    });
+                }
+            } else if !matches!(kind, SampleKind::Other) {
+                ui.weak("Not in a class folder of this project's data");
+            }
+        });
+    });
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn samples_ui(ui: &mut egui::Ui, r: &ClassificationReport, t: usize, p: usize, view: &mut View) {

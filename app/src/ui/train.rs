@@ -16,6 +16,9 @@ pub fn train_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mu
     let run = &state.run;
     ui.heading("Train");
     controls_ui(ui, state, view, commands);
+    if !state.run_active {
+        crate::ui::evaluate::retrain_note_ui(ui, state);
+    }
     ui.add_space(6.0);
     progress_ui(ui, run);
     ui.add_space(6.0);

@@ -33,4 +33,8 @@ pub struct View {
     pub dialog_name: String,
     /// Files selected in the built-in file browser.
     pub dialog_selected: Vec<PathBuf>,
+    /// Samples whose Mistakes-view details were asked for.
+    pub details_requested: std::collections::BTreeSet<PathBuf>,
+    /// Mistakes shown per evaluation (more on "Show more").
+    pub mistakes_shown: BTreeMap<String, usize>,
 }
