@@ -104,7 +104,7 @@ impl DialogRequest {
         self.extensions.is_empty()
             || path.extension().is_some_and(|e| {
                 let e = e.to_string_lossy().to_lowercase();
-                self.extensions.iter().any(|x| *x == e)
+                self.extensions.contains(&e)
             })
     }
 
