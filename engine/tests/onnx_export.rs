@@ -817,10 +817,19 @@ fn a_project_asking_for_onnx_gets_it_after_training() {
     assert_eq!(outputs, ["probabilities", "label"]);
     let labels = m.metadata_props.iter().find(|p| p.key == "labels").unwrap();
     assert_eq!(labels.value, r#"["bands","circles","stripes"]"#);
-    // fp16 is not written yet, and the CLI says so.
+    // fp16 on request (its agreement is checked in `image_classifiers_agree_with_onnx_runtime`).
+    let half = tmp.path().join("half.onnx");
     let o = run(lathe(&cache)
-        .args(["export", "--format", "onnx", "--precision", "fp16"])
+        .args(["export", "--format", "onnx", "--precision", "fp16", "--out"])
+        .arg(&half)
         .arg(&run_dir));
-    assert!(!o.status.success());
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("fp16"), "{}", stderr(&o));
+    let m16 = lathe_engine::export::onnx::read(&half).unwrap();
+    let precision = m16
+        .metadata_props
+        .iter()
+        .find(|p| p.key == "precision")
+        .unwrap();
+    assert_eq!(precision.value, "fp16");
 }

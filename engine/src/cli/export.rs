@@ -70,7 +70,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
                 || args.description.is_some();
             if coreml_only {
                 bail!(
-                    "--precision, --author, --license, --model-version and --description apply to --format coreml only"
+                    "--precision, --author, --license, --model-version and --description apply to --format coreml and onnx, not to safetensors"
                 );
             }
             let out = args
