@@ -337,6 +337,34 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         .collect();
     assert_eq!(skipped, ["whisper", "cnn"]);
     let algorithm = report["training"]["algorithm"].as_str().unwrap();
+    // The kept candidate has the best validation accuracy and, among equals, the lowest
+    // validation log loss (ties are common on a few validation clips).
+    let trained: Vec<(&str, f64, f64)> = report["training"]["leaderboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["validation_accuracy"].is_number())
+        .map(|c| {
+            (
+                c["algorithm"].as_str().unwrap(),
+                c["validation_accuracy"].as_f64().unwrap(),
+                c["validation_log_loss"]
+                    .as_f64()
+                    .expect("a validation log loss"),
+            )
+        })
+        .collect();
+    let best = trained
+        .iter()
+        .fold(trained[0], |b, c| {
+            if c.1 > b.1 || (c.1 == b.1 && c.2 < b.2) {
+                *c
+            } else {
+                b
+            }
+        })
+        .0;
+    assert_eq!(algorithm, best, "{trained:?}");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("model/config.json")).unwrap())
             .unwrap();
