@@ -146,6 +146,9 @@ fn a_reopened_project_shows_its_last_run() {
         h.query_all_by_label(&accuracy).next().is_some(),
         "{accuracy}"
     );
+    // The default head is the logistic one fitted by L-BFGS: iterations, not epochs.
+    h.get_by_label_contains("L-BFGS iterations");
+    assert_eq!(h.query_all_by_label_contains("best epoch").count(), 0);
 
     // The Train screen shows the run's curves and its end.
     h.get_by_label("Train").click();

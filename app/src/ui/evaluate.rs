@@ -78,11 +78,24 @@ pub fn evaluate_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: 
     }
     if let Some(r) = &state.report {
         let mut parts = Vec::new();
-        if let Some(n) = r.epochs_run {
-            parts.push(format!("{n} epochs"));
-        }
-        if let Some(b) = r.best_epoch {
-            parts.push(format!("best epoch {b}"));
+        // A logistic head fitted by L-BFGS reports iterations, not epochs.
+        let lbfgs = r.choices.iter().any(|c| {
+            c.title == "Classifier head"
+                && c.rows
+                    .iter()
+                    .any(|row| row.chosen && row.name == "logistic")
+        });
+        if lbfgs {
+            if let Some(n) = r.epochs_run {
+                parts.push(format!("logistic head fitted in {n} L-BFGS iterations"));
+            }
+        } else {
+            if let Some(n) = r.epochs_run {
+                parts.push(format!("{n} epochs"));
+            }
+            if let Some(b) = r.best_epoch {
+                parts.push(format!("best epoch {b}"));
+            }
         }
         if r.stopped_early == Some(true) {
             parts.push("stopped early".into());
