@@ -197,7 +197,7 @@ fn training_and_export_write_a_classifier_with_labels_preprocessing_and_metadata
         .arg(&run_dir));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("--format coreml only"),
+        stderr(&out).contains("apply to --format coreml and onnx"),
         "{}",
         stderr(&out)
     );
