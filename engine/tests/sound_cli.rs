@@ -337,32 +337,38 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         .collect();
     assert_eq!(skipped, ["whisper", "cnn"]);
     let algorithm = report["training"]["algorithm"].as_str().unwrap();
-    // The kept candidate has the best validation accuracy and, among equals, the lowest
-    // validation log loss (ties are common on a few validation clips).
-    let trained: Vec<(&str, f64, f64)> = report["training"]["leaderboard"]
+    // The kept candidate is chosen by k-fold cross-validation over every training + validation
+    // clip, not by the few validation clips: each encoder candidate carries out-of-fold clip
+    // accuracy and log loss, and the kept one has the lowest CV log loss among those within one
+    // standard error of the best CV accuracy.
+    let trained: Vec<(&str, f64, f64, u64)> = report["training"]["leaderboard"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c["validation_accuracy"].is_number())
         .map(|c| {
+            assert_eq!(c["selected_by"], "cross_validation", "{c}");
+            assert_eq!(c["cv_folds"], 3, "{c}");
             (
                 c["algorithm"].as_str().unwrap(),
-                c["validation_accuracy"].as_f64().unwrap(),
-                c["validation_log_loss"]
-                    .as_f64()
-                    .expect("a validation log loss"),
+                c["cv_accuracy"].as_f64().expect("a CV accuracy"),
+                c["cv_log_loss"].as_f64().expect("a CV log loss"),
+                c["cv_clips"].as_u64().unwrap(),
             )
         })
         .collect();
+    // Every training and validation clip (6 per class) is scored out of fold, in 3 folds.
+    assert!(trained.iter().all(|c| c.3 == 18), "{trained:?}");
+    let best_accuracy = trained.iter().map(|c| c.1).fold(0.0, f64::max);
+    let se = (best_accuracy * (1.0 - best_accuracy) / trained[0].3 as f64).sqrt();
     let best = trained
         .iter()
-        .fold(trained[0], |b, c| {
-            if c.1 > b.1 || (c.1 == b.1 && c.2 < b.2) {
-                *c
-            } else {
-                b
-            }
+        .filter(|c| c.1 >= best_accuracy - se - 1e-12)
+        .fold(None::<(&str, f64, f64, u64)>, |b, c| match b {
+            Some(b) if b.2 <= c.2 => Some(b),
+            _ => Some(*c),
         })
+        .unwrap()
         .0;
     assert_eq!(algorithm, best, "{trained:?}");
     let config: serde_json::Value =

@@ -57,6 +57,7 @@ pub(super) fn train_cnn(
     Ok(Trained {
         name: "cnn",
         validation_accuracy,
+        cv: None,
         head_selection: None,
         outcome,
         model: TrainedModel::Cnn { net, varmap },

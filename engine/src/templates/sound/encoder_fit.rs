@@ -1,7 +1,10 @@
 //! A sound candidate on a pretrained or classic window encoder (`encoder`): window features
 //! cached by file content, window and encoder, then the head (`train::head_choice`); a file's
-//! probabilities average its windows'.
+//! probabilities average its windows'. When `auto` chooses among candidates, the head is also
+//! cross-validated over the training and validation clips on the same features
+//! (`candidate_cv`).
 
+use super::candidate_cv::{self, ClipRows};
 use super::params::SoundParams;
 use super::train::{Clip, FitOutcome, Trained, TrainedModel, accuracy};
 use crate::error::Result;
@@ -18,12 +21,15 @@ use std::collections::HashMap;
 
 /// Trains a candidate on an encoder's window features (cached by file content, window and
 /// encoder), then a head (`train::head_choice`); a file's probabilities average its windows'.
+/// With `cv_folds`, the logistic head is also scored by k-fold cross-validation over the
+/// training + validation clips (`candidate_cv`).
 pub(super) fn train_on_encoder(
     ctx: &RunContext,
     p: &SoundParams,
     encoder: Encoder,
     num_classes: usize,
     [train_clips, val_clips, test_clips]: [&[Clip]; 3],
+    cv_folds: Option<usize>,
 ) -> Result<Trained> {
     let hop = p.frontend.hop_length;
     let (window, window_hop) = (
@@ -33,16 +39,30 @@ pub(super) fn train_on_encoder(
     let signature = encoder.signature(window, window_hop);
     let dim = encoder.feature_dim();
     let seed = ctx.project.seed;
-    // (clip, augmented copy?) for every clip of every split.
-    let mut jobs: Vec<(usize, &Clip, bool)> = Vec::new();
-    for c in train_clips {
-        jobs.push((0, c, false));
+    // (split, index in split, clip, augmented copy?) for every clip of every split.
+    let mut jobs: Vec<(usize, usize, &Clip, bool)> = Vec::new();
+    for (i, c) in train_clips.iter().enumerate() {
+        jobs.push((0, i, c, false));
         if p.augment.any() {
-            jobs.push((0, c, true));
+            jobs.push((0, i, c, true));
         }
     }
-    jobs.extend(val_clips.iter().map(|c| (1, c, false)));
-    jobs.extend(test_clips.iter().map(|c| (2, c, false)));
+    jobs.extend(val_clips.iter().enumerate().map(|(i, c)| (1, i, c, false)));
+    jobs.extend(test_clips.iter().enumerate().map(|(i, c)| (2, i, c, false)));
+    // Training then validation clips' windows by clip, for the cross-validation.
+    let mut by_clip: Vec<ClipRows> = if cv_folds.is_some() {
+        train_clips
+            .iter()
+            .chain(val_clips)
+            .map(|c| ClipRows {
+                label: c.label as u32,
+                clean: Vec::new(),
+                augmented: Vec::new(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut cache = match FeatureCache::open(&ctx.cache_dir(), &signature, dim) {
         Ok(c) => Some(c),
         Err(e) => {
@@ -58,12 +78,11 @@ pub(super) fn train_on_encoder(
     let mut sets = [Features::new(dim), Features::new(dim), Features::new(dim)];
     // Which clip of its split each window row belongs to (for file-level probabilities).
     let mut owners: [Vec<usize>; 3] = Default::default();
-    let mut index_in_split = [0usize; 3];
     let mut total_windows = 0usize;
-    for (j, (split, clip, augmented)) in jobs.iter().enumerate() {
+    for (j, &(split, index, clip, augmented)) in jobs.iter().enumerate() {
         ctx.check()?;
         let content = clip.hash;
-        let wave = if *augmented {
+        let wave = if augmented {
             let mut h = [0u8; 8];
             h.copy_from_slice(&content[..8]);
             p.augment.apply(&clip.wave, seed ^ u64::from_le_bytes(h))
@@ -74,7 +93,7 @@ pub(super) fn train_on_encoder(
         let variant = |i: usize| {
             format!(
                 "{}{i}/{}",
-                if *augmented {
+                if augmented {
                     format!("aug{seed}/")
                 } else {
                     String::new()
@@ -112,13 +131,24 @@ pub(super) fn train_on_encoder(
             }
         };
         total_windows += feats.len();
-        let s = *split;
         for f in &feats {
-            sets[s].push(f, clip.label as u32);
-            owners[s].push(index_in_split[s]);
+            sets[split].push(f, clip.label as u32);
+            owners[split].push(index);
         }
-        if !*augmented {
-            index_in_split[s] += 1;
+        let global = if split == 0 {
+            index
+        } else {
+            train_clips.len() + index
+        };
+        if split < 2
+            && let Some(rows) = by_clip.get_mut(global)
+        {
+            let to = if augmented {
+                &mut rows.augmented
+            } else {
+                &mut rows.clean
+            };
+            feats.iter().for_each(|f| to.extend_from_slice(f));
         }
         phase.set(j as u64 + 1);
     }
@@ -184,9 +214,34 @@ pub(super) fn train_on_encoder(
         .into_iter()
         .collect();
     let head = Head::from_tensors(final_outcome.head.kind.clone(), &raw)?;
+    // The logistic head at the C its selection chose (scikit-learn's default C = 1 when none
+    // was cross-validated, e.g. `head = mlp`), even where the MLP was kept: cheap, no nested CV.
+    let cv = match cv_folds {
+        Some(folds) => {
+            let c = fitted
+                .candidates
+                .iter()
+                .find_map(|c| c.cross_validation.as_ref().map(|cv| cv.c))
+                .unwrap_or(1.0);
+            let mut phase = ctx.phase(Phase::CrossValidating, 1);
+            let score = candidate_cv::cross_validate(
+                ctx,
+                &by_clip,
+                dim,
+                num_classes,
+                folds,
+                c,
+                p.transfer_epochs,
+            )?;
+            phase.set(1);
+            Some(score)
+        }
+        None => None,
+    };
     Ok(Trained {
         name: encoder.algorithm(),
         validation_accuracy,
+        cv,
         head_selection: Some(fitted.report()),
         outcome: FitOutcome {
             history: fitted.outcome.history.clone(),

@@ -4,6 +4,7 @@
 //! stopping on file-level validation accuracy), evaluate per file (mean of window
 //! probabilities) and export.
 
+use super::candidate_cv::{self, CvScore, Score};
 use super::cnn::{file_probabilities, train_cnn};
 use super::encoder_fit::train_on_encoder;
 use super::outputs::write_run_outputs;
@@ -251,9 +252,23 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         ));
     }
     let (algorithms, mut leaderboard) = candidates_for(ctx, &p, &splits, val_clips.is_empty());
-    let mut chosen: Option<(Trained, Option<f64>)> = None;
+    // Choosing among several: encoder candidates are cross-validated over all training +
+    // validation clips (`candidate_cv`) unless a class has too few clips for it.
+    let cv_folds = if algorithms.len() > 1 {
+        let labels: Vec<u32> = train_clips
+            .iter()
+            .chain(&val_clips)
+            .map(|c| c.label as u32)
+            .collect();
+        candidate_cv::folds_for(&labels, splits.labels.len())
+    } else {
+        Err(String::new())
+    };
+    let mut trained_all: Vec<(Trained, Option<f64>)> = Vec::new();
+    let first_entry = leaderboard.len();
     let mut mel = Some(mel);
     for algorithm in algorithms {
+        let folds = cv_folds.as_ref().ok().copied();
         let started = std::time::Instant::now();
         let trained = match algorithm {
             "cnn" => train_cnn(
@@ -274,12 +289,12 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                 let encoder =
                     Encoder::Crepe(Box::new(Crepe::load(weights.as_deref(), &ctx.device)?));
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
-                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips, folds)?
             }
             "speech" => {
                 let encoder = Encoder::Speech(Box::new(SpeechEmbedding::load(None, &ctx.device)?));
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
-                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips, folds)?
             }
             "whisper" => {
                 let weights = p.whisper_weights.as_ref().map(|w| ctx.project.resolve(w));
@@ -288,17 +303,16 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                     &ctx.device,
                 )?));
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
-                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips, folds)?
             }
             _ => {
                 let encoder = Encoder::statistics(&p.frontend);
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
-                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips)?
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips, folds)?
             }
         };
-        // Validation log loss breaks ties of accuracy, which are common on the few validation
-        // clips of a small set (several candidates at 0.98–1.0): the candidate that is right
-        // *and sure* generalizes better than one that is right by a hair.
+        // Validation log loss: on the leaderboard, the CNN's second score when the choice is
+        // cross-validated, and the tie-break of the validation rule (`choose_by_validation`).
         let loss = if val_clips.is_empty() {
             None
         } else {
@@ -307,28 +321,44 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                 &val_clips,
             ))
         };
-        let better = chosen.as_ref().is_none_or(|(b, b_loss)| {
-            let (a, other) = (
-                trained.validation_accuracy.unwrap_or(0.0),
-                b.validation_accuracy.unwrap_or(0.0),
-            );
-            a > other
-                || (a == other && loss.unwrap_or(f64::INFINITY) < b_loss.unwrap_or(f64::INFINITY))
-        });
-        leaderboard.push(json!({
-            "algorithm": trained.name,
-            "validation_accuracy": trained.validation_accuracy,
-            "validation_log_loss": loss,
-            "fit_secs": started.elapsed().as_secs_f64(),
-            "head_selection": trained.head_selection,
-        }));
-        if better {
-            chosen = Some((trained, loss));
-        }
+        leaderboard.push(leaderboard_entry(
+            &trained,
+            loss,
+            started.elapsed().as_secs_f64(),
+            &cv_folds,
+        ));
+        trained_all.push((trained, loss));
     }
-    let Some((chosen, _)) = chosen else {
+    let pick = if cv_folds.is_ok() {
+        let n_val = val_clips.len();
+        let scores: Vec<Score> = trained_all
+            .iter()
+            .map(|(t, loss)| match &t.cv {
+                Some(cv) => Score {
+                    accuracy: cv.accuracy,
+                    log_loss: cv.log_loss,
+                    clips: cv.clips,
+                },
+                // The CNN (trained end to end) enters with its validation scores.
+                None => Score {
+                    accuracy: t.validation_accuracy.unwrap_or(0.0),
+                    log_loss: loss.unwrap_or(f64::INFINITY),
+                    clips: n_val,
+                },
+            })
+            .collect();
+        candidate_cv::choose(&scores)
+    } else {
+        choose_by_validation(&trained_all)
+    };
+    let Some(pick) = pick else {
         return Err(Error::Unsupported("no model was trained".into()));
     };
+    if let Some(entry) = leaderboard.get_mut(first_entry + pick) {
+        entry["chosen"] = json!(true);
+    }
+    let (chosen, _) = trained_all.swap_remove(pick);
+    drop(trained_all);
 
     let mut reports = Vec::new();
     for (name, clips) in [("validation", &val_clips), ("test", &test_clips)] {
@@ -353,6 +383,73 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         ctx.warn(w, None);
     }
     write_run_outputs(ctx, &chosen, &p, &splits, &reports, &leaderboard)
+}
+
+/// One trained candidate's leaderboard entry: validation scores, cross-validated scores when
+/// the choice was made by cross-validation (the CNN says it entered with validation scores),
+/// or why it was not.
+fn leaderboard_entry(
+    t: &Trained,
+    validation_log_loss: Option<f64>,
+    fit_secs: f64,
+    cv_folds: &std::result::Result<usize, String>,
+) -> serde_json::Value {
+    let mut entry = json!({
+        "algorithm": t.name,
+        "validation_accuracy": t.validation_accuracy,
+        "validation_log_loss": validation_log_loss,
+        "fit_secs": fit_secs,
+        "head_selection": t.head_selection,
+    });
+    match (&t.cv, cv_folds) {
+        (
+            Some(CvScore {
+                accuracy,
+                log_loss,
+                folds,
+                clips,
+                c,
+            }),
+            _,
+        ) => {
+            entry["cv_accuracy"] = json!(accuracy);
+            entry["cv_log_loss"] = json!(log_loss);
+            entry["cv_folds"] = json!(folds);
+            entry["cv_clips"] = json!(clips);
+            entry["cv_c"] = json!(c);
+            entry["selected_by"] = json!("cross_validation");
+        }
+        (None, Ok(_)) => {
+            entry["selected_by"] = json!("validation (trained end to end; not cross-validated)");
+        }
+        (None, Err(reason)) if !reason.is_empty() => {
+            entry["selected_by"] = json!("validation");
+            entry["cv_skipped"] = json!(reason);
+        }
+        (None, Err(_)) => {}
+    }
+    entry
+}
+
+/// The old rule, where cross-validation cannot run: best validation accuracy, ties broken by
+/// the lower validation log loss (the candidate right *and sure*), then the earlier one.
+fn choose_by_validation(trained: &[(Trained, Option<f64>)]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, (t, loss)) in trained.iter().enumerate() {
+        let better = best.is_none_or(|b| {
+            let (b, b_loss) = &trained[b];
+            let (a, other) = (
+                t.validation_accuracy.unwrap_or(0.0),
+                b.validation_accuracy.unwrap_or(0.0),
+            );
+            a > other
+                || (a == other && loss.unwrap_or(f64::INFINITY) < b_loss.unwrap_or(f64::INFINITY))
+        });
+        if better {
+            best = Some(i);
+        }
+    }
+    best
 }
 
 /// Clips per class from which `auto` also trains the CNN from scratch (below it, a network
@@ -413,6 +510,8 @@ fn candidates_for(
 pub(crate) struct Trained {
     pub name: &'static str,
     pub validation_accuracy: Option<f64>,
+    /// Out-of-fold scores over training + validation clips (encoder candidates under `auto`).
+    pub(super) cv: Option<CvScore>,
     /// How the head on encoder features was chosen (`train::head_choice`).
     pub head_selection: Option<serde_json::Value>,
     pub outcome: FitOutcome,
