@@ -133,30 +133,48 @@ fn table_leaderboard(board: &Value) -> Option<Choice> {
             }),
         })
         .collect();
+    // Small tables compare the candidates by K-fold cross-validation over every row.
+    let folds = entries.iter().find_map(|c| c["cv_folds"].as_u64());
     Some(Choice {
         title: "Algorithm".into(),
         lower_is_better: metric == "rmse",
-        score_label: format!("validation {metric}"),
+        score_label: match folds {
+            Some(k) => format!("{k}-fold cross-validated {metric}"),
+            None => format!("validation {metric}"),
+        },
         reason: None,
         rows,
     })
 }
 
 fn sound_leaderboard(board: &Value, chosen: &str) -> Option<Choice> {
-    let rows = board
-        .as_array()?
+    let entries = board.as_array()?;
+    // The encoder candidates are compared by cross-validation over the training clips; a
+    // candidate without it (the CNN, trained end to end) by its validation accuracy.
+    let folds = entries.iter().find_map(|c| c["cv_folds"].as_u64());
+    let rows = entries
         .iter()
-        .map(|c| ChoiceRow {
-            name: c["algorithm"].as_str().unwrap_or("?").to_string(),
-            score: c["validation_accuracy"].as_f64(),
-            seconds: c["fit_secs"].as_f64(),
-            chosen: c["algorithm"] == chosen,
-            note: text(&c["skipped"]),
+        .map(|c| {
+            let cv = c["cv_accuracy"].as_f64();
+            let validation = c["validation_accuracy"].as_f64();
+            ChoiceRow {
+                name: c["algorithm"].as_str().unwrap_or("?").to_string(),
+                score: cv.or(validation),
+                seconds: c["fit_secs"].as_f64(),
+                chosen: c["algorithm"] == chosen,
+                note: text(&c["skipped"]).or_else(|| {
+                    (folds.is_some() && cv.is_none() && validation.is_some())
+                        .then(|| "validation accuracy (not cross-validated)".to_string())
+                }),
+            }
         })
         .collect();
     Some(Choice {
         title: "Algorithm".into(),
-        score_label: "validation accuracy".into(),
+        score_label: match folds {
+            Some(k) => format!("{k}-fold cross-validated accuracy"),
+            None => "validation accuracy".into(),
+        },
         lower_is_better: false,
         reason: None,
         rows,
@@ -213,6 +231,32 @@ mod tests {
         let c = choices_of(&sound);
         assert_eq!(c.len(), 1);
         assert!(c[0].rows[0].chosen && !c[0].rows[1].chosen);
+        assert_eq!(c[0].score_label, "validation accuracy");
+        // Cross-validated runs: the score is the out-of-fold one; the CNN says what its is.
+        let table = json!({"leaderboard": [
+            {"algorithm": "boosted_trees", "metric": "accuracy", "value": 0.9, "cv_folds": 5, "holdout_value": 0.8, "chosen": true}],
+            "training": {}, "reason": "x"});
+        assert_eq!(
+            table_leaderboard(&table["leaderboard"])
+                .unwrap()
+                .score_label,
+            "5-fold cross-validated accuracy"
+        );
+        let sound = json!({"training": {"algorithm": "transfer", "leaderboard": [
+            {"algorithm": "statistics", "cv_accuracy": 0.93, "cv_folds": 5, "validation_accuracy": 0.98},
+            {"algorithm": "transfer", "cv_accuracy": 0.95, "cv_folds": 5, "validation_accuracy": 0.94},
+            {"algorithm": "cnn", "validation_accuracy": 0.7}]}});
+        let c = choices_of(&sound);
+        assert_eq!(c[0].score_label, "5-fold cross-validated accuracy");
+        assert_eq!(c[0].rows[0].score, Some(0.93));
+        assert!(c[0].rows[1].chosen);
+        assert!(
+            c[0].rows[2]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("not cross-validated")
+        );
         // A single candidate without a reason is not worth a section.
         let single = json!({"training": {"head_selection": {"chosen": "mlp",
             "candidates": [{"head": "mlp", "validation_accuracy": 0.9}]}}});

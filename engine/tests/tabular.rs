@@ -161,14 +161,20 @@ fn classifier_train_evaluate_predict_export() {
         [
             "boosted_trees",
             "linear",
-            "random_forest",
             "mlp",
+            "random_forest",
             "ensemble"
         ],
         "{board:?}"
     );
     let chosen = board.iter().find(|c| c["chosen"] == true).unwrap();
-    let trees = ["boosted_trees", "random_forest"].contains(&chosen["algorithm"].as_str().unwrap());
+    // Tree models (alone or weighted in the ensemble) rank the features.
+    let is_trees =
+        |a: &serde_json::Value| ["boosted_trees", "random_forest"].contains(&a.as_str().unwrap());
+    let trees = is_trees(&chosen["algorithm"])
+        || chosen["weights"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|m| is_trees(&m["algorithm"])));
     assert_eq!(
         run_dir.join("report/feature_importance.png").is_file(),
         trees,
@@ -815,4 +821,66 @@ fn small_tables_boost_every_round_and_refit_on_all_rows() {
         .unwrap()
         .clone();
     assert_eq!(chosen["refit"], true, "{chosen}");
+}
+
+#[test]
+fn auto_compares_candidates_by_cross_validation_over_every_row_on_small_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let data = dir.path().join("t.csv");
+    generated_csv(&data, 400, 11);
+    let board = |run: &str, extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "--template",
+            "tabular-classifier",
+            "--target",
+            "kind",
+            "--param",
+            "ignore_columns=score",
+        ];
+        args.extend_from_slice(extra);
+        let o = train(&cache, &args, &data, None, &dir.path().join(run));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(run).join("report.json")).unwrap(),
+        )
+        .unwrap();
+        report["leaderboard"].as_array().unwrap().clone()
+    };
+    // 400 rows: 360 training + 40 validation, cross-validated in 5 folds over all 400.
+    let cv = board("cv", &[]);
+    let singles: Vec<&serde_json::Value> =
+        cv.iter().filter(|c| c["algorithm"] != "ensemble").collect();
+    assert_eq!(singles.len(), 4, "{cv:?}");
+    for c in &singles {
+        assert_eq!(c["cv_folds"], 5, "{c}");
+        let holdout = c["holdout_value"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&holdout), "{c}");
+        // An accuracy over the 400 out-of-fold predictions: a whole number of rows.
+        let rows = c["value"].as_f64().unwrap() * 400.0;
+        assert!((rows - rows.round()).abs() < 1e-6, "{c}");
+        assert!(rows.round() > 0.6 * 400.0, "a learnable table: {c}");
+    }
+    let chosen: Vec<&serde_json::Value> = cv.iter().filter(|c| c["chosen"] == true).collect();
+    assert_eq!(chosen.len(), 1, "{cv:?}");
+    let best = singles
+        .iter()
+        .map(|c| c["value"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    if chosen[0]["algorithm"] != "ensemble" {
+        assert_eq!(chosen[0]["value"].as_f64().unwrap(), best, "{cv:?}");
+    }
+    let ensemble = cv.iter().find(|c| c["algorithm"] == "ensemble").unwrap();
+    let note = ensemble["note"].as_str().unwrap();
+    assert!(
+        note.contains("out-of-fold predictions of the 5-fold cross-validation")
+            && note.contains("400 rows"),
+        "{note}"
+    );
+    // cv_folds = 0: compared on the validation split, as before.
+    let holdout = board("holdout", &["--param", "cv_folds=0"]);
+    for c in holdout.iter().filter(|c| c["algorithm"] != "ensemble") {
+        assert!(c.get("cv_folds").is_none(), "{c}");
+        assert!(c.get("holdout_value").is_none(), "{c}");
+    }
 }

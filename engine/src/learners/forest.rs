@@ -108,6 +108,21 @@ pub fn fit(
     params: &ForestParams,
     on_round: &mut dyn FnMut(&Round) -> Result<()>,
 ) -> Result<Forest> {
+    fit_with_oob(train, validation, categorical, kind, params, on_round).map(|(f, _)| f)
+}
+
+/// [`fit`], also returning each training row's out-of-bag raw outputs (`[n, outputs]`
+/// row-major): the mean over the trees whose bootstrap sample left the row out — a prediction
+/// from trees that never saw it (Breiman's out-of-bag estimate). A row that every bootstrap
+/// drew (about 0.63^trees of them) gets the whole forest's output.
+pub fn fit_with_oob(
+    train: (&Matrix, &[f64]),
+    validation: Option<(&Matrix, &[f64])>,
+    categorical: &[bool],
+    kind: ForestKind,
+    params: &ForestParams,
+    on_round: &mut dyn FnMut(&Round) -> Result<()>,
+) -> Result<(Forest, Vec<f64>)> {
     let (x, y) = train;
     let n = x.num_rows;
     let k = kind.outputs();
@@ -148,6 +163,8 @@ pub fn fit(
         feature_gain: vec![0.0; p],
     };
     let mut sum_train = vec![0.0; n * k];
+    let mut sum_oob = vec![0.0; n * k];
+    let mut count_oob = vec![0usize; n];
     let mut sum_valid = valid
         .as_ref()
         .map(|(vb, _)| vec![0.0; vb.num_rows * k])
@@ -156,7 +173,7 @@ pub fn fit(
     let mut done = 0;
     while done < total {
         let batch = TREES_PER_ROUND.min(total - done);
-        let grown: Vec<Vec<Tree>> = (done..done + batch)
+        let grown: Vec<(Vec<Tree>, Vec<bool>)> = (done..done + batch)
             .into_par_iter()
             .map(|t| {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(tree_seed(params.seed, t));
@@ -174,7 +191,13 @@ pub fn fit(
                 };
                 rows.sort_unstable();
                 let bootstrap = rows.clone();
-                (0..k)
+                let mut in_bag = vec![false; n];
+                for &r in &bootstrap {
+                    if let Some(b) = in_bag.get_mut(r as usize) {
+                        *b = true;
+                    }
+                }
+                let trees = (0..k)
                     .map(|j| {
                         // Every output's tree draws its own node features from its own stream.
                         let mut draw = rand::rngs::StdRng::seed_from_u64(rng.next_u64() ^ j as u64);
@@ -202,17 +225,30 @@ pub fn fit(
                         )
                         .0
                     })
-                    .collect()
+                    .collect();
+                (trees, in_bag)
             })
             .collect();
-        for trees in grown {
+        for (trees, in_bag) in grown {
+            for (r, _) in in_bag.iter().enumerate().filter(|(_, b)| !**b) {
+                if let Some(c) = count_oob.get_mut(r) {
+                    *c += 1;
+                }
+            }
             for (j, tree) in trees.iter().enumerate() {
                 sum_train
                     .par_chunks_mut(k)
+                    .zip(sum_oob.par_chunks_mut(k))
                     .enumerate()
-                    .for_each(|(r, out)| {
+                    .for_each(|(r, (out, oob))| {
                         if let Some(v) = out.get_mut(j) {
-                            *v += tree.predict_binned(&binned, r);
+                            let p = tree.predict_binned(&binned, r);
+                            *v += p;
+                            if !in_bag.get(r).copied().unwrap_or(true) {
+                                if let Some(o) = oob.get_mut(j) {
+                                    *o += p;
+                                }
+                            }
                         }
                     });
                 if let Some((vb, _)) = &valid {
@@ -252,6 +288,18 @@ pub fn fit(
         })?;
     }
     let scale = 1.0 / forest.trees.len().max(1) as f64;
+    let oob: Vec<f64> = sum_oob
+        .chunks(k.max(1))
+        .zip(sum_train.chunks(k.max(1)))
+        .zip(&count_oob)
+        .flat_map(|((o, all), &c)| {
+            if c > 0 {
+                o.iter().map(|v| v / c as f64).collect::<Vec<_>>()
+            } else {
+                all.iter().map(|v| v * scale).collect()
+            }
+        })
+        .collect();
     for trees in &mut forest.trees {
         for tree in trees {
             for node in &mut tree.nodes {
@@ -259,7 +307,7 @@ pub fn fit(
             }
         }
     }
-    Ok(forest)
+    Ok((forest, oob))
 }
 
 /// Mean squared error, or cross-entropy and accuracy, of summed outputs `sum × scale`.
@@ -388,6 +436,41 @@ mod tests {
             },
             y,
         )
+    }
+
+    #[test]
+    fn out_of_bag_error_is_honest_like_held_out_error_not_like_training_error() {
+        let (x, y) = generated(1500, 3);
+        let (vx, vy) = generated(1500, 4);
+        let (m, oob) = fit_with_oob(
+            (&x, &y),
+            None,
+            &[false, false, true, false],
+            ForestKind::Regression,
+            &params(60),
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(oob.len(), y.len());
+        let mse = |pred: &dyn Fn(usize) -> f64, t: &[f64]| {
+            t.iter()
+                .enumerate()
+                .map(|(r, v)| (pred(r) - v).powi(2))
+                .sum::<f64>()
+                / t.len() as f64
+        };
+        let train = mse(&|r| m.raw(&x.row(r))[0], &y);
+        let held_out = mse(&|r| m.raw(&vx.row(r))[0], &vy);
+        let out_of_bag = mse(&|r| oob[r], &y);
+        // Fully grown trees nearly memorize their rows; the out-of-bag estimate does not see
+        // them, so it lands near the error on new rows.
+        assert!(train < 0.5 * held_out, "train {train} held-out {held_out}");
+        // (Somewhat above it: each row is predicted by the ~37 % of trees that left it out.)
+        let ratio = out_of_bag / held_out;
+        assert!(
+            out_of_bag > 2.0 * train && (0.7..1.6).contains(&ratio),
+            "out-of-bag {out_of_bag} held-out {held_out} train {train}"
+        );
     }
 
     #[test]

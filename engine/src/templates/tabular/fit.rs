@@ -212,6 +212,18 @@ pub(super) fn fit_forest(
     p: &TabularParams,
     plot: bool,
 ) -> Result<(Fitted, History)> {
+    fit_forest_with_oob(ctx, table, kind, p, plot).map(|(f, h, _)| (f, h))
+}
+
+/// [`fit_forest`], also returning the training rows' out-of-bag raw outputs
+/// (`forest::fit_with_oob`).
+pub(super) fn fit_forest_with_oob(
+    ctx: &RunContext,
+    table: &TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    plot: bool,
+) -> Result<(Fitted, History, Vec<f64>)> {
     let forest_kind = match kind {
         TargetKind::Regression => ForestKind::Regression,
         TargetKind::Classification => ForestKind::Classification {
@@ -224,7 +236,7 @@ pub(super) fn fit_forest(
     let mut epochs = Vec::new();
     let validation = (!table.validation.is_empty())
         .then_some((&table.validation.x, table.validation.y.as_slice()));
-    let model = forest::fit(
+    let (model, oob) = forest::fit_with_oob(
         (&table.train.x, &table.train.y),
         validation,
         &table.schema.categorical(),
@@ -243,6 +255,7 @@ pub(super) fn fit_forest(
             epochs,
             stopped_early: false,
         },
+        oob,
     ))
 }
 

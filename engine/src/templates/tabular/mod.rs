@@ -3,6 +3,7 @@
 //! (`model`: export, load, predict, evaluate), the Core ML pipelines (`coreml`, ensembles in `coreml_ensemble`) and the ONNX
 //! graph (`onnx`, trees in `onnx_trees`).
 
+mod bagging;
 pub mod coreml;
 mod coreml_ensemble;
 pub mod data;

@@ -138,6 +138,22 @@ impl TabularModel {
         raw_of(&self.fitted, self.kind, &self.schema, x)
     }
 
+    /// Predictions of every row of `x`, row-major: class probabilities (classification) or
+    /// one value per row.
+    pub fn flat_predictions(&self, x: &Matrix) -> Vec<f64> {
+        self.raw_all(x)
+            .into_iter()
+            .flat_map(|raw| match self.kind {
+                TargetKind::Classification => self
+                    .probabilities(&raw)
+                    .into_iter()
+                    .map(f64::from)
+                    .collect::<Vec<_>>(),
+                TargetKind::Regression => vec![raw.first().copied().unwrap_or(f64::NAN)],
+            })
+            .collect()
+    }
+
     /// Class probabilities from raw outputs.
     pub fn probabilities(&self, raw: &[f64]) -> Vec<f32> {
         probabilities_of(&self.fitted, raw)

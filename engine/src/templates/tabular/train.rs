@@ -5,6 +5,7 @@
 //! validation metric (`algorithm = "auto"`, a leaderboard in `report.json`), evaluate on
 //! validation and test, and export.
 
+use super::bagging::{self, Folds};
 use super::ensemble::{self, Predictions};
 use super::fit::{beats, fit_algorithm, refit, sample_first};
 use crate::data::DatasetSummary;
@@ -96,6 +97,14 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
             "auto starts no further candidate after this many seconds; 0 = 60 s plus 1 s per 2,000 training rows. On tables above 50,000 rows the random forest and the MLP are first fitted on 20,000 rows and skipped when that does not beat the best so far.",
             (0, 1_000_000),
             0,
+        ),
+        ParamSpec::int(
+            "cv_folds",
+            "Cross-validation folds",
+            "Model",
+            "auto on tables of at most 10,000 training + validation rows: each candidate is also fitted this many times, each time without one fold of the rows, and the candidates are compared and the ensemble weighted on these out-of-fold predictions over every row (AutoGluon's bagging) instead of on the validation split alone, whose few hundred rows make the choice largely chance. 0 or 1 = choose on the validation split. Costs that many extra fits per candidate.",
+            (0, 20),
+            5,
         ),
         ParamSpec::int(
             "max_iterations",
@@ -262,6 +271,8 @@ pub(super) struct TabularParams {
     pub(super) mlp: MlpParams,
     /// Seconds after which `auto` starts no further candidate (0: 60 s + 1 s per 2,000 rows).
     pub(super) time_limit: f64,
+    /// Folds of the cross-validation that compares `auto`'s candidates on small tables (< 2: off).
+    pub(super) cv_folds: usize,
     /// `class_weight = balanced` (classification).
     pub(super) balanced: bool,
     /// Weight of each class's rows in training (empty = all 1); set by [`Self::balance`].
@@ -326,6 +337,7 @@ impl TabularParams {
                 class_weights: Vec::new(),
             },
             time_limit: p.usize("time_limit") as f64,
+            cv_folds: p.usize("cv_folds"),
             balanced: p.text("class_weight") == "balanced",
             class_weights: Vec::new(),
         }
@@ -396,7 +408,8 @@ impl Task for TabularTask {
 #[derive(Clone, Debug, Serialize)]
 pub struct Candidate {
     pub algorithm: String,
-    /// Accuracy (classifier) or RMSE (regressor) on validation (training rows when there is none).
+    /// Accuracy (classifier) or RMSE (regressor): out-of-fold over training + validation rows
+    /// when `cv_folds` is set, else on validation (training rows when there is none).
     pub metric: String,
     pub value: f64,
     pub iterations: usize,
@@ -418,6 +431,14 @@ pub struct Candidate {
     /// How `value` was measured, where it needs saying (the ensemble's cross-fit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Folds of the cross-validation that gave `value` (out-of-fold over training + validation
+    /// rows), when `auto` cross-validated (small tables).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cv_folds: Option<usize>,
+    /// The same metric of the model fitted on training rows, on the validation split, when
+    /// `value` is cross-validated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout_value: Option<f64>,
 }
 
 /// One member of the ensemble on the leaderboard.
@@ -445,6 +466,8 @@ impl Candidate {
             skipped: Some(reason),
             weights: Vec::new(),
             note: None,
+            cv_folds: None,
+            holdout_value: None,
         }
     }
 }
@@ -497,7 +520,10 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         p.balance(&table.train.y, table.labels.len());
     }
     let algorithms: Vec<&str> = match p.algorithm.as_str() {
-        "auto" => vec!["boosted_trees", "linear", "random_forest", "mlp"],
+        // Cheapest first after the boosted trees (which draw the loss curve), so the time
+        // limit, when reached, leaves out the costliest: the random forest's fully grown trees
+        // cost the most on small tables, where the MLP takes seconds.
+        "auto" => vec!["boosted_trees", "linear", "mlp", "random_forest"],
         one => vec![one],
     };
     if algorithms.len() > 1 && table.validation.is_empty() {
@@ -506,6 +532,11 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             None,
         );
     }
+    // On small tables `auto` compares the candidates by K-fold cross-validation over training +
+    // validation rows (`bagging.rs`), not on the validation split alone.
+    let folds = (algorithms.len() > 1)
+        .then(|| Folds::new(&table, kind, p.cv_folds, ctx.project.seed))
+        .flatten();
     let mut leaderboard: Vec<Candidate> = Vec::new();
     // Every candidate fitted on all rows: its model, history and validation predictions.
     let mut fitted_all: Vec<Fit> = Vec::new();
@@ -537,17 +568,33 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         let started = Instant::now();
         let cpu_started = crate::train::cpu_time::process_cpu_secs();
         let (fitted, history) = fit_algorithm(ctx, &table, kind, &p, algorithm, plot)?;
-        let fit_secs = started.elapsed().as_secs_f64();
-        let fit_cpu_secs = cpu_started
-            .zip(crate::train::cpu_time::process_cpu_secs())
-            .map(|(a, b)| b - a);
         let model = TabularModel::new(kind, &table, fitted, algorithm);
         let part = if table.validation.is_empty() {
             &table.train
         } else {
             &table.validation
         };
-        let (metric, value) = score(&model, part);
+        let (metric, holdout) = score(&model, part);
+        // Cross-validated: the candidate's score and its predictions for the ensemble are the
+        // out-of-fold ones over every row; else the validation split's.
+        let (value, compared, on_all_rows) = match &folds {
+            Some(f) => {
+                let oof = bagging::out_of_fold(ctx, &table, f, kind, &p, algorithm)?;
+                let width = oof.predictions.len() / f.rows.len().max(1);
+                let rows: Vec<Vec<f64>> = oof
+                    .predictions
+                    .chunks(width.max(1))
+                    .map(<[f64]>::to_vec)
+                    .collect();
+                let value = ensemble::metric(kind, &rows, &f.rows.y);
+                (value, oof.predictions, oof.on_all_rows)
+            }
+            None => (holdout, model.flat_predictions(&table.validation.x), None),
+        };
+        let fit_secs = started.elapsed().as_secs_f64();
+        let fit_cpu_secs = cpu_started
+            .zip(crate::train::cpu_time::process_cpu_secs())
+            .map(|(a, b)| b - a);
         let better = best_value.is_none_or(|b| beats(kind, value, b));
         if better {
             leaderboard.iter_mut().for_each(|c| c.chosen = false);
@@ -566,12 +613,15 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             skipped: None,
             weights: Vec::new(),
             note: None,
+            cv_folds: folds.as_ref().map(|f| f.k),
+            holdout_value: folds.is_some().then_some(holdout),
         });
         fitted_all.push(Fit {
             algorithm: algorithm.to_string(),
-            validation: validation_predictions(&model, &table.validation),
+            validation: compared,
             fitted: model.fitted,
             history,
+            on_all_rows,
         });
     }
     let Some(best) = best else {
@@ -581,7 +631,20 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         .iter()
         .find(|c| c.chosen)
         .map_or(f64::NAN, |c| c.value);
-    let ensembled = ensemble_entry(kind, &table, &fitted_all, best_value);
+    let compared_on = match &folds {
+        Some(f) => ComparedOn {
+            y: &f.rows.y,
+            what: format!(
+                "out-of-fold predictions of the {}-fold cross-validation",
+                f.k
+            ),
+        },
+        None => ComparedOn {
+            y: &table.validation.y,
+            what: "validation predictions".into(),
+        },
+    };
+    let ensembled = ensemble_entry(kind, &table, &fitted_all, &compared_on, best_value);
     if let Some((entry, _)) = &ensembled {
         if entry.chosen {
             leaderboard.iter_mut().for_each(|c| c.chosen = false);
@@ -595,7 +658,14 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             let mut refit_members = Vec::with_capacity(members.members.len());
             let mut any_refit = false;
             for m in &members.members {
-                let f = refit(ctx, &table, kind, &p, &m.algorithm, &m.fitted)?;
+                let done = fitted_all
+                    .iter()
+                    .find(|f| f.algorithm == m.algorithm)
+                    .and_then(|f| f.on_all_rows.clone());
+                let f = match done {
+                    Some(done) => Some(done),
+                    None => refit(ctx, &table, kind, &p, &m.algorithm, &m.fitted)?,
+                };
                 any_refit |= f.is_some();
                 refit_members.push(Member {
                     fitted: f.unwrap_or_else(|| m.fitted.clone()),
@@ -626,7 +696,10 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             let Some(f) = fitted_all.into_iter().nth(best) else {
                 return Err(Error::Unsupported("no model was trained".into()));
             };
-            let refitted = refit(ctx, &table, kind, &p, &f.algorithm, &f.fitted)?;
+            let refitted = match f.on_all_rows {
+                Some(done) => Some(done),
+                None => refit(ctx, &table, kind, &p, &f.algorithm, &f.fitted)?,
+            };
             (f.fitted, f.history, f.algorithm, refitted)
         }
     };
@@ -681,24 +754,12 @@ struct Fit {
     algorithm: String,
     fitted: Fitted,
     history: History,
-    /// Row-major predictions on the validation rows (class probabilities, or one value).
+    /// Row-major predictions the candidates are compared on (class probabilities, or one
+    /// value): of the validation rows, or out-of-fold of every row (`bagging.rs`).
     validation: Vec<f64>,
-}
-
-/// `model`'s predictions on `part`: class probabilities (classification) or values, row-major.
-fn validation_predictions(model: &TabularModel, part: &Part) -> Vec<f64> {
-    model
-        .raw_all(&part.x)
-        .into_iter()
-        .flat_map(|raw| match model.kind {
-            TargetKind::Classification => model
-                .probabilities(&raw)
-                .into_iter()
-                .map(f64::from)
-                .collect::<Vec<_>>(),
-            TargetKind::Regression => vec![raw.first().copied().unwrap_or(f64::NAN)],
-        })
-        .collect()
+    /// The candidate already fitted on training + validation rows (cross-validating the random
+    /// forest produces it): the refit, without fitting it again.
+    on_all_rows: Option<Fitted>,
 }
 
 /// Greedy ensemble selection over the candidates fitted on all rows (at least 2, with
@@ -708,9 +769,10 @@ fn ensemble_entry(
     kind: TargetKind,
     table: &tabular_data::TableData,
     fitted: &[Fit],
+    on: &ComparedOn<'_>,
     best_value: f64,
 ) -> Option<(Candidate, Ensemble)> {
-    if fitted.len() < 2 || table.validation.is_empty() {
+    if fitted.len() < 2 || on.y.is_empty() {
         return None;
     }
     let started = Instant::now();
@@ -725,7 +787,7 @@ fn ensemble_entry(
             width,
         })
         .collect();
-    let selected = ensemble::fit(kind, &predictions, &table.validation.y)?;
+    let selected = ensemble::fit(kind, &predictions, on.y)?;
     let members: Vec<Member> = fitted
         .iter()
         .zip(&selected.weights)
@@ -741,7 +803,7 @@ fn ensemble_entry(
     // better (not only better on average by a few rows).
     let single = predictions
         .iter()
-        .map(|p| ensemble::row_losses(kind, p, &table.validation.y))
+        .map(|p| ensemble::row_losses(kind, p, on.y))
         .min_by(|a, b| {
             let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
             mean(a).total_cmp(&mean(b))
@@ -754,16 +816,18 @@ fn ensemble_entry(
         TargetKind::Regression => ("rmse", "squared error"),
     };
     let mut note = format!(
-        "greedy selection ({} rounds, with replacement) of the candidates' validation predictions by {loss}; the weights are fitted on the validation rows, so `value` is a 2-fold cross-fit (weights selected on one half of the validation rows, scored on the other, both ways); with the weights fitted on all validation rows, scored on them: {metric} {:.4} (optimistic)",
+        "greedy selection ({} rounds, with replacement) of the candidates' {} by {loss}; the weights are fitted on those {} rows, so `value` is a 2-fold cross-fit (weights selected on one half of the rows, scored on the other, both ways); with the weights fitted on all of them, scored on them: {metric} {:.4} (optimistic)",
         ensemble::ROUNDS,
+        on.what,
+        on.y.len(),
         selected.in_sample
     );
     if !mixes {
         note += "; it selected a single candidate, so it is not an ensemble and cannot be chosen";
     } else if !clear && beats(kind, selected.cross_fit, best_value) {
         note += &format!(
-            "; not kept: its cross-fit {loss} is not better than the best single model's by more than one standard error over the {} validation rows (a gain that small can be chance)",
-            table.validation.y.len()
+            "; not kept: its cross-fit {loss} is not better than the best single model's by more than one standard error over the {} rows (a gain that small can be chance)",
+            on.y.len()
         );
     }
     let entry = Candidate {
@@ -776,6 +840,8 @@ fn ensemble_entry(
         chosen,
         refit: false,
         skipped: None,
+        cv_folds: None,
+        holdout_value: None,
         weights: members
             .iter()
             .map(|m| MemberWeight {
@@ -786,6 +852,13 @@ fn ensemble_entry(
         note: Some(note),
     };
     Some((entry, Ensemble { members }))
+}
+
+/// The rows the candidates are compared on: their targets and, for the leaderboard's notes,
+/// what the candidates' predictions of them are.
+struct ComparedOn<'a> {
+    y: &'a [f64],
+    what: String,
 }
 
 /// A split's evaluation.
