@@ -74,6 +74,8 @@ pub struct Studio {
     text_generation: u64,
     /// Counts row-preview requests; only the latest one's result is shown.
     row_generation: u64,
+    /// Counts reads of the runs the current run continues; only the latest one's result is kept.
+    earlier_generation: u64,
     /// Counts looks through the project's runs; only the latest one's result is kept.
     runs_generation: u64,
     /// The system's file dialog showed nothing once: the built-in browser is used from then on.
@@ -118,6 +120,7 @@ impl Studio {
         Self {
             state: State {
                 templates: Template::all(),
+                devices: crate::settings_layout::usable_devices(),
                 ..State::default()
             },
             view: View {
@@ -152,6 +155,7 @@ impl Studio {
             text_generation: 0,
             row_generation: 0,
             runs_generation: 0,
+            earlier_generation: 0,
             native_failed: false,
             native_open: false,
             browse_generation: 0,
@@ -480,6 +484,14 @@ impl Studio {
                 Ok(_) => {}
                 Err(e) => self.state.error(e),
             },
+            JobResult::Earlier {
+                generation,
+                earlier,
+            } => {
+                if generation == self.earlier_generation {
+                    self.state.earlier = earlier;
+                }
+            }
             JobResult::Report { run_dir, result } => {
                 if self.state.run.run_dir.as_deref() == Some(run_dir.as_path()) {
                     match result {
@@ -1042,9 +1054,11 @@ impl Studio {
         self.cancel_scan();
         let templates = std::mem::take(&mut self.state.templates);
         let recent = std::mem::take(&mut self.state.recent);
+        let devices = std::mem::take(&mut self.state.devices);
         self.state = State {
             templates,
             recent,
+            devices,
             ..State::default()
         };
         self.clear_model();
@@ -1157,6 +1171,7 @@ impl Studio {
         self.state.project = Some(project);
         self.state.scan = ScanState::Idle;
         self.state.run = RunState::default();
+        self.load_earlier(None, false);
         self.state.run_from_disk = false;
         self.state.report = None;
         self.state.extra_evaluation = None;
@@ -1368,6 +1383,11 @@ impl Studio {
         };
         self.clear_model();
         self.state.run = RunState::default();
+        match &start {
+            Start::Fresh => self.load_earlier(None, false),
+            Start::Resume(dir) => self.load_earlier(Some(dir.clone()), false),
+            Start::Continue { from, .. } => self.load_earlier(Some(from.clone()), true),
+        }
         self.state.run_from_disk = false;
         self.state.report = None;
         self.state.extra_evaluation = None;
@@ -1431,6 +1451,7 @@ impl Studio {
         state.run_dir = Some(dir.to_path_buf());
         self.clear_model();
         self.state.run = state;
+        self.load_earlier(Some(dir.to_path_buf()), false);
         self.state.run_from_disk = true;
         self.state.report = None;
         self.state.extra_evaluation = None;
@@ -1440,6 +1461,28 @@ impl Studio {
         if self.state.run.status == Status::Completed {
             self.load_run_outputs(dir);
         }
+    }
+
+    /// Reads, in the background, the curves of the runs before the current one: those the run in
+    /// `dir` continues, and with `through` the run in `dir` itself (a run about to continue it).
+    fn load_earlier(&mut self, dir: Option<PathBuf>, through: bool) {
+        self.earlier_generation += 1;
+        self.state.earlier = None;
+        let Some(dir) = dir else {
+            return;
+        };
+        let generation = self.earlier_generation;
+        self.jobs.spawn("read-earlier-runs", move |tx| {
+            let earlier = if through {
+                crate::runs::history_through(&dir)
+            } else {
+                crate::runs::earlier_runs(&dir)
+            };
+            tx.send(JobResult::Earlier {
+                generation,
+                earlier: earlier.map(Box::new),
+            });
+        });
     }
 
     /// Reads a finished run's report and loads its model, both in the background.

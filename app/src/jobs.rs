@@ -66,6 +66,11 @@ pub enum JobResult {
         run_dir: PathBuf,
         result: Result<Box<RunState>, String>,
     },
+    /// The curves of the runs the current run continues (`None`: it continues none).
+    Earlier {
+        generation: u64,
+        earlier: Option<Box<crate::runs::EarlierRuns>>,
+    },
     Report {
         run_dir: PathBuf,
         result: Result<ReportView, String>,

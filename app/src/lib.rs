@@ -12,6 +12,7 @@ pub mod mistakes;
 pub mod preview_data;
 pub mod report;
 pub mod runs;
+pub mod settings_layout;
 pub mod state;
 pub mod thumbnails;
 pub mod ui;

@@ -55,6 +55,11 @@ pub struct ReportView {
     pub epochs_run: Option<u64>,
     pub best_epoch: Option<u64>,
     pub stopped_early: Option<bool>,
+    /// Rounds (boosted trees), not epochs: `training.iterations_run` gave `epochs_run`.
+    pub rounds: bool,
+    /// Epochs (or rounds) without validation improvement before training stops, from the run's
+    /// `project.lock.toml` (`early_stopping_patience` / `early_stopping_rounds`).
+    pub patience: Option<u64>,
     /// How the model was chosen (backbone, algorithm, head), when the run compared candidates.
     pub choices: Vec<Choice>,
 }
@@ -81,9 +86,13 @@ impl ReportView {
         let get = |k: &str| training.and_then(|t| t.get(k));
         Self {
             evaluations,
-            epochs_run: get("epochs_run").and_then(Value::as_u64),
+            epochs_run: get("epochs_run")
+                .or_else(|| get("iterations_run"))
+                .and_then(Value::as_u64),
             best_epoch: get("best_epoch").and_then(Value::as_u64),
             stopped_early: get("stopped_early").and_then(Value::as_bool),
+            rounds: get("epochs_run").is_none() && get("iterations_run").is_some(),
+            patience: None,
             choices: choices_of(report),
         }
     }
@@ -109,6 +118,12 @@ impl ReportView {
             lathe_engine::fsutil::read_json::<serde_json::Value>(&run_dir.join("report.json"))
                 .map_err(|e| e.to_string())?;
         let mut view = Self::from_json(&value);
+        if let Ok(lock) = lathe_engine::train::run_dir::load_lock(run_dir) {
+            view.patience = ["early_stopping_patience", "early_stopping_rounds"]
+                .iter()
+                .find_map(|k| lock.params.get(*k)?.as_integer())
+                .and_then(|p| u64::try_from(p).ok());
+        }
         if let Some(recorded) = lathe_engine::train::run_dir::recorded_root(run_dir) {
             let here = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
             if recorded != here {

@@ -3,7 +3,7 @@
 //! and the newest finished one, which can be continued with more epochs and which a reopened
 //! project shows (its events replayed, as [`replay`] reads any run folder).
 
-use lathe_engine::train::{Event, RunDir, RunState};
+use lathe_engine::train::{Event, History, RunDir, RunState};
 use std::path::{Path, PathBuf};
 
 /// A run folder's `events.jsonl` folded into a [`RunState`], which names the folder where it is
@@ -292,6 +292,88 @@ pub fn find(runs: &Path, prefix: &str, also: Option<&Path>) -> FoundRuns {
         .and_then(|d| replay(d).ok())
         .map(Box::new);
     found
+}
+
+/// The curves of the runs a continued run continues ("Continue training…"), joined into one
+/// history whose epochs count from the first run's start, so the continued run's curves go on
+/// after them instead of starting again at 0.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EarlierRuns {
+    /// Epochs trained before the run shown (its epoch 1 is drawn at `epochs + 1`).
+    pub epochs: usize,
+    pub step_loss: History,
+    pub train_loss: History,
+    pub validation_loss: History,
+    pub train_accuracy: History,
+    pub validation_accuracy: History,
+}
+
+impl EarlierRuns {
+    /// Appends `run`'s curves after the epochs already here.
+    fn append(&mut self, run: &RunState) {
+        let offset = self.epochs as f64;
+        for (to, from) in [
+            (&mut self.step_loss, &run.step_loss),
+            (&mut self.train_loss, &run.train_loss),
+            (&mut self.validation_loss, &run.validation_loss),
+            (&mut self.train_accuracy, &run.train_accuracy),
+            (&mut self.validation_accuracy, &run.validation_accuracy),
+        ] {
+            for p in from.points() {
+                to.push(p[0] + offset, p[1]);
+            }
+        }
+        self.epochs += run.epoch;
+    }
+}
+
+/// Runs continued from runs continued from… are followed this deep at most.
+const MAX_CHAIN: usize = 32;
+
+/// The run folder the run in `dir` continues (its `continued_from.json`), where it is now: the
+/// recorded place, else the same folder relative to this one (both copied or moved together),
+/// else the folder of the same name beside this one.
+pub fn continued_from(dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dir.join(lathe_engine::train::extend::FILE)).ok()?;
+    let parent: lathe_engine::train::extend::Parent = serde_json::from_str(&text).ok()?;
+    let recorded = &parent.run_dir;
+    if recorded
+        .join(lathe_engine::train::run_dir::EVENTS)
+        .is_file()
+    {
+        return Some(recorded.clone());
+    }
+    if let Some(root) = lathe_engine::train::run_dir::recorded_root(dir) {
+        let moved = lathe_engine::train::run_dir::relocate(recorded, &root, dir);
+        if moved.join(lathe_engine::train::run_dir::EVENTS).is_file() {
+            return Some(moved);
+        }
+    }
+    let beside = dir.parent()?.join(recorded.file_name()?);
+    beside
+        .join(lathe_engine::train::run_dir::EVENTS)
+        .is_file()
+        .then_some(beside)
+}
+
+/// The curves of the runs before the run in `dir`, when it continues one; `None` otherwise.
+pub fn earlier_runs(dir: &Path) -> Option<EarlierRuns> {
+    chain_through(&continued_from(dir)?, MAX_CHAIN)
+}
+
+/// The curves of the run in `dir` and of every run before it.
+pub fn history_through(dir: &Path) -> Option<EarlierRuns> {
+    chain_through(dir, MAX_CHAIN)
+}
+
+fn chain_through(dir: &Path, depth: usize) -> Option<EarlierRuns> {
+    let run = replay(dir).ok()?;
+    let mut earlier = match continued_from(dir) {
+        Some(parent) if depth > 0 => chain_through(&parent, depth - 1).unwrap_or_default(),
+        _ => EarlierRuns::default(),
+    };
+    earlier.append(&run);
+    Some(earlier)
 }
 
 #[cfg(test)]

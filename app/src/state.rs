@@ -199,6 +199,11 @@ pub struct State {
     pub confirm: Option<Unsaved>,
     /// The training table's columns (table projects), read with each scan.
     pub table_columns: Option<Result<TableColumns, String>>,
+    /// The curves of the runs the current run continues ("Continue training…"), drawn before its
+    /// own; `None` when it continues none (or they are still being read).
+    pub earlier: Option<Box<crate::runs::EarlierRuns>>,
+    /// The devices this build can train on (the Device menu), found once at start.
+    pub devices: Vec<String>,
 }
 
 impl State {

@@ -142,8 +142,22 @@ fn settings_form_edits_the_project_parameters() {
     h.run();
     h.get_by_label("Settings").click();
     h.run();
-    // Every parameter of the task has a row, with the template's default.
-    for spec in h.state().state.specs.clone() {
+    // Every parameter of the task that applies has a row (Advanced ones once Advanced is
+    // opened), with the template's default.
+    h.get_by_label("Advanced").click();
+    h.run();
+    let template = h.state().state.project.clone().unwrap().template;
+    let studio = h.state();
+    let applying: Vec<_> = studio
+        .state
+        .specs
+        .iter()
+        .filter(|s| {
+            lathe_studio::settings_layout::applies(&template, &s.key, &|k| studio.state.param(k))
+        })
+        .cloned()
+        .collect();
+    for spec in applying {
         assert!(
             h.query_all_by_label(&spec.label).next().is_some(),
             "{}",
@@ -155,18 +169,11 @@ fn settings_form_edits_the_project_parameters() {
         Some(lathe_engine::params::ParamValue::Text("auto".into()))
     );
     // A checkbox toggles a boolean parameter into the project; reset removes it.
-    // The form shows groups in order of first appearance; its first checkbox is the first
-    // boolean parameter in that order.
+    // Basic comes first, in the task's order: the first checkbox is its first boolean parameter.
     let specs = h.state().state.specs.clone();
-    let mut groups: Vec<&str> = Vec::new();
-    for s in &specs {
-        if !groups.contains(&s.group.as_str()) {
-            groups.push(&s.group);
-        }
-    }
-    let bool_spec = groups
+    let bool_spec = specs
         .iter()
-        .flat_map(|g| specs.iter().filter(move |s| &s.group == g))
+        .filter(|s| lathe_studio::settings_layout::is_basic(&template, &s.key))
         .find(|s| matches!(s.kind, lathe_engine::params::ParamKind::Bool))
         .cloned()
         .unwrap();

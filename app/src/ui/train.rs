@@ -2,12 +2,13 @@
 //! live loss and accuracy curves (train vs validation), warnings, and continuing a finished run.
 
 use crate::command::{Command, Screen};
+use crate::report::ReportView;
 use crate::state::State;
 use crate::ui::runs::continue_ui;
 use crate::ui::view::View;
 use crate::ui::{duration_text, thousands};
-use crate::widgets::metric_plot::{Series, metric_plot_ui};
-use lathe_engine::train::{RunState, Status};
+use crate::widgets::metric_plot::{Series, YAxis, metric_plot_ui};
+use lathe_engine::train::{History, RunState, Status};
 
 /// Warnings listed on screen (the rest are counted).
 const WARNINGS_SHOWN: usize = 20;
@@ -20,9 +21,9 @@ pub fn train_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mu
         crate::ui::evaluate::retrain_note_ui(ui, state);
     }
     ui.add_space(6.0);
-    progress_ui(ui, run);
+    progress_ui(ui, run, state.earlier.as_ref().map_or(0, |e| e.epochs));
     ui.add_space(6.0);
-    plots_ui(ui, run);
+    plots_ui(ui, state);
     if !run.evaluations.is_empty() {
         ui.add_space(6.0);
         for e in &run.evaluations {
@@ -98,6 +99,13 @@ fn controls_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
         }
     });
     if !state.run_active
+        && let Some(report) = &state.report
+        && let Some(reason) =
+            stop_reason(run, report, state.earlier.as_ref().map_or(0, |e| e.epochs))
+    {
+        ui.label(egui::RichText::new(reason).strong());
+    }
+    if !state.run_active
         && run.status == Status::Completed
         && let Some(dir) = &run.run_dir
     {
@@ -117,7 +125,7 @@ fn status_text(run: &RunState) -> String {
     }
 }
 
-fn progress_ui(ui: &mut egui::Ui, run: &RunState) {
+fn progress_ui(ui: &mut egui::Ui, run: &RunState, offset: usize) {
     if let Some(p) = &run.phase {
         let eta = p
             .eta_secs()
@@ -137,10 +145,18 @@ fn progress_ui(ui: &mut egui::Ui, run: &RunState) {
         );
     }
     if let Some(m) = &run.last_epoch {
-        let mut parts = vec![
-            format!("Epoch {} / {}", m.epoch, m.epochs),
-            format!("train loss {:.4}", m.train_loss),
-        ];
+        let epoch = if offset > 0 {
+            // A continued run: epochs count from the first run's start.
+            format!(
+                "Epoch {} ({} / {} of this continued run)",
+                m.epoch + offset,
+                m.epoch,
+                m.epochs
+            )
+        } else {
+            format!("Epoch {} / {}", m.epoch, m.epochs)
+        };
+        let mut parts = vec![epoch, format!("train loss {:.4}", m.train_loss)];
         if let Some(a) = m.train_accuracy {
             parts.push(format!("train accuracy {:.1}%", a * 100.0));
         }
@@ -172,40 +188,63 @@ fn progress_ui(ui: &mut egui::Ui, run: &RunState) {
     }
 }
 
-fn plots_ui(ui: &mut egui::Ui, run: &RunState) {
+/// The curves of the run, after those of the runs it continues (when it continues one).
+fn plots_ui(ui: &mut egui::Ui, state: &State) {
+    let run = &state.run;
     let train = egui::Color32::from_rgb(66, 133, 244);
     let validation = egui::Color32::from_rgb(234, 134, 40);
     let steps = egui::Color32::from_rgba_unmultiplied(66, 133, 244, 70);
     let width = ((ui.available_width() - 24.0) / 2.0).clamp(240.0, 560.0);
     let size = egui::vec2(width, 220.0);
-    let epochs = run.epochs.max(run.epoch);
+    let earlier = state.earlier.as_deref();
+    let offset = earlier.map_or(0, |e| e.epochs);
+    let joined = |before: Option<&History>, now: &History| -> Vec<[f64; 2]> {
+        let mut points: Vec<[f64; 2]> = before.map(|h| h.points().to_vec()).unwrap_or_default();
+        points.extend(now.points().iter().map(|p| [p[0] + offset as f64, p[1]]));
+        points
+    };
+    let epochs = offset as f64 + epochs_run(run);
+    let continued_at = earlier.map(|_| offset as f64);
+    let series = |name, before, now, color, width| Series {
+        name,
+        points: joined(before, now),
+        color,
+        width,
+        in_legend: true,
+    };
     ui.horizontal_top(|ui| {
+        let mut step = series(
+            "train (steps)",
+            earlier.map(|e| &e.step_loss),
+            &run.step_loss,
+            steps,
+            1.0,
+        );
+        step.in_legend = false;
         metric_plot_ui(
             ui,
             "loss_plot",
             "Loss",
             &[
-                Series {
-                    name: "train (steps)",
-                    history: &run.step_loss,
-                    color: steps,
-                    width: 1.0,
-                },
-                Series {
-                    name: "train",
-                    history: &run.train_loss,
-                    color: train,
-                    width: 2.0,
-                },
-                Series {
-                    name: "validation",
-                    history: &run.validation_loss,
-                    color: validation,
-                    width: 2.0,
-                },
+                step,
+                series(
+                    "train",
+                    earlier.map(|e| &e.train_loss),
+                    &run.train_loss,
+                    train,
+                    2.0,
+                ),
+                series(
+                    "validation",
+                    earlier.map(|e| &e.validation_loss),
+                    &run.validation_loss,
+                    validation,
+                    2.0,
+                ),
             ],
             epochs,
-            Some((0.0, 0.0)),
+            YAxis::FromZero,
+            continued_at,
             size,
         );
         metric_plot_ui(
@@ -213,24 +252,76 @@ fn plots_ui(ui: &mut egui::Ui, run: &RunState) {
             "accuracy_plot",
             "Accuracy",
             &[
-                Series {
-                    name: "train",
-                    history: &run.train_accuracy,
-                    color: train,
-                    width: 2.0,
-                },
-                Series {
-                    name: "validation",
-                    history: &run.validation_accuracy,
-                    color: validation,
-                    width: 2.0,
-                },
+                series(
+                    "train",
+                    earlier.map(|e| &e.train_accuracy),
+                    &run.train_accuracy,
+                    train,
+                    2.0,
+                ),
+                series(
+                    "validation",
+                    earlier.map(|e| &e.validation_accuracy),
+                    &run.validation_accuracy,
+                    validation,
+                    2.0,
+                ),
             ],
             epochs,
-            Some((0.0, 1.0)),
+            YAxis::Percent,
+            continued_at,
             size,
         );
     });
+}
+
+/// Epochs the run has trained so far (the finished ones, and the one in progress while its steps
+/// come in), at least 1: the plots' x axis spans these, not the epoch limit.
+pub fn epochs_run(run: &RunState) -> f64 {
+    let last_step = run.step_loss.last().map_or(0.0, |p| p[0].ceil());
+    (run.epoch as f64).max(last_step).max(1.0)
+}
+
+/// Why training ended, in plain words, once the report says: "Stopped early: the validation
+/// loss did not improve for 10 epochs; best epoch 6", or "Trained all 40 epochs; best epoch 37".
+/// Epochs count from the first of the runs continued (`offset` epochs before this one).
+pub fn stop_reason(run: &RunState, report: &ReportView, offset: usize) -> Option<String> {
+    if run.status != Status::Completed {
+        return None;
+    }
+    let unit = if report.rounds { "rounds" } else { "epochs" };
+    let best = report
+        .best_epoch
+        .filter(|b| *b > 0)
+        .map(|b| format!("; best {} {}", &unit[..unit.len() - 1], b + offset as u64))
+        .unwrap_or_default();
+    let ran = report
+        .epochs_run
+        .or_else(|| (run.epoch > 0).then_some(run.epoch as u64));
+    let what = match run.template.as_str() {
+        "sound-classifier" | "activity-classifier" => "the validation results",
+        _ => "the validation loss",
+    };
+    match report.stopped_early {
+        Some(true) => Some(match (report.patience, report.best_epoch, ran) {
+            (Some(p), Some(b), Some(n)) if p > 0 && n >= b + p => {
+                format!("Stopped early: {what} did not improve for {p} {unit}{best}")
+            }
+            (_, _, Some(n)) if run.epochs > 0 => format!(
+                "Stopped early, after {n} of {} {unit}: training had converged{best}",
+                run.epochs
+            ),
+            _ => format!("Stopped early{best}"),
+        }),
+        Some(false) if offset > 0 => ran.map(|n| {
+            format!(
+                "Trained all {n} more {unit}, {} in all{best}",
+                n + offset as u64
+            )
+        }),
+        Some(false) => ran.map(|n| format!("Trained all {n} {unit}{best}")),
+        None => None,
+    }
 }
 
 fn warnings_ui(ui: &mut egui::Ui, run: &RunState) {
