@@ -59,26 +59,22 @@ pub fn settings_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>
                     groups.push(&s.group);
                 }
             }
-            for group in groups {
-                ui.add_space(4.0);
-                ui.label(egui::RichText::new(group).strong());
-                egui::Grid::new(("params", group))
-                    .num_columns(3)
-                    .spacing([16.0, 6.0])
-                    .striped(true)
-                    .show(ui, |ui| {
+            // One grid, so every group's columns line up; a group's name heads its rows.
+            egui::Grid::new("advanced_params")
+                .num_columns(3)
+                .spacing([16.0, 6.0])
+                .striped(true)
+                .show(ui, |ui| {
+                    for group in groups {
+                        ui.label(egui::RichText::new(group).strong());
+                        ui.end_row();
                         for spec in advanced.iter().filter(|s| s.group == group) {
                             param_row_ui(ui, state, spec, commands);
                             ui.end_row();
                         }
-                    });
-            }
-            ui.add_space(4.0);
-            ui.label(egui::RichText::new("Run").strong());
-            egui::Grid::new("run_settings")
-                .num_columns(3)
-                .spacing([16.0, 6.0])
-                .show(ui, |ui| {
+                    }
+                    ui.label(egui::RichText::new("Run").strong());
+                    ui.end_row();
                     let label = ui.label("Seed");
                     let mut seed = project.seed;
                     if ui
