@@ -559,7 +559,10 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             };
             if let Some((value, reason)) = skip {
                 ctx.warn(format!("{algorithm}: {reason}"), None);
-                leaderboard.push(Candidate::skipped(algorithm, kind, value, reason));
+                let mut entry = Candidate::skipped(algorithm, kind, value, reason);
+                // The time of the sample's fit, where there was one: it was spent.
+                entry.fit_secs = all_started.elapsed().as_secs_f64() - elapsed;
+                leaderboard.push(entry);
                 continue;
             }
         }
