@@ -98,12 +98,13 @@ fn controls_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
             });
         }
     });
-    if !state.run_active
-        && let Some(report) = &state.report
-        && let Some(reason) =
+    if !state.run_active && (run.status == Status::Completed || state.report.is_some()) {
+        // The line is there from the moment training ends, empty until the report is read
+        // (a moment later), so nothing below it moves under the pointer when it fills in.
+        let reason = state.report.as_ref().and_then(|report| {
             stop_reason(run, report, state.earlier.as_ref().map_or(0, |e| e.epochs))
-    {
-        ui.label(egui::RichText::new(reason).strong());
+        });
+        ui.label(egui::RichText::new(reason.unwrap_or_default()).strong());
     }
     if !state.run_active
         && run.status == Status::Completed
