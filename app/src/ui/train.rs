@@ -299,8 +299,9 @@ pub fn stop_reason(run: &RunState, report: &ReportView, offset: usize) -> Option
     let ran = report
         .epochs_run
         .or_else(|| (run.epoch > 0).then_some(run.epoch as u64));
+    // The sound and activity CNNs keep the epoch of best validation accuracy (loss breaks ties).
     let what = match run.template.as_str() {
-        "sound-classifier" | "activity-classifier" => "the validation results",
+        "sound-classifier" | "activity-classifier" => "the validation accuracy",
         _ => "the validation loss",
     };
     match report.stopped_early {
