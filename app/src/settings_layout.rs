@@ -152,9 +152,10 @@ pub fn applies(template: &str, key: &str, value: &dyn Fn(&str) -> Option<ParamVa
     }
 }
 
-/// Shares of the data or of a window, shown and edited as percentages (0.1 → "10 %").
+/// Shares of the data, of a window or of a layer's units, shown and edited as percentages
+/// (0.1 → "10 %").
 pub fn is_share(key: &str) -> bool {
-    matches!(key, "validation_split" | "window_overlap")
+    matches!(key, "validation_split" | "window_overlap" | "dropout")
 }
 
 /// A share as the form shows it: 0.1 → 10.0 (percent).
@@ -206,6 +207,13 @@ mod tests {
         assert_eq!(to_percent(0.1), 10.0);
         assert_eq!(percent_text(to_percent(0.1)), "10");
         assert_eq!(percent_text(12.5), "12.5");
+        // Shares of data, of a window and of a layer's units; not counts or rates.
+        for key in ["validation_split", "window_overlap", "dropout"] {
+            assert!(is_share(key), "{key}");
+        }
+        for key in ["learning_rate", "weight_decay", "epochs"] {
+            assert!(!is_share(key), "{key}");
+        }
     }
 
     #[test]
