@@ -117,12 +117,7 @@ pub fn out_of_fold(
         let outputs = raw.len() / folds.rows.len().max(1);
         let predictions = raw
             .chunks(outputs.max(1))
-            .flat_map(|r| match kind {
-                TargetKind::Classification => {
-                    model.probabilities(r).into_iter().map(f64::from).collect()
-                }
-                TargetKind::Regression => vec![r.first().copied().unwrap_or(f64::NAN)],
-            })
+            .flat_map(|r| model.prediction_of_raw(r))
             .collect();
         return Ok(OutOfFold {
             predictions,

@@ -142,16 +142,19 @@ impl TabularModel {
     /// one value per row.
     pub fn flat_predictions(&self, x: &Matrix) -> Vec<f64> {
         self.raw_all(x)
-            .into_iter()
-            .flat_map(|raw| match self.kind {
-                TargetKind::Classification => self
-                    .probabilities(&raw)
-                    .into_iter()
-                    .map(f64::from)
-                    .collect::<Vec<_>>(),
-                TargetKind::Regression => vec![raw.first().copied().unwrap_or(f64::NAN)],
-            })
+            .iter()
+            .flat_map(|raw| self.prediction_of_raw(raw))
             .collect()
+    }
+
+    /// One row's prediction from its raw outputs: class probabilities, or the value.
+    pub fn prediction_of_raw(&self, raw: &[f64]) -> Vec<f64> {
+        match self.kind {
+            TargetKind::Classification => {
+                self.probabilities(raw).into_iter().map(f64::from).collect()
+            }
+            TargetKind::Regression => vec![raw.first().copied().unwrap_or(f64::NAN)],
+        }
     }
 
     /// Class probabilities from raw outputs.

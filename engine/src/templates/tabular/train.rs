@@ -665,10 +665,7 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
                     .iter()
                     .find(|f| f.algorithm == m.algorithm)
                     .and_then(|f| f.on_all_rows.clone());
-                let f = match done {
-                    Some(done) => Some(done),
-                    None => refit(ctx, &table, kind, &p, &m.algorithm, &m.fitted)?,
-                };
+                let f = refit_unless_done(ctx, &table, kind, &p, &m.algorithm, &m.fitted, done)?;
                 any_refit |= f.is_some();
                 refit_members.push(Member {
                     fitted: f.unwrap_or_else(|| m.fitted.clone()),
@@ -699,10 +696,15 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             let Some(f) = fitted_all.into_iter().nth(best) else {
                 return Err(Error::Unsupported("no model was trained".into()));
             };
-            let refitted = match f.on_all_rows {
-                Some(done) => Some(done),
-                None => refit(ctx, &table, kind, &p, &f.algorithm, &f.fitted)?,
-            };
+            let refitted = refit_unless_done(
+                ctx,
+                &table,
+                kind,
+                &p,
+                &f.algorithm,
+                &f.fitted,
+                f.on_all_rows,
+            )?;
             (f.fitted, f.history, f.algorithm, refitted)
         }
     };
@@ -747,6 +749,23 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
     }
     let model = final_model.unwrap_or(model);
     tabular_model::write_run_outputs(ctx, &model, &table, &history, &leaderboard, &reports)
+}
+
+/// The candidate fitted on training + validation rows: `done` when cross-validating it already
+/// produced that fit (the random forest's out-of-bag pass), else [`refit`].
+fn refit_unless_done(
+    ctx: &RunContext,
+    table: &tabular_data::TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    algorithm: &str,
+    fitted: &Fitted,
+    done: Option<Fitted>,
+) -> Result<Option<Fitted>> {
+    match done {
+        Some(done) => Ok(Some(done)),
+        None => refit(ctx, table, kind, p, algorithm, fitted),
+    }
 }
 
 /// The leaderboard name of the weighted ensemble.
