@@ -1,6 +1,6 @@
 //! Networks: image backbones (MobileNetV2, EfficientNet-Lite), classifier heads, the sentence
-//! encoder, the sound networks (CNN, CREPE, Whisper's encoder), the detector head, and where
-//! pretrained weights come from. Built on `ops/` for the custom kernels.
+//! encoder, the sound networks (CNN, CREPE, Whisper's encoder, YAMNet), the detector head, and
+//! where pretrained weights come from. Built on `ops/` for the custom kernels.
 
 pub mod audio_cnn;
 pub mod backbone;
@@ -16,3 +16,4 @@ pub mod speech_embedding;
 pub mod text_encoder;
 pub mod weights;
 pub mod whisper_encoder;
+pub mod yamnet;

