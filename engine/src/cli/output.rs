@@ -1,7 +1,10 @@
 //! How the CLI shows a run: JSON lines (`--json`), progress bars with ETA on a terminal, or plain
-//! log lines when piped. Warnings and errors go to stderr.
+//! log lines when piped. Every event is folded into a [`RunState`] first — the fold the app draws —
+//! and the lines that span events (the warning count, the closing summary) are read from it.
+//! Warnings and errors go to stderr.
 
-use crate::train::event::{Event, Outcome, Phase};
+use crate::train::RunState;
+use crate::train::event::{EpochMetrics, Event, Outcome, Phase};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -34,8 +37,9 @@ impl Mode {
 /// Renders a stream of events.
 pub struct Reporter {
     mode: Mode,
+    /// The run so far, folded from every event handled.
+    state: RunState,
     bar: Option<(Phase, ProgressBar)>,
-    warnings: usize,
     last_plain_phase: Option<(Phase, u64)>,
 }
 
@@ -46,8 +50,8 @@ impl Reporter {
     pub fn new(mode: Mode) -> Self {
         Self {
             mode,
+            state: RunState::default(),
             bar: None,
-            warnings: 0,
             last_plain_phase: None,
         }
     }
@@ -76,6 +80,8 @@ impl Reporter {
     }
 
     pub fn handle(&mut self, event: &Event) {
+        let warnings_before = self.state.warning_count();
+        self.state.apply(event);
         if self.mode == Mode::Json {
             println!("{}", event.to_json());
             return;
@@ -103,19 +109,7 @@ impl Reporter {
             } => self.phase(*phase, *done, *total),
             Event::Step { .. } => {}
             Event::EpochEnd(m) => {
-                let mut line = format!(
-                    "epoch {:>3}/{}  loss {:.4}",
-                    m.epoch, m.epochs, m.train_loss
-                );
-                if let Some(a) = m.train_accuracy {
-                    line += &format!("  acc {:.1}%", a * 100.0);
-                }
-                if let Some(v) = m.validation_loss {
-                    line += &format!("  val loss {v:.4}");
-                }
-                if let Some(a) = m.validation_accuracy {
-                    line += &format!("  val acc {:.1}%", a * 100.0);
-                }
+                let line = epoch_line(m);
                 if self.mode == Mode::Terminal {
                     if let Some((_, bar)) = &self.bar {
                         bar.set_message(line);
@@ -125,8 +119,9 @@ impl Reporter {
                 }
             }
             Event::Warning { message, path } => {
-                self.warnings += 1;
-                if self.warnings <= MAX_WARNINGS_SHOWN {
+                // Printed when the fold counts it (a resumed run's repeats are not counted).
+                let count = self.state.warning_count();
+                if count > warnings_before && count <= MAX_WARNINGS_SHOWN {
                     let at = path
                         .as_ref()
                         .map(|p| format!(": {}", p.display()))
@@ -162,32 +157,10 @@ impl Reporter {
                 self.finish_bar();
                 eprintln!("Exported {format}: {}", path.display());
             }
-            Event::Finished {
-                outcome,
-                elapsed_secs,
-            } => {
+            Event::Finished { outcome, .. } => {
                 self.finish_bar();
-                if self.warnings > MAX_WARNINGS_SHOWN {
-                    eprintln!(
-                        "… and {} more warnings (all are in events.jsonl)",
-                        self.warnings - MAX_WARNINGS_SHOWN
-                    );
-                }
-                match outcome {
-                    Outcome::Completed { model_dir } => eprintln!(
-                        "Finished in {}: model in {}",
-                        duration(*elapsed_secs),
-                        model_dir.display()
-                    ),
-                    Outcome::Cancelled { checkpoint } => match checkpoint {
-                        Some(c) => eprintln!(
-                            "Cancelled after {}; last checkpoint kept: {}",
-                            duration(*elapsed_secs),
-                            c.display()
-                        ),
-                        None => eprintln!("Cancelled after {}", duration(*elapsed_secs)),
-                    },
-                    Outcome::Failed { message } => eprintln!("error: {message}"),
+                for line in summary_lines(&self.state, outcome) {
+                    eprintln!("{line}");
                 }
             }
         }
@@ -238,6 +211,52 @@ impl Reporter {
     }
 }
 
+/// One epoch's line: "epoch   3/20  loss 0.4321  acc 91.0%  val loss 0.5000  val acc 88.5%".
+fn epoch_line(m: &EpochMetrics) -> String {
+    let mut line = format!(
+        "epoch {:>3}/{}  loss {:.4}",
+        m.epoch, m.epochs, m.train_loss
+    );
+    if let Some(a) = m.train_accuracy {
+        line += &format!("  acc {:.1}%", a * 100.0);
+    }
+    if let Some(v) = m.validation_loss {
+        line += &format!("  val loss {v:.4}");
+    }
+    if let Some(a) = m.validation_accuracy {
+        line += &format!("  val acc {:.1}%", a * 100.0);
+    }
+    line
+}
+
+/// The lines that close a run: how many warnings were not printed (counted by the fold, as the
+/// app counts them), then how it ended.
+fn summary_lines(state: &RunState, outcome: &Outcome) -> Vec<String> {
+    let mut lines = Vec::new();
+    let warnings = state.warning_count();
+    if warnings > MAX_WARNINGS_SHOWN {
+        lines.push(format!(
+            "… and {} more warnings (all are in events.jsonl)",
+            warnings - MAX_WARNINGS_SHOWN
+        ));
+    }
+    let took = duration(state.elapsed_secs);
+    lines.push(match outcome {
+        Outcome::Completed { model_dir } => {
+            format!("Finished in {took}: model in {}", model_dir.display())
+        }
+        Outcome::Cancelled {
+            checkpoint: Some(c),
+        } => format!(
+            "Cancelled after {took}; last checkpoint kept: {}",
+            c.display()
+        ),
+        Outcome::Cancelled { checkpoint: None } => format!("Cancelled after {took}"),
+        Outcome::Failed { message } => format!("error: {message}"),
+    });
+    lines
+}
+
 fn preview(labels: &[String]) -> String {
     let shown: Vec<&str> = labels.iter().take(8).map(String::as_str).collect();
     let more = if labels.len() > 8 {
@@ -260,5 +279,77 @@ pub fn duration(secs: f64) -> String {
             (secs / 3600.0) as u64,
             (secs % 3600.0 / 60.0) as u64
         )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn started(resumed: bool) -> Event {
+        Event::Started {
+            run_dir: "runs/r".into(),
+            template: "image-classifier".into(),
+            device: "cpu".into(),
+            seed: 1,
+            lathe_version: "0".into(),
+            resumed,
+        }
+    }
+
+    fn warnings(range: std::ops::Range<usize>) -> Vec<Event> {
+        range
+            .map(|i| Event::Warning {
+                message: format!("unreadable image {i}"),
+                path: Some(format!("data/{i}.png").into()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_summary_counts_warnings_as_the_app_does_after_a_resume() {
+        // An interrupted run warned 15 times; `--resume` scans again, repeats those 15 and finds
+        // 10 more: 25 warnings, not 40 ("warnings listed twice after Resume").
+        let interrupted: Vec<Event> = [started(false)]
+            .into_iter()
+            .chain(warnings(0..15))
+            .collect();
+        let outcome = Outcome::Completed {
+            model_dir: "runs/r/model".into(),
+        };
+        let finished = Event::Finished {
+            outcome: outcome.clone(),
+            elapsed_secs: 65.0,
+        };
+        let resumed: Vec<Event> = [started(true)]
+            .into_iter()
+            .chain(warnings(0..25))
+            .chain([finished])
+            .collect();
+
+        // The app: the run folder's events.jsonl replayed, then the resumed session's events.
+        let jsonl: String = interrupted.iter().map(|e| e.to_json() + "\n").collect();
+        let mut app = RunState::replay(&jsonl);
+        resumed.iter().for_each(|e| app.apply(e));
+        assert_eq!(app.warning_count(), 25);
+
+        // The CLI, on the same stream and on the resumed session's events alone
+        // (what `lathe train --resume` sees).
+        for stream in [
+            interrupted.iter().chain(&resumed).collect::<Vec<_>>(),
+            resumed.iter().collect(),
+        ] {
+            let mut cli = Reporter::new(Mode::Plain);
+            stream.into_iter().for_each(|e| cli.handle(e));
+            assert_eq!(cli.state.warning_count(), app.warning_count());
+            assert_eq!(
+                summary_lines(&cli.state, &outcome),
+                [
+                    "… and 5 more warnings (all are in events.jsonl)",
+                    "Finished in 1m 05s: model in runs/r/model"
+                ]
+            );
+        }
     }
 }

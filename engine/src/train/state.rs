@@ -3,6 +3,7 @@
 
 use crate::train::event::{EpochMetrics, Event, Outcome, Phase};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Where a run stands.
@@ -145,6 +146,12 @@ pub struct RunState {
     pub warnings: Vec<(String, Option<PathBuf>)>,
     /// Warnings beyond the ones kept.
     pub warnings_dropped: usize,
+    /// Warnings of the attempts before a resume (`Started { resumed: true }`) that the resumed
+    /// attempt has not repeated yet, with how many times each is still expected: a resumed run
+    /// scans its data again and repeats them, and each is counted once. (Warnings dropped beyond
+    /// the ones kept cannot be matched and would count again.)
+    #[serde(skip)]
+    earlier_warnings: HashMap<(String, Option<PathBuf>), usize>,
     pub last_checkpoint: Option<PathBuf>,
     /// Features reused from the cache.
     pub cached_features: usize,
@@ -169,8 +176,15 @@ impl RunState {
                 run_dir,
                 template,
                 device,
+                resumed,
                 ..
             } => {
+                if *resumed {
+                    self.earlier_warnings.clear();
+                    for w in &self.warnings {
+                        *self.earlier_warnings.entry(w.clone()).or_default() += 1;
+                    }
+                }
                 self.status = Status::Running;
                 self.run_dir = Some(run_dir.clone());
                 self.template = template.clone();
@@ -226,8 +240,15 @@ impl RunState {
                 self.last_epoch = Some(m.clone());
             }
             Event::Warning { message, path } => {
-                if self.warnings.len() < MAX_WARNINGS {
-                    self.warnings.push((message.clone(), path.clone()));
+                let key = (message.clone(), path.clone());
+                if let Some(left) = self.earlier_warnings.get_mut(&key) {
+                    // The resumed attempt repeats a warning of an earlier one.
+                    *left -= 1;
+                    if *left == 0 {
+                        self.earlier_warnings.remove(&key);
+                    }
+                } else if self.warnings.len() < MAX_WARNINGS {
+                    self.warnings.push(key);
                 } else {
                     self.warnings_dropped += 1;
                 }
@@ -293,6 +314,11 @@ impl RunState {
         state
     }
 
+    /// Warnings of the run, each counted once: the kept ones and those dropped beyond them.
+    pub fn warning_count(&self) -> usize {
+        self.warnings.len() + self.warnings_dropped
+    }
+
     /// The evaluation on `split`, if any.
     pub fn evaluation(&self, split: &str) -> Option<&EvaluationResult> {
         self.evaluations.iter().rev().find(|e| e.split == split)
@@ -315,6 +341,50 @@ mod tests {
         assert!(h.last().unwrap()[0] > 9000.0);
         let xs: Vec<f64> = h.points().iter().map(|p| p[0]).collect();
         assert!(xs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    fn warning(message: &str, path: Option<&str>) -> Event {
+        Event::Warning {
+            message: message.into(),
+            path: path.map(PathBuf::from),
+        }
+    }
+
+    fn started(resumed: bool) -> Event {
+        Event::Started {
+            run_dir: "r".into(),
+            template: "image-classifier".into(),
+            device: "cpu".into(),
+            seed: 1,
+            lathe_version: "0".into(),
+            resumed,
+        }
+    }
+
+    #[test]
+    fn a_resumed_run_counts_the_warnings_it_repeats_once() {
+        let mut s = RunState::default();
+        s.apply(&started(false));
+        s.apply(&warning("unreadable image", Some("a.png")));
+        s.apply(&warning("unreadable image", Some("a.png")));
+        s.apply(&warning("class cat is small", None));
+        // Interrupted; `--resume` scans again and repeats the scan's warnings, then finds a new one.
+        s.apply(&started(true));
+        s.apply(&warning("class cat is small", None));
+        s.apply(&warning("unreadable image", Some("a.png")));
+        s.apply(&warning("unreadable image", Some("a.png")));
+        s.apply(&warning("loss was not finite at epoch 3", None));
+        assert_eq!(s.warning_count(), 4);
+        assert_eq!(
+            s.warnings.last(),
+            Some(&("loss was not finite at epoch 3".to_string(), None))
+        );
+        // A run that is not resumed keeps every warning, repeated or not.
+        let mut fresh = RunState::default();
+        for e in [started(false), warning("w", None), warning("w", None)] {
+            fresh.apply(&e);
+        }
+        assert_eq!(fresh.warning_count(), 2);
     }
 
     #[test]
