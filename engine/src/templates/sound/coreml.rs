@@ -112,11 +112,11 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         "transfer"
             if matches!(
                 config["encoder"].as_str(),
-                Some("whisper_tiny_en" | "speech_embedding")
+                Some("whisper_tiny_en" | "speech_embedding" | "yamnet")
             ) =>
         {
             return Err(Error::Unsupported(
-                "Core ML export of the Whisper and speech-embedding sound models is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
+                "Core ML export of the Whisper, speech-embedding and YAMNet sound models is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
             ));
         }
         "transfer" => {

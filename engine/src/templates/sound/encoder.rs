@@ -1,7 +1,9 @@
 //! What turns one window of raw 16 kHz samples into the feature vector a sound head learns from:
 //! CREPE-tiny embeddings pooled over time (`transfer`), Google's speech embedding pooled over time
 //! (`speech`: words and phrases, built in), Whisper tiny.en's encoder rows pooled over time
-//! (`whisper`: speech, languages, speakers), or the classic statistics of the log-mel
+//! (`whisper`: speech, languages, speakers), YAMNet's AudioSet embedding of the window's 0.96 s
+//! patches, averaged (`yamnet`: sound events, instruments, environments; a 1 s window is one
+//! patch), or the classic statistics of the log-mel
 //! spectrogram (`statistics`: no weights, seconds to train, and strong on small sets of clean
 //! recordings). The statistics (`logmel_mfcc_stats`) are, in this order: per band the mean, the
 //! standard deviation and the standard deviation of the frame-to-frame change (`3 × n_mels`),
@@ -18,6 +20,7 @@ use crate::error::Result;
 use crate::nets::crepe::Crepe;
 use crate::nets::speech_embedding::{self, SpeechEmbedding};
 use crate::nets::whisper_encoder::{self, WhisperEncoder};
+use crate::nets::yamnet::{self, Yamnet};
 use crate::templates::sound::transfer as sound_transfer;
 use candle_core::{Device, Tensor};
 
@@ -27,6 +30,7 @@ pub enum Encoder {
     LogMelStats(Box<StatsEncoder>),
     Whisper(Box<WhisperEncoder>),
     Speech(Box<SpeechEmbedding>),
+    Yamnet(Box<Yamnet>),
 }
 
 /// The log-mel statistics encoder: its front end and its feature layout.
@@ -48,6 +52,9 @@ pub const MFCC_STATS_ID: &str = "logmel_mfcc_stats";
 
 /// The encoder id of the per-band statistics alone (models saved before the MFCC parts).
 pub const STATS_ID: &str = "logmel_stats";
+
+/// The encoder id of YAMNet's embedding (`config.json`'s `encoder`).
+pub const YAMNET_ID: &str = "yamnet";
 
 impl Encoder {
     /// The log-mel statistics encoder on the sound front end `cfg`, with the MFCC parts.
@@ -71,6 +78,7 @@ impl Encoder {
             Self::LogMelStats(_) => STATS_ID,
             Self::Whisper(_) => "whisper_tiny_en",
             Self::Speech(_) => "speech_embedding",
+            Self::Yamnet(_) => YAMNET_ID,
         }
     }
 
@@ -81,6 +89,7 @@ impl Encoder {
             Self::LogMelStats(_) => "statistics",
             Self::Whisper(_) => "whisper",
             Self::Speech(_) => "speech",
+            Self::Yamnet(_) => "yamnet",
         }
     }
 
@@ -90,6 +99,7 @@ impl Encoder {
             Self::LogMelStats(s) => stats_dim(s.mel.cfg.n_mels, s.mfcc),
             Self::Whisper(w) => 2 * w.dim,
             Self::Speech(_) => 2 * speech_embedding::EMBED_DIM,
+            Self::Yamnet(_) => yamnet::EMBED_DIM,
         }
     }
 
@@ -118,6 +128,10 @@ impl Encoder {
                 "speech_embedding/{}/win{window}/hop{hop}/trimmed-mean-std",
                 s.weights_hash
             ),
+            Self::Yamnet(y) => format!(
+                "{YAMNET_ID}/{}/win{window}/hop{hop}/trimmed-patch-mean",
+                y.weights_hash
+            ),
         }
     }
 
@@ -135,6 +149,11 @@ impl Encoder {
                 .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
                 .collect(),
             Self::Whisper(w) => w
+                .tensors
+                .iter()
+                .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
+                .collect(),
+            Self::Yamnet(y) => y
                 .tensors
                 .iter()
                 .map(|(k, v)| (format!("encoder.{k}"), v.clone()))
@@ -162,6 +181,13 @@ impl Encoder {
                     mean_and_std_over_rows(&rows)
                 })
                 .collect(),
+            Self::Yamnet(y) => {
+                let trimmed: Vec<&[f32]> = windows
+                    .iter()
+                    .map(|x| trim_padding(x, yamnet::MIN_SAMPLES))
+                    .collect();
+                y.embed_windows(&trimmed)
+            }
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The sound classifier: scan, decoding and the candidates of `algorithm` (`train`), the CNN
-//! from scratch (`cnn`), window encoders — CREPE or log-mel statistics — (`encoder`, `transfer`)
-//! and the head on their features (`encoder_fit`), how `auto` chooses among candidates by
-//! cross-validation over clips (`candidate_cv`), parameters, the run's outputs (`outputs`), the
-//! model (`model`: streaming predict, evaluate) and the Core ML export with the log-mel front end
-//! inside (`coreml`, `coreml_crepe`) and the ONNX export (`onnx`).
+//! from scratch (`cnn`), window encoders — log-mel statistics, CREPE, the speech embedding,
+//! YAMNet, Whisper — (`encoder`, `transfer`) and the head on their features (`encoder_fit`), how
+//! `auto` chooses among candidates by cross-validation over clips (`candidate_cv`), parameters,
+//! the run's outputs (`outputs`), the model (`model`: streaming predict, evaluate) and the Core ML
+//! export with the log-mel front end inside (`coreml`, `coreml_crepe`) and the ONNX export
+//! (`onnx`).
 
 pub mod candidate_cv;
 pub mod cnn;

@@ -15,6 +15,7 @@ use crate::nets::crepe::Crepe;
 use crate::nets::head::{Head, HeadKind};
 use crate::nets::speech_embedding::SpeechEmbedding;
 use crate::nets::whisper_encoder::WhisperEncoder;
+use crate::nets::yamnet::Yamnet;
 use crate::task::{Evaluation, Model, Prediction, ScanProgress};
 use crate::templates::sound::encoder::Encoder;
 use crate::templates::sound::train::sound_scan;
@@ -382,6 +383,10 @@ impl SoundModel {
                     )),
                     Some("whisper_tiny_en") => Encoder::Whisper(Box::new(
                         WhisperEncoder::from_tensors(&encoder_tensors(), device)
+                            .map_err(|e| Error::model(format!("{e}"), &weights))?,
+                    )),
+                    Some("yamnet") => Encoder::Yamnet(Box::new(
+                        Yamnet::from_tensors(&encoder_tensors(), device)
                             .map_err(|e| Error::model(format!("{e}"), &weights))?,
                     )),
                     // Models from before the statistics encoder name CREPE or nothing.

@@ -33,8 +33,8 @@
 //!   each `Conv`, `MaxPool` 2×2, mean and max over time);
 //!
 //! then the head's `Gemm` layers (the input standardization is folded into the first, as the
-//! model folder stores it) and `Softmax`. The CREPE (`transfer`) and Whisper (`whisper`) models
-//! give a clear `Unsupported` error naming what exports.
+//! model folder stores it) and `Softmax`. The CREPE (`transfer`), Whisper (`whisper`) and YAMNet
+//! (`yamnet`) models give a clear `Unsupported` error naming what exports.
 
 use crate::data::audio_frontend::{FrontEndConfig, mel_filters};
 use crate::error::{Error, Result};
@@ -104,6 +104,9 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         ("transfer", Some("speech_embedding")) => "speech",
         ("transfer", Some("whisper_tiny_en")) => {
             return Err(unsupported("whisper (Whisper tiny.en encoder)"));
+        }
+        ("transfer", Some(stats_encoder::YAMNET_ID)) => {
+            return Err(unsupported("yamnet (YAMNet encoder)"));
         }
         ("transfer", Some("crepe_tiny") | None) => {
             return Err(unsupported("transfer (CREPE-tiny)"));

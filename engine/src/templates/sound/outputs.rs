@@ -110,6 +110,11 @@ pub(super) fn write_run_outputs(
                     "weights_source": w.weights_source,
                     "weights_blake3": w.weights_hash,
                 }),
+                Encoder::Yamnet(y) => json!({
+                    "id": net.encoder.id(),
+                    "weights_source": y.weights_source,
+                    "weights_blake3": y.weights_hash,
+                }),
                 Encoder::LogMelStats(_) => json!({ "id": net.encoder.id() }),
             };
             (t, config, encoder)

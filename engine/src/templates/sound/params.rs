@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// Parameters after checking.
 #[derive(Clone, Debug)]
 pub struct SoundParams {
-    /// `auto`, `statistics`, `speech`, `transfer`, `whisper` or `cnn`.
+    /// `auto`, `statistics`, `speech`, `transfer`, `yamnet`, `whisper` or `cnn`.
     pub algorithm: String,
     /// CREPE weights for `transfer` (empty: the embedded copy).
     pub weights: Option<PathBuf>,
@@ -78,8 +78,16 @@ pub fn param_specs() -> Vec<ParamSpec> {
             "algorithm",
             "Model",
             "Model",
-            "auto: train the candidates and keep the best on validation (statistics, speech and transfer always; whisper when its weights are installed; the CNN too from 200 clips per class); statistics: logistic regression on log-mel statistics per window (mean, spread and change of each band); speech: a head on Google's pretrained speech embedding (built in; spoken words and phrases); transfer: a head on pretrained CREPE-tiny embeddings (pitch and timbre); whisper: a head on the pretrained Whisper tiny.en encoder (speech, words, speakers; scripts/fetch-whisper-tiny.sh installs it); cnn: a compact CNN on log-mel spectrograms trained from scratch.",
-            &["auto", "statistics", "speech", "transfer", "whisper", "cnn"],
+            "auto: train the candidates and keep the best by cross-validation (statistics, speech and transfer always; yamnet and whisper when their weights are installed; the CNN too from 200 clips per class); statistics: logistic regression on log-mel statistics per window (mean, spread and change of each band); speech: a head on Google's pretrained speech embedding (built in; spoken words and phrases); transfer: a head on pretrained CREPE-tiny embeddings (pitch and timbre); yamnet: a head on YAMNet's pretrained AudioSet embedding (sound events, instruments, environments; scripts/fetch-yamnet.sh installs it); whisper: a head on the pretrained Whisper tiny.en encoder (speech, words, speakers; scripts/fetch-whisper-tiny.sh installs it); cnn: a compact CNN on log-mel spectrograms trained from scratch.",
+            &[
+                "auto",
+                "statistics",
+                "speech",
+                "transfer",
+                "yamnet",
+                "whisper",
+                "cnn",
+            ],
             "auto",
         ),
         ParamSpec::new(

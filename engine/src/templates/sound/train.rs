@@ -20,6 +20,7 @@ use crate::nets::crepe::Crepe;
 use crate::nets::speech_embedding::SpeechEmbedding;
 use crate::nets::weights;
 use crate::nets::whisper_encoder::{self, WhisperEncoder};
+use crate::nets::yamnet::{self, Yamnet};
 use crate::params::{ParamSpec, ResolvedParams};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::templates::sound::encoder::Encoder;
@@ -296,6 +297,11 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
                 train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips, folds)?
             }
+            "yamnet" => {
+                let encoder = Encoder::Yamnet(Box::new(load_yamnet(&ctx.device)?));
+                let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
+                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips, folds)?
+            }
             "whisper" => {
                 let weights = p.whisper_weights.as_ref().map(|w| ctx.project.resolve(w));
                 let encoder = Encoder::Whisper(Box::new(WhisperEncoder::load(
@@ -452,6 +458,20 @@ fn choose_by_validation(trained: &[(Trained, Option<f64>)]) -> Option<usize> {
     best
 }
 
+/// YAMNet from the weights folder, or an error saying how to install it.
+fn load_yamnet(device: &Device) -> Result<Yamnet> {
+    if weights::available(&yamnet::weights_spec()).is_none() {
+        let folder = weights::weights_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "$LATHE_WEIGHTS_DIR".into());
+        return Err(Error::Weights(format!(
+            "YAMNet's weights are not installed: run scripts/fetch-yamnet.sh, which puts \
+             yamnet.safetensors in the weights folder ({folder}; $LATHE_WEIGHTS_DIR changes it)"
+        )));
+    }
+    Yamnet::load(None, device)
+}
+
 /// Clips per class from which `auto` also trains the CNN from scratch (below it, a network
 /// trained from nothing rarely beats the encoders and costs minutes).
 const CNN_MIN_CLIPS_PER_CLASS: usize = 200;
@@ -470,6 +490,7 @@ fn candidates_for(
         "statistics" => only("statistics"),
         "whisper" => only("whisper"),
         "speech" => only("speech"),
+        "yamnet" => only("yamnet"),
         _ if no_validation => {
             ctx.warn(
                 "algorithm = \"auto\" needs validation data to choose; training the statistics model only (set validation_split > 0)",
@@ -481,6 +502,15 @@ fn candidates_for(
             let per_class = splits.train.len() / splits.labels.len().max(1);
             let mut v = vec!["statistics", "speech", "transfer"];
             let mut skipped = Vec::new();
+            // YAMNet joins when its weights are installed in the weights folder.
+            if weights::available(&yamnet::weights_spec()).is_some() {
+                v.push("yamnet");
+            } else {
+                skipped.push(json!({
+                    "algorithm": "yamnet",
+                    "skipped": "weights not installed (scripts/fetch-yamnet.sh puts them in the weights folder)",
+                }));
+            }
             // Whisper joins when its weights are here (given, installed, or in the hub cache);
             // auto never downloads them.
             if p.whisper_weights.is_some()
