@@ -170,3 +170,38 @@ fn mobilenet_v2_predicts_the_same_on_cuda_and_cpu() {
         }
     }
 }
+
+/// Resizing on the GPU (what extraction does with un-augmented images) gives the CPU's bytes:
+/// the same normalized floats within an ulp, in strict f32 and with TF32 products allowed.
+#[test]
+fn device_resize_on_the_gpu_matches_the_cpu_resize() {
+    use lathe_engine::data::device_resize::DeviceResize;
+    use lathe_engine::data::image_decode::Preprocessing;
+    let Some(gpu) = gpu() else { return };
+    let pre = Preprocessing::imagenet(224);
+    for (w, h) in [(28usize, 28usize), (640, 480), (300, 91)] {
+        let n = 8;
+        let bytes: Vec<u8> = (0..n * h * w * 3)
+            .map(|i| ((i as u64).wrapping_mul(2_654_435_761) >> 7) as u8)
+            .collect();
+        let cpu_x = Tensor::from_vec(bytes.clone(), (n, h, w, 3), &Device::Cpu).unwrap();
+        let want = DeviceResize::new(&pre, w as u32, h as u32, &Device::Cpu)
+            .unwrap()
+            .unwrap()
+            .apply(&cpu_x)
+            .unwrap();
+        for tf32 in [false, true] {
+            candle_core::cuda::set_gemm_reduced_precision_f32(tf32);
+            let gpu_x = Tensor::from_vec(bytes.clone(), (n, h, w, 3), &gpu).unwrap();
+            let got = DeviceResize::new(&pre, w as u32, h as u32, &gpu)
+                .unwrap()
+                .unwrap()
+                .apply(&gpu_x)
+                .unwrap();
+            let d = max_abs_diff(&got, &want);
+            eprintln!("device resize {w}×{h} → 224², tf32 {tf32}: max |Δ| {d:e}");
+            assert!(d < 1e-5, "{w}×{h}, tf32 {tf32}: max |Δ| {d}");
+        }
+        candle_core::cuda::set_gemm_reduced_precision_f32(false);
+    }
+}

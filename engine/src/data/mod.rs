@@ -11,6 +11,7 @@ pub mod box_augment;
 pub mod boxes;
 pub mod class_splits;
 pub mod contain;
+pub mod device_resize;
 pub mod health;
 pub mod image_decode;
 pub mod image_folder;

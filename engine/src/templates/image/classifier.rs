@@ -4,7 +4,6 @@
 
 use crate::data::DatasetSummary;
 use crate::data::augment::Augmentation;
-use crate::data::image_decode::{self, Preprocessing};
 use crate::data::image_folder::LabeledFile;
 use crate::error::{Error, Result};
 use crate::eval::ClassificationReport;
@@ -14,6 +13,7 @@ use crate::nets::head::Head;
 use crate::params::{ParamSpec, ResolvedParams};
 use crate::task::{Model, ResolvedData, ScanProgress, Task};
 use crate::templates::image::backbone_choice::load_backbone;
+use crate::templates::image::decode::{self, Decoded, decode_batch};
 use crate::templates::image::finetune::{FineTuneConfig, TrainImage, fine_tune};
 use crate::templates::image::model::{
     self as image_model, ExportedImageModel, ImageModel, TrainingSummary,
@@ -26,7 +26,6 @@ use crate::train::head_choice;
 use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, Event, Phase, RunContext};
 use candle_core::{DType, Device, Tensor};
-use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -432,13 +431,15 @@ pub(crate) fn extract_features_as(
     // thread (bounded queue) while the backbone works on the previous batch.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(2);
     let device = &ctx.device;
+    let on_device = decode::resize_on(device);
+    let mut resizers = HashMap::new();
     std::thread::scope(|scope| -> Result<()> {
         let producer_chunks = &chunks;
         std::thread::Builder::new()
             .name("lathe-decode".into())
             .spawn_scoped(scope, move || {
                 for chunk in producer_chunks {
-                    let decoded = decode_batch(pre, items, chunk, seed, device);
+                    let decoded = decode_batch(pre, items, chunk, seed, device, on_device);
                     if tx.send(decoded).is_err() {
                         return; // the consumer stopped (cancel or error)
                     }
@@ -453,7 +454,9 @@ pub(crate) fn extract_features_as(
             })?;
         for (chunk, decoded) in chunks.iter().zip(rx.iter()) {
             ctx.check()?;
-            let Decoded { ok, failed: bad, x } = decoded?;
+            let mut decoded = decoded?;
+            let bad = std::mem::take(&mut decoded.failed);
+            let ok = std::mem::take(&mut decoded.ok);
             for (i, reason) in bad {
                 if failed.insert(items[i].file.path.clone()) {
                     ctx.warn(
@@ -462,7 +465,7 @@ pub(crate) fn extract_features_as(
                     );
                 }
             }
-            if let Some(x) = x {
+            if let Some(x) = decoded.into_tensor(pre, device, &mut resizers)? {
                 let f = backbone
                     .features(&x, false)?
                     .to_dtype(DType::F32)?
@@ -488,57 +491,4 @@ pub(crate) fn extract_features_as(
         Ok(())
     })?;
     Ok(out)
-}
-
-/// One batch ready for the backbone: the items that decoded, those that failed (and why), and
-/// their pixels as one `[N, 3, H, W]` tensor already on the device.
-struct Decoded {
-    ok: Vec<usize>,
-    failed: Vec<(usize, String)>,
-    x: Option<Tensor>,
-}
-
-/// Decodes `chunk` in parallel into one contiguous buffer and copies it to `device`.
-fn decode_batch(
-    pre: &Preprocessing,
-    items: &[Item],
-    chunk: &[usize],
-    seed: u64,
-    device: &candle_core::Device,
-) -> Result<Decoded> {
-    let decoded: Vec<_> = chunk
-        .par_iter()
-        .map(|&i| load_item(pre, &items[i], seed))
-        .collect();
-    let pixels = 3 * pre.height as usize * pre.width as usize;
-    let (mut ok, mut failed) = (Vec::new(), Vec::new());
-    let mut rows = Vec::with_capacity(chunk.len() * pixels);
-    for (&i, r) in chunk.iter().zip(decoded) {
-        match r {
-            Ok(x) => {
-                rows.extend_from_slice(&x);
-                ok.push(i);
-            }
-            Err(reason) => failed.push((i, reason)),
-        }
-    }
-    let x = if ok.is_empty() {
-        None
-    } else {
-        let shape = (ok.len(), 3, pre.height as usize, pre.width as usize);
-        Some(Tensor::from_vec(rows, shape, device)?)
-    };
-    Ok(Decoded { ok, failed, x })
-}
-
-/// Reads, decodes, resizes, optionally augments and normalizes one item.
-fn load_item(pre: &Preprocessing, item: &Item, seed: u64) -> std::result::Result<Vec<f32>, String> {
-    let bytes = std::fs::read(&item.file.path).map_err(|e| format!("cannot read image ({e})"))?;
-    let rgb = image_decode::decode_rgb(&bytes)?;
-    let resized = image_decode::resize(&rgb, pre.width, pre.height)?;
-    let img = match item.augmentation {
-        Some(a) => a.apply(&resized, seed, &item.file.hash),
-        None => resized,
-    };
-    Ok(pre.normalize(&img))
 }

@@ -6,6 +6,7 @@
 pub mod backbone_choice;
 pub mod classifier;
 pub mod coreml;
+pub mod decode;
 pub mod finetune;
 pub mod model;
 pub mod multilabel;
