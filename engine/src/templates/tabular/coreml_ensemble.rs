@@ -22,9 +22,11 @@ use crate::export::coreml::builder::{Activation, NetworkBuilder};
 use crate::export::coreml::spec::{self, feature};
 use crate::learners::forest::ForestKind;
 use crate::learners::gbt::Objective;
-use crate::templates::tabular::coreml::{
-    classifier_network, ensemble as tree_parameters, forest_probabilities, linear_layers,
-    mlp_layers, raw_trees_model, regressor_network,
+use crate::templates::tabular::coreml_networks::{
+    classifier_network, linear_layers, mlp_layers, regressor_network,
+};
+use crate::templates::tabular::coreml_trees::{
+    ensemble as tree_parameters, forest_probabilities, raw_trees_model,
 };
 use crate::templates::tabular::data::TargetKind;
 use crate::templates::tabular::model::{Ensemble, Fitted, TabularModel};

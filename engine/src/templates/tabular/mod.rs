@@ -1,11 +1,14 @@
 //! The table classifier and regressor: target, splits and summary (`data`), parameters,
 //! candidates and leaderboard (`train`), greedy ensemble selection (`ensemble`), the model
-//! (`model`: export, load, predict, evaluate), the Core ML pipelines (`coreml`, ensembles in `coreml_ensemble`) and the ONNX
-//! graph (`onnx`, trees in `onnx_trees`).
+//! (`model`: export, load, predict, evaluate), the Core ML pipelines (`coreml`; trees and
+//! forests in `coreml_trees`, linear models and MLPs in `coreml_networks`, ensembles in
+//! `coreml_ensemble`) and the ONNX graph (`onnx`, trees in `onnx_trees`).
 
 mod bagging;
 pub mod coreml;
 mod coreml_ensemble;
+mod coreml_networks;
+mod coreml_trees;
 pub mod data;
 pub mod ensemble;
 pub mod fit;
