@@ -27,6 +27,7 @@ if [ "$smoke" = 0 ]; then
   "$here/../../scripts/fetch-efficientnet-lite0.sh" >/dev/null
   "$here/../../scripts/fetch-efficientnet-lite2.sh" >/dev/null
   "$here/../../scripts/fetch-whisper-tiny.sh" >/dev/null
+  "$here/../../scripts/fetch-yamnet.sh" >/dev/null
 fi
 cd "$here"
 "$python" prepare.py "${args[@]}"
