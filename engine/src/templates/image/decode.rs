@@ -40,9 +40,10 @@ struct Group {
     bytes: Vec<u8>,
 }
 
-/// Whether batches for `device` are resized there.
+/// Whether batches for `device` are resized there: on any GPU, unless `LATHE_DEVICE_RESIZE=off`
+/// asks for the CPU path (to compare the two, or to rule the device path out).
 pub(crate) fn resize_on(device: &Device) -> bool {
-    !device.is_cpu()
+    !device.is_cpu() && std::env::var("LATHE_DEVICE_RESIZE").map_or(true, |v| v != "off")
 }
 
 /// Decodes `chunk` in parallel. With `on_device`, un-augmented images stay uint8 at their own
