@@ -1,8 +1,9 @@
 //! The activity classifier: motion-sensor recordings (one file per session in class folders, or
 //! one table with session and label columns) → windows of `prediction_window` samples →
 //! a statistics + boosted-trees candidate and a compact 1-D CNN; `algorithm = "auto"` keeps the
-//! better on validation. Files: `scan` (both layouts, health checks, session splits), `params`,
-//! `windows`, `features` (per-window statistics), `cnn` (network, augmentation, training),
+//! better on validation. Files: `scan` (both layouts, health checks, session splits), `records`
+//! (a recording's rows, column roles, parsed values), `params`, `windows`, `features`
+//! (per-window statistics), `cnn` (network, augmentation, training),
 //! `train` (the task and its pipeline), `model` (model folder, load / predict / evaluate) and
 //! `coreml` (the CNN as a `NeuralNetworkClassifier`) and `onnx` (either candidate as one ONNX
 //! graph, the trees' window statistics computed in it).
@@ -13,6 +14,7 @@ pub mod features;
 pub mod model;
 pub mod onnx;
 pub mod params;
+pub mod records;
 pub mod scan;
 pub mod train;
 pub mod windows;

@@ -7,6 +7,7 @@
 use super::cnn::{ActivityCnn, CnnConfig};
 use super::features;
 use super::params::{ActivityParams, hop_of};
+use super::records;
 use super::scan::{self, Session};
 use super::windows;
 use crate::error::{Error, Result};
@@ -266,7 +267,7 @@ impl ActivityModel {
     /// when it has a session column.
     fn recording_sessions(&self, path: &Path) -> Result<Vec<(String, Vec<f32>)>> {
         let mut p = self.reading_params();
-        let records = scan::read_records(path)?;
+        let records = records::read_records(path)?;
         if let Some(m) = self.columns.iter().find(|c| !records.columns.contains(c)) {
             return Err(Error::data(
                 format!(
@@ -280,7 +281,7 @@ impl ActivityModel {
         if p.timestamp_column.is_empty() || !records.columns.contains(&p.timestamp_column) {
             p.timestamp_column = String::new();
         }
-        let table = scan::column_roles(&records, &p, true, path).is_ok();
+        let table = records::column_roles(&records, &p, true, path).is_ok();
         let data = ResolvedData {
             train: path.to_path_buf(),
             ..Default::default()
@@ -299,13 +300,13 @@ impl ActivityModel {
             out.sort_by(|a, b| a.0.cmp(&b.0));
             return Ok(out);
         }
-        let roles = scan::ColumnRoles {
+        let roles = records::ColumnRoles {
             sensors: self.columns.clone(),
             timestamp: (!p.timestamp_column.is_empty()).then(|| p.timestamp_column.clone()),
             session: None,
             label: None,
         };
-        let (values, bad) = scan::numbers(&records, &roles);
+        let (values, bad) = records::numbers(&records, &roles);
         if values.is_empty() {
             return Err(Error::data(
                 format!(
