@@ -8,57 +8,16 @@
 
 mod common;
 
-use common::{MINUTE, class_image, harness, make_dataset, options, wait_until};
+use common::{
+    MINUTE, class_image, harness, make_dataset, options, options_with, train_in_app, wait_until,
+};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lathe_engine::params::ParamValue;
-use lathe_engine::train::Status;
 use lathe_studio::report::EvalView;
 use lathe_studio::state::ScanState;
-use lathe_studio::{Command, DataSlot, Screen, Studio};
+use lathe_studio::{Screen, Studio};
 use std::path::Path;
-
-/// Starts a project from `template` on `train` and `test` with `params`, trains it to the end
-/// and waits for its report and model.
-fn train(
-    h: &mut Harness<'_, Studio>,
-    template: &str,
-    train: &Path,
-    test: &Path,
-    params: &[(&str, ParamValue)],
-) {
-    h.run();
-    h.state_mut().send(Command::NewProject {
-        template: template.into(),
-    });
-    h.run();
-    for (key, value) in params {
-        h.state_mut().send(Command::SetParam {
-            key: key.to_string(),
-            value: value.clone(),
-        });
-    }
-    h.state_mut()
-        .send(Command::SetData(DataSlot::Train, Some(train.to_path_buf())));
-    h.state_mut()
-        .send(Command::SetData(DataSlot::Test, Some(test.to_path_buf())));
-    wait_until(h, "the scan", MINUTE, |s| {
-        matches!(&s.state.scan, ScanState::Done(x) if x.split("test").is_some())
-            || matches!(s.state.scan, ScanState::Failed(_))
-    });
-    if let ScanState::Failed(e) = &h.state().state.scan {
-        panic!("scan failed: {e}");
-    }
-    h.state_mut().send(Command::StartTraining);
-    wait_until(h, "training to finish", 4 * MINUTE, |s| {
-        s.state.run.status.is_finished() && !s.state.run_active
-    });
-    let run = &h.state().state.run;
-    assert_eq!(run.status, Status::Completed, "{:?}", run.error);
-    wait_until(h, "the report and the model", MINUTE, |s| {
-        s.state.report.is_some() && s.state.model.loaded
-    });
-}
 
 /// The test split's misclassified samples: (input, label, predicted).
 fn test_mistakes(h: &Harness<'_, Studio>) -> Vec<(String, String, String)> {
@@ -101,7 +60,7 @@ fn a_mislabelled_image_is_listed_moved_to_its_class_and_moved_back() {
     );
 
     let mut h = harness(Studio::new(options(tmp.path(), 3)));
-    train(&mut h, "image-classifier", &train_dir, &test_dir, &[]);
+    train_in_app(&mut h, "image-classifier", &train_dir, Some(&test_dir), &[]);
     let mistakes = test_mistakes(&h);
     assert!(
         mistakes.contains(&(wrong.display().to_string(), "b".into(), "a".into())),
@@ -181,20 +140,18 @@ fn a_misclassified_table_row_shows_its_values_and_no_fix() {
     let (train_file, test_file) = (tmp.path().join("train.csv"), tmp.path().join("test.csv"));
     std::fs::write(&train_file, train_csv).unwrap();
     std::fs::write(&test_file, test_csv).unwrap();
-    let mut opts = options(tmp.path(), 1);
-    opts.overrides = [
-        ("algorithm", ParamValue::Text("boosted_trees".into())),
-        ("max_iterations", ParamValue::Int(40)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let mut h = harness(Studio::new(opts));
-    train(
+    let mut h = harness(Studio::new(options_with(
+        tmp.path(),
+        &[
+            ("algorithm", ParamValue::Text("boosted_trees".into())),
+            ("max_iterations", ParamValue::Int(40)),
+        ],
+    )));
+    train_in_app(
         &mut h,
         "tabular-classifier",
         &train_file,
-        &test_file,
+        Some(&test_file),
         &[("target", ParamValue::Text("species".into()))],
     );
     let mistakes = test_mistakes(&h);

@@ -7,33 +7,18 @@
 
 mod common;
 
-use common::{MINUTE, drop_paths, harness, wait_until};
+use common::{
+    MINUTE, drop_paths, harness, options_with as options, penguins, train_in_app, wait_until,
+};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lathe_engine::params::ParamValue;
-use lathe_engine::train::Status;
-use lathe_studio::app::StudioOptions;
-use lathe_studio::state::ScanState;
-use lathe_studio::{Command, DataSlot, Screen, Studio};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use lathe_studio::{Screen, Studio};
+use std::path::Path;
 
-/// Options with runs and caches in `tmp` and these parameter overrides.
-fn options(tmp: &Path, overrides: &[(&str, ParamValue)]) -> StudioOptions {
-    StudioOptions {
-        runs_home: Some(tmp.join("home")),
-        cache_dir: Some(tmp.join("cache")),
-        overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        ..Default::default()
-    }
-}
-
-/// Starts a project from `template` with `train` (and `test`) data and `params`, trains it to
-/// the end, and opens the Preview once the model is loaded.
+/// Trains a project from `template` in the app (see [`common::train_in_app`]) and opens the
+/// Preview once the model is loaded.
 fn train_and_preview(
     h: &mut Harness<'_, Studio>,
     template: &str,
@@ -41,40 +26,7 @@ fn train_and_preview(
     test: Option<&Path>,
     params: &[(&str, ParamValue)],
 ) {
-    h.run();
-    h.state_mut().send(Command::NewProject {
-        template: template.into(),
-    });
-    h.run();
-    for (key, value) in params {
-        h.state_mut().send(Command::SetParam {
-            key: key.to_string(),
-            value: value.clone(),
-        });
-    }
-    h.state_mut()
-        .send(Command::SetData(DataSlot::Train, Some(train.to_path_buf())));
-    if let Some(test) = test {
-        h.state_mut()
-            .send(Command::SetData(DataSlot::Test, Some(test.to_path_buf())));
-    }
-    wait_until(h, "the scan", MINUTE, |s| {
-        matches!(&s.state.scan, ScanState::Done(x) if test.is_none() || x.split("test").is_some())
-            || matches!(s.state.scan, ScanState::Failed(_))
-    });
-    if let ScanState::Failed(e) = &h.state().state.scan {
-        panic!("scan failed: {e}");
-    }
-    h.state_mut().send(Command::StartTraining);
-    wait_until(h, "training to finish", 4 * MINUTE, |s| {
-        s.state.run.status.is_finished() && !s.state.run_active
-    });
-    let run = &h.state().state.run;
-    assert_eq!(run.status, Status::Completed, "{:?}", run.error);
-    wait_until(h, "the model to load", MINUTE, |s| {
-        s.state.model.loaded || s.state.model.error.is_some()
-    });
-    assert_eq!(h.state().state.model.error, None);
+    train_in_app(h, template, train, test, params);
     h.get_by_label("Preview").click();
     // Not `h.run()`: a table's preview shows a spinner while its rows load in the background,
     // and on a loaded machine that outlasts the harness's settle limit (64 frames).
@@ -163,26 +115,6 @@ fn text_preview_predicts_as_you_type() {
     h.run();
     assert!(h.state().state.text_preview.is_none());
     assert!(h.state().view.typed_text.is_empty());
-}
-
-/// The bundled penguins table split in two: every 4th row for testing, the rest for training.
-fn penguins(tmp: &Path) -> (PathBuf, PathBuf) {
-    let csv = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/penguins/penguins.csv"),
-    )
-    .unwrap();
-    let mut lines = csv.lines();
-    let header = lines.next().unwrap();
-    let (mut train, mut test) = (format!("{header}\n"), format!("{header}\n"));
-    for (i, line) in lines.enumerate() {
-        let out = if i % 4 == 0 { &mut test } else { &mut train };
-        out.push_str(line);
-        out.push('\n');
-    }
-    let (a, b) = (tmp.join("train.csv"), tmp.join("test.csv"));
-    std::fs::write(&a, train).unwrap();
-    std::fs::write(&b, test).unwrap();
-    (a, b)
 }
 
 /// Sets a form field of the row editor.

@@ -8,12 +8,13 @@
 
 mod common;
 
-use common::{MINUTE, harness, make_dataset, options, wait_until};
+use common::{
+    MINUTE, browse_to, harness, make_dataset, options, save_image_project, train_with_engine,
+    wait_until,
+};
 use egui::accesskit::Role;
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use lathe_engine::train::{Outcome, RunOptions, Status};
-use lathe_engine::{Project, Session, SessionOptions};
+use lathe_engine::train::Status;
 use lathe_studio::app::StudioOptions;
 use lathe_studio::{Command, Screen, Studio};
 use std::path::{Path, PathBuf};
@@ -29,50 +30,13 @@ fn trained_project(dir: &Path, cache: &Path, head: Option<&str>) -> (PathBuf, Pa
     (file.clone(), train_with_engine(&file, cache))
 }
 
-/// Saves an image-classifier project on `dir/data/{train,test}`.
+/// Saves an image-classifier project on `dir/data/{train,test}` with `head`, when given.
 fn save_project(dir: &Path, head: Option<&str>) -> PathBuf {
-    let train = dir.join("data/train");
-    let test = dir.join("data/test");
-    let mut project = Project::new("image-classifier", train);
-    project.data.test = Some(test);
-    for (k, v) in [
-        ("epochs", 3),
-        ("image_size", 48),
-        ("batch_size", 2),
-        ("early_stopping_patience", 0),
-    ] {
-        project.params.insert(k.into(), toml::Value::Integer(v));
-    }
-    if let Some(head) = head {
-        project
-            .params
-            .insert("head".into(), toml::Value::String(head.into()));
-    }
-    let file = dir.join("project.toml");
-    project.save(&file).unwrap();
-    file
-}
-
-/// Trains the saved project to the end with the engine; returns the run folder.
-fn train_with_engine(file: &Path, cache: &Path) -> PathBuf {
-    let project = Project::load(file).unwrap();
-    let session = Session::start(
-        project,
-        SessionOptions {
-            run: RunOptions {
-                cache_dir: Some(cache.to_path_buf()),
-                weights: None,
-            },
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let run_dir = session.run_dir().to_path_buf();
-    let outcome = session.run_to_end(|_| {});
-    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
-    assert!(run_dir.join("model/config.json").is_file());
-    assert!(run_dir.join("report.json").is_file());
-    run_dir
+    let params: Vec<(&str, toml::Value)> = head
+        .map(|h| ("head", toml::Value::String(h.into())))
+        .into_iter()
+        .collect();
+    save_image_project(dir, &params)
 }
 
 /// Copies a folder tree.
@@ -87,24 +51,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-/// Types `path` into the built-in browser's path field and presses Enter; waits for the listing.
-fn go_to(h: &mut Harness<'_, Studio>, path: &Path) {
-    h.get_by_role_and_label(Role::TextInput, "Path").focus();
-    h.run();
-    h.get_by_role_and_label(Role::TextInput, "Path")
-        .set_text_value_accesskit(&path.display().to_string());
-    h.run();
-    h.key_press(egui::Key::Enter);
-    let want = path.to_path_buf();
-    wait_until(h, "the folder's listing", MINUTE, move |s| {
-        s.state
-            .file_dialog
-            .as_ref()
-            .and_then(|b| b.listing.as_ref())
-            .is_some_and(|l| l.as_ref().is_ok_and(|l| l.dir == want))
-    });
 }
 
 /// The test accuracy `report.json` records, as the Evaluate screen writes it.
@@ -239,7 +185,7 @@ fn the_runs_list_switches_runs_and_open_run_opens_a_copied_run() {
             .as_ref()
             .is_some_and(|b| b.listing.is_some())
     });
-    go_to(&mut h, &copied_run);
+    browse_to(&mut h, &copied_run);
     h.get_by_label("Choose this folder").click();
     wait_until(&mut h, "the copied run", MINUTE, |s| {
         s.state.run.run_dir.as_ref() == Some(&copied_run)

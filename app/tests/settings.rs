@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{harness, options};
+use common::{harness, new_project, options};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -16,17 +16,7 @@ use lathe_engine::params::ParamValue;
 use lathe_studio::{Command, Screen, Studio};
 
 fn settings_of(h: &mut Harness<'_, Studio>, template: &str, params: &[(&str, ParamValue)]) {
-    h.run();
-    h.state_mut().send(Command::NewProject {
-        template: template.into(),
-    });
-    h.run();
-    for (key, value) in params {
-        h.state_mut().send(Command::SetParam {
-            key: key.to_string(),
-            value: value.clone(),
-        });
-    }
+    new_project(h, template, params);
     h.state_mut().send(Command::Show(Screen::Settings));
     h.run();
 }

@@ -1,13 +1,19 @@
-//! Helpers for the app's kittest tests: tiny generated image folders, a simulated file drop, a
-//! harness around the real `Studio`, and waiting for background work without busy-looping.
+//! Helpers for the app's kittest tests: tiny generated image folders and tables, a simulated file
+//! drop, a harness around the real `Studio`, waiting for background work without busy-looping,
+//! starting a project and training it in the app, and training a saved project with the engine.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use egui::accesskit::Role;
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 use image::{Rgb, RgbImage};
 use lathe_engine::params::ParamValue;
-use lathe_studio::Studio;
+use lathe_engine::train::{Outcome, RunOptions, Status};
+use lathe_engine::{Project, Session, SessionOptions};
 use lathe_studio::app::StudioOptions;
+use lathe_studio::state::ScanState;
+use lathe_studio::{Command, DataSlot, Studio};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,6 +92,19 @@ pub fn options(tmp: &Path, epochs: i64) -> StudioOptions {
     }
 }
 
+/// Options with runs and caches in `tmp` and exactly these parameter overrides.
+pub fn options_with(tmp: &Path, overrides: &[(&str, ParamValue)]) -> StudioOptions {
+    StudioOptions {
+        runs_home: Some(tmp.join("home")),
+        cache_dir: Some(tmp.join("cache")),
+        overrides: overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// [`options`] with the AdamW-trained MLP head, which trains (and checkpoints) epoch by epoch:
 /// for tests that pause, cancel or resume mid-training (the default L-BFGS head fits at once).
 pub fn epochwise_options(tmp: &Path, epochs: i64) -> StudioOptions {
@@ -151,3 +170,136 @@ pub fn drop_paths(h: &mut Harness<'_, Studio>, paths: &[PathBuf], at: Option<egu
 }
 
 pub const MINUTE: Duration = Duration::from_secs(60);
+
+/// Starts a new project from `template` in the app and sets `params` on it.
+pub fn new_project(h: &mut Harness<'_, Studio>, template: &str, params: &[(&str, ParamValue)]) {
+    h.run();
+    h.state_mut().send(Command::NewProject {
+        template: template.into(),
+    });
+    h.run();
+    for (key, value) in params {
+        h.state_mut().send(Command::SetParam {
+            key: key.to_string(),
+            value: value.clone(),
+        });
+    }
+}
+
+/// Starts a project from `template` with `train` (and `test`) data and `params`, trains it to
+/// the end in the app and waits for its model to load (and its report).
+pub fn train_in_app(
+    h: &mut Harness<'_, Studio>,
+    template: &str,
+    train: &Path,
+    test: Option<&Path>,
+    params: &[(&str, ParamValue)],
+) {
+    new_project(h, template, params);
+    h.state_mut()
+        .send(Command::SetData(DataSlot::Train, Some(train.to_path_buf())));
+    if let Some(test) = test {
+        h.state_mut()
+            .send(Command::SetData(DataSlot::Test, Some(test.to_path_buf())));
+    }
+    wait_until(h, "the scan", MINUTE, |s| {
+        matches!(&s.state.scan, ScanState::Done(x) if test.is_none() || x.split("test").is_some())
+            || matches!(s.state.scan, ScanState::Failed(_))
+    });
+    if let ScanState::Failed(e) = &h.state().state.scan {
+        panic!("scan failed: {e}");
+    }
+    h.state_mut().send(Command::StartTraining);
+    wait_until(h, "training to finish", 4 * MINUTE, |s| {
+        s.state.run.status.is_finished() && !s.state.run_active
+    });
+    let run = &h.state().state.run;
+    assert_eq!(run.status, Status::Completed, "{:?}", run.error);
+    wait_until(h, "the model and the report", MINUTE, |s| {
+        (s.state.model.loaded && s.state.report.is_some()) || s.state.model.error.is_some()
+    });
+    assert_eq!(h.state().state.model.error, None);
+}
+
+/// Saves an image-classifier project on `dir/data/{train,test}` (3 epochs of 48-pixel images,
+/// no early stopping, and `params`); returns the project file.
+pub fn save_image_project(dir: &Path, params: &[(&str, toml::Value)]) -> PathBuf {
+    let train = dir.join("data/train");
+    let test = dir.join("data/test");
+    let mut project = Project::new("image-classifier", train);
+    project.data.test = Some(test);
+    for (k, v) in [
+        ("epochs", 3),
+        ("image_size", 48),
+        ("batch_size", 2),
+        ("early_stopping_patience", 0),
+    ] {
+        project.params.insert(k.into(), toml::Value::Integer(v));
+    }
+    for (k, v) in params {
+        project.params.insert(k.to_string(), v.clone());
+    }
+    let file = dir.join("project.toml");
+    project.save(&file).unwrap();
+    file
+}
+
+/// Trains the saved project to the end with the engine; returns the run folder.
+pub fn train_with_engine(file: &Path, cache: &Path) -> PathBuf {
+    let project = Project::load(file).unwrap();
+    let session = Session::start(
+        project,
+        SessionOptions {
+            run: RunOptions {
+                cache_dir: Some(cache.to_path_buf()),
+                weights: None,
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let run_dir = session.run_dir().to_path_buf();
+    let outcome = session.run_to_end(|_| {});
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    assert!(run_dir.join("model/config.json").is_file());
+    assert!(run_dir.join("report.json").is_file());
+    run_dir
+}
+
+/// The bundled penguins table split in two: every 4th row for testing, the rest for training.
+pub fn penguins(tmp: &Path) -> (PathBuf, PathBuf) {
+    let csv = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/penguins/penguins.csv"),
+    )
+    .unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    let (mut train, mut test) = (format!("{header}\n"), format!("{header}\n"));
+    for (i, line) in lines.enumerate() {
+        let out = if i % 4 == 0 { &mut test } else { &mut train };
+        out.push_str(line);
+        out.push('\n');
+    }
+    let (a, b) = (tmp.join("train.csv"), tmp.join("test.csv"));
+    std::fs::write(&a, train).unwrap();
+    std::fs::write(&b, test).unwrap();
+    (a, b)
+}
+
+/// Types `path` into the built-in browser's path field and presses Enter; waits for the listing.
+pub fn browse_to(h: &mut Harness<'_, Studio>, path: &Path) {
+    h.get_by_role_and_label(Role::TextInput, "Path").focus();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Path")
+        .set_text_value_accesskit(&path.display().to_string());
+    h.run();
+    h.key_press(egui::Key::Enter);
+    let want = path.to_path_buf();
+    wait_until(h, "the folder's listing", MINUTE, move |s| {
+        s.state
+            .file_dialog
+            .as_ref()
+            .and_then(|b| b.listing.as_ref())
+            .is_some_and(|l| l.as_ref().is_ok_and(|l| l.dir == want))
+    });
+}
