@@ -78,6 +78,10 @@ pub struct Studio {
     earlier_generation: u64,
     /// Counts looks through the project's runs; only the latest one's result is kept.
     runs_generation: u64,
+    /// Counts comparisons asked for; only the latest one's result is kept.
+    compare_generation: u64,
+    /// Counts export-size measurements; each uses its own scratch folder.
+    measure_generation: u64,
     /// The system's file dialog showed nothing once: the built-in browser is used from then on.
     native_failed: bool,
     /// The system's file dialog is open (one at a time).
@@ -139,6 +143,8 @@ impl Studio {
                 dialog_selected: Vec::new(),
                 details_requested: Default::default(),
                 mistakes_shown: BTreeMap::new(),
+                compare_ticked: Vec::new(),
+                export_form: Default::default(),
             },
             options,
             frame_stats: FrameStats::default(),
@@ -155,6 +161,8 @@ impl Studio {
             text_generation: 0,
             row_generation: 0,
             runs_generation: 0,
+            compare_generation: 0,
+            measure_generation: 0,
             earlier_generation: 0,
             native_failed: false,
             native_open: false,
@@ -594,16 +602,48 @@ impl Studio {
                     self.state.row_prediction = Some(result);
                 }
             }
-            JobResult::Exported { format, result } => {
+            JobResult::Exported {
+                format,
+                result,
+                request,
+            } => {
                 self.state.exporting = false;
                 match result {
-                    Ok(path) => {
-                        self.state
-                            .info(format!("Exported {format} to {}", path.display()));
-                        self.state.exports.retain(|(f, _)| f != &format);
-                        self.state.exports.push((format, path));
+                    Ok(done) => {
+                        self.state.info(format!(
+                            "Exported {} to {}",
+                            crate::export_form::format_title(&format),
+                            done.path.display()
+                        ));
+                        self.state.exports.retain(|e| e.format != format);
+                        self.state.exports.push(done);
                     }
-                    Err(e) => self.state.error(e),
+                    Err(crate::export_form::ExportProblem::Exists(path)) => {
+                        // Ask before replacing; "Replace" sends the request again.
+                        self.state.export_replace = Some((*request, path));
+                    }
+                    Err(crate::export_form::ExportProblem::Failed(e)) => self.state.error(e),
+                }
+            }
+            JobResult::ExportSize {
+                source,
+                fp16,
+                format,
+                result,
+            } => {
+                if let Some(sizes) = self.state.export_sizes.as_mut()
+                    && sizes.source == source
+                    && sizes.fp16 == fp16
+                {
+                    sizes.sizes.insert(format, result);
+                }
+            }
+            JobResult::Compared { generation, result } => {
+                if generation == self.compare_generation {
+                    self.state.comparison = Some(match result {
+                        Ok(c) => crate::state::CompareState::Ready(c),
+                        Err(e) => crate::state::CompareState::Failed(e),
+                    });
                 }
             }
             JobResult::Runs { generation, found } => {
@@ -945,7 +985,53 @@ impl Studio {
                         .start(start);
                 self.ask(request);
             }
-            Command::Export(format) => self.export(format),
+            Command::Export(request) => self.export(request),
+            Command::KeepExisting => self.state.export_replace = None,
+            Command::MeasureExports { fp16 } => self.measure_exports(fp16),
+            Command::ChooseExportFolder => {
+                let start = self.state.model.source.as_ref().map(|s| {
+                    self.view
+                        .export_form
+                        .folder_or(&crate::export_form::default_folder(s))
+                });
+                let request = DialogRequest::new(
+                    DialogPurpose::ExportFolder,
+                    DialogMode::Folder,
+                    "Where to save the exported model",
+                )
+                .start(start);
+                self.ask(request);
+            }
+            Command::SetExportFolder(folder) => {
+                self.view.export_form.folder = folder.display().to_string();
+            }
+            Command::CompareRuns(a, b) => self.compare(a, b),
+            Command::CompareWith(other) => {
+                let Some(current) = self.state.run.run_dir.clone() else {
+                    self.state
+                        .error("Show a run first (click one in the runs list), then compare it");
+                    return;
+                };
+                let other = crate::file_dialog::expand_home(other);
+                let (a, b) = crate::compare::in_order(&self.state.runs, &current, &other);
+                self.compare(a, b);
+            }
+            Command::ChooseCompareRun => {
+                let start = self
+                    .state
+                    .run
+                    .run_dir
+                    .as_ref()
+                    .and_then(|d| d.parent())
+                    .map(Path::to_path_buf);
+                let request = DialogRequest::new(
+                    DialogPurpose::CompareRun,
+                    DialogMode::Folder,
+                    "A run folder to compare with",
+                )
+                .start(start);
+                self.ask(request);
+            }
             Command::OpenFolder(path) => open_folder(&path, &self.jobs.sender()),
             Command::DismissNotice => self.state.notice = None,
             Command::BrowseTo(dir) => self.browse(dir),
@@ -1659,17 +1745,85 @@ impl Studio {
         });
     }
 
-    fn export(&mut self, format: String) {
+    fn export(&mut self, request: crate::export_form::ExportRequest) {
+        self.state.export_replace = None;
         let Some(source) = self.state.model.source.clone() else {
             self.state
                 .error("No model yet: train one, or open a finished run");
             return;
         };
+        if self.state.exporting {
+            return;
+        }
         self.state.exporting = true;
         self.jobs.spawn("export", move |tx| {
-            let result = lathe_engine::templates::export::export(&source, &format, None)
-                .map_err(|e| e.to_string());
-            tx.send(JobResult::Exported { format, result });
+            let result = crate::export_form::export(&source, &request);
+            tx.send(JobResult::Exported {
+                format: request.format.clone(),
+                result,
+                request: Box::new(request),
+            });
+        });
+    }
+
+    /// Measures, in the background, what each format this model's task exports to would weigh
+    /// (a trial export into a scratch folder), once per model and precision.
+    fn measure_exports(&mut self, fp16: bool) {
+        let Some(source) = self.state.model.source.clone() else {
+            return;
+        };
+        if self
+            .state
+            .export_sizes
+            .as_ref()
+            .is_some_and(|s| s.source == source && s.fp16 == fp16)
+        {
+            return;
+        }
+        self.state.export_sizes = Some(crate::state::ExportSizes {
+            source: source.clone(),
+            fp16,
+            sizes: BTreeMap::new(),
+        });
+        let task = self.state.template().map(|t| t.task.clone());
+        let formats: Vec<String> = crate::export_form::FORMATS
+            .iter()
+            .map(|(f, _, _)| f.to_string())
+            .filter(|f| lathe_engine::templates::export::supports_task(f, task.as_deref()))
+            .collect();
+        self.measure_generation += 1;
+        let scratch = std::env::temp_dir().join(format!(
+            "lathe-studio-{}-sizes-{}",
+            std::process::id(),
+            self.measure_generation
+        ));
+        self.jobs.spawn("measure-exports", move |tx| {
+            for format in formats {
+                let result =
+                    crate::export_form::measure(&source, &format, fp16, &scratch.join(&format));
+                tx.send(JobResult::ExportSize {
+                    source: source.clone(),
+                    fp16,
+                    format,
+                    result,
+                });
+            }
+        });
+    }
+
+    /// Reads two runs for the Compare screen in the background and shows it.
+    fn compare(&mut self, a: PathBuf, b: PathBuf) {
+        if a == b {
+            self.state.error("Choose two different runs to compare");
+            return;
+        }
+        self.compare_generation += 1;
+        let generation = self.compare_generation;
+        self.state.comparison = Some(crate::state::CompareState::Loading);
+        self.state.screen = Screen::Compare;
+        self.jobs.spawn("compare-runs", move |tx| {
+            let result = crate::compare::Comparison::read(&a, &b).map(Box::new);
+            tx.send(JobResult::Compared { generation, result });
         });
     }
 

@@ -15,6 +15,8 @@ pub enum Screen {
     Evaluate,
     Preview,
     Export,
+    /// Two runs side by side (opened from the runs list; not a tab).
+    Compare,
 }
 
 impl Screen {
@@ -37,6 +39,7 @@ impl Screen {
             Self::Evaluate => "Evaluate",
             Self::Preview => "Preview",
             Self::Export => "Export",
+            Self::Compare => "Compare",
         }
     }
 
@@ -45,6 +48,7 @@ impl Screen {
         [Self::Templates]
             .into_iter()
             .chain(Self::TABS)
+            .chain([Self::Compare])
             .find(|s| s.title().eq_ignore_ascii_case(name))
     }
 }
@@ -141,6 +145,12 @@ pub enum Command {
     /// Makes a run of the open project the current one (the runs list): the Train screen shows its
     /// curves, Evaluate, Preview and Export its report and model.
     ShowRun(PathBuf),
+    /// Compares two runs side by side (the Compare screen): the first is A, the second B.
+    CompareRuns(PathBuf, PathBuf),
+    /// Compares the current run with the run in this folder.
+    CompareWith(PathBuf),
+    /// Shows a folder dialog for a run folder to compare the current run with.
+    ChooseCompareRun,
     /// Selects a confusion-matrix cell: (split, true class, predicted class).
     SelectCell {
         split: String,
@@ -169,8 +179,19 @@ pub enum Command {
     PredictText(String),
     /// Predicts one table row: a value per column of the preview table, in its order.
     PredictRow(Vec<String>),
-    /// Exports the current model in a format (`safetensors`, `coreml`).
-    Export(String),
+    /// Exports the current model as asked (the Export form); an existing target is only replaced
+    /// when the request says so (after asking).
+    Export(crate::export_form::ExportRequest),
+    /// The "replace the existing file?" question was answered no.
+    KeepExisting,
+    /// Measures what each export format would weigh (trial exports), with or without fp16.
+    MeasureExports {
+        fp16: bool,
+    },
+    /// Shows a folder dialog for where exports go.
+    ChooseExportFolder,
+    /// The folder exports go to (the Export form's "Save to").
+    SetExportFolder(PathBuf),
     /// Opens a folder in the system's file manager.
     OpenFolder(PathBuf),
     /// The built-in file browser shows this folder.

@@ -33,6 +33,10 @@ pub enum DialogPurpose {
     Evaluate,
     /// Files to try the model on.
     Preview,
+    /// A run folder to compare the current run with.
+    CompareRun,
+    /// The folder exports go to.
+    ExportFolder,
 }
 
 /// What the user picks.
@@ -120,6 +124,8 @@ impl DialogRequest {
             DialogPurpose::SaveProject => Command::SaveProjectTo(paths.swap_remove(0)),
             DialogPurpose::Evaluate => Command::EvaluateFolder(paths.swap_remove(0)),
             DialogPurpose::Preview => Command::Predict(paths),
+            DialogPurpose::CompareRun => Command::CompareWith(paths.swap_remove(0)),
+            DialogPurpose::ExportFolder => Command::SetExportFolder(paths.swap_remove(0)),
         })
     }
 }

@@ -111,7 +111,22 @@ pub enum JobResult {
     },
     Exported {
         format: String,
-        result: Result<PathBuf, String>,
+        result: Result<crate::export_form::ExportedFile, crate::export_form::ExportProblem>,
+        /// The request, asked again with `replace` when the target exists and the user agrees.
+        request: Box<crate::export_form::ExportRequest>,
+    },
+    /// What a format would weigh for the model from `source` (a trial export), or why it cannot
+    /// be exported in it.
+    ExportSize {
+        source: PathBuf,
+        fp16: bool,
+        format: String,
+        result: Result<u64, String>,
+    },
+    /// The two runs of a comparison were read; `generation` tells the latest from stale ones.
+    Compared {
+        generation: u64,
+        result: Result<Box<crate::compare::Comparison>, String>,
     },
     /// The project's runs were looked through; `generation` tells the latest look from stale ones.
     Runs {

@@ -5,6 +5,8 @@
 pub mod app;
 pub mod choices;
 pub mod command;
+pub mod compare;
+pub mod export_form;
 pub mod file_dialog;
 pub mod frame_stats;
 pub mod jobs;

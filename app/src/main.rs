@@ -17,6 +17,9 @@ struct Args {
     /// Screen to show first: templates, data, settings, train, evaluate, preview, export.
     #[arg(long)]
     screen: Option<String>,
+    /// With a run folder as PATH: compare it (A) with this run folder (B) side by side.
+    #[arg(long, value_name = "RUN_DIR")]
+    compare: Option<PathBuf>,
     /// Start training the opened project right away.
     #[arg(long)]
     train: bool,
@@ -86,6 +89,10 @@ fn main() -> std::process::ExitCode {
             studio.send(Command::OpenProject(path.clone()));
         }
     }
+    if let (Some(a), Some(b)) = (&args.path, &args.compare) {
+        studio.send(Command::CompareRuns(a.clone(), b.clone()));
+        studio.show_when_ready(Screen::Compare);
+    }
     if args.train {
         studio.start_when_ready();
     }
@@ -97,7 +104,7 @@ fn main() -> std::process::ExitCode {
             Some(s) => studio.show_when_ready(s),
             None => {
                 eprintln!(
-                    "error: unknown screen \"{name}\"; use templates, data, settings, train, evaluate, preview or export"
+                    "error: unknown screen \"{name}\"; use templates, data, settings, train, evaluate, preview, export or compare"
                 );
                 return std::process::ExitCode::from(2);
             }

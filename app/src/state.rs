@@ -124,6 +124,24 @@ impl FileBrowser {
     }
 }
 
+/// The Compare screen's two runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompareState {
+    /// Being read.
+    Loading,
+    Ready(Box<crate::compare::Comparison>),
+    Failed(String),
+}
+
+/// What each export format would weigh for a model at a precision (measured by trial exports):
+/// bytes, or why the model cannot be exported in that format.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportSizes {
+    pub source: PathBuf,
+    pub fp16: bool,
+    pub sizes: BTreeMap<String, Result<u64, String>>,
+}
+
 /// The columns of a table project's training table, for the target dropdown.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableColumns {
@@ -189,9 +207,16 @@ pub struct State {
     pub table_rows: Option<Result<TableRows, String>>,
     /// The prediction of the picked or edited row (table previews).
     pub row_prediction: Option<Result<Prediction, String>>,
-    /// Finished exports: (format, folder).
-    pub exports: Vec<(String, PathBuf)>,
+    /// Finished exports, newest last (one per format).
+    pub exports: Vec<crate::export_form::ExportedFile>,
     pub exporting: bool,
+    /// What each format would weigh for the current model.
+    pub export_sizes: Option<ExportSizes>,
+    /// An export waiting for the answer to "replace the existing file?": the request and the
+    /// existing target.
+    pub export_replace: Option<(crate::export_form::ExportRequest, PathBuf)>,
+    /// The two runs of the Compare screen.
+    pub comparison: Option<CompareState>,
     pub notice: Option<Notice>,
     /// The built-in file browser, while open.
     pub file_dialog: Option<FileBrowser>,
@@ -274,7 +299,7 @@ impl State {
 
     /// A modal (the file browser or the unsaved-changes prompt) is open.
     pub fn modal_open(&self) -> bool {
-        self.file_dialog.is_some() || self.confirm.is_some()
+        self.file_dialog.is_some() || self.confirm.is_some() || self.export_replace.is_some()
     }
 
     pub fn info(&mut self, text: impl Into<String>) {

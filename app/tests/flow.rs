@@ -117,7 +117,8 @@ fn template_to_export_through_the_ui() {
     wait_until(&mut h, "the export", MINUTE, |s| {
         !s.state.exports.is_empty()
     });
-    let (format, folder) = h.state().state.exports[0].clone();
+    let exported = h.state().state.exports[0].clone();
+    let (format, folder) = (exported.format, exported.path);
     assert_eq!(format, "safetensors");
     assert!(folder.join("model.safetensors").is_file());
     assert!(folder.join("config.json").is_file());

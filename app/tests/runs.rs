@@ -118,7 +118,8 @@ fn a_reopened_project_shows_its_last_run() {
     wait_until(&mut h, "the export", MINUTE, |s| {
         !s.state.exports.is_empty()
     });
-    let (format, folder) = h.state().state.exports[0].clone();
+    let exported = h.state().state.exports[0].clone();
+    let (format, folder) = (exported.format, exported.path);
     assert_eq!(format, "safetensors");
     assert!(folder.join("model.safetensors").is_file());
 }

@@ -1,6 +1,7 @@
 //! The app's modal dialogs: the built-in file browser (used where the system's file dialog does
-//! not answer, see [`crate::file_dialog`]) and the unsaved-changes prompt. Both draw from
-//! `&State` and answer with [`Command`]s; the browser's folder listings come from jobs.
+//! not answer, see [`crate::file_dialog`]), the unsaved-changes prompt and the question before an
+//! export replaces an existing file. All draw from `&State` and answer with [`Command`]s; the
+//! browser's folder listings come from jobs.
 
 use crate::command::Command;
 use crate::file_dialog::{DialogMode, Entry, home_dir, save_target, size_text};
@@ -263,5 +264,51 @@ pub fn unsaved_ui(
     });
     if modal.should_close() {
         commands.push(Command::ConfirmCancel);
+    }
+}
+
+/// "Replace the existing file?": an export whose target exists waits here for an answer. Replace
+/// exports again with `replace` set; Cancel (Escape) keeps the existing file.
+pub fn replace_ui(
+    ctx: &egui::Context,
+    request: &crate::export_form::ExportRequest,
+    existing: &std::path::Path,
+    commands: &mut Vec<Command>,
+) {
+    let name = existing
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = existing
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let what = if request.format == "safetensors" {
+        "folder"
+    } else {
+        "file"
+    };
+    let modal = egui::Modal::new(egui::Id::unique("replace_export")).show(ctx, |ui| {
+        ui.set_max_width(520.0);
+        ui.heading(format!("Replace the existing {what}?"));
+        ui.add_space(4.0);
+        ui.label(format!(
+            "\u{201c}{name}\u{201d} already exists in {folder}. Replace it with this {} export?",
+            crate::export_form::format_title(&request.format)
+        ));
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            if ui.button("Replace").clicked() {
+                let mut again = request.clone();
+                again.replace = true;
+                commands.push(Command::Export(again));
+            }
+            if ui.button("Cancel").clicked() {
+                commands.push(Command::KeepExisting);
+            }
+        });
+    });
+    if modal.should_close() {
+        commands.push(Command::KeepExisting);
     }
 }

@@ -2,6 +2,7 @@
 //! notices, keyboard shortcuts, the modal dialogs). Every function draws from `&State` and turns
 //! clicks and keys into [`Command`]s.
 
+pub mod compare;
 pub mod data;
 pub mod dialogs;
 pub mod evaluate;
@@ -100,13 +101,16 @@ pub fn studio_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &m
                 Screen::Train => train::train_ui(ui, state, view, commands),
                 Screen::Evaluate => evaluate::evaluate_ui(ui, state, view, commands),
                 Screen::Preview => preview::preview_ui(ui, state, view, commands),
-                Screen::Export => export::export_ui(ui, state, commands),
+                Screen::Export => export::export_ui(ui, state, view, commands),
+                Screen::Compare => compare::compare_ui(ui, state, commands),
             });
     });
     if let Some(browser) = &state.file_dialog {
         dialogs::file_browser_ui(ui.ctx(), browser, view, commands);
     } else if let Some(action) = state.confirm {
         dialogs::unsaved_ui(ui.ctx(), state, action, commands);
+    } else if let Some((request, existing)) = &state.export_replace {
+        dialogs::replace_ui(ui.ctx(), request, existing, commands);
     }
 }
 

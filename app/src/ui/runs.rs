@@ -1,7 +1,8 @@
 //! Picking up earlier runs: the banner over every project screen that offers to resume an
 //! interrupted run ("Resume training (epoch 3 of 10)") or to continue the newest finished one,
 //! the "Continue training…" form (extra epochs) the Train screen shows for a finished run, and
-//! the runs list (every run of the project; a click makes one the current run) with "Open run…".
+//! the runs list (every run of the project; a click makes one the current run; tick two and
+//! Compare to see them side by side) with "Open run…" and "Compare with a run folder…".
 
 use crate::command::{Command, Screen};
 use crate::state::State;
@@ -140,8 +141,18 @@ pub fn continue_ui(
 }
 
 /// The runs list: every run of the project with its template, date, status and headline result;
-/// clicking a run's name makes it the current run. "Open run…" opens a run folder from anywhere.
-pub fn runs_list_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
+/// clicking a run's name makes it the current run; ticking two and "Compare" shows them side by
+/// side. "Open run…" opens a run folder from anywhere; "Compare with a run folder…" compares the
+/// current run with one.
+pub fn runs_list_ui(
+    ui: &mut egui::Ui,
+    state: &State,
+    view: &mut View,
+    commands: &mut Vec<Command>,
+) {
+    // Ticks of runs no longer listed are dropped.
+    view.compare_ticked
+        .retain(|d| state.runs.iter().any(|r| &r.dir == d));
     let current = state.run.run_dir.as_deref();
     // The window's own run, training now, before its folder is listed.
     let training = state
@@ -163,21 +174,51 @@ pub fn runs_list_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command
                 {
                     commands.push(Command::OpenRunDialog);
                 }
+                if ui
+                    .add_enabled(
+                        state.run.run_dir.is_some(),
+                        egui::Button::new("Compare with a run folder…"),
+                    )
+                    .on_hover_text("Compare the current run with a run folder from anywhere (another template too)")
+                    .clicked()
+                {
+                    commands.push(Command::ChooseCompareRun);
+                }
             });
+            if state.runs.len() >= 2 {
+                ui.horizontal(|ui| {
+                    let ticked = view.compare_ticked.len();
+                    let compare = ui
+                        .add_enabled(ticked == 2, egui::Button::new("Compare the ticked runs"))
+                        .on_disabled_hover_text("Tick two runs in the first column");
+                    if compare.clicked()
+                        && let [x, y] = view.compare_ticked.as_slice()
+                    {
+                        let (a, b) = crate::compare::in_order(&state.runs, x, y);
+                        commands.push(Command::CompareRuns(a, b));
+                    }
+                    ui.weak(match ticked {
+                        0 => "Tick two runs to compare them side by side.".to_string(),
+                        1 => "Tick one more run.".to_string(),
+                        _ => "The earlier run is A, the later B.".to_string(),
+                    });
+                });
+            }
             if count == 0 {
                 ui.weak("No runs yet.");
                 return;
             }
             egui::Grid::new("runs_grid")
-                .num_columns(5)
+                .num_columns(6)
                 .spacing([16.0, 4.0])
                 .striped(true)
                 .show(ui, |ui| {
-                    for h in ["Run", "Template", "Date", "Status", "Result"] {
+                    for h in ["Compare", "Run", "Template", "Date", "Status", "Result"] {
                         ui.strong(h);
                     }
                     ui.end_row();
                     if let Some(dir) = training {
+                        ui.label("");
                         ui.add(egui::Button::selectable(true, dir_name(dir)));
                         ui.label(template_title(state, &state.run.template));
                         ui.label("now");
@@ -186,6 +227,7 @@ pub fn runs_list_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command
                         ui.end_row();
                     }
                     for run in &state.runs {
+                        compare_tick_ui(ui, view, run);
                         let selected = current == Some(run.dir.as_path());
                         let name = ui
                             .add_enabled(
@@ -216,8 +258,28 @@ pub fn runs_list_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command
         });
 }
 
+/// The run's "Compare" tick box (its accessible label names the run); a third tick drops the
+/// oldest.
+fn compare_tick_ui(ui: &mut egui::Ui, view: &mut View, run: &crate::runs::RunSummary) {
+    let was = view.compare_ticked.contains(&run.dir);
+    let mut ticked = was;
+    let label = format!("Compare {}", run.name());
+    let response = ui
+        .checkbox(&mut ticked, "")
+        .on_hover_text("Tick two runs, then \u{201c}Compare the ticked runs\u{201d}");
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::CheckBox, true, ticked, &label));
+    if ticked && !was {
+        view.compare_ticked.push(run.dir.clone());
+        while view.compare_ticked.len() > 2 {
+            view.compare_ticked.remove(0);
+        }
+    } else if !ticked && was {
+        view.compare_ticked.retain(|d| d != &run.dir);
+    }
+}
+
 /// A template's title ("Image Classifier"), else its id.
-fn template_title(state: &State, id: &str) -> String {
+pub fn template_title(state: &State, id: &str) -> String {
     state
         .templates
         .iter()

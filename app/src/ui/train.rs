@@ -42,7 +42,7 @@ pub fn train_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mu
     warnings_ui(ui, run);
     if state.project.is_some() || !state.runs.is_empty() {
         ui.add_space(10.0);
-        crate::ui::runs::runs_list_ui(ui, state, commands);
+        crate::ui::runs::runs_list_ui(ui, state, view, commands);
     }
 }
 
@@ -212,6 +212,7 @@ fn plots_ui(ui: &mut egui::Ui, state: &State) {
         color,
         width,
         in_legend: true,
+        dashed: false,
     };
     ui.horizontal_top(|ui| {
         let mut step = series(

@@ -37,4 +37,8 @@ pub struct View {
     pub details_requested: std::collections::BTreeSet<PathBuf>,
     /// Mistakes shown per evaluation (more on "Show more").
     pub mistakes_shown: BTreeMap<String, usize>,
+    /// Runs ticked in the runs list for comparing (two at most, the last ticked last).
+    pub compare_ticked: Vec<PathBuf>,
+    /// The Export screen's form, as typed.
+    pub export_form: crate::export_form::ExportForm,
 }

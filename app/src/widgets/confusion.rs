@@ -1,6 +1,9 @@
 //! The confusion matrix as a clickable heatmap: rows are true classes, columns predictions,
 //! shaded by the share of the row; clicking a cell selects it (the screen lists its samples).
 
+/// Width of the matrix's row labels.
+pub const LABEL_WIDTH: f32 = 130.0;
+
 /// Draws the matrix; returns the (true, predicted) cell clicked this frame.
 pub fn confusion_ui(
     ui: &mut egui::Ui,
@@ -9,12 +12,25 @@ pub fn confusion_ui(
     matrix: &[Vec<usize>],
     selected: Option<(usize, usize)>,
 ) -> Option<(usize, usize)> {
+    confusion_ui_within(ui, id, labels, matrix, selected, 480.0)
+}
+
+/// [`confusion_ui`] with the cells sharing `grid` points of width (each 14 to 48 wide), besides
+/// the row labels ([`LABEL_WIDTH`]).
+pub fn confusion_ui_within(
+    ui: &mut egui::Ui,
+    id: &str,
+    labels: &[String],
+    matrix: &[Vec<usize>],
+    selected: Option<(usize, usize)>,
+    grid: f32,
+) -> Option<(usize, usize)> {
     let k = labels.len().min(matrix.len());
     if k == 0 {
         return None;
     }
-    let cell = (480.0 / k as f32).clamp(14.0, 48.0);
-    let label_width = 130.0;
+    let cell = (grid / k as f32).clamp(14.0, 48.0);
+    let label_width = LABEL_WIDTH;
     let header_height = 90.0;
     let size = egui::vec2(
         label_width + cell * k as f32,

@@ -12,6 +12,8 @@ pub struct Series<'a> {
     pub width: f32,
     /// Listed in the legend (the faint per-step loss is not).
     pub in_legend: bool,
+    /// Drawn dashed (a second kind of curve in the same colour, as when comparing runs).
+    pub dashed: bool,
 }
 
 /// How the y axis reads.
@@ -45,10 +47,10 @@ pub fn metric_plot_ui(
                 .iter()
                 .filter(|s| s.in_legend && !s.points.is_empty())
             {
-                legend_entry_ui(ui, s.name, s.color);
+                legend_entry_ui(ui, s.name, s.color, s.dashed);
             }
             if continued_at.is_some() {
-                legend_entry_ui(ui, "continued here", continued_color(ui));
+                legend_entry_ui(ui, "continued here", continued_color(ui), true);
             }
         });
         let scale = match y_axis {
@@ -91,7 +93,11 @@ pub fn metric_plot_ui(
                     .map(|p| [p[0], p[1] * scale])
                     .collect::<Vec<_>>()
                     .into();
-                plot_ui.line(Line::new(s.name, points).color(s.color).width(s.width));
+                let mut line = Line::new(s.name, points).color(s.color).width(s.width);
+                if s.dashed {
+                    line = line.style(egui_plot::LineStyle::dashed_dense());
+                }
+                plot_ui.line(line);
             }
         });
         let x = response.transform.bounds().range_x();
@@ -119,13 +125,25 @@ fn axis_number(x: f64) -> String {
     }
 }
 
-/// A short thick line in the curve's colour, then its name.
-fn legend_entry_ui(ui: &mut egui::Ui, name: &str, color: egui::Color32) {
+/// A short thick line in the curve's colour (dashed for a dashed curve), then its name.
+fn legend_entry_ui(ui: &mut egui::Ui, name: &str, color: egui::Color32, dashed: bool) {
     let (rect, _) = ui.allocate_exact_size(egui::vec2(18.0, 12.0), egui::Sense::hover());
-    ui.painter().line_segment(
-        [rect.left_center(), rect.right_center()],
-        egui::Stroke::new(3.0, color),
-    );
+    let stroke = egui::Stroke::new(3.0, color);
+    if dashed {
+        for dash in 0..3 {
+            let x = rect.left() + dash as f32 * 7.0;
+            ui.painter().line_segment(
+                [
+                    egui::pos2(x, rect.center().y),
+                    egui::pos2((x + 4.0).min(rect.right()), rect.center().y),
+                ],
+                stroke,
+            );
+        }
+    } else {
+        ui.painter()
+            .line_segment([rect.left_center(), rect.right_center()], stroke);
+    }
     ui.label(name);
     ui.add_space(6.0);
 }
