@@ -2,15 +2,15 @@
 //! template, data, date, status and chosen model, the headline metrics of both splits with the
 //! difference, both runs' loss and accuracy curves on one plot each (a legend entry per run and
 //! curve), and the two confusion matrices. Runs of different templates are compared on what they
-//! share, the rest marked "does not apply".
+//! share, the rest marked "does not apply" (picked with "Compare with a run folder…").
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::{
-    MINUTE, harness, make_dataset, options, penguins, save_image_project, train_with_engine,
-    wait_until,
+    MINUTE, browse_to, harness, make_dataset, options, penguins, save_image_project,
+    train_with_engine, wait_until,
 };
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -188,11 +188,30 @@ fn runs_of_different_templates_compare_what_they_share() {
     project.save(&file).unwrap();
     let table_run = train_with_engine(&file, &cache);
 
-    let mut h = harness(Studio::new(options(tmp.path(), 1)));
+    // The image run is shown; "Compare with a run folder…" picks the table run in the built-in
+    // folder browser.
+    let mut opts = options(tmp.path(), 1);
+    opts.builtin_dialogs = true;
+    let mut h = harness(Studio::new(opts));
     h.run();
-    h.state_mut()
-        .send(Command::CompareRuns(image_run.clone(), table_run.clone()));
+    h.state_mut().send(Command::OpenRun(image_run.clone()));
+    wait_until(&mut h, "the image run", MINUTE, |s| {
+        s.state.run.run_dir.as_deref() == Some(image_run.as_path()) && !s.state.runs.is_empty()
+    });
+    h.state_mut().send(Command::Show(Screen::Train));
+    h.run();
+    h.get_by_label("Compare with a run folder…").click();
+    h.run();
+    browse_to(&mut h, &table_run);
+    h.get_by_label("Choose this folder").click();
     wait_for_comparison(&mut h);
+    let Some(CompareState::Ready(c)) = &h.state().state.comparison else {
+        unreachable!()
+    };
+    assert_eq!(
+        (c.a.dir(), c.b.dir()),
+        (image_run.as_path(), table_run.as_path())
+    );
     h.get_by_label_contains("These runs are of different templates");
     h.get_by_label("Tabular Regressor");
     // Accuracy is the classifier's, R² and RMSE the regressor's: the other side does not apply.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{MINUTE, harness, make_dataset, options, wait_until};
+use common::{MINUTE, browse_to, harness, make_dataset, options, wait_until};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -25,25 +25,6 @@ fn builtin(tmp: &Path) -> StudioOptions {
         builtin_dialogs: true,
         ..options(tmp, 1)
     }
-}
-
-/// Types `path` into the built-in browser's path field and presses Enter; waits for the listing.
-fn go_to(h: &mut Harness<'_, Studio>, path: &Path) {
-    let field = h.get_by_role_and_label(Role::TextInput, "Path");
-    field.focus();
-    h.run();
-    h.get_by_role_and_label(Role::TextInput, "Path")
-        .set_text_value_accesskit(&path.display().to_string());
-    h.run();
-    h.key_press(egui::Key::Enter);
-    let want = path.to_path_buf();
-    wait_until(h, "the folder's listing", MINUTE, move |s| {
-        s.state
-            .file_dialog
-            .as_ref()
-            .and_then(|b| b.listing.as_ref())
-            .is_some_and(|l| l.as_ref().is_ok_and(|l| l.dir == want))
-    });
 }
 
 fn new_project(h: &mut Harness<'_, Studio>, title: &str) {
@@ -75,7 +56,7 @@ fn the_builtin_browser_chooses_the_training_folder() {
     assert_eq!(request.mode, DialogMode::Folder);
 
     // Type the folder above the data, open "train" by clicking it, choose it.
-    go_to(&mut h, &data);
+    browse_to(&mut h, &data);
     h.get_by_label("notes.txt");
     h.get_by_label("train/").click();
     let train = data.join("train");
@@ -255,7 +236,7 @@ fn ctrl_s_saves_and_the_prompt_saves_before_closing() {
     let b = h.state().state.file_dialog.as_ref().unwrap();
     assert_eq!(b.request.purpose, DialogPurpose::SaveProject);
     assert_eq!(h.state().view.dialog_name, "project.toml");
-    go_to(&mut h, &folder);
+    browse_to(&mut h, &folder);
     h.get_by_label("Save").click();
     let file = folder.join("project.toml");
     wait_until(&mut h, "the save", MINUTE, |s| !s.state.dirty);

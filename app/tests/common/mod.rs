@@ -288,11 +288,13 @@ pub fn penguins(tmp: &Path) -> (PathBuf, PathBuf) {
 
 /// Types `path` into the built-in browser's path field and presses Enter; waits for the listing.
 pub fn browse_to(h: &mut Harness<'_, Studio>, path: &Path) {
+    // Steps, not `h.run()`: a spinner elsewhere (a scan on a loaded machine) repaints every frame
+    // and would outlast the harness's settle limit.
     h.get_by_role_and_label(Role::TextInput, "Path").focus();
-    h.run();
+    h.run_steps(2);
     h.get_by_role_and_label(Role::TextInput, "Path")
         .set_text_value_accesskit(&path.display().to_string());
-    h.run();
+    h.run_steps(2);
     h.key_press(egui::Key::Enter);
     let want = path.to_path_buf();
     wait_until(h, "the folder's listing", MINUTE, move |s| {
