@@ -45,7 +45,7 @@
 use crate::data::table_schema::{ColumnKind, FeatureColumn};
 use crate::error::{Error, Result};
 use crate::export::coreml::spec::{self, feature};
-use crate::export::coreml::{Exported, Options, meta};
+use crate::export::coreml::{Exported, Options, Precision, meta};
 use crate::templates::tabular::coreml_ensemble;
 use crate::templates::tabular::coreml_networks::{linear_network, mlp_network};
 use crate::templates::tabular::coreml_trees::{forest, trees};
@@ -56,32 +56,16 @@ use coreml_proto::proto::{
     Pipeline, PipelineClassifier, PipelineRegressor, StringToInt64Map, categorical_mapping,
     feature_vectorizer, imputer, model,
 };
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 /// Exports the table model in `model_dir` to `out`.
 pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exported> {
     let m = TabularModel::load(model_dir)?;
     let features = &m.schema.features;
-    let mut taken: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
     let label_name = m.target.clone();
     let probability_name = format!("{}Probability", m.target);
-    for name in [&label_name, &probability_name] {
-        if !taken.insert(name.clone()) {
-            return Err(Error::Unsupported(format!(
-                "Core ML export: a feature column is named `{name}`, which is also an output name; rename the column"
-            )));
-        }
-    }
-    let mut fresh = |base: &str| {
-        let mut name = base.to_string();
-        let mut i = 1;
-        while !taken.insert(name.clone()) {
-            i += 1;
-            name = format!("{base}_{i}");
-        }
-        name
-    };
+    let mut fresh = fresh_names(features, [&label_name, &probability_name])?;
     let inputs: Vec<FeatureDescription> = features.iter().map(input_of).collect();
 
     // Half-precision weights need specification 2; only networks over the design hold any.
@@ -91,8 +75,107 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         1
     };
     let mut models = Vec::new();
+    let vector_feature = feature_vector(features, &inputs, version, &mut fresh, &mut models);
+    // Linear models and MLPs (also as ensemble members) share one imputed feature vector.
+    let imputed = uses_design(&m.fitted).then(|| {
+        let vector_type = spec::array_type(&[features.len()], true);
+        let imputed_feature = feature(&fresh("imputed"), "", vector_type);
+        models.push(imputer_model(
+            features,
+            vector_feature.clone(),
+            imputed_feature.clone(),
+            version,
+        ));
+        imputed_feature
+    });
+    let (predictor, num_layers, kind_title, network_name) = predictor(
+        &m,
+        (&vector_feature, imputed.as_ref()),
+        (&label_name, &probability_name),
+        options.precision,
+        version,
+        &mut fresh,
+        &mut models,
+    )?;
+    let predictor = Model {
+        specification_version: version,
+        ..predictor
+    };
+    models.push(predictor);
+    let names = pipeline_names(&models, network_name);
+    let pipeline = Pipeline { models, names };
+
+    let metadata = meta::metadata(
+        options,
+        summary(&m, kind_title),
+        "Unspecified (set with --license).",
+        user_metadata(model_dir, &m, options)?,
+    );
+    let mut description = match m.kind {
+        TargetKind::Classification => {
+            spec::classifier_description(inputs, &label_name, &probability_name)
+        }
+        TargetKind::Regression => spec::description(
+            inputs,
+            vec![feature(&label_name, "Predicted value", spec::double_type())],
+        ),
+    };
+    description.metadata = Some(metadata.message());
+    let ty = match m.kind {
+        TargetKind::Classification => model::Type::PipelineClassifier(PipelineClassifier {
+            pipeline: Some(pipeline),
+        }),
+        TargetKind::Regression => model::Type::PipelineRegressor(PipelineRegressor {
+            pipeline: Some(pipeline),
+        }),
+    };
+    let whole = spec::model(version, description, ty);
+    let bytes = spec::write(out, &whole)?;
+    Ok(Exported {
+        path: out.to_path_buf(),
+        bytes,
+        specification_version: version,
+        num_layers,
+    })
+}
+
+/// A source of feature names no column and no output already has (`base`, else `base_2`, …);
+/// an error when a feature column is named like one of the `outputs`.
+fn fresh_names(
+    features: &[FeatureColumn],
+    outputs: [&str; 2],
+) -> Result<impl FnMut(&str) -> String + use<>> {
+    let mut taken: HashSet<String> = features.iter().map(|f| f.name.clone()).collect();
+    for name in outputs {
+        if !taken.insert(name.to_string()) {
+            return Err(Error::Unsupported(format!(
+                "Core ML export: a feature column is named `{name}`, which is also an output name; rename the column"
+            )));
+        }
+    }
+    Ok(move |base: &str| {
+        let mut name = base.to_string();
+        let mut i = 1;
+        while !taken.insert(name.clone()) {
+            i += 1;
+            name = format!("{base}_{i}");
+        }
+        name
+    })
+}
+
+/// Pushes onto `models` one `CategoricalMapping` per categorical column and the
+/// `FeatureVectorizer` that puts the columns into one array in the model's feature order;
+/// returns that array's feature.
+fn feature_vector(
+    features: &[FeatureColumn],
+    inputs: &[FeatureDescription],
+    version: i32,
+    fresh: &mut dyn FnMut(&str) -> String,
+    models: &mut Vec<Model>,
+) -> FeatureDescription {
     let mut vector_inputs = Vec::new();
-    for (f, input) in features.iter().zip(&inputs) {
+    for (f, input) in features.iter().zip(inputs) {
         if f.kind == ColumnKind::Categorical {
             let code = fresh(&format!("{}.code", f.name));
             models.push(categorical_mapping(f, input.clone(), &code, version));
@@ -130,69 +213,68 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
                 .collect(),
         }),
     ));
-    let vector_feature = feature(&vector, "", vector_type.clone());
-    // Linear models and MLPs (also as ensemble members) share one imputed feature vector.
-    let imputed = uses_design(&m.fitted).then(|| {
-        let imputed_feature = feature(&fresh("imputed"), "", vector_type.clone());
-        models.push(imputer_model(
-            features,
-            vector_feature.clone(),
-            imputed_feature.clone(),
-            version,
-        ));
-        imputed_feature
-    });
+    feature(&vector, "", vector_type)
+}
+
+/// The model that predicts from the feature vector (trees, forest) or the imputed vector
+/// (linear, MLP, an ensemble's members), with its number of layers, its kind in words and its
+/// name in the pipeline; a forest or an ensemble pushes the models it reads onto `models`.
+fn predictor(
+    m: &TabularModel,
+    inputs: (&FeatureDescription, Option<&FeatureDescription>),
+    outputs: (&str, &str),
+    precision: Precision,
+    version: i32,
+    fresh: &mut dyn FnMut(&str) -> String,
+    models: &mut Vec<Model>,
+) -> Result<(Model, usize, &'static str, &'static str)> {
+    let (vector_feature, imputed) = inputs;
+    let (label_name, probability_name) = outputs;
     let design_input = || {
-        imputed.clone().ok_or_else(|| {
+        imputed.cloned().ok_or_else(|| {
             Error::Unsupported("Core ML export: no imputed feature vector (a bug)".into())
         })
     };
-    let (predictor, num_layers, kind_title, network_name) = match &m.fitted {
+    Ok(match &m.fitted {
         Fitted::Ensemble(e) => {
             let (predictor, layers) = coreml_ensemble::members(
-                &m,
+                m,
                 e,
-                (&vector_feature, imputed.as_ref()),
-                (&label_name, &probability_name),
-                options.precision,
+                (vector_feature, imputed),
+                (label_name, probability_name),
+                precision,
                 version,
-                &mut fresh,
-                &mut models,
+                fresh,
+                models,
             )?;
             (predictor, layers, "weighted ensemble", "ensemble")
         }
         Fitted::Trees(gbt) => {
-            let predictor = trees(
-                &m,
-                gbt,
-                vector_feature.clone(),
-                &label_name,
-                &probability_name,
-            )?;
+            let predictor = trees(m, gbt, vector_feature.clone(), label_name, probability_name)?;
             (predictor, 0, "gradient-boosted trees", "")
         }
         Fitted::Forest(f) => {
             let scores = fresh("scores");
             let (predictor, layers) = forest(
-                &m,
+                m,
                 f,
                 vector_feature.clone(),
                 &scores,
-                &label_name,
-                &probability_name,
-                &mut models,
+                label_name,
+                probability_name,
+                models,
             )?;
             (predictor, layers, "random forest", "probabilities")
         }
         Fitted::Linear(glm) => {
             let imputed_feature = design_input()?;
             let (predictor, layers) = linear_network(
-                &m,
+                m,
                 glm,
                 imputed_feature,
-                &label_name,
-                &probability_name,
-                options.precision,
+                label_name,
+                probability_name,
+                precision,
                 version,
             )?;
             let title = if m.kind == TargetKind::Regression {
@@ -205,24 +287,22 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         Fitted::Mlp(mlp) => {
             let imputed_feature = design_input()?;
             let (predictor, layers) = mlp_network(
-                &m,
+                m,
                 mlp,
                 imputed_feature,
-                &label_name,
-                &probability_name,
-                options.precision,
+                label_name,
+                probability_name,
+                precision,
                 version,
             )?;
             (predictor, layers, "MLP", "mlp")
         }
-    };
-    let predictor = Model {
-        specification_version: version,
-        ..predictor
-    };
-    models.push(predictor);
+    })
+}
 
-    let names: Vec<String> = models
+/// The pipeline's model names: `<i>_<kind>`, the predictor's kind being `network_name`.
+fn pipeline_names(models: &[Model], network_name: &str) -> Vec<String> {
+    models
         .iter()
         .map(|sub| match &sub.r#type {
             Some(model::Type::CategoricalMapping(_)) => "categorical_mapping",
@@ -236,9 +316,17 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         })
         .enumerate()
         .map(|(i, n)| format!("{i}_{n}"))
-        .collect();
-    let pipeline = Pipeline { models, names };
+        .collect()
+}
 
+/// The user-defined metadata: provenance, columns, target, algorithm (and an ensemble's
+/// members), how to pass missing values.
+fn user_metadata(
+    model_dir: &Path,
+    m: &TabularModel,
+    options: &Options,
+) -> Result<BTreeMap<String, String>> {
+    let features = &m.schema.features;
     let mut user = meta::provenance(model_dir, &m.labels, options)?;
     let columns: Vec<serde_json::Value> = features
         .iter()
@@ -272,6 +360,13 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         "missing_values".into(),
         "numeric and boolean inputs: NaN; categorical inputs: an empty string (any text that is not a training level counts as missing or other)".into(),
     );
+    Ok(user)
+}
+
+/// The model's short description: classifier or regressor, its kind (an ensemble's members
+/// with their weights), the target and the columns.
+fn summary(m: &TabularModel, kind_title: &str) -> String {
+    let features = &m.schema.features;
     let kind_title = match &m.fitted {
         Fitted::Ensemble(e) => format!(
             "{kind_title}: {}",
@@ -283,7 +378,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
         ),
         _ => kind_title.to_string(),
     };
-    let what = match m.kind {
+    match m.kind {
         TargetKind::Classification => format!(
             "Table classifier ({kind_title}) predicting `{}` ({} labels: {}) from {} columns, trained with Lathe.",
             m.target,
@@ -296,34 +391,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             m.target,
             features.len()
         ),
-    };
-    let metadata = meta::metadata(options, what, "Unspecified (set with --license).", user);
-    let mut description = match m.kind {
-        TargetKind::Classification => {
-            spec::classifier_description(inputs, &label_name, &probability_name)
-        }
-        TargetKind::Regression => spec::description(
-            inputs,
-            vec![feature(&label_name, "Predicted value", spec::double_type())],
-        ),
-    };
-    description.metadata = Some(metadata.message());
-    let ty = match m.kind {
-        TargetKind::Classification => model::Type::PipelineClassifier(PipelineClassifier {
-            pipeline: Some(pipeline),
-        }),
-        TargetKind::Regression => model::Type::PipelineRegressor(PipelineRegressor {
-            pipeline: Some(pipeline),
-        }),
-    };
-    let whole = spec::model(version, description, ty);
-    let bytes = spec::write(out, &whole)?;
-    Ok(Exported {
-        path: out.to_path_buf(),
-        bytes,
-        specification_version: version,
-        num_layers,
-    })
+    }
 }
 
 fn input_of(f: &FeatureColumn) -> FeatureDescription {
