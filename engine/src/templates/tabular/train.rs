@@ -497,136 +497,15 @@ fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
     let mut p = TabularParams::from_resolved(&ctx.params, ctx.project.seed);
-    let data = ResolvedData::of(&ctx.project);
-    let mut scanning = ctx.phase(Phase::Scanning, 1);
-    let table = tabular_data::load(&data, &p.target, &p.ignore, kind, p.validation_split)?;
-    scanning.set(1);
-    for issue in &table.issues {
-        ctx.warn(
-            issue.message.clone(),
-            issue.paths.first().map(PathBuf::as_path),
-        );
-    }
-    ctx.emit(Event::Data {
-        num_train: table.train.len(),
-        num_validation: table.validation.len(),
-        num_test: table.test.len(),
-        labels: table.labels.clone(),
-    });
-    if table.train.is_empty() {
-        return Err(Error::data("no training rows are left", &data.train));
-    }
-    if kind == TargetKind::Classification {
-        p.balance(&table.train.y, table.labels.len());
-    }
-    let algorithms: Vec<&str> = match p.algorithm.as_str() {
-        // Cheapest first after the boosted trees (which draw the loss curve), so the time
-        // limit, when reached, leaves out the costliest: the random forest's fully grown trees
-        // cost the most on small tables, where the MLP takes seconds.
-        "auto" => vec!["boosted_trees", "linear", "mlp", "random_forest"],
-        one => vec![one],
-    };
-    if algorithms.len() > 1 && table.validation.is_empty() {
-        ctx.warn(
-            "no validation rows: the algorithm is chosen on training rows, which favours the more flexible model; set validation_split above 0",
-            None,
-        );
-    }
+    let table = load_table(ctx, kind, &mut p)?;
+    let algorithms = candidates(ctx, &p, &table);
     // On small tables `auto` compares the candidates by K-fold cross-validation over training +
     // validation rows (`bagging.rs`), not on the validation split alone.
     let folds = (algorithms.len() > 1)
         .then(|| Folds::new(&table, kind, p.cv_folds, ctx.project.seed))
         .flatten();
-    let mut leaderboard: Vec<Candidate> = Vec::new();
-    // Every candidate fitted on all rows: its model, history and validation predictions.
-    let mut fitted_all: Vec<Fit> = Vec::new();
-    let mut best: Option<usize> = None;
-    let all_started = Instant::now();
-    let time_limit = p.time_limit_secs(table.train.len());
-    for (i, algorithm) in algorithms.iter().enumerate() {
-        let best_value = leaderboard.iter().find(|c| c.chosen).map(|c| c.value);
-        if let Some(best_value) = best_value {
-            let elapsed = all_started.elapsed().as_secs_f64();
-            let skip = if elapsed > time_limit {
-                Some((
-                    f64::NAN,
-                    format!(
-                        "skipped: the time limit of {time_limit:.0} s was reached after {elapsed:.0} s (set time_limit to give it more)"
-                    ),
-                ))
-            } else {
-                sample_first(ctx, &table, kind, &p, algorithm, best_value)?
-            };
-            if let Some((value, reason)) = skip {
-                ctx.warn(format!("{algorithm}: {reason}"), None);
-                let mut entry = Candidate::skipped(algorithm, kind, value, reason);
-                // The time of the sample's fit, where there was one: it was spent.
-                entry.fit_secs = all_started.elapsed().as_secs_f64() - elapsed;
-                leaderboard.push(entry);
-                continue;
-            }
-        }
-        // Only the first candidate draws the loss curve; the others report progress only.
-        let plot = i == 0;
-        let started = Instant::now();
-        let cpu_started = crate::train::cpu_time::process_cpu_secs();
-        let (fitted, history) = fit_algorithm(ctx, &table, kind, &p, algorithm, plot)?;
-        let model = TabularModel::new(kind, &table, fitted, algorithm);
-        let part = if table.validation.is_empty() {
-            &table.train
-        } else {
-            &table.validation
-        };
-        let (metric, holdout) = score(&model, part);
-        // Cross-validated: the candidate's score and its predictions for the ensemble are the
-        // out-of-fold ones over every row; else the validation split's.
-        let (value, compared, on_all_rows) = match &folds {
-            Some(f) => {
-                let oof = bagging::out_of_fold(ctx, &table, f, kind, &p, algorithm)?;
-                let width = oof.predictions.len() / f.rows.len().max(1);
-                let rows: Vec<Vec<f64>> = oof
-                    .predictions
-                    .chunks(width.max(1))
-                    .map(<[f64]>::to_vec)
-                    .collect();
-                let value = ensemble::metric(kind, &rows, &f.rows.y);
-                (value, oof.predictions, oof.on_all_rows)
-            }
-            None => (holdout, model.flat_predictions(&table.validation.x), None),
-        };
-        let fit_secs = started.elapsed().as_secs_f64();
-        let fit_cpu_secs = cpu_started
-            .zip(crate::train::cpu_time::process_cpu_secs())
-            .map(|(a, b)| b - a);
-        let better = best_value.is_none_or(|b| beats(kind, value, b));
-        if better {
-            leaderboard.iter_mut().for_each(|c| c.chosen = false);
-            best = Some(fitted_all.len());
-        }
-        leaderboard.push(Candidate {
-            algorithm: algorithm.to_string(),
-            metric: metric.into(),
-            value,
-            // boosting rounds, trees of a forest, epochs of the MLP
-            iterations: history.epochs.last().map_or(0, |e| e.epoch),
-            fit_secs,
-            fit_cpu_secs,
-            chosen: better,
-            refit: false,
-            skipped: None,
-            weights: Vec::new(),
-            note: None,
-            cv_folds: folds.as_ref().map(|f| f.k),
-            holdout_value: folds.is_some().then_some(holdout),
-        });
-        fitted_all.push(Fit {
-            algorithm: algorithm.to_string(),
-            validation: compared,
-            fitted: model.fitted,
-            history,
-            on_all_rows,
-        });
-    }
+    let (mut leaderboard, fitted_all, best) =
+        compare_candidates(ctx, &table, kind, &p, &algorithms, folds.as_ref())?;
     let Some(best) = best else {
         return Err(Error::Unsupported("no model was trained".into()));
     };
@@ -654,7 +533,216 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         }
         leaderboard.push(entry.clone());
     }
-    let (fitted, history, chosen, refitted) = match ensembled {
+    let (fitted, history, chosen, refitted) =
+        chosen_model(ctx, &table, kind, &p, ensembled, fitted_all, best)?;
+    if let (Some(_), Some(c)) = (&refitted, leaderboard.iter_mut().find(|c| c.chosen)) {
+        c.refit = true;
+    }
+    let model = TabularModel::new(kind, &table, fitted, &chosen);
+    // Validation figures come from the model fitted on training rows only; the test figures and
+    // the exported model from the refit on training + validation rows, when there is one.
+    let final_model = refitted.map(|f| TabularModel::new(kind, &table, f, &chosen));
+    let reports = evaluate_splits(ctx, &table, &model, final_model.as_ref());
+    let advice = "Check that the target column is the one to predict and that the other columns carry information about it; more rows help.";
+    let warning = reports.first().and_then(|(split, r)| match r {
+        Report::Classification(c) => crate::eval::usefulness::classifier_warning(c, split, advice),
+        Report::Regression(r) => crate::eval::usefulness::regressor_warning(r, split, advice),
+    });
+    if let Some(w) = warning {
+        ctx.warn(w, None);
+    }
+    let model = final_model.unwrap_or(model);
+    tabular_model::write_run_outputs(ctx, &model, &table, &history, &leaderboard, &reports)
+}
+
+/// Reads and splits the table, reports its issues and sizes; balances the class weights.
+fn load_table(
+    ctx: &RunContext,
+    kind: TargetKind,
+    p: &mut TabularParams,
+) -> Result<tabular_data::TableData> {
+    let data = ResolvedData::of(&ctx.project);
+    let mut scanning = ctx.phase(Phase::Scanning, 1);
+    let table = tabular_data::load(&data, &p.target, &p.ignore, kind, p.validation_split)?;
+    scanning.set(1);
+    for issue in &table.issues {
+        ctx.warn(
+            issue.message.clone(),
+            issue.paths.first().map(PathBuf::as_path),
+        );
+    }
+    ctx.emit(Event::Data {
+        num_train: table.train.len(),
+        num_validation: table.validation.len(),
+        num_test: table.test.len(),
+        labels: table.labels.clone(),
+    });
+    if table.train.is_empty() {
+        return Err(Error::data("no training rows are left", &data.train));
+    }
+    if kind == TargetKind::Classification {
+        p.balance(&table.train.y, table.labels.len());
+    }
+    Ok(table)
+}
+
+/// The algorithms to try: every candidate for `auto`, cheapest first after the boosted trees;
+/// else the one asked for.
+fn candidates<'p>(
+    ctx: &RunContext,
+    p: &'p TabularParams,
+    table: &tabular_data::TableData,
+) -> Vec<&'p str> {
+    let algorithms: Vec<&str> = match p.algorithm.as_str() {
+        // Cheapest first after the boosted trees (which draw the loss curve), so the time
+        // limit, when reached, leaves out the costliest: the random forest's fully grown trees
+        // cost the most on small tables, where the MLP takes seconds.
+        "auto" => vec!["boosted_trees", "linear", "mlp", "random_forest"],
+        one => vec![one],
+    };
+    if algorithms.len() > 1 && table.validation.is_empty() {
+        ctx.warn(
+            "no validation rows: the algorithm is chosen on training rows, which favours the more flexible model; set validation_split above 0",
+            None,
+        );
+    }
+    algorithms
+}
+
+/// Fits every candidate in turn (skipping those past the time limit or hopeless on a sample)
+/// and scores it — by cross-validation with `folds`, else on the validation rows. Returns the
+/// leaderboard, the fitted candidates and the position of the best among them.
+fn compare_candidates(
+    ctx: &RunContext,
+    table: &tabular_data::TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    algorithms: &[&str],
+    folds: Option<&Folds>,
+) -> Result<(Vec<Candidate>, Vec<Fit>, Option<usize>)> {
+    let mut leaderboard: Vec<Candidate> = Vec::new();
+    // Every candidate fitted on all rows: its model, history and validation predictions.
+    let mut fitted_all: Vec<Fit> = Vec::new();
+    let mut best: Option<usize> = None;
+    let all_started = Instant::now();
+    let time_limit = p.time_limit_secs(table.train.len());
+    for (i, algorithm) in algorithms.iter().enumerate() {
+        let best_value = leaderboard.iter().find(|c| c.chosen).map(|c| c.value);
+        if let Some(best_value) = best_value {
+            let elapsed = all_started.elapsed().as_secs_f64();
+            let skip = if elapsed > time_limit {
+                Some((
+                    f64::NAN,
+                    format!(
+                        "skipped: the time limit of {time_limit:.0} s was reached after {elapsed:.0} s (set time_limit to give it more)"
+                    ),
+                ))
+            } else {
+                sample_first(ctx, table, kind, p, algorithm, best_value)?
+            };
+            if let Some((value, reason)) = skip {
+                ctx.warn(format!("{algorithm}: {reason}"), None);
+                let mut entry = Candidate::skipped(algorithm, kind, value, reason);
+                // The time of the sample's fit, where there was one: it was spent.
+                entry.fit_secs = all_started.elapsed().as_secs_f64() - elapsed;
+                leaderboard.push(entry);
+                continue;
+            }
+        }
+        // Only the first candidate draws the loss curve; the others report progress only.
+        let (mut entry, fit) = fit_candidate(ctx, table, kind, p, algorithm, i == 0, folds)?;
+        let better = best_value.is_none_or(|b| beats(kind, entry.value, b));
+        if better {
+            leaderboard.iter_mut().for_each(|c| c.chosen = false);
+            best = Some(fitted_all.len());
+        }
+        entry.chosen = better;
+        leaderboard.push(entry);
+        fitted_all.push(fit);
+    }
+    Ok((leaderboard, fitted_all, best))
+}
+
+/// Fits one candidate on the training rows and scores it: its leaderboard entry (not chosen)
+/// and the fit, with the predictions the candidates are compared on.
+fn fit_candidate(
+    ctx: &RunContext,
+    table: &tabular_data::TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    algorithm: &str,
+    plot: bool,
+    folds: Option<&Folds>,
+) -> Result<(Candidate, Fit)> {
+    let started = Instant::now();
+    let cpu_started = crate::train::cpu_time::process_cpu_secs();
+    let (fitted, history) = fit_algorithm(ctx, table, kind, p, algorithm, plot)?;
+    let model = TabularModel::new(kind, table, fitted, algorithm);
+    let part = if table.validation.is_empty() {
+        &table.train
+    } else {
+        &table.validation
+    };
+    let (metric, holdout) = score(&model, part);
+    // Cross-validated: the candidate's score and its predictions for the ensemble are the
+    // out-of-fold ones over every row; else the validation split's.
+    let (value, compared, on_all_rows) = match folds {
+        Some(f) => {
+            let oof = bagging::out_of_fold(ctx, table, f, kind, p, algorithm)?;
+            let width = oof.predictions.len() / f.rows.len().max(1);
+            let rows: Vec<Vec<f64>> = oof
+                .predictions
+                .chunks(width.max(1))
+                .map(<[f64]>::to_vec)
+                .collect();
+            let value = ensemble::metric(kind, &rows, &f.rows.y);
+            (value, oof.predictions, oof.on_all_rows)
+        }
+        None => (holdout, model.flat_predictions(&table.validation.x), None),
+    };
+    let fit_secs = started.elapsed().as_secs_f64();
+    let fit_cpu_secs = cpu_started
+        .zip(crate::train::cpu_time::process_cpu_secs())
+        .map(|(a, b)| b - a);
+    let entry = Candidate {
+        algorithm: algorithm.to_string(),
+        metric: metric.into(),
+        value,
+        // boosting rounds, trees of a forest, epochs of the MLP
+        iterations: history.epochs.last().map_or(0, |e| e.epoch),
+        fit_secs,
+        fit_cpu_secs,
+        chosen: false,
+        refit: false,
+        skipped: None,
+        weights: Vec::new(),
+        note: None,
+        cv_folds: folds.map(|f| f.k),
+        holdout_value: folds.is_some().then_some(holdout),
+    };
+    let fit = Fit {
+        algorithm: algorithm.to_string(),
+        validation: compared,
+        fitted: model.fitted,
+        history,
+        on_all_rows,
+    };
+    Ok((entry, fit))
+}
+
+/// The model to keep — the ensemble when it was chosen (its members refit on training +
+/// validation rows, weights kept), else the best candidate — with its history, its name and
+/// its refit, where there is one.
+fn chosen_model(
+    ctx: &RunContext,
+    table: &tabular_data::TableData,
+    kind: TargetKind,
+    p: &TabularParams,
+    ensembled: Option<(Candidate, Ensemble)>,
+    fitted_all: Vec<Fit>,
+    best: usize,
+) -> Result<(Fitted, History, String, Option<Fitted>)> {
+    Ok(match ensembled {
         Some((entry, members)) if entry.chosen => {
             // The members refit on training + validation rows (where the chosen single model
             // would be), with the weights selected before the refit.
@@ -665,7 +753,7 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
                     .iter()
                     .find(|f| f.algorithm == m.algorithm)
                     .and_then(|f| f.on_all_rows.clone());
-                let f = refit_unless_done(ctx, &table, kind, &p, &m.algorithm, &m.fitted, done)?;
+                let f = refit_unless_done(ctx, table, kind, p, &m.algorithm, &m.fitted, done)?;
                 any_refit |= f.is_some();
                 refit_members.push(Member {
                     fitted: f.unwrap_or_else(|| m.fitted.clone()),
@@ -696,34 +784,30 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
             let Some(f) = fitted_all.into_iter().nth(best) else {
                 return Err(Error::Unsupported("no model was trained".into()));
             };
-            let refitted = refit_unless_done(
-                ctx,
-                &table,
-                kind,
-                &p,
-                &f.algorithm,
-                &f.fitted,
-                f.on_all_rows,
-            )?;
+            let refitted =
+                refit_unless_done(ctx, table, kind, p, &f.algorithm, &f.fitted, f.on_all_rows)?;
             (f.fitted, f.history, f.algorithm, refitted)
         }
-    };
-    if let (Some(_), Some(c)) = (&refitted, leaderboard.iter_mut().find(|c| c.chosen)) {
-        c.refit = true;
-    }
-    let model = TabularModel::new(kind, &table, fitted, &chosen);
-    // Validation figures come from the model fitted on training rows only; the test figures and
-    // the exported model from the refit on training + validation rows, when there is one.
-    let final_model = refitted.map(|f| TabularModel::new(kind, &table, f, &chosen));
+    })
+}
+
+/// Evaluates on the validation rows (the model fitted on training rows) and the test rows (its
+/// refit, when there is one); reports each as an event.
+fn evaluate_splits(
+    ctx: &RunContext,
+    table: &tabular_data::TableData,
+    model: &TabularModel,
+    final_model: Option<&TabularModel>,
+) -> Vec<(String, Report)> {
     let mut reports = Vec::new();
     for (name, part) in [("validation", &table.validation), ("test", &table.test)] {
         if part.is_empty() {
             continue;
         }
         let mut phase = ctx.phase(Phase::Evaluating, part.len() as u64);
-        let evaluated = match (name, &final_model) {
+        let evaluated = match (name, final_model) {
             ("test", Some(m)) => m,
-            _ => &model,
+            _ => model,
         };
         let r = evaluate_part(evaluated, part);
         phase.set(part.len() as u64);
@@ -739,16 +823,7 @@ fn train_on_pool(ctx: &RunContext, kind: TargetKind) -> Result<PathBuf> {
         });
         reports.push((name.to_string(), r));
     }
-    let advice = "Check that the target column is the one to predict and that the other columns carry information about it; more rows help.";
-    let warning = reports.first().and_then(|(split, r)| match r {
-        Report::Classification(c) => crate::eval::usefulness::classifier_warning(c, split, advice),
-        Report::Regression(r) => crate::eval::usefulness::regressor_warning(r, split, advice),
-    });
-    if let Some(w) = warning {
-        ctx.warn(w, None);
-    }
-    let model = final_model.unwrap_or(model);
-    tabular_model::write_run_outputs(ctx, &model, &table, &history, &leaderboard, &reports)
+    reports
 }
 
 /// The candidate fitted on training + validation rows: `done` when cross-validating it already
