@@ -390,14 +390,7 @@ mod tests {
     #[test]
     fn folds_a_run() {
         let events = [
-            Event::Started {
-                run_dir: "r".into(),
-                template: "image-classifier".into(),
-                device: "cpu".into(),
-                seed: 1,
-                lathe_version: "0".into(),
-                resumed: false,
-            },
+            started(false),
             Event::Phase {
                 phase: Phase::ExtractingFeatures,
                 done: 5,
