@@ -467,20 +467,7 @@ fn run_phase(
 
 fn train(ctx: &RunContext) -> Result<PathBuf> {
     let p = DetectParams::from_resolved(&ctx.params)?;
-    let data = ResolvedData::of(&ctx.project);
-    let mut scanning = ctx.phase(Phase::Scanning, 1);
-    let splits = load_splits(&data, p.validation_split)?;
-    scanning.set(1);
-    ctx.accept_scan(
-        &splits.summary,
-        &data.train,
-        SplitSizes {
-            train: splits.train.len(),
-            validation: splits.validation.len(),
-            test: splits.test.len(),
-        },
-        &splits.labels,
-    )?;
+    let splits = load_data(ctx, &p)?;
     let weights = p
         .weights
         .as_ref()
@@ -490,33 +477,14 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     let parent = detect_resume::parent(ctx)?;
     // A finished run's fine-tuned backbone replaces the pretrained one when continuing it.
     let parent_backbone = parent.as_ref().filter(|c| c.fine_tuning);
-    let mut backbone = Backbone::load(
-        "mobilenet_v2",
-        p.image_size,
+    let mut det = initial_detector(
+        ctx,
+        &p,
+        &splits.labels,
         weights.as_deref(),
-        0,
-        &ctx.device,
+        resumed.as_ref().or(parent.as_ref()),
+        parent_backbone,
     )?;
-    if let Some(c) = parent_backbone {
-        backbone = c.tuned_backbone(backbone, 0)?;
-    }
-    let head = DetectHead::new(
-        splits.labels.len(),
-        p.head_channels,
-        ctx.project.seed,
-        &ctx.device,
-    )?;
-    let head = match resumed.as_ref().or(parent.as_ref()) {
-        Some(c) => c.head(splits.labels.len(), p.head_channels)?,
-        None => head,
-    };
-    let mut det = Detector {
-        backbone,
-        head,
-        labels: splits.labels.clone(),
-        image_size: p.image_size,
-        decode: p.decode,
-    };
     let loader = Loader {
         ctx,
         pre: det.backbone.preprocessing.clone(),
@@ -559,23 +527,13 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         )?;
     }
     if p.fine_tune_blocks > 0 {
-        // The head reads blocks up to features.17; features.18 is never run, so count from 17.
-        let (hash, source) = (
-            det.backbone.weights_hash.clone(),
-            det.backbone.weights_source.clone(),
-        );
-        let mut tuned = Backbone::load(
-            "mobilenet_v2",
-            p.image_size,
+        det.backbone = fine_tuned_backbone(
+            ctx,
+            &p,
+            &det.backbone,
             weights.as_deref(),
-            p.fine_tune_blocks + 1,
-            &ctx.device,
+            fine_tuned.or(parent_backbone),
         )?;
-        (tuned.weights_hash, tuned.weights_source) = (hash, source);
-        if let Some(c) = fine_tuned.or(parent_backbone) {
-            tuned = c.tuned_backbone(tuned, p.fine_tune_blocks + 1)?;
-        }
-        det.backbone = tuned;
         run_phase(
             ctx,
             &loader,
@@ -596,6 +554,91 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         )?;
         det.backbone.refold()?;
     }
+    let reports = evaluate_splits(ctx, &det, &splits);
+    write_outputs(ctx, &det, &splits, &history, &reports)
+}
+
+/// Reads the annotations and splits them; the scan's warnings and errors go through
+/// `accept_scan`.
+fn load_data(ctx: &RunContext, p: &DetectParams) -> Result<DetectSplits> {
+    let data = ResolvedData::of(&ctx.project);
+    let mut scanning = ctx.phase(Phase::Scanning, 1);
+    let splits = load_splits(&data, p.validation_split)?;
+    scanning.set(1);
+    ctx.accept_scan(
+        &splits.summary,
+        &data.train,
+        SplitSizes {
+            train: splits.train.len(),
+            validation: splits.validation.len(),
+            test: splits.test.len(),
+        },
+        &splits.labels,
+    )?;
+    Ok(splits)
+}
+
+/// The detector to train: MobileNetV2 (a continued run's fine-tuned backbone from
+/// `parent_backbone`) and a new head, or the head of `from` (the checkpoint resumed or the run
+/// continued).
+fn initial_detector(
+    ctx: &RunContext,
+    p: &DetectParams,
+    labels: &[String],
+    weights: Option<&Path>,
+    from: Option<&Checkpoint>,
+    parent_backbone: Option<&Checkpoint>,
+) -> Result<Detector> {
+    let mut backbone = Backbone::load("mobilenet_v2", p.image_size, weights, 0, &ctx.device)?;
+    if let Some(c) = parent_backbone {
+        backbone = c.tuned_backbone(backbone, 0)?;
+    }
+    let head = DetectHead::new(labels.len(), p.head_channels, ctx.project.seed, &ctx.device)?;
+    let head = match from {
+        Some(c) => c.head(labels.len(), p.head_channels)?,
+        None => head,
+    };
+    Ok(Detector {
+        backbone,
+        head,
+        labels: labels.to_vec(),
+        image_size: p.image_size,
+        decode: p.decode,
+    })
+}
+
+/// The backbone of the fine-tuning phase: its last `fine_tune_blocks` blocks trainable, with
+/// the weights' identity of `current`, and the fine-tuned blocks of `from` (the checkpoint
+/// resumed mid-fine-tuning, or the run continued) where there is one.
+fn fine_tuned_backbone(
+    ctx: &RunContext,
+    p: &DetectParams,
+    current: &Backbone,
+    weights: Option<&Path>,
+    from: Option<&Checkpoint>,
+) -> Result<Backbone> {
+    // The head reads blocks up to features.17; features.18 is never run, so count from 17.
+    let (hash, source) = (current.weights_hash.clone(), current.weights_source.clone());
+    let mut tuned = Backbone::load(
+        "mobilenet_v2",
+        p.image_size,
+        weights,
+        p.fine_tune_blocks + 1,
+        &ctx.device,
+    )?;
+    (tuned.weights_hash, tuned.weights_source) = (hash, source);
+    if let Some(c) = from {
+        tuned = c.tuned_backbone(tuned, p.fine_tune_blocks + 1)?;
+    }
+    Ok(tuned)
+}
+
+/// Evaluates the detector on the validation and test images; reports each as an event.
+fn evaluate_splits(
+    ctx: &RunContext,
+    det: &Detector,
+    splits: &DetectSplits,
+) -> Vec<(String, DetectionReport)> {
     let mut reports: Vec<(String, DetectionReport)> = Vec::new();
     for (name, images) in [("validation", &splits.validation), ("test", &splits.test)] {
         if images.is_empty() {
@@ -620,7 +663,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         });
         reports.push((name.to_string(), r));
     }
-    write_outputs(ctx, &det, &splits, &history, &reports)
+    reports
 }
 
 fn write_outputs(
