@@ -330,8 +330,65 @@ pub fn scan(
             &data.train,
         ));
     };
-    // Sessions shorter than one window are skipped.
     let window = p.prediction_window;
+    let kept = drop_short(&mut g, window);
+    // Labels: the activities with a usable training session.
+    let labels: Vec<String> = kept
+        .iter()
+        .filter(|(sp, _, _)| *sp == Split::Train)
+        .map(|(_, l, _)| l.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if labels.is_empty() {
+        return Err(Error::data(
+            format!(
+                "no usable training session: every recording is unreadable or shorter than one prediction window ({window} samples); see the warnings, or lower prediction_window"
+            ),
+            &data.train,
+        ));
+    }
+    let [mut train, mut validation, test] = assign_labels(kept, &labels, &mut g.issues);
+    if labels.len() < 2 {
+        g.issues.push(HealthIssue::error(
+            "too_few_classes",
+            format!(
+                "only one activity (\"{}\") has usable sessions; add recordings of at least one other activity",
+                labels.join("")
+            ),
+            vec![data.train.clone()],
+        ));
+    }
+    if data.validation.is_none() && p.validation_split > 0.0 {
+        (train, validation) = split_sessions(train, labels.len(), p.validation_split, data.seed);
+    }
+    warn_few_sessions(&labels, &train, &validation, &mut g.issues);
+    warn_leakage(&train, &validation, &test, &mut g.issues);
+    let sample_rate = sample_rate(p, [&train, &validation, &test], &g.irregular, &mut g.issues);
+    let summary = summary_of(
+        data,
+        &labels,
+        [&train, &validation, &test],
+        &roles,
+        sample_rate,
+        p,
+        g.issues,
+    );
+    Ok(ActivityData {
+        labels,
+        columns: roles.sensors,
+        timestamp_column: roles.timestamp,
+        sample_rate,
+        train,
+        validation,
+        test,
+        summary,
+    })
+}
+
+/// The gathered sessions at least one prediction window long; the shorter ones are skipped
+/// with a warning.
+fn drop_short(g: &mut Gathered, window: usize) -> Vec<(Split, String, Session)> {
     let mut kept: Vec<(Split, String, Session)> = Vec::new();
     for (split, label, s) in std::mem::take(&mut g.sessions) {
         if s.len() < window {
@@ -349,22 +406,16 @@ pub fn scan(
         }
         kept.push((split, label, s));
     }
-    // Labels: the activities with a usable training session.
-    let labels: Vec<String> = kept
-        .iter()
-        .filter(|(sp, _, _)| *sp == Split::Train)
-        .map(|(_, l, _)| l.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if labels.is_empty() {
-        return Err(Error::data(
-            format!(
-                "no usable training session: every recording is unreadable or shorter than one prediction window ({window} samples); see the warnings, or lower prediction_window"
-            ),
-            &data.train,
-        ));
-    }
+    kept
+}
+
+/// The kept sessions with their label index, by split (train, validation, test); sessions of
+/// activities not in the training data are skipped with a warning.
+fn assign_labels(
+    kept: Vec<(Split, String, Session)>,
+    labels: &[String],
+    issues: &mut Vec<HealthIssue>,
+) -> [Vec<Session>; 3] {
     let index: HashMap<&str, usize> = labels
         .iter()
         .enumerate()
@@ -385,7 +436,7 @@ pub fn scan(
         }
     }
     if !unknown.is_empty() {
-        g.issues.push(HealthIssue::warning(
+        issues.push(HealthIssue::warning(
             "unknown_label",
             format!(
                 "activities not in the training data were skipped: {}",
@@ -394,25 +445,21 @@ pub fn scan(
             Vec::new(),
         ));
     }
-    if labels.len() < 2 {
-        g.issues.push(HealthIssue::error(
-            "too_few_classes",
-            format!(
-                "only one activity (\"{}\") has usable sessions; add recordings of at least one other activity",
-                labels.join("")
-            ),
-            vec![data.train.clone()],
-        ));
-    }
-    if data.validation.is_none() && p.validation_split > 0.0 {
-        (train, validation) = split_sessions(train, labels.len(), p.validation_split, data.seed);
-    }
-    // Too few sessions per activity.
+    [train, validation, test]
+}
+
+/// A warning for each activity with fewer than `FEW_SESSIONS` training + validation sessions.
+fn warn_few_sessions(
+    labels: &[String],
+    train: &[Session],
+    validation: &[Session],
+    issues: &mut Vec<HealthIssue>,
+) {
     for (i, l) in labels.iter().enumerate() {
         let n = train.iter().filter(|s| s.label == i).count()
             + validation.iter().filter(|s| s.label == i).count();
         if n < FEW_SESSIONS {
-            g.issues.push(HealthIssue::warning(
+            issues.push(HealthIssue::warning(
                 "too_few_examples",
                 format!(
                     "activity \"{l}\" has only {n} usable training session(s); record at least {FEW_SESSIONS} (better 10+, from different people) so the model learns what varies between recordings"
@@ -421,10 +468,18 @@ pub fn scan(
             ));
         }
     }
-    // The same session in training and test.
+}
+
+/// A warning when a test session is also in the training data (the same key).
+fn warn_leakage(
+    train: &[Session],
+    validation: &[Session],
+    test: &[Session],
+    issues: &mut Vec<HealthIssue>,
+) {
     let seen: BTreeMap<&str, &Session> = train
         .iter()
-        .chain(&validation)
+        .chain(validation)
         .map(|s| (s.key.as_str(), s))
         .collect();
     let leaked: Vec<&Session> = test
@@ -432,7 +487,7 @@ pub fn scan(
         .filter(|s| seen.contains_key(s.key.as_str()))
         .collect();
     if let Some(first) = leaked.first() {
-        g.issues.push(HealthIssue::warning(
+        issues.push(HealthIssue::warning(
             "train_test_leakage",
             format!(
                 "{} test session(s) are also in the training data (first: {}); the test accuracy will be too optimistic — keep each session in one split",
@@ -442,23 +497,33 @@ pub fn scan(
             leaked.iter().map(|s| s.path.clone()).collect(),
         ));
     }
-    // Sample rate: timestamps, else the parameter.
+}
+
+/// The sample rate: the median of the sessions' timestamp rates, else the parameter; warnings
+/// for sessions at another rate and for recordings with irregular timestamps.
+fn sample_rate(
+    p: &ActivityParams,
+    [train, validation, test]: [&[Session]; 3],
+    irregular: &[PathBuf],
+    issues: &mut Vec<HealthIssue>,
+) -> f64 {
+    let window = p.prediction_window;
     let mut rates: Vec<f64> = train
         .iter()
-        .chain(&validation)
-        .chain(&test)
+        .chain(validation)
+        .chain(test)
         .filter_map(|s| s.rate)
         .collect();
     rates.sort_by(f64::total_cmp);
     let sample_rate = rates.get(rates.len() / 2).copied().unwrap_or(p.sample_rate);
     let off: Vec<&Session> = train
         .iter()
-        .chain(&validation)
-        .chain(&test)
+        .chain(validation)
+        .chain(test)
         .filter(|s| s.rate.is_some_and(|r| (r / sample_rate - 1.0).abs() > 0.1))
         .collect();
     if let Some(first) = off.first() {
-        g.issues.push(HealthIssue::warning(
+        issues.push(HealthIssue::warning(
             "sample_rate_varies",
             format!(
                 "{} session(s) are sampled at another rate than the usual {sample_rate:.1} Hz (first: {} at {:.1} Hz); windows of {window} samples then span different times — resample them to one rate",
@@ -469,35 +534,17 @@ pub fn scan(
             off.iter().map(|s| s.path.clone()).collect(),
         ));
     }
-    if !g.irregular.is_empty() {
-        g.issues.push(HealthIssue::warning(
+    if !irregular.is_empty() {
+        issues.push(HealthIssue::warning(
             "sample_rate_varies",
             format!(
                 "{} recording(s) have irregular timestamps (more than 10% of the steps differ from the usual step by over half); the sample rate varies within them",
-                g.irregular.len()
+                irregular.len()
             ),
-            g.irregular.clone(),
+            irregular.to_vec(),
         ));
     }
-    let summary = summary_of(
-        data,
-        &labels,
-        [&train, &validation, &test],
-        &roles,
-        sample_rate,
-        p,
-        g.issues,
-    );
-    Ok(ActivityData {
-        labels,
-        columns: roles.sensors,
-        timestamp_column: roles.timestamp,
-        sample_rate,
-        train,
-        validation,
-        test,
-        summary,
-    })
+    sample_rate
 }
 
 /// Splits `fraction` of each activity's sessions into validation (seeded; an activity with one
