@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The benchmark suite on a machine with a GPU (and PyTorch): Lathe's CUDA binary against the
 # reference scripts in benches/reference, in one command. Run from the repository root:
-#   bash benches/gpu-suite.sh OUT_DIR [gpu|cpu|all|detect|finetune]
+#   bash benches/gpu-suite.sh OUT_DIR [gpu|cpu|all|detect|finetune|pipeline]
 # gpu: correctness tests, `lathe bench --profile` vs torch, end-to-end Fashion-MNIST vs torch;
 # cpu: the same on the machine's CPU; detect: the 1,000/200 generated detection set trained and
 # evaluated on the GPU, inference images/s on GPU and CPU; finetune: Fashion-MNIST with the last
-# 4 blocks fine-tuned on the GPU.
+# 4 blocks fine-tuned on the GPU; pipeline: Fashion-MNIST time to model with the images resized on
+# the GPU against the CPU resize path (LATHE_DEVICE_RESIZE=off) and PyTorch, alternating, cold
+# feature cache each time (ROUNDS, default 2).
 # Needs .devbin/ from ../shared/scripts/build-cuda.sh (lathe; gpu-tests.gz and detection_data.gz
 # for the tests and detect), and the Fashion-MNIST IDX files in data/fmnist-idx
 # (scripts/fetch-fashion-mnist.sh downloads them) for gpu, cpu and finetune. Writes
 # OUT_DIR/*.json and OUT_DIR/log.txt.
 set -uo pipefail
-out="${1:?usage: gpu-suite.sh OUT_DIR [gpu|cpu|all|detect|finetune]}"; what="${2:-all}"
+out="${1:?usage: gpu-suite.sh OUT_DIR [gpu|cpu|all|detect|finetune|pipeline]}"; what="${2:-all}"
 mkdir -p "$out"
 log() { echo ">> $*" | tee -a "$out/log.txt"; }
 lathe() { bash .devbin/devrun.sh lathe "$@"; }
@@ -92,6 +94,27 @@ if [ "$what" = detect ]; then
   log "inference images/s, cuda and cpu (200 test images, decode + model + NMS)"
   timed det-predict-cuda bash .devbin/devrun.sh lathe predict /tmp/det-run "$det"/test/*.jpg --device cuda --json > /dev/null 2>>"$out/log.txt"; cat "$out/det-predict-cuda.time"
   timed det-predict-cpu bash .devbin/devrun.sh lathe predict /tmp/det-run "$det"/test/*.jpg --device cpu --json > /dev/null 2>>"$out/log.txt"; cat "$out/det-predict-cpu.time"
+fi
+if [ "$what" = pipeline ]; then
+  if [ -f .devbin/gpu-tests.gz ]; then
+    log "GPU test: device resize against the CPU resize"
+    gunzip -c .devbin/gpu-tests.gz > /tmp/gpu-tests && chmod +x /tmp/gpu-tests
+    (source .devbin/devrun.sh; cd engine && /tmp/gpu-tests --nocapture --test-threads 1 device_resize) 2>&1 | tee "$out/gpu-tests.txt" | tail -12
+  fi
+  log "warm-up (JIT of the kernels, file cache)"
+  LATHE_CACHE_DIR=/tmp/lathe-cache-warm lathe train --template image-classifier --data "$fm/test" --device cuda --json --out /tmp/run-warm > /dev/null 2>>"$out/log.txt"
+  for r in $(seq 1 "${ROUNDS:-2}"); do
+    for mode in gpu cpu; do
+      rm -rf /tmp/lathe-cache-p /tmp/run-p
+      log "round $r: lathe, resize on the $mode"
+      if [ $mode = cpu ]; then export LATHE_DEVICE_RESIZE=off; else unset LATHE_DEVICE_RESIZE; fi
+      LATHE_CACHE_DIR=/tmp/lathe-cache-p timed "e2e-$mode-$r" bash .devbin/devrun.sh lathe train --template image-classifier --data "$fm/train" --test "$fm/test" --device cuda --json --out /tmp/run-p > "$out/e2e-$mode-$r.jsonl" 2>>"$out/log.txt"
+      unset LATHE_DEVICE_RESIZE
+      cat "$out/e2e-$mode-$r.time"; cp /tmp/run-p/report.json "$out/e2e-$mode-$r-report.json" 2>/dev/null
+    done
+    log "round $r: torch end to end (cuda)"
+    timed "ref-e2e-$r" $py benches/reference/fmnist_e2e.py $weights "$fm/train" "$fm/test" --device cuda > "$out/ref-e2e-$r.json" 2>>"$out/log.txt"; cat "$out/ref-e2e-$r.json" "$out/ref-e2e-$r.time"
+  done
 fi
 if [ "$what" = finetune ]; then
   export LATHE_CACHE_DIR=/tmp/lathe-cache
