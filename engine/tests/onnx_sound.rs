@@ -376,3 +376,184 @@ fn crepe_sound_model_names_what_exports() {
     );
     assert!(!tmp.path().join("crepe.onnx").exists());
 }
+
+/// White noise of `secs` seconds at a level set by `k`: steady (class 0), or stepping up or
+/// down six-fold half-way through (class 1) — a change only a window spanning the clip sees
+/// whole; a 1 s window inside either half hears steady noise.
+fn steady_or_step(class: usize, k: usize, secs: f64) -> Vec<f32> {
+    let n = (secs * 16_000.0).round() as usize;
+    let level = 0.03 * 1.33f32.powi((k % 9) as i32);
+    (0..n)
+        .map(|i| {
+            let gain = match (class, i < n / 2, k % 2) {
+                (0, _, _) | (_, true, _) => 1.0,
+                (_, false, 0) => 6.0,
+                _ => 1.0 / 6.0,
+            };
+            (level * gain * noise(i, 7_000 + k)).clamp(-1.0, 1.0)
+        })
+        .collect()
+}
+
+/// `auto` chooses the statistics' window by cross-validation: on clips whose class is a change
+/// of loudness half-way through, it keeps a whole-clip variant (one window spanning each clip),
+/// the model folder records that window, and `lathe predict` and the ONNX graph (one window per
+/// run of `window_samples`, the metadata says) apply the same: clips up to a window zero-padded
+/// to it, longer ones cut into windows every `window_hop_samples` (the engine's tail rule) with
+/// the ONNX probabilities averaged — the same top label and |Δp| ≤ 3e-5 on every clip.
+#[test]
+fn auto_whole_clip_statistics_window_is_what_predict_and_onnx_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let classes = ["steady", "step"];
+    let data = tmp.path().join("train");
+    for (c, name) in classes.iter().enumerate() {
+        for k in 0..12 {
+            let secs = 2.0 + 0.1 * (k % 9) as f64;
+            wav(
+                &data.join(name).join(format!("{k:02}.wav")),
+                &steady_or_step(c, k, secs),
+            );
+        }
+    }
+    let project = tmp.path().join("project.toml");
+    std::fs::write(
+        &project,
+        "format_version = 1\nname = \"steps\"\ntemplate = \"sound-classifier\"\n\
+         [data]\ntrain = \"train\"\n\
+         [params]\nalgorithm = \"auto\"\ntransfer_head = \"logistic\"\ntransfer_epochs = 100\n",
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = run(lathe(&cache)
+        .arg("train")
+        .arg(&project)
+        .args(["--json", "--out"])
+        .arg(&run_dir));
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let board = report["training"]["leaderboard"].as_array().unwrap();
+    let chosen = board.iter().find(|c| c["chosen"] == true).unwrap();
+    let summary: Vec<String> = board
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c["algorithm"], c["cv_accuracy"], c["cv_log_loss"]
+            )
+        })
+        .collect();
+    eprintln!("leaderboard (algorithm, CV accuracy, CV log loss): {summary:?}");
+    assert!(
+        chosen["algorithm"]
+            .as_str()
+            .unwrap()
+            .starts_with("statistics-clip"),
+        "{summary:?}"
+    );
+    // The window: 95 % of the training clips (2.0–2.8 s) in one, to a tenth of a second.
+    let secs = chosen["window_secs"].as_f64().unwrap();
+    assert!((2.7..=2.8 + 1e-9).contains(&secs), "{secs}");
+    let fe: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("model/feature_extractor_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fe["example_window_frames"], (secs * 100.0).round() as u64);
+    assert_eq!(report["frontend"], fe["lathe_frontend"]);
+
+    // Clips up to a window (1.5 s to a whole window), and two longer than a window.
+    let window = (secs * 16_000.0).round() as usize;
+    let clips: Vec<(PathBuf, usize)> = (0..8)
+        .map(|i| {
+            let path = tmp.path().join("clips").join(format!("{i:02}.wav"));
+            let len = match i {
+                6 => 6.0,
+                7 => 7.3,
+                _ => (1.5 + 0.25 * i as f64).min(secs),
+            };
+            wav(&path, &steady_or_step(i % 2, 30 + i, len));
+            (path, i % 2)
+        })
+        .collect();
+    let o = run(lathe(&cache)
+        .args(["predict", "--json", "--top", "1000"])
+        .arg(&run_dir)
+        .args(clips.iter().map(|c| &c.0)));
+    assert!(o.status.success(), "predict failed: {}", stderr(&o));
+    let engine = json_lines(&stdout(&o));
+    // The whole-clip model hears the step in clips up to a window.
+    let right = engine
+        .iter()
+        .zip(&clips)
+        .take(6)
+        .filter(|(e, c)| e["label"] == classes[c.1])
+        .count();
+    assert!(right >= 5, "{right} of 6 right: {engine:?}");
+
+    let model = tmp.path().join("sound.onnx");
+    let o = export_onnx(&cache, &run_dir, &model);
+    assert!(o.status.success(), "export failed: {}", stderr(&o));
+    let Some(python) = onnx_python() else {
+        return;
+    };
+    let described = check(&python, &model, None);
+    let meta = &described["metadata"];
+    assert_eq!(meta["window_samples"], window.to_string());
+    let hop: usize = meta["window_hop_samples"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(hop, window / 2);
+    // Every clip's windows as the metadata says, one ONNX run each.
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    for (i, (path, _)) in clips.iter().enumerate() {
+        let (x, _) = decode_to_vec(path, usize::MAX).unwrap();
+        let windows = lathe_engine::templates::sound::transfer::sample_windows(&x, window, hop);
+        assert_eq!(
+            windows.len() > 1,
+            i >= 6,
+            "clip {i}: {} windows",
+            windows.len()
+        );
+        owner.extend(std::iter::repeat_n(i, windows.len()));
+        rows.extend(windows);
+    }
+    let onnx = check(&python, &model, Some((&rows, tmp.path())));
+    let out_rows = onnx["rows"].as_array().unwrap();
+    assert_eq!(out_rows.len(), rows.len());
+    let labels: Vec<String> = serde_json::from_str(meta["labels"].as_str().unwrap()).unwrap();
+    assert_eq!(labels, classes);
+    let mut mean = vec![vec![0f64; labels.len()]; clips.len()];
+    let mut count = vec![0usize; clips.len()];
+    for (r, &i) in out_rows.iter().zip(&owner) {
+        for (m, v) in mean[i]
+            .iter_mut()
+            .zip(r["probabilities"][0].as_array().unwrap())
+        {
+            *m += v.as_f64().unwrap();
+        }
+        count[i] += 1;
+    }
+    let (mut worst, mut spread) = (0f64, 0f64);
+    for (i, e) in engine.iter().enumerate() {
+        let p: Vec<f64> = mean[i].iter().map(|s| s / count[i] as f64).collect();
+        let top = if p[1] > p[0] { 1 } else { 0 };
+        assert_eq!(e["label"], labels[top].as_str(), "clip {i}: top label");
+        for (l, label) in labels.iter().enumerate() {
+            let q = e["probabilities"][label].as_f64().unwrap();
+            worst = worst.max((p[l] - q).abs());
+            spread = spread.max(q.min(1.0 - q));
+        }
+    }
+    // Not a degenerate comparison: some clip is not certain.
+    assert!(spread > 1e-3, "every probability is ~0 or ~1 ({spread})");
+    eprintln!(
+        "whole-clip statistics: max |Δp| = {worst:e} over {} clips",
+        clips.len()
+    );
+    assert!(worst <= 3e-5, "|Δp| = {worst:e}");
+}

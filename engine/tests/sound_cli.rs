@@ -323,7 +323,19 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         .filter(|c| c["validation_accuracy"].is_number())
         .map(|c| c["algorithm"].as_str().unwrap())
         .collect();
-    assert_eq!(board, ["statistics", "speech", "transfer"]);
+    // The statistics come in four variants (window × augmentation), cross-validated like the
+    // rest: these clips (0.6–2.2 s) are longer than the 0.5 s window, so whole-clip ones too.
+    assert_eq!(
+        board,
+        [
+            "statistics",
+            "statistics-noaug",
+            "statistics-clip",
+            "statistics-clip-noaug",
+            "speech",
+            "transfer"
+        ]
+    );
     // What auto left out, and why, is on the leaderboard too.
     let skipped: Vec<&str> = report["training"]["leaderboard"]
         .as_array()
@@ -375,12 +387,27 @@ fn sound_transfer_and_auto_train_export_and_predict() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("model/config.json")).unwrap())
             .unwrap();
     let encoder = match algorithm {
-        "statistics" => "logmel_mfcc_stats",
+        a if a.starts_with("statistics") => "logmel_mfcc_stats",
         "speech" => "speech_embedding",
         "transfer" => "crepe_tiny",
         other => panic!("auto chose {other}"),
     };
     assert_eq!(config["encoder"], encoder);
+    // The model folder windows as the chosen candidate did (a whole-clip variant: longer).
+    let entry = report["training"]["leaderboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chosen"] == true)
+        .unwrap();
+    let fe: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("model/feature_extractor_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fe["example_window_secs"], entry["window_secs"], "{entry}");
+    assert_eq!(report["frontend"], fe["lathe_frontend"]);
+    // No speaker hint in numbered files: folds of clips, and the report says why.
+    assert_eq!(report["training"]["cross_validation"]["grouped_by"], "clip");
 
     // speech: Google's speech embedding (built in) + a head; the model folder carries the
     // encoder and reloads for evaluate.

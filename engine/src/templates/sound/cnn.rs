@@ -56,6 +56,8 @@ pub(super) fn train_cnn(
     };
     Ok(Trained {
         name: "cnn",
+        frontend: p.frontend.clone(),
+        augmented: p.augment.any(),
         validation_accuracy,
         cv: None,
         head_selection: None,

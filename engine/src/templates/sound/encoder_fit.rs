@@ -4,7 +4,7 @@
 //! cross-validated over the training and validation clips on the same features
 //! (`candidate_cv`).
 
-use super::candidate_cv::{self, ClipRows};
+use super::candidate_cv::{self, ClipRows, CvPlan};
 use super::params::SoundParams;
 use super::train::{Clip, FitOutcome, Trained, TrainedModel, accuracy};
 use crate::error::Result;
@@ -21,15 +21,16 @@ use std::collections::HashMap;
 
 /// Trains a candidate on an encoder's window features (cached by file content, window and
 /// encoder), then a head (`train::head_choice`); a file's probabilities average its windows'.
-/// With `cv_folds`, the logistic head is also scored by k-fold cross-validation over the
-/// training + validation clips (`candidate_cv`).
+/// With `cv_plan`, the logistic head is also scored by k-fold cross-validation over the
+/// training + validation clips on those folds (`candidate_cv`). `p` is the candidate's own
+/// settings (the statistics variants of `auto` change the window and the augmentation).
 pub(super) fn train_on_encoder(
     ctx: &RunContext,
     p: &SoundParams,
     encoder: Encoder,
     num_classes: usize,
     [train_clips, val_clips, test_clips]: [&[Clip]; 3],
-    cv_folds: Option<usize>,
+    cv_plan: Option<&CvPlan>,
 ) -> Result<Trained> {
     let hop = p.frontend.hop_length;
     let (window, window_hop) = (
@@ -50,7 +51,7 @@ pub(super) fn train_on_encoder(
     jobs.extend(val_clips.iter().enumerate().map(|(i, c)| (1, i, c, false)));
     jobs.extend(test_clips.iter().enumerate().map(|(i, c)| (2, i, c, false)));
     // Training then validation clips' windows by clip, for the cross-validation.
-    let mut by_clip: Vec<ClipRows> = if cv_folds.is_some() {
+    let mut by_clip: Vec<ClipRows> = if cv_plan.is_some() {
         train_clips
             .iter()
             .chain(val_clips)
@@ -216,8 +217,8 @@ pub(super) fn train_on_encoder(
     let head = Head::from_tensors(final_outcome.head.kind.clone(), &raw)?;
     // The logistic head at the C its selection chose (scikit-learn's default C = 1 when none
     // was cross-validated, e.g. `head = mlp`), even where the MLP was kept: cheap, no nested CV.
-    let cv = match cv_folds {
-        Some(folds) => {
+    let cv = match cv_plan {
+        Some(plan) => {
             let c = fitted
                 .candidates
                 .iter()
@@ -229,7 +230,7 @@ pub(super) fn train_on_encoder(
                 &by_clip,
                 dim,
                 num_classes,
-                folds,
+                plan,
                 c,
                 p.transfer_epochs,
             )?;
@@ -240,6 +241,8 @@ pub(super) fn train_on_encoder(
     };
     Ok(Trained {
         name: encoder.algorithm(),
+        frontend: p.frontend.clone(),
+        augmented: p.augment.any(),
         validation_accuracy,
         cv,
         head_selection: Some(fitted.report()),

@@ -2,7 +2,6 @@
 //! and the model folder (CNN or encoder + head) with its manifest.
 
 use super::cnn::vars_of;
-use super::params::SoundParams;
 use super::train::SoundSplits;
 use super::train::{Trained, TrainedModel};
 use crate::data::image_folder::LabeledFile;
@@ -19,14 +18,16 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-/// Writes `report.json`, the plots and the `model/` folder of a finished run.
+/// Writes `report.json`, the plots and the `model/` folder of a finished run. The front end
+/// written is the chosen candidate's (a statistics variant may window differently from the parameters);
+/// `cross_validation` is how `auto`'s folds were made (or why there were none).
 pub(super) fn write_run_outputs(
     ctx: &RunContext,
     chosen: &Trained,
-    p: &SoundParams,
     splits: &SoundSplits,
     reports: &[(String, ClassificationReport)],
     leaderboard: &[serde_json::Value],
+    cross_validation: serde_json::Value,
 ) -> Result<PathBuf> {
     let dir = &ctx.run_dir;
     let outcome = &chosen.outcome;
@@ -41,11 +42,12 @@ pub(super) fn write_run_outputs(
             "num_test": splits.test.len(),
             "issues": splits.summary.issues,
         },
-        "frontend": p.frontend,
+        "frontend": chosen.frontend,
         "training": {
             "algorithm": chosen.name,
             "validation_accuracy": chosen.validation_accuracy,
             "leaderboard": leaderboard,
+            "cross_validation": cross_validation,
             "epochs_run": outcome.history.len(),
             "best_epoch": outcome.best_epoch,
             "stopped_early": outcome.stopped_early,
@@ -156,7 +158,7 @@ pub(super) fn write_run_outputs(
     let target = dir.model();
     sound_model::write_model_dir(
         &target,
-        &p.frontend,
+        &chosen.frontend,
         model_config,
         &tensors,
         &splits.labels,

@@ -4,13 +4,14 @@
 //! stopping on file-level validation accuracy), evaluate per file (mean of window
 //! probabilities) and export.
 
-use super::candidate_cv::{self, CvScore, Score};
+use super::candidate_cv::{self, CvPlan, CvScore, Score};
 use super::cnn::{file_probabilities, train_cnn};
 use super::encoder_fit::train_on_encoder;
 use super::outputs::write_run_outputs;
+use crate::data::audio_augment::SoundAugment;
 use crate::data::audio_decode::{self, AUDIO_EXTENSIONS};
 use crate::data::audio_facts;
-use crate::data::audio_frontend::{self, LogMel};
+use crate::data::audio_frontend::{self, FrontEndConfig, LogMel};
 use crate::data::class_splits::{self, ClassSplits, SplitSources};
 use crate::data::image_folder::{FolderScan, LabeledFile};
 use crate::data::{DataKind, DatasetSummary};
@@ -252,16 +253,21 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             &data.train,
         ));
     }
-    let (algorithms, mut leaderboard) = candidates_for(ctx, &p, &splits, val_clips.is_empty());
+    let lengths: Vec<usize> = train_clips.iter().map(|c| c.wave.len()).collect();
+    let clip_window = clip_window_secs(&lengths, window_secs(&p.frontend));
+    let (algorithms, mut leaderboard) =
+        candidates_for(ctx, &p, &splits, val_clips.is_empty(), &clip_window);
     // Choosing among several: encoder candidates are cross-validated over all training +
-    // validation clips (`candidate_cv`) unless a class has too few clips for it.
-    let cv_folds = if algorithms.len() > 1 {
-        let labels: Vec<u32> = train_clips
-            .iter()
-            .chain(&val_clips)
-            .map(|c| c.label as u32)
-            .collect();
-        candidate_cv::folds_for(&labels, splits.labels.len())
+    // validation clips (`candidate_cv`) unless a class has too few clips for it; the folds keep
+    // a speaker's clips together when the files say who speaks.
+    let cv_plan = if algorithms.len() > 1 {
+        let all = || train_clips.iter().chain(&val_clips);
+        let labels: Vec<u32> = all().map(|c| c.label as u32).collect();
+        let hints = candidate_cv::speaker_hints(all().map(|c| {
+            let class = splits.labels.get(c.label).map_or("", String::as_str);
+            (c.path.as_path(), class)
+        }));
+        candidate_cv::plan(&labels, splits.labels.len(), hints, ctx.project.seed)
     } else {
         Err(String::new())
     };
@@ -269,7 +275,7 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     let first_entry = leaderboard.len();
     let mut mel = Some(mel);
     for algorithm in algorithms {
-        let folds = cv_folds.as_ref().ok().copied();
+        let folds = cv_plan.as_ref().ok();
         let started = std::time::Instant::now();
         let trained = match algorithm {
             "cnn" => train_cnn(
@@ -311,10 +317,13 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
                 train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips, folds)?
             }
-            _ => {
-                let encoder = Encoder::statistics(&p.frontend);
+            variant => {
+                let vp = statistics_variant(&p, variant, clip_window.as_ref().ok().copied());
+                let encoder = Encoder::statistics(&vp.frontend);
                 let clips = [&train_clips[..], &val_clips[..], &test_clips[..]];
-                train_on_encoder(ctx, &p, encoder, splits.labels.len(), clips, folds)?
+                let mut t = train_on_encoder(ctx, &vp, encoder, splits.labels.len(), clips, folds)?;
+                t.name = variant;
+                t
             }
         };
         // Validation log loss: on the leaderboard, the CNN's second score when the choice is
@@ -331,11 +340,11 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             &trained,
             loss,
             started.elapsed().as_secs_f64(),
-            &cv_folds,
+            &cv_plan,
         ));
         trained_all.push((trained, loss));
     }
-    let pick = if cv_folds.is_ok() {
+    let pick = if cv_plan.is_ok() {
         let n_val = val_clips.len();
         let scores: Vec<Score> = trained_all
             .iter()
@@ -388,26 +397,106 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     if let Some(w) = crate::eval::usefulness::first_classifier_warning(&reports, SOUND_ADVICE) {
         ctx.warn(w, None);
     }
-    write_run_outputs(ctx, &chosen, &p, &splits, &reports, &leaderboard)
+    let cross_validation = match &cv_plan {
+        Ok(plan) => json!(plan),
+        Err(why) if !why.is_empty() => json!({ "skipped": why }),
+        Err(_) => serde_json::Value::Null,
+    };
+    write_run_outputs(
+        ctx,
+        &chosen,
+        &splits,
+        &reports,
+        &leaderboard,
+        cross_validation,
+    )
 }
 
-/// One trained candidate's leaderboard entry: validation scores, cross-validated scores when
-/// the choice was made by cross-validation (the CNN says it entered with validation scores),
-/// or why it was not.
+/// The statistics candidates `auto` cross-validates, cheapest and default first: the window
+/// (`window_secs`, or one window spanning each clip: [`clip_window_secs`]) × the augmentation
+/// (the `augment_*` parameters, or none).
+pub const STATISTICS_VARIANTS: [&str; 4] = [
+    "statistics",
+    "statistics-noaug",
+    "statistics-clip",
+    "statistics-clip-noaug",
+];
+
+/// The longest window of the whole-clip statistics (seconds; the `window_secs` maximum).
+pub const MAX_CLIP_WINDOW_SECS: f64 = 10.0;
+
+/// Share of the training clips a whole-clip window holds in one window.
+const CLIP_WINDOW_SHARE: f64 = 0.95;
+
+/// A window's length in seconds.
+fn window_secs(fe: &FrontEndConfig) -> f64 {
+    (fe.window_frames * fe.hop_length) as f64 / fe.sample_rate.max(1) as f64
+}
+
+/// The window of the whole-clip statistics variants: long enough for 95 % of the training clips
+/// (`lengths` in samples at 16 kHz) to be one window each, rounded up to a tenth of a second, at
+/// most [`MAX_CLIP_WINDOW_SECS`] (a longer clip is cut into windows of that length, overlapping
+/// as `window_overlap` says, like any other). A shorter clip is zero-padded to the window, which
+/// the statistics leave out, so it is described by its own frames. Or why there is no such
+/// variant: when that window is no longer than `window_secs`, it would be `statistics` itself.
+pub(super) fn clip_window_secs(
+    lengths: &[usize],
+    window_secs: f64,
+) -> std::result::Result<f64, String> {
+    let mut sorted = lengths.to_vec();
+    sorted.sort_unstable();
+    let rank = ((sorted.len() as f64 * CLIP_WINDOW_SHARE).ceil() as usize).saturating_sub(1);
+    let covering = sorted.get(rank).copied().unwrap_or(0);
+    let secs = ((covering as f64 / audio_decode::SAMPLE_RATE as f64 * 10.0 - 1e-9).ceil() / 10.0)
+        .min(MAX_CLIP_WINDOW_SECS);
+    if secs <= window_secs + 1e-9 {
+        return Err(format!(
+            "{:.0} % of the training clips are no longer than the {window_secs} s window (window_secs) already",
+            CLIP_WINDOW_SHARE * 100.0
+        ));
+    }
+    Ok(secs)
+}
+
+/// The settings of the statistics candidate `variant` (one of [`STATISTICS_VARIANTS`]): `-clip`
+/// windows of `clip_secs` (same overlap), `-noaug` no augmentation; the rest as `p`.
+fn statistics_variant(p: &SoundParams, variant: &str, clip_secs: Option<f64>) -> SoundParams {
+    let mut vp = p.clone();
+    if let (true, Some(secs)) = (variant.contains("-clip"), clip_secs) {
+        let fe = &p.frontend;
+        let overlap = 1.0 - fe.window_hop_frames as f64 / fe.window_frames.max(1) as f64;
+        vp.frontend = FrontEndConfig::new(secs, overlap, fe.trim_silence);
+    }
+    if variant.ends_with("-noaug") {
+        vp.augment = SoundAugment {
+            noise: false,
+            gain: false,
+            time_shift: false,
+            speed: false,
+        };
+    }
+    vp
+}
+
+/// One trained candidate's leaderboard entry: its window and whether it was trained on augmented
+/// copies, validation scores, cross-validated scores when the choice was made by
+/// cross-validation (the CNN says it entered with validation scores), or why it was not.
 fn leaderboard_entry(
     t: &Trained,
     validation_log_loss: Option<f64>,
     fit_secs: f64,
-    cv_folds: &std::result::Result<usize, String>,
+    cv_plan: &std::result::Result<CvPlan, String>,
 ) -> serde_json::Value {
     let mut entry = json!({
         "algorithm": t.name,
+        "window_secs": window_secs(&t.frontend),
+        "augmentation": t.augmented,
         "validation_accuracy": t.validation_accuracy,
         "validation_log_loss": validation_log_loss,
         "fit_secs": fit_secs,
         "head_selection": t.head_selection,
     });
-    match (&t.cv, cv_folds) {
+    match (&t.cv, cv_plan) {
         (
             Some(CvScore {
                 accuracy,
@@ -424,6 +513,9 @@ fn leaderboard_entry(
             entry["cv_clips"] = json!(clips);
             entry["cv_c"] = json!(c);
             entry["selected_by"] = json!("cross_validation");
+            if let Ok(plan) = cv_plan {
+                entry["cv_grouped_by"] = json!(plan.grouped_by);
+            }
         }
         (None, Ok(_)) => {
             entry["selected_by"] = json!("validation (trained end to end; not cross-validated)");
@@ -482,6 +574,7 @@ fn candidates_for(
     p: &SoundParams,
     splits: &SoundSplits,
     no_validation: bool,
+    clip_window: &std::result::Result<f64, String>,
 ) -> (Vec<&'static str>, Vec<serde_json::Value>) {
     let only = |a: &'static str| (vec![a], Vec::new());
     match p.algorithm.as_str() {
@@ -500,8 +593,24 @@ fn candidates_for(
         }
         _ => {
             let per_class = splits.train.len() / splits.labels.len().max(1);
-            let mut v = vec!["statistics", "speech", "transfer"];
+            let mut v = Vec::new();
             let mut skipped = Vec::new();
+            // The statistics are cheap: their window and augmentation are chosen by the same
+            // cross-validation, as candidates of their own.
+            for variant in STATISTICS_VARIANTS {
+                let why = if variant.ends_with("-noaug") && !p.augment.any() {
+                    Err("augmentation is off (augment_*): statistics is trained without it".into())
+                } else if variant.contains("-clip") {
+                    clip_window.as_ref().map(|_| ()).map_err(String::clone)
+                } else {
+                    Ok(())
+                };
+                match why {
+                    Ok(()) => v.push(variant),
+                    Err(why) => skipped.push(json!({ "algorithm": variant, "skipped": why })),
+                }
+            }
+            v.extend(["speech", "transfer"]);
             // YAMNet joins when its weights are installed in the weights folder.
             if weights::available(&yamnet::weights_spec()).is_some() {
                 v.push("yamnet");
@@ -539,6 +648,11 @@ fn candidates_for(
 /// A trained candidate model.
 pub(crate) struct Trained {
     pub name: &'static str,
+    /// The front end whose windows the model reads (the statistics variants' own window); what
+    /// the model folder records, so `lathe predict` and the ONNX export cut the same windows.
+    pub frontend: FrontEndConfig,
+    /// Whether it was fitted on augmented copies of the training clips too.
+    pub augmented: bool,
     pub validation_accuracy: Option<f64>,
     /// Out-of-fold scores over training + validation clips (encoder candidates under `auto`).
     pub(super) cv: Option<CvScore>,
@@ -606,4 +720,45 @@ pub(crate) struct FitOutcome {
     pub(super) history: Vec<EpochMetrics>,
     pub(super) best_epoch: usize,
     pub(super) stopped_early: bool,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_clip_window_holds_95_percent_of_the_clips_in_one() {
+        let secs = |s: f64| (s * 16_000.0) as usize;
+        // 20 clips of 0.5–2.4 s and one of 30 s: the 95th percentile is 2.4 s.
+        let mut lengths: Vec<usize> = (0..20).map(|i| secs(0.5 + 0.1 * i as f64)).collect();
+        lengths.push(secs(30.0));
+        assert_eq!(clip_window_secs(&lengths, 1.0), Ok(2.4));
+        // Rounded up to a tenth of a second, capped at 10 s.
+        assert_eq!(clip_window_secs(&[secs(2.41); 10], 1.0), Ok(2.5));
+        assert_eq!(clip_window_secs(&[secs(42.0); 10], 1.0), Ok(10.0));
+        // No longer than the window already: no whole-clip variant.
+        assert!(clip_window_secs(&[secs(0.9); 10], 1.0).is_err());
+        assert!(clip_window_secs(&[], 1.0).is_err());
+    }
+
+    #[test]
+    fn statistics_variants_change_only_the_window_and_the_augmentation() {
+        let p = SoundParams::from_resolved(&ResolvedParams::resolve(&param_specs(), &[]).unwrap());
+        assert!(p.augment.any());
+        let same = statistics_variant(&p, "statistics", Some(3.0));
+        assert_eq!(same.frontend, p.frontend);
+        assert_eq!(same.augment, p.augment);
+        let clip = statistics_variant(&p, "statistics-clip", Some(3.0));
+        assert_eq!(clip.frontend.window_frames, 300);
+        assert_eq!(clip.frontend.window_hop_frames, 150);
+        assert_eq!(window_secs(&clip.frontend), 3.0);
+        assert_eq!(clip.augment, p.augment);
+        let plain = statistics_variant(&p, "statistics-clip-noaug", Some(3.0));
+        assert_eq!(plain.frontend, clip.frontend);
+        assert!(!plain.augment.any());
+        let noaug = statistics_variant(&p, "statistics-noaug", Some(3.0));
+        assert_eq!(noaug.frontend, p.frontend);
+        assert!(!noaug.augment.any());
+    }
 }
