@@ -13,6 +13,9 @@ use image::RgbImage;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
+/// Source sizes whose resize weights stay on the device between batches.
+const MAX_KEPT_SIZES: usize = 32;
+
 /// One batch: the items that decoded (in the row order of the pixels), those that failed and
 /// why, and the pixels.
 pub(crate) struct Decoded {
@@ -142,6 +145,10 @@ impl Decoded {
         let (h, w) = (pre.height as usize, pre.width as usize);
         let mut parts = Vec::with_capacity(groups.len() + 1);
         for g in groups {
+            // Photos come in many sizes: keep the weights of at most a few dozen on the device.
+            if resizers.len() >= MAX_KEPT_SIZES && !resizers.contains_key(&(g.width, g.height)) {
+                resizers.clear();
+            }
             let resize = match resizers.entry((g.width, g.height)) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
