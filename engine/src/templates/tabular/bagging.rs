@@ -6,7 +6,7 @@
 //! hundred rows, and a choice made on it (or a blend fitted to it) is largely chance.
 
 use super::fit::{fit_algorithm, fit_forest_with_oob};
-use super::train::TabularParams;
+use super::params::TabularParams;
 use crate::error::Result;
 use crate::templates::tabular::data::{Part, TableData, TargetKind};
 use crate::templates::tabular::model::{Fitted, TabularModel};

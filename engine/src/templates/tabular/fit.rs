@@ -3,7 +3,8 @@
 //! large tables the slow candidates are tried on a sample first; the chosen model's refit on
 //! training + validation rows.
 
-use super::train::{History, TabularParams, score};
+use super::params::TabularParams;
+use super::train::{History, score};
 use crate::error::Result;
 use crate::learners::forest::{self, ForestKind};
 use crate::learners::gbt::{self, Objective, Round};
