@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::export::coreml::spec::{self, feature};
 use crate::export::coreml::{Exported, Options, Precision, meta};
 use crate::templates::tabular::coreml_ensemble;
-use crate::templates::tabular::coreml_networks::{linear_network, mlp_network};
+use crate::templates::tabular::coreml_networks::{design_network, linear_layers, mlp_layers};
 use crate::templates::tabular::coreml_trees::{forest, trees};
 use crate::templates::tabular::data::TargetKind;
 use crate::templates::tabular::model::{Fitted, TabularModel};
@@ -267,15 +267,13 @@ fn predictor(
             (predictor, layers, "random forest", "probabilities")
         }
         Fitted::Linear(glm) => {
-            let imputed_feature = design_input()?;
-            let (predictor, layers) = linear_network(
+            let (predictor, layers) = design_network(
                 m,
-                glm,
-                imputed_feature,
-                label_name,
-                probability_name,
+                design_input()?,
+                outputs,
                 precision,
                 version,
+                |b, x, out| linear_layers(b, m, glm, x, out),
             )?;
             let title = if m.kind == TargetKind::Regression {
                 "ridge regression"
@@ -285,15 +283,13 @@ fn predictor(
             (predictor, layers, title, "linear")
         }
         Fitted::Mlp(mlp) => {
-            let imputed_feature = design_input()?;
-            let (predictor, layers) = mlp_network(
+            let (predictor, layers) = design_network(
                 m,
-                mlp,
-                imputed_feature,
-                label_name,
-                probability_name,
+                design_input()?,
+                outputs,
                 precision,
                 version,
+                |b, x, out| mlp_layers(b, m, mlp, x, out),
             )?;
             (predictor, layers, "MLP", "mlp")
         }

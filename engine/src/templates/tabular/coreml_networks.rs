@@ -116,26 +116,23 @@ impl Design {
     }
 }
 
-/// The MLP as a neural network over the imputed feature vector: the design (as the linear
-/// model's), standardized with the training mean and deviation (a scale layer for the numbers,
-/// one for the levels), then inner product + ReLU per hidden layer — the first one split into
-/// a numbers part and a levels part, summed — and the output layer, with softmax (classes) or
-/// `target_mean + target_std · output` (numbers). Returns it and its number of layers.
-pub(super) fn mlp_network(
+/// A linear model or an MLP as a neural network over the imputed feature vector `input`:
+/// `layers(builder, input, out)` writes its raw outputs into blob `out`, then softmax
+/// (classes) or nothing (the value is the output). Returns it and its number of layers.
+pub(super) fn design_network(
     m: &TabularModel,
-    mlp: &Mlp,
     input: FeatureDescription,
-    label_name: &str,
-    probability_name: &str,
+    (label_name, probability_name): (&str, &str),
     precision: Precision,
     version: i32,
+    layers: impl FnOnce(&mut NetworkBuilder, &str, &str) -> Result<()>,
 ) -> Result<(Model, usize)> {
     let mut b = NetworkBuilder::new(precision);
     let out = match m.kind {
         TargetKind::Classification => "logits",
         TargetKind::Regression => label_name,
     };
-    mlp_layers(&mut b, m, mlp, &input.name, out)?;
+    layers(&mut b, &input.name, out)?;
     Ok(network_model(
         m,
         b,
@@ -148,7 +145,11 @@ pub(super) fn mlp_network(
 }
 
 /// The MLP's layers over the imputed feature vector `x`, writing its raw outputs (class
-/// scores, or the value in the target's scale) into blob `out`.
+/// scores, or the value in the target's scale) into blob `out`: the design (as the linear
+/// model's), standardized with the training mean and deviation (a scale layer for the numbers,
+/// one for the levels), then inner product + ReLU per hidden layer — the first one split into
+/// a numbers part and a levels part, summed — and the output layer (for numbers,
+/// `target_mean + target_std · output`).
 pub(super) fn mlp_layers(
     b: &mut NetworkBuilder,
     m: &TabularModel,
@@ -290,34 +291,6 @@ pub(super) fn mlp_layers(
         return Err(mismatch());
     }
     Ok(())
-}
-
-/// The linear model as a neural network over the imputed feature vector; returns it and its
-/// number of layers.
-pub(super) fn linear_network(
-    m: &TabularModel,
-    glm: &Glm,
-    input: FeatureDescription,
-    label_name: &str,
-    probability_name: &str,
-    precision: Precision,
-    version: i32,
-) -> Result<(Model, usize)> {
-    let mut b = NetworkBuilder::new(precision);
-    let out = match m.kind {
-        TargetKind::Classification => "logits",
-        TargetKind::Regression => label_name,
-    };
-    linear_layers(&mut b, m, glm, &input.name, out)?;
-    Ok(network_model(
-        m,
-        b,
-        out,
-        vec![input],
-        label_name,
-        probability_name,
-        version,
-    ))
 }
 
 /// The linear model's layers over the imputed feature vector `x`, writing its raw outputs
