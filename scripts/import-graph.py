@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Folder-level import graph of the engine (`crate::<folder>` uses, test modules left out):
 prints each edge and any cycle between folders. Exit 1 on a cycle or on an edge from the
-toolkit (data, nets, ops, learners, train, eval, export, task) up into templates/, session or cli/.
+toolkit (data, nets, ops, learners, train, eval, explore, export, task) up into templates/, session or cli/.
 
 usage: scripts/import-graph.py [engine/src]"""
 import os
@@ -10,7 +10,7 @@ import sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "engine", "src")
 TOP = {"templates", "session", "cli"}
-TOOLKIT = {"data", "nets", "ops", "learners", "train", "eval", "export", "task"}
+TOOLKIT = {"data", "nets", "ops", "learners", "train", "eval", "explore", "export", "task"}
 edges = {}
 for dp, _, files in os.walk(root):
     for f in files:

@@ -8,6 +8,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod explore;
 pub mod export;
 pub mod fit;
 pub mod fsutil;

@@ -8,6 +8,7 @@
 
 pub mod activity;
 pub mod detect;
+pub mod explore;
 pub mod export;
 pub mod image;
 pub mod load_on;

@@ -325,6 +325,11 @@ impl ImageModel {
         &self.backbone
     }
 
+    /// The backbone alone (the data explorer's feature extractor).
+    pub fn into_backbone(self) -> Backbone {
+        self.backbone
+    }
+
     /// The classifier head (over raw backbone features).
     pub fn head(&self) -> &Head {
         &self.head
