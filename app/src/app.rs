@@ -9,10 +9,12 @@ use crate::jobs::{JobResult, JobSender, Jobs, Repaint};
 use crate::preview_data::{PreviewImage, PreviewKind, TableRows, Waveform};
 use crate::report::{EvalView, ReportView};
 use crate::state::{
-    FileBrowser, ModelState, PreviewItem, ScanState, State, TableColumns, TextPreview, Unsaved,
+    ExploreState, FileBrowser, ModelState, PreviewItem, ScanState, State, TableColumns,
+    TextPreview, Unsaved,
 };
 use crate::thumbnails::Thumbnails;
 pub use crate::ui::view::View;
+use lathe_engine::explore::Step;
 use lathe_engine::params::{ParamValue, ResolvedParams};
 use lathe_engine::task::{self, Model, ResolvedData};
 use lathe_engine::templates;
@@ -82,6 +84,10 @@ pub struct Studio {
     compare_generation: u64,
     /// Counts export-size measurements; each uses its own scratch folder.
     measure_generation: u64,
+    /// Counts explorations asked for; only the latest one's progress and result are kept.
+    explore_generation: u64,
+    /// Cancels the exploration under way.
+    explore_control: Option<Control>,
     /// The system's file dialog showed nothing once: the built-in browser is used from then on.
     native_failed: bool,
     /// The system's file dialog is open (one at a time).
@@ -145,6 +151,10 @@ impl Studio {
                 mistakes_shown: BTreeMap::new(),
                 compare_ticked: Vec::new(),
                 export_form: Default::default(),
+                large_images: Thumbnails::with_size(repaint.clone(), crate::thumbnails::LARGE_SIZE),
+                explore_selected: None,
+                explore_similarity: crate::ui::explore::DEFAULT_SIMILARITY,
+                explore_shown: BTreeMap::new(),
             },
             options,
             frame_stats: FrameStats::default(),
@@ -163,6 +173,8 @@ impl Studio {
             runs_generation: 0,
             compare_generation: 0,
             measure_generation: 0,
+            explore_generation: 0,
+            explore_control: None,
             earlier_generation: 0,
             native_failed: false,
             native_open: false,
@@ -245,6 +257,7 @@ impl Studio {
     pub fn logic(&mut self, ctx: &egui::Context) {
         self.repaint.set(ctx);
         self.view.thumbnails.receive(ctx);
+        self.view.large_images.receive(ctx);
         while let Some(result) = self.jobs.try_next() {
             self.on_job(result);
         }
@@ -531,6 +544,38 @@ impl Studio {
                 }
             }
             JobResult::Details(details) => self.state.sample_details.extend(details),
+            JobResult::ExploreProgress {
+                generation,
+                step,
+                done,
+                total,
+            } => {
+                if generation == self.explore_generation
+                    && let Some(ExploreState::Running { run_dir, .. }) = &self.state.exploration
+                {
+                    self.state.exploration = Some(ExploreState::Running {
+                        run_dir: run_dir.clone(),
+                        step,
+                        done,
+                        total,
+                    });
+                }
+            }
+            JobResult::Explored { generation, result } => {
+                if generation == self.explore_generation
+                    && let Some(state) = &self.state.exploration
+                {
+                    self.explore_control = None;
+                    let run_dir = state.run_dir().to_path_buf();
+                    self.state.exploration = Some(match result {
+                        Ok(exploration) => ExploreState::Ready {
+                            run_dir,
+                            exploration,
+                        },
+                        Err(error) => ExploreState::Failed { run_dir, error },
+                    });
+                }
+            }
             JobResult::LabelFixed(result) => {
                 self.state.fixing = false;
                 match result {
@@ -961,6 +1006,7 @@ impl Studio {
                     tx.send(JobResult::FixUndone { to, result });
                 });
             }
+            Command::Explore => self.explore(),
             Command::EvaluateFolder(data) => self.evaluate(data),
             Command::ChooseEvaluateFolder => {
                 let start = self
@@ -1138,6 +1184,7 @@ impl Studio {
             return;
         }
         self.cancel_scan();
+        self.stop_exploring();
         let templates = std::mem::take(&mut self.state.templates);
         let recent = std::mem::take(&mut self.state.recent);
         let devices = std::mem::take(&mut self.state.devices);
@@ -1262,6 +1309,7 @@ impl Studio {
         self.state.report = None;
         self.state.extra_evaluation = None;
         self.state.selected_cell = None;
+        self.stop_exploring();
         self.state.previews.clear();
         self.state.exports.clear();
         self.state.resumable.clear();
@@ -1478,6 +1526,7 @@ impl Studio {
         self.state.report = None;
         self.state.extra_evaluation = None;
         self.state.selected_cell = None;
+        self.stop_exploring();
         self.state.previews.clear();
         self.state.exports.clear();
         self.state.run_active = true;
@@ -1542,11 +1591,76 @@ impl Studio {
         self.state.report = None;
         self.state.extra_evaluation = None;
         self.state.selected_cell = None;
+        if self
+            .state
+            .exploration
+            .as_ref()
+            .is_some_and(|e| e.run_dir() != dir)
+        {
+            self.stop_exploring();
+        }
         self.state.exports.clear();
         self.view.continue_open = false;
         if self.state.run.status == Status::Completed {
             self.load_run_outputs(dir);
         }
+    }
+
+    /// Explores the current finished run's data on a background thread (cancelling an earlier
+    /// exploration): the Explore screen's map and lists.
+    fn explore(&mut self) {
+        self.stop_exploring();
+        let Some(run_dir) = self.state.run.run_dir.clone() else {
+            return;
+        };
+        if self.state.run_active || self.state.run.status != Status::Completed {
+            self.state
+                .error("Exploring needs a finished run: train one, or pick one in the runs list");
+            return;
+        }
+        let control = Control::new();
+        self.explore_control = Some(control.clone());
+        let generation = self.explore_generation;
+        self.state.exploration = Some(ExploreState::Running {
+            run_dir: run_dir.clone(),
+            step: Step::Scanning,
+            done: 0,
+            total: 0,
+        });
+        let options = templates::explore::ExploreOptions {
+            cache_dir: self.options.cache_dir.clone(),
+        };
+        self.jobs.spawn("explore", move |tx| {
+            // The window's threads must win the CPU, as over training.
+            lathe_engine::train::priority::lower_this_thread();
+            let result = templates::explore::explore_run(
+                &run_dir,
+                &options,
+                &mut |step, done, total| {
+                    tx.send(JobResult::ExploreProgress {
+                        generation,
+                        step,
+                        done,
+                        total,
+                    })
+                },
+                &control,
+            )
+            .map(Box::new)
+            .map_err(|e| e.to_string());
+            tx.send(JobResult::Explored { generation, result });
+        });
+    }
+
+    /// Cancels the exploration under way and forgets the one shown.
+    fn stop_exploring(&mut self) {
+        if let Some(c) = self.explore_control.take() {
+            c.cancel();
+        }
+        self.explore_generation += 1;
+        self.state.exploration = None;
+        self.view.explore_selected = None;
+        self.view.explore_shown.clear();
     }
 
     /// Reads, in the background, the curves of the runs before the current one: those the run in

@@ -13,6 +13,9 @@ pub enum Screen {
     Settings,
     Train,
     Evaluate,
+    /// The data explorer: a map of the run's samples and lists of likely mislabels, outliers and
+    /// near-duplicates.
+    Explore,
     Preview,
     Export,
     /// Two runs side by side (opened from the runs list; not a tab).
@@ -21,11 +24,12 @@ pub enum Screen {
 
 impl Screen {
     /// The project screens shown as tabs.
-    pub const TABS: [Screen; 6] = [
+    pub const TABS: [Screen; 7] = [
         Screen::Data,
         Screen::Settings,
         Screen::Train,
         Screen::Evaluate,
+        Screen::Explore,
         Screen::Preview,
         Screen::Export,
     ];
@@ -37,6 +41,7 @@ impl Screen {
             Self::Settings => "Settings",
             Self::Train => "Train",
             Self::Evaluate => "Evaluate",
+            Self::Explore => "Explore",
             Self::Preview => "Preview",
             Self::Export => "Export",
             Self::Compare => "Compare",
@@ -169,6 +174,9 @@ pub enum Command {
     },
     /// Moves a fixed sample (now at this path) back where it was.
     UndoFix(PathBuf),
+    /// Explores the current (finished) run's data in the background: the map and the lists of
+    /// the Explore screen (again, if it was explored before).
+    Explore,
     /// Evaluates the current model on a labelled folder.
     EvaluateFolder(PathBuf),
     ChooseEvaluateFolder,

@@ -1,7 +1,7 @@
 //! Background work: every slow thing the app does (scanning data, loading and running models,
-//! reading reports, file dialogs and the built-in browser's listings, saving, exporting) runs on
-//! a named thread and reports back here; the UI thread only drains results. Each result wakes
-//! the UI through [`Repaint`].
+//! reading reports, exploring a run's data, file dialogs and the built-in browser's listings,
+//! saving, exporting) runs on a named thread and reports back here; the UI thread only drains
+//! results. Each result wakes the UI through [`Repaint`].
 
 use crate::command::Command;
 use crate::file_dialog::{DialogRequest, Listing, NativeAnswer, Typed};
@@ -88,6 +88,18 @@ pub enum JobResult {
     Details(Vec<(PathBuf, Result<String, String>)>),
     /// A sample was moved into another class folder.
     LabelFixed(Result<crate::mistakes::LabelFix, String>),
+    /// How far the exploration of a run has come; `generation` tells the latest from stale ones.
+    ExploreProgress {
+        generation: u64,
+        step: lathe_engine::explore::Step,
+        done: u64,
+        total: u64,
+    },
+    /// A run's data was explored (the Explore screen).
+    Explored {
+        generation: u64,
+        result: Result<Box<lathe_engine::explore::Exploration>, String>,
+    },
     /// A fixed sample (at `to`) was moved back.
     FixUndone {
         to: PathBuf,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 struct Args {
     /// A project.toml to open, or a run folder to show.
     path: Option<PathBuf>,
-    /// Screen to show first: templates, data, settings, train, evaluate, preview, export.
+    /// Screen to show first: templates, data, settings, train, evaluate, explore, preview, export.
     #[arg(long)]
     screen: Option<String>,
     /// With a run folder as PATH: compare it (A) with this run folder (B) side by side.
@@ -104,7 +104,7 @@ fn main() -> std::process::ExitCode {
             Some(s) => studio.show_when_ready(s),
             None => {
                 eprintln!(
-                    "error: unknown screen \"{name}\"; use templates, data, settings, train, evaluate, preview, export or compare"
+                    "error: unknown screen \"{name}\"; use templates, data, settings, train, evaluate, explore, preview, export or compare"
                 );
                 return std::process::ExitCode::from(2);
             }

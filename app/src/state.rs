@@ -133,6 +133,37 @@ pub enum CompareState {
     Failed(String),
 }
 
+/// The Explore screen's exploration of a run's data.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExploreState {
+    /// Being computed: the step under way and its progress.
+    Running {
+        run_dir: PathBuf,
+        step: lathe_engine::explore::Step,
+        done: u64,
+        total: u64,
+    },
+    Ready {
+        run_dir: PathBuf,
+        exploration: Box<lathe_engine::explore::Exploration>,
+    },
+    Failed {
+        run_dir: PathBuf,
+        error: String,
+    },
+}
+
+impl ExploreState {
+    /// The run explored.
+    pub fn run_dir(&self) -> &std::path::Path {
+        match self {
+            Self::Running { run_dir, .. }
+            | Self::Ready { run_dir, .. }
+            | Self::Failed { run_dir, .. } => run_dir,
+        }
+    }
+}
+
 /// What each export format would weigh for a model at a precision (measured by trial exports):
 /// bytes, or why the model cannot be exported in that format.
 #[derive(Clone, Debug, PartialEq)]
@@ -217,6 +248,8 @@ pub struct State {
     pub export_replace: Option<(crate::export_form::ExportRequest, PathBuf)>,
     /// The two runs of the Compare screen.
     pub comparison: Option<CompareState>,
+    /// The Explore screen's map and lists, for the run it names.
+    pub exploration: Option<ExploreState>,
     pub notice: Option<Notice>,
     /// The built-in file browser, while open.
     pub file_dialog: Option<FileBrowser>,

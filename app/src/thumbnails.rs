@@ -1,5 +1,6 @@
 //! Image thumbnails for the data, evaluation and preview screens: decoded and downsized on one
-//! background thread, uploaded as textures between frames, cached (bounded) by path.
+//! background thread, uploaded as textures between frames, cached (bounded) by path. A second
+//! cache of larger images ([`LARGE_SIZE`]) shows a sample enlarged.
 
 use crate::jobs::Repaint;
 use std::collections::HashMap;
@@ -8,8 +9,12 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// Longest side of a thumbnail, in pixels.
 pub const THUMB_SIZE: u32 = 160;
+/// Longest side of an enlarged image, in pixels.
+pub const LARGE_SIZE: u32 = 512;
 /// Thumbnails kept; the cache is cleared when it grows past this.
 const CAPACITY: usize = 600;
+/// Enlarged images kept (each up to 1 MiB of texture).
+const LARGE_CAPACITY: usize = 24;
 
 enum Slot {
     Loading,
@@ -22,17 +27,23 @@ pub struct Thumbnails {
     slots: HashMap<PathBuf, Slot>,
     requests: Option<Sender<PathBuf>>,
     results: Receiver<(PathBuf, Option<egui::ColorImage>)>,
+    capacity: usize,
 }
 
 impl Thumbnails {
     pub fn new(repaint: Repaint) -> Self {
+        Self::with_size(repaint, THUMB_SIZE)
+    }
+
+    /// A cache of images whose longest side is at most `size` pixels.
+    pub fn with_size(repaint: Repaint, size: u32) -> Self {
         let (req_tx, req_rx) = channel::<PathBuf>();
         let (res_tx, res_rx) = channel();
         let started = std::thread::Builder::new()
             .name("lathe-thumbnails".into())
             .spawn(move || {
                 for path in req_rx {
-                    let image = decode(&path);
+                    let image = decode(&path, size);
                     if res_tx.send((path, image)).is_err() {
                         break;
                     }
@@ -43,6 +54,11 @@ impl Thumbnails {
             slots: HashMap::new(),
             requests: started.ok().map(|_| req_tx),
             results: res_rx,
+            capacity: if size > THUMB_SIZE {
+                LARGE_CAPACITY
+            } else {
+                CAPACITY
+            },
         }
     }
 
@@ -68,7 +84,7 @@ impl Thumbnails {
             Some(Slot::Loading | Slot::Failed) => return None,
             None => {}
         }
-        if self.slots.len() >= CAPACITY {
+        if self.slots.len() >= self.capacity {
             self.slots.retain(|_, s| matches!(s, Slot::Loading));
         }
         if let Some(tx) = &self.requests
@@ -100,10 +116,10 @@ impl Thumbnails {
     }
 }
 
-fn decode(path: &Path) -> Option<egui::ColorImage> {
+fn decode(path: &Path, size: u32) -> Option<egui::ColorImage> {
     let bytes = std::fs::read(path).ok()?;
     let image = image::load_from_memory(&bytes).ok()?;
-    let small = image.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgba8();
+    let small = image.thumbnail(size, size).to_rgba8();
     let size = [small.width() as usize, small.height() as usize];
     Some(egui::ColorImage::from_rgba_unmultiplied(
         size,

@@ -150,7 +150,7 @@ pub fn retrain_note_ui(ui: &mut egui::Ui, state: &State) {
 
 /// Which run the report is of ("Run image-classifier-20260102-000000 · finished … · test
 /// accuracy 93.1%"), and a way to the other runs.
-fn shown_run_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
+pub fn shown_run_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
     let Some(dir) = &state.run.run_dir else {
         return;
     };
@@ -420,82 +420,27 @@ fn mistake_ui(
                 sample.predicted,
                 sample.confidence * 100.0
             ));
-            let busy = state.fixing || state.run_active;
-            if let Some(fix) = fix {
-                ui.horizontal(|ui| {
-                    ui.strong(format!("Moved to {}", fix.new_label));
-                    let undo = ui.add_enabled(!busy, egui::Button::new("Undo"));
-                    let file = file_name(&fix.to);
-                    undo.widget_info(|| {
-                        egui::WidgetInfo::labeled(
-                            egui::Role::Button,
-                            !busy,
-                            format!("Undo moving {file}"),
-                        )
-                    });
-                    if undo
-                        .on_hover_text(format!("Move it back to {}", fix.from.display()))
-                        .clicked()
-                    {
-                        commands.push(Command::UndoFix(fix.to.clone()));
-                    }
-                });
-            } else if matches!(kind, SampleKind::TableRow { .. }) {
+            let table_row = matches!(kind, SampleKind::TableRow { .. });
+            if table_row && fix.is_none() {
                 ui.weak("Label: edit it in the table")
                     .on_hover_text("Changing a table row's label from Lathe is not supported yet");
-            } else if crate::mistakes::class_root(&sample.input, &sample.label, folders).is_some() {
-                let file = file_name(&sample.input);
-                let fix_to = |class: &str| Command::FixLabel {
-                    input: sample.input.clone(),
-                    label: sample.label.clone(),
-                    class: class.to_string(),
-                };
-                let button = ui
-                    .add_enabled(
-                        !busy,
-                        egui::Button::new(format!("Move to {}", sample.predicted)),
-                    )
-                    .on_hover_text(format!(
-                        "Move the file into the {} folder (its name kept, or a free one); \
-                         train again afterwards",
-                        sample.predicted
-                    ));
-                button.widget_info(|| {
-                    egui::WidgetInfo::labeled(
-                        egui::Role::Button,
-                        !busy,
-                        format!("Move {file} to {}", sample.predicted),
-                    )
-                });
-                if button.clicked() {
-                    commands.push(fix_to(&sample.predicted));
-                }
-                let others: Vec<&String> = labels
-                    .iter()
-                    .filter(|l| **l != sample.label && **l != sample.predicted)
-                    .collect();
-                if !others.is_empty() {
-                    ui.add_enabled_ui(!busy, |ui| {
-                        ui.menu_button("Other class…", |ui| {
-                            for class in others {
-                                if ui.button(format!("Move to {class}")).clicked() {
-                                    commands.push(fix_to(class));
-                                }
-                            }
-                        });
-                    });
-                }
-            } else if !matches!(kind, SampleKind::Other) {
-                ui.weak("Not in a class folder of this project's data");
+            } else if fix.is_some()
+                || !matches!(kind, SampleKind::Other)
+                || crate::mistakes::class_root(&sample.input, &sample.label, folders).is_some()
+            {
+                crate::ui::label_fix::fix_label_ui(
+                    ui,
+                    &sample.input,
+                    &sample.label,
+                    Some(&sample.predicted),
+                    labels,
+                    folders,
+                    state,
+                    commands,
+                );
             }
         });
     });
-}
-
-fn file_name(path: &std::path::Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 fn samples_ui(ui: &mut egui::Ui, r: &ClassificationReport, t: usize, p: usize, view: &mut View) {

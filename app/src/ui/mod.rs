@@ -6,7 +6,9 @@ pub mod compare;
 pub mod data;
 pub mod dialogs;
 pub mod evaluate;
+pub mod explore;
 pub mod export;
+pub mod label_fix;
 pub mod picker;
 pub mod preview;
 pub mod preview_results;
@@ -100,6 +102,7 @@ pub fn studio_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &m
                 Screen::Settings => settings::settings_ui(ui, state, commands),
                 Screen::Train => train::train_ui(ui, state, view, commands),
                 Screen::Evaluate => evaluate::evaluate_ui(ui, state, view, commands),
+                Screen::Explore => explore::explore_ui(ui, state, view, commands),
                 Screen::Preview => preview::preview_ui(ui, state, view, commands),
                 Screen::Export => export::export_ui(ui, state, view, commands),
                 Screen::Compare => compare::compare_ui(ui, state, commands),

@@ -41,4 +41,12 @@ pub struct View {
     pub compare_ticked: Vec<PathBuf>,
     /// The Export screen's form, as typed.
     pub export_form: crate::export_form::ExportForm,
+    /// Enlarged images (a sample opened on the Explore screen).
+    pub large_images: Thumbnails,
+    /// The sample opened on the Explore screen (an index into its exploration's samples).
+    pub explore_selected: Option<usize>,
+    /// The Explore screen's near-duplicate threshold (cosine similarity).
+    pub explore_similarity: f32,
+    /// Items shown per Explore list (more on "Show more").
+    pub explore_shown: BTreeMap<&'static str, usize>,
 }

@@ -1,8 +1,9 @@
 //! Reusable widgets: drop zone, class-count bars, loss/accuracy plot, confusion matrix,
-//! probability bars.
+//! probability bars, the explorer's scatter map.
 
 pub mod bars;
 pub mod confusion;
 pub mod drop_zone;
 pub mod format;
 pub mod metric_plot;
+pub mod scatter;
