@@ -197,10 +197,23 @@ fn map_ui(ui: &mut egui::Ui, e: &Exploration, state: &State, view: &mut View) {
     ui.horizontal_wrapped(|ui| {
         for (c, label) in e.labels.iter().enumerate() {
             let count = e.samples.iter().filter(|s| s.label == c).count();
+            let text = format!("{label} ({count})");
+            // One item never breaks: the dot and its text go to the next row together.
+            let font = egui::TextStyle::Body.resolve(ui.style());
+            let width = ui
+                .painter()
+                .layout_no_wrap(text.clone(), font, egui::Color32::WHITE)
+                .size()
+                .x;
+            // (item spacing before the dot and between the dot and its text)
+            if ui.available_size_before_wrap().x < 14.0 + 2.0 * ui.spacing().item_spacing.x + width
+            {
+                ui.end_row();
+            }
             let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
             ui.painter()
                 .circle_filled(rect.center(), 5.0, class_color(c));
-            ui.label(format!("{label} ({count})"));
+            ui.add(egui::Label::new(text).extend());
             ui.add_space(6.0);
         }
     });
@@ -263,8 +276,7 @@ fn opened_ui(
             ui.vertical(|ui| {
                 ui.strong(file_name(&path));
                 ui.add(
-                    egui::Label::new(egui::RichText::new(path.display().to_string()).small())
-                        .wrap(),
+                    egui::Label::new(egui::RichText::new(path.display().to_string()).weak()).wrap(),
                 );
                 ui.label(format!("labelled {label} \u{b7} {} split", sample.split));
                 if let Some(m) = mislabel {
