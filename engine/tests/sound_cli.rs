@@ -523,8 +523,8 @@ fn whisper_candidate_trains_exports_reloads_and_joins_auto_when_installed() {
 /// The YAMNet candidate (`scripts/fetch-yamnet.sh`): not a candidate of `auto` until installed
 /// in the weights folder (and `algorithm = yamnet` then says how to install it); once installed,
 /// trained by name, exported with the network (not the AudioSet classifier) in the model folder,
-/// reloaded for evaluate and predict, refused by the ONNX and Core ML exports with a message
-/// naming what exports, and a candidate of `auto` with cross-validated scores.
+/// reloaded for evaluate and predict, exported to ONNX, refused by the Core ML export with a
+/// message naming what exports, and a candidate of `auto` with cross-validated scores.
 #[test]
 fn yamnet_candidate_trains_exports_reloads_and_joins_auto_when_installed() {
     let Some(weights) = yamnet() else {
@@ -609,19 +609,28 @@ fn yamnet_candidate_trains_exports_reloads_and_joins_auto_when_installed() {
         .arg(test.join("whistle/011.wav")));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(json_lines(&stdout(&o))[0]["probabilities"].is_object());
-    for format in ["onnx", "coreml"] {
-        let o = run(lathe(&cache)
-            .args(["export", "--format", format])
-            .arg(&run_dir)
-            .arg("--out")
-            .arg(tmp.path().join(format!("model.{format}"))));
-        assert!(!o.status.success(), "{format} export of a yamnet model");
-        let e = stderr(&o);
-        assert!(
-            e.contains("YAMNet") && e.contains("safetensors"),
-            "{format}: {e}"
-        );
-    }
+    // ONNX exports (checked against ONNX Runtime in onnx_sound.rs); Core ML refuses.
+    let o = run(lathe(&cache)
+        .args(["export", "--format", "onnx"])
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(tmp.path().join("model.onnx")));
+    assert!(
+        o.status.success(),
+        "onnx export of a yamnet model: {}",
+        stderr(&o)
+    );
+    let o = run(lathe(&cache)
+        .args(["export", "--format", "coreml"])
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(tmp.path().join("model.mlmodel")));
+    assert!(!o.status.success(), "coreml export of a yamnet model");
+    let e = stderr(&o);
+    assert!(
+        e.contains("YAMNet") && e.contains("safetensors"),
+        "coreml: {e}"
+    );
 
     // auto: a candidate, scored by cross-validation like the others.
     let out = tmp.path().join("auto1");
@@ -641,4 +650,65 @@ fn yamnet_candidate_trains_exports_reloads_and_joins_auto_when_installed() {
         .unwrap();
     assert_eq!(entry["selected_by"], "cross_validation", "{entry}");
     assert!(entry["cv_accuracy"].is_number(), "{entry}");
+}
+
+/// `lathe bench --sound`: every built-in encoder is really measured on the given clips (a
+/// 0.4 s file is padded to the 1 s window), the ones whose weights are not installed are listed
+/// with the script that installs them, and an unreadable file is named.
+#[test]
+fn bench_sound_measures_each_encoder_and_names_the_missing_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clips = tmp.path().join("clips");
+    wav(&clips.join("a/tone.wav"), 16_000, 1, 1.0, |t, _| {
+        0.3 * (std::f32::consts::TAU * 440.0 * t).sin()
+    });
+    wav(&clips.join("b/short.wav"), 44_100, 2, 0.4, |_, i| {
+        0.2 * hash_noise(i, 7)
+    });
+    let empty_weights = tmp.path().join("no-weights");
+    std::fs::create_dir_all(&empty_weights).unwrap();
+    let out = run(lathe(&tmp.path().join("cache"))
+        .env("LATHE_WEIGHTS_DIR", &empty_weights)
+        .args(["bench", "--sound", "--count", "5", "--json", "--clips"])
+        .arg(&clips));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let rows = v["sound_encoders"]["encoders"].as_array().unwrap();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["algorithm"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["statistics", "speech", "transfer", "yamnet", "whisper"]
+    );
+    for r in &rows[..3] {
+        assert_eq!(r["clips"], 2, "{r}");
+        assert!(r["clips_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["features"].as_u64().unwrap() > 0, "{r}");
+    }
+    assert!(
+        rows[3]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("scripts/fetch-yamnet.sh"),
+        "{}",
+        rows[3]
+    );
+    assert!(
+        rows[4]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("scripts/fetch-whisper-tiny.sh"),
+        "{}",
+        rows[4]
+    );
+
+    std::fs::write(clips.join("b/broken.wav"), b"RIFF....WAVEnot really").unwrap();
+    let out = run(lathe(&tmp.path().join("cache"))
+        .env("LATHE_WEIGHTS_DIR", &empty_weights)
+        .args(["bench", "--sound", "--clips"])
+        .arg(&clips));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broken.wav"), "{}", stderr(&out));
 }

@@ -1,5 +1,6 @@
 //! `lathe bench`: throughput of the steps that dominate training time on this machine —
-//! decode + resize (one thread and all threads) and backbone feature extraction.
+//! decode + resize (one thread and all threads) and backbone feature extraction; the text and
+//! sound encoders' throughput with `--text-encoder` / `--sound` (bench_text.rs, bench_sound.rs).
 
 use crate::data::image_decode::{IMAGE_EXTENSIONS, Preprocessing};
 use crate::fit::optim::AdamW;
@@ -70,6 +71,14 @@ pub struct BenchArgs {
     /// line); default: generated sentences.
     #[arg(long, value_name = "FILE")]
     pub texts: Option<PathBuf>,
+    /// Measure the sound classifier's encoders instead (statistics, speech, transfer, and yamnet /
+    /// whisper when installed): one-second clips per second each, --count clips on --device.
+    #[arg(long)]
+    pub sound: bool,
+    /// Sound files for --sound (searched recursively; the first second of each); default:
+    /// generated clips.
+    #[arg(long, value_name = "DIR", requires = "sound")]
+    pub clips: Option<PathBuf>,
     /// Also run PyTorch's reference (benches/reference/mobilenet_v2.py: torchvision MobileNetV2
     /// with the same weights) on the same device, alternating with Lathe --rounds times, and
     /// print both sides' medians and the ratio of each step. Needs a Python with torch.
@@ -354,6 +363,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let texts = args.texts.as_deref();
         let batch = if args.batch == 0 { 32 } else { args.batch };
         return super::bench_text::run(dir, texts, args.count, batch, &args.device, args.json);
+    }
+    if args.sound {
+        return super::bench_sound::run(args.clips.as_deref(), args.count, &args.device, args.json);
     }
     if args.reference {
         return run_with_reference(&args);

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_profile;
 mod bench_reference;
+mod bench_sound;
 mod bench_text;
 mod check;
 mod evaluate;
