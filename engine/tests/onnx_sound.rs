@@ -12,8 +12,11 @@
 //! statistics model is the current layout (`logmel_mfcc_stats`: per-band statistics then the
 //! MFCC standard deviations); a model of the earlier layout (`logmel_stats`, made from it by
 //! keeping the head's per-band columns) still predicts and exports with its own graph; Core ML
-//! export of either is refused with a clear message. CREPE
-//! (`transfer`) and Whisper models give a clear error naming what exports.
+//! export of either is refused with a clear message. YAMNet and Whisper models (weights from
+//! `LATHE_YAMNET` / `LATHE_WHISPER_TINY`, installed in the test's weights folder) are checked
+//! the same way, |Δp| ≤ 1e-4, on clips whose trimmed length varies (YAMNet: 1 to 3 patches in a
+//! 2 s window; Whisper: a different number of frames each). CREPE (`transfer`) models give a
+//! clear error naming what exports.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -154,6 +157,17 @@ fn agrees(name: &str, params: &str, lengths: &dyn Fn(usize) -> usize, tolerance:
     agrees_edited(name, params, lengths, tolerance, &|_| {})
 }
 
+/// [`agrees`] with `weights` (a file and its name) installed in the weights folder first.
+fn agrees_installed(
+    name: &str,
+    params: &str,
+    weights: (&Path, &str),
+    lengths: &dyn Fn(usize) -> usize,
+    tolerance: f64,
+) -> f64 {
+    agrees_with(name, params, Some(weights), lengths, tolerance, &|_| {})
+}
+
 /// [`agrees`] with the trained run folder passed through `edit` before export and prediction.
 fn agrees_edited(
     name: &str,
@@ -162,8 +176,24 @@ fn agrees_edited(
     tolerance: f64,
     edit: &dyn Fn(&Path),
 ) -> f64 {
+    agrees_with(name, params, None, lengths, tolerance, edit)
+}
+
+/// [`agrees_edited`], with an optional weights file installed in the weights folder first.
+fn agrees_with(
+    name: &str,
+    params: &str,
+    weights: Option<(&Path, &str)>,
+    lengths: &dyn Fn(usize) -> usize,
+    tolerance: f64,
+    edit: &dyn Fn(&Path),
+) -> f64 {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
+    if let Some((file, installed)) = weights {
+        std::fs::create_dir_all(cache.join("weights")).unwrap();
+        std::fs::copy(file, cache.join("weights").join(installed)).unwrap();
+    }
     let run_dir = train(tmp.path(), &cache, params);
     edit(&run_dir);
     let model = tmp.path().join("sound.onnx");
@@ -347,6 +377,36 @@ fn speech_sound_model_agrees_with_onnx_runtime() {
 }
 
 #[test]
+fn yamnet_sound_model_agrees_with_onnx_runtime() {
+    let Some(weights) = yamnet() else { return };
+    // A 2 s window (1 to 3 patches of 0.96 s every 0.48 s, by where the clip's sound ends):
+    // clips from 0.3 s (padded to one patch) to a whole window.
+    agrees_installed(
+        "yamnet",
+        "algorithm = \"yamnet\"\ntransfer_head = \"logistic\"\nwindow_secs = 2.0",
+        (&weights, "yamnet.safetensors"),
+        &|i| 4_800 + (i * 2_609) % 27_300,
+        1e-4,
+    );
+}
+
+#[test]
+fn whisper_sound_model_agrees_with_onnx_runtime() {
+    let Some(weights) = whisper_tiny() else {
+        return;
+    };
+    // Lengths from 0.3 s to a whole window: the graph trims the padding as the engine does, so
+    // the encoder runs on a different number of frames for each.
+    agrees_installed(
+        "whisper",
+        "algorithm = \"whisper\"\ntransfer_head = \"logistic\"",
+        (&weights, "whisper_tiny_en.safetensors"),
+        &|i| 4_800 + (i * 1_733) % 11_400,
+        1e-4,
+    );
+}
+
+#[test]
 fn cnn_sound_model_agrees_with_onnx_runtime() {
     // The CNN's window is its frames' span; clips of exactly one window.
     agrees(
@@ -371,7 +431,7 @@ fn crepe_sound_model_names_what_exports() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("CREPE") && err.contains("statistics, speech and cnn"),
+        err.contains("CREPE") && err.contains("yamnet, whisper and cnn"),
         "{err}"
     );
     assert!(!tmp.path().join("crepe.onnx").exists());

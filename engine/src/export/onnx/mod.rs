@@ -1,6 +1,8 @@
 //! ONNX toolkit: what every `.onnx` export shares — `proto` (the protobuf messages, hand-written
 //! prost types), `graph` (a small graph builder: initializers, nodes, inputs / outputs, opset
-//! imports) and `meta` (`metadata_props`: labels, Lathe version, template, data hashes). Each
+//! imports), `meta` (`metadata_props`: labels, Lathe version, template, data hashes), `ops`
+//! (slices, casts, named weights, a feature head's `Gemm`s, softmax and label), `transformer`
+//! (linear, layer norm, GELU, self-attention: Whisper and BERT), `backbone` and `fp16`. Each
 //! template family writes its own graph in `templates/<family>/onnx.rs`;
 //! `templates::export_onnx` dispatches on the task in `config.json`.
 //!
@@ -10,7 +12,9 @@ pub mod backbone;
 pub mod fp16;
 pub mod graph;
 pub mod meta;
+pub mod ops;
 pub mod proto;
+pub mod transformer;
 
 use crate::error::{Error, Result};
 use crate::fsutil::atomic_write;

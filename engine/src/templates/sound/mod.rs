@@ -4,7 +4,8 @@
 //! `auto` chooses among candidates by cross-validation over clips (`candidate_cv`), parameters,
 //! the run's outputs (`outputs`), the model (`model`: streaming predict, evaluate) and the Core ML
 //! export with the log-mel front end inside (`coreml`, `coreml_crepe`) and the ONNX export
-//! (`onnx`).
+//! (`onnx`; the front ends in `onnx_frontend`, each encoder's graph in `onnx_statistics`,
+//! `onnx_speech`, `onnx_yamnet`, `onnx_whisper`).
 
 pub mod candidate_cv;
 pub mod cnn;
@@ -14,6 +15,11 @@ pub mod encoder;
 pub mod encoder_fit;
 pub mod model;
 pub mod onnx;
+pub mod onnx_frontend;
+pub mod onnx_speech;
+pub mod onnx_statistics;
+pub mod onnx_whisper;
+pub mod onnx_yamnet;
 pub mod outputs;
 pub mod params;
 pub mod train;
