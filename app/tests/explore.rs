@@ -2,13 +2,16 @@
 //! under b, the explorer computes in the background (its features from the run's feature cache),
 //! shows the map with an accessible label naming its point count, lists the mislabelled image
 //! among the likely mislabels with the class it looks like, opens it, and "Move to a" moves the
-//! file into the a folder; Undo puts it back.
+//! file into the a folder; Undo puts it back. Other templates' Explore tab says in a sentence
+//! that the explorer covers image classifiers so far.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{MINUTE, class_image, harness, make_dataset, options, train_in_app, wait_until};
+use common::{
+    MINUTE, class_image, harness, make_dataset, new_project, options, train_in_app, wait_until,
+};
 use egui_kittest::kittest::Queryable;
 use lathe_studio::state::ExploreState;
 use lathe_studio::{Screen, Studio};
@@ -134,4 +137,17 @@ fn the_explorer_maps_the_run_and_fixes_a_likely_mislabel() {
     assert_eq!(std::fs::read(&wrong).unwrap(), bytes);
     assert!(!moved.exists());
     h.get_by_label_contains("Compute again");
+}
+
+#[test]
+fn other_templates_say_the_explorer_is_for_images_so_far() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(Studio::new(options(tmp.path(), 3)));
+    new_project(&mut h, "text-classifier", &[]);
+    h.get_by_label("Explore").click();
+    h.run_steps(3);
+    assert_eq!(h.state().state.screen, Screen::Explore);
+    h.get_by_label_contains("The data explorer works on image classifiers so far");
+    // Nothing is computed for it.
+    assert_eq!(h.state().state.exploration, None);
 }
