@@ -6,15 +6,20 @@
 //! the engine's TF-IDF row and logistic regression: sublinear TF `Relu(Log(Max(count, 0.3)) +
 //! 1)` (0 for an absent term, exactly, `1 + ln(count)` otherwise), × IDF, L2 normalization
 //! (0 stays 0), `Gemm`, `Softmax` → `probabilities` `[N, labels]` and `label` (string `[N]`).
-//! The sentence-encoder (transfer) variant is not exported yet.
+//! The sentence-encoder (transfer) model exports as the BERT encoder + pooling + head over token
+//! ids (`onnx_encoder`), the Hugging Face `tokenizer.json` written next to the `.onnx`.
 
 use crate::error::{Error, Result};
 use crate::export::onnx::graph::{self, Dim, Graph};
+use crate::export::onnx::ops::Weights;
 use crate::export::onnx::proto::data_type;
 use crate::export::onnx::{self, Exported, Options, meta};
 use crate::fsutil::write_json;
+use crate::nets::head::Head;
+use crate::nets::text_encoder::{self, TextEncoder};
 use crate::templates::text::coreml::{sidecar_path, tokenizer_rules};
 use crate::templates::text::model::{Classifier, TextModel};
+use crate::templates::text::onnx_encoder::{self, BertShape};
 use candle_core::Device;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,10 +35,8 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     let model = TextModel::load(model_dir, &Device::Cpu)?;
     let (vectorizer, maxent) = match &model.classifier {
         Classifier::Maxent { vectorizer, model } => (vectorizer, model),
-        Classifier::Transfer { .. } => {
-            return Err(Error::Unsupported(
-                "ONNX export of transfer-learning text models (sentence encoder) is not available yet; train with --param algorithm=maxent to export ONNX".into(),
-            ));
+        Classifier::Transfer { encoder, head, .. } => {
+            return export_transfer(model_dir, out, options, &model, encoder, head);
         }
     };
     let labels = model.labels.clone();
@@ -147,5 +150,67 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
     sidecar["vocabulary"] = serde_json::json!(vectorizer.vocab);
     sidecar["model"] = serde_json::json!(out.file_name().map(|n| n.to_string_lossy().into_owned()));
     write_json(&sidecar_path(out), &sidecar)?;
+    Ok(exported)
+}
+
+/// Exports a sentence-encoder model: the encoder graph + head ([`onnx_encoder`]) and the
+/// tokenizer beside it (`<model>.tokenizer.json`, the model folder's `tokenizer.json`).
+fn export_transfer(
+    model_dir: &Path,
+    out: &Path,
+    options: &Options,
+    model: &TextModel,
+    encoder: &TextEncoder,
+    head: &Head,
+) -> Result<Exported> {
+    let files = &encoder.files;
+    let (tensors, _) = crate::export::st::load(&files.weights, &Device::Cpu)?;
+    let config: serde_json::Value = crate::fsutil::read_json(&files.config)?;
+    let shape = BertShape::from_config(&config, &files.config)?;
+    let w = Weights {
+        tensors: &tensors,
+        path: &files.weights,
+    };
+    let labels = model.labels.clone();
+    let mut g = Graph::new();
+    onnx_encoder::build(&mut g, &w, &shape, head, &labels)?;
+    let tokenizer = model_dir.join("tokenizer.json");
+    let sidecar = sidecar_path(out);
+    let mut extra = BTreeMap::new();
+    extra.insert("algorithm".to_string(), "transfer".to_string());
+    extra.insert("encoder".into(), text_encoder::ENCODER_ID.into());
+    extra.insert("max_tokens".into(), text_encoder::MAX_TOKENS.to_string());
+    extra.insert("text_column".into(), model.columns.text.clone());
+    extra.insert(
+        "preprocessing".into(),
+        format!(
+            "inputs `{}` and `{}` int64 [N, L]: the Hugging Face tokenizer in the sidecar {} (the \
+             model folder's tokenizer.json) on the text (its first 8,192 characters), with special \
+             tokens, truncated to {} tokens; pad the rows of a batch at the end with mask 0",
+            onnx_encoder::INPUT_IDS,
+            onnx_encoder::ATTENTION_MASK,
+            sidecar
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            text_encoder::MAX_TOKENS
+        ),
+    );
+    let description = format!(
+        "Text classifier ({} sentence embeddings + head) for {} labels, trained with Lathe. Inputs: token ids and attention mask of the tokenizer beside the model.",
+        text_encoder::ENCODER_ID,
+        labels.len()
+    );
+    let props = meta::props(
+        model_dir,
+        "text-classification",
+        &labels,
+        description.clone(),
+        options,
+        extra,
+    )?;
+    let exported = onnx::write(out, &g.finish("lathe_text_encoder", &description, props))?;
+    std::fs::copy(&tokenizer, &sidecar)
+        .map_err(|e| Error::io("copying the tokenizer", &tokenizer, e))?;
     Ok(exported)
 }
