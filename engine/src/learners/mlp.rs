@@ -1,23 +1,20 @@
-//! A multilayer perceptron for tables (candle): the linear models' design (numbers with the
+//! A multilayer perceptron for tables: the linear models' design (numbers with the
 //! median imputed and clipped, categories one-hot) standardized with the training rows' mean
 //! and standard deviation, then Linear → ReLU → Linear → ReLU → Linear (PyTorch
 //! `nn.Sequential` names `mlp.0`, `mlp.2`, `mlp.4`). Softmax cross-entropy for classes,
 //! squared error on the standardized target for numbers; shuffled mini-batches, AdamW with
 //! warm-up and cosine decay, early stopping on validation loss with the best weights kept.
+//! The arithmetic of training runs on plain slices (`mlp_net`); candle only holds the fitted
+//! layers as tensors for export.
 
 use crate::error::{Error, Result};
-use crate::fit::optim::{AdamW, cosine_lr};
+use crate::fit::optim::cosine_lr;
 use crate::learners::gbt::Round;
-use candle_core::{D, DType, Device, Tensor, Var};
+use crate::learners::mlp_net::{self, AdamWStep, BatchSums, Net, Targets};
+use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-
-/// Weights and biases of the linear layers, as tensors.
-type Layers = Vec<(Tensor, Tensor)>;
-
-/// Rows per forward pass when evaluating.
-const PREDICT_CHUNK: usize = 4096;
 
 /// Checked MLP settings.
 #[derive(Clone, Debug)]
@@ -58,17 +55,6 @@ pub fn widths(hidden: usize) -> [usize; 2] {
     [hidden.max(1), (hidden / 2).max(1)]
 }
 
-fn forward(x: &Tensor, layers: &[(Tensor, Tensor)]) -> candle_core::Result<Tensor> {
-    let mut h = x.clone();
-    for (i, (w, b)) in layers.iter().enumerate() {
-        h = h.matmul(&w.t()?)?.broadcast_add(b)?;
-        if i + 1 < layers.len() {
-            h = h.relu()?;
-        }
-    }
-    Ok(h)
-}
-
 /// Mean and standard deviation per column of row-major `x` (std 1 for constant columns).
 fn standardization(x: &[f64], dim: usize) -> (Vec<f32>, Vec<f32>) {
     let n = (x.len() / dim.max(1)).max(1) as f64;
@@ -101,55 +87,11 @@ fn standardized(x: &[f64], dim: usize, mean: &[f32], std: &[f32]) -> Vec<f32> {
     out
 }
 
-/// Loss (in the target's units: squared error, or cross-entropy) and accuracy of `layers` on
-/// standardized rows `x` against `y`.
-fn evaluate(
-    layers: &[(Tensor, Tensor)],
-    x: &Tensor,
-    y: &Tensor,
-    classes: usize,
-    target_std: f64,
-) -> Result<(f64, Option<f64>)> {
-    let n = x.dim(0)?;
-    let (mut loss, mut correct) = (0.0, 0usize);
-    for start in (0..n).step_by(PREDICT_CHUNK) {
-        let len = PREDICT_CHUNK.min(n - start);
-        let out = forward(&x.narrow(0, start, len)?, layers)?;
-        let yb = y.narrow(0, start, len)?;
-        if classes == 0 {
-            let se = (out - &yb)?.sqr()?.sum_all()?.to_scalar::<f32>()?;
-            loss += f64::from(se) * target_std * target_std;
-        } else {
-            let l = candle_nn::loss::cross_entropy(&out, &yb)?.to_scalar::<f32>()?;
-            loss += f64::from(l) * len as f64;
-            let pred = out.argmax(D::Minus1)?;
-            correct += pred
-                .eq(&yb)?
-                .to_dtype(DType::U32)?
-                .sum_all()?
-                .to_scalar::<u32>()? as usize;
-        }
-    }
-    let n = n.max(1) as f64;
-    Ok((loss / n, (classes > 0).then(|| correct as f64 / n)))
-}
-
-/// Σ wᵢ·(−log softmax(out)ᵢ[yᵢ]) / Σ wᵢ with wᵢ = `class_weights[yᵢ]`.
-fn weighted_cross_entropy(
-    out: &Tensor,
-    y: &Tensor,
-    class_weights: &Tensor,
-) -> candle_core::Result<Tensor> {
-    let log_p = candle_nn::ops::log_softmax(out, D::Minus1)?;
-    let picked = log_p.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?;
-    let w = class_weights.index_select(y, 0)?;
-    let total = (picked * &w)?.sum_all()?.neg()?;
-    total / f64::from(w.sum_all()?.to_scalar::<f32>()?.max(1e-12))
-}
-
 /// Fits an MLP on design rows `train.0` (row-major, `dim` columns) with targets `train.1`
 /// (numbers, or class indices as f64 when `classes > 0`), early-stopping on `validation`.
 /// `on_epoch` is called after every epoch; an error from it (a cancellation) stops training.
+/// With validation rows the epoch's training loss and accuracy are the running means over its
+/// batches (as Keras and PyTorch loops report them) rather than a second pass over every row.
 pub fn fit(
     train: (&[f64], &[f64]),
     validation: Option<(&[f64], &[f64])>,
@@ -158,7 +100,6 @@ pub fn fit(
     params: &MlpParams,
     on_epoch: &mut dyn FnMut(&Round) -> Result<()>,
 ) -> Result<Mlp> {
-    let device = Device::Cpu;
     let (x, y) = train;
     let n = y.len();
     if n == 0 || x.len() != n * dim {
@@ -174,39 +115,32 @@ pub fn fit(
     } else {
         (0.0, 1.0)
     };
-    let targets = |y: &[f64]| -> candle_core::Result<Tensor> {
+    // Class indices as f32 (exact below 2^24), or the standardized target.
+    let targets = |y: &[f64]| -> Vec<f32> {
         if classes == 0 {
-            let t: Vec<f32> = y
-                .iter()
+            y.iter()
                 .map(|v| ((v - target_mean) / target_std) as f32)
-                .collect();
-            Tensor::from_vec(t, (y.len(), 1), &device)
+                .collect()
         } else {
-            let t: Vec<u32> = y.iter().map(|v| *v as u32).collect();
-            Tensor::from_vec(t, y.len(), &device)
+            y.iter().map(|v| *v as f32).collect()
         }
     };
-    let xs = Tensor::from_vec(standardized(x, dim, &mean, &std), (n, dim), &device)?;
-    let ys = targets(y)?;
-    let class_weights = (classes > 0 && !params.class_weights.is_empty())
-        .then(|| {
-            let w: Vec<f32> = (0..classes)
-                .map(|c| params.class_weights.get(c).copied().unwrap_or(1.0) as f32)
-                .collect();
-            Tensor::from_vec(w, classes, &device)
-        })
-        .transpose()?;
-    let val = match validation.filter(|(_, vy)| !vy.is_empty()) {
-        Some((vx, vy)) => Some((
-            Tensor::from_vec(standardized(vx, dim, &mean, &std), (vy.len(), dim), &device)?,
-            targets(vy)?,
-        )),
-        None => None,
+    let xs = standardized(x, dim, &mean, &std);
+    let ys = targets(y);
+    let class_weights: Vec<f32> = if classes > 0 && !params.class_weights.is_empty() {
+        (0..classes)
+            .map(|c| params.class_weights.get(c).copied().unwrap_or(1.0) as f32)
+            .collect()
+    } else {
+        Vec::new()
     };
+    let val = validation
+        .filter(|(_, vy)| !vy.is_empty())
+        .map(|(vx, vy)| (standardized(vx, dim, &mean, &std), targets(vy)));
     let [h1, h2] = widths(params.hidden);
     let outputs = classes.max(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(params.seed ^ 0x31F);
-    let mut layers: Vec<(Var, Var)> = Vec::new();
+    let mut init = Vec::new();
     for (i, o) in [(dim, h1), (h1, h2), (h2, outputs)] {
         // PyTorch's default initialization: uniform ±1/√fan_in.
         let bound = 1.0 / (i.max(1) as f32).sqrt();
@@ -214,79 +148,87 @@ pub fn fit(
             .map(|_| rng.random_range(-bound..bound))
             .collect();
         let b: Vec<f32> = (0..o).map(|_| rng.random_range(-bound..bound)).collect();
-        layers.push((
-            Var::from_tensor(&Tensor::from_vec(w, (o, i), &device)?)?,
-            Var::from_tensor(&Tensor::from_vec(b, o, &device)?)?,
-        ));
+        init.push((w, b));
     }
-    let vars: Vec<(Var, bool)> = layers
-        .iter()
-        .flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)])
-        .collect();
-    let mut opt = AdamW::new(vars, params.learning_rate, params.weight_decay)?;
-    // A copy: the optimizer updates the variables' storage in place.
-    let snapshot = |layers: &[(Var, Var)]| -> candle_core::Result<Vec<(Tensor, Tensor)>> {
-        layers
-            .iter()
-            .map(|(w, b)| {
-                Ok((
-                    w.as_tensor().copy()?.detach(),
-                    b.as_tensor().copy()?.detach(),
-                ))
-            })
-            .collect()
+    let mut net = Net::new(init, dim);
+    // Loss per row in the target's units (squared error is on the standardized target).
+    let unit = if classes == 0 {
+        target_std * target_std
+    } else {
+        1.0
+    };
+    let evaluate = |layers: &[(Vec<f32>, Vec<f32>)], x: &[f32], y: &[f32]| -> (f64, Option<f64>) {
+        let t = Targets {
+            values: y,
+            classes,
+            class_weights: &[],
+        };
+        let sums = mlp_net::evaluate(layers, dim, x, &t);
+        let rows = y.len().max(1) as f64;
+        (
+            sums.loss * unit / rows,
+            (classes > 0).then(|| sums.correct as f64 / rows),
+        )
     };
     let batch = params.batch_size.clamp(1, n);
     let steps_per_epoch = n.div_ceil(batch);
     let epochs = params.epochs.max(1);
     let total_steps = steps_per_epoch * epochs;
     let warmup = (total_steps / 20).min(steps_per_epoch * 2).max(1);
-    let mut best: Option<(f64, usize, Layers)> = None;
+    let mut best: Option<(f64, usize, Vec<(Vec<f32>, Vec<f32>)>)> = None;
     let mut since_best = 0;
     let mut stopped_early = false;
     let mut order: Vec<u32> = (0..n as u32).collect();
+    let (mut xb, mut yb) = (Vec::with_capacity(batch * dim), Vec::with_capacity(batch));
     for epoch in 1..=epochs {
         let mut shuffle = rand::rngs::StdRng::seed_from_u64(
             params.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         order.shuffle(&mut shuffle);
+        let mut running = BatchSums::default();
         for (step, chunk) in order.chunks(batch).enumerate() {
-            opt.learning_rate = cosine_lr(
+            let learning_rate = cosine_lr(
                 params.learning_rate,
                 (epoch - 1) * steps_per_epoch + step,
                 total_steps,
                 warmup,
             );
-            let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
-            let xb = xs.index_select(&idx, 0)?;
-            let yb = ys.index_select(&idx, 0)?;
-            let w: Vec<(Tensor, Tensor)> = layers
-                .iter()
-                .map(|(w, b)| (w.as_tensor().clone(), b.as_tensor().clone()))
-                .collect();
-            let out = forward(&xb, &w)?;
-            let loss = if classes == 0 {
-                (out - &yb)?.sqr()?.mean_all()?
-            } else {
-                match &class_weights {
-                    Some(cw) => weighted_cross_entropy(&out, &yb, cw)?,
-                    None => candle_nn::loss::cross_entropy(&out, &yb)?,
-                }
+            xb.clear();
+            yb.clear();
+            for &i in chunk {
+                let i = i as usize;
+                xb.extend_from_slice(xs.get(i * dim..(i + 1) * dim).unwrap_or(&[]));
+                yb.push(ys.get(i).copied().unwrap_or(0.0));
+            }
+            let t = Targets {
+                values: &yb,
+                classes,
+                class_weights: &class_weights,
             };
-            let value = loss.to_scalar::<f32>()?;
-            if !value.is_finite() {
+            let step = AdamWStep {
+                learning_rate,
+                weight_decay: params.weight_decay,
+            };
+            let Some(sums) = net.train_step(&xb, chunk.len(), &t, step) else {
                 return Err(Error::Diverged(format!(
-                    "MLP training loss became {value} at epoch {epoch}; lower mlp_learning_rate (now {})",
+                    "MLP training loss became infinite or NaN at epoch {epoch}; lower mlp_learning_rate (now {})",
                     params.learning_rate
                 )));
-            }
-            opt.apply(&loss.backward()?)?;
+            };
+            running.loss += sums.loss;
+            running.correct += sums.correct;
         }
-        let current = snapshot(&layers)?;
-        let (train_loss, train_accuracy) = evaluate(&current, &xs, &ys, classes, target_std)?;
+        let current = net.weights();
+        let (train_loss, train_accuracy) = match &val {
+            Some(_) => (
+                running.loss * unit / n as f64,
+                (classes > 0).then(|| running.correct as f64 / n as f64),
+            ),
+            None => evaluate(&current, &xs, &ys),
+        };
         let (validation_loss, validation_accuracy) = match &val {
             Some((vx, vy)) => {
-                let (l, a) = evaluate(&current, vx, vy, classes, target_std)?;
+                let (l, a) = evaluate(&current, vx, vy);
                 (Some(l), a)
             }
             None => (None, None),
@@ -313,17 +255,13 @@ pub fn fit(
             }
         }
     }
-    let Some((_, best_epoch, weights)) = best else {
+    let Some((_, best_epoch, layers)) = best else {
         return Err(Error::Unsupported("the MLP trained no epoch".into()));
     };
-    let mut plain = Vec::new();
-    for (w, b) in &weights {
-        plain.push((w.flatten_all()?.to_vec1::<f32>()?, b.to_vec1::<f32>()?));
-    }
     Ok(Mlp {
         classes,
         in_dim: dim,
-        layers: plain,
+        layers,
         input_mean: mean,
         input_std: std,
         target_mean,

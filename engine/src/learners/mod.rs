@@ -8,3 +8,5 @@ pub mod glm;
 pub mod lbfgs;
 pub mod logistic;
 pub mod mlp;
+pub mod mlp_adamw;
+pub mod mlp_net;
