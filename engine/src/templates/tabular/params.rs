@@ -53,7 +53,7 @@ pub fn param_specs(kind: TargetKind) -> Vec<ParamSpec> {
             "time_limit",
             "Time limit (s)",
             "Model",
-            "auto starts no further candidate after this many seconds; 0 = 60 s plus 1 s per 2,000 training rows. On tables above 50,000 rows the random forest and the MLP are first fitted on 20,000 rows and skipped when that does not beat the best so far.",
+            "auto starts no further candidate after this many seconds; 0 = 60 s plus 1 s per 2,000 training rows. On tables above 50,000 rows the random forest and the MLP are first fitted briefly (32 trees, 20 epochs) on 20,000 rows and skipped when that does not beat the best so far.",
             (0, 1_000_000),
             0,
         ),

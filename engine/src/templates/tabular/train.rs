@@ -308,6 +308,7 @@ fn compare_candidates(
         let best_value = leaderboard.iter().find(|c| c.chosen).map(|c| c.value);
         if let Some(best_value) = best_value {
             let elapsed = all_started.elapsed().as_secs_f64();
+            let cpu_started = crate::train::cpu_time::process_cpu_secs();
             let skip = if elapsed > time_limit {
                 Some((
                     f64::NAN,
@@ -323,6 +324,9 @@ fn compare_candidates(
                 let mut entry = Candidate::skipped(algorithm, kind, value, reason);
                 // The time of the sample's fit, where there was one: it was spent.
                 entry.fit_secs = all_started.elapsed().as_secs_f64() - elapsed;
+                entry.fit_cpu_secs = cpu_started
+                    .zip(crate::train::cpu_time::process_cpu_secs())
+                    .map(|(a, b)| b - a);
                 leaderboard.push(entry);
                 continue;
             }
