@@ -114,7 +114,8 @@ fn screen_transform(points: &[[f32; 2]], rect: egui::Rect) -> impl Fn([f32; 2]) 
             hi[a] = hi[a].max(p[a]);
         }
     }
-    if !(lo[0] <= hi[0]) {
+    // No finite point (the bounds are still ±∞; never NaN: non-finite points are skipped).
+    if lo[0] > hi[0] {
         (lo, hi) = ([-1.0; 2], [1.0; 2]);
     }
     let span = [(hi[0] - lo[0]).max(1e-6), (hi[1] - lo[1]).max(1e-6)];
