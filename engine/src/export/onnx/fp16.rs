@@ -4,7 +4,8 @@
 //! graph. The file is about half the size; the graph still computes in f32, so every operator
 //! and input is unchanged and only the weights are rounded (|Δp| of the order of 1e-3).
 //! Small constants (normalization means, thresholds, scalars) stay f32, and so do the weights of
-//! matrix products (the heads) and anything an `ai.onnx.ml` operator reads.
+//! matrix products (the heads, mel matrices, transformer projections), the sound front ends' DFT
+//! kernels and anything an `ai.onnx.ml` operator reads.
 
 use super::graph;
 use super::proto::{ModelProto, NodeProto, data_type};
@@ -17,6 +18,11 @@ pub const MIN_ELEMENTS: usize = 4096;
 
 /// Operators whose weights stay f32.
 const KEPT_F32_OPS: &[&str] = &["Gemm", "MatMul"];
+
+/// Initializers whose name starts with one of these stay f32: the DFT kernels of the sound front
+/// ends (`stft.kernels`), exact constants whose rounding to fp16 moves quiet mel bands enough,
+/// through the log, to change YAMNet's and Whisper's top label.
+const KEPT_F32_PREFIXES: &[&str] = &["stft."];
 
 /// Converts `model`'s large float weights to FLOAT16 in place; returns how many initializers
 /// were converted.
@@ -36,7 +42,10 @@ pub fn halve_weights(model: &mut ModelProto) -> usize {
     let mut casts = Vec::new();
     let mut renamed = Vec::new();
     for t in &mut g.initializer {
-        if t.data_type != data_type::FLOAT || pinned.contains(t.name.as_str()) {
+        if t.data_type != data_type::FLOAT
+            || pinned.contains(t.name.as_str())
+            || KEPT_F32_PREFIXES.iter().any(|p| t.name.starts_with(p))
+        {
             continue;
         }
         let values: Vec<f32> = if t.raw_data.is_empty() {
