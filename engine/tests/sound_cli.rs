@@ -712,3 +712,73 @@ fn bench_sound_measures_each_encoder_and_names_the_missing_ones() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("broken.wav"), "{}", stderr(&out));
 }
+
+/// `auto`'s two heads trained at once (as on a GPU: `LATHE_HEADS_AT_ONCE=on` forces it on the
+/// CPU) give the run that training them one after the other gives: the same choice and
+/// predictions, the MLP's epochs then the logistic head's iterations on one rising epoch axis.
+#[test]
+fn heads_trained_at_once_match_heads_trained_in_turn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // 1,100 short clips (the MLP joins from 1,000 training windows): two noisy tones.
+    for k in 0..550 {
+        for (class, hz) in [("low", 300.0f32), ("high", 340.0)] {
+            wav(
+                &data.join(class).join(format!("{k:03}.wav")),
+                16_000,
+                1,
+                0.3,
+                |t, i| 0.2 * (std::f32::consts::TAU * hz * t).sin() + 0.3 * hash_noise(i, k),
+            );
+        }
+    }
+    let train = |mode: &str| {
+        let out = tmp.path().join(format!("run-{mode}"));
+        let o = run(lathe(&tmp.path().join("cache"))
+            .env("LATHE_HEADS_AT_ONCE", mode)
+            .args([
+                "train",
+                "--template",
+                "sound-classifier",
+                "--json",
+                "--data",
+            ])
+            .arg(&data)
+            .args(["--param", "algorithm=statistics", "--out"])
+            .arg(&out));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let epochs: Vec<u64> = stdout(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "epoch_end")
+            .map(|e| e["epoch"].as_u64().unwrap())
+            .collect();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        (epochs, report)
+    };
+    let (at_once, a) = train("on");
+    let (in_turn, b) = train("off");
+    assert_eq!(at_once, in_turn);
+    assert!(at_once.windows(2).all(|w| w[0] < w[1]), "{at_once:?}");
+    let heads = |r: &serde_json::Value| -> Vec<String> {
+        r["training"]["leaderboard"][0]["head_selection"]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["head"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(heads(&a), ["mlp", "logistic"]);
+    assert_eq!(heads(&a), heads(&b));
+    for key in ["chosen", "refit_on_train_and_validation"] {
+        let selection =
+            |r: &serde_json::Value| r["training"]["leaderboard"][0]["head_selection"][key].clone();
+        assert_eq!(selection(&a), selection(&b));
+    }
+    assert_eq!(
+        a["evaluation"]["validation"]["accuracy"],
+        b["evaluation"]["validation"]["accuracy"]
+    );
+}

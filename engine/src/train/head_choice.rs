@@ -4,14 +4,16 @@
 //! for an MLP to have a chance and keeps the MLP only when its validation accuracy beats the
 //! logistic head's by more than one standard error. A chosen logistic head is refitted on
 //! training + validation rows for the final model (validation figures come from the fit before
-//! the refit). A run that continues another keeps the AdamW path.
+//! the refit, which starts from the training-rows head). On a GPU the two candidates train at
+//! once: the MLP on the device, the logistic head's L-BFGS on the CPU cores. A run that
+//! continues another keeps the AdamW path.
 
 use crate::error::Result;
 use crate::nets::head::HeadKind;
 use crate::train::context::RunContext;
 use crate::train::event::Phase;
 use crate::train::fit::{self, Features, FitConfig, FitOutcome};
-use crate::train::fit_logistic::{self, CvChoice, FinalFit};
+use crate::train::fit_logistic::{self, CvChoice, FinalFit, Report};
 use serde::Serialize;
 
 /// The `head` parameter.
@@ -64,6 +66,8 @@ pub struct Fitted {
     pub outcome: FitOutcome,
     /// The final model when it was refitted on training + validation rows.
     pub refit: Option<FitOutcome>,
+    /// Seconds the refit took.
+    pub refit_secs: Option<f64>,
     pub candidates: Vec<Candidate>,
     pub chosen: &'static str,
 }
@@ -79,6 +83,7 @@ impl Fitted {
         serde_json::json!({
             "chosen": self.chosen,
             "refit_on_train_and_validation": self.refit.is_some(),
+            "refit_secs": self.refit_secs,
             "candidates": self.candidates,
         })
     }
@@ -140,18 +145,18 @@ pub fn fit_head(
             chosen: c.head,
             outcome,
             refit: None,
+            refit_secs: None,
             candidates: vec![c],
         });
     }
-    let mut candidates = Vec::new();
-    let mut mlp = None;
-    match choice {
+    let mlp_kind = match choice {
         HeadChoice::Mlp(kind) => {
             let (outcome, c) = adamw(kind.clone())?;
             return Ok(Fitted {
                 chosen: c.head,
                 outcome,
                 refit: None,
+                refit_secs: None,
                 candidates: vec![c],
             });
         }
@@ -160,31 +165,52 @@ pub fn fit_head(
                 && !train.is_multi_label()
                 && validation.is_some_and(|v| !v.is_empty()) =>
         {
-            let (outcome, c) = adamw(kind.clone())?;
-            candidates.push(c);
-            mlp = Some(outcome);
+            Some(kind.clone())
         }
-        _ => {}
-    }
-    // The logistic head; its iterations are numbered after the MLP's epochs on the curves.
-    let started = std::time::Instant::now();
-    let offset = mlp.as_ref().map_or(0, |m| m.history.len());
-    let scaling = fit_logistic::Scaling::of(train);
-    let x = scaling.apply(&train.x);
-    let cv = fit_logistic::choose_c(ctx, train, &x, classes, cfg.epochs)?;
-    drop(x);
-    let spec = FinalFit {
-        c: cv.c,
-        max_iterations: cfg.epochs,
-        epoch_offset: offset,
-        report: true,
+        _ => None,
     };
-    let logistic = fit_logistic::fit_with_c(ctx, train, validation, classes, spec)?;
-    let logistic_candidate = Candidate {
-        head: "logistic",
-        validation_accuracy: validation_accuracy(ctx, &logistic, validation)?,
-        fit_secs: started.elapsed().as_secs_f64(),
-        cross_validation: Some(cv.clone()),
+    let mut candidates = Vec::new();
+    let (mlp, (logistic, logistic_candidate, spec)) = match mlp_kind {
+        // On a GPU the MLP trains on the device while the logistic head's L-BFGS runs on the
+        // CPU cores beside it; its iterations are announced after the MLP's epochs.
+        Some(kind) if both_at_once(&ctx.device) => {
+            let (mlp, logistic) = std::thread::scope(|s| {
+                let logistic = s.spawn(|| {
+                    fit_logistic_candidate_as(
+                        ctx,
+                        train,
+                        validation,
+                        classes,
+                        cfg,
+                        (0, Report::Record),
+                    )
+                });
+                let mlp = adamw(kind);
+                let logistic = logistic.join().unwrap_or_else(|_| {
+                    Err(crate::error::Error::Unsupported(
+                        "the logistic head's fit stopped unexpectedly".into(),
+                    ))
+                });
+                (mlp, logistic)
+            });
+            let (mlp, c) = mlp?;
+            let (mut logistic, candidate, spec) = logistic?;
+            fit_logistic::announce(ctx, &mut logistic, mlp.history.len());
+            candidates.push(c);
+            (Some(mlp), (logistic, candidate, spec))
+        }
+        Some(kind) => {
+            let (mlp, c) = adamw(kind)?;
+            candidates.push(c);
+            // The logistic head's iterations are numbered after the MLP's epochs on the curves.
+            let offset = mlp.history.len();
+            let logistic = fit_logistic_candidate(ctx, train, validation, classes, cfg, offset)?;
+            (Some(mlp), logistic)
+        }
+        None => (
+            None,
+            fit_logistic_candidate(ctx, train, validation, classes, cfg, 0)?,
+        ),
     };
     // The MLP must beat the logistic head by more than one standard error of the validation
     // accuracy: on a few hundred validation rows one image decides a tie, and the logistic head
@@ -205,24 +231,27 @@ pub fn fit_head(
             chosen: "mlp",
             outcome,
             refit: None,
+            refit_secs: None,
             candidates,
         });
     }
     let refit = match validation.filter(|v| !v.is_empty()) {
         Some(v) => {
+            let started = std::time::Instant::now();
             let mut phase = ctx.phase(Phase::Training, 1);
             let all = fit_logistic::concat(train, v);
             let silent = FinalFit {
                 epoch_offset: 0,
-                report: false,
+                report: Report::Silent,
                 ..spec
             };
-            let r = fit_logistic::fit_with_c(ctx, &all, None, classes, silent)?;
+            let r = fit_logistic::fit_with_c(ctx, &all, None, classes, silent, Some(&logistic))?;
             phase.set(1);
-            Some(r)
+            Some((r, started.elapsed().as_secs_f64()))
         }
         None => None,
     };
+    let (refit, refit_secs) = refit.map_or((None, None), |(r, secs)| (Some(r), Some(secs)));
     fit_logistic::checkpoint(
         ctx,
         refit.as_ref().unwrap_or(&logistic),
@@ -232,6 +261,61 @@ pub fn fit_head(
         chosen: "logistic",
         outcome: logistic,
         refit,
+        refit_secs,
         candidates,
     })
+}
+
+/// Whether `auto` trains its two heads at once: on a GPU, where the MLP leaves the CPU cores free
+/// for the logistic head. `LATHE_HEADS_AT_ONCE=on|off` overrides it (tests, comparisons).
+fn both_at_once(device: &candle_core::Device) -> bool {
+    match std::env::var("LATHE_HEADS_AT_ONCE").as_deref() {
+        Ok("on") => true,
+        Ok("off") => false,
+        _ => !device.is_cpu(),
+    }
+}
+
+/// The logistic head: standardized features, `C` by cross-validation, one L-BFGS fit on the
+/// training rows, its iterations reported as they happen, numbered after `epoch_offset`.
+fn fit_logistic_candidate(
+    ctx: &RunContext,
+    train: &Features,
+    validation: Option<&Features>,
+    classes: usize,
+    cfg: &FitConfig,
+    epoch_offset: usize,
+) -> Result<(FitOutcome, Candidate, FinalFit)> {
+    let how = (epoch_offset, Report::Emit);
+    fit_logistic_candidate_as(ctx, train, validation, classes, cfg, how)
+}
+
+/// [`fit_logistic_candidate`] reporting as `report` says (epochs numbered after the offset).
+fn fit_logistic_candidate_as(
+    ctx: &RunContext,
+    train: &Features,
+    validation: Option<&Features>,
+    classes: usize,
+    cfg: &FitConfig,
+    (epoch_offset, report): (usize, Report),
+) -> Result<(FitOutcome, Candidate, FinalFit)> {
+    let started = std::time::Instant::now();
+    let scaling = fit_logistic::Scaling::of(train);
+    let x = scaling.apply(&train.x);
+    let cv = fit_logistic::choose_c(ctx, train, &x, classes, cfg.epochs, report)?;
+    drop(x);
+    let spec = FinalFit {
+        c: cv.c,
+        max_iterations: cfg.epochs,
+        epoch_offset,
+        report,
+    };
+    let logistic = fit_logistic::fit_with_c(ctx, train, validation, classes, spec, None)?;
+    let candidate = Candidate {
+        head: "logistic",
+        validation_accuracy: validation_accuracy(ctx, &logistic, validation)?,
+        fit_secs: started.elapsed().as_secs_f64(),
+        cross_validation: Some(cv),
+    };
+    Ok((logistic, candidate, spec))
 }

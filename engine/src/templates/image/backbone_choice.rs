@@ -13,7 +13,7 @@ use crate::nets::weights;
 use crate::templates::image::classifier::{Item, Part, extract_features_as};
 use crate::templates::image::params::ImageParams;
 use crate::train::fit::Features;
-use crate::train::fit_logistic::{Scaling, choose_c};
+use crate::train::fit_logistic::{Report, Scaling, choose_c};
 use crate::train::{Phase, RunContext};
 use serde::Serialize;
 use std::path::Path;
@@ -160,7 +160,7 @@ pub(crate) fn load_backbone(
         }
         let started = Instant::now();
         let x = Scaling::of(&set).apply(&set.x);
-        let cv = choose_c(ctx, &set, &x, classes, 100)?;
+        let cv = choose_c(ctx, &set, &x, classes, 100, Report::Emit)?;
         candidates[i].cv_secs = Some(started.elapsed().as_secs_f64());
         let (acc, loss) = cv
             .scores
