@@ -146,7 +146,7 @@ fn a_recorded_run_draws_on_every_screen() {
         match screen {
             Screen::Train => {
                 h.get_by_label_contains(&format!("Epoch {epochs} / {epochs}"));
-                h.get_by_label_contains("1 warning(s)");
+                h.get_by_label_contains("1 warning");
             }
             Screen::Evaluate => {
                 h.get_by_label("Macro F1");

@@ -217,7 +217,7 @@ pub fn summary_ui(ui: &mut egui::Ui, summary: &DatasetSummary, view: &mut View) 
     let errors = summary.errors().count();
     let warnings = summary.warnings().count();
     ui.label(format!(
-        "{} classes · {} · {} error(s), {} warning(s)",
+        "{} classes · {} · {}, {}",
         summary.labels.len(),
         summary
             .splits
@@ -225,8 +225,8 @@ pub fn summary_ui(ui: &mut egui::Ui, summary: &DatasetSummary, view: &mut View) 
             .map(|s| format!("{} {}", crate::ui::thousands(s.num_examples as u64), s.name))
             .collect::<Vec<_>>()
             .join(", "),
-        errors,
-        warnings
+        crate::ui::count(errors, "error"),
+        crate::ui::count(warnings, "warning")
     ));
     if !summary.facts.is_empty() {
         ui.horizontal_wrapped(|ui| {

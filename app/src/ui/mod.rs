@@ -228,7 +228,7 @@ fn top_bar_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Command>) {
     });
 }
 
-pub use crate::widgets::format::thousands;
+pub use crate::widgets::format::{count, thousands};
 
 /// "1:05" or "1:02:03".
 pub fn duration_text(secs: f64) -> String {
@@ -249,6 +249,9 @@ mod tests {
         assert_eq!(thousands(6000), "6,000");
         assert_eq!(thousands(1_204_000), "1,204,000");
         assert_eq!(thousands(12), "12");
+        assert_eq!(count(1, "warning"), "1 warning");
+        assert_eq!(count(0, "error"), "0 errors");
+        assert_eq!(count(2_500, "warning"), "2,500 warnings");
         assert_eq!(duration_text(65.4), "1:05");
         assert_eq!(duration_text(3723.0), "1:02:03");
     }

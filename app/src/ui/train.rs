@@ -331,8 +331,8 @@ fn warnings_ui(ui: &mut egui::Ui, run: &RunState) {
     if run.warnings.is_empty() {
         return;
     }
-    let total = run.warnings.len() + run.warnings_dropped;
-    egui::CollapsingHeader::new(format!("{total} warning(s)"))
+    let total = run.warning_count();
+    egui::CollapsingHeader::new(crate::ui::count(total, "warning"))
         .id_salt("run_warnings")
         .show(ui, |ui| {
             for (message, path) in run.warnings.iter().take(WARNINGS_SHOWN) {

@@ -14,6 +14,15 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A count with its noun, singular for one: (1, "warning") → "1 warning", (3, …) → "3 warnings".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n as u64))
+    }
+}
+
 /// Text meant for the command line, in plain words for the window: every parenthesis that names
 /// a command-line flag (" (--target COL)", " (`--target COL`)") is left out.
 pub fn plain_words(text: &str) -> String {
