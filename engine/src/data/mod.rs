@@ -1,6 +1,7 @@
 //! Datasets: scanning user folders into labelled items, health checks, splits, image decoding
 //! and augmentation.
 
+pub mod annotation_formats;
 pub mod annotations;
 pub mod audio_augment;
 pub mod audio_decode;
