@@ -173,7 +173,9 @@ impl Net {
                 };
                 shard.forward_backward(layers, xs, ys.len(), &t, normalizer)
             })
-            .reduce(BatchSums::default, BatchSums::add);
+            .collect::<Vec<_>>()
+            .into_iter()
+            .fold(BatchSums::default(), BatchSums::add);
         if !sums.loss.is_finite() {
             return None;
         }
@@ -431,7 +433,10 @@ pub(crate) fn evaluate(
                 .map(|out| loss_and_delta(out, rows, outputs, &t, 1.0, &mut delta))
                 .unwrap_or_default()
         })
-        .reduce(BatchSums::default, BatchSums::add)
+        // Summed in chunk order (a parallel reduce would associate by thread count).
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(BatchSums::default(), BatchSums::add)
 }
 
 #[cfg(test)]
