@@ -467,6 +467,32 @@ impl Studio {
                     self.state.table_columns = Some(result);
                 }
             }
+            JobResult::Recordings { generation, result } => {
+                if generation == self.scan_generation
+                    && let Some(r) = self.state.recordings.as_mut()
+                {
+                    match result {
+                        Ok((sessions, first)) => {
+                            r.sessions = Some(Ok(sessions));
+                            r.selected = 0;
+                            r.shown = Some(first);
+                        }
+                        Err(e) => r.sessions = Some(Err(e)),
+                    }
+                }
+            }
+            JobResult::RecordingRead {
+                generation,
+                index,
+                result,
+            } => {
+                if generation == self.scan_generation
+                    && let Some(r) = self.state.recordings.as_mut()
+                    && r.selected == index
+                {
+                    r.shown = Some(result);
+                }
+            }
             JobResult::SessionStarted { result, replayed } => match result {
                 Ok(session) => {
                     if let Some(state) = replayed {
@@ -1021,6 +1047,7 @@ impl Studio {
                 .start(start.and_then(|p| p.parent().map(Path::to_path_buf)));
                 self.ask(request);
             }
+            Command::ShowRecording(index) => self.show_recording(index),
             Command::Predict(files) => self.predict(files),
             Command::PredictText(text) => self.predict_text(text),
             Command::PredictRow(values) => self.predict_row(values),
@@ -1320,6 +1347,7 @@ impl Studio {
         self.state.sample_details.clear();
         self.view.details_requested.clear();
         self.state.table_columns = None;
+        self.state.recordings = None;
         self.view.continue_open = false;
         self.state.screen = Screen::Data;
         self.rescan();
@@ -1385,12 +1413,15 @@ impl Studio {
         if project.data.train.as_os_str().is_empty() {
             self.state.scan = ScanState::Idle;
             self.state.table_columns = None;
+            self.state.recordings = None;
             return;
         }
         let control = Control::new();
         self.scan_control = Some(control.clone());
         let generation = self.scan_generation;
         self.state.scan = ScanState::Running { done: 0, total: 0 };
+        let activity = self.state.preview_kind() == PreviewKind::Activity;
+        self.state.recordings = activity.then(crate::recordings::Recordings::default);
         // A table's columns, for the target dropdown (read apart from the scan, which stops at a
         // missing target).
         let target = (self.state.preview_kind() == PreviewKind::Table).then(|| {
@@ -1411,7 +1442,40 @@ impl Studio {
                     total,
                 })
             });
+            let scanned = result.is_ok();
             tx.send(JobResult::Scanned { generation, result });
+            // An activity project's sessions, for the Data screen's recording plot.
+            if activity && scanned {
+                let result = crate::recordings::list_and_read(&project);
+                tx.send(JobResult::Recordings { generation, result });
+            }
+        });
+    }
+
+    /// Reads the training session at `index` of the Data screen's menu in the background.
+    fn show_recording(&mut self, index: usize) {
+        let Some(project) = self.state.project.clone() else {
+            return;
+        };
+        let Some(recordings) = self.state.recordings.as_mut() else {
+            return;
+        };
+        let Some(Ok(sessions)) = &recordings.sessions else {
+            return;
+        };
+        let Some(session) = sessions.get(index).cloned() else {
+            return;
+        };
+        recordings.selected = index;
+        recordings.shown = None;
+        let generation = self.scan_generation;
+        self.jobs.spawn("recording", move |tx| {
+            let result = crate::recordings::read(&project, &session);
+            tx.send(JobResult::RecordingRead {
+                generation,
+                index,
+                result,
+            });
         });
     }
 
@@ -1750,6 +1814,36 @@ impl Studio {
         self.state.screen = Screen::Preview;
         let slot = self.model.clone();
         let kind = self.state.preview_kind();
+        if kind == PreviewKind::Activity {
+            let params = crate::recordings::params(self.state.project.as_ref());
+            self.jobs.spawn("predict", move |tx| {
+                let items = match slot.lock() {
+                    Ok(guard) => match guard.as_ref() {
+                        Some(model) => files
+                            .into_iter()
+                            .map(|input| {
+                                let (result, activity) = crate::recordings::predict_file(
+                                    model.as_ref(),
+                                    &input,
+                                    &params,
+                                );
+                                PreviewItem {
+                                    input,
+                                    result,
+                                    waveform: None,
+                                    image: None,
+                                    activity: Some(activity),
+                                }
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    },
+                    Err(_) => Vec::new(),
+                };
+                tx.send(JobResult::Predicted(items));
+            });
+            return;
+        }
         self.jobs.spawn("predict", move |tx| {
             let inputs: Vec<String> = files
                 .iter()
@@ -1773,6 +1867,7 @@ impl Studio {
                 .map(|(input, result)| PreviewItem {
                     waveform: (kind == PreviewKind::Sound).then(|| Waveform::read(&input)),
                     image: (kind == PreviewKind::Detector).then(|| PreviewImage::read(&input)),
+                    activity: None,
                     input,
                     result,
                 })

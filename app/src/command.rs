@@ -180,6 +180,8 @@ pub enum Command {
     /// Evaluates the current model on a labelled folder.
     EvaluateFolder(PathBuf),
     ChooseEvaluateFolder,
+    /// Draws the activity project's training session at this index of the Data screen's menu.
+    ShowRecording(usize),
     /// Predicts these files with the current model.
     Predict(Vec<PathBuf>),
     ChoosePreviewFiles,

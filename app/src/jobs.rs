@@ -165,6 +165,23 @@ pub enum JobResult {
         generation: u64,
         result: Result<TableColumns, String>,
     },
+    /// An activity project's training sessions were listed and the first read (scan `generation`).
+    Recordings {
+        generation: u64,
+        result: Result<
+            (
+                Vec<lathe_engine::templates::activity::recording::RecordingRef>,
+                Result<lathe_engine::templates::activity::recording::Recording, String>,
+            ),
+            String,
+        >,
+    },
+    /// The session at `index` of the Data screen's menu was read (scan `generation`).
+    RecordingRead {
+        generation: u64,
+        index: usize,
+        result: Result<lathe_engine::templates::activity::recording::Recording, String>,
+    },
     /// A job failed before it could report anything more specific.
     Failed(String),
 }

@@ -12,6 +12,7 @@ pub mod frame_stats;
 pub mod jobs;
 pub mod mistakes;
 pub mod preview_data;
+pub mod recordings;
 pub mod report;
 pub mod runs;
 pub mod settings_layout;

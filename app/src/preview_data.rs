@@ -33,6 +33,8 @@ pub enum PreviewKind {
     Detector,
     /// Pick or edit a table row; class bars or the predicted value.
     Table,
+    /// Drop motion recordings; the recording with the activity predicted along it.
+    Activity,
 }
 
 impl PreviewKind {
@@ -43,6 +45,7 @@ impl PreviewKind {
             "text-classification" => Self::Text,
             "sound-classification" => Self::Sound,
             "object-detection" => Self::Detector,
+            "activity-classification" => Self::Activity,
             "tabular-classification" | "tabular-regression" => Self::Table,
             _ => Self::Image,
         }
@@ -57,6 +60,7 @@ impl PreviewKind {
     pub fn noun(self) -> &'static str {
         match self {
             Self::Sound => "sound files",
+            Self::Activity => "recordings",
             _ => "images",
         }
     }

@@ -66,6 +66,8 @@ pub struct PreviewItem {
     pub waveform: Option<Result<Waveform, String>>,
     /// The image, for drawing boxes over (detector previews).
     pub image: Option<Result<PreviewImage, String>>,
+    /// The recording and its per-window predictions (activity previews).
+    pub activity: Option<crate::recordings::ActivityPreview>,
 }
 
 /// The prediction of typed text.
@@ -197,6 +199,8 @@ pub struct State {
     /// Each parameter's value before the project overrides it (spec default, then template).
     pub defaults: BTreeMap<String, ParamValue>,
     pub scan: ScanState,
+    /// An activity project's training sessions and the one drawn on the Data screen.
+    pub recordings: Option<crate::recordings::Recordings>,
     /// The current (or last) run, folded from its events.
     pub run: RunState,
     /// The current run was read from its folder (opened, or the newest finished run of a reopened

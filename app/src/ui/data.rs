@@ -1,6 +1,6 @@
 //! The data screen: drop zones (or "Choose folder…") for training, validation and test data,
 //! the column to predict (tables), then what the background scan found: counts per class,
-//! thumbnails, health warnings.
+//! thumbnails, health warnings; an activity project's recordings (`data_activity`).
 
 use crate::command::{Command, DataSlot, Screen};
 use crate::preview_data::PreviewKind;
@@ -123,6 +123,7 @@ pub fn data_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &mut
                 }
             });
             summary_ui(ui, summary, view);
+            crate::ui::data_activity::recordings_ui(ui, state, commands);
         }
     }
 }
@@ -258,10 +259,16 @@ pub fn summary_ui(ui: &mut egui::Ui, summary: &DatasetSummary, view: &mut View) 
             });
         }
     }
+    // Activity data counts sessions (recordings), not samples.
+    let noun = if summary.facts.contains_key("sessions") {
+        "sessions"
+    } else {
+        "examples"
+    };
     for split in &summary.splits {
         ui.add_space(8.0);
         ui.strong(format!(
-            "{} — {} examples{}",
+            "{} — {} {noun}{}",
             split.name,
             crate::ui::thousands(split.num_examples as u64),
             if split.num_skipped > 0 {

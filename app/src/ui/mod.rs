@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod data;
+pub mod data_activity;
 pub mod dialogs;
 pub mod evaluate;
 pub mod explore;
@@ -11,6 +12,7 @@ pub mod export;
 pub mod label_fix;
 pub mod picker;
 pub mod preview;
+pub mod preview_activity;
 pub mod preview_results;
 pub mod preview_table;
 pub mod preview_text;

@@ -1,5 +1,5 @@
 //! The Preview screen: try the trained model. What it takes depends on the task — dropped
-//! images or sound files, typed text, or a picked table row — and the predictions are drawn
+//! images, sound files or motion recordings, typed text, or a picked table row — and the predictions are drawn
 //! for the task too (see [`super::preview_results`]). Predictions run on background jobs.
 
 use crate::command::Command;
@@ -29,6 +29,7 @@ pub fn preview_ui(ui: &mut egui::Ui, state: &State, view: &mut View, commands: &
             PreviewKind::Text => "type text here",
             PreviewKind::Table => "pick a row of your table here",
             PreviewKind::Sound => "drop sound files here",
+            PreviewKind::Activity => "drop motion recordings (CSV or JSON) here",
             _ => "drop images here",
         };
         ui.label(format!(
@@ -94,6 +95,9 @@ fn files_ui(
         match kind {
             PreviewKind::Detector => preview_results::detection_item_ui(ui, view, item),
             PreviewKind::Sound => preview_results::sound_item_ui(ui, item),
+            PreviewKind::Activity => {
+                super::preview_activity::activity_item_ui(ui, &state.model.labels, item);
+            }
             PreviewKind::MultiLabel => preview_results::multi_label_item_ui(ui, view, item),
             _ => preview_results::image_item_ui(ui, view, item),
         }

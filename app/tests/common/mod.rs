@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod activity;
+
 /// One generated image of class `class` (a distinct colour and pattern per class).
 pub fn class_image(class: usize, i: usize, size: u32) -> RgbImage {
     RgbImage::from_fn(size, size, |x, y| {

@@ -3,7 +3,8 @@
 //! a statistics + boosted-trees candidate and a compact 1-D CNN; `algorithm = "auto"` keeps the
 //! better on validation. Files: `scan` (both layouts, health checks, session splits; reading
 //! each source in `gather`, the checks on gathered sessions in `scan_checks`), `records`
-//! (a recording's rows, column roles, parsed values), `params`, `windows`, `features`
+//! (a recording's rows, column roles, parsed values), `recording` (one session read for the
+//! app's plots), `params`, `windows`, `features`
 //! (per-window statistics), `cnn` (network, augmentation, training),
 //! `train` (the task and its pipeline), `model` (model folder, load / predict / evaluate) and
 //! `coreml` (the CNN as a `NeuralNetworkClassifier`) and `onnx` (either candidate as one ONNX
@@ -16,6 +17,7 @@ pub mod gather;
 pub mod model;
 pub mod onnx;
 pub mod params;
+pub mod recording;
 pub mod records;
 pub mod scan;
 pub mod scan_checks;
