@@ -7,7 +7,7 @@
 //! strings and image paths that leave the dataset folder are errors. Each message names the
 //! entry (`entry 3 ("a.jpg")`). The two formats are parsed in `annotation_formats`.
 
-use crate::data::annotation_formats::{parse_coco, parse_create_ml};
+use crate::data::annotation_formats::{RawImage, parse_coco, parse_create_ml};
 use crate::data::image_decode;
 use crate::data::{HealthIssue, Severity};
 use crate::error::{Error, Result};
@@ -220,25 +220,8 @@ pub fn load(data: &Path, fixed_labels: Option<&[String]>) -> Result<Annotations>
     let file = find_file(data)?;
     let bytes = std::fs::read(&file).map_err(|e| Error::io("reading", &file, e))?;
     let root = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let json: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::data(
-            format!("annotation file is not valid JSON ({e}); fix the file"),
-            &file,
-        )
-    })?;
+    let (format, raw) = parse(&bytes, &file)?;
     let mut issues = Issues::default();
-    let (format, raw) = match &json {
-        Value::Array(entries) => (Format::CreateMl, parse_create_ml(entries, &file)?),
-        Value::Object(o) if o.contains_key("images") && o.contains_key("annotations") => {
-            (Format::Coco, parse_coco(&json, &file)?)
-        }
-        _ => {
-            return Err(Error::data(
-                "annotation file is neither Create ML JSON (a list of {\"image\", \"annotations\"}) nor COCO JSON (\"images\", \"annotations\", \"categories\")",
-                &file,
-            ));
-        }
-    };
     let labels: Vec<String> = match fixed_labels {
         Some(l) => l.to_vec(),
         None => raw
@@ -256,108 +239,11 @@ pub fn load(data: &Path, fixed_labels: Option<&[String]>) -> Result<Annotations>
     let mut images = Vec::with_capacity(raw.len());
     let mut seen: HashMap<PathBuf, String> = HashMap::new();
     for entry in raw {
-        let Some(path) = safe_join(&root, &entry.file_name) else {
-            issues.push(
-                Severity::Error,
-                "path_outside_dataset",
-                format!(
-                    "{}: the image path leaves the dataset folder, which Lathe refuses; use a path inside the folder",
-                    entry.name
-                ),
-                &file,
-            );
+        let Some((path, width, height)) = image_of(&entry, &root, &file, &mut seen, &mut issues)
+        else {
             continue;
         };
-        if let Some(first) = seen.get(&path) {
-            issues.push(
-                Severity::Warning,
-                "duplicate_entry",
-                format!(
-                    "{}: the image is listed again (first as {first}); only the first entry is used",
-                    entry.name
-                ),
-                &path,
-            );
-            continue;
-        }
-        seen.insert(path.clone(), entry.name.clone());
-        let size = std::fs::read(&path)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    "the image does not exist".to_string()
-                } else {
-                    format!("cannot read the image ({e})")
-                }
-            })
-            .and_then(|b| image_decode::probe(&b));
-        let (width, height) = match size {
-            Ok(s) => s,
-            Err(reason) => {
-                issues.push(
-                    Severity::Warning,
-                    "unknown_image",
-                    format!("{}: {reason}; the entry was skipped", entry.name),
-                    &path,
-                );
-                continue;
-            }
-        };
-        let mut objects = Vec::with_capacity(entry.boxes.len());
-        for (k, b) in entry.boxes.into_iter().enumerate() {
-            let what = format!("{}, box {k} (\"{}\")", entry.name, b.label);
-            let r = b.rect;
-            let finite = [r.x, r.y, r.width, r.height].iter().all(|v| v.is_finite());
-            if !finite || r.width <= 0.0 || r.height <= 0.0 {
-                issues.push(
-                    Severity::Warning,
-                    "empty_box",
-                    format!(
-                        "{what}: width {} and height {} must be positive; the box was dropped",
-                        r.width, r.height
-                    ),
-                    &path,
-                );
-                continue;
-            }
-            let clipped = r.clip(width as f32, height as f32);
-            if clipped.width <= 0.0 || clipped.height <= 0.0 {
-                issues.push(
-                    Severity::Warning,
-                    "box_outside_image",
-                    format!(
-                        "{what}: the box lies outside the {width}×{height} image; the box was dropped"
-                    ),
-                    &path,
-                );
-                continue;
-            }
-            if clipped != r {
-                issues.push(
-                    Severity::Warning,
-                    "box_clipped",
-                    format!(
-                        "{what}: the box reaches outside the {width}×{height} image; it was clipped to the image"
-                    ),
-                    &path,
-                );
-            }
-            let Some(&label) = index.get(b.label.as_str()) else {
-                issues.push(
-                    Severity::Warning,
-                    "unknown_label",
-                    format!(
-                        "{what}: the model has no label \"{}\"; the box was skipped",
-                        b.label
-                    ),
-                    &path,
-                );
-                continue;
-            };
-            objects.push(ObjectBox {
-                label,
-                rect: clipped,
-            });
-        }
+        let objects = checked_boxes(entry, &path, (width, height), &index, &mut issues);
         images.push(AnnotatedImage {
             path,
             width,
@@ -389,6 +275,153 @@ pub fn load(data: &Path, fixed_labels: Option<&[String]>) -> Result<Annotations>
         images,
         blake3: blake3::hash(&bytes).to_hex().to_string(),
     })
+}
+
+/// The annotation file's format and its entries as written.
+fn parse(bytes: &[u8], file: &Path) -> Result<(Format, Vec<RawImage>)> {
+    let json: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Error::data(
+            format!("annotation file is not valid JSON ({e}); fix the file"),
+            file,
+        )
+    })?;
+    Ok(match &json {
+        Value::Array(entries) => (Format::CreateMl, parse_create_ml(entries, file)?),
+        Value::Object(o) if o.contains_key("images") && o.contains_key("annotations") => {
+            (Format::Coco, parse_coco(&json, file)?)
+        }
+        _ => {
+            return Err(Error::data(
+                "annotation file is neither Create ML JSON (a list of {\"image\", \"annotations\"}) nor COCO JSON (\"images\", \"annotations\", \"categories\")",
+                file,
+            ));
+        }
+    })
+}
+
+/// The image of `entry`: its path inside `root` and its size; `None` (with an issue) when the
+/// path leaves the folder, the image is listed again (`seen`) or cannot be read.
+fn image_of(
+    entry: &RawImage,
+    root: &Path,
+    file: &Path,
+    seen: &mut HashMap<PathBuf, String>,
+    issues: &mut Issues,
+) -> Option<(PathBuf, u32, u32)> {
+    let Some(path) = safe_join(root, &entry.file_name) else {
+        issues.push(
+            Severity::Error,
+            "path_outside_dataset",
+            format!(
+                "{}: the image path leaves the dataset folder, which Lathe refuses; use a path inside the folder",
+                entry.name
+            ),
+            file,
+        );
+        return None;
+    };
+    if let Some(first) = seen.get(&path) {
+        issues.push(
+            Severity::Warning,
+            "duplicate_entry",
+            format!(
+                "{}: the image is listed again (first as {first}); only the first entry is used",
+                entry.name
+            ),
+            &path,
+        );
+        return None;
+    }
+    seen.insert(path.clone(), entry.name.clone());
+    let size = std::fs::read(&path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "the image does not exist".to_string()
+            } else {
+                format!("cannot read the image ({e})")
+            }
+        })
+        .and_then(|b| image_decode::probe(&b));
+    match size {
+        Ok((width, height)) => Some((path, width, height)),
+        Err(reason) => {
+            issues.push(
+                Severity::Warning,
+                "unknown_image",
+                format!("{}: {reason}; the entry was skipped", entry.name),
+                &path,
+            );
+            None
+        }
+    }
+}
+
+/// The boxes of `entry` that pass the checks, clipped to the `width`×`height` image: boxes of
+/// no size, outside the image or of a label not in `index` are dropped with a warning.
+fn checked_boxes(
+    entry: RawImage,
+    path: &Path,
+    (width, height): (u32, u32),
+    index: &HashMap<&str, usize>,
+    issues: &mut Issues,
+) -> Vec<ObjectBox> {
+    let mut objects = Vec::with_capacity(entry.boxes.len());
+    for (k, b) in entry.boxes.into_iter().enumerate() {
+        let what = format!("{}, box {k} (\"{}\")", entry.name, b.label);
+        let r = b.rect;
+        let finite = [r.x, r.y, r.width, r.height].iter().all(|v| v.is_finite());
+        if !finite || r.width <= 0.0 || r.height <= 0.0 {
+            issues.push(
+                Severity::Warning,
+                "empty_box",
+                format!(
+                    "{what}: width {} and height {} must be positive; the box was dropped",
+                    r.width, r.height
+                ),
+                path,
+            );
+            continue;
+        }
+        let clipped = r.clip(width as f32, height as f32);
+        if clipped.width <= 0.0 || clipped.height <= 0.0 {
+            issues.push(
+                Severity::Warning,
+                "box_outside_image",
+                format!(
+                    "{what}: the box lies outside the {width}×{height} image; the box was dropped"
+                ),
+                path,
+            );
+            continue;
+        }
+        if clipped != r {
+            issues.push(
+                Severity::Warning,
+                "box_clipped",
+                format!(
+                    "{what}: the box reaches outside the {width}×{height} image; it was clipped to the image"
+                ),
+                path,
+            );
+        }
+        let Some(&label) = index.get(b.label.as_str()) else {
+            issues.push(
+                Severity::Warning,
+                "unknown_label",
+                format!(
+                    "{what}: the model has no label \"{}\"; the box was skipped",
+                    b.label
+                ),
+                path,
+            );
+            continue;
+        };
+        objects.push(ObjectBox {
+            label,
+            rect: clipped,
+        });
+    }
+    objects
 }
 
 /// `root/name` if `name` is a relative path that stays inside `root` (no `..`, no absolute path).
