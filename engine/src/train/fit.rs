@@ -158,13 +158,7 @@ pub fn fit(
         });
     }
     let x = train.tensor(device)?;
-    let mut mean = x.mean(0)?;
-    let mut std = x
-        .broadcast_sub(&mean)?
-        .sqr()?
-        .mean(0)?
-        .sqrt()?
-        .maximum(1e-3)?;
+    let (mean, std) = standardization(&x)?;
     let head = Head::new(cfg.head.clone(), train.dim, num_classes, cfg.seed, device)?;
     let vars: Vec<_> = head
         .layers
@@ -172,28 +166,7 @@ pub fn fit(
         .flat_map(|(w, b)| [(w.clone(), true), (b.clone(), false)])
         .collect();
     let mut opt = AdamW::new(vars, cfg.learning_rate, cfg.weight_decay)?;
-    let mut progress = Progress {
-        history: Vec::new(),
-        best_loss: f64::INFINITY,
-        best_epoch: 0,
-        best: None,
-        since_best: 0,
-        finished: false,
-    };
-    let restored = if ctx.resume {
-        restore(ctx, &head, &mut opt)?
-    } else {
-        None
-    };
-    match restored {
-        Some(restored) => (mean, std, progress) = restored,
-        // A run that continues a finished one starts from its weights and standardization.
-        None => {
-            if let Some((m, s)) = crate::train::extend::start_head(ctx, &head)? {
-                (mean, std) = (m, s);
-            }
-        }
-    }
+    let (mean, std, mut progress) = starting_point(ctx, &head, &mut opt, mean, std)?;
     let xs = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
     let multi = train.is_multi_label();
     let ys = train.target_tensor(num_classes, device)?;
@@ -207,11 +180,7 @@ pub fn fit(
         None => None,
     };
     let n = train.len();
-    let batch = cfg.batch_size.clamp(1, n);
-    let steps_per_epoch = n.div_ceil(batch);
-    let total_steps = steps_per_epoch * cfg.epochs;
-    let warmup = (total_steps / 20).min(steps_per_epoch * 2).max(1);
-    let step_every = (steps_per_epoch / 10).max(1);
+    let schedule = Schedule::new(n, cfg);
 
     let mut phase = ctx.phase(Phase::Training, cfg.epochs as u64);
     let started = std::time::Instant::now();
@@ -219,63 +188,18 @@ pub fn fit(
     phase.set(progress.history.len() as u64);
     let mut epoch = first;
     while epoch <= cfg.epochs && !progress.finished {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(
-            cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.shuffle(&mut rng);
-        let (mut loss_sum, mut correct) = (0f64, 0usize);
-        for (step, chunk) in order.chunks(batch).enumerate() {
-            ctx.check()?;
-            opt.learning_rate = cosine_lr(
-                cfg.learning_rate,
-                (epoch - 1) * steps_per_epoch + step,
-                total_steps,
-                warmup,
-            );
-            let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
-            let xb = xs.index_select(&idx, 0)?;
-            let yb = ys.index_select(&idx, 0)?;
-            let dropout_seed = cfg.seed ^ ((epoch * 100_003 + step) as u64);
-            let logits = head.forward(&xb, true, Some(dropout_seed))?;
-            let loss = loss_of(&logits, &yb, multi)?;
-            let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            crate::fit::diverge::check_loss(
-                loss_value,
-                epoch,
-                "learning_rate",
-                cfg.learning_rate,
-                Some(&ctx.run_dir.checkpoints()),
-            )?;
-            opt.apply(&loss.backward()?)?;
-            loss_sum += loss_value * chunk.len() as f64;
-            correct += count_correct(&logits, &yb, multi)?;
-            if step % step_every == 0 {
-                ctx.emit(Event::Step {
-                    epoch,
-                    step,
-                    steps: steps_per_epoch,
-                    loss: loss_value,
-                });
-            }
-        }
-        let (validation_loss, validation_accuracy) = match &val {
-            Some((vx, vy)) => {
-                let (l, a) = evaluate(&head, vx, vy, multi)?;
-                (Some(l), Some(a))
-            }
-            None => (None, None),
-        };
-        if let Some(l) = validation_loss {
-            // Weights that overflowed on the last step show here first.
-            crate::fit::diverge::check_loss(
-                l,
-                epoch,
-                "learning_rate",
-                cfg.learning_rate,
-                Some(&ctx.run_dir.checkpoints()),
-            )?;
-        }
+        let (loss_sum, correct) = train_epoch(
+            ctx,
+            &head,
+            &mut opt,
+            (&xs, &ys),
+            multi,
+            cfg,
+            &schedule,
+            epoch,
+        )?;
+        let (validation_loss, validation_accuracy) =
+            validate(ctx, &head, val.as_ref(), multi, cfg, epoch)?;
         let metrics = EpochMetrics {
             epoch,
             epochs: cfg.epochs,
@@ -291,35 +215,14 @@ pub fn fit(
         phase.set(epoch as u64);
 
         let watched = validation_loss.unwrap_or(loss_sum / n as f64);
-        let improved = watched < progress.best_loss - 1e-4;
-        if improved {
-            progress.best = Some(
-                head.vars()
-                    .iter()
-                    .map(|v| v.as_tensor().copy())
-                    .collect::<candle_core::Result<Vec<_>>>()?,
-            );
-            progress.best_loss = watched;
-            progress.best_epoch = epoch;
-            progress.since_best = 0;
-        } else {
-            progress.since_best += 1;
-        }
+        let improved = progress.note(&head, watched, epoch)?;
         let stop_early = cfg.patience > 0 && progress.since_best >= cfg.patience && val.is_some();
         progress.finished = stop_early || epoch == cfg.epochs;
         save_checkpoint(ctx, &head, &opt, &mean, &std, &progress, improved)?;
         epoch += 1;
     }
     let stopped_early = progress.history.len() < cfg.epochs;
-    let best_epoch = match progress.best.take() {
-        Some(snapshot) => {
-            for (v, t) in head.vars().iter().zip(snapshot) {
-                v.set(&t)?;
-            }
-            progress.best_epoch
-        }
-        None => progress.history.len(),
-    };
+    let best_epoch = progress.restore_best(&head)?;
     phase.set(cfg.epochs as u64);
     Ok(FitOutcome {
         head,
@@ -330,6 +233,200 @@ pub fn fit(
         stopped_early,
         multi_label: multi,
     })
+}
+
+/// The mean and standard deviation (at least 1e-3) of each feature column of `x`.
+fn standardization(x: &Tensor) -> Result<(Tensor, Tensor)> {
+    let mean = x.mean(0)?;
+    let std = x
+        .broadcast_sub(&mean)?
+        .sqr()?
+        .mean(0)?
+        .sqrt()?
+        .maximum(1e-3)?;
+    Ok((mean, std))
+}
+
+/// Where training starts: a resumed run's checkpoint (weights, optimizer, standardization and
+/// early-stopping state), else a continued run's head and standardization, else the fresh head
+/// with `mean` / `std`.
+fn starting_point(
+    ctx: &RunContext,
+    head: &Head,
+    opt: &mut AdamW,
+    mean: Tensor,
+    std: Tensor,
+) -> Result<(Tensor, Tensor, Progress)> {
+    let progress = Progress {
+        history: Vec::new(),
+        best_loss: f64::INFINITY,
+        best_epoch: 0,
+        best: None,
+        since_best: 0,
+        finished: false,
+    };
+    let restored = if ctx.resume {
+        restore(ctx, head, opt)?
+    } else {
+        None
+    };
+    Ok(match restored {
+        Some(restored) => restored,
+        // A run that continues a finished one starts from its weights and standardization.
+        None => match crate::train::extend::start_head(ctx, head)? {
+            Some((m, s)) => (m, s, progress),
+            None => (mean, std, progress),
+        },
+    })
+}
+
+/// Mini-batches and the learning-rate schedule of a run.
+struct Schedule {
+    batch: usize,
+    steps_per_epoch: usize,
+    total_steps: usize,
+    warmup: usize,
+    /// A step event every this many steps.
+    step_every: usize,
+}
+
+impl Schedule {
+    fn new(n: usize, cfg: &FitConfig) -> Self {
+        let batch = cfg.batch_size.clamp(1, n);
+        let steps_per_epoch = n.div_ceil(batch);
+        let total_steps = steps_per_epoch * cfg.epochs;
+        Self {
+            batch,
+            steps_per_epoch,
+            total_steps,
+            warmup: (total_steps / 20).min(steps_per_epoch * 2).max(1),
+            step_every: (steps_per_epoch / 10).max(1),
+        }
+    }
+}
+
+/// One epoch of AdamW steps over the standardized rows `xs` / targets `ys`, shuffled by the
+/// seed and the epoch alone; returns the summed loss and the count of correct rows.
+#[allow(clippy::too_many_arguments)]
+fn train_epoch(
+    ctx: &RunContext,
+    head: &Head,
+    opt: &mut AdamW,
+    (xs, ys): (&Tensor, &Tensor),
+    multi: bool,
+    cfg: &FitConfig,
+    schedule: &Schedule,
+    epoch: usize,
+) -> Result<(f64, usize)> {
+    let device = &ctx.device;
+    let n = xs.dim(0)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(
+        cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.shuffle(&mut rng);
+    let (mut loss_sum, mut correct) = (0f64, 0usize);
+    for (step, chunk) in order.chunks(schedule.batch).enumerate() {
+        ctx.check()?;
+        opt.learning_rate = cosine_lr(
+            cfg.learning_rate,
+            (epoch - 1) * schedule.steps_per_epoch + step,
+            schedule.total_steps,
+            schedule.warmup,
+        );
+        let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
+        let xb = xs.index_select(&idx, 0)?;
+        let yb = ys.index_select(&idx, 0)?;
+        let dropout_seed = cfg.seed ^ ((epoch * 100_003 + step) as u64);
+        let logits = head.forward(&xb, true, Some(dropout_seed))?;
+        let loss = loss_of(&logits, &yb, multi)?;
+        let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        crate::fit::diverge::check_loss(
+            loss_value,
+            epoch,
+            "learning_rate",
+            cfg.learning_rate,
+            Some(&ctx.run_dir.checkpoints()),
+        )?;
+        opt.apply(&loss.backward()?)?;
+        loss_sum += loss_value * chunk.len() as f64;
+        correct += count_correct(&logits, &yb, multi)?;
+        if step % schedule.step_every == 0 {
+            ctx.emit(Event::Step {
+                epoch,
+                step,
+                steps: schedule.steps_per_epoch,
+                loss: loss_value,
+            });
+        }
+    }
+    Ok((loss_sum, correct))
+}
+
+/// Validation loss and accuracy after an epoch (none without validation rows); a diverged
+/// validation loss stops the run.
+fn validate(
+    ctx: &RunContext,
+    head: &Head,
+    val: Option<&(Tensor, Tensor)>,
+    multi: bool,
+    cfg: &FitConfig,
+    epoch: usize,
+) -> Result<(Option<f64>, Option<f64>)> {
+    let (validation_loss, validation_accuracy) = match val {
+        Some((vx, vy)) => {
+            let (l, a) = evaluate(head, vx, vy, multi)?;
+            (Some(l), Some(a))
+        }
+        None => (None, None),
+    };
+    if let Some(l) = validation_loss {
+        // Weights that overflowed on the last step show here first.
+        crate::fit::diverge::check_loss(
+            l,
+            epoch,
+            "learning_rate",
+            cfg.learning_rate,
+            Some(&ctx.run_dir.checkpoints()),
+        )?;
+    }
+    Ok((validation_loss, validation_accuracy))
+}
+
+impl Progress {
+    /// Records an epoch's watched loss: a copy of the weights when it improved on the best by
+    /// more than 1e-4 (returns true), else one more epoch since the best.
+    fn note(&mut self, head: &Head, watched: f64, epoch: usize) -> Result<bool> {
+        let improved = watched < self.best_loss - 1e-4;
+        if improved {
+            self.best = Some(
+                head.vars()
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<candle_core::Result<Vec<_>>>()?,
+            );
+            self.best_loss = watched;
+            self.best_epoch = epoch;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        Ok(improved)
+    }
+
+    /// Puts the best epoch's weights back into `head`; returns that epoch (the last one run
+    /// when no copy was kept).
+    fn restore_best(&mut self, head: &Head) -> Result<usize> {
+        Ok(match self.best.take() {
+            Some(snapshot) => {
+                for (v, t) in head.vars().iter().zip(snapshot) {
+                    v.set(&t)?;
+                }
+                self.best_epoch
+            }
+            None => self.history.len(),
+        })
+    }
 }
 
 /// Cross-entropy for single-label targets; for multi-label 0/1 targets, binary cross-entropy
