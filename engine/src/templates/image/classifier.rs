@@ -21,7 +21,7 @@ use crate::templates::image::model::{
 pub use crate::templates::image::params::{ImageParams, param_specs};
 pub use crate::templates::image::scan::{ImageSplits, image_scan, scan_splits};
 use crate::train::feature_cache::FeatureCache;
-use crate::train::fit::{Features, FitConfig};
+use crate::train::fit::{Features, FitConfig, FitOutcome};
 use crate::train::head_choice;
 use crate::train::scan_report::SplitSizes;
 use crate::train::{Control, Event, Phase, RunContext};
@@ -86,30 +86,7 @@ pub(crate) struct Item<'a> {
 
 fn train(ctx: &RunContext) -> Result<PathBuf> {
     let p = ImageParams::from_resolved(&ctx.params);
-    let data = ResolvedData::of(&ctx.project);
-
-    let mut scanning = ctx.phase(Phase::Scanning, 0);
-    let splits = scan_splits(
-        &data,
-        p.validation_split,
-        data.seed,
-        &mut |d, t| {
-            scanning.set_total(t);
-            scanning.set(d)
-        },
-        &ctx.control,
-    )?;
-    ctx.accept_scan(
-        &splits.summary,
-        &data.train,
-        SplitSizes {
-            train: splits.train.len(),
-            validation: splits.validation.len(),
-            test: splits.test.len(),
-        },
-        &splits.labels,
-    )?;
-
+    let splits = load_data(ctx, &p)?;
     let weights = p
         .weights
         .as_ref()
@@ -131,48 +108,10 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
         &|set, row, file| set.push(row, file.label as u32),
     )?;
 
-    let mut items: Vec<Item> = Vec::new();
-    for f in &splits.train {
-        items.push(Item {
-            file: f,
-            part: Part::Train,
-            augmentation: None,
-        });
-        for a in &p.augmentations {
-            items.push(Item {
-                file: f,
-                part: Part::Train,
-                augmentation: Some(*a),
-            });
-        }
-    }
-    items.extend(splits.validation.iter().map(|f| Item {
-        file: f,
-        part: Part::Validation,
-        augmentation: None,
-    }));
-    items.extend(splits.test.iter().map(|f| Item {
-        file: f,
-        part: Part::Test,
-        augmentation: None,
-    }));
-
+    let items = extraction_items(&splits, &p.augmentations);
     let features = extract_features(ctx, &backbone, &items, batch)?;
-    let mut sets = [
-        Features::new(backbone.feature_dim),
-        Features::new(backbone.feature_dim),
-        Features::new(backbone.feature_dim),
-    ];
-    let mut inputs: [Vec<PathBuf>; 3] = Default::default();
-    for (item, feature) in items.iter().zip(&features) {
-        let Some(row) = feature else { continue };
-        let slot = item.part as usize;
-        sets[slot].push(row, item.file.label as u32);
-        if item.augmentation.is_none() {
-            inputs[slot].push(item.file.path.clone());
-        }
-    }
-    let [train_set, validation_set, test_set] = sets;
+    let ([train_set, validation_set, test_set], inputs) =
+        feature_sets(&items, &features, backbone.feature_dim);
 
     let cfg = FitConfig {
         head: p.head.clone(),
@@ -202,22 +141,16 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
     };
 
     if p.fine_tune_blocks == 0 {
-        let mut reports = Vec::new();
         // Validation figures come from the head fitted on training rows only (the final
         // model may have been refitted on training + validation rows).
-        for (name, set, paths, model) in [
-            ("validation", &validation_set, &inputs[1], &fitted.outcome),
-            ("test", &test_set, &inputs[2], outcome),
-        ] {
-            if set.is_empty() {
-                continue;
-            }
-            let mut phase = ctx.phase(Phase::Evaluating, set.len() as u64);
-            let probs = model.probabilities(set, &ctx.device)?;
-            let truth: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
-            reports.push(report(ctx, name, &splits.labels, &truth, &probs, paths));
-            phase.set(set.len() as u64);
-        }
+        let reports = evaluate_heads(
+            ctx,
+            &splits.labels,
+            [
+                ("validation", &validation_set, &inputs[1], &fitted.outcome),
+                ("test", &test_set, &inputs[2], outcome),
+            ],
+        )?;
         let exported = ExportedImageModel {
             backbone: &backbone,
             head: &outcome.head,
@@ -226,17 +159,201 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             labels: &splits.labels,
             multi_label: None,
         };
-        if let Some(w) = crate::eval::usefulness::first_classifier_warning(&reports, IMAGE_ADVICE) {
-            ctx.warn(w, None);
-        }
-        return image_model::write_run_outputs(ctx, &exported, &splits, &summary, &reports);
+        return write_outputs(ctx, &exported, &splits, &summary, &reports);
     }
 
     // Fine-tuning: the head, moved to raw-feature space, trains on together with the last blocks.
+    let (mut tuned, head, resumed) =
+        fine_tune_start(ctx, &p, &backbone, weights.as_deref(), precision, outcome)?;
+    let images = |part: Part| train_images(&items, &features, part);
+    let ft = FineTuneConfig {
+        epochs: p.fine_tune_epochs,
+        batch_size: p.fine_tune_batch_size,
+        learning_rate: p.fine_tune_learning_rate,
+        weight_decay: p.weight_decay,
+        seed: ctx.project.seed,
+        epoch_offset: summary.history.len(),
+    };
+    let ft_history = fine_tune(
+        ctx,
+        &mut tuned,
+        &head,
+        &images(Part::Train),
+        &images(Part::Validation),
+        &ft,
+        resumed.as_ref(),
+    )?;
+    summary.best_epoch = summary.history.len() + ft_history.len();
+    summary.history.extend(ft_history);
+    let reports = evaluate_tuned(
+        ctx,
+        &tuned,
+        &head,
+        &splits.labels,
+        [
+            ("validation", images(Part::Validation)),
+            ("test", images(Part::Test)),
+        ],
+    );
+    let zeros = Tensor::zeros(tuned.feature_dim, DType::F32, &ctx.device)?;
+    let ones = Tensor::ones(tuned.feature_dim, DType::F32, &ctx.device)?;
+    let exported = ExportedImageModel {
+        backbone: &tuned,
+        head: &head,
+        mean: &zeros,
+        std: &ones,
+        labels: &splits.labels,
+        multi_label: None,
+    };
+    write_outputs(ctx, &exported, &splits, &summary, &reports)
+}
+
+/// Scans the data (train, validation, test) and accepts the scan: its warnings become events,
+/// its first error stops the run.
+fn load_data(ctx: &RunContext, p: &ImageParams) -> Result<ImageSplits> {
+    let data = ResolvedData::of(&ctx.project);
+
+    let mut scanning = ctx.phase(Phase::Scanning, 0);
+    let splits = scan_splits(
+        &data,
+        p.validation_split,
+        data.seed,
+        &mut |d, t| {
+            scanning.set_total(t);
+            scanning.set(d)
+        },
+        &ctx.control,
+    )?;
+    ctx.accept_scan(
+        &splits.summary,
+        &data.train,
+        SplitSizes {
+            train: splits.train.len(),
+            validation: splits.validation.len(),
+            test: splits.test.len(),
+        },
+        &splits.labels,
+    )?;
+    Ok(splits)
+}
+
+/// The images of `part` whose features were extracted (the others failed to decode), as
+/// fine-tuning reads them.
+fn train_images(items: &[Item], features: &[Option<Vec<f32>>], part: Part) -> Vec<TrainImage> {
+    items
+        .iter()
+        .zip(features)
+        .filter(|(it, f)| it.part == part && f.is_some())
+        .map(|(it, _)| TrainImage {
+            path: it.file.path.clone(),
+            hash: it.file.hash,
+            label: it.file.label as u32,
+            augmentation: it.augmentation,
+        })
+        .collect()
+}
+
+/// Warns when the model is no better than guessing, then writes the report and the model folder.
+fn write_outputs(
+    ctx: &RunContext,
+    exported: &ExportedImageModel,
+    splits: &ImageSplits,
+    summary: &TrainingSummary,
+    reports: &[(String, ClassificationReport)],
+) -> Result<PathBuf> {
+    if let Some(w) = crate::eval::usefulness::first_classifier_warning(reports, IMAGE_ADVICE) {
+        ctx.warn(w, None);
+    }
+    image_model::write_run_outputs(ctx, exported, splits, summary, reports)
+}
+
+/// What feature extraction runs on: every training image (and one item per augmentation of
+/// it), then the validation and test images.
+fn extraction_items<'a>(splits: &'a ImageSplits, augmentations: &[Augmentation]) -> Vec<Item<'a>> {
+    let mut items: Vec<Item> = Vec::new();
+    for f in &splits.train {
+        items.push(Item {
+            file: f,
+            part: Part::Train,
+            augmentation: None,
+        });
+        for a in augmentations {
+            items.push(Item {
+                file: f,
+                part: Part::Train,
+                augmentation: Some(*a),
+            });
+        }
+    }
+    items.extend(splits.validation.iter().map(|f| Item {
+        file: f,
+        part: Part::Validation,
+        augmentation: None,
+    }));
+    items.extend(splits.test.iter().map(|f| Item {
+        file: f,
+        part: Part::Test,
+        augmentation: None,
+    }));
+    items
+}
+
+/// The extracted rows by split (train, validation, test; files that failed left out), and the
+/// paths of each split's unaugmented images.
+fn feature_sets(
+    items: &[Item],
+    features: &[Option<Vec<f32>>],
+    dim: usize,
+) -> ([Features; 3], [Vec<PathBuf>; 3]) {
+    let mut sets = [Features::new(dim), Features::new(dim), Features::new(dim)];
+    let mut inputs: [Vec<PathBuf>; 3] = Default::default();
+    for (item, feature) in items.iter().zip(features) {
+        let Some(row) = feature else { continue };
+        let slot = item.part as usize;
+        sets[slot].push(row, item.file.label as u32);
+        if item.augmentation.is_none() {
+            inputs[slot].push(item.file.path.clone());
+        }
+    }
+    (sets, inputs)
+}
+
+/// The reports of the frozen-backbone model on each (split name, its rows, their paths, the
+/// head to score with); empty splits are left out.
+fn evaluate_heads(
+    ctx: &RunContext,
+    labels: &[String],
+    splits: [(&str, &Features, &Vec<PathBuf>, &FitOutcome); 2],
+) -> Result<Vec<(String, ClassificationReport)>> {
+    let mut reports = Vec::new();
+    for (name, set, paths, model) in splits {
+        if set.is_empty() {
+            continue;
+        }
+        let mut phase = ctx.phase(Phase::Evaluating, set.len() as u64);
+        let probs = model.probabilities(set, &ctx.device)?;
+        let truth: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
+        reports.push(report(ctx, name, labels, &truth, &probs, paths));
+        phase.set(set.len() as u64);
+    }
+    Ok(reports)
+}
+
+/// Where fine-tuning starts: the backbone with its last `fine_tune_blocks` trainable and the
+/// head in raw-feature space — from `fine_tune_last.safetensors` when resuming a run that got
+/// that far (the checkpoint is returned for the optimizer), else from the fitted head `outcome`.
+fn fine_tune_start(
+    ctx: &RunContext,
+    p: &ImageParams,
+    backbone: &Backbone,
+    weights: Option<&Path>,
+    precision: DType,
+    outcome: &FitOutcome,
+) -> Result<(Backbone, Head, Option<st::Loaded>)> {
     let mut tuned = Backbone::load(
         &backbone.id,
         p.image_size,
-        weights.as_deref(),
+        weights,
         p.fine_tune_blocks,
         &ctx.device,
     )?;
@@ -272,50 +389,27 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
             Head::from_tensors(outcome.head.kind.clone(), &raw)?
         }
     };
-    let images = |part: Part| -> Vec<TrainImage> {
-        items
-            .iter()
-            .zip(&features)
-            .filter(|(it, f)| it.part == part && f.is_some())
-            .map(|(it, _)| TrainImage {
-                path: it.file.path.clone(),
-                hash: it.file.hash,
-                label: it.file.label as u32,
-                augmentation: it.augmentation,
-            })
-            .collect()
-    };
-    let ft = FineTuneConfig {
-        epochs: p.fine_tune_epochs,
-        batch_size: p.fine_tune_batch_size,
-        learning_rate: p.fine_tune_learning_rate,
-        weight_decay: p.weight_decay,
-        seed: ctx.project.seed,
-        epoch_offset: summary.history.len(),
-    };
-    let ft_history = fine_tune(
-        ctx,
-        &mut tuned,
-        &head,
-        &images(Part::Train),
-        &images(Part::Validation),
-        &ft,
-        resumed.as_ref(),
-    )?;
-    summary.best_epoch = summary.history.len() + ft_history.len();
-    summary.history.extend(ft_history);
+    Ok((tuned, head, resumed))
+}
+
+/// The reports of the fine-tuned model on each (split name, its images), predicted from the
+/// files; images that fail are warned about and left out, empty splits skipped.
+fn evaluate_tuned(
+    ctx: &RunContext,
+    tuned: &Backbone,
+    head: &Head,
+    labels: &[String],
+    splits: [(&str, Vec<TrainImage>); 2],
+) -> Vec<(String, ClassificationReport)> {
     let mut reports = Vec::new();
-    for (name, part) in [("validation", Part::Validation), ("test", Part::Test)] {
-        let set = images(part);
+    for (name, set) in splits {
         if set.is_empty() {
             continue;
         }
         let paths: Vec<PathBuf> = set.iter().map(|i| i.path.clone()).collect();
         let mut phase = ctx.phase(Phase::Evaluating, paths.len() as u64);
         let results =
-            image_model::predict_files(&tuned, &head, &ctx.device, &paths, &mut |d, _| {
-                phase.set(d)
-            });
+            image_model::predict_files(tuned, head, &ctx.device, &paths, &mut |d, _| phase.set(d));
         let (mut truth, mut probs, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
         for (img, r) in set.iter().zip(results) {
             match r {
@@ -327,22 +421,9 @@ fn train(ctx: &RunContext) -> Result<PathBuf> {
                 Err(e) => ctx.warn(format!("{e}; skipped in evaluation"), Some(&img.path)),
             }
         }
-        reports.push(report(ctx, name, &splits.labels, &truth, &probs, &inputs));
+        reports.push(report(ctx, name, labels, &truth, &probs, &inputs));
     }
-    let zeros = Tensor::zeros(tuned.feature_dim, DType::F32, &ctx.device)?;
-    let ones = Tensor::ones(tuned.feature_dim, DType::F32, &ctx.device)?;
-    let exported = ExportedImageModel {
-        backbone: &tuned,
-        head: &head,
-        mean: &zeros,
-        std: &ones,
-        labels: &splits.labels,
-        multi_label: None,
-    };
-    if let Some(w) = crate::eval::usefulness::first_classifier_warning(&reports, IMAGE_ADVICE) {
-        ctx.warn(w, None);
-    }
-    image_model::write_run_outputs(ctx, &exported, &splits, &summary, &reports)
+    reports
 }
 
 /// Computes one split's report and announces it.
