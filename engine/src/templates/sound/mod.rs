@@ -1,4 +1,5 @@
-//! The sound classifier: scan, decoding and the candidates of `algorithm` (`train`), the CNN
+//! The sound classifier: scan, decoding and the run (`train`), the candidates of `algorithm`
+//! (`candidates`: which, each trained, the choice), the CNN
 //! from scratch (`cnn`), window encoders — log-mel statistics, CREPE, the speech embedding,
 //! YAMNet, Whisper — (`encoder`, `transfer`) and the head on their features (`encoder_fit`), how
 //! `auto` chooses among candidates by cross-validation over clips (`candidate_cv`), parameters,
@@ -8,6 +9,7 @@
 //! `onnx_speech`, `onnx_yamnet`, `onnx_whisper`).
 
 pub mod candidate_cv;
+pub mod candidates;
 pub mod cnn;
 pub mod coreml;
 pub mod coreml_crepe;
