@@ -17,6 +17,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use std::collections::HashMap;
+use std::path::Path;
 
 pub(super) fn train_cnn(
     ctx: &RunContext,
@@ -223,49 +224,23 @@ pub(super) fn fit(
     let total_steps = steps_per_epoch * p.epochs;
     let warmup = steps_per_epoch.min(total_steps / 10 + 1);
 
-    let mut history: Vec<EpochMetrics> = Vec::new();
-    let mut best: Option<(usize, f64, f64, HashMap<String, Tensor>)> = None;
-    let mut bad_epochs = 0usize;
-    let mut start_epoch = 1;
     let ckpt_dir = ctx.run_dir.checkpoints();
     std::fs::create_dir_all(&ckpt_dir).map_err(|e| Error::io("creating", &ckpt_dir, e))?;
     let last_path = ckpt_dir.join("cnn_last.safetensors");
     let best_path = ckpt_dir.join("cnn_best.safetensors");
-    if ctx.resume && last_path.exists() {
-        let (tensors, meta) = st::load(&last_path, &ctx.device)?;
-        restore(&vars, &tensors)?;
-        let epoch: usize = meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-        // Batches of one window are skipped, so the step count is read, not computed (older
-        // checkpoints did not record it).
-        let step = meta
-            .get("optimizer_step")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(epoch * steps_per_epoch);
-        opt.load_state(&tensors, step)?;
-        history = meta
-            .get("history")
-            .and_then(|h| serde_json::from_str(h).ok())
-            .unwrap_or_default();
-        bad_epochs = meta
-            .get("bad_epochs")
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
-        if best_path.exists() {
-            let (bt, bm) = st::load(&best_path, &ctx.device)?;
-            let num = |k: &str| bm.get(k).and_then(|v| v.parse::<f64>().ok());
-            best = Some((
-                num("epoch").unwrap_or(0.0) as usize,
-                num("accuracy").unwrap_or(0.0),
-                num("loss").unwrap_or(f64::INFINITY),
-                bt,
-            ));
-        }
-        start_epoch = epoch + 1;
-        ctx.emit(Event::Restored {
-            epoch,
-            checkpoint: last_path.clone(),
-        });
-    }
+    let Resumed {
+        mut history,
+        mut best,
+        mut bad_epochs,
+        start_epoch,
+    } = resumed(
+        ctx,
+        &vars,
+        &mut opt,
+        steps_per_epoch,
+        &last_path,
+        &best_path,
+    )?;
 
     let mut phase = ctx.phase(Phase::Training, p.epochs as u64);
     phase.set(start_epoch as u64 - 1);
@@ -273,21 +248,7 @@ pub(super) fn fit(
     let step_every = (steps_per_epoch / 10).max(1);
     for epoch in start_epoch..=p.epochs {
         let started = std::time::Instant::now();
-        // Fresh augmented windows for this epoch (each file augmented with probability 0.8).
-        let windows: Vec<(Vec<Vec<f32>>, u32)> = train
-            .par_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let key = seed ^ ((epoch as u64) << 32) ^ (i as u64).wrapping_mul(0x9e37_79b9);
-                let mut rng = rand::rngs::StdRng::seed_from_u64(key);
-                let w = if p.augment.any() && rng.random_bool(0.8) {
-                    audio_frontend::windows(&net.frontend, &p.augment.apply(&c.wave, key))
-                } else {
-                    c.windows.clone()
-                };
-                (w, c.label as u32)
-            })
-            .collect();
+        let windows = epoch_windows(net, p, train, seed, epoch);
         let mut items: Vec<(&Vec<f32>, u32)> = windows
             .iter()
             .flat_map(|(ws, l)| ws.iter().map(move |w| (w, *l)))
@@ -362,42 +323,14 @@ pub(super) fn fit(
         } else {
             bad_epochs += 1;
         }
-        // Checkpoints: the last epoch (weights + optimizer, to resume) and the best weights.
-        let mut tensors: Vec<(String, Tensor)> = snapshot(&vars)?.into_iter().collect();
-        tensors.extend(opt.state());
-        let history_json = serde_json::to_string(&history).unwrap_or_default();
-        st::save(
-            &last_path,
-            &tensors,
-            &[
-                ("epoch", epoch.to_string()),
-                ("optimizer_step", opt.step.to_string()),
-                ("bad_epochs", bad_epochs.to_string()),
-                ("history", history_json),
-            ],
+        save_checkpoints(
+            ctx,
+            &vars,
+            &opt,
+            (&history, epoch, bad_epochs),
+            if improved { best.as_ref() } else { None },
+            (&last_path, &best_path),
         )?;
-        ctx.emit(Event::Checkpoint {
-            epoch,
-            path: last_path.clone(),
-            best: false,
-        });
-        if improved && let Some((e, a, l, t)) = &best {
-            let t: Vec<(String, Tensor)> = t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            st::save(
-                &best_path,
-                &t,
-                &[
-                    ("epoch", e.to_string()),
-                    ("accuracy", a.to_string()),
-                    ("loss", l.to_string()),
-                ],
-            )?;
-            ctx.emit(Event::Checkpoint {
-                epoch,
-                path: best_path.clone(),
-                best: true,
-            });
-        }
         phase.set(epoch as u64);
         if p.patience > 0 && bad_epochs >= p.patience && epoch < p.epochs {
             stopped_early = true;
@@ -416,4 +349,144 @@ pub(super) fn fit(
         best_epoch,
         stopped_early,
     })
+}
+
+/// The weights at the best epoch so far: epoch, validation accuracy and loss, the tensors.
+type Best = (usize, f64, f64, HashMap<String, Tensor>);
+
+/// Where training starts: a resumed run's history, best weights and epochs without
+/// improvement, read from its checkpoints (weights and optimizer restored in place).
+struct Resumed {
+    history: Vec<EpochMetrics>,
+    best: Option<Best>,
+    bad_epochs: usize,
+    start_epoch: usize,
+}
+
+/// Restores `cnn_last.safetensors` (and the best weights of `cnn_best.safetensors`) when the
+/// run is resumed and has them; otherwise a fresh start at epoch 1.
+fn resumed(
+    ctx: &RunContext,
+    vars: &[(String, Var)],
+    opt: &mut AdamW,
+    steps_per_epoch: usize,
+    last_path: &Path,
+    best_path: &Path,
+) -> Result<Resumed> {
+    let mut state = Resumed {
+        history: Vec::new(),
+        best: None,
+        bad_epochs: 0,
+        start_epoch: 1,
+    };
+    if !(ctx.resume && last_path.exists()) {
+        return Ok(state);
+    }
+    let (tensors, meta) = st::load(last_path, &ctx.device)?;
+    restore(vars, &tensors)?;
+    let epoch: usize = meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+    // Batches of one window are skipped, so the step count is read, not computed (older
+    // checkpoints did not record it).
+    let step = meta
+        .get("optimizer_step")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(epoch * steps_per_epoch);
+    opt.load_state(&tensors, step)?;
+    state.history = meta
+        .get("history")
+        .and_then(|h| serde_json::from_str(h).ok())
+        .unwrap_or_default();
+    state.bad_epochs = meta
+        .get("bad_epochs")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    if best_path.exists() {
+        let (bt, bm) = st::load(best_path, &ctx.device)?;
+        let num = |k: &str| bm.get(k).and_then(|v| v.parse::<f64>().ok());
+        state.best = Some((
+            num("epoch").unwrap_or(0.0) as usize,
+            num("accuracy").unwrap_or(0.0),
+            num("loss").unwrap_or(f64::INFINITY),
+            bt,
+        ));
+    }
+    state.start_epoch = epoch + 1;
+    ctx.emit(Event::Restored {
+        epoch,
+        checkpoint: last_path.to_path_buf(),
+    });
+    Ok(state)
+}
+
+/// Fresh augmented windows of every training clip for `epoch` (each file augmented with
+/// probability 0.8, seeded by the epoch and the file's index), with its label.
+fn epoch_windows(
+    net: &SoundNet,
+    p: &SoundParams,
+    train: &[Clip],
+    seed: u64,
+    epoch: usize,
+) -> Vec<(Vec<Vec<f32>>, u32)> {
+    train
+        .par_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let key = seed ^ ((epoch as u64) << 32) ^ (i as u64).wrapping_mul(0x9e37_79b9);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(key);
+            let w = if p.augment.any() && rng.random_bool(0.8) {
+                audio_frontend::windows(&net.frontend, &p.augment.apply(&c.wave, key))
+            } else {
+                c.windows.clone()
+            };
+            (w, c.label as u32)
+        })
+        .collect()
+}
+
+/// Checkpoints after an epoch: the last epoch (weights + optimizer, to resume) and, when the
+/// epoch improved (`improved_best`), the best weights.
+fn save_checkpoints(
+    ctx: &RunContext,
+    vars: &[(String, Var)],
+    opt: &AdamW,
+    (history, epoch, bad_epochs): (&[EpochMetrics], usize, usize),
+    improved_best: Option<&Best>,
+    (last_path, best_path): (&Path, &Path),
+) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor)> = snapshot(vars)?.into_iter().collect();
+    tensors.extend(opt.state());
+    let history_json = serde_json::to_string(history).unwrap_or_default();
+    st::save(
+        last_path,
+        &tensors,
+        &[
+            ("epoch", epoch.to_string()),
+            ("optimizer_step", opt.step.to_string()),
+            ("bad_epochs", bad_epochs.to_string()),
+            ("history", history_json),
+        ],
+    )?;
+    ctx.emit(Event::Checkpoint {
+        epoch,
+        path: last_path.to_path_buf(),
+        best: false,
+    });
+    if let Some((e, a, l, t)) = improved_best {
+        let t: Vec<(String, Tensor)> = t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        st::save(
+            best_path,
+            &t,
+            &[
+                ("epoch", e.to_string()),
+                ("accuracy", a.to_string()),
+                ("loss", l.to_string()),
+            ],
+        )?;
+        ctx.emit(Event::Checkpoint {
+            epoch,
+            path: best_path.to_path_buf(),
+            best: true,
+        });
+    }
+    Ok(())
 }
