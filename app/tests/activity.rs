@@ -53,7 +53,7 @@ fn data_screen_counts_sessions_per_activity_and_draws_a_recording() {
     // The first session is drawn: sample rate from its timestamps, duration.
     h.get_by_label("Recording sitting/000.csv: 3 channels, 12.0 s");
     h.get_by_label_contains("50.0 Hz (from its timestamps) · 12.0 s (600 samples)");
-    h.get_by_label("1 of 12 training sessions");
+    h.get_by_label("1 of 12 sessions in the training data");
     // Pick another session from the menu.
     h.get_by_role_and_label(Role::ComboBox, "Session").click();
     h.run();
@@ -65,7 +65,7 @@ fn data_screen_counts_sessions_per_activity_and_draws_a_recording() {
             .is_some_and(|r| r.selected == 9 && r.shown.is_some())
     });
     h.get_by_label("Recording walking/003.csv: 3 channels, 12.0 s");
-    h.get_by_label("10 of 12 training sessions");
+    h.get_by_label("10 of 12 sessions in the training data");
     let shown = h.state().state.recordings.clone().unwrap();
     let rec = shown.shown.unwrap().unwrap();
     assert_eq!(rec.columns, ["acc_x", "acc_y", "acc_z"]);

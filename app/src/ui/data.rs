@@ -259,7 +259,8 @@ pub fn summary_ui(ui: &mut egui::Ui, summary: &DatasetSummary, view: &mut View) 
             });
         }
     }
-    // Activity data counts sessions (recordings), not samples.
+    // Activity data counts sessions (recordings), not samples, and lists no example files: its
+    // Session menu below picks any.
     let noun = if summary.facts.contains_key("sessions") {
         "sessions"
     } else {
@@ -296,7 +297,7 @@ pub fn summary_ui(ui: &mut egui::Ui, summary: &DatasetSummary, view: &mut View) 
                         });
                     }
                 });
-        } else {
+        } else if noun == "examples" {
             for class in &split.classes {
                 if let Some(p) = class.examples.first() {
                     ui.weak(format!("{}: {}", class.label, file_name(p)));

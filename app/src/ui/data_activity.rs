@@ -55,7 +55,7 @@ pub fn recordings_ui(ui: &mut egui::Ui, state: &State, commands: &mut Vec<Comman
             .labelled_by(label.id)
             .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Session"));
         ui.weak(format!(
-            "{} of {} training sessions",
+            "{} of {} sessions in the training data",
             recordings.selected + 1,
             sessions.len()
         ));

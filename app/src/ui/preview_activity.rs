@@ -20,7 +20,7 @@ pub fn activity_item_ui(ui: &mut egui::Ui, labels: &[String], item: &PreviewItem
                 if !parts.is_empty() {
                     activity_strip_ui(ui, &transform, &parts);
                     ui.weak(format!(
-                        "{} windows of {} samples; each band is the activity predicted from that point on",
+                        "{} windows of {} samples; each band is the activity of the windows centred there",
                         preview.windows.len(),
                         preview.windows.first().map_or(0, |w| w.end - w.start)
                     ));

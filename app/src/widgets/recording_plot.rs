@@ -98,8 +98,9 @@ pub struct Stretch {
     pub index: usize,
 }
 
-/// Consecutive windows with the same prediction merged into stretches: each window covers the
-/// time from its start to the next window's start (the last one to its end).
+/// Consecutive windows with the same prediction merged into stretches. Windows overlap, so each
+/// stands for the time nearest its centre: from halfway between its centre and the previous
+/// window's to halfway to the next one's (the first from its start, the last to its end).
 pub fn stretches(
     windows: &[crate::recordings::WindowPrediction],
     labels: &[String],
@@ -107,9 +108,16 @@ pub fn stretches(
 ) -> Vec<Stretch> {
     let rate = rate.max(1e-9);
     let mut out: Vec<Stretch> = Vec::new();
+    let centre = |w: &crate::recordings::WindowPrediction| (w.start + w.end) as f64 / 2.0;
     for (i, w) in windows.iter().enumerate() {
-        let end = windows.get(i + 1).map_or(w.end, |n| n.start.max(w.start));
-        let (s, e) = (w.start as f64 / rate, end as f64 / rate);
+        let from = match i.checked_sub(1).and_then(|p| windows.get(p)) {
+            Some(prev) => (centre(prev) + centre(w)) / 2.0,
+            None => w.start as f64,
+        };
+        let to = windows
+            .get(i + 1)
+            .map_or(w.end as f64, |next| (centre(w) + centre(next)) / 2.0);
+        let (s, e) = (from / rate, to / rate);
         match out.last_mut() {
             Some(last) if last.label == w.label => last.end_secs = e,
             _ => out.push(Stretch {
