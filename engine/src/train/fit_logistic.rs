@@ -236,17 +236,13 @@ pub fn announce(ctx: &RunContext, outcome: &mut FitOutcome, epoch_offset: usize)
 /// Fits the logistic head with `C` on all of `train` (at most `max_iterations` L-BFGS
 /// iterations: the template's `epochs`, 100 by default as scikit-learn's `max_iter`), reporting
 /// iterations as epochs (numbered
-/// from `epoch_offset + 1`) with validation metrics when `validation` is given. With `warm` (a
-/// logistic head fitted on other rows, e.g. the training rows before a refit on training +
-/// validation), L-BFGS starts from that head's function: the problem is convex, so it ends at the
-/// same optimum, in far fewer iterations.
+/// from `epoch_offset + 1`) with validation metrics when `validation` is given.
 pub fn fit_with_c(
     ctx: &RunContext,
     train: &Features,
     validation: Option<&Features>,
     classes: usize,
     spec: FinalFit,
-    warm: Option<&FitOutcome>,
 ) -> Result<FitOutcome> {
     let FinalFit {
         c,
@@ -258,10 +254,6 @@ pub fn fit_with_c(
     let x = scaling.apply(&train.x);
     let val_x = validation.map(|v| scaling.apply(&v.x));
     let link = link_of(train);
-    let warm = match warm {
-        Some(from) => warm_start(from, &scaling, link, classes)?,
-        None => None,
-    };
     let settings = Settings {
         l2: 1.0 / (c * train.len().max(1) as f64),
         max_iterations: max_iterations,
@@ -276,7 +268,7 @@ pub fn fit_with_c(
         classes,
         link,
         &settings,
-        warm.as_ref(),
+        None,
         &mut |it, model| {
             ctx.check()?;
             if report == Report::Silent {
@@ -313,45 +305,6 @@ pub fn fit_with_c(
         phase.set(max_iterations as u64);
     }
     outcome(ctx, model, scaling, history, train.is_multi_label())
-}
-
-/// `from`'s logistic head re-expressed on the standardization `to`: the same logits for every
-/// input, `w'ⱼ = wⱼ·s'ⱼ/sⱼ` and `b' = b + Σⱼ wⱼ·(m'ⱼ − mⱼ)/sⱼ`. None when `from` is not a
-/// logistic head of this shape.
-fn warm_start(
-    from: &FitOutcome,
-    to: &Scaling,
-    link: Link,
-    classes: usize,
-) -> Result<Option<Logistic>> {
-    let d = to.mean.len();
-    let [(weight, bias)] = &from.head.layers[..] else {
-        return Ok(None);
-    };
-    if from.head.kind != HeadKind::Logistic || weight.dims() != [classes, d] {
-        return Ok(None);
-    }
-    let w = weight.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-    let b = bias.as_tensor().to_vec1::<f32>()?;
-    let (m, s) = (from.mean.to_vec1::<f32>()?, from.std.to_vec1::<f32>()?);
-    let mut weight = vec![0f32; classes * d];
-    let mut bias = vec![0f32; classes];
-    for k in 0..classes {
-        let mut shift = b[k] as f64;
-        for j in 0..d {
-            let wkj = w[k * d + j] as f64;
-            weight[k * d + j] = (wkj * to.std[j] as f64 / s[j] as f64) as f32;
-            shift += wkj * (to.mean[j] as f64 - m[j] as f64) / s[j] as f64;
-        }
-        bias[k] = shift as f32;
-    }
-    Ok(Some(Logistic {
-        dim: d,
-        classes,
-        link,
-        weight,
-        bias,
-    }))
 }
 
 fn outcome(
@@ -421,129 +374,4 @@ pub fn concat(a: &Features, b: &Features) -> Features {
     out.labels.extend_from_slice(&b.labels);
     out.targets.extend_from_slice(&b.targets);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use candle_core::Device;
-
-    /// Two overlapping Gaussian-ish classes per cluster in `d` dimensions, deterministic.
-    fn features(n: usize, d: usize, seed: u32, shift: f32) -> Features {
-        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            s as f32 / u32::MAX as f32 - 0.5
-        };
-        let mut f = Features::new(d);
-        for i in 0..n {
-            let label = (i % 3) as u32;
-            for j in 0..d {
-                let centre = if j % 3 == label as usize { 1.5 } else { 0.0 };
-                f.x.push(centre + shift + 2.0 * next() + 10.0 * j as f32);
-            }
-            f.labels.push(label);
-        }
-        f
-    }
-
-    fn logits(m: &Logistic, x: &[f32]) -> Vec<f64> {
-        (0..m.classes)
-            .map(|k| {
-                m.bias[k] as f64
-                    + (0..m.dim)
-                        .map(|j| m.weight[k * m.dim + j] as f64 * x[j] as f64)
-                        .sum::<f64>()
-            })
-            .collect()
-    }
-
-    fn fit_on(train: &Features, scaling: &Scaling, warm: Option<&Logistic>) -> (Logistic, usize) {
-        let x = scaling.apply(&train.x);
-        let settings = Settings {
-            l2: 1.0 / train.len() as f64,
-            max_iterations: 200,
-            tolerance: 1e-4,
-        };
-        let mut iterations = 0;
-        let m = logistic::fit(
-            rows(train, &x),
-            3,
-            Link::Softmax,
-            &settings,
-            warm,
-            &mut |it, _| {
-                iterations = it.iteration;
-                Ok(false)
-            },
-        )
-        .unwrap();
-        (m, iterations)
-    }
-
-    #[test]
-    fn a_warm_start_keeps_the_function_and_the_refit_reaches_the_same_optimum_sooner() {
-        let train = features(600, 6, 1, 0.0);
-        let more = concat(&train, &features(200, 6, 2, 0.7));
-        let first_scaling = Scaling::of(&train);
-        let (first, _) = fit_on(&train, &first_scaling, None);
-        let device = Device::Cpu;
-        let outcome = outcome_for_test(&first, &first_scaling, &device);
-
-        // Re-expressed on the scaling of more rows, the head computes the same logits.
-        let to = Scaling::of(&more);
-        let warm = warm_start(&outcome, &to, Link::Softmax, 3)
-            .unwrap()
-            .unwrap();
-        for row in more.x.chunks(6).take(50) {
-            let a = logits(&first, &first_scaling.apply(row));
-            let b = logits(&warm, &to.apply(row));
-            for (a, b) in a.iter().zip(&b) {
-                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-            }
-        }
-
-        // The refit from it ends where a cold refit does, in fewer iterations.
-        let (cold, cold_its) = fit_on(&more, &to, None);
-        let (warmed, warm_its) = fit_on(&more, &to, Some(&warm));
-        assert!(warm_its < cold_its, "warm {warm_its} vs cold {cold_its}");
-        let x = to.apply(&more.x);
-        let (cold_loss, cold_acc) = logistic::score(&cold, rows(&more, &x));
-        let (warm_loss, warm_acc) = logistic::score(&warmed, rows(&more, &x));
-        assert!(
-            (cold_loss - warm_loss).abs() < 1e-3,
-            "{cold_loss} vs {warm_loss}"
-        );
-        assert!((cold_acc - warm_acc).abs() <= 2.0 / more.len() as f64);
-
-        // Not a logistic head of this shape: no warm start.
-        assert!(
-            warm_start(&outcome, &to, Link::Softmax, 4)
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    fn outcome_for_test(m: &Logistic, s: &Scaling, device: &Device) -> FitOutcome {
-        let weight = Tensor::from_vec(m.weight.clone(), (m.classes, m.dim), device).unwrap();
-        let bias = Tensor::from_vec(m.bias.clone(), m.classes, device).unwrap();
-        FitOutcome {
-            head: Head {
-                kind: HeadKind::Logistic,
-                layers: vec![(
-                    Var::from_tensor(&weight).unwrap(),
-                    Var::from_tensor(&bias).unwrap(),
-                )],
-            },
-            mean: Tensor::from_vec(s.mean.clone(), m.dim, device).unwrap(),
-            std: Tensor::from_vec(s.std.clone(), m.dim, device).unwrap(),
-            history: Vec::new(),
-            best_epoch: 0,
-            stopped_early: false,
-            multi_label: false,
-        }
-    }
 }

@@ -4,7 +4,7 @@
 //! for an MLP to have a chance and keeps the MLP only when its validation accuracy beats the
 //! logistic head's by more than one standard error. A chosen logistic head is refitted on
 //! training + validation rows for the final model (validation figures come from the fit before
-//! the refit, which starts from the training-rows head). On a GPU the two candidates train at
+//! the refit). On a GPU the two candidates train at
 //! once: the MLP on the device, the logistic head's L-BFGS on the CPU cores. A run that
 //! continues another keeps the AdamW path.
 
@@ -245,7 +245,7 @@ pub fn fit_head(
                 report: Report::Silent,
                 ..spec
             };
-            let r = fit_logistic::fit_with_c(ctx, &all, None, classes, silent, Some(&logistic))?;
+            let r = fit_logistic::fit_with_c(ctx, &all, None, classes, silent)?;
             phase.set(1);
             Some((r, started.elapsed().as_secs_f64()))
         }
@@ -310,7 +310,7 @@ fn fit_logistic_candidate_as(
         epoch_offset,
         report,
     };
-    let logistic = fit_logistic::fit_with_c(ctx, train, validation, classes, spec, None)?;
+    let logistic = fit_logistic::fit_with_c(ctx, train, validation, classes, spec)?;
     let candidate = Candidate {
         head: "logistic",
         validation_accuracy: validation_accuracy(ctx, &logistic, validation)?,
