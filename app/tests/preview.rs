@@ -491,7 +491,11 @@ fn a_dropped_table_file_is_the_data_of_a_table_template() {
     assert_eq!(h.state().state.screen, Screen::Data);
     let zone = h.get_by_label("Training data").rect().center();
     drop_paths(&mut h, std::slice::from_ref(&train), Some(zone));
-    h.run();
+    // The scan runs on a job (a spinner meanwhile): wait for it rather than a frame count, which
+    // a loaded machine outlasts.
+    wait_until(&mut h, "the scan of the dropped table", MINUTE, |s| {
+        !matches!(s.state.scan, lathe_studio::state::ScanState::Running { .. })
+    });
     let project = h.state().state.project.clone().unwrap();
     assert_eq!(project.data.train, train, "{:?}", h.state().state.notice);
 }
